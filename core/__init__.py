@@ -1,0 +1,1 @@
+"""Shared plumbing: settings, database engines, the embedded PostgreSQL."""

@@ -1,0 +1,104 @@
+"""Database engines: one read-write factory for jobs, one read-only factory for the dashboard.
+
+The dashboard is read-only by construction: it connects with DASHBOARD_DATABASE_URL (meant
+for a read-only role) when set, and every one of its sessions also runs with
+``default_transaction_read_only = on`` and a ``statement_timeout``, so a slip in a query can
+neither write nor hold the database for long.
+"""
+
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+
+from core.embedded import embedded_url
+from core.errors import ConfigError
+from core.settings import Settings, get_settings
+
+
+def normalise_url(url: str) -> str:
+    """Accept the URL forms PostgreSQL users paste (postgres://, postgresql://) for psycopg 3."""
+    scheme, rest = url.split("://", 1)
+    if scheme.lower() in ("postgres", "postgresql", "postgresql+psycopg2", "postgresql+psycopg"):
+        return f"postgresql+psycopg://{rest}"
+    return url
+
+
+def jobs_url(settings: Settings | None = None) -> str:
+    settings = settings or get_settings()
+    if settings.DATABASE_URL:
+        return normalise_url(settings.DATABASE_URL)
+    return embedded_url(settings.MONITOR_DATA_DIR)
+
+
+def dashboard_url(settings: Settings | None = None) -> str:
+    settings = settings or get_settings()
+    if settings.DASHBOARD_DATABASE_URL:
+        return normalise_url(settings.DASHBOARD_DATABASE_URL)
+    return jobs_url(settings)
+
+
+def describe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return re.sub(r":[^:@/]*@", ":***@", url)
+
+
+def create_jobs_engine(settings: Settings | None = None, **kwargs) -> Engine:
+    """A read-write engine for jobs and migrations."""
+    url = jobs_url(settings)
+    kwargs.setdefault("pool_pre_ping", True)
+    return _engine(url, **kwargs)
+
+
+def create_dashboard_engine(settings: Settings | None = None) -> Engine:
+    """A read-only engine with a statement timeout, for the dashboard's queries."""
+    settings = settings or get_settings()
+    url = dashboard_url(settings)
+    engine = _engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    timeout_ms = int(settings.MONITOR_STATEMENT_TIMEOUT_MS)
+
+    @sa.event.listens_for(engine, "connect")
+    def _read_only_session(dbapi_connection, _record):
+        # Session-level settings on every new pooled connection; autocommit keeps these SETs
+        # out of any transaction so they stick for the session.
+        previous = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        with dbapi_connection.cursor() as cur:
+            cur.execute("SET default_transaction_read_only = on")
+            cur.execute(f"SET statement_timeout = {timeout_ms}")
+            cur.execute("SET application_name = 'webhook-monitor-dashboard'")
+        dbapi_connection.autocommit = previous
+
+    return engine
+
+
+def _engine(url: str, **kwargs) -> Engine:
+    try:
+        return sa.create_engine(url, **kwargs)
+    except Exception as exc:
+        raise ConfigError(f"cannot use database URL {describe_url(url)}: {exc}") from None
+
+
+def check_connection(engine: Engine) -> None:
+    """Connect once, turning connection failures into one readable ConfigError line."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        raise ConfigError(connection_problem(engine.url, exc)) from None
+
+
+def connection_problem(url, exc: BaseException) -> str:
+    """One line saying which database could not be reached and why."""
+    detail = str(getattr(exc, "orig", exc) or exc).strip().splitlines()
+    reason = detail[0] if detail else type(exc).__name__
+    reason = re.sub(r"^connection failed: ", "", reason)
+    reason = re.sub(r'^connection to server at "[^"]*" \([^)]*\), port \d+ failed: ', "", reason)
+    target = describe_url(str(url) if not isinstance(url, str) else url)
+    return (f"cannot connect to the database {target}: {reason}. "
+            "Check DATABASE_URL (host, port, user, password) and that the server is running.")

@@ -1,0 +1,55 @@
+"""The embedded PostgreSQL used when DATABASE_URL is unset.
+
+pgserver ships a real PostgreSQL 16 in a wheel. The server is started once and left running
+(cleanup_mode=None) so the dashboard, the jobs and the receiver, each in its own process,
+share one data folder; it listens on a Unix socket inside that folder only.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+from core.errors import ConfigError
+
+_servers: dict[Path, object] = {}
+
+
+def embedded_url(monitor_data_dir: Path) -> str:
+    """Start (or attach to) the embedded server under ``monitor_data_dir``; return its URL."""
+    data_dir = Path(monitor_data_dir).expanduser().resolve() / "pgdata"
+    server = _servers.get(data_dir)
+    if server is None:
+        server = _start(data_dir)
+        _servers[data_dir] = server
+    socket_dir = data_dir
+    # pgserver puts the socket in the data folder unless that path is too long for a socket.
+    info = server.get_postmaster_info()
+    if getattr(info, "socket_dir", None):
+        socket_dir = Path(info.socket_dir)
+    port = getattr(info, "port", None) or 5432
+    return f"postgresql+psycopg://postgres@/postgres?host={socket_dir}&port={port}"
+
+
+def _start(data_dir: Path):
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
+            import pgserver
+    except ImportError as exc:  # pragma: no cover - dependency is declared
+        raise ConfigError(f"the embedded database needs the 'pgserver' package ({exc}); "
+                          "install the project or set DATABASE_URL") from None
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return pgserver.get_server(data_dir, cleanup_mode=None)
+    except Exception as exc:
+        log = data_dir / "log"
+        raise ConfigError(
+            f"could not start the embedded PostgreSQL in {data_dir} ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); see {log}, "
+            "or set DATABASE_URL to use another server"
+        ) from None

@@ -1,0 +1,122 @@
+"""Every setting the project reads, declared once with its default and help text.
+
+Settings come from the environment and are read when used (``get_settings()`` builds a
+fresh object each call), so a test or a long-running process sees the current values.
+The README's configuration table is checked against this declaration by a test.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigError
+
+APP_NAME = "stripe-webhook-monitor"
+
+
+def default_data_dir() -> Path:
+    """Per-user folder for the embedded database, outside the repository."""
+    return Path(platformdirs.user_data_dir(APP_NAME))
+
+
+class Settings(BaseSettings):
+    """The project's configuration; field names are the environment variable names."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore")
+
+    DATABASE_URL: str | None = Field(
+        None,
+        description="PostgreSQL URL for jobs and migrations (read-write). "
+        "Unset: the embedded PostgreSQL in MONITOR_DATA_DIR.",
+    )
+    DASHBOARD_DATABASE_URL: str | None = Field(
+        None,
+        description="URL the dashboard connects with, meant for a read-only role. "
+        "Unset: DATABASE_URL, still with read-only transactions.",
+    )
+    STRIPE_API_KEY: str | None = Field(
+        None,
+        description="Stripe secret or restricted key; read access to Checkout Sessions "
+        "and Events is enough for reconciliation and cleanup.",
+    )
+    STRIPE_API_BASE: str | None = Field(
+        None,
+        description="Stripe API base URL, e.g. a local test server. Unset: Stripe itself.",
+    )
+    STRIPE_WEBHOOK_SECRET: str | None = Field(
+        None,
+        description="Webhook signing secret (whsec_...) checked by the reference receiver.",
+    )
+    MONITOR_AUTH: Literal["auto", "password", "oidc", "none"] = Field(
+        "auto",
+        description="Dashboard login: 'oidc' uses [auth] in .streamlit/secrets.toml, "
+        "'password' a password form, 'auto' picks oidc when configured else password, "
+        "'none' disables login (only on a loopback address; a banner says so).",
+    )
+    MONITOR_PASSWORD_HASH: str | None = Field(
+        None,
+        description="Hash of the dashboard password (make one with "
+        "'python -m jobs hash-password'); also read from secrets.toml.",
+    )
+    MONITOR_DATA_DIR: Path = Field(
+        default_factory=default_data_dir,
+        description="Folder holding the embedded PostgreSQL data (used only when "
+        "DATABASE_URL is unset).",
+    )
+    MONITOR_STATEMENT_TIMEOUT_MS: int = Field(
+        5000,
+        ge=100,
+        le=600_000,
+        description="Longest a dashboard query may run before PostgreSQL cancels it, in ms.",
+    )
+    MONITOR_STUCK_MINUTES: int = Field(
+        15,
+        ge=1,
+        description="An event still 'processing' after this many minutes counts as stuck.",
+    )
+
+    @field_validator("DATABASE_URL", "DASHBOARD_DATABASE_URL")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        scheme = value.split("://", 1)[0].lower()
+        if "://" not in value or not scheme.startswith(("postgres", "postgresql")):
+            raise ValueError("must be a PostgreSQL URL such as postgresql://user:pass@host:5432/db")
+        return value.strip()
+
+    @field_validator("STRIPE_API_KEY", "STRIPE_API_BASE", "STRIPE_WEBHOOK_SECRET", "MONITOR_PASSWORD_HASH")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        return value.strip()
+
+
+def get_settings(**overrides) -> Settings:
+    """Read the settings from the environment now, raising ConfigError on a bad value."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(part) for part in first["loc"]) or "settings"
+        raise ConfigError(f"{name}: {first['msg']}") from None
+
+
+def describe_settings() -> list[tuple[str, str, str]]:
+    """(name, default, help) for every setting, in declaration order."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        if field.default_factory is not None:
+            default = "per-user data folder"
+        elif field.default is None:
+            default = "unset"
+        else:
+            default = str(field.default)
+        rows.append((name, default, field.description or ""))
+    return rows

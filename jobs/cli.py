@@ -1,0 +1,116 @@
+"""``python -m jobs <command>``: a table of commands, each a module with
+``HELP``, ``add_arguments(parser)`` and ``main(args, ctx) -> exit code``.
+
+Exit codes (public contract): 0 done, 1 the job failed, 2 bad usage or configuration,
+3 done but something needs a person.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from datetime import datetime, timezone
+from functools import cached_property
+
+from core.errors import ConfigError, JobBusy, JobFailed
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NEEDS_PERSON = 0, 1, 2, 3
+
+# command name -> module; each module keeps its job logic and its CLI glue together.
+COMMANDS: dict[str, str] = {
+    "migrate": "jobs.migrate",
+}
+
+
+class Context:
+    """What a command needs from the outside world, created once per invocation."""
+
+    def __init__(self, *, json_output: bool = False, trigger: str = "cli"):
+        self.json_output = json_output
+        self.trigger = trigger
+
+    @cached_property
+    def settings(self):
+        from core.settings import get_settings
+
+        return get_settings()
+
+    def jobs_engine(self):
+        from core.db import check_connection, create_jobs_engine
+
+        engine = create_jobs_engine(self.settings)
+        check_connection(engine)
+        return engine
+
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+    def say(self, message: str) -> None:
+        """Human progress and results; kept off stdout under --json."""
+        print(message, file=sys.stderr if self.json_output else sys.stdout, flush=True)
+
+    def warn(self, message: str) -> None:
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+
+    def print_json(self, data) -> None:
+        print(json.dumps(data, indent=2, default=str, sort_keys=True))
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse exits 2 too; keep its message to one line
+        self.print_usage(sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m jobs",
+        description="Jobs of the Stripe webhook monitor: migrations, demo data, "
+        "reconciliation, cleanup and more.",
+        epilog="Exit codes: 0 done, 1 the job failed, 2 bad usage or configuration, "
+        "3 done but something needs a person.",
+    )
+    parser.add_argument("--traceback", action="store_true",
+                        help="show the full traceback when something fails (for bug reports)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        sub = commands.add_parser(name, help=module.HELP, description=module.HELP)
+        sub.add_argument("--json", action="store_true",
+                         help="print a machine-readable summary on stdout")
+        module.add_arguments(sub)
+        sub.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return EXIT_USAGE
+    ctx = Context(json_output=args.json)
+    try:
+        return int(args._module.main(args, ctx) or EXIT_OK)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except JobBusy as exc:
+        print(f"skipped: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except JobFailed as exc:
+        print(f"failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:
+        if args.traceback:
+            raise
+        detail = str(exc).strip().splitlines()
+        print(f"failed: {type(exc).__name__}: {detail[0] if detail else ''} "
+              "(run with --traceback for details)", file=sys.stderr)
+        return EXIT_FAILED

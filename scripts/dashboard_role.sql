@@ -1,0 +1,43 @@
+-- Optional: a read-only login role for the dashboard (DASHBOARD_DATABASE_URL).
+--
+--   psql "$DATABASE_URL" -v dashboard_password='choose-a-long-secret' -f scripts/dashboard_role.sql
+--   DASHBOARD_DATABASE_URL=postgresql://webhook_monitor_dashboard:choose-a-long-secret@host:5432/db
+--
+-- The role can SELECT the project's tables and nothing else; it cannot write even if a query
+-- tried, and its sessions are read-only with a statement timeout. Row-level security is on
+-- for every project table (so Supabase's REST API does not expose them); the policies below
+-- let this one role read them. Safe to run again, e.g. after a migration adds a table.
+\set ON_ERROR_STOP on
+
+SELECT NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'webhook_monitor_dashboard') AS create_role \gset
+\if :create_role
+CREATE ROLE webhook_monitor_dashboard LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT;
+\endif
+ALTER ROLE webhook_monitor_dashboard WITH LOGIN PASSWORD :'dashboard_password';
+ALTER ROLE webhook_monitor_dashboard SET default_transaction_read_only = on;
+ALTER ROLE webhook_monitor_dashboard SET statement_timeout = '5s';
+
+GRANT USAGE ON SCHEMA public TO webhook_monitor_dashboard;
+
+DO $$
+DECLARE
+    project_table text;
+BEGIN
+    FOREACH project_table IN ARRAY ARRAY[
+        'webhook_events', 'webhook_events_archive', 'registrations', 'registrations_archive',
+        'reconciliation_runs', 'reconciliation_items', 'cleanup_runs', 'job_runs',
+        'database_health_snapshots'
+    ] LOOP
+        IF to_regclass('public.' || project_table) IS NULL THEN
+            CONTINUE;  -- e.g. registrations skipped with --without-reference
+        END IF;
+        EXECUTE format('GRANT SELECT ON public.%I TO webhook_monitor_dashboard', project_table);
+        IF NOT EXISTS (SELECT 1 FROM pg_policies
+                       WHERE schemaname = 'public' AND tablename = project_table
+                         AND policyname = 'webhook_monitor_dashboard_read') THEN
+            EXECUTE format('CREATE POLICY webhook_monitor_dashboard_read ON public.%I '
+                           'FOR SELECT TO webhook_monitor_dashboard USING (true)', project_table);
+        END IF;
+    END LOOP;
+END
+$$;

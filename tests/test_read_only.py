@@ -1,0 +1,15 @@
+import pytest
+import sqlalchemy as sa
+
+
+def test_dashboard_connection_cannot_write(dashboard_engine):
+    with dashboard_engine.connect() as conn:
+        with pytest.raises(sa.exc.InternalError, match="read-only transaction"):
+            conn.execute(sa.text("DELETE FROM webhook_events"))
+
+
+def test_dashboard_connection_has_a_statement_timeout(dashboard_engine, monkeypatch):
+    with dashboard_engine.connect() as conn:
+        assert conn.execute(sa.text("SHOW statement_timeout")).scalar() == "5s"
+        with pytest.raises(sa.exc.OperationalError, match="statement timeout"):
+            conn.execute(sa.text("SET LOCAL statement_timeout = 50; SELECT pg_sleep(1)"))
