@@ -1,0 +1,55 @@
+import re
+
+import pytest
+
+from core.errors import ConfigError
+from core.settings import Settings, describe_settings, get_settings
+from tests.conftest import REPO
+
+
+def readme_settings() -> dict[str, str]:
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    return {m[1]: m[2].strip() for m in re.finditer(r"^\| `([A-Z_]+)` \| ([^|]+) \|", section, re.M)}
+
+
+def test_readme_documents_every_setting_with_its_default():
+    documented = readme_settings()
+    declared = {name: default for name, default, _help in describe_settings()}
+    assert set(documented) == set(declared), "README's configuration table and core/settings.py disagree"
+    for name, default in declared.items():
+        assert documented[name].strip("`") == default, f"{name}: README says {documented[name]}, code says {default}"
+
+
+def test_every_setting_has_help():
+    assert all(help_text for _name, _default, help_text in describe_settings())
+
+
+def test_settings_are_read_when_used(monkeypatch):
+    monkeypatch.setenv("MONITOR_STUCK_MINUTES", "3")
+    assert get_settings().MONITOR_STUCK_MINUTES == 3
+    monkeypatch.setenv("MONITOR_STUCK_MINUTES", "4")
+    assert get_settings().MONITOR_STUCK_MINUTES == 4
+
+
+@pytest.mark.parametrize("name, value, fragment", [
+    ("DATABASE_URL", "sqlite:///x.db", "must be a PostgreSQL URL"),
+    ("MONITOR_AUTH", "maybe", "MONITOR_AUTH"),
+    ("MONITOR_STATEMENT_TIMEOUT_MS", "5", "MONITOR_STATEMENT_TIMEOUT_MS"),
+])
+def test_bad_values_raise_one_line_config_errors(monkeypatch, name, value, fragment):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=fragment) as info:
+        get_settings()
+    assert "\n" not in str(info.value)
+
+
+def test_blank_values_count_as_unset(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "  ")
+    monkeypatch.setenv("STRIPE_API_KEY", "")
+    settings = get_settings()
+    assert settings.DATABASE_URL is None and settings.STRIPE_API_KEY is None
+
+
+def test_postgres_url_forms_are_accepted():
+    assert Settings(DATABASE_URL="postgres://u:p@h/db").DATABASE_URL == "postgres://u:p@h/db"
