@@ -3,6 +3,7 @@ many), and a row in ``job_runs`` for each run, whatever its outcome."""
 
 from __future__ import annotations
 
+import json
 import socket
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -101,8 +102,6 @@ def recorded_run(engine: Engine, job: str, *, now: datetime, trigger: str = "cli
 
 
 def _finish(engine: Engine, run: JobRun, status: str, *, error: str | None = None) -> None:
-    import json
-
     finished = datetime.now(timezone.utc)
     with engine.begin() as conn:
         conn.execute(
