@@ -16,12 +16,16 @@ from core.errors import ConfigError
 _servers: dict[Path, object] = {}
 
 
-def embedded_url(monitor_data_dir: Path) -> str:
-    """Start (or attach to) the embedded server under ``monitor_data_dir``; return its URL."""
+def embedded_url(monitor_data_dir: Path, *, keep_running: bool = True) -> str:
+    """Start (or attach to) the embedded server under ``monitor_data_dir``; return its URL.
+
+    ``keep_running=False`` stops the server when this process exits (tests); otherwise it
+    stays up for the next process, as the dashboard and the jobs expect.
+    """
     data_dir = Path(monitor_data_dir).expanduser().resolve() / "pgdata"
     server = _servers.get(data_dir)
     if server is None:
-        server = _start(data_dir)
+        server = _start(data_dir, cleanup_mode=None if keep_running else "stop")
         _servers[data_dir] = server
     socket_dir = data_dir
     # pgserver puts the socket in the data folder unless that path is too long for a socket.
@@ -32,7 +36,7 @@ def embedded_url(monitor_data_dir: Path) -> str:
     return f"postgresql+psycopg://postgres@/postgres?host={socket_dir}&port={port}"
 
 
-def _start(data_dir: Path):
+def _start(data_dir: Path, cleanup_mode: str | None):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
@@ -45,7 +49,7 @@ def _start(data_dir: Path):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return pgserver.get_server(data_dir, cleanup_mode=None)
+            return pgserver.get_server(data_dir, cleanup_mode=cleanup_mode)
     except Exception as exc:
         log = data_dir / "log"
         raise ConfigError(

@@ -48,7 +48,7 @@ def database_url(tmp_path_factory) -> str:
         url, drop = _scratch_database(saved["DATABASE_URL"])
     else:
         data_dir = tmp_path_factory.mktemp("monitor")
-        url = embedded_url(data_dir)
+        url = embedded_url(data_dir, keep_running=False)
         os.environ["MONITOR_DATA_DIR"] = str(data_dir)
     os.environ["DATABASE_URL"] = url
     os.environ.pop("DASHBOARD_DATABASE_URL", None)
