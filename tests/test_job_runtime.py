@@ -1,0 +1,45 @@
+from datetime import datetime, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from core.errors import JobBusy
+from jobs.runtime import job_is_running, job_lock, recorded_run
+
+NOW = datetime(2026, 11, 26, 3, 0, tzinfo=timezone.utc)
+
+
+def job_rows(engine):
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT job, status, trigger, error, summary FROM job_runs ORDER BY id")).all()
+
+
+def test_completed_run_is_recorded_with_its_summary(db):
+    with recorded_run(db, "example", now=NOW, trigger="schedule") as run:
+        run.summary["moved"] = 3
+    [(job, status, trigger, error, summary)] = job_rows(db)
+    assert (job, status, trigger, error, summary) == ("example", "completed", "schedule", None, {"moved": 3})
+
+
+def test_second_run_while_first_holds_the_lock_is_skipped(db, dashboard_engine):
+    with recorded_run(db, "example", now=NOW):
+        with dashboard_engine.connect() as conn:
+            assert job_is_running(conn, "example")
+            assert not job_is_running(conn, "other")
+        with pytest.raises(JobBusy, match="another example run is in progress"):
+            with recorded_run(db, "example", now=NOW):
+                pytest.fail("the second run must not start")
+    statuses = [row.status for row in job_rows(db)]
+    assert statuses == ["completed", "skipped"]
+    with dashboard_engine.connect() as conn:
+        assert not job_is_running(conn, "example")
+
+
+def test_failing_run_is_recorded_as_failed_and_releases_the_lock(db):
+    with pytest.raises(RuntimeError):
+        with recorded_run(db, "example", now=NOW):
+            raise RuntimeError("stripe went away")
+    [row] = job_rows(db)
+    assert row.status == "failed" and "stripe went away" in row.error
+    with job_lock(db, "example"):  # free again
+        pass
