@@ -1,0 +1,259 @@
+"""The Python side of event tracking: a context manager over the SQL functions of
+``migrations/0010_tracking.sql``.
+
+    tracker = EventTracker(create_jobs_engine())
+    try:
+        with tracker.track(event) as attempt:
+            ...do the work with attempt.conn (same transaction as the 'completed' mark)...
+            attempt.outcome = "registration_completed"
+    except DuplicateDelivery:
+        ...already processed: answer 2xx...
+    except EventInProgress:
+        ...another worker has it: answer non-2xx so Stripe retries later...
+
+Entering the block records the delivery and claims the event (its own, committed
+transaction). Leaving it normally marks the event completed in the same transaction as the
+work, so both happen or neither does. An exception rolls the work back, records the failure
+(message, category, exception type, trimmed traceback, context) and propagates.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterator, Mapping
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from queries import load_queries
+
+log = logging.getLogger(__name__)
+
+SQL = load_queries("tracking")
+
+PROCESS, SKIP_DUPLICATE, RETRY_LATER = "process", "skip_duplicate", "retry_later"
+ERROR_CATEGORIES = ("network", "validation", "database", "stripe", "unknown")
+DEFAULT_STALE_AFTER = timedelta(minutes=5)
+TRACEBACK_FRAMES = 8
+TRACEBACK_CHARS = 4000
+MESSAGE_CHARS = 1000
+
+
+class InvalidEvent(ValueError):
+    """The object is not a Stripe event: no id or type to record it by."""
+
+
+class TrackingSignal(Exception):
+    """This delivery must not be processed; ``claim`` says why."""
+
+    def __init__(self, claim: "Claim", message: str):
+        super().__init__(message)
+        self.claim = claim
+
+
+class DuplicateDelivery(TrackingSignal):
+    """The event was already completed: acknowledge the delivery (2xx) and do nothing."""
+
+
+class EventInProgress(TrackingSignal):
+    """Another worker is processing the event right now: answer non-2xx so Stripe retries."""
+
+
+class AttemptSuperseded(TrackingSignal):
+    """The event was reclaimed by another worker while this one ran; this work was rolled back."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What ``webhook_event_begin`` decided for one delivery."""
+
+    stripe_event_id: str
+    event_type: str
+    decision: str  # process | skip_duplicate | retry_later
+    attempt: int
+    previous_status: str | None  # None for a new event
+
+
+@dataclass
+class Attempt:
+    """The running attempt inside ``track()``: its transaction and what to record at the end."""
+
+    claim: Claim
+    conn: Connection
+    outcome: str | None = None
+    registration_id: str | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+def event_fields(event: Mapping[str, Any]) -> tuple[str, str, datetime | None, bool]:
+    """(id, type, created, livemode) of a Stripe event, or InvalidEvent."""
+    if not isinstance(event, Mapping):
+        raise InvalidEvent(f"a Stripe event is a JSON object, not {type(event).__name__}")
+    event_id, event_type = event.get("id"), event.get("type")
+    if not isinstance(event_id, str) or not event_id.strip():
+        raise InvalidEvent("the event has no 'id'")
+    if not isinstance(event_type, str) or not event_type.strip():
+        raise InvalidEvent(f"event {event_id} has no 'type'")
+    created = event.get("created")
+    created_at = None
+    if isinstance(created, (int, float)) and not isinstance(created, bool):
+        try:
+            created_at = datetime.fromtimestamp(created, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            created_at = None  # Stripe's time is informative only; never lose the event over it
+    return event_id, event_type, created_at, event.get("livemode") is True
+
+
+def categorise(exc: BaseException) -> str:
+    """The error category of an exception, from its type: network, validation, database,
+    stripe or unknown."""
+    import stripe
+
+    if isinstance(exc, stripe.APIConnectionError):
+        return "network"
+    if isinstance(exc, stripe.StripeError):
+        return "stripe"
+    if isinstance(exc, sa.exc.SQLAlchemyError) or _is_driver_error(exc):
+        return "database"
+    if isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror, socket.herror)):
+        return "network"
+    if isinstance(exc, (ValueError, LookupError)):
+        return "validation"
+    return "unknown"
+
+
+def _is_driver_error(exc: BaseException) -> bool:
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - the driver is a dependency
+        return False
+    return isinstance(exc, psycopg.Error)
+
+
+def error_details(exc: BaseException, *, claim: Claim | None = None,
+                  context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Structured details of a failure: exception type, trimmed traceback, context."""
+    kind = type(exc)
+    frames = traceback.format_exception(kind, exc, exc.__traceback__, limit=-TRACEBACK_FRAMES)
+    text = "".join(frames)
+    if len(text) > TRACEBACK_CHARS:  # keep the end: the innermost frames and the message
+        text = "…" + text[-TRACEBACK_CHARS:]
+    details: dict[str, Any] = {
+        "exception_type": f"{kind.__module__}.{kind.__qualname__}",
+        "message": str(exc)[:MESSAGE_CHARS],
+        "traceback": text,
+        "context": dict(context or {}),
+        "host": socket.gethostname(),
+    }
+    if claim is not None:
+        details["attempt"] = claim.attempt
+        details["event_type"] = claim.event_type
+    return details
+
+
+def error_message(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}"[:MESSAGE_CHARS] if text else type(exc).__name__
+
+
+class EventTracker:
+    """Records Stripe events in ``webhook_events`` through the tracking SQL functions."""
+
+    def __init__(self, engine: Engine, *, stale_after: timedelta = DEFAULT_STALE_AFTER):
+        self.engine = engine
+        self.stale_after = stale_after
+
+    def begin(self, event: Mapping[str, Any], *, raw_payload: str | None = None) -> Claim:
+        """Record the delivery and claim the event (committed at once); see ``Claim.decision``.
+
+        ``raw_payload`` is the event's JSON text as received, stored as is; without it the
+        event is serialised.
+        """
+        event_id, event_type, created_at, livemode = event_fields(event)
+        payload = raw_payload if raw_payload is not None else json.dumps(event, default=str)
+        with self.engine.begin() as conn:
+            row = conn.execute(SQL["begin_event"].statement, {
+                "stripe_event_id": event_id, "event_type": event_type, "payload": payload,
+                "stripe_created_at": created_at, "livemode": livemode,
+                "stale_after": self.stale_after,
+            }).one()
+        return Claim(event_id, event_type, row.decision, row.attempt, row.previous_status)
+
+    def complete(self, conn: Connection, claim: Claim, *, outcome: str | None = None,
+                 registration_id: str | None = None) -> bool:
+        """Mark the attempt completed inside the caller's transaction; False if superseded."""
+        return bool(conn.execute(SQL["complete_event"].statement, {
+            "stripe_event_id": claim.stripe_event_id, "outcome": outcome,
+            "registration_id": registration_id, "attempt": claim.attempt,
+        }).scalar())
+
+    def fail(self, claim: Claim, error: BaseException | str, *, category: str | None = None,
+             context: Mapping[str, Any] | None = None) -> bool:
+        """Record the attempt as failed (own transaction); False if superseded."""
+        if isinstance(error, BaseException):
+            message = error_message(error)
+            details = error_details(error, claim=claim, context=context)
+            category = category or categorise(error)
+        else:
+            message = str(error)[:MESSAGE_CHARS]
+            details = {"context": dict(context or {}), "attempt": claim.attempt,
+                       "event_type": claim.event_type}
+        with self.engine.begin() as conn:
+            return bool(conn.execute(SQL["fail_event"].statement, {
+                "stripe_event_id": claim.stripe_event_id, "error_message": message,
+                "error_details": json.dumps(details, default=str),
+                "error_category": category or "unknown", "attempt": claim.attempt,
+            }).scalar())
+
+    @contextmanager
+    def track(self, event: Mapping[str, Any], *, raw_payload: str | None = None,
+              context: Mapping[str, Any] | None = None) -> Iterator[Attempt]:
+        """Claim the event, run the block in a transaction, then record the outcome.
+
+        Raises DuplicateDelivery or EventInProgress on entry when this delivery must not be
+        processed, AttemptSuperseded when another worker reclaimed the event meanwhile (the
+        block's work is rolled back), and re-raises the block's own exception once the
+        failure is recorded.
+        """
+        claim = self.begin(event, raw_payload=raw_payload)
+        if claim.decision == SKIP_DUPLICATE:
+            raise DuplicateDelivery(claim, f"event {claim.stripe_event_id} was already processed")
+        if claim.decision == RETRY_LATER:
+            raise EventInProgress(claim, f"event {claim.stripe_event_id} is being processed by "
+                                         "another worker; deliver it again later")
+        with self.attempt(claim, context=context) as attempt:
+            yield attempt
+
+    @contextmanager
+    def attempt(self, claim: Claim, *, context: Mapping[str, Any] | None = None) -> Iterator[Attempt]:
+        """Run the block for a claim whose decision is 'process' (see ``track``)."""
+        if claim.decision != PROCESS:
+            raise ValueError(f"event {claim.stripe_event_id} was not claimed for processing ({claim.decision})")
+        attempt_context = dict(context or {})
+        try:
+            with self.engine.begin() as conn:
+                attempt = Attempt(claim, conn, context=attempt_context)
+                yield attempt
+                if not self.complete(conn, claim, outcome=attempt.outcome,
+                                     registration_id=attempt.registration_id):
+                    raise AttemptSuperseded(
+                        claim, f"event {claim.stripe_event_id} was reclaimed by another worker "
+                               f"during attempt {claim.attempt}; this attempt's work was rolled back")
+        except AttemptSuperseded:
+            raise
+        except Exception as exc:
+            # The block's transaction is rolled back by now; the failure gets its own.
+            try:
+                self.fail(claim, exc, context=attempt_context)
+            except Exception as record_exc:
+                # The row stays 'processing' and is reclaimed once stale; say why it is not failed.
+                log.error("could not record the failure of event %s (%s); it stays 'processing' "
+                          "until reclaimed: %s", claim.stripe_event_id, error_message(exc),
+                          error_message(record_exc))
+            raise
