@@ -1,0 +1,317 @@
+"""Load the reference receiver with signed deliveries, then check the database lost nothing.
+
+    python bench/receiver_load.py --quick                 # 200 deliveries at concurrency 8
+    python bench/receiver_load.py --events 5000 --concurrency 32
+
+Starts ``uvicorn tracking.receiver:app`` in a subprocess on a free port, against a throwaway
+database (an embedded PostgreSQL in a temporary folder, or a scratch database created on
+DATABASE_URL's server and dropped afterwards). Sends N distinct events plus 10% duplicate
+deliveries at concurrency C, in shuffled order, signed as Stripe signs them. Some events fail
+for real: checkout sessions without payment_status, and paid sessions whose registration
+does not exist. A 409 answer (another delivery of the event in progress) is delivered again,
+as Stripe would. Prints throughput and latency, then verifies: exactly one row per distinct
+event, nothing left processing, no registration completed twice, every registration in the
+state its events call for, and every failure recorded with its error. Exit code 1 when a
+check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import sqlalchemy as sa  # noqa: E402
+import stripe  # noqa: E402
+
+from core.db import normalise_url  # noqa: E402
+from jobs import migrate  # noqa: E402
+from tracking.samples import checkout_session_event  # noqa: E402
+
+SECRET = "whsec_bench_receiver_load"
+# Share of distinct events per kind; what is left after failures is split by these weights.
+KIND_WEIGHTS = {"paid": 70, "expired": 10, "async_failed": 5, "unknown": 15}
+
+
+# --- database ---------------------------------------------------------------------------
+
+class ThrowawayDatabase:
+    """An embedded PostgreSQL in a temporary folder, or a scratch database on DATABASE_URL's server."""
+
+    def __enter__(self) -> str:
+        server_url = os.environ.get("DATABASE_URL")
+        self._drop = None
+        if server_url:
+            self._admin = sa.create_engine(normalise_url(server_url), isolation_level="AUTOCOMMIT")
+            self._name = f"receiver_bench_{uuid.uuid4().hex[:8]}"
+            with self._admin.connect() as conn:
+                conn.execute(sa.text(f'CREATE DATABASE "{self._name}"'))
+            self.url = sa.engine.make_url(normalise_url(server_url)).set(database=self._name) \
+                .render_as_string(hide_password=False)
+        else:
+            from core.embedded import embedded_url
+
+            self._tmp = tempfile.TemporaryDirectory(prefix="receiver-bench-")
+            self.url = embedded_url(Path(self._tmp.name), keep_running=False)
+        return self.url
+
+    def __exit__(self, *exc):
+        if os.environ.get("DATABASE_URL"):
+            with self._admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{self._name}" WITH (FORCE)'))
+            self._admin.dispose()
+        # The embedded server stops when this process exits; its folder goes with the tmp dir.
+
+
+# --- workload ---------------------------------------------------------------------------
+
+def build_workload(n_events: int, duplicates: float, failures: float, rng: random.Random):
+    """(registrations to insert, events by id with their expected result, delivery order)."""
+    n_fail = round(n_events * failures)
+    rest = n_events - n_fail
+    weights = list(KIND_WEIGHTS.values())
+    kinds = (["fail_missing_field"] * (n_fail - n_fail // 2) + ["fail_no_registration"] * (n_fail // 2)
+             + rng.choices(list(KIND_WEIGHTS), weights=weights, k=rest))
+    rng.shuffle(kinds)
+    created = int(time.time())
+    registrations, events = [], {}
+    for kind in kinds:
+        reg_id = str(uuid.uuid4())
+        if kind in ("paid", "expired", "async_failed", "fail_missing_field"):
+            registrations.append({"id": reg_id, "email": f"{reg_id[:8]}@example.com", "created": datetime.now(timezone.utc)})
+        if kind == "unknown":
+            event = {"id": f"evt_{uuid.uuid4().hex[:24]}", "object": "event", "type": "payment_intent.created",
+                     "created": created, "livemode": False,
+                     "data": {"object": {"id": f"pi_{uuid.uuid4().hex[:24]}", "object": "payment_intent"}}}
+        elif kind == "expired":
+            event = checkout_session_event("checkout.session.expired", registration_id=reg_id,
+                                           payment_status="unpaid", created=created)
+        elif kind == "async_failed":
+            event = checkout_session_event("checkout.session.async_payment_failed", registration_id=reg_id,
+                                           payment_status="unpaid", created=created)
+        else:  # paid, and both kinds of failure (a paid session with a problem)
+            event = checkout_session_event("checkout.session.completed", registration_id=reg_id,
+                                           amount_total=rng.choice([1500, 2500, 4900]), created=created)
+            if kind == "fail_missing_field":
+                del event["data"]["object"]["payment_status"]
+        events[event["id"]] = {"kind": kind, "registration_id": reg_id,
+                               "body": json.dumps(event, separators=(",", ":"))}
+    order = list(events) + rng.choices(list(events), k=round(n_events * duplicates))
+    rng.shuffle(order)
+    return registrations, events, order
+
+
+def insert_registrations(engine, registrations) -> None:
+    if not registrations:
+        return
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO registrations (id, email, created_at) "
+                             "VALUES (CAST(:id AS uuid), :email, :created)"), registrations)
+
+
+# --- receiver ---------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_receiver(url: str, port: int, workers: int, log_file) -> subprocess.Popen:
+    env = {**os.environ, "DATABASE_URL": url, "STRIPE_WEBHOOK_SECRET": SECRET}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "tracking.receiver:app", "--host", "127.0.0.1",
+         "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
+        cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise SystemExit(f"the receiver exited with code {process.returncode}; see {log_file.name}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return process
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            raise SystemExit(f"the receiver did not become healthy within 60 s; see {log_file.name}")
+        time.sleep(0.1)
+
+
+class Sender:
+    """Delivers signed events over one keep-alive connection per thread."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.local = threading.local()
+
+    def _conn(self) -> http.client.HTTPConnection:
+        if getattr(self.local, "conn", None) is None:
+            self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        return self.local.conn
+
+    def post(self, body: str) -> tuple[int, str, float]:
+        """(HTTP status, answer status, seconds)."""
+        data = body.encode()
+        headers = {"Content-Type": "application/json",
+                   "Stripe-Signature": stripe.WebhookSignature.generate_signature_header(body, SECRET)}
+        for retry in (False, True):
+            started = time.perf_counter()
+            try:
+                conn = self._conn()
+                conn.request("POST", "/stripe/webhook", body=data, headers=headers)
+                response = conn.getresponse()
+                answer = json.loads(response.read() or b"{}")
+                return response.status, answer.get("status", "?"), time.perf_counter() - started
+            except (http.client.HTTPException, ConnectionError):
+                self.local.conn = None  # server closed the keep-alive connection: reconnect once
+                if retry:
+                    raise
+        raise AssertionError("unreachable")
+
+    def deliver(self, body: str) -> list[tuple[int, str, float]]:
+        """One delivery, plus Stripe-style redeliveries while the event is in progress elsewhere."""
+        results = [self.post(body)]
+        while results[-1][0] == 409 and len(results) < 50:
+            time.sleep(0.05)
+            results.append(self.post(body))
+        return results
+
+
+# --- verification -----------------------------------------------------------------------
+
+def verify(engine, events: dict, answers: Counter) -> list[str]:
+    """Every check that fails, as a sentence; empty when the database is right."""
+    problems = []
+    with engine.connect() as conn:
+        rows = {r.stripe_event_id: r for r in conn.execute(sa.text(
+            "SELECT stripe_event_id, processing_status, attempts, outcome, error_message, error_category, "
+            "error_details, registration_id FROM webhook_events"))}
+        total = conn.execute(sa.text("SELECT count(*) FROM webhook_events")).scalar()
+        completed_twice = conn.execute(sa.text("""
+            SELECT count(*) FROM (SELECT registration_id FROM webhook_events
+                                  WHERE outcome = 'registration_completed'
+                                  GROUP BY registration_id HAVING count(*) > 1) AS twice""")).scalar()
+        registrations = dict(conn.execute(sa.text("SELECT id::text, processing_status FROM registrations")).all())
+
+    if total != len(events) or set(rows) != set(events):
+        problems.append(f"{total} event rows for {len(events)} distinct events "
+                        f"({len(set(events) - set(rows))} missing, {len(set(rows) - set(events))} unexpected)")
+    if completed_twice:
+        problems.append(f"{completed_twice} registrations were completed by more than one event")
+    expected_registration = {"paid": "completed", "expired": "expired", "async_failed": "failed",
+                             "fail_missing_field": "pending"}
+    for event_id, spec in events.items():
+        row = rows.get(event_id)
+        if row is None:
+            continue
+        failing = spec["kind"].startswith("fail_")
+        if failing:
+            if row.processing_status != "failed" or not row.error_message or not row.error_category \
+                    or not (row.error_details or {}).get("exception_type"):
+                problems.append(f"{event_id} ({spec['kind']}) is {row.processing_status} without its full error record")
+        elif row.processing_status != "completed":
+            problems.append(f"{event_id} ({spec['kind']}) is {row.processing_status}, expected completed")
+        want = expected_registration.get(spec["kind"])
+        if want and registrations.get(spec["registration_id"]) != want:
+            problems.append(f"registration {spec['registration_id']} is {registrations.get(spec['registration_id'])}, "
+                            f"expected {want} after {spec['kind']}")
+    successes = sum(not s["kind"].startswith("fail_") for s in events.values())
+    first_answers = answers["processed"] + answers["ignored"]
+    if first_answers != successes:
+        problems.append(f"{first_answers} deliveries were processed for {successes} distinct successful events")
+    return problems
+
+
+# --- main -------------------------------------------------------------------------------
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=2000, help="distinct events (default 2000)")
+    parser.add_argument("--concurrency", type=int, default=16, help="deliveries in flight (default 16)")
+    parser.add_argument("--duplicates", type=float, default=0.10, help="extra duplicate deliveries, share of events")
+    parser.add_argument("--failures", type=float, default=0.05, help="events that fail on purpose, share of events")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--quick", action="store_true", help="200 events at concurrency 8, to check it runs")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.events, args.concurrency = 200, 8
+    rng = random.Random(args.seed)
+
+    with ThrowawayDatabase() as url, tempfile.NamedTemporaryFile("w+", prefix="receiver-", suffix=".log") as log_file:
+        engine = sa.create_engine(url)
+        migrate.run(engine)
+        registrations, events, order = build_workload(args.events, args.duplicates, args.failures, rng)
+        insert_registrations(engine, registrations)
+        port = free_port()
+        receiver = start_receiver(url, port, args.workers, log_file)
+        try:
+            sender = Sender(port)
+            started = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+                results = [r for batch in pool.map(sender.deliver, (events[e]["body"] for e in order)) for r in batch]
+            elapsed = time.perf_counter() - started
+        finally:
+            receiver.terminate()
+            receiver.wait(timeout=30)
+
+        latencies = [seconds * 1000 for _, _, seconds in results]
+        answers = Counter(status for _, status, _ in results)
+        codes = Counter(code for code, _, _ in results)
+        kinds = Counter(spec["kind"] for spec in events.values())
+        print(f"receiver load: {len(events)} distinct events, {len(order)} deliveries "
+              f"({len(order) - len(events)} duplicates), {len(results) - len(order)} redeliveries after 409, "
+              f"concurrency {args.concurrency}, {args.workers} worker(s)")
+        print("  events by kind: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())))
+        print(f"  throughput     {len(results) / elapsed:8.1f} requests/s  ({elapsed:.2f} s)")
+        print(f"  latency p50    {statistics.median(latencies):8.1f} ms")
+        print(f"  latency p95    {percentile(latencies, 95):8.1f} ms")
+        print(f"  latency p99    {percentile(latencies, 99):8.1f} ms")
+        print("  answers: " + ", ".join(f"{code} {answer} x{n}" for (code, answer), n in
+                                        sorted(Counter((c, a) for c, a, _ in results).items())))
+
+        problems = verify(engine, events, answers)
+        engine.dispose()
+        if codes.keys() - {200, 409, 500}:
+            problems.append(f"unexpected HTTP answers: {dict(codes)}")
+        if problems:
+            print(f"FAILED: {len(problems)} problem(s)")
+            for problem in problems[:20]:
+                print(f"  - {problem}")
+            log_file.seek(0)
+            tail = log_file.read()[-2000:]
+            if tail.strip():
+                print("receiver log (end):\n" + tail)
+            return 1
+        print("verified: one row per distinct event, none left processing, no registration completed twice, "
+              "registrations in their expected states, every failure recorded with its error")
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
