@@ -7,8 +7,10 @@ The README's configuration table is checked against this declaration by a test.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
 from pydantic import Field, ValidationError, field_validator
@@ -17,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from core.errors import ConfigError
 
 APP_NAME = "stripe-webhook-monitor"
+DEFAULT_SCHEDULE = "reconcile=0 3 * * *;cleanup=30 3 * * *;health-snapshot=0 * * * *"
 
 
 def default_data_dir() -> Path:
@@ -79,6 +82,15 @@ class Settings(BaseSettings):
         ge=1,
         description="An event still 'processing' after this many minutes counts as stuck.",
     )
+    MONITOR_SCHEDULE: str = Field(
+        DEFAULT_SCHEDULE,
+        description="What 'python -m jobs schedule' runs and when: 'job=cron;job=cron' with "
+        "five-field crontab expressions (minute hour day month weekday, 0 = Sunday).",
+    )
+    MONITOR_SCHEDULE_TIMEZONE: str = Field(
+        "UTC",
+        description="Time zone the MONITOR_SCHEDULE times are read in (an IANA name).",
+    )
 
     @field_validator("DATABASE_URL", "DASHBOARD_DATABASE_URL")
     @classmethod
@@ -90,12 +102,59 @@ class Settings(BaseSettings):
             raise ValueError("must be a PostgreSQL URL such as postgresql://user:pass@host:5432/db")
         return value.strip()
 
+    @field_validator("MONITOR_SCHEDULE")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        schedule_entries(value)
+        return value
+
+    @field_validator("MONITOR_SCHEDULE_TIMEZONE")
+    @classmethod
+    def _time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value.strip())
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as UTC or Europe/Berlin)") from None
+        return value.strip()
+
     @field_validator("STRIPE_API_KEY", "STRIPE_API_BASE", "STRIPE_WEBHOOK_SECRET", "MONITOR_PASSWORD_HASH")
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         if value is None or value.strip() == "":
             return None
         return value.strip()
+
+
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def schedule_entries(text: str) -> dict[str, str]:
+    """'job=cron;job=cron' -> {job: cron}, raising ValueError naming the bad entry.
+
+    Weekday numbers keep crontab's meaning (0 and 7 = Sunday) and are returned as names,
+    because the scheduling library would read 0 as Monday.
+    """
+    from apscheduler.triggers.cron import CronTrigger
+
+    entries: dict[str, str] = {}
+    for raw in filter(None, (part.strip() for part in text.split(";"))):
+        name, sep, expression = (piece.strip() for piece in raw.partition("="))
+        if not sep or not name or not expression:
+            raise ValueError(f"entry {raw!r} is not 'job=minute hour day month weekday'")
+        if name in entries:
+            raise ValueError(f"job {name!r} is listed twice")
+        fields = expression.split()
+        if len(fields) != 5:
+            raise ValueError(f"{name}: {expression!r} needs 5 fields (minute hour day month weekday), "
+                             f"not {len(fields)}")
+        fields[4] = re.sub(r"(?<![/\w])[0-7](?!\w)", lambda m: _WEEKDAYS[int(m[0])], fields[4])
+        expression = " ".join(fields)
+        try:
+            CronTrigger.from_crontab(expression, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+        entries[name] = expression
+    return entries
 
 
 def get_settings(**overrides) -> Settings:
