@@ -408,3 +408,11 @@ def test_the_receiver_serves_from_the_environment(database_url, db):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_signed_json_that_postgresql_cannot_store_gets_400_and_writes_nothing(receiver, db):
+    body = json.dumps({"id": "evt_nul", "type": "invoice.paid", "data": {"object": {"note": "a\u0000b"}}}).encode()
+    assert b"\\u0000" in body
+    status, answer = receiver.deliver(body)
+    assert (status, answer["reason"]) == (400, "unstorable")
+    assert event_count(db) == 0
