@@ -4,13 +4,34 @@ Run with ``streamlit run dashboard/app.py``. Pages live in dashboard/views/ (not
 a thin script over cached, read-only fetches and pure figure builders.
 """
 
+import sys
 from pathlib import Path
 
 import streamlit as st
 
+# `streamlit run dashboard/app.py` puts dashboard/ on sys.path, not the project root; the
+# packages (core, queries, dashboard) are imported from there whether or not it is installed.
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from core.errors import ConfigError  # noqa: E402
+from core.settings import get_settings  # noqa: E402
+from dashboard import auth, chrome  # noqa: E402
+
 VIEWS = Path(__file__).parent / "views"
 
 st.set_page_config(page_title="Webhook monitor", page_icon=":material/monitoring:", layout="wide")
+
+try:
+    settings = get_settings()
+except ConfigError as exc:
+    st.error(f"**The dashboard's configuration is invalid**: {exc}", icon=":material/settings:")
+    st.stop()
+if auth.require_login(settings) == "none":
+    st.warning("**Login is off** (MONITOR_AUTH=none): anyone who can reach this address sees the "
+               "dashboard. This is accepted only because the server listens on a loopback address.",
+               icon=":material/lock_open:")
 
 pages = {
     "Webhooks": [
@@ -24,4 +45,6 @@ pages = {
         st.Page(VIEWS / "health.py", title="Health", icon=":material/health_and_safety:"),
     ],
 }
-st.navigation(pages).run()
+page = st.navigation(pages)
+chrome.sidebar()
+page.run()

@@ -66,3 +66,16 @@ FROM webhook_events
 WHERE created_at >= :start AND created_at < :end
 GROUP BY event_type
 ORDER BY events DESC, event_type
+
+-- name: event_gaps
+-- How long the endpoint is usually quiet: the median gap, in seconds, between consecutive
+-- events received in [start, end), and how many gaps that median is taken over. The
+-- overview warns when the time since the last event is far longer than this.
+SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY gap_seconds) AS median_gap_seconds,
+       count(gap_seconds)                                        AS gaps
+FROM (
+    SELECT extract(epoch FROM created_at - lag(created_at) OVER (ORDER BY created_at)) AS gap_seconds
+    FROM webhook_events
+    WHERE created_at >= :start AND created_at < :end
+) AS consecutive
+WHERE gap_seconds IS NOT NULL

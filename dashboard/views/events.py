@@ -1,4 +1,103 @@
+"""Events: filter, search and page through the recorded events; one event's full detail."""
+
+import hashlib
+
 import streamlit as st
 
+from dashboard import data, explorer, figures, metrics
+
+window = data.current_window()
 st.title("Events")
-st.info("This page is being built.")
+
+types = data.query_df("event_types", start=window.start, end=window.end)
+status_col, type_col, search_col = st.columns([2, 3, 4])
+statuses = status_col.multiselect("Status", figures.STATUSES, key="events_statuses", placeholder="Any status")
+event_types = type_col.multiselect("Event type", sorted(types["event_type"]) if not types.empty else [],
+                                   key="events_types", placeholder="Any type")
+search = explorer.clean_search(search_col.text_input(
+    "Search", key="events_search", max_chars=explorer.SEARCH_MAX_CHARS,
+    placeholder="Part of an event id (evt_…) or of an error message"))
+
+filters = dict(start=window.start, end=window.end, statuses=sorted(statuses),
+               event_types=sorted(event_types), search=search)
+total = int(data.query_row("events_count", **filters).get("events") or 0)
+if total == 0:
+    hint = "Try another window or fewer filters." if (statuses or event_types or search) else \
+        "Choose a longer window in the sidebar."
+    st.info(f"No events match in the {window.label}. {hint}", icon=":material/search_off:")
+    st.stop()
+
+# A new set of filters gets a new pagination widget, so the list starts again at page 1.
+filters_key = hashlib.sha256(repr(sorted(filters.items())).encode()).hexdigest()[:16]
+pages = explorer.page_count(total)
+page_number = st.pagination(pages, key=f"events_page_{filters_key}") if pages > 1 else 1
+rows = data.query_df("events_page", **filters, limit=explorer.PAGE_SIZE,
+                     offset=(page_number - 1) * explorer.PAGE_SIZE)
+
+caption_col, download_col = st.columns([4, 1], vertical_alignment="center")
+caption_col.caption(f"{total:,} events in the {window.label}, newest first · page {page_number} of {pages}. "
+                    "Select a row to see its detail.")
+
+
+def _export() -> bytes:
+    try:
+        return explorer.csv_bytes(data.fetch("events_page", **filters, limit=explorer.EXPORT_MAX_ROWS, offset=0))
+    except data.DatabaseProblem as exc:
+        return f"error: {exc}\n".encode()
+
+
+download_col.download_button(
+    "Download CSV", data=_export, file_name=f"webhook-events-{window.start:%Y%m%d}-{window.end:%Y%m%d}.csv",
+    mime="text/csv", icon=":material/download:",
+    help=f"All {min(total, explorer.EXPORT_MAX_ROWS):,} filtered events"
+         + (f" (the newest {explorer.EXPORT_MAX_ROWS:,})" if total > explorer.EXPORT_MAX_ROWS else ""))
+
+table = st.dataframe(
+    rows, key=f"events_table_{filters_key}_{page_number}", hide_index=True, on_select="rerun",
+    selection_mode="single-row",
+    column_config={
+        "stripe_event_id": st.column_config.TextColumn("Event id"),
+        "event_type": "Type",
+        "processing_status": "Status",
+        "attempts": st.column_config.NumberColumn("Attempts"),
+        "created_at": st.column_config.DatetimeColumn("Received (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+        "processed_at": st.column_config.DatetimeColumn("Processed (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+        "processing_duration_ms": st.column_config.NumberColumn("Duration (ms)"),
+        "error_message": "Error",
+        "livemode": st.column_config.CheckboxColumn("Live"),
+    })
+
+selected_rows = table.selection.rows
+picked = rows.iloc[selected_rows[0]]["stripe_event_id"] if selected_rows else None
+picked = st.selectbox("Event detail", list(rows["stripe_event_id"]), key=f"events_detail_{filters_key}_{page_number}",
+                      index=None if picked is None else list(rows["stripe_event_id"]).index(picked),
+                      placeholder="Select a row above, or pick an event id")
+if picked is None:
+    st.stop()
+
+event = data.query_row("event_detail", stripe_event_id=picked)
+if not event:
+    st.warning("This event is no longer in the database (moved to the archive by cleanup?).")
+    st.stop()
+
+st.subheader(event["stripe_event_id"])
+cols = st.columns(4)
+cols[0].metric("Status", event["processing_status"])
+cols[1].metric("Attempts", event["attempts"])
+duration = event.get("processing_duration_ms")
+cols[2].metric("Duration", "–" if duration is None else metrics.format_duration(duration / 1000))
+cols[3].metric("Mode", "live" if event["livemode"] else "test")
+times = [("received", event.get("created_at")), ("created at Stripe", event.get("stripe_created_at")),
+         ("processing started", event.get("processing_started_at")), ("processed", event.get("processed_at"))]
+st.caption(" · ".join(f"{label} {value:%Y-%m-%d %H:%M:%S} UTC" for label, value in times if value is not None))
+if event.get("error_message"):
+    st.error(f"**Error{' (' + event['error_category'] + ')' if event.get('error_category') else ''}**")
+    st.code(event["error_message"], language=None, wrap_lines=True)
+if event.get("error_details"):
+    with st.expander("Error details"):
+        st.json(event["error_details"], expanded=True)
+url = explorer.stripe_event_url(event["stripe_event_id"], bool(event["livemode"]))
+if url:
+    st.link_button("Open in the Stripe Dashboard", url, icon=":material/open_in_new:")
+with st.expander("Payload", expanded=False):
+    st.json(event["payload"], expanded=1)

@@ -1,4 +1,56 @@
+"""Funnel: registrations created -> checkout started -> paid -> completed; time to completion;
+registrations left pending."""
+
+from datetime import timedelta
+
 import streamlit as st
 
+from dashboard import data, figures, metrics
+
+STALE_AFTER = {"1 hour": timedelta(hours=1), "24 hours": timedelta(hours=24), "7 days": timedelta(days=7)}
+STALE_LIST_ROWS = 200
+
+window = data.current_window()
+now = data.utc_now()
 st.title("Funnel")
-st.info("This page is being built.")
+
+by_bucket = data.query_df("funnel_by_bucket", start=window.start, end=window.end, bucket=window.bucket)
+times = data.query_row("completion_times", start=window.start, end=window.end)
+totals = figures.funnel_totals(by_bucket)
+
+if totals["created"] == 0:
+    st.info(f"No registrations were created in the {window.label}.", icon=":material/inbox:")
+else:
+    cols = st.columns(4)
+    created = totals["created"]
+    for col, (step, label) in zip(cols, figures.FUNNEL_STEPS):
+        share = "" if step == "created" else f" ({metrics.format_percent(totals[step] / created)})"
+        col.metric(label, f"{totals[step]:,}{share}", border=True)
+    cols = st.columns(3)
+    cols[0].metric("Median time to completion", metrics.format_duration(times.get("median_seconds")), border=True)
+    cols[1].metric("p95 time to completion", metrics.format_duration(times.get("p95_seconds")), border=True)
+    cols[2].metric("Paid but not completed", f"{totals['paid'] - totals['completed']:,}", border=True,
+                   help="A payment event was recorded but the registration is not completed: "
+                        "reconciliation fixes or queues these.")
+    left, right = st.columns(2)
+    left.plotly_chart(figures.funnel_chart(totals), key="funnel")
+    right.plotly_chart(figures.conversion_chart(by_bucket, bucket=window.bucket), key="conversion")
+
+st.subheader("Stale pending registrations")
+# Checkout Sessions expire after 24 hours by default, so a registration pending for longer
+# will not be completed by a webhook any more.
+stale_label = st.segmented_control("Pending for longer than", list(STALE_AFTER), default="24 hours",
+                                   key="funnel_stale_after") or "24 hours"
+stale_before = now.replace(second=0, microsecond=0) - STALE_AFTER[stale_label]
+stale = data.query_df("stale_pending_registrations", stale_before=stale_before, limit=STALE_LIST_ROWS)
+if stale.empty:
+    st.success(f"No registration has been pending for longer than {stale_label}.", icon=":material/check_circle:")
+else:
+    total = int(stale["total"].iloc[0])
+    st.caption(f"{total:,} registrations pending for longer than {stale_label} (whatever the window)"
+               + (f"; the oldest {STALE_LIST_ROWS} are listed." if total > STALE_LIST_ROWS else "."))
+    st.dataframe(stale.drop(columns="total"), hide_index=True, key="stale", column_config={
+        "id": "Registration", "email": "E-mail", "stripe_checkout_session_id": "Checkout Session",
+        "amount_total": st.column_config.NumberColumn("Amount (minor units)"), "currency": "Currency",
+        "created_at": st.column_config.DatetimeColumn("Created (UTC)", format="YYYY-MM-DD HH:mm"),
+    })

@@ -1,4 +1,64 @@
+"""Overview: are payments being processed right now? KPIs against the previous window, volume,
+failure rate, statuses and event types."""
+
+from datetime import timedelta
+
+import pandas as pd
 import streamlit as st
 
+from dashboard import data, figures, metrics
+from dashboard.window import allowed_buckets
+
+window = data.current_window()
+now = data.utc_now()
+stuck_minutes = data.stuck_minutes()
+
 st.title("Overview")
-st.info("This page is being built.")
+
+buckets = allowed_buckets(window)
+if len(buckets) > 1:
+    bucket = st.segmented_control("Chart buckets", buckets, default=window.bucket, key="overview_bucket",
+                                  format_func=lambda b: f"per {b}") or window.bucket
+    window = window.with_bucket(bucket)
+
+# The stuck threshold is a minute boundary so the cache key changes at most once a minute.
+stuck_before = now.replace(second=0, microsecond=0) - timedelta(minutes=stuck_minutes)
+current = data.query_row("event_kpis", start=window.start, end=window.end, stuck_before=stuck_before)
+previous = data.query_row("event_kpis", start=window.previous.start, end=window.previous.end,
+                          stuck_before=stuck_before)
+gaps = data.query_row("event_gaps", start=window.start, end=window.end)
+
+last_event_at = current.get("last_event_at")
+if last_event_at is None:
+    st.info("**No webhook events recorded yet.** Once your webhook handler records events "
+            "(see the tracking functions in the README), they show up here. To look around first, "
+            "load demo data with `python -m jobs demo-data`.", icon=":material/inbox:")
+    st.stop()
+
+warning = metrics.silence_warning(last_event_at, gaps.get("median_gap_seconds"), now)
+if warning:
+    st.warning(warning, icon=":material/notifications_paused:")
+
+tiles = metrics.event_kpis(current, previous, stuck_minutes=stuck_minutes)
+columns = st.columns(len(tiles) + 1)
+for column, kpi in zip(columns, tiles):
+    column.metric(kpi.label, kpi.value, kpi.delta, delta_color=kpi.delta_color, help=kpi.help, border=True)
+columns[-1].metric("Last event", metrics.format_duration((now - last_event_at).total_seconds()),
+                   help=f"Time since the last event, received {last_event_at:%Y-%m-%d %H:%M:%S} UTC.", border=True)
+st.caption(f"Deltas compare the {window.label} with the "
+           f"{metrics.format_duration(window.length.total_seconds())} before it.")
+
+if not int(current.get("events_received") or 0):
+    st.info(f"No events in the {window.label}. Choose a longer window in the sidebar.", icon=":material/inbox:")
+    st.stop()
+
+by_bucket = data.query_df("events_by_bucket", start=window.start, end=window.end, bucket=window.bucket)
+types = data.query_df("event_types", start=window.start, end=window.end)
+statuses = pd.DataFrame({"processing_status": figures.STATUSES,
+                         "events": [int(current.get(s) or 0) for s in figures.STATUSES]})
+
+st.plotly_chart(figures.volume_chart(by_bucket, bucket=window.bucket), key="volume")
+left, right = st.columns(2)
+left.plotly_chart(figures.failure_rate_chart(by_bucket, bucket=window.bucket), key="failure_rate")
+right.plotly_chart(figures.status_chart(statuses), key="statuses")
+st.plotly_chart(figures.event_types_chart(types), key="event_types")

@@ -1,0 +1,266 @@
+"""The login in front of every page.
+
+Three ways in, chosen by MONITOR_AUTH:
+
+- ``oidc`` (or ``auto`` with an ``[auth]`` section in ``.streamlit/secrets.toml``): Streamlit's
+  own ``st.login`` / ``st.user`` / ``st.logout`` against the configured identity provider.
+- ``password`` (``auto`` otherwise): a form checked against MONITOR_PASSWORD_HASH (or
+  ``password_hash`` in secrets.toml), a salted scrypt hash made by
+  ``python -m jobs hash-password``, compared in constant time. Repeated failures slow every
+  further attempt down, per browser session and across the whole process (a new session
+  does not reset the process-wide count).
+- ``none``: no login, accepted only while the server listens on a loopback address; a banner
+  says so on every page.
+
+The hashing and the throttle are plain functions and classes (no ``st.``) so they can be
+tested directly; ``require_login()`` is the Streamlit part, called once by the entry script.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+# scrypt cost: n=2**14, r=8 takes ~50 ms and 16 MiB per check, the parameters Python's
+# docs and OWASP's cheat sheet suggest as a floor for interactive logins.
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+_MAX_N = 2**20  # refuse hashes whose cost would let a bad setting exhaust memory
+_SALT_BYTES, _KEY_BYTES = 16, 32
+LOOPBACK_ADDRESSES = {"127.0.0.1", "localhost", "::1"}
+HASH_COMMAND = "python -m jobs hash-password"
+
+
+class InvalidHash(ValueError):
+    """The configured password hash is not one this module makes."""
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, dklen: int = _KEY_BYTES) -> bytes:
+    # scrypt needs 128 * n * r bytes; allow that plus headroom (the default cap is 32 MiB).
+    return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p,
+                          maxmem=256 * n * r + 1024 * 1024, dklen=dklen)
+
+
+def hash_password(password: str, *, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P) -> str:
+    """``scrypt$n$r$p$salt$key`` with a fresh random salt (base64url, no padding)."""
+    if not password:
+        raise ValueError("the password must not be empty")
+    salt = os.urandom(_SALT_BYTES)
+    return f"scrypt${n}${r}${p}${_b64(salt)}${_b64(_scrypt(password, salt, n, r, p))}"
+
+
+@dataclass(frozen=True)
+class ParsedHash:
+    n: int
+    r: int
+    p: int
+    salt: bytes
+    key: bytes
+
+
+def parse_hash(encoded: str) -> ParsedHash:
+    """Check a stored hash's shape and cost; raise InvalidHash saying what is wrong."""
+    parts = encoded.strip().split("$")
+    if len(parts) != 6 or parts[0] != "scrypt":
+        raise InvalidHash(f"expected scrypt$n$r$p$salt$key as printed by '{HASH_COMMAND}'")
+    try:
+        n, r, p = (int(x) for x in parts[1:4])
+        salt, key = _unb64(parts[4]), _unb64(parts[5])
+    except ValueError:
+        raise InvalidHash(f"the numbers or base64 parts are damaged; make a new one with '{HASH_COMMAND}'") from None
+    if n < 2 or n > _MAX_N or n & (n - 1) or not 1 <= r <= 32 or not 1 <= p <= 16:
+        raise InvalidHash("its cost parameters are out of range (n a power of two up to 2**20, r ≤ 32, p ≤ 16)")
+    if len(salt) < 8 or len(key) < 16:
+        raise InvalidHash("its salt or key is too short")
+    return ParsedHash(n, r, p, salt, key)
+
+
+def verify_password(password: str, encoded: str) -> bool:
+    """True when ``password`` matches the stored hash (constant-time comparison)."""
+    parsed = parse_hash(encoded)
+    candidate = _scrypt(password, parsed.salt, parsed.n, parsed.r, parsed.p, dklen=len(parsed.key))
+    return hmac.compare_digest(candidate, parsed.key)
+
+
+def is_loopback(address: str | None) -> bool:
+    """Whether Streamlit's server.address only accepts local connections (unset = all interfaces)."""
+    return (address or "").strip().strip("[]").lower() in LOOPBACK_ADDRESSES
+
+
+@dataclass
+class Throttle:
+    """Failed-login bookkeeping: how long the next attempt must wait.
+
+    Per key (a browser session) the wait doubles from the ``free``-th failure on, up to
+    ``max_wait_s``. Across all keys, more than ``global_limit`` failures within
+    ``global_window_s`` make every session wait ``global_wait_s`` after the latest failure, so
+    opening new sessions does not buy fresh attempts. Times are passed in (monotonic seconds).
+    """
+
+    free: int = 3
+    max_wait_s: float = 60.0
+    global_limit: int = 20
+    global_window_s: float = 600.0
+    global_wait_s: float = 10.0
+    _failures: dict[str, tuple[int, float]] = field(default_factory=dict)
+    _recent: deque = field(default_factory=deque)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def retry_after(self, key: str, now: float) -> float:
+        """Seconds ``key`` must still wait before its next attempt is checked (0 = go)."""
+        with self._lock:
+            wait = 0.0
+            count, last = self._failures.get(key, (0, 0.0))
+            if count >= self.free:
+                wait = max(wait, last + min(2.0 ** (count - self.free), self.max_wait_s) - now)
+            self._forget_old(now)
+            if len(self._recent) > self.global_limit:
+                wait = max(wait, self._recent[-1] + self.global_wait_s - now)
+            return max(wait, 0.0)
+
+    def failed(self, key: str, now: float) -> None:
+        with self._lock:
+            count, _ = self._failures.get(key, (0, 0.0))
+            self._failures[key] = (count + 1, now)
+            self._recent.append(now)
+            self._forget_old(now)
+            if len(self._failures) > 10_000:  # keep memory bounded under a flood of sessions
+                self._failures.clear()
+
+    def succeeded(self, key: str) -> None:
+        with self._lock:
+            self._failures.pop(key, None)
+
+    def _forget_old(self, now: float) -> None:
+        while self._recent and self._recent[0] < now - self.global_window_s:
+            self._recent.popleft()
+
+
+# One per server process: shared by every session of this Streamlit server.
+THROTTLE = Throttle()
+
+
+# --- Streamlit ------------------------------------------------------------------------
+
+def _secrets() -> dict:
+    import streamlit as st
+
+    try:
+        return dict(st.secrets)
+    except Exception:  # no secrets.toml at all (Streamlit raises rather than returning {})
+        return {}
+
+
+def resolve_mode(setting: str, secrets: dict) -> str:
+    """The login actually used: 'auto' becomes 'oidc' with an [auth] section, else 'password'."""
+    if setting == "auto":
+        return "oidc" if "auth" in secrets else "password"
+    return setting
+
+
+def require_login(settings) -> str:
+    """Stop the script unless the visitor is logged in; return the mode in force.
+
+    Draws the login form, or the page explaining what to configure, and a logout button in
+    the sidebar once logged in.
+    """
+    import streamlit as st
+
+    secrets = _secrets()
+    mode = resolve_mode(settings.MONITOR_AUTH, secrets)
+    if mode == "none":
+        address = st.get_option("server.address")
+        if not is_loopback(address):
+            st.error(
+                "**MONITOR_AUTH=none is refused**: this server listens on "
+                f"`{address or 'every network interface'}`, so anyone who can reach it would "
+                "see the dashboard. Run it with `--server.address 127.0.0.1` (loopback only), "
+                f"or set up a login: a password hash (`{HASH_COMMAND}`) or OIDC (`[auth]` in "
+                "`.streamlit/secrets.toml`).", icon=":material/lock:")
+            st.stop()
+        return mode
+    if mode == "oidc":
+        _require_oidc(st, secrets)
+    else:
+        _require_password(st, settings, secrets)
+    return mode
+
+
+def _require_oidc(st, secrets: dict) -> None:
+    if "auth" not in secrets:
+        st.error("**MONITOR_AUTH=oidc needs an `[auth]` section** in `.streamlit/secrets.toml` "
+                 "(`redirect_uri`, `cookie_secret`, `client_id`, `client_secret`, "
+                 "`server_metadata_url`); see Streamlit's st.login documentation.",
+                 icon=":material/lock:")
+        st.stop()
+    if not st.user.is_logged_in:
+        st.title("Webhook monitor")
+        st.write("Log in with your organisation's account to see the dashboard.")
+        st.button("Log in", type="primary", on_click=st.login, icon=":material/login:")
+        st.stop()
+    with st.sidebar:
+        st.caption(f"Logged in as {st.user.get('email') or st.user.get('name') or 'you'}")
+        st.button("Log out", on_click=st.logout, icon=":material/logout:")
+
+
+def _configured_hash(settings, secrets: dict) -> str | None:
+    value = settings.MONITOR_PASSWORD_HASH or secrets.get("password_hash")
+    return str(value).strip() if value else None
+
+
+def _require_password(st, settings, secrets: dict) -> None:
+    encoded = _configured_hash(settings, secrets)
+    if not encoded:
+        st.title("Webhook monitor")
+        st.error("**No login is configured.** Make a password hash and give it to the dashboard:",
+                 icon=":material/lock:")
+        st.code(f"{HASH_COMMAND}\n# then either\nexport MONITOR_PASSWORD_HASH='scrypt$...'\n"
+                "# or put  password_hash = \"scrypt$...\"  in .streamlit/secrets.toml", language="sh")
+        st.write("Alternatively configure OIDC with an `[auth]` section in `.streamlit/secrets.toml`, "
+                 "or, for a dashboard that only listens on 127.0.0.1, set `MONITOR_AUTH=none`.")
+        st.stop()
+    try:
+        parse_hash(encoded)
+    except InvalidHash as exc:
+        st.error(f"**MONITOR_PASSWORD_HASH is not usable**: {exc}.", icon=":material/lock:")
+        st.stop()
+
+    # Remember which hash the session logged in with: changing the hash logs everyone out.
+    token = hashlib.sha256(encoded.encode()).hexdigest()
+    if st.session_state.get("_login_token") == token:
+        with st.sidebar:
+            if st.button("Log out", icon=":material/logout:"):
+                st.session_state.pop("_login_token", None)
+                st.rerun()
+        return
+
+    st.title("Webhook monitor")
+    key = st.session_state.setdefault("_login_key", _b64(os.urandom(12)))
+    with st.form("login"):
+        password = st.text_input("Password", type="password", max_chars=1024)
+        submitted = st.form_submit_button("Log in", type="primary")
+    if submitted:
+        wait = THROTTLE.retry_after(key, time.monotonic())
+        if wait > 0:
+            st.warning(f"Too many failed attempts. Try again in {wait:.0f} s.", icon=":material/timer:")
+        elif password and verify_password(password, encoded):
+            THROTTLE.succeeded(key)
+            st.session_state["_login_token"] = token
+            st.rerun()
+        else:
+            THROTTLE.failed(key, time.monotonic())
+            st.error("Wrong password.")
+    st.stop()

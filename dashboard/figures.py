@@ -1,0 +1,167 @@
+"""Pure figure builders: a query's DataFrame in, a Plotly Figure out (no Streamlit here).
+
+Every builder accepts an empty frame and returns a figure that says there is no data, so a
+page never has to special-case a chart. Colours are fixed per status so "failed" is the
+same red on every page.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+STATUSES = ["completed", "failed", "processing", "pending"]
+STATUS_COLORS = {
+    "completed": "#2e7d32",
+    "failed": "#c62828",
+    "processing": "#f9a825",
+    "pending": "#90a4ae",
+}
+OUTCOME_COLORS = {"still_failing": "#c62828", "retrying": "#f9a825", "recovered": "#2e7d32"}
+OUTCOME_LABELS = {"still_failing": "still failing", "retrying": "retrying", "recovered": "recovered"}
+FUNNEL_STEPS = [("created", "Created"), ("checkout_started", "Checkout started"),
+                ("paid", "Paid"), ("completed", "Completed")]
+NO_DATA = "No data in this window"
+
+
+def _layout(fig: go.Figure, title: str, **kwargs) -> go.Figure:
+    kwargs.setdefault("hovermode", "x unified")
+    fig.update_layout(title=title, margin=dict(l=10, r=10, t=50, b=10), legend_title_text="", **kwargs)
+    return fig
+
+
+def _empty(title: str, message: str = NO_DATA) -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                       font=dict(size=14, color="#607d8b"))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return _layout(fig, title)
+
+
+def volume_chart(buckets: pd.DataFrame, *, bucket: str = "hour") -> go.Figure:
+    """Stacked bars of events per bucket by status (rows of ``events_by_bucket``)."""
+    title = f"Events per {bucket} by status"
+    if buckets.empty or buckets[STATUSES].to_numpy().sum() == 0:
+        return _empty(title)
+    fig = go.Figure()
+    for status in STATUSES:
+        fig.add_bar(x=buckets["bucket"], y=buckets[status], name=status,
+                    marker_color=STATUS_COLORS[status])
+    fig.update_yaxes(title_text="events", rangemode="tozero")
+    return _layout(fig, title, barmode="stack")
+
+
+def failure_rates(buckets: pd.DataFrame) -> pd.Series:
+    """failed ÷ (completed + failed) per bucket; NaN where nothing finished."""
+    finished = (buckets["completed"] + buckets["failed"]).astype("float64")
+    return buckets["failed"].astype("float64") / finished.where(finished > 0)
+
+
+def failure_rate_chart(buckets: pd.DataFrame, *, bucket: str = "hour") -> go.Figure:
+    """Failure rate per bucket as a line; buckets where nothing finished are gaps."""
+    title = f"Failure rate per {bucket}"
+    if buckets.empty:
+        return _empty(title)
+    rates = failure_rates(buckets)
+    if rates.notna().sum() == 0:
+        return _empty(title, "No finished events in this window")
+    fig = go.Figure(go.Scatter(x=buckets["bucket"], y=rates, mode="lines+markers", name="failure rate",
+                               line=dict(color=STATUS_COLORS["failed"]), connectgaps=False))
+    fig.update_yaxes(tickformat=".0%", rangemode="tozero", title_text="failed ÷ finished")
+    return _layout(fig, title)
+
+
+def status_chart(statuses: pd.DataFrame) -> go.Figure:
+    """Donut of events per status (columns ``processing_status``, ``events``)."""
+    title = "Status breakdown"
+    statuses = statuses[statuses["events"] > 0] if not statuses.empty else statuses
+    if statuses.empty:
+        return _empty(title)
+    fig = go.Figure(go.Pie(labels=statuses["processing_status"], values=statuses["events"], hole=0.5,
+                           sort=False, marker=dict(colors=[STATUS_COLORS.get(s, "#9e9e9e")
+                                                           for s in statuses["processing_status"]])))
+    fig.update_traces(textinfo="label+percent")
+    return _layout(fig, title, hovermode=False)
+
+
+def event_types_chart(types: pd.DataFrame, *, top: int = 15) -> go.Figure:
+    """Horizontal bars per event type: completed, failed and the rest (rows of ``event_types``)."""
+    title = "Event types"
+    if types.empty:
+        return _empty(title)
+    types = types.nlargest(top, "events").iloc[::-1]  # largest at the top
+    other = types["events"] - types["completed"] - types["failed"]
+    fig = go.Figure()
+    for name, values, color in [("completed", types["completed"], STATUS_COLORS["completed"]),
+                                ("failed", types["failed"], STATUS_COLORS["failed"]),
+                                ("in progress", other, STATUS_COLORS["processing"])]:
+        fig.add_bar(y=types["event_type"], x=values, name=name, orientation="h", marker_color=color)
+    fig.update_xaxes(title_text="events")
+    return _layout(fig, title, barmode="stack", hovermode="y unified")
+
+
+def failures_by_type_chart(failures: pd.DataFrame, *, bucket: str = "hour") -> go.Figure:
+    """Stacked bars of failed events per bucket by event type (rows of
+    ``failures_by_bucket_and_type``)."""
+    title = f"Failed events per {bucket} by event type"
+    if failures.empty:
+        return _empty(title, "No failed events in this window")
+    fig = go.Figure()
+    for event_type, rows in failures.groupby("event_type", sort=True):
+        fig.add_bar(x=rows["bucket"], y=rows["failed"], name=event_type)
+    fig.update_yaxes(title_text="failed events", rangemode="tozero")
+    return _layout(fig, title, barmode="stack")
+
+
+def outcomes_chart(outcomes: pd.DataFrame) -> go.Figure:
+    """Per event type, events that failed at least once: still failing, retrying, recovered."""
+    title = "Failures: still failing vs recovered"
+    if outcomes.empty:
+        return _empty(title, "No failures in this window")
+    outcomes = outcomes.iloc[::-1]
+    fig = go.Figure()
+    for column, label in OUTCOME_LABELS.items():
+        fig.add_bar(y=outcomes["event_type"], x=outcomes[column], name=label, orientation="h",
+                    marker_color=OUTCOME_COLORS[column])
+    fig.update_xaxes(title_text="events")
+    return _layout(fig, title, barmode="stack", hovermode="y unified")
+
+
+def funnel_totals(by_bucket: pd.DataFrame) -> dict[str, int]:
+    """Step counts over the whole window from ``funnel_by_bucket`` rows."""
+    return {step: int(by_bucket[step].sum()) if not by_bucket.empty else 0 for step, _ in FUNNEL_STEPS}
+
+
+def funnel_chart(totals: dict[str, int]) -> go.Figure:
+    """The four funnel steps with the share of the previous step and of the first."""
+    title = "Registration funnel"
+    if not totals.get("created"):
+        return _empty(title, "No registrations in this window")
+    fig = go.Figure(go.Funnel(y=[label for _, label in FUNNEL_STEPS],
+                              x=[totals.get(step, 0) for step, _ in FUNNEL_STEPS],
+                              textinfo="value+percent previous+percent initial",
+                              marker=dict(color=["#546e7a", "#1e88e5", "#43a047", "#2e7d32"])))
+    return _layout(fig, title, hovermode=False)
+
+
+def conversion_rates(by_bucket: pd.DataFrame) -> pd.DataFrame:
+    """Per bucket, the share of created registrations that reached each later step."""
+    created = by_bucket["created"].astype("float64").where(by_bucket["created"] > 0)
+    rates = pd.DataFrame({"bucket": by_bucket["bucket"]})
+    for step, _ in FUNNEL_STEPS[1:]:
+        rates[step] = by_bucket[step].astype("float64") / created
+    return rates
+
+
+def conversion_chart(by_bucket: pd.DataFrame, *, bucket: str = "day") -> go.Figure:
+    """Lines of the share of registrations reaching each step, per bucket of creation time."""
+    title = f"Conversion per {bucket} (share of registrations created)"
+    if by_bucket.empty:
+        return _empty(title, "No registrations in this window")
+    rates = conversion_rates(by_bucket)
+    fig = go.Figure()
+    for step, label in FUNNEL_STEPS[1:]:
+        fig.add_scatter(x=rates["bucket"], y=rates[step], mode="lines+markers", name=label)
+    fig.update_yaxes(tickformat=".0%", range=[0, 1.05], title_text="of created")
+    return _layout(fig, title)

@@ -1,0 +1,112 @@
+"""Numbers shown in KPI tiles: formatting, deltas against the previous window, the silence
+warning. Plain functions of query rows and ``now`` (no Streamlit), unit-tested."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+# The endpoint counts as silent when the time since the last event exceeds this many times
+# the usual (median) gap, and never before this floor: a quiet night with one event an hour
+# should not warn after 3 minutes just because the afternoon was busy.
+SILENCE_FACTOR = 3
+SILENCE_FLOOR = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class Kpi:
+    label: str
+    value: str
+    delta: str | None = None
+    # Streamlit's delta_color: "normal" (up is good), "inverse" (up is bad), "off".
+    delta_color: str = "normal"
+    help: str | None = None
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
+
+
+def format_duration(seconds: float | None) -> str:
+    """'850 ms', '12.3 s', '7 min', '3 h 5 min', '2 d 4 h'; '–' for no value."""
+    seconds = _number(seconds)
+    if seconds is None:
+        return "–"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def format_percent(rate: float | None) -> str:
+    rate = _number(rate)
+    return "–" if rate is None else f"{rate * 100:.1f}%"
+
+
+def _zero_is_neutral(kpis: list[Kpi]) -> list[Kpi]:
+    # Streamlit colours "+0" as a rise; no change should look like no change.
+    return [Kpi(k.label, k.value, k.delta, "off", k.help) if k.delta and _number(
+        k.delta.replace(",", "").split()[0]) == 0 else k for k in kpis]
+
+
+def _count_delta(current: Any, previous: Any) -> str | None:
+    now, before = _number(current), _number(previous)
+    if now is None or before is None:
+        return None
+    return f"{now - before:+,.0f}"
+
+
+def event_kpis(current: dict, previous: dict, *, stuck_minutes: int) -> list[Kpi]:
+    """The tiles for a window's ``event_kpis`` row, with deltas against the previous window."""
+    rate, rate_before = _number(current.get("success_rate")), _number(previous.get("success_rate"))
+    p95, p95_before = _number(current.get("p95_duration_ms")), _number(previous.get("p95_duration_ms"))
+    return _zero_is_neutral([
+        Kpi("Events", f"{int(current.get('events_received') or 0):,}",
+            _count_delta(current.get("events_received"), previous.get("events_received")), "off",
+            "Webhook events recorded in the window; the delta compares with the window before."),
+        Kpi("Success rate", format_percent(rate),
+            None if rate is None or rate_before is None else f"{(rate - rate_before) * 100:+.1f} pp",
+            "normal", "Completed ÷ (completed + failed); events still in progress are left out."),
+        Kpi("Failed", f"{int(current.get('failed') or 0):,}",
+            _count_delta(current.get("failed"), previous.get("failed")), "inverse",
+            "Events whose processing failed and has not succeeded since."),
+        Kpi("Stuck", f"{int(current.get('stuck') or 0):,}",
+            _count_delta(current.get("stuck"), previous.get("stuck")), "inverse",
+            f"Events still 'processing' after more than {stuck_minutes} min (MONITOR_STUCK_MINUTES)."),
+        Kpi("p95 duration", format_duration(None if p95 is None else p95 / 1000),
+            None if p95 is None or p95_before is None else f"{p95 - p95_before:+,.0f} ms", "inverse",
+            "95% of completed events were processed at least this fast."),
+    ])
+
+
+def silence_warning(last_event_at: datetime | None, median_gap_seconds: float | None,
+                    now: datetime) -> str | None:
+    """A warning when no event arrived for much longer than usual, else None."""
+    if last_event_at is None:
+        return None
+    silent_for = now - last_event_at
+    gap = _number(median_gap_seconds)
+    usual = timedelta(seconds=gap) if gap is not None else None
+    threshold = max(SILENCE_FLOOR, SILENCE_FACTOR * usual) if usual is not None else SILENCE_FLOOR
+    if silent_for <= threshold:
+        return None
+    usual_text = f"; events usually arrive every {format_duration(gap)}" if usual is not None else ""
+    return (f"No webhook event for {format_duration(silent_for.total_seconds())}{usual_text}. "
+            "Check that the endpoint is reachable and still enabled in Stripe "
+            "(Developers → Webhooks), and that the app's handler records events.")

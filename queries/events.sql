@@ -1,0 +1,46 @@
+-- Events explorer: filtered, paginated event lists and one event's detail.
+--
+-- Filters shared by events_page and events_count, all bound parameters:
+--   :statuses    text[] of processing statuses; an empty array means any status
+--   :event_types text[] of Stripe event types; an empty array means any type
+--   :search      null for no search, else a substring of the event id or of the error
+--                message, both case-insensitive. strpos() treats every character literally,
+--                so '%', '_', '\' and quotes in the search text match themselves.
+
+-- name: events_page
+-- One page of the events received in [start, end) that pass the filters, newest first:
+-- at most :limit rows after skipping :offset.
+SELECT stripe_event_id, event_type, processing_status, attempts, created_at, processed_at,
+       processing_duration_ms, error_message, livemode
+FROM webhook_events
+WHERE created_at >= :start AND created_at < :end
+  AND (cardinality(CAST(:statuses AS text[])) = 0
+       OR processing_status = ANY (CAST(:statuses AS text[])))
+  AND (cardinality(CAST(:event_types AS text[])) = 0
+       OR event_type = ANY (CAST(:event_types AS text[])))
+  AND (CAST(:search AS text) IS NULL
+       OR strpos(lower(stripe_event_id), lower(CAST(:search AS text))) > 0
+       OR strpos(lower(error_message), lower(CAST(:search AS text))) > 0)
+ORDER BY created_at DESC, id DESC
+LIMIT :limit OFFSET :offset
+
+-- name: events_count
+-- How many events received in [start, end) pass the filters (for the page count).
+SELECT count(*) AS events
+FROM webhook_events
+WHERE created_at >= :start AND created_at < :end
+  AND (cardinality(CAST(:statuses AS text[])) = 0
+       OR processing_status = ANY (CAST(:statuses AS text[])))
+  AND (cardinality(CAST(:event_types AS text[])) = 0
+       OR event_type = ANY (CAST(:event_types AS text[])))
+  AND (CAST(:search AS text) IS NULL
+       OR strpos(lower(stripe_event_id), lower(CAST(:search AS text))) > 0
+       OR strpos(lower(error_message), lower(CAST(:search AS text))) > 0)
+
+-- name: event_detail
+-- Everything recorded about one event, by its Stripe id (evt_...).
+SELECT stripe_event_id, event_type, processing_status, attempts, created_at, stripe_created_at,
+       processing_started_at, processed_at, processing_duration_ms, error_message,
+       error_category, error_details, livemode, payload
+FROM webhook_events
+WHERE stripe_event_id = :stripe_event_id

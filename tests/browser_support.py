@@ -1,0 +1,181 @@
+"""Start the real dashboard with ``streamlit run`` and drive it with Debian's Chromium.
+
+Shared by every browser test (marker ``browser``)::
+
+    from tests.browser_support import (chromium_page, exception_texts, log_in, open_page,
+                                       password_env, streamlit_server)
+
+    def test_something(db):                      # db: empty migrated test database
+        with streamlit_server(env=password_env("pw")) as server, chromium_page() as page:
+            page.goto(server.url)
+            log_in(page, "pw")
+            open_page(page, "Reconciliation")
+            assert not exception_texts(page)
+
+The server runs as a subprocess in the repository folder with the test process's
+environment (so DATABASE_URL points at the test database) plus ``env``. Chromium is
+``/usr/bin/chromium`` (Playwright cannot download browsers here); without it the test is
+skipped with a reason, unless CI is set, where a missing browser is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+EXCEPTION_SELECTOR = '[data-testid="stException"]'
+PLOTLY_SELECTOR = ".js-plotly-plot"
+
+
+def require_chromium() -> None:
+    """Skip (locally) or fail (in CI) when Debian's Chromium is not installed."""
+    if CHROMIUM.exists():
+        return
+    message = f"{CHROMIUM} is missing (install it with: apt-get install chromium)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def password_env(password: str) -> dict[str, str]:
+    """Environment for a server that asks for ``password`` (and never for an OIDC login)."""
+    from dashboard.auth import hash_password
+
+    return {"MONITOR_AUTH": "password", "MONITOR_PASSWORD_HASH": hash_password(password)}
+
+
+@dataclass
+class StreamlitServer:
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        """Everything the server printed so far (for assertion messages)."""
+        return self.log_path.read_text(errors="replace")
+
+
+@contextmanager
+def streamlit_server(*, env: dict[str, str] | None = None, app: str = "dashboard/app.py",
+                     timeout_s: float = 90) -> Iterator[StreamlitServer]:
+    """``streamlit run app`` on a free loopback port; stopped (by its pid) on exit."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "streamlit", "run", app,
+        "--server.headless", "true", "--server.address", "127.0.0.1",
+        "--server.port", str(port), "--browser.gatherUsageStats", "false",
+        "--server.fileWatcherType", "none",
+    ]
+    log_dir = Path(tempfile.mkdtemp(prefix="streamlit-log-"))
+    log_path = log_dir / "server.log"
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(command, cwd=REPO, env={**os.environ, **(env or {})},
+                                   stdout=log_file, stderr=subprocess.STDOUT)
+    server = StreamlitServer(f"http://127.0.0.1:{port}", process, log_path)
+    try:
+        _wait_until_healthy(server, timeout_s)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
+
+
+def _wait_until_healthy(server: StreamlitServer, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"streamlit exited with code {server.process.returncode}:\n{server.log()}")
+        try:
+            with urllib.request.urlopen(f"{server.url}/_stcore/health", timeout=2) as response:
+                if response.read().strip() == b"ok":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"streamlit did not answer within {timeout_s:.0f}s:\n{server.log()}")
+
+
+@contextmanager
+def chromium_page(*, width: int = 1400, height: int = 1000) -> Iterator["Page"]:  # noqa: F821
+    """A fresh Chromium page (new browser, so no cookies carry over between tests)."""
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": width, "height": height})
+            page = context.new_page()
+            page.set_default_timeout(30_000)
+            yield page
+        finally:
+            browser.close()
+
+
+def wait_for_script(page, *, timeout_ms: int = 30_000) -> None:
+    """Wait until the app is connected and its script run has finished."""
+    # A run may not have started yet right after a click; give it a moment to begin.
+    page.wait_for_timeout(300)
+    page.wait_for_selector(
+        '[data-testid="stApp"][data-test-script-state="notRunning"]'
+        '[data-test-connection-state="CONNECTED"]',
+        state="attached", timeout=timeout_ms)
+
+
+def log_in(page, password: str) -> None:
+    """Fill the dashboard's password form and wait for the app behind it."""
+    wait_for_script(page)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Log in").click()
+    wait_for_script(page)
+
+
+def open_page(page, title: str) -> None:
+    """Click a page's entry in the sidebar navigation and wait for it to render."""
+    page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
+    wait_for_script(page)
+
+
+def wait_for_count(page, selector: str, at_least: int, *, timeout_ms: int = 30_000) -> int:
+    """Wait until ``selector`` matches at least ``at_least`` elements; return the count seen.
+
+    Plotly charts draw one after another after the script run ends, so one match is not all.
+    """
+    deadline = time.monotonic() + timeout_ms / 1000
+    count = page.locator(selector).count()
+    while count < at_least and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+        count = page.locator(selector).count()
+    return count
+
+
+def exception_texts(page) -> list[str]:
+    """The text of every exception box on the page (empty when there is none)."""
+    return page.locator(EXCEPTION_SELECTOR).all_inner_texts()
