@@ -21,8 +21,10 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NEEDS_PERSON = 0, 1, 2, 3
 # command name -> module; each module keeps its job logic and its CLI glue together.
 COMMANDS: dict[str, str] = {
     "migrate": "jobs.migrate",
+    "reconcile": "jobs.reconcile",
     "cleanup": "jobs.cleanup",
     "health-snapshot": "jobs.health_snapshot",
+    "hash-password": "jobs.hash_password",
 }
 
 
