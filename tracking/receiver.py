@@ -196,7 +196,7 @@ class Receiver:
             detail = f"the event cannot be stored: {error_message(exc.orig or exc)}"
             log.warning("rejected event %s: %s", event["id"], detail)
             return 400, {"status": "rejected", "reason": "unstorable", "detail": detail}
-        except sa.exc.DBAPIError as exc:
+        except sa.exc.SQLAlchemyError as exc:  # unreachable, not migrated, pool exhausted
             log.error("event %s not recorded, database unavailable: %s", event["id"], error_message(exc))
             return 503, {"status": "unavailable", "event_id": event["id"],
                          "detail": "the database is unavailable; nothing was recorded"}

@@ -15,6 +15,9 @@ Entering the block records the delivery and claims the event (its own, committed
 transaction). Leaving it normally marks the event completed in the same transaction as the
 work, so both happen or neither does. An exception rolls the work back, records the failure
 (message, category, exception type, trimmed traceback, context) and propagates.
+
+``begin`` + ``attempt`` are the same in two steps, for callers that answer each decision
+themselves (the reference receiver). docs/tracking.md has the whole story.
 """
 
 from __future__ import annotations
