@@ -24,6 +24,11 @@ CREATE TABLE IF NOT EXISTS reconciliation_runs (
     sessions_checked          integer NOT NULL DEFAULT 0,
     pages_read                integer NOT NULL DEFAULT 0,
     stripe_requests           integer NOT NULL DEFAULT 0,
+    -- Mismatches a person already resolved (not reopened) and auto-fixes a concurrent
+    -- webhook made unnecessary (the row had changed by the time the fix ran).
+    already_resolved_count    integer NOT NULL DEFAULT 0,
+    fixes_superseded_count    integer NOT NULL DEFAULT 0,
+    job_run_id                bigint,
     error                     text
 );
 CREATE INDEX IF NOT EXISTS reconciliation_runs_started_idx ON reconciliation_runs (started_at DESC);
@@ -49,9 +54,16 @@ CREATE TABLE IF NOT EXISTS reconciliation_items (
     created_at                 timestamptz NOT NULL DEFAULT now(),
     resolved_at                timestamptz,
     resolved_by                text,
-    resolution_note            text
+    resolution_note            text,
+    -- A later run that finds the same open mismatch again updates these instead of
+    -- opening a second item.
+    last_seen_run_id           bigint,
+    last_seen_at               timestamptz
 );
 CREATE INDEX IF NOT EXISTS reconciliation_items_run_idx ON reconciliation_items (run_id);
+-- The review queue: open manual items, newest first.
+CREATE INDEX IF NOT EXISTS reconciliation_items_open_idx ON reconciliation_items (created_at DESC)
+    WHERE action = 'manual_review' AND resolved_at IS NULL AND NOT dry_run;
 -- At most one open review item per mismatch, however often reconciliation runs.
 CREATE UNIQUE INDEX IF NOT EXISTS reconciliation_items_one_open_idx
     ON reconciliation_items (kind, coalesce(stripe_checkout_session_id, ''), coalesce(registration_id::text, ''))
