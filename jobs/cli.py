@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "reconcile": "jobs.reconcile",
     "cleanup": "jobs.cleanup",
     "health-snapshot": "jobs.health_snapshot",
+    "schedule": "jobs.schedule",
     "hash-password": "jobs.hash_password",
 }
 
