@@ -35,7 +35,9 @@ from sqlalchemy.engine import Engine
 from core.errors import ConfigError, JobFailed, MonitorError
 from core.settings import get_settings
 from jobs import health_snapshot, sql_files
+from jobs.reconcile import check_registrations
 from jobs.runtime import JobRun, recorded_run
+from jobs.stripe_gateway import gateway_from_settings
 
 HELP = ("archive old completed webhook events in batches and remove stale pending "
         "registrations that Stripe confirms were never paid")
@@ -215,17 +217,19 @@ class CleanupReport:
     archive_reasons: Counter = field(default_factory=Counter)
     kept_reasons: Counter = field(default_factory=Counter)
     changed_meanwhile: int = 0
+    paid_unresolved: list[str] = field(default_factory=list)
     events_per_second: float | None = None
     health_snapshot_id: int | None = None
     error: str | None = None
 
     @property
     def needs_person(self) -> bool:
-        return self.registrations_queued > 0
+        return self.registrations_queued > 0 or bool(self.paid_unresolved)
 
     def details(self) -> dict:
         return {"archive_reasons": dict(self.archive_reasons), "kept_reasons": dict(self.kept_reasons),
-                "changed_meanwhile": self.changed_meanwhile, "events_per_second": self.events_per_second,
+                "changed_meanwhile": self.changed_meanwhile, "paid_unresolved": self.paid_unresolved,
+                "events_per_second": self.events_per_second,
                 "health_snapshot_id": self.health_snapshot_id}
 
     def as_dict(self) -> dict:
@@ -256,6 +260,8 @@ class CleanupReport:
                              f"{self.changed_meanwhile:,} changed while cleanup ran")
         if self.error:
             lines.append(f"error: {self.error}")
+        if self.paid_unresolved:
+            lines.append(f"  paid in Stripe but not matched by reconciliation (kept): {', '.join(self.paid_unresolved)}")
         if self.needs_person:
             lines.append("needs a person: see the Reconciliation page's review queue")
         return lines
@@ -421,14 +427,18 @@ class _Cleanup:
                 r.changed_meanwhile += 1
 
     def _hand_to_reconciliation(self, gateway, registration_ids: list[str]) -> None:
-        from jobs.reconcile import check_registrations
-
+        """Paid in Stripe: reconciliation fixes the row or queues it for a person."""
         r = self.report
         result = check_registrations(self.engine, gateway, registration_ids, now=self.now,
                                      trigger="cleanup", dry_run=r.dry_run)
-        r.registrations_fixed = int(getattr(result, "auto_fixed_count", 0) or 0)
-        r.registrations_queued = int(getattr(result, "manual_review_needed", 0) or 0)
-        r.reconciliation_run_id = getattr(result, "run_id", None)
+        r.registrations_fixed = result.auto_fixed_count
+        r.registrations_queued = result.manual_review_needed
+        r.reconciliation_run_id = result.run_id
+        # Reconciliation matches a registration to its session by stripe_checkout_session_id;
+        # one whose paid session was found only through client_reference_id may come back
+        # untouched. It stays (never removed) and is listed for a person.
+        r.paid_unresolved = sorted(rid for rid in registration_ids
+                                   if (check := result.checks.get(rid)) is None or check.kind is None)
 
     def record_health(self) -> None:
         try:
@@ -446,12 +456,6 @@ def _is_stripe_failure(exc: BaseException) -> bool:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
-
-
-def _gateway_from_settings():
-    from jobs.stripe_gateway import gateway_from_settings
-
-    return gateway_from_settings()
 
 
 def run(engine: Engine, *, now: datetime, gateway=None, pending_days: int = DEFAULT_PENDING_DAYS,
@@ -486,7 +490,7 @@ def run(engine: Engine, *, now: datetime, gateway=None, pending_days: int = DEFA
                         raise ConfigError("STRIPE_API_KEY is not set: cleanup asks Stripe before removing any "
                                           "registration. Set it, or pass --skip-registrations to archive "
                                           "webhook events only")
-                    gateway = _gateway_from_settings()
+                    gateway = gateway_from_settings()
                 cleanup.archive_events()
                 if not skip_registrations:
                     cleanup.clean_registrations(gateway, key_mode(api_key))

@@ -1,0 +1,203 @@
+"""``python -m jobs schedule``: run the jobs at the times in ``MONITOR_SCHEDULE``.
+
+Built on APScheduler 3 (cron triggers, a blocking scheduler, one thread per running job).
+Each fire runs the same job function as the command line, with trigger ``schedule``, so
+it takes the job's advisory lock and is recorded in ``job_runs`` like any other run.
+Several schedulers may run at once (one per machine): each fire time is claimed in
+``scheduled_runs`` first, so exactly one of them runs it.
+
+The time logic is plain functions of a given ``now`` (``next_fire_times``, ``due``), which
+``--show`` prints and the tests drive; nothing here reads the clock except the live loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy.engine import Engine
+
+from core.errors import ConfigError, JobBusy, MonitorError
+from core.settings import Settings, get_settings, schedule_entries
+from jobs import cleanup, health_snapshot, reconcile, sql_files
+from jobs.stripe_gateway import gateway_from_settings
+
+HELP = ("run the jobs on the schedule in MONITOR_SCHEDULE (by default reconciliation and "
+        "cleanup daily, a health snapshot hourly)")
+SQL = sql_files.load("schedule.sql")
+TRIGGER = "schedule"
+# A fire missed by up to this much (the machine was busy or asleep) still runs, once.
+MISFIRE_GRACE = timedelta(minutes=10)
+KEEP_CLAIMS = timedelta(days=30)
+
+log = logging.getLogger("jobs.schedule")
+
+
+def _reconcile(engine: Engine, now: datetime):
+    return reconcile.run(engine, now=now, gateway=gateway_from_settings(), trigger=TRIGGER)
+
+
+def _cleanup(engine: Engine, now: datetime):
+    return cleanup.run(engine, now=now, trigger=TRIGGER)
+
+
+def _health_snapshot(engine: Engine, now: datetime):
+    return health_snapshot.run(engine, now=now, trigger=TRIGGER)
+
+
+# The jobs a schedule may name, each run with its defaults.
+SCHEDULABLE: dict[str, Callable[[Engine, datetime], object]] = {
+    "reconcile": _reconcile,
+    "cleanup": _cleanup,
+    "health-snapshot": _health_snapshot,
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    job: str
+    expression: str  # crontab fields, weekdays as names
+    trigger: CronTrigger
+
+
+def load_schedule(settings: Settings | None = None) -> list[Entry]:
+    """The configured entries with their triggers; ConfigError for an unknown job or an empty schedule."""
+    settings = settings or get_settings()
+    try:
+        entries = schedule_entries(settings.MONITOR_SCHEDULE)
+    except ValueError as exc:  # settings validated it already; kept for direct callers
+        raise ConfigError(f"MONITOR_SCHEDULE: {exc}") from None
+    unknown = sorted(set(entries) - set(SCHEDULABLE))
+    if unknown:
+        raise ConfigError(f"MONITOR_SCHEDULE names unknown job(s) {', '.join(unknown)}; "
+                          f"known: {', '.join(SCHEDULABLE)}")
+    if not entries:
+        raise ConfigError("MONITOR_SCHEDULE lists no job; e.g. 'cleanup=30 3 * * *'")
+    zone = settings.MONITOR_SCHEDULE_TIMEZONE
+    return [Entry(job, expression, CronTrigger.from_crontab(expression, timezone=zone))
+            for job, expression in entries.items()]
+
+
+def next_fire_times(entries: list[Entry], now: datetime) -> dict[str, datetime]:
+    """Each job's next fire time at or after ``now``."""
+    return {entry.job: entry.trigger.get_next_fire_time(None, now) for entry in entries}
+
+
+def due(entries: list[Entry], after: datetime, until: datetime) -> list[tuple[datetime, str]]:
+    """Every (fire time, job) with ``after < fire time <= until``, in time order."""
+    fires = []
+    for entry in entries:
+        moment = entry.trigger.get_next_fire_time(None, after + timedelta(microseconds=1))
+        while moment is not None and moment <= until:
+            fires.append((moment, entry.job))
+            moment = entry.trigger.get_next_fire_time(moment, moment + timedelta(seconds=1))
+    return sorted(fires)
+
+
+def latest_fire_time(entry: Entry, now: datetime) -> datetime:
+    """The fire time a run starting at ``now`` belongs to (the last one within the grace)."""
+    recent = due([entry], now - MISFIRE_GRACE, now)
+    return recent[-1][0] if recent else now.replace(second=0, microsecond=0)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    job: str
+    fire_time: datetime
+    status: str  # "ran", "claimed_elsewhere", "busy", "failed"
+    message: str = ""
+
+
+def fire(engine: Engine, job: str, *, fire_time: datetime, now: datetime,
+         host: str | None = None) -> Outcome:
+    """Claim ``fire_time`` for ``job`` and run it; never raises for the job's own failures,
+    so one failing job does not stop the scheduler."""
+    try:
+        with engine.begin() as conn:
+            claimed = conn.execute(SQL["claim_fire_time"], {
+                "job": job, "fire_time": fire_time, "host": host or socket.gethostname()}).first()
+            conn.execute(SQL["forget_old_claims"], {"job": job, "before": fire_time - KEEP_CLAIMS})
+        if not claimed:
+            return Outcome(job, fire_time, "claimed_elsewhere", "another scheduler runs this one")
+        result = SCHEDULABLE[job](engine, now)
+    except JobBusy as exc:
+        return Outcome(job, fire_time, "busy", str(exc))
+    except MonitorError as exc:
+        return Outcome(job, fire_time, "failed", str(exc))
+    except Exception as exc:  # the scheduler must outlive any one run; job_runs has the details
+        detail = str(exc).strip().splitlines()
+        return Outcome(job, fire_time, "failed", f"{type(exc).__name__}: {detail[0] if detail else ''}")
+    status = getattr(result, "status", "completed")
+    run_id = getattr(result, "run_id", None) or getattr(result, "id", None)
+    if status == "failed":
+        return Outcome(job, fire_time, "failed", getattr(result, "error", None) or "failed")
+    return Outcome(job, fire_time, "ran", f"{status}" + (f" (run {run_id})" if run_id else ""))
+
+
+def run_entry(engine: Engine, entry: Entry) -> Outcome:
+    """What the scheduler calls at a fire time: the live clock enters here only."""
+    now = datetime.now(timezone.utc)
+    outcome = fire(engine, entry.job, fire_time=latest_fire_time(entry, now), now=now)
+    level = logging.WARNING if outcome.status == "failed" else logging.INFO
+    log.log(level, "%s (%s): %s%s", entry.job, outcome.fire_time.isoformat(timespec="minutes"),
+            outcome.status, f": {outcome.message}" if outcome.message else "")
+    return outcome
+
+
+def build_scheduler(engine: Engine, entries: list[Entry], *, settings: Settings | None = None,
+                    scheduler_class=BlockingScheduler):
+    """An APScheduler scheduler with one job per entry (not started)."""
+    settings = settings or get_settings()
+    scheduler = scheduler_class(timezone=settings.MONITOR_SCHEDULE_TIMEZONE, job_defaults={
+        "coalesce": True,  # after a pause, run a missed job once, not once per missed time
+        "max_instances": 1,
+        "misfire_grace_time": int(MISFIRE_GRACE.total_seconds()),
+    })
+    for entry in entries:
+        scheduler.add_job(run_entry, entry.trigger, args=[engine, entry], id=entry.job, name=entry.job)
+    return scheduler
+
+
+# --- command line -------------------------------------------------------------------------
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--show", action="store_true",
+                        help="print the schedule and each job's next run, then exit")
+
+
+def main(args: argparse.Namespace, ctx) -> int:
+    entries = load_schedule(ctx.settings)
+    now = ctx.now()
+    upcoming = next_fire_times(entries, now)
+    if args.show:
+        if args.json:
+            ctx.print_json({e.job: {"cron": e.expression, "next_run": upcoming[e.job].isoformat()} for e in entries})
+        else:
+            for entry in entries:
+                ctx.say(f"{entry.job:<16} {entry.expression:<20} next {upcoming[entry.job].isoformat()}")
+        return 0
+    engine = ctx.jobs_engine()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    scheduler = build_scheduler(engine, entries, settings=ctx.settings)
+
+    def stop(_signum, _frame):  # systemd and Kubernetes stop with SIGTERM
+        log.info("stopping; waiting for running jobs to finish")
+        scheduler.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, stop)
+    for entry in entries:
+        log.info("%s at '%s' (%s), next %s", entry.job, entry.expression,
+                 ctx.settings.MONITOR_SCHEDULE_TIMEZONE, upcoming[entry.job].isoformat())
+    try:
+        scheduler.start()
+    except KeyboardInterrupt:
+        pass
+    return 0
