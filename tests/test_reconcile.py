@@ -382,7 +382,7 @@ def test_cli_json_and_exit_code_3_when_a_person_is_needed(db, stripe_server, cap
 def test_cli_exit_0_when_all_is_well(db, stripe_server, capsys):
     reg_id = str(uuid.uuid4())
     with db.begin() as conn:
-        add_registration(conn, registration_id=reg_id, session_id="cs_test_ok",
+        add_registration(conn, registration_id=reg_id, session_id="cs_test_ok", status="completed",
                          created_at=datetime.now(timezone.utc) - DAY)
     stripe_server.add_session(id="cs_test_ok", created=ts(datetime.now(timezone.utc) - DAY))
     assert cli(["reconcile"]) == 0
