@@ -22,6 +22,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NEEDS_PERSON = 0, 1, 2, 3
 COMMANDS: dict[str, str] = {
     "migrate": "jobs.migrate",
     "reconcile": "jobs.reconcile",
+    "review": "jobs.review",
     "cleanup": "jobs.cleanup",
     "health-snapshot": "jobs.health_snapshot",
     "schedule": "jobs.schedule",
