@@ -21,6 +21,10 @@ SELECT date_trunc(:bucket, r.created_at, 'UTC')                       AS bucket,
                FROM webhook_events e
                WHERE e.event_type IN ('checkout.session.completed',
                                       'checkout.session.async_payment_succeeded')
+                 -- A session's events come after its registration was created: bounding
+                 -- them by the window start keeps this lookup to the window's events
+                 -- (index on created_at) instead of the whole history.
+                 AND e.created_at >= :start
                  AND e.payload -> 'data' -> 'object' ->> 'id' = r.stripe_checkout_session_id
                  AND (e.event_type = 'checkout.session.async_payment_succeeded'
                       OR e.payload -> 'data' -> 'object' ->> 'payment_status' = 'paid'))))

@@ -84,3 +84,16 @@ def test_queries_run_on_an_empty_database(dashboard_engine, name, extra):
         assert len(df) == 3 and df.drop(columns="bucket").to_numpy().sum() == 0
     else:
         assert df.empty
+
+
+def test_event_gaps_median_between_consecutive_events(tiny):
+    # Events at 10:05, 10:10, 10:20, 10:30, 10:40, 12:01, 12:02, 12:03, 12:55 (the ones at
+    # 09:59 and 13:00 are outside): gaps 5, 10, 10, 10, 81, 1, 1, 52 minutes -> median 10 min.
+    gaps = fetch_one(tiny, "event_gaps", **WINDOW)
+    assert gaps["gaps"] == 8
+    assert gaps["median_gap_seconds"] == pytest.approx(600.0)
+
+
+def test_event_gaps_on_an_empty_database(dashboard_engine):
+    gaps = fetch_one(dashboard_engine, "event_gaps", **WINDOW)
+    assert gaps["gaps"] == 0 and gaps["median_gap_seconds"] is None

@@ -26,7 +26,9 @@ stuck_before = now.replace(second=0, microsecond=0) - timedelta(minutes=stuck_mi
 current = data.query_row("event_kpis", start=window.start, end=window.end, stuck_before=stuck_before)
 previous = data.query_row("event_kpis", start=window.previous.start, end=window.previous.end,
                           stuck_before=stuck_before)
-gaps = data.query_row("event_gaps", start=window.start, end=window.end)
+# "Usually" means the last week at most: older traffic says little about today's rhythm,
+# and the gap query sorts every event it covers.
+gaps = data.query_row("event_gaps", start=max(window.start, window.end - timedelta(days=7)), end=window.end)
 
 last_event_at = current.get("last_event_at")
 if last_event_at is None:
