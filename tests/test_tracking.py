@@ -186,7 +186,7 @@ def test_a_failure_rolls_back_the_work_records_the_error_and_propagates(db):
     assert details["attempt"] == 1
 
 
-def test_twenty_concurrent_deliveries_of_one_event_process_it_exactly_once(database_url, db):
+def test_twenty_concurrent_deliveries_of_one_event_process_it_exactly_once(db):
     # Each thread gets its own connection (pool larger than the crowd).
     engine = sa.create_engine(db.url, pool_size=25, max_overflow=0)
     tracker = EventTracker(engine)
