@@ -21,6 +21,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NEEDS_PERSON = 0, 1, 2, 3
 # command name -> module; each module keeps its job logic and its CLI glue together.
 COMMANDS: dict[str, str] = {
     "migrate": "jobs.migrate",
+    "demo-data": "jobs.demo_data",
     "reconcile": "jobs.reconcile",
     "review": "jobs.review",
     "cleanup": "jobs.cleanup",

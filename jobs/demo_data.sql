@@ -1,0 +1,561 @@
+-- Statements of `python -m jobs demo-data`, run in order inside one transaction.
+--
+-- Everything is computed set-based from generate_series. Randomness comes from hashing
+-- (seed, row number, purpose) with the built-in hashint8extended, never from random(), so
+-- the same seed and the same `now` give the same rows whatever order PostgreSQL computes
+-- them in (parallel plans included). Times are relative to :now.
+--
+-- Demo objects carry metadata.source = 'demo-data' and registrations use the reserved
+-- example.com/.org/.net domains: that is how --reset knows it replaces only demo rows.
+
+-- name: create_uniform
+-- demo_u(seed, i, salt): a uniform number in [0, 1) for row i and purpose salt.
+CREATE OR REPLACE FUNCTION pg_temp.demo_u(seed bigint, i bigint, salt integer)
+RETURNS double precision LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT (hashint8extended(i, seed * 1000 + salt) & 9007199254740991)::double precision
+             / 9007199254740992.0 $$
+
+-- name: create_normal
+-- demo_z(seed, i, salt): a standard normal number (Box-Muller over salt and salt + 1).
+CREATE OR REPLACE FUNCTION pg_temp.demo_z(seed bigint, i bigint, salt integer)
+RETURNS double precision LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT sqrt(-2.0 * ln(1.0 - pg_temp.demo_u(seed, i, salt)))
+             * cos(2.0 * pi() * pg_temp.demo_u(seed, i, salt + 1)) $$
+
+-- name: demo_rows_present
+-- How much is already there, and one example of a row demo-data did not write (if any).
+SELECT (SELECT count(*) FROM webhook_events)                  AS events,
+       (SELECT count(*) FROM registrations)                   AS registrations,
+       (SELECT count(*) FROM webhook_events_archive)          AS archived_events,
+       (SELECT count(*) FROM registrations_archive)           AS archived_registrations,
+       coalesce(
+           (SELECT 'webhook event ' || stripe_event_id FROM webhook_events
+             WHERE payload #>> '{data,object,metadata,source}' IS DISTINCT FROM 'demo-data' LIMIT 1),
+           (SELECT 'archived webhook event ' || stripe_event_id FROM webhook_events_archive
+             WHERE payload #>> '{data,object,metadata,source}' IS DISTINCT FROM 'demo-data' LIMIT 1),
+           (SELECT 'registration ' || id || ' (' || email || ')' FROM registrations
+             WHERE email !~ '@example\.(com|org|net)$' LIMIT 1),
+           (SELECT 'archived registration ' || id || ' (' || coalesce(email, 'no email') || ')'
+              FROM registrations_archive
+             WHERE email IS NULL OR email !~ '@example\.(com|org|net)$' LIMIT 1)
+       )                                                      AS foreign_row
+
+-- name: clear_demo_rows
+-- Replace a previous demo load: its events, registrations and everything derived from them.
+TRUNCATE webhook_events, webhook_events_archive, registrations, registrations_archive,
+         reconciliation_items, reconciliation_runs, cleanup_runs
+
+-- name: stage_events
+-- One row per webhook event to write. Segments: 'base' (the history, daily rhythm over
+-- :days days), 'burst' (extra deliveries during the outage hour), 'stuck' (processing since
+-- long ago), 'pending_now' and 'processing_now' (arriving right now).
+CREATE TEMP TABLE demo_slots ON COMMIT DROP AS
+WITH numbered AS (
+    SELECT i,
+           CASE WHEN i <= :base_end  THEN 'base'
+                WHEN i <= :burst_end THEN 'burst'
+                WHEN i <= :stuck_end THEN 'stuck'
+                WHEN i <= :stuck_end + 3 THEN 'pending_now'
+                ELSE 'processing_now' END                          AS segment,
+           md5(CAST(:seed AS text) || '/event/' || i)              AS h,
+           pg_temp.demo_u(:seed, i, 1)                             AS u_type,
+           pg_temp.demo_u(:seed, i, 2)                             AS u_fail,
+           pg_temp.demo_u(:seed, i, 3)                             AS u_retry,
+           pg_temp.demo_u(:seed, i, 4)                             AS u_category,
+           pg_temp.demo_u(:seed, i, 5)                             AS u_message,
+           pg_temp.demo_u(:seed, i, 6)                             AS u_amount,
+           pg_temp.demo_u(:seed, i, 7)                             AS u_misc,
+           pg_temp.demo_u(:seed, i, 8)                             AS u_lag,
+           pg_temp.demo_z(:seed, i, 10)                            AS z_duration,
+           pg_temp.demo_u(:seed, i, 21)                            AS u_day,
+           pg_temp.demo_u(:seed, i, 22)                            AS u_flat,
+           pg_temp.demo_u(:seed, i, 23)                            AS u_clock,
+           pg_temp.demo_z(:seed, i, 24)                            AS z_clock
+    FROM generate_series(1, CAST(:total AS bigint)) AS i
+    -- OFFSET 0 keeps each step a separate subquery, so its columns are computed once per
+    -- row instead of being pasted into (and recomputed by) every expression that uses them.
+    OFFSET 0
+), clocked AS (
+    SELECT n.*,
+           date_trunc('day', CAST(:now AS timestamptz), 'UTC')
+             - interval '1 day' * (CAST(:days AS integer) - 1 - floor(n.u_day * CAST(:days AS integer)))
+             + interval '1 second' * CASE
+                 WHEN n.u_flat < 0.3 THEN n.u_clock * 86400
+                 ELSE (52200 + 11880 * n.z_clock) - 86400 * floor((52200 + 11880 * n.z_clock) / 86400)
+               END AS base_time
+    FROM numbered n
+    OFFSET 0
+), timed AS (
+    SELECT n.*,
+           CASE n.segment
+             WHEN 'base' THEN
+               -- Day picked uniformly, time of day from a daily rhythm: 30 % spread evenly,
+               -- 70 % around 14:30 UTC (sd 3.3 h). Today's rows that would lie in the
+               -- future wrap round to the partial day at the start of the window, so the
+               -- window is exactly [now - days, now).
+               n.base_time - CASE WHEN n.base_time >= CAST(:now AS timestamptz)
+                                  THEN interval '1 day' * CAST(:days AS integer)
+                                  ELSE interval '0' END
+             -- The outage's extra deliveries bunch up between minutes 8 and 48.
+             WHEN 'burst' THEN CAST(:outage_start AS timestamptz) + interval '8 minutes' + n.u_clock * interval '40 minutes'
+             WHEN 'stuck' THEN CAST(:now AS timestamptz) - interval '40 minutes' - n.u_clock * interval '5 hours'
+             WHEN 'pending_now' THEN CAST(:now AS timestamptz) - interval '2 seconds' - n.u_clock * interval '40 seconds'
+             ELSE CAST(:now AS timestamptz) - interval '1 second' - n.u_clock * interval '8 seconds'
+           END AS created_at
+    FROM clocked n
+    OFFSET 0
+), typed AS (
+    SELECT t.*,
+           t.created_at >= CAST(:outage_start AS timestamptz)
+             AND t.created_at < CAST(:outage_start AS timestamptz) + interval '1 hour' AS in_outage,
+           CASE
+             -- Events stuck or arriving now are kept off the checkout types, so every
+             -- registration mismatch in the data is one of the deliberate ones below.
+             WHEN t.segment IN ('stuck', 'pending_now', 'processing_now')
+               THEN (ARRAY['payment_intent.succeeded', 'charge.succeeded', 'customer.created',
+                           'payment_intent.created'])[1 + floor(t.u_type * 4)::int]
+             WHEN t.u_type < 0.36 THEN 'checkout.session.completed'
+             WHEN t.u_type < 0.44 THEN 'checkout.session.expired'
+             WHEN t.u_type < 0.47 THEN 'checkout.session.async_payment_succeeded'
+             WHEN t.u_type < 0.48 THEN 'checkout.session.async_payment_failed'
+             WHEN t.u_type < 0.68 THEN 'payment_intent.succeeded'
+             WHEN t.u_type < 0.82 THEN 'charge.succeeded'
+             WHEN t.u_type < 0.91 THEN 'customer.created'
+             WHEN t.u_type < 0.95 THEN 'payment_intent.payment_failed'
+             WHEN t.u_type < 0.97 THEN 'charge.refunded'
+             ELSE 'payment_intent.created'
+           END AS event_type,
+           (ARRAY[1500, 2500, 2500, 3500, 4900, 4900, 7500, 9900, 14900, 19900])[1 + floor(t.u_amount * 10)::int] AS amount,
+           CASE WHEN t.u_amount * 7 - floor(t.u_amount * 7) < 0.7 THEN 'eur'
+                WHEN t.u_amount * 7 - floor(t.u_amount * 7) < 0.9 THEN 'usd' ELSE 'gbp' END AS currency,
+           (ARRAY['maria', 'james', 'li', 'amara', 'noah', 'sofia', 'lukas', 'aisha', 'mateo', 'emma',
+                  'yuki', 'omar', 'chloe', 'ivan', 'fatima', 'lucas', 'mia', 'arjun', 'zoe', 'tomasz',
+                  'elena', 'kwame', 'hannah', 'diego', 'ines', 'felix', 'nora', 'samir', 'julia', 'oscar']
+           )[1 + (get_byte(decode(substr(t.h, 25, 2), 'hex'), 0) % 30)] AS first_name,
+           (ARRAY['garcia', 'smith', 'chen', 'okafor', 'mueller', 'rossi', 'kowalski', 'nguyen', 'silva',
+                  'johnson', 'tanaka', 'haddad', 'dubois', 'petrov', 'khan', 'martin', 'jensen', 'patel',
+                  'brown', 'novak', 'costa', 'mensah', 'schmidt', 'lopez', 'ferreira', 'weber', 'larsen',
+                  'aziz', 'fischer', 'moreau']
+           )[1 + (get_byte(decode(substr(t.h, 27, 2), 'hex'), 0) % 30)] AS last_name,
+           -- A first delivery that failed: :failure_rate normally (about half of them
+           -- succeed on a retry later), 75 % during the outage hour. The last hour has had
+           -- no time for retries, so only the share that stays failed fails there.
+           t.segment IN ('base', 'burst')
+             AND t.u_fail < CASE WHEN t.created_at >= CAST(:outage_start AS timestamptz)
+                                  AND t.created_at < CAST(:outage_start AS timestamptz) + interval '1 hour'
+                                 THEN 0.75
+                                 WHEN t.created_at >= CAST(:now AS timestamptz) - interval '1 hour'
+                                 THEN CAST(:failure_rate AS double precision) * (1 - CAST(:recovery_rate AS double precision))
+                                 ELSE CAST(:failure_rate AS double precision) END AS delivery_failed
+    FROM timed t
+    OFFSET 0
+), outcome AS (
+    SELECT y.*,
+           CASE WHEN y.event_type LIKE 'checkout.session.%' THEN 'cs_test_a1' || md5(y.h || 'cs')
+                WHEN y.event_type LIKE 'charge.%' THEN 'ch_3' || substr(md5(y.h || 'ch'), 1, 23)
+                WHEN y.event_type = 'customer.created' THEN 'cus_' || substr(md5(y.h || 'cus'), 1, 14)
+                ELSE 'pi_3' || substr(md5(y.h || 'pi'), 1, 23) END AS object_id,
+           'pi_3' || substr(md5(y.h || 'pi'), 1, 23)              AS payment_intent_id,
+           'ch_3' || substr(md5(y.h || 'ch'), 1, 23)              AS charge_id,
+           'req_' || substr(md5(y.h || 'req'), 1, 14)             AS request_id,
+           CAST(md5(y.h || 'registration') AS uuid)               AS registration_id,
+           y.first_name || '.' || y.last_name || (get_byte(decode(substr(y.h, 29, 2), 'hex'), 0) % 90 + 10)
+             || '@example.' || (ARRAY['com', 'org', 'net'])[1 + get_byte(decode(substr(y.h, 31, 2), 'hex'), 0) % 3]
+                                                                  AS email,
+           -- Failed then recovered on a retry (30 % of the outage's failures, once it was
+           -- over). Retries need time, so nothing from the last hour has been retried.
+           y.delivery_failed AND y.created_at < CAST(:now AS timestamptz) - interval '1 hour'
+             AND y.u_retry < CASE WHEN y.in_outage THEN 0.3 ELSE CAST(:recovery_rate AS double precision) END
+                                                                  AS recovered,
+           -- Error kind, for failures and for the error a recovered delivery once hit.
+           CASE WHEN y.in_outage THEN CASE WHEN y.u_category < 0.65 THEN 'database' ELSE 'network' END
+                WHEN y.u_category < 0.30 THEN 'network'
+                WHEN y.u_category < 0.55 THEN 'validation'
+                WHEN y.u_category < 0.78 THEN 'database'
+                WHEN y.u_category < 0.95 THEN 'stripe'
+                ELSE 'unknown' END                                AS category
+    FROM typed y
+    OFFSET 0
+), finished AS (
+    SELECT o.*,
+           CASE WHEN o.segment = 'pending_now' THEN 'pending'
+                WHEN o.segment IN ('stuck', 'processing_now') THEN 'processing'
+                WHEN o.delivery_failed AND NOT o.recovered THEN 'failed'
+                ELSE 'completed' END                              AS final_status,
+           CASE WHEN o.segment = 'pending_now' THEN 0
+                WHEN o.recovered THEN 2 + floor(o.u_misc * 3)::int
+                -- Stripe retries a failing delivery for days; at most about one retry an
+                -- hour has happened yet.
+                WHEN o.delivery_failed THEN least(1 + floor(o.u_misc * 6)::int,
+                                                  1 + floor(extract(epoch FROM CAST(:now AS timestamptz) - o.created_at) / 3600)::int)
+                ELSE 1 END                                        AS attempts,
+           -- Long-tailed: lognormal around 85 ms, plus 1 % cold starts of seconds. A
+           -- failure takes as long as its kind does (timeouts wait 10-30 s).
+           CASE WHEN o.delivery_failed AND NOT o.recovered THEN
+                  CASE o.category
+                    WHEN 'network'    THEN 10000 + floor(o.u_lag * 20000)
+                    WHEN 'database'   THEN 400 + floor(o.u_lag * 4600)
+                    WHEN 'stripe'     THEN 250 + floor(o.u_lag * 2000)
+                    WHEN 'validation' THEN 4 + floor(o.u_lag * 40)
+                    ELSE 15 + floor(o.u_lag * 300) END
+                ELSE greatest(3, round(exp(ln(85) + 0.85 * o.z_duration))
+                                 + CASE WHEN o.u_lag < 0.01 THEN 1500 + floor(o.u_misc * 4500) ELSE 0 END)
+           END                                                    AS duration_ms
+    FROM outcome o
+    OFFSET 0
+), timestamped AS (
+SELECT f.*,
+       -- When the last attempt began: retries of a recovered delivery come later (after
+       -- the outage for the outage's events, Stripe's backoff otherwise).
+       CASE WHEN f.final_status = 'pending' THEN NULL
+            WHEN f.recovered AND f.in_outage
+              THEN CAST(:outage_start AS timestamptz) + interval '65 minutes' + f.u_lag * interval '40 minutes'
+            WHEN f.recovered
+              THEN f.created_at + interval '5 minutes' * power(3, f.attempts - 2) * (0.8 + 0.4 * f.u_lag)
+            WHEN f.segment = 'processing_now' THEN f.created_at + interval '150 milliseconds'
+            WHEN f.delivery_failed AND f.attempts > 1
+              THEN f.created_at + interval '1 hour' * (f.attempts - 1) * (0.9 + 0.1 * f.u_lag)
+            ELSE f.created_at + interval '40 milliseconds'
+       END                                                        AS started_at,
+       -- Stripe created the event a moment before the first delivery arrived.
+       f.created_at - interval '200 milliseconds' - f.u_lag * interval '2500 milliseconds' AS stripe_created_at,
+       initcap(f.first_name) || ' ' || initcap(f.last_name)      AS name,
+       -- Delayed payment methods: the session completes unpaid and the money follows days
+       -- later; only recent checkouts are still waiting.
+       f.event_type = 'checkout.session.completed'
+         AND f.u_amount * 13 - floor(f.u_amount * 13) < 0.08
+         AND f.created_at > CAST(:now AS timestamptz) - interval '3 days' AS delayed_payment,
+       -- The registration row is written when checkout starts: minutes before the completed
+       -- event, 24 h before expiry, days before an asynchronous payment's outcome.
+       CASE f.event_type
+         WHEN 'checkout.session.completed' THEN f.created_at - interval '90 seconds' - f.u_misc * interval '10 minutes'
+         WHEN 'checkout.session.expired' THEN f.created_at - interval '24 hours' - f.u_misc * interval '2 minutes'
+         WHEN 'checkout.session.async_payment_succeeded' THEN f.created_at - interval '1 day' - f.u_misc * interval '2 days'
+         WHEN 'checkout.session.async_payment_failed' THEN f.created_at - interval '1 day' - f.u_misc * interval '2 days'
+       END                                                        AS registration_created_at,
+       CASE WHEN f.in_outage AND f.category = 'database' THEN 2
+            ELSE floor(f.u_message * 3)::int END                  AS message_variant,
+       CAST(NULL AS text)                                         AS error_message,
+       CAST(NULL AS text)                                         AS exception
+FROM finished f
+OFFSET 0
+)
+SELECT t.*,
+       -- Time-ordered ids, like Stripe's (and UUIDv7 for the row id): realistic, and the
+       -- indexes on them fill in order instead of at random.
+       CAST(lpad(to_hex(floor(extract(epoch FROM t.created_at) * 1000)::bigint), 12, '0')
+            || '7' || substr(t.h, 14, 19) AS uuid)                AS row_id,
+       'evt_1' || lpad(to_hex(floor(extract(epoch FROM t.stripe_created_at))::bigint), 8, '0')
+         || substr(t.h, 1, 15)                                    AS stripe_event_id,
+       floor(extract(epoch FROM t.stripe_created_at))::bigint     AS stripe_created,
+       floor(extract(epoch FROM t.registration_created_at))::bigint + 1 AS session_created
+FROM timestamped t
+
+-- name: settle_events
+-- An attempt that would end after :now is still running; retries never lie in the future.
+UPDATE demo_slots
+SET final_status = 'processing', duration_ms = NULL
+WHERE final_status IN ('completed', 'failed')
+  AND started_at + interval '1 millisecond' * duration_ms >= CAST(:now AS timestamptz)
+
+-- name: stage_checkouts
+-- One row per Checkout Session and/or registration: those behind the checkout events,
+-- and those no event speaks of (sessions still open, stale pendings, and one group per
+-- reconciliation mismatch kind). Columns prefixed stripe_ are Stripe's side.
+CREATE TEMP TABLE demo_checkouts ON COMMIT DROP AS
+SELECT 'checkout'                                                   AS scenario,
+       s.registration_id,
+       true                                                         AS has_registration,
+       s.email,
+       s.name,
+       -- A checkout the app failed to record stays pending: that is what reconcile finds.
+       CASE WHEN s.final_status <> 'completed' THEN 'pending'
+            WHEN s.event_type = 'checkout.session.expired' THEN 'expired'
+            WHEN s.event_type = 'checkout.session.async_payment_failed' THEN 'failed'
+            WHEN s.event_type = 'checkout.session.completed' AND s.delayed_payment THEN 'pending'
+            ELSE 'completed' END                                    AS local_status,
+       s.amount                                                     AS local_amount,
+       s.currency                                                   AS local_currency,
+       s.registration_created_at,
+       CASE WHEN s.final_status = 'completed'
+             AND s.event_type IN ('checkout.session.completed', 'checkout.session.async_payment_succeeded')
+             AND NOT s.delayed_payment
+            THEN s.started_at + interval '1 millisecond' * s.duration_ms END AS completed_at,
+       s.object_id                                                  AS session_id,
+       true                                                         AS in_stripe,
+       CASE WHEN s.event_type = 'checkout.session.expired' THEN 'expired' ELSE 'complete' END AS stripe_status,
+       CASE WHEN s.event_type IN ('checkout.session.expired', 'checkout.session.async_payment_failed')
+              OR s.delayed_payment THEN 'unpaid' ELSE 'paid' END   AS stripe_payment_status,
+       s.amount                                                     AS stripe_amount,
+       s.currency                                                   AS stripe_currency,
+       s.payment_intent_id,
+       s.delayed_payment,
+       NULL::text                                                   AS undelivered_event_type
+FROM demo_slots s
+WHERE s.event_type LIKE 'checkout.session.%'
+UNION ALL
+SELECT x.scenario,
+       CAST(md5(x.h || 'registration') AS uuid),
+       x.scenario <> 'paid_no_registration',
+       x.first_name || '.' || x.last_name || (get_byte(decode(substr(x.h, 29, 2), 'hex'), 0) % 90 + 10)
+         || '@example.' || (ARRAY['com', 'org', 'net'])[1 + get_byte(decode(substr(x.h, 31, 2), 'hex'), 0) % 3],
+       initcap(x.first_name) || ' ' || initcap(x.last_name),
+       CASE WHEN x.scenario IN ('paid_but_failed') THEN 'failed'
+            WHEN x.scenario IN ('completed_not_paid', 'completed_missing_in_stripe', 'amount_mismatch') THEN 'completed'
+            ELSE 'pending' END,
+       x.amount, x.currency,
+       x.created_at,
+       CASE WHEN x.scenario IN ('completed_not_paid', 'completed_missing_in_stripe', 'amount_mismatch')
+            THEN x.created_at + interval '3 minutes' END,
+       CASE WHEN x.scenario = 'stale_pending_no_session' THEN NULL ELSE 'cs_test_a1' || md5(x.h || 'cs') END,
+       x.scenario NOT IN ('stale_pending_no_session', 'completed_missing_in_stripe'),
+       CASE WHEN x.scenario IN ('open_pending') THEN 'open'
+            WHEN x.scenario = 'completed_not_paid' AND x.j % 2 = 0 THEN 'open'
+            WHEN x.scenario IN ('stale_pending_expired', 'expired_but_pending', 'completed_not_paid') THEN 'expired'
+            ELSE 'complete' END,
+       CASE WHEN x.scenario IN ('open_pending', 'stale_pending_expired', 'expired_but_pending', 'completed_not_paid')
+            THEN 'unpaid' ELSE 'paid' END,
+       -- amount_mismatch: Stripe charged less (odd rows) or in another currency (even rows).
+       CASE WHEN x.scenario = 'amount_mismatch' AND x.j % 2 = 1 THEN x.amount - 500 ELSE x.amount END,
+       CASE WHEN x.scenario = 'amount_mismatch' AND x.j % 2 = 0
+            THEN CASE x.currency WHEN 'usd' THEN 'eur' ELSE 'usd' END ELSE x.currency END,
+       'pi_3' || substr(md5(x.h || 'pi'), 1, 23),
+       false,
+       -- Stripe sent these events, but they never reached the app.
+       CASE WHEN x.scenario IN ('paid_but_pending', 'paid_no_registration') THEN 'checkout.session.completed'
+            WHEN x.scenario = 'expired_but_pending' THEN 'checkout.session.expired' END
+FROM (
+    SELECT g.scenario, j, h,
+           (ARRAY['maria', 'james', 'li', 'amara', 'noah', 'sofia', 'lukas', 'aisha', 'mateo', 'emma'])
+             [1 + get_byte(decode(substr(h, 25, 2), 'hex'), 0) % 10] AS first_name,
+           (ARRAY['garcia', 'smith', 'chen', 'okafor', 'mueller', 'rossi', 'kowalski', 'nguyen', 'silva', 'khan'])
+             [1 + get_byte(decode(substr(h, 27, 2), 'hex'), 0) % 10] AS last_name,
+           (ARRAY[2500, 4900, 9900])[1 + get_byte(decode(substr(h, 1, 2), 'hex'), 0) % 3] AS amount,
+           (ARRAY['eur', 'eur', 'usd'])[1 + get_byte(decode(substr(h, 3, 2), 'hex'), 0) % 3] AS currency,
+           CAST(:now AS timestamptz) - CASE
+             -- Still at the checkout page: sessions are open for 24 h.
+             WHEN g.scenario = 'open_pending' OR (g.scenario = 'completed_not_paid' AND j % 2 = 0)
+               THEN interval '5 minutes' + u * interval '20 hours'
+             -- Older than cleanup's default 7 days, younger than Stripe's 30 days of events.
+             WHEN g.scenario LIKE 'stale_pending%' THEN interval '8 days' + u * interval '12 days'
+             -- Inside a default reconcile's 7 days.
+             ELSE interval '26 hours' + u * interval '4 days'
+           END AS created_at
+    FROM (VALUES ('open_pending', CAST(:open_pending AS integer)),
+                 ('stale_pending_no_session', CAST(:stale_each AS integer)),
+                 ('stale_pending_expired', CAST(:stale_each AS integer)),
+                 ('stale_pending_paid', CAST(:stale_each AS integer)),
+                 ('paid_but_pending', CAST(:mismatch_each AS integer)),
+                 ('expired_but_pending', CAST(:mismatch_each AS integer)),
+                 ('paid_but_failed', CAST(:mismatch_each AS integer)),
+                 ('paid_no_registration', CAST(:mismatch_each AS integer)),
+                 ('completed_not_paid', CAST(:mismatch_each AS integer)),
+                 ('completed_missing_in_stripe', CAST(:mismatch_each AS integer)),
+                 ('amount_mismatch', CAST(:mismatch_each AS integer))) AS g (scenario, how_many)
+    CROSS JOIN LATERAL generate_series(1, g.how_many) AS j
+    CROSS JOIN LATERAL (SELECT md5(CAST(:seed AS text) || '/' || g.scenario || '/' || j) AS h) AS hashed
+    CROSS JOIN LATERAL (SELECT (get_byte(decode(substr(h, 5, 4), 'hex'), 0) * 256
+                                + get_byte(decode(substr(h, 5, 4), 'hex'), 1)) / 65536.0 AS u) AS uniform
+) x
+
+-- name: describe_errors
+-- What a handler's exception said, for the failures and for the error a recovered delivery
+-- once hit: ids and numbers included, as in real logs, so the Errors page's fingerprinting
+-- has something to normalise. Only these few percent of rows pay for the text.
+UPDATE demo_slots s
+SET error_message = CASE s.category || '/' || s.message_variant
+      WHEN 'network/0' THEN 'Timeout after ' || (10 + floor(s.u_lag * 20))::int * 1000 || ' ms calling https://mailer.internal.example/v1/send for ' || s.object_id
+      WHEN 'network/1' THEN 'HTTPSConnectionPool(host=''api.stripe.com'', port=443): Read timed out. (read timeout=' || (20 + floor(s.u_lag * 10))::int || ')'
+      WHEN 'network/2' THEN '[Errno 104] Connection reset by peer while sending the receipt for ' || s.object_id || ' to ' || s.email
+      WHEN 'validation/0' THEN 'Missing client_reference_id on ' || s.object_id
+      WHEN 'validation/1' THEN 'Invalid email address ''' || replace(s.email, '@', ' at ') || ''' for registration ' || s.registration_id
+      WHEN 'validation/2' THEN 'amount_total ' || s.amount || ' does not match ticket price ' || (s.amount + 1000) || ' for registration ' || s.registration_id
+      WHEN 'database/0' THEN 'deadlock detected: Process ' || (10000 + get_byte(decode(substr(s.h, 3, 4), 'hex'), 0) * 97)
+                             || ' waits for ShareLock on transaction ' || (700000 + get_byte(decode(substr(s.h, 7, 4), 'hex'), 1) * 1013)
+                             || '; blocked by process ' || (10000 + get_byte(decode(substr(s.h, 11, 4), 'hex'), 0) * 89) || '.'
+      WHEN 'database/1' THEN 'duplicate key value violates unique constraint "registrations_stripe_checkout_session_id_key": Key (stripe_checkout_session_id)=('
+                             || 'cs_test_a1' || md5(s.h || 'cs') || ') already exists.'
+      WHEN 'database/2' THEN 'QueuePool limit of size 10 overflow 5 reached, connection timed out, timeout ' || (30 + floor(s.u_lag * 3))::int || '.00'
+      WHEN 'stripe/0' THEN 'Request ' || s.request_id || ': No such checkout.session: ''cs_test_a1' || md5(s.h || 'cs') || ''''
+      WHEN 'stripe/1' THEN 'Request ' || s.request_id || ': Too many requests hit the API too quickly (HTTP 429), retry after ' || (1 + floor(s.u_lag * 5))::int || ' s'
+      WHEN 'stripe/2' THEN 'Request ' || s.request_id || ': An unknown error occurred (HTTP 500) while retrieving ' || s.payment_intent_id
+      WHEN 'unknown/0' THEN 'KeyError: ''line_items'' in handle_checkout_completed (worker ' || (1 + floor(s.u_lag * 8))::int || ')'
+      WHEN 'unknown/1' THEN 'TypeError: ''NoneType'' object is not subscriptable (handlers/webhook.py, line ' || (120 + floor(s.u_lag * 80))::int || ')'
+      ELSE 'RuntimeError: event loop is closed while handling ' || s.stripe_event_id END,
+    exception = CASE s.category || '/' || s.message_variant
+      WHEN 'network/0' THEN 'httpx.ReadTimeout'
+      WHEN 'network/1' THEN 'requests.exceptions.ReadTimeout'
+      WHEN 'network/2' THEN 'ConnectionResetError'
+      WHEN 'validation/0' THEN 'ValueError'
+      WHEN 'validation/1' THEN 'pydantic.ValidationError'
+      WHEN 'validation/2' THEN 'ValueError'
+      WHEN 'database/0' THEN 'psycopg.errors.DeadlockDetected'
+      WHEN 'database/1' THEN 'psycopg.errors.UniqueViolation'
+      WHEN 'database/2' THEN 'sqlalchemy.exc.TimeoutError'
+      WHEN 'stripe/0' THEN 'stripe.InvalidRequestError'
+      WHEN 'stripe/1' THEN 'stripe.RateLimitError'
+      WHEN 'stripe/2' THEN 'stripe.APIError'
+      WHEN 'unknown/0' THEN 'KeyError'
+      WHEN 'unknown/1' THEN 'TypeError'
+      ELSE 'RuntimeError' END
+WHERE s.delivery_failed
+
+-- name: insert_events
+-- Compact but real-shaped Stripe event payloads (the fields a handler reads), oldest first
+-- as a live table fills.
+INSERT INTO webhook_events (
+    id, stripe_event_id, event_type, processing_status, payload, error_message, attempts,
+    created_at, processed_at, processing_duration_ms, stripe_created_at, livemode,
+    processing_started_at, error_category, error_details, updated_at)
+SELECT s.row_id,
+       s.stripe_event_id,
+       s.event_type,
+       s.final_status,
+       jsonb_build_object(
+           'id', s.stripe_event_id,
+           'object', 'event',
+           'api_version', '2025-03-31.basil',
+           'created', s.stripe_created,
+           'livemode', false,
+           'pending_webhooks', CASE WHEN s.final_status = 'completed' THEN 0 ELSE 1 END,
+           'request', jsonb_build_object('id', CASE WHEN s.event_type LIKE 'checkout.session.%'
+                                                    THEN NULL ELSE s.request_id END,
+                                         'idempotency_key', NULL),
+           'type', s.event_type,
+           'data', jsonb_build_object('object', CASE
+             WHEN s.event_type LIKE 'checkout.session.%' THEN jsonb_build_object(
+                 'id', s.object_id,
+                 'object', 'checkout.session',
+                 'amount_subtotal', s.amount,
+                 'amount_total', s.amount,
+                 'client_reference_id', s.registration_id,
+                 'created', s.session_created,
+                 'currency', s.currency,
+                 'customer', NULL,
+                 'customer_details', jsonb_build_object('email', s.email, 'name', s.name),
+                 'customer_email', s.email,
+                 'expires_at', s.session_created + 86400,
+                 'livemode', false,
+                 'metadata', jsonb_build_object('registration_id', s.registration_id, 'source', 'demo-data'),
+                 'mode', 'payment',
+                 'payment_intent', CASE WHEN s.event_type = 'checkout.session.expired' THEN NULL
+                                        ELSE s.payment_intent_id END,
+                 'payment_method_types', CASE WHEN s.event_type LIKE '%async%' OR s.delayed_payment
+                                              THEN jsonb_build_array('sepa_debit')
+                                              ELSE jsonb_build_array('card') END,
+                 'payment_status', CASE WHEN s.event_type IN ('checkout.session.expired', 'checkout.session.async_payment_failed')
+                                          OR s.delayed_payment THEN 'unpaid' ELSE 'paid' END,
+                 'status', CASE WHEN s.event_type = 'checkout.session.expired' THEN 'expired' ELSE 'complete' END,
+                 'success_url', 'https://events.example.com/register/thanks?session_id={CHECKOUT_SESSION_ID}',
+                 'url', NULL)
+             WHEN s.event_type LIKE 'payment_intent.%' THEN jsonb_build_object(
+                 'id', s.payment_intent_id,
+                 'object', 'payment_intent',
+                 'amount', s.amount,
+                 'amount_received', CASE WHEN s.event_type = 'payment_intent.succeeded' THEN s.amount ELSE 0 END,
+                 'created', s.stripe_created - 2,
+                 'currency', s.currency,
+                 'customer', NULL,
+                 'last_payment_error', CASE WHEN s.event_type = 'payment_intent.payment_failed' THEN jsonb_build_object(
+                     'code', 'card_declined',
+                     'decline_code', (ARRAY['insufficient_funds', 'generic_decline', 'expired_card'])[1 + floor(s.u_misc * 3)::int],
+                     'message', 'Your card was declined.',
+                     'type', 'card_error') END,
+                 'latest_charge', CASE WHEN s.event_type = 'payment_intent.succeeded' THEN s.charge_id END,
+                 'livemode', false,
+                 'metadata', jsonb_build_object('source', 'demo-data'),
+                 'payment_method_types', jsonb_build_array('card'),
+                 'receipt_email', s.email,
+                 'status', CASE s.event_type WHEN 'payment_intent.succeeded' THEN 'succeeded'
+                                             ELSE 'requires_payment_method' END)
+             WHEN s.event_type LIKE 'charge.%' THEN jsonb_build_object(
+                 'id', s.charge_id,
+                 'object', 'charge',
+                 'amount', s.amount,
+                 'amount_captured', s.amount,
+                 'amount_refunded', CASE WHEN s.event_type = 'charge.refunded' THEN s.amount ELSE 0 END,
+                 'billing_details', jsonb_build_object('email', s.email, 'name', s.name),
+                 'captured', true,
+                 'created', s.stripe_created - 1,
+                 'currency', s.currency,
+                 'livemode', false,
+                 'metadata', jsonb_build_object('source', 'demo-data'),
+                 'paid', true,
+                 'payment_intent', s.payment_intent_id,
+                 'receipt_email', s.email,
+                 'refunded', s.event_type = 'charge.refunded',
+                 'status', 'succeeded')
+             ELSE jsonb_build_object(
+                 'id', s.object_id,
+                 'object', 'customer',
+                 'created', s.stripe_created,
+                 'description', NULL,
+                 'email', s.email,
+                 'livemode', false,
+                 'metadata', jsonb_build_object('source', 'demo-data'),
+                 'name', s.name)
+           END)),
+       CASE WHEN s.final_status = 'failed' THEN s.error_message END,
+       s.attempts,
+       s.created_at,
+       CASE WHEN s.final_status IN ('completed', 'failed')
+            THEN s.started_at + interval '1 millisecond' * s.duration_ms END,
+       CASE WHEN s.final_status IN ('completed', 'failed') THEN s.duration_ms END,
+       s.stripe_created_at,
+       false,
+       s.started_at,
+       CASE WHEN s.final_status = 'failed' THEN s.category END,
+       CASE WHEN s.final_status = 'failed'
+              THEN jsonb_build_object('exception', s.exception, 'attempt', s.attempts,
+                                      'retryable', s.category IN ('network', 'database', 'stripe'))
+            WHEN s.recovered
+              -- The delivery succeeded on a later attempt; what the earlier one hit.
+              THEN jsonb_build_object('recovered_after', jsonb_build_object(
+                       'error_category', s.category, 'error_message', s.error_message,
+                       'exception', s.exception, 'attempts', s.attempts - 1)) END,
+       coalesce(s.started_at + interval '1 millisecond' * s.duration_ms, s.started_at, s.created_at)
+FROM demo_slots s
+ORDER BY s.created_at
+
+-- name: insert_registrations
+INSERT INTO registrations (id, stripe_checkout_session_id, email, processing_status, amount_total,
+                           currency, created_at, completed_at, updated_at)
+SELECT registration_id, session_id, email, local_status, local_amount, local_currency,
+       registration_created_at, completed_at, coalesce(completed_at, registration_created_at)
+FROM demo_checkouts
+WHERE has_registration
+ORDER BY registration_created_at
+
+-- name: stripe_sessions
+-- Stripe's side for the local Stripe server: the sessions of the last :stripe_days days and
+-- every session a pending or failed registration points at, newest first, with the events
+-- that never reached the app.
+SELECT session_id, registration_id, email, name, stripe_status, stripe_payment_status,
+       stripe_amount, stripe_currency, payment_intent_id, delayed_payment,
+       floor(extract(epoch FROM registration_created_at))::bigint + 1 AS created,
+       CASE WHEN local_status IN ('completed') AND completed_at IS NOT NULL
+            THEN floor(extract(epoch FROM completed_at))::bigint END AS completed,
+       undelivered_event_type, scenario
+FROM demo_checkouts
+WHERE in_stripe
+  AND (registration_created_at >= CAST(:now AS timestamptz) - interval '1 day' * CAST(:stripe_days AS integer)
+       OR local_status IN ('pending', 'failed'))
+ORDER BY registration_created_at DESC, session_id
+LIMIT :max_sessions
+
+-- name: stripe_events
+-- Checkout events for Stripe's Events API, newest first: those of the last :recent_days
+-- days, and every one whose delivery has not succeeded within the 30 days Stripe keeps.
+SELECT payload
+FROM webhook_events
+WHERE event_type LIKE 'checkout.session.%'
+  AND created_at >= CAST(:now AS timestamptz) - interval '1 day' * CAST(:stripe_days AS integer)
+  AND (created_at >= CAST(:now AS timestamptz) - interval '1 day' * CAST(:recent_days AS integer)
+       OR processing_status <> 'completed')
+ORDER BY created_at DESC
+LIMIT :max_events
+
+-- name: load_summary
+SELECT (SELECT count(*) FROM webhook_events)                                           AS events,
+       (SELECT count(*) FROM webhook_events WHERE processing_status = 'failed')        AS failed_events,
+       (SELECT count(*) FROM registrations)                                            AS registrations
