@@ -1,0 +1,151 @@
+"""Pure figure builders and frame shaping for the Health page (no Streamlit here).
+
+Each builder takes the rows of one query in ``queries/health.sql`` and returns a Plotly
+figure; an empty frame gives a figure that says there is no data.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from dashboard.figures import STATUS_COLORS, _empty, _layout
+
+OTHER_TABLES = "other tables"
+JOB_STATUS_COLORS = {
+    "completed": STATUS_COLORS["completed"],
+    "needs_review": "#ef6c00",
+    "failed": STATUS_COLORS["failed"],
+    "skipped": "#90a4ae",
+    "running": "#1565c0",
+}
+NO_SNAPSHOTS = "No health snapshot in this window (python -m jobs health-snapshot)"
+
+
+def _bytes_axis(fig: go.Figure) -> go.Figure:
+    fig.update_yaxes(tickformat=".3~s", ticksuffix="B", rangemode="tozero")
+    return fig
+
+
+def database_size_chart(history: pd.DataFrame) -> go.Figure:
+    """The database's size over time (rows of ``database_size_history``)."""
+    title = "Database size"
+    if history.empty:
+        return _empty(title, NO_SNAPSHOTS)
+    fig = go.Figure(go.Scatter(x=history["taken_at"], y=history["database_size_bytes"], mode="lines+markers",
+                               name="database", line=dict(color="#1565c0"),
+                               hovertemplate="%{y:.3~s}B<extra></extra>"))
+    return _layout(_bytes_axis(fig), title)
+
+
+def largest_tables(growth: pd.DataFrame, top: int) -> list[str]:
+    """The ``top`` tables by size at the latest snapshot of ``growth``."""
+    if growth.empty:
+        return []
+    latest = growth[growth["taken_at"] == growth["taken_at"].max()]
+    return latest.sort_values(["total_bytes", "table_name"], ascending=[False, True])["table_name"].head(top).tolist()
+
+
+def _top_tables(growth: pd.DataFrame, column: str, top: int) -> pd.DataFrame:
+    """taken_at x table frame of ``column`` for the largest tables, the rest summed as one."""
+    keep = largest_tables(growth, top)
+    named = growth["table_name"].where(growth["table_name"].isin(keep), OTHER_TABLES)
+    frame = growth.assign(table_name=named).pivot_table(index="taken_at", columns="table_name",
+                                                       values=column, aggfunc="sum", dropna=False)
+    ordered = [name for name in keep if name in frame.columns]
+    if OTHER_TABLES in frame.columns:
+        ordered.append(OTHER_TABLES)
+    return frame[ordered]
+
+
+def table_size_chart(growth: pd.DataFrame, *, top: int = 6) -> go.Figure:
+    """Stacked areas of each large table's size over time (rows of ``table_growth``)."""
+    title = "Size by table (with indexes)"
+    if growth.empty:
+        return _empty(title, NO_SNAPSHOTS)
+    frame = _top_tables(growth, "total_bytes", top)
+    fig = go.Figure()
+    for name in frame.columns:
+        fig.add_scatter(x=frame.index, y=frame[name], name=name, mode="lines", stackgroup="size",
+                        hovertemplate="%{y:.3~s}B")
+    return _layout(_bytes_axis(fig), title)
+
+
+def table_rows_chart(growth: pd.DataFrame, *, top: int = 6) -> go.Figure:
+    """Each large table's estimated row count over time; gaps before PostgreSQL analysed it."""
+    title = "Rows by table (PostgreSQL's estimate)"
+    if growth.empty or growth["row_estimate"].notna().sum() == 0:
+        return _empty(title, NO_SNAPSHOTS if growth.empty else "No table analysed by PostgreSQL yet")
+    frame = _top_tables(growth.dropna(subset=["row_estimate"]), "row_estimate", top)
+    fig = go.Figure()
+    for name in frame.columns:
+        fig.add_scatter(x=frame.index, y=frame[name], name=name, mode="lines+markers", connectgaps=False)
+    fig.update_yaxes(title_text="rows", rangemode="tozero", tickformat="~s")
+    return _layout(fig, title)
+
+
+def size_change(history: pd.DataFrame) -> tuple[int | None, int | None]:
+    """(latest size, change since the first snapshot in the window), both in bytes."""
+    if history.empty:
+        return None, None
+    ordered = history.sort_values("taken_at")["database_size_bytes"]
+    latest, first = int(ordered.iloc[-1]), int(ordered.iloc[0])
+    return latest, (latest - first if len(ordered) > 1 else None)
+
+
+def job_duration_chart(history: pd.DataFrame) -> go.Figure:
+    """Each run's duration by start time, one colour per status (rows of ``job_history``)."""
+    title = "Job runs"
+    finished = history.dropna(subset=["duration_ms"]) if not history.empty else history
+    if finished.empty:
+        return _empty(title)
+    fig = go.Figure()
+    for status, runs in finished.groupby("status", sort=False):
+        fig.add_scatter(x=runs["started_at"], y=runs["duration_ms"] / 1000, mode="markers", name=status,
+                        marker=dict(color=JOB_STATUS_COLORS.get(status, "#607d8b"), size=9),
+                        customdata=runs[["job"]], hovertemplate="%{customdata[0]}: %{y:.1f} s<extra></extra>")
+    fig.update_yaxes(title_text="duration (s)", rangemode="tozero")
+    return _layout(fig, title, hovermode="closest")
+
+
+def cleanup_chart(runs: pd.DataFrame) -> go.Figure:
+    """Rows each real cleanup run moved to the archives (rows of ``cleanup_history``)."""
+    title = "Archived per cleanup run"
+    real = runs[~runs["dry_run"]] if not runs.empty else runs
+    if real.empty:
+        return _empty(title, "No cleanup has run for real yet")
+    real = real.sort_values("started_at")
+    fig = go.Figure()
+    fig.add_bar(x=real["started_at"], y=real["events_archived"], name="webhook events",
+                marker_color="#1565c0")
+    fig.add_bar(x=real["started_at"], y=real["registrations_archived"], name="stale registrations",
+                marker_color="#ef6c00")
+    fig.update_yaxes(title_text="rows", rangemode="tozero")
+    return _layout(fig, title, barmode="group")
+
+
+def job_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The job summary as shown: durations in seconds, the columns a reader looks for."""
+    columns = ["job", "last_status", "last_run_at", "last_success_at", "last_failure_at",
+               "last_duration_s", "avg_duration_s", "runs", "failures", "last_error"]
+    if summary.empty:
+        return pd.DataFrame(columns=columns)
+    shown = summary.assign(last_duration_s=summary["last_duration_ms"].astype("float64") / 1000,
+                           avg_duration_s=summary["avg_duration_ms"].astype("float64") / 1000)
+    return shown[columns]
+
+
+def cleanup_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Cleanup history as shown: what was archived and why registrations were kept."""
+    columns = ["id", "started_at", "status", "trigger", "dry_run", "events_archived", "events_kept_failed",
+               "registrations_archived", "registrations_kept_paid", "registrations_queued",
+               "archive_reasons", "duration_s", "error"]
+    if runs.empty:
+        return pd.DataFrame(columns=columns)
+    reasons = runs["details"].map(lambda d: ", ".join(f"{n} {r}" for r, n in sorted(
+        ((d or {}).get("archive_reasons") or {}).items())))
+    # A dry run reports what it would have archived.
+    events = runs["events_archived"].where(~runs["dry_run"], runs["events_matched"])
+    shown = runs.assign(archive_reasons=reasons, events_archived=events,
+                        duration_s=runs["duration_ms"].astype("float64") / 1000)
+    return shown[columns]

@@ -1,0 +1,169 @@
+"""The Health page (AppTest) and its figure builders."""
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from dashboard import health_figures as hf
+from jobs import cleanup, health_snapshot
+from jobs.runtime import recorded_run
+from queries import fetch_df
+from tests.conftest import REPO
+from tests.factories import add_event
+
+PAGE = str(REPO / "dashboard" / "views" / "health.py")
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def page() -> AppTest:
+    st.cache_data.clear()  # results are cached per process; each test reads its own data
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def table_with(at: AppTest, column: str) -> pd.DataFrame:
+    """The first table on the page that has ``column``."""
+    return next(el.value for el in at.dataframe if column in el.value.columns)
+
+
+def count(engine, sql):
+    with engine.connect() as conn:
+        return conn.execute(sa.text(sql)).scalar()
+
+
+@pytest.fixture
+def history(db):
+    """Old and new events, two snapshots, a cleanup run and a failed reconciliation."""
+    with db.begin() as conn:
+        for i in range(5):
+            add_event(conn, created_at=NOW - timedelta(days=200, minutes=i), duration_ms=30)
+        add_event(conn, created_at=NOW - timedelta(days=200), status="failed", error="boom")
+        add_event(conn, created_at=NOW - timedelta(hours=1), duration_ms=30)
+    health_snapshot.run(db, now=NOW - timedelta(hours=3), trigger="test")
+    cleanup.run(db, now=NOW - timedelta(hours=2), events_days=365, skip_registrations=True, trigger="test")
+    with pytest.raises(RuntimeError):
+        with recorded_run(db, "reconcile", now=NOW - timedelta(hours=1), trigger="schedule"):
+            raise RuntimeError("Stripe answered 500")
+    return db
+
+
+def test_page_shows_growth_jobs_and_cleanup_history(history):
+    at = page()
+    charts = {json.loads(el.proto.spec)["layout"]["title"]["text"] for el in at.get("plotly_chart")}
+    assert {"Database size", "Size by table (with indexes)", "Job runs", "Archived per cleanup run"} <= charts
+    assert at.metric[0].label == "Database size" and at.metric[0].value.endswith("MB")
+    jobs = table_with(at, "last_success_at").set_index("job")
+    assert set(jobs.index) == {"cleanup", "health-snapshot", "reconcile"}
+    assert jobs.loc["reconcile", "last_status"] == "failed" and "Stripe answered 500" in jobs.loc["reconcile", "last_error"]
+    assert pd.isna(jobs.loc["reconcile", "last_success_at"])
+    assert jobs.loc["cleanup", "last_status"] == "completed"
+    runs = table_with(at, "registrations_kept_paid")
+    assert runs["events_archived"].tolist() == [0] and not runs["dry_run"].iloc[0]
+
+
+def test_run_cleanup_is_a_dry_run_unless_confirmed(history):
+    with history.begin() as conn:
+        add_event(conn, created_at=NOW - timedelta(days=100), duration_ms=30)  # older than the default 90 days
+    live_before = count(history, "SELECT count(*) FROM webhook_events")
+    to_move = count(history, "SELECT count(*) FROM webhook_events WHERE processing_status = 'completed' "
+                             "AND created_at < now() - interval '90 days'")
+    assert to_move == 6
+    at = page()
+    at.checkbox(key="cleanup_skip_registrations").check().run()
+    at.button(key="cleanup_dry_run").click().run()
+    assert not at.exception
+    assert count(history, "SELECT count(*) FROM webhook_events") == live_before
+    assert count(history, "SELECT count(*) FROM cleanup_runs WHERE dry_run AND trigger = 'dashboard'") == 1
+    assert any("Dry run finished: completed" in el.value for el in at.success)
+
+    at.button(key="cleanup_for_real").click().run()
+    assert any("Archive completed webhook events older than 90 days?" in el.value for el in at.warning)
+    assert count(history, "SELECT count(*) FROM webhook_events") == live_before  # asked, not done
+    at.button(key="cleanup_confirmed").click().run()
+    assert not at.exception
+    assert count(history, "SELECT count(*) FROM webhook_events") == live_before - to_move
+    assert count(history, "SELECT count(*) FROM cleanup_runs WHERE NOT dry_run AND trigger = 'dashboard'") == 1
+    assert any("Cleanup finished: completed" in el.value for el in at.success)
+    assert not at.button(key="cleanup_for_real").disabled
+
+
+def test_cancel_runs_nothing(history):
+    at = page()
+    at.button(key="cleanup_for_real").click().run()
+    at.button(key="cleanup_cancelled").click().run()
+    assert not at.exception and not any(b.key == "cleanup_confirmed" for b in at.button)
+    assert count(history, "SELECT count(*) FROM cleanup_runs WHERE trigger = 'dashboard'") == 0
+
+
+def test_missing_stripe_key_is_shown_not_raised(history, monkeypatch):
+    monkeypatch.delenv("STRIPE_API_KEY", raising=False)
+    at = page()
+    at.button(key="cleanup_dry_run").click().run()
+    assert not at.exception
+    assert any("STRIPE_API_KEY is not set" in el.value for el in at.error)
+
+
+def test_read_only_dashboard_url_alone_disables_the_action(history, monkeypatch, database_url):
+    monkeypatch.setenv("DASHBOARD_DATABASE_URL", database_url)
+    monkeypatch.delenv("DATABASE_URL")
+    at = page()
+    assert at.button(key="cleanup_dry_run").disabled and at.button(key="cleanup_for_real").disabled
+    assert any("needs DATABASE_URL" in el.value for el in at.warning)
+
+
+def test_empty_database_renders(db):
+    at = page()
+    assert any("No health snapshot yet" in el.value for el in at.info)
+
+
+# --- figure builders ----------------------------------------------------------------------
+
+def growth_frame():
+    t0, t1 = NOW - timedelta(hours=1), NOW
+    rows = [(t, name, size, rows) for t, scale in ((t0, 1), (t1, 2))
+            for name, size, rows in (("webhook_events", 800 * scale, 100 * scale), ("registrations", 300, 10),
+                                     ("job_runs", 50, None), ("cleanup_runs", 20, 2))]
+    return pd.DataFrame(rows, columns=["taken_at", "table_name", "total_bytes", "row_estimate"])
+
+
+def test_table_size_chart_keeps_the_largest_tables_and_sums_the_rest():
+    fig = hf.table_size_chart(growth_frame(), top=2)
+    traces = {trace.name: list(trace.y) for trace in fig.data}
+    assert traces == {"webhook_events": [800, 1600], "registrations": [300, 300], "other tables": [70, 70]}
+
+
+def test_rows_chart_skips_tables_not_analysed():
+    fig = hf.table_rows_chart(growth_frame(), top=5)
+    assert {trace.name for trace in fig.data} == {"webhook_events", "registrations", "cleanup_runs"}
+
+
+def test_size_change():
+    history = pd.DataFrame({"taken_at": [NOW, NOW - timedelta(days=1)], "database_size_bytes": [5000, 3000]})
+    assert hf.size_change(history) == (5000, 2000)
+    assert hf.size_change(history.head(1)) == (5000, None)
+    assert hf.size_change(history.head(0)) == (None, None)
+
+
+def test_empty_frames_give_no_data_figures():
+    empty = pd.DataFrame(columns=["taken_at", "table_name", "total_bytes", "row_estimate"])
+    for fig in (hf.table_size_chart(empty), hf.table_rows_chart(empty),
+                hf.database_size_chart(pd.DataFrame(columns=["taken_at", "database_size_bytes"]))):
+        assert not fig.data and "No health snapshot" in fig.layout.annotations[0].text
+
+
+def test_cleanup_table_shows_what_a_dry_run_would_have_archived(db):
+    cleanup.run(db, now=NOW, dry_run=True, skip_registrations=True, trigger="test")
+    with db.begin() as conn:
+        add_event(conn, created_at=NOW - timedelta(days=100))
+    cleanup.run(db, now=NOW, dry_run=True, skip_registrations=True, trigger="test")
+    shown = hf.cleanup_table(fetch_df(db, "cleanup_history", limit=10))
+    assert shown["events_archived"].tolist() == [1, 0] and shown["dry_run"].all()
+    assert hf.cleanup_chart(fetch_df(db, "cleanup_history", limit=10)).layout.annotations[0].text == \
+        "No cleanup has run for real yet"
