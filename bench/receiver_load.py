@@ -22,6 +22,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import socket
 import statistics
 import subprocess
@@ -66,10 +67,11 @@ class ThrowawayDatabase:
             self.url = sa.engine.make_url(normalise_url(server_url)).set(database=self._name) \
                 .render_as_string(hide_password=False)
         else:
-            from core.embedded import embedded_url
+            import pgserver
 
-            self._tmp = tempfile.TemporaryDirectory(prefix="receiver-bench-")
-            self.url = embedded_url(Path(self._tmp.name), keep_running=False)
+            self._folder = Path(tempfile.mkdtemp(prefix="receiver-bench-"))
+            self._server = pgserver.get_server(self._folder / "pgdata", cleanup_mode="delete")
+            self.url = normalise_url(self._server.get_uri())
         return self.url
 
     def __exit__(self, *exc):
@@ -77,7 +79,10 @@ class ThrowawayDatabase:
             with self._admin.connect() as conn:
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{self._name}" WITH (FORCE)'))
             self._admin.dispose()
-        # The embedded server stops when this process exits; its folder goes with the tmp dir.
+        else:
+            # Stop the server before its folder goes: it needs the folder to shut down.
+            self._server.cleanup()
+            shutil.rmtree(self._folder, ignore_errors=True)
 
 
 # --- workload ---------------------------------------------------------------------------
