@@ -11,6 +11,7 @@ WHERE created_at < :cutoff
 -- handler holds locked are skipped (SKIP LOCKED) rather than waited for; a row leaves
 -- webhook_events only if its archive copy was written by this same statement, and rows the
 -- archive already knows (same id or event id) are left alone so no batch repeats forever.
+-- Every column of webhook_events is copied (a test fails when one is added but not here).
 WITH batch AS (
     SELECT e.id
     FROM webhook_events e
@@ -25,11 +26,12 @@ WITH batch AS (
     INSERT INTO webhook_events_archive (
         id, stripe_event_id, event_type, processing_status, payload, error_message, attempts,
         created_at, processed_at, processing_duration_ms, stripe_created_at, livemode,
-        processing_started_at, error_category, error_details, updated_at, archived_at, cleanup_run_id)
+        processing_started_at, error_category, error_details, updated_at, outcome, registration_id,
+        archived_at, cleanup_run_id)
     SELECT e.id, e.stripe_event_id, e.event_type, e.processing_status, e.payload, e.error_message,
            e.attempts, e.created_at, e.processed_at, e.processing_duration_ms, e.stripe_created_at,
            e.livemode, e.processing_started_at, e.error_category, e.error_details, e.updated_at,
-           :archived_at, :run_id
+           e.outcome, e.registration_id, :archived_at, :run_id
     FROM webhook_events e JOIN batch ON batch.id = e.id
     ON CONFLICT DO NOTHING
     RETURNING id

@@ -157,3 +157,26 @@ def test_unsafe_options_exit_2(db, option):
                             capture_output=True, text=True)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_archive_keeps_every_column_of_webhook_events(db):
+    """A column added to webhook_events must reach the archive too, or archival would drop it."""
+    with db.begin() as conn:
+        columns = conn.execute(sa.text("""
+            SELECT column_name FROM information_schema.columns
+            WHERE table_schema = current_schema() AND table_name = 'webhook_events'""")).scalars().all()
+        archive_columns = set(conn.execute(sa.text("""
+            SELECT column_name FROM information_schema.columns
+            WHERE table_schema = current_schema() AND table_name = 'webhook_events_archive'""")).scalars())
+        assert set(columns) <= archive_columns
+        add_event(conn, created_at=OLD, duration_ms=5, error_category="network")
+        # Fill every column, so a column the archival statement leaves out shows up as a difference.
+        conn.execute(sa.text("""UPDATE webhook_events SET outcome = 'registration_completed',
+                                registration_id = gen_random_uuid(), error_details = '{"k": 1}',
+                                processing_started_at = created_at, error_message = 'earlier attempt'"""))
+        before = conn.execute(sa.text("SELECT to_jsonb(e) FROM webhook_events e")).scalar_one()
+    cleanup.run(db, now=NOW, skip_registrations=True, trigger="test")
+    with db.connect() as conn:
+        after = conn.execute(sa.text("SELECT to_jsonb(a) FROM webhook_events_archive a")).scalar_one()
+    assert None not in before.values()
+    assert {name: after[name] for name in before} == before
