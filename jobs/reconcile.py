@@ -634,6 +634,57 @@ def check_registrations(engine: Engine, gateway, registration_ids: Iterable[str]
     return report
 
 
+# --- runs started from the dashboard ----------------------------------------------------
+
+@dataclass
+class BackgroundRun:
+    """``python -m jobs reconcile --json`` running as a child process (the dashboard's Run
+    now). Its own process and connection do the writes; the caller only polls."""
+
+    process: Any
+    output: Any  # temporary file collecting stdout (the JSON report)
+    errors: Any  # temporary file collecting stderr (the one-line reason on failure)
+    lookback_days: int
+    dry_run: bool
+    started_at: datetime
+
+    def poll(self) -> int | None:
+        """The exit code once finished, else None."""
+        return self.process.poll()
+
+    def outcome(self) -> dict[str, Any]:
+        """After it finished: exit code, the JSON report (None on failure) and the message."""
+        self.output.seek(0)
+        self.errors.seek(0)
+        text, errors = self.output.read(), self.errors.read()
+        try:
+            report = json.loads(text) if text.strip() else None
+        except json.JSONDecodeError:
+            report = None
+        lines = [line for line in errors.strip().splitlines() if line.strip()]
+        return {"exit_code": self.process.returncode, "report": report,
+                "message": lines[-1] if lines else ""}
+
+
+def start_in_background(*, lookback_days: int, dry_run: bool, trigger: str = "dashboard") -> BackgroundRun:
+    """Start a reconciliation in a child process with this process's environment."""
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    command = [sys.executable, "-m", "jobs", "reconcile", "--json", "--trigger", trigger,
+               "--lookback-days", str(int(lookback_days))]
+    if dry_run:
+        command.append("--dry-run")
+    output = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
+    errors = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
+    process = subprocess.Popen(command, cwd=Path(__file__).resolve().parent.parent,
+                               stdout=output, stderr=errors, stdin=subprocess.DEVNULL)
+    return BackgroundRun(process, output, errors, int(lookback_days), dry_run,
+                         datetime.now(timezone.utc))
+
+
 # --- command line -------------------------------------------------------------------------
 
 def _lookback(value: str) -> int:

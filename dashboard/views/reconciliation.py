@@ -1,4 +1,242 @@
+"""Reconciliation: the last run's five numbers, Run now with live progress, the manual
+review queue with a resolve action, and the history of runs.
+
+Reads go through the dashboard's read-only engine (``dashboard.data``). The two writes,
+running a reconciliation and resolving an item, go through the jobs layer: Run now starts
+``python -m jobs reconcile`` as a child process, and resolving calls
+``jobs.review.resolve_item`` with a read-write engine of its own.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
 import streamlit as st
 
+from core.db import create_jobs_engine, jobs_url
+from core.errors import ConfigError
+from core.settings import get_settings
+from dashboard import data
+from dashboard import reconciliation_figures as rf
+from jobs import reconcile, review
+from jobs.runtime import job_is_running
+from queries import fetch_one
+
+LAUNCH_KEY = "reconciliation_launch"    # the BackgroundRun this browser session started
+RESULT_KEY = "reconciliation_result"    # its outcome, shown until the next run
+FLASH_KEY = "reconciliation_flash"      # a one-time success message after resolving
+PROGRESS_EVERY_S = 1.0
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _jobs_engine(url: str):
+    """Read-write engine for the jobs layer's writes (never used for the page's reads)."""
+    return create_jobs_engine(get_settings(DATABASE_URL=url))
+
+
+def write_blocker(settings) -> str | None:
+    """Why this dashboard process may not write, or None."""
+    if settings.DASHBOARD_DATABASE_URL and not settings.DATABASE_URL:
+        return ("This dashboard reads through DASHBOARD_DATABASE_URL only; set DATABASE_URL "
+                "(read-write) in its environment to run reconciliation and resolve items here, "
+                "or use `python -m jobs reconcile` and `python -m jobs review`.")
+    return None
+
+
+def run_blocker(settings) -> str | None:
+    if not settings.STRIPE_API_KEY:
+        return ("STRIPE_API_KEY is not set in the dashboard's environment (with STRIPE_API_BASE "
+                "for a local Stripe server), so it cannot run reconciliation; "
+                "`python -m jobs reconcile` works wherever the key is set.")
+    return write_blocker(settings)
+
+
+def live_state() -> dict:
+    """Uncached: is a reconciliation running (its lock is held), and its progress row."""
+    try:
+        with data.get_engine().connect() as conn:
+            running = job_is_running(conn, reconcile.JOB_NAME)
+            row = fetch_one(conn, "reconciliation_running_run") if running else None
+        return {"running": running, "run": row}
+    except sa.exc.DBAPIError as exc:
+        data.show_problem(data.DatabaseProblem(data.describe_database_error(data.database_url(), exc)))
+    except data.DatabaseProblem as exc:
+        data.show_problem(exc)
+    return {"running": False, "run": None}  # not reached: show_problem stops the page
+
+
+def show_five(run: dict) -> None:
+    for column, (label, value, help_text) in zip(st.columns(len(rf.FIVE)), rf.five_numbers(run)):
+        column.metric(label, value, help=help_text, border=True)
+
+
+def describe_run(run: dict) -> str:
+    mode = "dry run, nothing changed" if run.get("dry_run") else "real run"
+    when = run.get("finished_at") or run.get("started_at")
+    seconds = (run.get("duration_ms") or 0) / 1000
+    return (f"Run #{run['id']} ({mode}, started from {run['trigger']}), last {run['lookback_days']} "
+            f"days, finished {when:%Y-%m-%d %H:%M} UTC in {seconds:.1f}s: "
+            f"{int(run.get('sessions_checked') or 0):,} sessions checked with "
+            f"{int(run.get('stripe_requests') or 0):,} Stripe requests.")
+
+
+def last_run_section() -> None:
+    last = data.query_row("reconciliation_last_run")
+    if not last:
+        st.info("**No reconciliation has run yet.** Start one below, or from a terminal or cron: "
+                "`python -m jobs reconcile`.", icon=":material/balance:")
+        return
+    show_five(last)
+    st.caption(describe_run(last))
+    if last["status"] == "failed":
+        st.error(f"**The last run failed** and its numbers are incomplete: {last.get('error')}",
+                 icon=":material/error:")
+
+
+@st.fragment(run_every=PROGRESS_EVERY_S)
+def progress_panel() -> None:
+    """Follows a running reconciliation once a second until it ends."""
+    launch = st.session_state.get(LAUNCH_KEY)
+    state = live_state()
+    if (launch is not None and launch.poll() is not None) or (launch is None and not state["running"]):
+        st.rerun()  # finished: redraw the whole page with the report
+    row = state["run"] or {}
+    if launch is None:
+        st.warning("**A reconciliation run is already in progress** (started from "
+                   f"{row.get('trigger', 'elsewhere')}); Run now is available again when it ends.",
+                   icon=":material/hourglass_top:")
+    pages, sessions = int(row.get("pages_read") or 0), int(row.get("sessions_checked") or 0)
+    st.info(f"**Run #{row.get('id', '…')} in progress**: {pages:,} pages read, {sessions:,} "
+            f"sessions checked, {int(row.get('stripe_requests') or 0):,} Stripe requests, "
+            f"{int(row.get('mismatches_detected') or 0):,} mismatches so far.",
+            icon=":material/sync:")
+
+
+def show_outcome(outcome: dict) -> None:
+    report = outcome.get("report")
+    if report is None:
+        message = outcome.get("message") or f"exit code {outcome.get('exit_code')}"
+        if "another reconcile run is in progress" in message:
+            st.warning(f"**Not started**: {message.removeprefix('skipped: ')}", icon=":material/hourglass_top:")
+        else:
+            st.error(f"**The run did not finish**: {message.removeprefix('failed: ').removeprefix('error: ')}",
+                     icon=":material/error:")
+        return
+    run = data.query_row("reconciliation_run", run_id=int(report["run_id"]))
+    st.success(f"**Run #{report['run_id']} finished.** {describe_run(run) if run else ''}",
+               icon=":material/task_alt:")
+    show_five(run or report)
+    kinds = data.query_df("reconciliation_kinds_for_run", run_id=int(report["run_id"]))
+    if not kinds.empty:
+        st.dataframe(kinds.assign(kind=kinds["kind"].map(rf.kind_label)), hide_index=True)
+    if outcome.get("exit_code") == 3:
+        st.warning("Items need a person: see the review queue below.", icon=":material/person_alert:")
+
+
+def run_now_section(settings) -> None:
+    st.subheader("Run now")
+    launch = st.session_state.get(LAUNCH_KEY)
+    if launch is not None and launch.poll() is not None:
+        st.session_state[RESULT_KEY] = launch.outcome()
+        del st.session_state[LAUNCH_KEY]
+        data.refresh()
+        launch = None
+    if launch is not None or live_state()["running"]:
+        progress_panel()
+        return
+    if RESULT_KEY in st.session_state:
+        show_outcome(st.session_state[RESULT_KEY])
+    blocker = run_blocker(settings)
+    if blocker:
+        st.info(blocker, icon=":material/info:")
+    with st.form("reconciliation_run_now"):
+        left, right = st.columns(2)
+        lookback = left.number_input("Lookback days", min_value=1, max_value=3650, value=7, step=1,
+                                     help="Check Checkout Sessions and registrations created in this many "
+                                     "last days.")
+        dry_run = right.checkbox("Dry run", help="Record what would be done; change no registration.")
+        submitted = st.form_submit_button("Run now", type="primary", icon=":material/play_arrow:",
+                                          disabled=blocker is not None)
+    if submitted:
+        if live_state()["running"]:
+            st.warning("**A reconciliation run is already in progress**; try again when it ends.",
+                       icon=":material/hourglass_top:")
+            return
+        st.session_state.pop(RESULT_KEY, None)
+        st.session_state[LAUNCH_KEY] = reconcile.start_in_background(
+            lookback_days=int(lookback), dry_run=bool(dry_run), trigger="dashboard")
+        st.rerun()
+
+
+def _default_resolver() -> str:
+    try:
+        return str(st.user.get("email") or st.user.get("name") or "")
+    except Exception:  # no user information outside OIDC logins
+        return ""
+
+
+def review_section(settings) -> None:
+    st.subheader("Review queue")
+    flash = st.session_state.pop(FLASH_KEY, None)
+    if flash:
+        st.success(flash, icon=":material/task_alt:")
+    items = data.query_df("reconciliation_open_items", limit=500)
+    if items.empty:
+        st.success("Nothing needs a person.", icon=":material/done_all:")
+        return
+    st.caption(f"{len(items)} open item(s), critical first. Resolve one once it is dealt with "
+               "(refund, fix by hand, ...); it stays in the history.")
+    table = items.assign(kind=items["kind"].map(rf.kind_label))
+    st.dataframe(table[["id", "severity", "kind", "stripe_checkout_session_id", "registration_id",
+                        "created_at", "last_seen_at", "reason"]], hide_index=True)
+    labels = {int(row["id"]): rf.item_choice_label(row) for row in items.to_dict("records")}
+    chosen = st.selectbox("Item", list(labels), format_func=labels.get, key="reconciliation_item")
+    item = data.query_row("reconciliation_item", item_id=int(chosen))
+    if not item:
+        return
+    st.markdown(f"**{rf.kind_label(item['kind'])}** ({item['severity']}): "
+                f"{(item.get('details') or {}).get('reason', '')}")
+    st.dataframe(rf.facts_table(item.get("details")), hide_index=True)
+    blocker = write_blocker(settings)
+    if blocker:
+        st.info(blocker, icon=":material/info:")
+    with st.form(f"reconciliation_resolve_{item['id']}", clear_on_submit=True):
+        note = st.text_area("Resolution note", placeholder="What was done: refunded, fixed the row by hand, …")
+        by = st.text_input("Resolved by", value=_default_resolver())
+        resolve = st.form_submit_button("Resolve", icon=":material/check:", disabled=blocker is not None)
+    if resolve:
+        try:
+            review.resolve_item(_jobs_engine(jobs_url(settings)), int(item["id"]), note=note, by=by,
+                                now=data.utc_now())
+        except (review.ItemNotOpen, ConfigError) as exc:
+            st.error(str(exc), icon=":material/error:")
+            return
+        except sa.exc.SQLAlchemyError as exc:
+            st.error(f"Could not save the resolution: {str(getattr(exc, 'orig', exc)).splitlines()[0]}",
+                     icon=":material/error:")
+            return
+        data.refresh()
+        st.session_state[FLASH_KEY] = f"Item #{item['id']} resolved by {by.strip()}."
+        st.rerun()
+
+
+def history_section() -> None:
+    st.subheader("History")
+    history = data.query_df("reconciliation_run_history", limit=200)
+    st.plotly_chart(rf.run_history_chart(history), key="reconciliation_history")
+    if not history.empty:
+        with st.expander(f"Last {len(history)} runs"):
+            st.dataframe(rf.history_table(history), hide_index=True)
+    resolved = data.query_df("reconciliation_resolved_items", limit=200)
+    if not resolved.empty:
+        with st.expander(f"Resolved items ({len(resolved)} most recent)"):
+            st.dataframe(resolved.assign(kind=resolved["kind"].map(rf.kind_label)), hide_index=True)
+
+
 st.title("Reconciliation")
-st.info("This page is being built.")
+st.caption("Stripe's Checkout Sessions compared with the local registrations: obvious mismatches "
+           "are fixed automatically, the rest wait here for a person.")
+page_settings = get_settings()
+last_run_section()
+run_now_section(page_settings)
+review_section(page_settings)
+history_section()

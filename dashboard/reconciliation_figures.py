@@ -1,0 +1,124 @@
+"""Pure builders for the Reconciliation page: query rows in, figures and tables out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+
+FIVE = [
+    ("stripe_payments_found", "Stripe payments", "Checkout Sessions in the window whose "
+     "payment_status is paid or no_payment_required."),
+    ("local_registrations_found", "Local registrations", "Registrations created in the window."),
+    ("mismatches_detected", "Mismatches", "Disagreements found: auto-fixed plus needing a person."),
+    ("auto_fixed_count", "Auto-fixed", "Pending registrations marked completed (paid) or expired "
+     "(session expired) after re-reading the session from Stripe."),
+    ("manual_review_needed", "Need a person", "Mismatches that wait in the review queue below."),
+]
+KIND_LABELS = {
+    "paid_but_pending": "paid, still pending",
+    "expired_but_pending": "expired, still pending",
+    "paid_but_failed": "paid, but failed locally",
+    "paid_no_registration": "paid, no registration",
+    "completed_not_paid": "completed, not paid",
+    "completed_missing_in_stripe": "completed, no such session",
+    "amount_mismatch": "amount differs",
+}
+AUTO_COLOR, MANUAL_COLOR, FAILED_COLOR = "#2e7d32", "#ef6c00", "#c62828"
+NO_RUNS = "No reconciliation runs yet"
+
+
+def five_numbers(run: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(label, value, help) for the seed's five report fields of a run row."""
+    return [(label, f"{int(run.get(key) or 0):,}", help_text) for key, label, help_text in FIVE]
+
+
+def run_history_chart(history: pd.DataFrame) -> go.Figure:
+    """Per run: auto-fixed and needing-a-person stacked; failed runs marked at zero."""
+    fig = go.Figure()
+    title = "Mismatches per run"
+    if history.empty:
+        fig.add_annotation(text=NO_RUNS, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False)
+    else:
+        done = history[history["status"] == "completed"]
+        failed = history[history["status"] == "failed"]
+        for column, name, color in (("auto_fixed_count", "auto-fixed", AUTO_COLOR),
+                                    ("manual_review_needed", "need a person", MANUAL_COLOR)):
+            fig.add_bar(x=done["started_at"], y=done[column], name=name, marker_color=color,
+                        customdata=done[["id", "dry_run"]].to_numpy(),
+                        hovertemplate=f"run %{{customdata[0]}}: %{{y}} {name}<extra></extra>")
+        if not failed.empty:
+            fig.add_scatter(x=failed["started_at"], y=[0] * len(failed), mode="markers", name="failed run",
+                            marker=dict(symbol="x", size=12, color=FAILED_COLOR),
+                            customdata=failed[["id", "error"]].fillna("").to_numpy(),
+                            hovertemplate="run %{customdata[0]} failed: %{customdata[1]}<extra></extra>")
+        fig.update_layout(barmode="stack")
+        fig.update_yaxes(title_text="mismatches", rangemode="tozero")
+    fig.update_layout(title=title, margin=dict(l=10, r=10, t=50, b=10), legend_title_text="",
+                      hovermode="closest")
+    return fig
+
+
+def history_table(history: pd.DataFrame) -> pd.DataFrame:
+    """Runs newest first, with readable columns."""
+    if history.empty:
+        return history
+    table = history.sort_values(["started_at", "id"], ascending=False)
+    table = table.assign(mode=table["dry_run"].map({True: "dry run", False: "real"}),
+                         seconds=(table["duration_ms"].fillna(0) / 1000).round(1))
+    return table[["id", "started_at", "status", "trigger", "mode", "lookback_days",
+                  "stripe_payments_found", "local_registrations_found", "mismatches_detected",
+                  "auto_fixed_count", "manual_review_needed", "sessions_checked",
+                  "stripe_requests", "seconds", "error"]]
+
+
+def kind_label(kind: str) -> str:
+    return KIND_LABELS.get(kind, kind)
+
+
+def item_choice_label(item: dict[str, Any]) -> str:
+    """One line naming an open item in the picker."""
+    ref = item.get("stripe_checkout_session_id") or item.get("registration_id") or "-"
+    critical = " · critical" if item.get("severity") == "critical" else ""
+    return f"#{item['id']} {kind_label(item['kind'])}{critical} · {ref}"
+
+
+def facts_table(details: dict[str, Any] | None) -> pd.DataFrame:
+    """Both sides' facts of an item, one row per field: what Stripe says and the local row says."""
+    details = details or {}
+    stripe, local = details.get("stripe") or {}, details.get("local") or {}
+    pairs = [("session / registration id", stripe.get("id"), local.get("registration_id")),
+             ("status", _status(stripe), local.get("processing_status")),
+             ("amount", _money(stripe.get("amount_total"), stripe.get("currency")),
+              _money(local.get("amount_total"), local.get("currency"))),
+             ("email", stripe.get("email"), local.get("email")),
+             ("client_reference_id / session id", stripe.get("client_reference_id"),
+              local.get("stripe_checkout_session_id")),
+             ("created", stripe.get("created"), local.get("created_at")),
+             ("payment intent / completed at", stripe.get("payment_intent"), local.get("completed_at"))]
+    return pd.DataFrame(
+        [{"field": name, "Stripe": _text(a) if stripe else "(no session)",
+          "local": _text(b) if local else "(no registration)"} for name, a, b in pairs])
+
+
+def _status(stripe: dict[str, Any]) -> str | None:
+    if not stripe:
+        return None
+    return f"{stripe.get('status')} / {stripe.get('payment_status')}"
+
+
+def _money(amount: Any, currency: Any) -> str | None:
+    if amount is None:
+        return None
+    return f"{int(amount) / 100:.2f} {str(currency or '').upper()}".strip()
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, int) and value > 1_000_000_000:  # a Stripe timestamp
+        return pd.Timestamp(value, unit="s", tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
+    return str(value)

@@ -1,0 +1,79 @@
+-- Reconciliation page: runs, their five numbers and progress, the manual review queue.
+
+-- name: reconciliation_last_run
+-- The latest run that has finished (completed or failed), with its five numbers.
+SELECT id, status, trigger, lookback_days, dry_run, window_start, window_end, started_at,
+       finished_at, duration_ms, stripe_payments_found, local_registrations_found,
+       mismatches_detected, auto_fixed_count, manual_review_needed, sessions_checked,
+       pages_read, stripe_requests, already_resolved_count, fixes_superseded_count, error
+FROM reconciliation_runs
+WHERE status <> 'running'
+ORDER BY started_at DESC, id DESC
+LIMIT 1
+
+-- name: reconciliation_run
+-- One run by id (the report shown after Run now), whatever its status.
+SELECT id, status, trigger, lookback_days, dry_run, window_start, window_end, started_at,
+       finished_at, duration_ms, stripe_payments_found, local_registrations_found,
+       mismatches_detected, auto_fixed_count, manual_review_needed, sessions_checked,
+       pages_read, stripe_requests, already_resolved_count, fixes_superseded_count, error
+FROM reconciliation_runs
+WHERE id = :run_id
+
+-- name: reconciliation_running_run
+-- The newest run still marked running: its progress columns are updated while it goes.
+-- (A row left 'running' by a killed process is told apart by the job's advisory lock.)
+SELECT id, trigger, lookback_days, dry_run, started_at, pages_read, sessions_checked,
+       stripe_requests, mismatches_detected, auto_fixed_count, manual_review_needed
+FROM reconciliation_runs
+WHERE status = 'running'
+ORDER BY started_at DESC, id DESC
+LIMIT 1
+
+-- name: reconciliation_run_history
+-- The last :limit runs, oldest first, for the history chart and table.
+SELECT id, status, trigger, dry_run, lookback_days, started_at, duration_ms,
+       stripe_payments_found, local_registrations_found, mismatches_detected,
+       auto_fixed_count, manual_review_needed, sessions_checked, stripe_requests, error
+FROM (
+    SELECT * FROM reconciliation_runs
+    WHERE status <> 'running'
+    ORDER BY started_at DESC, id DESC
+    LIMIT :limit
+) recent
+ORDER BY started_at, id
+
+-- name: reconciliation_kinds_for_run
+-- Mismatches a run recorded, by kind and action (items it saw again count under the run
+-- that opened them, so this complements the run's own counters).
+SELECT kind, action, count(*) AS items
+FROM reconciliation_items
+WHERE run_id = :run_id OR last_seen_run_id = :run_id
+GROUP BY kind, action
+ORDER BY kind, action
+
+-- name: reconciliation_open_items
+-- The review queue: open manual items, critical first, then newest.
+SELECT id, kind, severity, stripe_checkout_session_id, registration_id::text AS registration_id,
+       created_at, last_seen_at, run_id, details ->> 'reason' AS reason
+FROM reconciliation_items
+WHERE action = 'manual_review' AND resolved_at IS NULL AND NOT dry_run
+ORDER BY (severity = 'critical') DESC, created_at DESC, id DESC
+LIMIT :limit
+
+-- name: reconciliation_item
+-- One item with both sides' facts.
+SELECT id, run_id, kind, action, severity, dry_run, stripe_checkout_session_id,
+       registration_id::text AS registration_id, details, created_at, last_seen_at,
+       last_seen_run_id, resolved_at, resolved_by, resolution_note
+FROM reconciliation_items
+WHERE id = :item_id
+
+-- name: reconciliation_resolved_items
+-- Items people resolved, newest resolution first: the queue's history.
+SELECT id, kind, severity, stripe_checkout_session_id, registration_id::text AS registration_id,
+       created_at, resolved_at, resolved_by, resolution_note
+FROM reconciliation_items
+WHERE action = 'manual_review' AND resolved_at IS NOT NULL AND NOT dry_run
+ORDER BY resolved_at DESC, id DESC
+LIMIT :limit

@@ -1,0 +1,190 @@
+"""The Reconciliation page under Streamlit's AppTest, on a real database and local Stripe."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+import numpy as np
+import pytest
+import sqlalchemy as sa
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from dashboard import reconciliation_figures as rf
+from jobs import reconcile
+from jobs.runtime import job_lock
+from jobs.stripe_gateway import gateway_from_settings
+from tests.factories import add_registration
+from tests.stripe_server import stripe_server  # noqa: F401
+
+PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "views" / "reconciliation.py")
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    # Cached query results live in the process, across AppTest instances and tests.
+    st.cache_data.clear()
+    yield
+    st.cache_data.clear()
+
+
+def page() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.user = {"is_logged_in": True, "email": "ana@example.com"}
+    return at
+
+
+def seed_mismatches(db, stripe_server, now):
+    """A pending row to fix, a failed one and a completed-but-expired one to review."""
+    rows = {}
+    for name, status, session_status in (("fix", "pending", "complete"), ("failed", "failed", "complete"),
+                                         ("unpaid", "completed", "expired")):
+        reg_id = str(uuid.uuid4())
+        with db.begin() as conn:
+            add_registration(conn, registration_id=reg_id, session_id=f"cs_test_page_{name}", status=status,
+                             created_at=now - timedelta(days=1))
+        stripe_server.add_session(id=f"cs_test_page_{name}", created=int(now.timestamp()) - 3600,
+                                  client_reference_id=reg_id, status=session_status)
+        rows[name] = reg_id
+    return rows
+
+
+def values(array) -> list:
+    """A trace's array from the chart's JSON: plain, or packed by plotly as base64 ("bdata")."""
+    if isinstance(array, dict) and "bdata" in array:
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+    return list(array)
+
+
+def metric_values(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_empty_database(db, stripe_server):
+    at = page().run()
+    assert not at.exception
+    assert any("No reconciliation has run yet" in i.value for i in at.info)
+    assert any("Nothing needs a person" in s.value for s in at.success)
+    [chart] = at.get("plotly_chart")
+    assert rf.NO_RUNS in json.dumps(json.loads(chart.proto.spec)["layout"])
+
+
+def test_last_run_queue_history_and_resolve(db, stripe_server):
+    now = datetime.now(timezone.utc)
+    seed_mismatches(db, stripe_server, now)
+    report = reconcile.run(db, now=now, gateway=gateway_from_settings(), trigger="test")
+
+    at = page().run()
+    assert not at.exception
+    assert metric_values(at) == {"Stripe payments": "2", "Local registrations": "3", "Mismatches": "3",
+                                 "Auto-fixed": "1", "Need a person": "2"}
+    assert any(f"Run #{report.run_id}" in c.value for c in at.caption)
+    queue = at.dataframe[0].value
+    assert sorted(queue["kind"]) == ["completed, not paid", "paid, but failed locally"]
+    assert queue.iloc[0]["severity"] == "critical"  # critical first
+    [chart] = at.get("plotly_chart")
+    traces = json.loads(chart.proto.spec)["data"]
+    assert {t["name"]: int(sum(values(t["y"]))) for t in traces} == {"auto-fixed": 1, "need a person": 2}
+
+    picker = at.selectbox(key="reconciliation_item")
+    failed_label = next(i for i in picker.options if "failed locally" in i)
+    picker.set_value(int(failed_label.split()[0].lstrip("#"))).run()
+    facts = at.dataframe[1].value
+    assert facts.set_index("field").loc["status"].to_dict() == {"Stripe": "complete / paid", "local": "failed"}
+
+    at.text_area[0].input("refunded the customer")
+    assert at.text_input[0].value == "ana@example.com"
+    next(b for b in at.button if b.label == "Resolve").click().run()
+    assert not at.exception
+    assert any("resolved by ana@example.com" in s.value for s in at.success)
+    with db.connect() as conn:
+        resolved = conn.execute(sa.text("""SELECT kind, resolved_by, resolution_note FROM reconciliation_items
+                                           WHERE resolved_at IS NOT NULL AND action = 'manual_review'""")).all()
+    assert [tuple(r) for r in resolved] == [("paid_but_failed", "ana@example.com", "refunded the customer")]
+    assert len(at.dataframe[0].value) == 1
+
+
+def test_resolve_without_a_note_says_so(db, stripe_server):
+    now = datetime.now(timezone.utc)
+    seed_mismatches(db, stripe_server, now)
+    reconcile.run(db, now=now, gateway=gateway_from_settings(), trigger="test")
+    at = page().run()
+    next(b for b in at.button if b.label == "Resolve").click().run()
+    assert any("needs a note" in e.value for e in at.error)
+    with db.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM reconciliation_items WHERE resolved_by = 'ana@example.com'")).scalar() == 0
+
+
+def test_run_now_runs_and_shows_the_report(db, stripe_server):
+    now = datetime.now(timezone.utc)
+    rows = seed_mismatches(db, stripe_server, now)
+    at = page().run()
+    at.number_input[0].set_value(3)
+    next(b for b in at.button if b.label == "Run now").click().run()
+    assert not at.exception
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any("finished" in s.value for s in at.success):
+        time.sleep(0.5)
+        at.run()
+    assert not at.exception
+    finished = [s.value for s in at.success if "finished" in s.value]
+    assert finished, [e.value for e in at.error]
+    with db.connect() as conn:
+        run = conn.execute(sa.text("SELECT * FROM reconciliation_runs")).mappings().one()
+        status = conn.execute(sa.text("SELECT processing_status FROM registrations WHERE id = :id"),
+                              {"id": rows["fix"]}).scalar()
+    assert run["trigger"] == "dashboard" and run["lookback_days"] == 3 and run["status"] == "completed"
+    assert status == "completed"
+    assert f"Run #{run['id']} finished" in finished[0]
+    assert any("Items need a person" in w.value for w in at.warning)
+    kinds = at.dataframe[0].value
+    assert isinstance(kinds, pd.DataFrame) and set(kinds["action"]) == {"auto_fixed", "manual_review"}
+
+
+def test_a_run_in_progress_is_shown_instead_of_the_form(db, stripe_server):
+    with job_lock(db, "reconcile"):
+        at = page().run()
+    assert not at.exception
+    assert any("already in progress" in w.value for w in at.warning)
+    assert not any(b.label == "Run now" for b in at.button)
+
+
+def test_without_a_stripe_key_run_now_is_disabled(db, stripe_server, monkeypatch):
+    monkeypatch.delenv("STRIPE_API_KEY")
+    at = page().run()
+    assert any("STRIPE_API_KEY is not set" in i.value for i in at.info)
+    assert next(b for b in at.button if b.label == "Run now").disabled
+
+
+@pytest.mark.parametrize("details, expected", [
+    ({"stripe": {"id": "cs_1", "status": "complete", "payment_status": "paid", "amount_total": 2500,
+                 "currency": "eur", "created": 1_735_689_600}, "local": None},
+     {"amount": ("25.00 EUR", "(no registration)"), "created": ("2025-01-01 00:00 UTC", "(no registration)")}),
+    ({"stripe": None, "local": {"registration_id": "r1", "processing_status": "completed",
+                                "amount_total": 1000, "currency": "usd"}},
+     {"status": ("(no session)", "completed"), "amount": ("(no session)", "10.00 USD")}),
+])
+def test_facts_table(details, expected):
+    table = rf.facts_table(details).set_index("field")
+    for field, (stripe, local) in expected.items():
+        assert (table.loc[field, "Stripe"], table.loc[field, "local"]) == (stripe, local)
+
+
+def test_history_chart_marks_failed_runs():
+    history = pd.DataFrame([
+        {"id": 1, "status": "completed", "dry_run": False, "started_at": pd.Timestamp("2025-01-01", tz="UTC"),
+         "auto_fixed_count": 2, "manual_review_needed": 1, "error": None},
+        {"id": 2, "status": "failed", "dry_run": False, "started_at": pd.Timestamp("2025-01-02", tz="UTC"),
+         "auto_fixed_count": 0, "manual_review_needed": 0, "error": "cannot reach Stripe"},
+    ])
+    fig = rf.run_history_chart(history)
+    names = [trace.name for trace in fig.data]
+    assert names == ["auto-fixed", "need a person", "failed run"]
+    assert list(fig.data[2].customdata[0]) == [2, "cannot reach Stripe"]
