@@ -90,7 +90,7 @@ class Plan:
         return cls(
             now=now, days=days, events_per_day=events_per_day, seed=seed,
             base_events=base,
-            burst_events=max(10, events_per_day // 25),
+            burst_events=max(20, events_per_day // 15),
             stuck_events=max(3, base // 20_000),
             open_pending=max(3, events_per_day // 50),
             stale_each=max(2, events_per_day // 400),
@@ -176,7 +176,8 @@ def run(engine: Engine, *, now: datetime, days: int = DEFAULT_DAYS,
 
     say(f"loading {days} days × {events_per_day:,} events/day (seed {seed}) ending "
         f"{now.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC")
-    with recorded_run(engine, "demo-data", now=now, trigger=trigger) as job:
+    # The run happens now, whatever moment the history ends at (--now).
+    with recorded_run(engine, "demo-data", now=datetime.now(timezone.utc), trigger=trigger) as job:
         with engine.begin() as conn:
             present = existing_rows(conn)  # again, under the job's lock
             _check_replaceable(present, reset)
