@@ -104,13 +104,14 @@ def is_loopback(address: str | None) -> bool:
 class Throttle:
     """Failed-login bookkeeping: how long the next attempt must wait.
 
-    Per key (a browser session) the wait doubles from the ``free``-th failure on, up to
-    ``max_wait_s``. Across all keys, more than ``global_limit`` failures within
+    Per key (a browser session) the first ``free`` failures cost nothing; after that each
+    attempt waits ``first_wait_s``, doubling with every further failure, up to ``max_wait_s``. Across all keys, more than ``global_limit`` failures within
     ``global_window_s`` make every session wait ``global_wait_s`` after the latest failure, so
     opening new sessions does not buy fresh attempts. Times are passed in (monotonic seconds).
     """
 
     free: int = 3
+    first_wait_s: float = 5.0
     max_wait_s: float = 60.0
     global_limit: int = 20
     global_window_s: float = 600.0
@@ -125,7 +126,7 @@ class Throttle:
             wait = 0.0
             count, last = self._failures.get(key, (0, 0.0))
             if count >= self.free:
-                wait = max(wait, last + min(2.0 ** (count - self.free), self.max_wait_s) - now)
+                wait = max(wait, last + min(self.first_wait_s * 2.0 ** (count - self.free), self.max_wait_s) - now)
             self._forget_old(now)
             if len(self._recent) > self.global_limit:
                 wait = max(wait, self._recent[-1] + self.global_wait_s - now)
@@ -143,6 +144,12 @@ class Throttle:
     def succeeded(self, key: str) -> None:
         with self._lock:
             self._failures.pop(key, None)
+
+    def reset(self) -> None:
+        """Forget every failure (a fresh server process starts this way)."""
+        with self._lock:
+            self._failures.clear()
+            self._recent.clear()
 
     def _forget_old(self, now: float) -> None:
         while self._recent and self._recent[0] < now - self.global_window_s:

@@ -39,7 +39,7 @@ def csv_bytes(rows: pd.DataFrame) -> bytes:
     """UTF-8 CSV of the rows, with cells that a spreadsheet would run as a formula defused."""
     safe = rows.copy()
     for column in safe.columns:
-        if safe[column].dtype == object:
+        if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
             safe[column] = safe[column].map(
                 lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v)
     return safe.to_csv(index=False).encode("utf-8")

@@ -14,9 +14,11 @@ status_col, type_col, search_col = st.columns([2, 3, 4])
 statuses = status_col.multiselect("Status", figures.STATUSES, key="events_statuses", placeholder="Any status")
 event_types = type_col.multiselect("Event type", sorted(types["event_type"]) if not types.empty else [],
                                    key="events_types", placeholder="Any type")
-search = explorer.clean_search(search_col.text_input(
-    "Search", key="events_search", max_chars=explorer.SEARCH_MAX_CHARS,
-    placeholder="Part of an event id (evt_…) or of an error message"))
+typed = search_col.text_input("Search", key="events_search",
+                              placeholder="Part of an event id (evt_…) or of an error message")
+search = explorer.clean_search(typed)
+if search and len(typed.strip()) > explorer.SEARCH_MAX_CHARS:
+    search_col.caption(f"Only the first {explorer.SEARCH_MAX_CHARS} characters are searched for.")
 
 filters = dict(start=window.start, end=window.end, statuses=sorted(statuses),
                event_types=sorted(event_types), search=search)

@@ -1,0 +1,180 @@
+"""The login: password hashing and throttling, and what a visitor sees in each auth mode."""
+
+import pytest
+
+from dashboard import auth
+from tests.apptest_support import new_app, server_address
+
+PASSWORD = "correct horse battery staple"
+HASH = auth.hash_password(PASSWORD)
+
+
+# --- hashing ------------------------------------------------------------------------------
+
+def test_hash_round_trip_and_fresh_salt():
+    assert auth.verify_password(PASSWORD, HASH)
+    assert not auth.verify_password(PASSWORD + " ", HASH)
+    assert not auth.verify_password("", HASH)
+    assert auth.hash_password(PASSWORD) != HASH  # a new salt every time
+    assert HASH.startswith("scrypt$16384$8$1$")
+
+
+def test_unicode_passwords():
+    encoded = auth.hash_password("pässwörd 🔑")
+    assert auth.verify_password("pässwörd 🔑", encoded) and not auth.verify_password("passwort 🔑", encoded)
+
+
+@pytest.mark.parametrize("bad", [
+    "", "plaintext-password", "scrypt$16384$8$1$onlyfive", "pbkdf2$1$2$3$4$5",
+    "scrypt$3$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",         # n not a power of 2
+    "scrypt$1073741824$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",  # would eat memory
+    "scrypt$16384$8$1$!!!$???",
+])
+def test_malformed_hashes_are_refused_with_a_reason(bad):
+    with pytest.raises(auth.InvalidHash):
+        auth.verify_password(PASSWORD, bad)
+
+
+@pytest.mark.parametrize("address, loopback", [
+    ("127.0.0.1", True), ("localhost", True), ("::1", True), ("[::1]", True),
+    ("", False), (None, False), ("0.0.0.0", False), ("192.168.1.5", False), ("::", False),
+])
+def test_is_loopback(address, loopback):
+    assert auth.is_loopback(address) == loopback
+
+
+# --- throttle -----------------------------------------------------------------------------
+
+def test_throttle_waits_and_doubles_per_session_after_three_failures():
+    throttle = auth.Throttle()
+    waits = []
+    for attempt in range(6):
+        waits.append(throttle.retry_after("s1", now=100.0))
+        throttle.failed("s1", now=100.0)
+    assert waits == [0, 0, 0, 5, 10, 20]
+    assert throttle.retry_after("s1", now=103.0) == 37.0  # 40 s after the 6th failure at 100
+    assert throttle.retry_after("other", now=100.0) == 0  # another session is not slowed yet
+    throttle.succeeded("s1")
+    assert throttle.retry_after("s1", now=100.0) == 0
+
+
+def test_throttle_caps_the_wait():
+    throttle = auth.Throttle(max_wait_s=60, global_limit=10_000)
+    for _ in range(30):
+        throttle.failed("s1", now=0.0)
+    assert throttle.retry_after("s1", now=0.0) == 60
+
+
+def test_many_sessions_failing_slow_everyone_down():
+    throttle = auth.Throttle(global_limit=20, global_wait_s=10, global_window_s=600)
+    for i in range(21):  # one failure each from 21 new sessions: none reaches its own limit
+        throttle.failed(f"s{i}", now=1000.0 + i)
+    assert throttle.retry_after("fresh-session", now=1021.0) == pytest.approx(9.0)
+    assert throttle.retry_after("fresh-session", now=1031.0) == 0
+    assert throttle.retry_after("fresh-session", now=2000.0) == 0  # old failures are forgotten
+
+
+# --- what a visitor sees ----------------------------------------------------------------
+
+@pytest.fixture
+def visitor(db, monkeypatch):
+    """A dashboard session with password login and a fresh throttle."""
+    auth.THROTTLE.reset()
+    monkeypatch.setenv("MONITOR_AUTH", "password")
+    monkeypatch.setenv("MONITOR_PASSWORD_HASH", HASH)
+    yield new_app()
+    auth.THROTTLE.reset()
+
+
+def titles(at):
+    return [t.value for t in at.title]
+
+
+def log_in(at, password):
+    at.text_input[0].input(password)
+    return at.button[0].click().run()  # the form's "Log in"
+
+
+def test_password_login_then_logout(visitor):
+    at = visitor.run()
+    assert titles(at) == ["Webhook monitor"] and not at.metric  # nothing of the dashboard yet
+    at = log_in(at, "wrong")
+    assert [e.value for e in at.error] == ["Wrong password."]
+    at = log_in(at, PASSWORD)
+    assert not at.exception and "Overview" in titles(at)
+    logout = next(b for b in at.sidebar.button if b.label == "Log out")
+    at = logout.click().run()
+    assert titles(at) == ["Webhook monitor"] and at.text_input[0].label == "Password"
+
+
+def test_repeated_failures_are_slowed_down(visitor):
+    at = visitor.run()
+    for _ in range(3):
+        at = log_in(at, "guess")
+        assert [e.value for e in at.error] == ["Wrong password."]
+    at = log_in(at, PASSWORD)  # even the right password waits its turn (5 s)
+    assert any("Too many failed attempts" in w.value for w in at.warning)
+    assert "Overview" not in titles(at)
+
+
+def test_hash_from_secrets(db, monkeypatch):
+    monkeypatch.setenv("MONITOR_AUTH", "password")
+    monkeypatch.delenv("MONITOR_PASSWORD_HASH", raising=False)
+    at = new_app()
+    at.secrets["password_hash"] = HASH
+    at = log_in(at.run(), PASSWORD)
+    assert "Overview" in titles(at)
+
+
+def test_no_hash_configured_explains_how_to_set_one(db, monkeypatch):
+    monkeypatch.setenv("MONITOR_AUTH", "auto")
+    monkeypatch.delenv("MONITOR_PASSWORD_HASH", raising=False)
+    at = new_app().run()
+    assert not at.exception
+    assert "No login is configured" in at.error[0].value
+    assert "python -m jobs hash-password" in at.code[0].value
+    assert not at.text_input and "Overview" not in titles(at)
+
+
+def test_damaged_hash_is_reported_not_crashed_on(db, monkeypatch):
+    monkeypatch.setenv("MONITOR_AUTH", "password")
+    monkeypatch.setenv("MONITOR_PASSWORD_HASH", "scrypt$16384$8$1$broken")
+    at = new_app().run()
+    assert not at.exception and "MONITOR_PASSWORD_HASH is not usable" in at.error[0].value
+
+
+def test_login_off_is_refused_on_a_public_address(db, monkeypatch):
+    monkeypatch.setenv("MONITOR_AUTH", "none")
+    with server_address("0.0.0.0"):
+        at = new_app().run()
+    assert "MONITOR_AUTH=none is refused" in at.error[0].value
+    assert "Overview" not in titles(at)
+
+
+def test_login_off_on_loopback_shows_a_banner(db, monkeypatch):
+    monkeypatch.setenv("MONITOR_AUTH", "none")
+    with server_address("127.0.0.1"):
+        at = new_app().run()
+    assert "Login is off" in at.warning[0].value
+    assert "Overview" in titles(at)
+
+
+def test_oidc_login_with_streamlit_user(db, monkeypatch):
+    monkeypatch.setenv("MONITOR_AUTH", "auto")
+    at = new_app()
+    at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x",
+                          "client_id": "id", "client_secret": "secret",
+                          "server_metadata_url": "https://idp.example/.well-known/openid-configuration"}
+    at.user = {"is_logged_in": False}
+    at.run()
+    assert [b.label for b in at.button] == ["Log in"] and "Overview" not in titles(at)
+    at.user = {"is_logged_in": True, "email": "admin@example.com"}
+    at.run()
+    assert "Overview" in titles(at)
+    assert any("admin@example.com" in c.value for c in at.sidebar.caption)
+
+
+def test_oidc_without_auth_section_explains(db, monkeypatch):
+    monkeypatch.setenv("MONITOR_AUTH", "oidc")
+    at = new_app().run()
+    assert "needs an `[auth]` section" in at.error[0].value

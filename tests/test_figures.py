@@ -1,0 +1,109 @@
+"""Figure builders: what each chart plots, from small frames shaped like the queries' rows."""
+
+import math
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+
+from dashboard import figures
+
+T0 = datetime(2026, 11, 20, 10, tzinfo=timezone.utc)
+HOURS = [T0 + timedelta(hours=h) for h in range(3)]
+
+
+def buckets():
+    return pd.DataFrame({"bucket": HOURS, "completed": [8, 0, 3], "failed": [2, 0, 1],
+                         "processing": [0, 0, 1], "pending": [1, 0, 0]})
+
+
+def no_data(fig) -> bool:
+    return not fig.data and any("No " in a.text for a in fig.layout.annotations)
+
+
+def test_volume_chart_stacks_one_bar_trace_per_status_in_fixed_colours():
+    fig = figures.volume_chart(buckets(), bucket="hour")
+    assert [t.name for t in fig.data] == ["completed", "failed", "processing", "pending"]
+    assert fig.layout.barmode == "stack"
+    failed = fig.data[1]
+    assert list(failed.y) == [2, 0, 1] and failed.marker.color == figures.STATUS_COLORS["failed"]
+    assert "per hour" in fig.layout.title.text
+
+
+def test_volume_chart_says_when_there_is_nothing():
+    empty = buckets().assign(completed=0, failed=0, processing=0, pending=0)
+    assert no_data(figures.volume_chart(empty))
+    assert no_data(figures.volume_chart(empty.iloc[0:0]))
+
+
+def test_failure_rate_leaves_gaps_where_nothing_finished():
+    rates = figures.failure_rates(buckets())
+    assert rates[0] == 0.2 and math.isnan(rates[1]) and rates[2] == 0.25
+    fig = figures.failure_rate_chart(buckets())
+    assert fig.data[0].connectgaps is False
+    assert fig.layout.yaxis.tickformat == ".0%"
+
+
+def test_failure_rate_chart_with_only_unfinished_events():
+    only_pending = buckets().assign(completed=0, failed=0)
+    assert no_data(figures.failure_rate_chart(only_pending))
+
+
+def test_status_chart_skips_zero_slices():
+    fig = figures.status_chart(pd.DataFrame({"processing_status": ["completed", "failed", "pending"],
+                                             "events": [9, 1, 0]}))
+    assert list(fig.data[0].labels) == ["completed", "failed"]
+    assert list(fig.data[0].values) == [9, 1]
+    assert no_data(figures.status_chart(pd.DataFrame({"processing_status": [], "events": []})))
+
+
+def test_event_types_chart_shows_largest_on_top_and_the_in_progress_rest():
+    types = pd.DataFrame({"event_type": ["a", "b", "c"], "events": [10, 30, 20],
+                          "failed": [1, 3, 0], "completed": [9, 25, 20]})
+    fig = figures.event_types_chart(types, top=2)
+    completed, failed, rest = fig.data
+    assert list(completed.y) == ["c", "b"]  # horizontal bars draw bottom-up: largest last
+    assert list(failed.x) == [0, 3] and list(rest.x) == [0, 2]
+
+
+def test_failures_by_type_chart_one_trace_per_type():
+    failures = pd.DataFrame({"bucket": [HOURS[0], HOURS[0], HOURS[2]], "event_type": ["x", "y", "y"],
+                             "failed": [2, 1, 4]})
+    fig = figures.failures_by_type_chart(failures)
+    assert {t.name: list(t.y) for t in fig.data} == {"x": [2], "y": [1, 4]}
+    assert no_data(figures.failures_by_type_chart(failures.iloc[0:0]))
+
+
+def test_outcomes_chart():
+    outcomes = pd.DataFrame({"event_type": ["a", "b"], "still_failing": [2, 1], "recovered": [5, 0],
+                             "retrying": [1, 0]})
+    fig = figures.outcomes_chart(outcomes)
+    assert {t.name: list(t.x) for t in fig.data} == {"still failing": [1, 2], "retrying": [0, 1],
+                                                      "recovered": [0, 5]}
+
+
+def funnel_rows():
+    return pd.DataFrame({"bucket": HOURS[:2], "created": [10, 0], "checkout_started": [8, 0],
+                         "paid": [6, 0], "completed": [5, 0]})
+
+
+def test_funnel_totals_and_chart():
+    totals = figures.funnel_totals(funnel_rows())
+    assert totals == {"created": 10, "checkout_started": 8, "paid": 6, "completed": 5}
+    fig = figures.funnel_chart(totals)
+    assert list(fig.data[0].x) == [10, 8, 6, 5]
+    assert list(fig.data[0].y) == ["Created", "Checkout started", "Paid", "Completed"]
+    assert no_data(figures.funnel_chart(figures.funnel_totals(funnel_rows().iloc[0:0])))
+
+
+def test_conversion_rates_per_bucket_leave_empty_buckets_blank():
+    rates = figures.conversion_rates(funnel_rows())
+    assert list(rates.loc[0, ["checkout_started", "paid", "completed"]]) == [0.8, 0.6, 0.5]
+    assert rates.loc[1, ["checkout_started", "paid", "completed"]].isna().all()
+    fig = figures.conversion_chart(funnel_rows())
+    assert [t.name for t in fig.data] == ["Checkout started", "Paid", "Completed"]
+
+
+def test_every_builder_returns_a_figure_that_serialises():
+    for fig in [figures.volume_chart(buckets()), figures.failure_rate_chart(buckets()),
+                figures.conversion_chart(funnel_rows())]:
+        assert fig.to_json()
