@@ -98,6 +98,7 @@ def progress_panel() -> None:
     launch = st.session_state.get(LAUNCH_KEY)
     state = live_state()
     if (launch is not None and launch.poll() is not None) or (launch is None and not state["running"]):
+        data.refresh()  # a run started elsewhere has new numbers too
         st.rerun()  # finished: redraw the whole page with the report
     row = state["run"] or {}
     if launch is None:
@@ -132,14 +133,19 @@ def show_outcome(outcome: dict) -> None:
         st.warning("Items need a person: see the review queue below.", icon=":material/person_alert:")
 
 
-def run_now_section(settings) -> None:
-    st.subheader("Run now")
+def collect_finished_run() -> None:
+    """Keep the outcome of a run this session started once it ended, and drop cached
+    results, before any section reads them."""
     launch = st.session_state.get(LAUNCH_KEY)
     if launch is not None and launch.poll() is not None:
         st.session_state[RESULT_KEY] = launch.outcome()
         del st.session_state[LAUNCH_KEY]
         data.refresh()
-        launch = None
+
+
+def run_now_section(settings) -> None:
+    st.subheader("Run now")
+    launch = st.session_state.get(LAUNCH_KEY)
     if launch is not None or live_state()["running"]:
         progress_panel()
         return
@@ -236,6 +242,7 @@ st.title("Reconciliation")
 st.caption("Stripe's Checkout Sessions compared with the local registrations: obvious mismatches "
            "are fixed automatically, the rest wait here for a person.")
 page_settings = get_settings()
+collect_finished_run()
 last_run_section()
 run_now_section(page_settings)
 review_section(page_settings)

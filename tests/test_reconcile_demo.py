@@ -1,0 +1,89 @@
+"""The demo: demo-data's Stripe state served by ``python -m local_stripe`` (as the README's
+run command does), reconciled by ``python -m jobs reconcile`` in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from jobs import demo_data, reconcile
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO_KEY = "sk_test_demo"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def local_stripe_process(state_path: Path):
+    """``python -m local_stripe --state FILE --port P`` until the block ends; yields its env."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "local_stripe", "--state", str(state_path),
+                                "--port", str(port)], cwd=REPO,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(urllib.request.Request(base + "/v1/events?limit=1", headers={
+                    "Authorization": f"Bearer {DEMO_KEY}"}), timeout=2)
+                break
+            except urllib.error.HTTPError:
+                break  # answering
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"local_stripe did not start: {process.stdout.read()}")
+                time.sleep(0.2)
+        yield {"STRIPE_API_BASE": base, "STRIPE_API_KEY": DEMO_KEY}
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+@pytest.fixture
+def demo(db, tmp_path):
+    """A small demo history in the test database and its Stripe state file."""
+    state = tmp_path / "demo-stripe-state.json"
+    demo_data.run(db, now=datetime.now(timezone.utc), days=8, events_per_day=60, seed=7,
+                  stripe_state_path=state, trigger="test")
+    return state
+
+
+def test_demo_reconciles_with_every_mismatch_kind(db, demo):
+    with local_stripe_process(demo) as stripe_env:
+        result = subprocess.run([sys.executable, "-m", "jobs", "reconcile", "--json"], cwd=REPO,
+                                env={**os.environ, **stripe_env}, capture_output=True, text=True,
+                                timeout=300)
+        assert result.returncode == 3, result.stderr  # review items are open in the demo
+        report = json.loads(result.stdout)
+        assert report["status"] == "completed"
+        assert set(report["mismatches_by_kind"]) == set(reconcile.KIND_RULES)
+        assert report["auto_fixed_count"] > 0 and report["manual_review_needed"] > 0
+
+        again = subprocess.run([sys.executable, "-m", "jobs", "reconcile", "--json"], cwd=REPO,
+                               env={**os.environ, **stripe_env}, capture_output=True, text=True,
+                               timeout=300)
+        second = json.loads(again.stdout)
+        assert second["auto_fixed_count"] == 0  # nothing fixed twice
+        assert second["manual_review_needed"] == report["manual_review_needed"]
+    with db.connect() as conn:
+        open_items = conn.execute(sa.text("""SELECT count(*) FROM reconciliation_items
+                                             WHERE action = 'manual_review' AND resolved_at IS NULL""")).scalar()
+    assert open_items == report["manual_review_needed"]
