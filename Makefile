@@ -15,10 +15,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Migrates the embedded database, loads fresh demo data, starts the local Stripe server and
+# the dashboard (scripts/run_demo.py --help for options, e.g. make run DEMO_ARGS=--keep-data).
 run: $(STAMP)
-	$(PY) -m jobs migrate
-	MONITOR_AUTH=none $(PY) -m streamlit run dashboard/app.py \
-		--server.headless true --server.address 127.0.0.1 --browser.gatherUsageStats false
+	$(PY) scripts/run_demo.py $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest

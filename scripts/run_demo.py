@@ -1,0 +1,172 @@
+"""``make run``: the dashboard on the embedded database, with demo data and a local Stripe.
+
+1. migrate the embedded database (in ``MONITOR_DATA_DIR``);
+2. load fresh demo data (so the history ends now; ``--keep-data`` reuses what is there);
+3. start the local Stripe server on 127.0.0.1 in the background, serving the demo's
+   Checkout Sessions, so reconciliation and cleanup work from the dashboard;
+4. run Streamlit in the foreground. Ctrl+C stops both.
+
+The demo's settings (``MONITOR_AUTH=none``, ``STRIPE_API_BASE``, ``STRIPE_API_KEY``) are
+given to these child processes only, never to the calling shell. ``DATABASE_URL`` and
+``DASHBOARD_DATABASE_URL`` are ignored: the demo never writes into a configured database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+# Importable without an installed project too (python scripts/run_demo.py from a checkout).
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+DEMO_STRIPE_KEY = "sk_test_demo_local_stripe_000000000000"
+DATABASE_SETTINGS = ("DATABASE_URL", "DASHBOARD_DATABASE_URL")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from jobs import demo_data
+
+    parser = argparse.ArgumentParser(
+        prog="scripts/run_demo.py",
+        description="Run the dashboard on the embedded database with demo data and a local "
+        "Stripe server (what 'make run' does).")
+    parser.add_argument("--port", type=int, default=8501, help="dashboard port (default %(default)s)")
+    parser.add_argument("--stripe-port", type=int, default=12111,
+                        help="local Stripe port (default %(default)s; a free one if taken)")
+    parser.add_argument("--days", type=int, default=demo_data.DEFAULT_DAYS,
+                        help="days of demo history (default %(default)s)")
+    parser.add_argument("--events-per-day", type=int, default=demo_data.DEFAULT_EVENTS_PER_DAY,
+                        help="demo webhook events per day (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=demo_data.DEFAULT_SEED,
+                        help="demo data seed (default %(default)s)")
+    parser.add_argument("--keep-data", action="store_true",
+                        help="reuse the demo data already loaded instead of loading it afresh")
+    return parser.parse_args(argv)
+
+
+def say(message: str) -> None:
+    print(f"[demo] {message}", flush=True)
+
+
+def prepare_database(args: argparse.Namespace) -> Path:
+    """Migrate, load the demo data unless kept; return the Stripe state file's path."""
+    from core.db import create_jobs_engine
+    from core.settings import get_settings
+    from jobs import demo_data, migrate
+
+    settings = get_settings(DATABASE_URL=None, DASHBOARD_DATABASE_URL=None)
+    state_path = demo_data.default_state_path(settings)
+    say(f"embedded PostgreSQL in {Path(settings.MONITOR_DATA_DIR).expanduser()}")
+    engine = create_jobs_engine(settings)
+    try:
+        migrate.run(engine, progress=say)
+        if args.keep_data and state_path.exists():
+            with engine.connect() as conn:
+                present = demo_data.existing_rows(conn)
+            if present["events"] and not present["foreign_row"]:
+                say(f"reusing the demo data loaded before ({present['events']:,} events)")
+                return state_path
+        demo_data.run(engine, now=datetime.now(timezone.utc), days=args.days,
+                      events_per_day=args.events_per_day, seed=args.seed, reset=True,
+                      stripe_state_path=state_path, progress=say)
+    finally:
+        engine.dispose()
+    return state_path
+
+
+def free_port(preferred: int) -> int:
+    """``preferred`` when nothing listens there on 127.0.0.1, else a free port."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            probe.bind(("127.0.0.1", 0))
+            return probe.getsockname()[1]
+
+
+def wait_listening(port: int, process: subprocess.Popen, what: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {process.returncode} while starting")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{what} did not start listening on port {port} within {timeout_s:.0f} s")
+
+
+def stop(process: subprocess.Popen | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _interrupt(signum, frame):
+    # SIGTERM (a process manager, a test) stops the children the way Ctrl+C does.
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    ignored = [name for name in DATABASE_SETTINGS if os.environ.get(name)]
+    if ignored:
+        say(f"ignoring {' and '.join(ignored)}: the demo runs on the embedded database only")
+    signal.signal(signal.SIGTERM, _interrupt)
+
+    from core.errors import MonitorError
+
+    stripe = dashboard = None
+    try:
+        state_path = prepare_database(args)
+        stripe_port = free_port(args.stripe_port)
+        stripe_url = f"http://127.0.0.1:{stripe_port}"
+        env = {key: value for key, value in os.environ.items() if key not in DATABASE_SETTINGS}
+        env.update(MONITOR_AUTH="none", STRIPE_API_BASE=stripe_url, STRIPE_API_KEY=DEMO_STRIPE_KEY)
+
+        stripe = subprocess.Popen(
+            [sys.executable, "-m", "local_stripe", "--state", str(state_path), "--host", "127.0.0.1",
+             "--port", str(stripe_port), "--api-key", DEMO_STRIPE_KEY, "--rate-limit", "25"],
+            cwd=REPO, env=env)
+        wait_listening(stripe_port, stripe, "the local Stripe server")
+
+        say(f"dashboard on http://127.0.0.1:{args.port} (login disabled: it listens on "
+            f"127.0.0.1 only); local Stripe on {stripe_url}. Ctrl+C stops both.")
+        dashboard = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"),
+             "--server.headless", "true", "--server.address", "127.0.0.1",
+             "--server.port", str(args.port), "--browser.gatherUsageStats", "false"],
+            cwd=REPO, env=env)
+        code = dashboard.wait()
+        if code not in (0, -signal.SIGINT):
+            say(f"the dashboard exited with code {code}")
+            return 1
+        return 0
+    except KeyboardInterrupt:
+        say("stopping")
+        return 0
+    except (MonitorError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        stop(dashboard)
+        stop(stripe)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
