@@ -536,6 +536,9 @@ def _handler_for(server: LocalStripe):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as the stripe library's session expects
         server_version = "local-stripe"
+        # Headers and body go out in two writes; without TCP_NODELAY each keep-alive
+        # response waits ~40 ms on the client's delayed ACK.
+        disable_nagle_algorithm = True
 
         def _respond(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
