@@ -50,7 +50,9 @@ DEFAULT_EVENTS_DAYS = 90
 # Stripe can redeliver an event for 3 days and resend it by hand for up to 30; the handler's
 # duplicate check reads webhook_events, so younger events must stay there.
 MIN_EVENTS_DAYS = 30
-DEFAULT_BATCH_SIZE = 5000
+# Small enough that a batch commits in a fraction of a second (its WAL flush is what a
+# concurrent handler insert may wait behind), large enough to keep the per-statement cost low.
+DEFAULT_BATCH_SIZE = 2000
 REGISTRATION_PAGE = 100
 # A registration's Checkout Session is created right around the registration. Sessions
 # created in this window are listed once per page of stale rows, which finds the session of
@@ -313,13 +315,14 @@ class _Cleanup:
         if r.dry_run or not r.events_matched:
             return
         started = time.monotonic()
+        resume_from = FIRST_KEY[0]
         while True:
             with self.engine.begin() as conn:
                 for setting in BATCH_SETTINGS:
                     conn.execute(setting)
-                moved = conn.execute(SQL["archive_event_batch"], {
-                    "cutoff": r.events_cutoff, "batch_size": self.batch_size,
-                    "archived_at": self.now, "run_id": r.run_id}).scalar_one()
+                moved, resume_from = conn.execute(SQL["archive_event_batch"], {
+                    "cutoff": r.events_cutoff, "resume_from": resume_from, "batch_size": self.batch_size,
+                    "archived_at": self.now, "run_id": r.run_id}).one()
             if not moved:
                 break
             r.events_archived += moved

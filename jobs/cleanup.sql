@@ -11,12 +11,15 @@ WHERE created_at < :cutoff
 -- handler holds locked are skipped (SKIP LOCKED) rather than waited for; a row leaves
 -- webhook_events only if its archive copy was written by this same statement, and rows the
 -- archive already knows (same id or event id) are left alone so no batch repeats forever.
+-- :resume_from is the previous batch's newest created_at: each batch starts where the last
+-- one ended instead of walking again over the index entries of rows already moved.
 -- Every column of webhook_events is copied (a test fails when one is added but not here).
 WITH batch AS (
     SELECT e.id
     FROM webhook_events e
     WHERE e.processing_status = 'completed'
       AND e.created_at < :cutoff
+      AND e.created_at >= :resume_from
       AND NOT EXISTS (SELECT 1 FROM webhook_events_archive a WHERE a.id = e.id)
       AND NOT EXISTS (SELECT 1 FROM webhook_events_archive a WHERE a.stripe_event_id = e.stripe_event_id)
     ORDER BY e.created_at
@@ -36,10 +39,12 @@ WITH batch AS (
     ON CONFLICT DO NOTHING
     RETURNING id
 ), moved AS (
-    DELETE FROM webhook_events e USING archived WHERE e.id = archived.id
-    RETURNING e.id
+    -- = ANY(ARRAY(...)) keeps this a primary-key lookup; a join here may be planned as a
+    -- scan of the whole table for every batch.
+    DELETE FROM webhook_events e WHERE e.id = ANY (ARRAY(SELECT id FROM archived))
+    RETURNING e.created_at
 )
-SELECT count(*) AS moved FROM moved
+SELECT count(*) AS moved, max(created_at) AS last_created_at FROM moved
 
 -- name: stale_pending_page
 -- The next page of stale pending registrations, oldest first (keyset on created_at, id).
