@@ -81,7 +81,8 @@ def status_chart(statuses: pd.DataFrame) -> go.Figure:
     fig = go.Figure(go.Pie(labels=statuses["processing_status"], values=statuses["events"], hole=0.5,
                            sort=False, marker=dict(colors=[STATUS_COLORS.get(s, "#9e9e9e")
                                                            for s in statuses["processing_status"]])))
-    fig.update_traces(textinfo="label+percent")
+    # Labels inside the slices: outside ones of thin slices collide with the title.
+    fig.update_traces(textinfo="percent", textposition="inside")
     return _layout(fig, title, hovermode=False)
 
 

@@ -48,6 +48,28 @@ def test_page_on_a_demo_like_database(demo_like, login_off, page, window):
         assert all(spec["data"] for spec in specs), "a chart came out empty on a full database"
 
 
+@pytest.fixture(scope="module")
+def demo_loaded(engine, project_tables):
+    """The project's own demo history (python -m jobs demo-data), small, ending now."""
+    from jobs import demo_data
+
+    with engine.begin() as conn:
+        conn.execute(sa.text("TRUNCATE " + ", ".join(f'"{t}"' for t in project_tables) + " CASCADE"))
+    demo_data.run(engine, now=datetime.now(timezone.utc), days=30, events_per_day=200)
+    yield engine
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_on_the_demo_database(demo_loaded, login_off, page):
+    at = open_dashboard()
+    at.sidebar.button_group(key="window_choice").set_value("7d").run()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    if page in CHARTS:
+        assert all(spec["data"] for spec in chart_specs(at)) and len(chart_specs(at)) == CHARTS[page]
+
+
 def test_empty_database_has_friendly_empty_states(db, login_off):
     at = open_dashboard()
     assert "No webhook events recorded yet" in at.info[0].value

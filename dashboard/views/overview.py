@@ -15,12 +15,6 @@ stuck_minutes = data.stuck_minutes()
 
 st.title("Overview")
 
-buckets = allowed_buckets(window)
-if len(buckets) > 1:
-    bucket = st.segmented_control("Chart buckets", buckets, default=window.bucket, key="overview_bucket",
-                                  format_func=lambda b: f"per {b}") or window.bucket
-    window = window.with_bucket(bucket)
-
 # The stuck threshold is a minute boundary so the cache key changes at most once a minute.
 stuck_before = now.replace(second=0, microsecond=0) - timedelta(minutes=stuck_minutes)
 current = data.query_row("event_kpis", start=window.start, end=window.end, stuck_before=stuck_before)
@@ -53,6 +47,12 @@ st.caption(f"Deltas compare the {window.label} with the "
 if not int(current.get("events_received") or 0):
     st.info(f"No events in the {window.label}. Choose a longer window in the sidebar.", icon=":material/inbox:")
     st.stop()
+
+buckets = allowed_buckets(window)
+if len(buckets) > 1:
+    bucket = st.segmented_control("Chart buckets", buckets, default=window.bucket, key="overview_bucket",
+                                  format_func=lambda b: f"per {b}") or window.bucket
+    window = window.with_bucket(bucket)
 
 by_bucket = data.query_df("events_by_bucket", start=window.start, end=window.end, bucket=window.bucket)
 types = data.query_df("event_types", start=window.start, end=window.end)

@@ -1,0 +1,112 @@
+"""How long each dashboard page takes to render (Streamlit AppTest) at a given event count.
+
+    python bench/pages_bench.py --events 10000      # quick check (well under a minute)
+    python bench/pages_bench.py --events 1000000    # the 1M figure (loading takes a few minutes)
+
+Builds a throwaway database (an embedded PostgreSQL in a temporary folder, or a scratch
+database on DATABASE_URL's server, dropped afterwards), loads 30 days of demo history with
+``python -m jobs demo-data --events-per-day N/30``, then renders every page in AppTest for
+each window (24h, 7d, 30d): once cold (query cache emptied, so every query hits PostgreSQL)
+and ``--runs`` times warm (the cached case a second visitor sees). Prints a table of
+milliseconds: cold, and the median of the warm runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from receiver_load import ThrowawayDatabase  # noqa: E402
+
+PAGES = ["overview", "events", "errors", "funnel", "reconciliation", "health"]
+WINDOWS = ["24h", "7d", "30d"]
+DAYS = 30
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=10_000, help="webhook events in all (default %(default)s)")
+    parser.add_argument("--runs", type=int, default=3, help="warm runs per page and window (default %(default)s)")
+    parser.add_argument("--pages", nargs="+", choices=PAGES, default=PAGES)
+    return parser.parse_args(argv)
+
+
+def load(url: str, events: int) -> float:
+    env = {**os.environ, "DATABASE_URL": url}
+    env.pop("DASHBOARD_DATABASE_URL", None)
+    started = time.monotonic()
+    for command in (["migrate"], ["demo-data", "--days", str(DAYS), "--events-per-day",
+                                  str(max(1, events // DAYS)), "--no-stripe-state"]):
+        subprocess.run([sys.executable, "-m", "jobs", *command], cwd=REPO, env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+    return time.monotonic() - started
+
+
+def render_ms(page: str, window: str, *, cold: bool) -> float:
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard import data
+
+    if cold:
+        data.refresh()
+    at = AppTest.from_file(str(REPO / "dashboard" / "app.py"), default_timeout=600)
+    at.session_state["window_choice"] = window
+    # The first run renders the overview; time the run of the page itself.
+    at.run()
+    if page != "overview":
+        at.switch_page(f"views/{page}.py")
+    if cold:
+        data.refresh()
+    started = time.perf_counter()
+    at.run()
+    elapsed = (time.perf_counter() - started) * 1000
+    if at.exception:
+        raise SystemExit(f"{page} ({window}) raised: {at.exception[0].value}")
+    return elapsed
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    saved = {key: os.environ.get(key) for key in ("DATABASE_URL", "DASHBOARD_DATABASE_URL", "MONITOR_AUTH")}
+    with ThrowawayDatabase() as url:
+        try:
+            os.environ["DATABASE_URL"] = url
+            os.environ.pop("DASHBOARD_DATABASE_URL", None)
+            os.environ["MONITOR_AUTH"] = "none"
+            bench(args, url)
+        finally:
+            # ThrowawayDatabase reads DATABASE_URL again to know what to drop.
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+    return 0
+
+
+def bench(args, url: str) -> None:
+    from streamlit import config
+
+    config.set_option("server.address", "127.0.0.1")  # login off is only allowed on loopback
+    seconds = load(url, args.events)
+    print(f"loaded {args.events:,} events over {DAYS} days in {seconds:.1f} s")
+    render_ms("overview", "24h", cold=True)  # warm-up: imports, connection pool
+    print(f"{'page':<15}{'window':>7}{'cold ms':>10}{'warm ms':>10}")
+    for page in args.pages:
+        for window in WINDOWS:
+            cold = render_ms(page, window, cold=True)
+            warm = statistics.median(render_ms(page, window, cold=False) for _ in range(args.runs))
+            print(f"{page:<15}{window:>7}{cold:>10.0f}{warm:>10.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,86 @@
+"""Regenerate docs/screenshot-overview.png: the overview page on fresh demo data.
+
+    python scripts/screenshot.py                      # writes docs/screenshot-overview.png
+    python scripts/screenshot.py --window 7d --out /tmp/overview-7d.png
+
+Loads demo history ending now (``python -m jobs demo-data``) into a throwaway database (an
+embedded PostgreSQL in a temporary folder, or a scratch database on DATABASE_URL's server,
+dropped afterwards), starts the dashboard with ``streamlit run`` on a free loopback port behind
+a one-off password, logs in and photographs the page with Debian's Chromium (/usr/bin/chromium).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from receiver_load import ThrowawayDatabase  # noqa: E402
+from tests.browser_support import (  # noqa: E402
+    CHROMIUM, PLOTLY_SELECTOR, chromium_page, exception_texts, log_in, password_env, streamlit_server,
+    wait_for_count, wait_for_script,
+)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshot-overview.png")
+    parser.add_argument("--window", choices=["24h", "7d", "30d"], default="7d")
+    parser.add_argument("--events-per-day", type=int, default=800)
+    parser.add_argument("--width", type=int, default=1400)
+    parser.add_argument("--height", type=int, default=1500)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if not CHROMIUM.exists():
+        print(f"error: {CHROMIUM} is missing (apt-get install chromium)", file=sys.stderr)
+        return 2
+    database_url = os.environ.get("DATABASE_URL")
+    with ThrowawayDatabase() as url:
+        env = {**os.environ, "DATABASE_URL": url}
+        env.pop("DASHBOARD_DATABASE_URL", None)
+        for command in (["migrate"], ["demo-data", "--events-per-day", str(args.events_per_day),
+                                      "--no-stripe-state"]):
+            subprocess.run([sys.executable, "-m", "jobs", *command], cwd=REPO, env=env, check=True,
+                           stdout=subprocess.DEVNULL)
+        os.environ["DATABASE_URL"] = url
+        try:
+            shoot(args)
+        finally:
+            # ThrowawayDatabase reads DATABASE_URL again to know what to drop.
+            if database_url is None:
+                os.environ.pop("DATABASE_URL", None)
+            else:
+                os.environ["DATABASE_URL"] = database_url
+    print(f"wrote {args.out}")
+    return 0
+
+
+def shoot(args) -> None:
+    password = secrets.token_urlsafe(16)
+    with streamlit_server(env=password_env(password)) as server, \
+            chromium_page(width=args.width, height=args.height) as page:
+        page.goto(server.url)
+        log_in(page, password)
+        page.locator('[data-testid="stSidebar"]').get_by_text(args.window, exact=True).click()
+        wait_for_script(page)
+        wait_for_count(page, PLOTLY_SELECTOR, 4)
+        page.wait_for_timeout(1500)  # let Plotly finish its transitions
+        if exception_texts(page):
+            raise SystemExit(f"the overview shows an exception: {exception_texts(page)}")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        # Top of the page: KPIs and the volume chart; the whole page would be too tall to read.
+        page.screenshot(path=str(args.out), full_page=False)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
