@@ -115,11 +115,13 @@ def cleanup_chart(runs: pd.DataFrame) -> go.Figure:
     if real.empty:
         return _empty(title, "No cleanup has run for real yet")
     real = real.sort_values("started_at")
+    # One bar group per run, evenly spaced however irregular the runs were.
+    runs_axis = [f"{moment:%Y-%m-%d %H:%M} #{run_id}" for moment, run_id in zip(real["started_at"], real["id"])]
     fig = go.Figure()
-    fig.add_bar(x=real["started_at"], y=real["events_archived"], name="webhook events",
-                marker_color="#1565c0")
-    fig.add_bar(x=real["started_at"], y=real["registrations_archived"], name="stale registrations",
+    fig.add_bar(x=runs_axis, y=real["events_archived"], name="webhook events", marker_color="#1565c0")
+    fig.add_bar(x=runs_axis, y=real["registrations_archived"], name="stale registrations",
                 marker_color="#ef6c00")
+    fig.update_xaxes(type="category")
     fig.update_yaxes(title_text="rows", rangemode="tozero")
     return _layout(fig, title, barmode="group")
 

@@ -167,3 +167,12 @@ def test_cleanup_table_shows_what_a_dry_run_would_have_archived(db):
     assert shown["events_archived"].tolist() == [1, 0] and shown["dry_run"].all()
     assert hf.cleanup_chart(fetch_df(db, "cleanup_history", limit=10)).layout.annotations[0].text == \
         "No cleanup has run for real yet"
+
+
+def test_cleanup_chart_has_one_bar_group_per_real_run():
+    runs = pd.DataFrame({"id": [3, 2, 1], "dry_run": [False, True, False],
+                         "started_at": [NOW, NOW - timedelta(hours=1), NOW - timedelta(days=9)],
+                         "events_archived": [10, 0, 500], "registrations_archived": [1, 0, 2]})
+    fig = hf.cleanup_chart(runs)
+    events = next(trace for trace in fig.data if trace.name == "webhook events")
+    assert list(events.y) == [500, 10] and [label.split("#")[1] for label in events.x] == ["1", "3"]

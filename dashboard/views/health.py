@@ -80,7 +80,7 @@ for col, (table, label) in zip(cols[1:3], [("webhook_events", "Webhook events"),
                                           ("webhook_events_archive", "Archived events")]):
     value = rows.get(table)
     col.metric(label, "-" if value is None or pd.isna(value) else f"~{int(value):,}", border=True,
-               help="PostgreSQL's row estimate at the latest snapshot.")
+               help="PostgreSQL's row estimate at the latest snapshot ('-' until it has analysed the table).")
 if cleanups.empty:
     cols[3].metric("Last cleanup", "never", border=True)
 else:
