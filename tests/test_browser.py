@@ -32,21 +32,29 @@ def test_login_then_every_page_renders_without_exception(sample_db):
         assert page.locator(PLOTLY_SELECTOR).count() == 0, "charts visible before logging in"
 
         log_in(page, "wrong password")
-        assert page.get_by_text("Wrong password.").is_visible()
+        page.get_by_text("Wrong password.").wait_for()
 
         log_in(page, PASSWORD)
-        assert page.get_by_role("heading", name="Overview").is_visible(), server.log()
+        page.get_by_role("heading", name="Overview").wait_for()
 
         for title, charts in PAGES_WITH_CHARTS.items():
             open_page(page, title)
             assert wait_for_count(page, PLOTLY_SELECTOR, charts) >= charts, title
             assert not exception_texts(page), f"{title}: {exception_texts(page)}"
 
+        open_page(page, "Events")
+        page.locator('[data-testid="stSelectbox"]').filter(has_text="Event detail").click()
+        page.get_by_role("option").first.click()
+        wait_for_script(page)
+        link = page.get_by_role("link", name="Open in the Stripe Dashboard")
+        assert link.get_attribute("href").startswith("https://dashboard.stripe.com/test/events/evt_")
+        assert not exception_texts(page)
+
         for title in OTHER_PAGES:
             open_page(page, title)
-            assert page.get_by_role("heading", name=title).first.is_visible(), title
+            page.get_by_role("heading", name=title).first.wait_for()
             assert page.locator(EXCEPTION_SELECTOR).count() == 0, f"{title}: {exception_texts(page)}"
 
         page.get_by_role("button", name="Log out").click()
         wait_for_script(page)
-        assert page.get_by_label("Password", exact=True).is_visible()
+        page.get_by_label("Password", exact=True).wait_for()
