@@ -152,7 +152,13 @@ class DemoDataExists(ConfigError):
 
 def existing_rows(conn: Connection) -> dict:
     """Row counts of the tables demo-data fills, and one row it did not write (or None)."""
-    return dict(conn.execute(_SQL["demo_rows_present"]).mappings().one())
+    try:
+        return dict(conn.execute(_SQL["demo_rows_present"]).mappings().one())
+    except sa.exc.ProgrammingError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "42P01":  # undefined_table
+            raise ConfigError("the database has no tables yet: run 'python -m jobs migrate' "
+                              "first") from None
+        raise
 
 
 def run(engine: Engine, *, now: datetime, days: int = DEFAULT_DAYS,

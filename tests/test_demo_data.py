@@ -212,3 +212,18 @@ def test_command_line_loads_then_refuses_a_second_load(db, tmp_path):
     assert second.returncode == 2
     assert "--reset" in second.stderr and "Traceback" not in second.stderr
     assert scalar(db, "SELECT count(*) FROM webhook_events") == summary["events"]
+
+
+def test_unmigrated_database_asks_for_migrate(engine):
+    admin = engine.execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text("DROP DATABASE IF EXISTS demo_data_unmigrated"))
+        conn.execute(sa.text("CREATE DATABASE demo_data_unmigrated"))
+    empty = sa.create_engine(engine.url.set(database="demo_data_unmigrated"))
+    try:
+        with pytest.raises(demo_data.ConfigError, match="migrate"):
+            demo_data.run(empty, now=NOW, days=1, events_per_day=10, trigger="test")
+    finally:
+        empty.dispose()
+        with admin.connect() as conn:
+            conn.execute(sa.text("DROP DATABASE demo_data_unmigrated WITH (FORCE)"))
