@@ -147,8 +147,16 @@ def test_a_session_is_matched_by_its_id_before_the_client_reference(receiver, db
     assert registration_row(db, other)["processing_status"] == "pending"
 
 
+def test_the_amount_the_app_expected_is_kept_so_reconciliation_can_see_a_difference(receiver, db):
+    reg = registration(db, amount_total=2500, currency="eur")
+    event = checkout_session_event("checkout.session.completed", registration_id=reg, amount_total=900, currency="usd")
+    assert receiver.deliver(event)[0] == 200
+    row = registration_row(db, reg)
+    assert (row["processing_status"], row["amount_total"], row["currency"]) == ("completed", 2500, "eur")
+
+
 def test_delayed_payment_stays_pending_until_it_succeeds(receiver, db):
-    reg = registration(db)
+    reg = registration(db, amount_total=None, currency=None)
     session = f"cs_test_{uuid.uuid4().hex}"
     unpaid = checkout_session_event("checkout.session.completed", session_id=session, registration_id=reg,
                                     payment_status="unpaid", amount_total=1500)

@@ -18,12 +18,14 @@ WHERE id = CAST(:registration_id AS uuid)
 FOR UPDATE
 
 -- name: complete_registration
--- Paid (or nothing to pay): completed, with what Stripe charged and the paying session.
+-- Paid (or nothing to pay): completed, with the paying session. The amount the app expected
+-- is kept (Stripe's fills it only when the app left it empty), so a charge of another
+-- amount stays visible to reconciliation as amount_mismatch.
 UPDATE public.registrations
 SET processing_status = 'completed',
     completed_at = now(),
-    amount_total = coalesce(CAST(:amount_total AS integer), amount_total),
-    currency = coalesce(CAST(:currency AS text), currency),
+    amount_total = coalesce(amount_total, CAST(:amount_total AS integer)),
+    currency = coalesce(currency, CAST(:currency AS text)),
     stripe_checkout_session_id = CAST(:session_id AS text),
     updated_at = now()
 WHERE id = CAST(:registration_id AS uuid) AND processing_status = 'pending'
@@ -33,8 +35,8 @@ RETURNING id
 -- Checkout finished but a delayed payment method has not paid yet: record the session and
 -- the amount, stay pending until async_payment_succeeded or _failed.
 UPDATE public.registrations
-SET amount_total = coalesce(CAST(:amount_total AS integer), amount_total),
-    currency = coalesce(CAST(:currency AS text), currency),
+SET amount_total = coalesce(amount_total, CAST(:amount_total AS integer)),
+    currency = coalesce(currency, CAST(:currency AS text)),
     stripe_checkout_session_id = CAST(:session_id AS text),
     updated_at = now()
 WHERE id = CAST(:registration_id AS uuid) AND processing_status = 'pending'
@@ -44,8 +46,8 @@ RETURNING id
 -- The delayed payment failed.
 UPDATE public.registrations
 SET processing_status = 'failed',
-    amount_total = coalesce(CAST(:amount_total AS integer), amount_total),
-    currency = coalesce(CAST(:currency AS text), currency),
+    amount_total = coalesce(amount_total, CAST(:amount_total AS integer)),
+    currency = coalesce(currency, CAST(:currency AS text)),
     stripe_checkout_session_id = CAST(:session_id AS text),
     updated_at = now()
 WHERE id = CAST(:registration_id AS uuid) AND processing_status = 'pending'
