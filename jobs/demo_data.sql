@@ -368,7 +368,7 @@ SET error_message = CASE s.category || '/' || s.message_variant
       WHEN 'network/1' THEN 'HTTPSConnectionPool(host=''api.stripe.com'', port=443): Read timed out. (read timeout=' || (20 + floor(s.u_lag * 10))::int || ')'
       WHEN 'network/2' THEN '[Errno 104] Connection reset by peer while sending the receipt for ' || s.object_id || ' to ' || s.email
       WHEN 'validation/0' THEN 'Missing client_reference_id on ' || s.object_id
-      WHEN 'validation/1' THEN 'Invalid email address ''' || replace(s.email, '@', ' at ') || ''' for registration ' || s.registration_id
+      WHEN 'validation/1' THEN 'Invalid customer email ''' || s.email || ''' for registration ' || s.registration_id || ': domain does not accept mail'
       WHEN 'validation/2' THEN 'amount_total ' || s.amount || ' does not match ticket price ' || (s.amount + 1000) || ' for registration ' || s.registration_id
       WHEN 'database/0' THEN 'deadlock detected: Process ' || (10000 + get_byte(decode(substr(s.h, 3, 4), 'hex'), 0) * 97)
                              || ' waits for ShareLock on transaction ' || (700000 + get_byte(decode(substr(s.h, 7, 4), 'hex'), 1) * 1013)

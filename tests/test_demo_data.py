@@ -124,7 +124,7 @@ def test_failures_of_every_kind_with_ids_to_normalise(db):
     categories = {category for category, _ in failures}
     messages = " ".join(message for _, message in failures)
     assert {"network", "validation", "database", "stripe"} <= categories
-    for telltale in ("Timeout after", "Invalid email address", "deadlock detected",
+    for telltale in ("Timeout after", "Invalid customer email", "deadlock detected",
                      "duplicate key value", "Too many requests"):
         assert telltale in messages
     assert all(any(ch.isdigit() for ch in message) for _, message in failures)
