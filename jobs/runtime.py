@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta
 from typing import Iterator
 
 import sqlalchemy as sa
@@ -28,6 +29,12 @@ class JobRun:
     started_at: datetime
     summary: dict = field(default_factory=dict)
     status: str = "completed"  # a job may set "needs_review"
+    # Durations come from the monotonic clock, not from ``now``: a job may be handed any
+    # ``now`` (tests, backfills), and wall-clock minus ``now`` would be meaningless then.
+    _started_monotonic: float = field(default_factory=time.monotonic, repr=False)
+
+    def elapsed_ms(self) -> int:
+        return int((time.monotonic() - self._started_monotonic) * 1000)
 
 
 @contextmanager
@@ -102,14 +109,14 @@ def recorded_run(engine: Engine, job: str, *, now: datetime, trigger: str = "cli
 
 
 def _finish(engine: Engine, run: JobRun, status: str, *, error: str | None = None) -> None:
-    finished = datetime.now(timezone.utc)
+    duration_ms = run.elapsed_ms()
     with engine.begin() as conn:
         conn.execute(
             sa.text("""UPDATE job_runs
                        SET status = :status, finished_at = :finished, error = :error,
-                           duration_ms = GREATEST(0, (EXTRACT(EPOCH FROM (:finished - started_at)) * 1000)::int),
-                           summary = CAST(:summary AS jsonb)
+                           duration_ms = :duration_ms, summary = CAST(:summary AS jsonb)
                        WHERE id = :id"""),
-            {"status": status, "finished": finished, "error": error, "id": run.id,
+            {"status": status, "finished": run.started_at + timedelta(milliseconds=duration_ms),
+             "duration_ms": duration_ms, "error": error, "id": run.id,
              "summary": json.dumps(run.summary, default=str)},
         )

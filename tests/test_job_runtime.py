@@ -43,3 +43,14 @@ def test_failing_run_is_recorded_as_failed_and_releases_the_lock(db):
     assert row.status == "failed" and "stripe went away" in row.error
     with job_lock(db, "example"):  # free again
         pass
+
+
+def test_duration_is_measured_even_when_now_is_long_ago(db):
+    long_ago = datetime(2020, 1, 1, tzinfo=timezone.utc)
+    with recorded_run(db, "example", now=long_ago):
+        pass
+    with db.connect() as conn:
+        duration, started, finished = conn.execute(
+            sa.text("SELECT duration_ms, started_at, finished_at FROM job_runs")).one()
+    assert 0 <= duration < 5000
+    assert started == long_ago and finished >= started
