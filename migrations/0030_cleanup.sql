@@ -3,7 +3,7 @@ CREATE TABLE IF NOT EXISTS cleanup_runs (
     id                      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     status                  text NOT NULL DEFAULT 'running'
         CONSTRAINT cleanup_runs_status_check
-        CHECK (status IN ('running', 'completed', 'needs_review', 'failed', 'skipped')),
+        CHECK (status IN ('running', 'completed', 'needs_review', 'failed')),
     trigger                 text NOT NULL DEFAULT 'cli'
         CONSTRAINT cleanup_runs_trigger_check CHECK (trigger IN ('cli', 'dashboard', 'schedule', 'test')),
     dry_run                 boolean NOT NULL DEFAULT false,
@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS cleanup_runs (
     registrations_kept_paid integer NOT NULL DEFAULT 0,
     -- Stripe's session can still be paid (open, or complete awaiting a delayed payment).
     registrations_kept_open integer NOT NULL DEFAULT 0,
-    -- Stripe could not be asked (error) or the row changed meanwhile: left alone this time.
+    -- Not judged this time (Stripe did not answer, or a session of the other Stripe mode):
+    -- left alone. Rows a webhook changed meanwhile are counted in details.changed_meanwhile.
     registrations_unchecked integer NOT NULL DEFAULT 0,
     registrations_fixed     integer NOT NULL DEFAULT 0,
     registrations_queued    integer NOT NULL DEFAULT 0,
