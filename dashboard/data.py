@@ -11,7 +11,7 @@ reached, is missing its tables or a query runs too long, these helpers show one 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import pandas as pd
@@ -139,7 +139,3 @@ def current_window() -> Window:
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def ago(moment: datetime | None, now: datetime) -> timedelta | None:
-    return None if moment is None else now - moment

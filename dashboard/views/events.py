@@ -70,10 +70,12 @@ table = st.dataframe(
     })
 
 selected_rows = table.selection.rows
-picked = rows.iloc[selected_rows[0]]["stripe_event_id"] if selected_rows else None
-picked = st.selectbox("Event detail", list(rows["stripe_event_id"]), key=f"events_detail_{filters_key}_{page_number}",
-                      index=None if picked is None else list(rows["stripe_event_id"]).index(picked),
-                      placeholder="Select a row above, or pick an event id")
+if selected_rows:
+    picked = rows.iloc[selected_rows[0]]["stripe_event_id"]
+else:
+    picked = st.selectbox("Event detail", list(rows["stripe_event_id"]), index=None,
+                          key=f"events_detail_{filters_key}_{page_number}",
+                          placeholder="Select a row above, or pick an event id of this page")
 if picked is None:
     st.stop()
 

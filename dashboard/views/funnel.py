@@ -24,8 +24,8 @@ else:
     cols = st.columns(4)
     created = totals["created"]
     for col, (step, label) in zip(cols, figures.FUNNEL_STEPS):
-        share = "" if step == "created" else f" ({metrics.format_percent(totals[step] / created)})"
-        col.metric(label, f"{totals[step]:,}{share}", border=True)
+        share = None if step == "created" else f"{metrics.format_percent(totals[step] / created)} of created"
+        col.metric(label, f"{totals[step]:,}", share, delta_color="off", delta_arrow="off", border=True)
     cols = st.columns(3)
     cols[0].metric("Median time to completion", metrics.format_duration(times.get("median_seconds")), border=True)
     cols[1].metric("p95 time to completion", metrics.format_duration(times.get("p95_seconds")), border=True)

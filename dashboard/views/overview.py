@@ -39,7 +39,7 @@ tiles = metrics.event_kpis(current, previous, stuck_minutes=stuck_minutes)
 columns = st.columns(len(tiles) + 1)
 for column, kpi in zip(columns, tiles):
     column.metric(kpi.label, kpi.value, kpi.delta, delta_color=kpi.delta_color, help=kpi.help, border=True)
-columns[-1].metric("Last event", metrics.format_duration((now - last_event_at).total_seconds()),
+columns[-1].metric("Last event", metrics.format_duration(max((now - last_event_at).total_seconds(), 0)),
                    help=f"Time since the last event, received {last_event_at:%Y-%m-%d %H:%M:%S} UTC.", border=True)
 st.caption(f"Deltas compare the {window.label} with the "
            f"{metrics.format_duration(window.length.total_seconds())} before it.")
