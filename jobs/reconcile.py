@@ -28,6 +28,7 @@ Safety:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import time
@@ -340,8 +341,8 @@ class Reconciler:
         "fixed", "would_fix", "superseded", "queued", "still_open", "already_resolved")
 
     def handle(self, mismatch: Mismatch, session: Mapping[str, Any] | None,
-               registration: Registration | None, *, session_is_fresh: bool,
-               conn: Connection | None = None) -> tuple[Mismatch | None, str | None]:
+               registration: Registration | None, *,
+               session_is_fresh: bool) -> tuple[Mismatch | None, str | None]:
         """Fix or queue one mismatch; returns the mismatch as finally judged and its outcome."""
         if mismatch.auto_fixable:
             if not session_is_fresh:
@@ -352,10 +353,8 @@ class Reconciler:
                     return None, None
             if mismatch.auto_fixable:
                 return self._auto_fix(mismatch, session, registration)
-        if conn is not None:
+        with self.engine.begin() as conn:
             return mismatch, self._record(conn, mismatch)
-        with self.engine.begin() as own:
-            return mismatch, self._record(own, mismatch)
 
     def _auto_fix(self, mismatch: Mismatch, session, registration) -> tuple[Mismatch | None, str]:
         with self.engine.begin() as conn:
@@ -557,10 +556,9 @@ def _run_recorded(engine: Engine, reconciler_body, report: ReconcileReport, gate
         reconciler_body(reconciler)
         reconciler.save_progress()
     except BaseException as exc:
-        try:
+        with contextlib.suppress(Exception):  # the reason below matters more than the counters
             reconciler.save_progress()
-        finally:
-            _finish_run(engine, report, "failed", _reason(exc))
+        _finish_run(engine, report, "failed", _reason(exc))
         raise
     _finish_run(engine, report, "completed")
     report.open_review_items = _open_review_items(engine)
