@@ -2,7 +2,7 @@
 
     python bench/reconcile_bench.py --sessions 2000             # quick check (about 30 s)
     python bench/reconcile_bench.py                             # the target: 100,000 sessions
-    python bench/reconcile_bench.py --sessions 100000 --rate 200   # the code's own cost, unpaced
+    python bench/reconcile_bench.py --rate 1000 --stripe-limit 0   # the code's own cost, unpaced
 
 Builds a throwaway database (an embedded PostgreSQL in a temporary folder, or a scratch
 database on DATABASE_URL's server, dropped afterwards) with N registrations, and serves N
@@ -93,7 +93,7 @@ def registration_id(n: int) -> str:
     return str(uuid.UUID(int=n + 1))
 
 
-def serve_sessions(n_sessions: int, start_ts: float, step_s: float, queue) -> None:
+def serve_sessions(n_sessions: int, start_ts: float, step_s: float, limit: int | None, queue) -> None:
     """Child process: build the sessions and serve them until terminated."""
     from local_stripe import LocalStripe, StripeState, checkout_session
 
@@ -108,7 +108,7 @@ def serve_sessions(n_sessions: int, start_ts: float, step_s: float, queue) -> No
             id=session_id(n), created=int(start_ts + n * step_s), status=status,
             payment_status=payment_status, amount_total=amount, currency="eur",
             client_reference_id=registration_id(n), email=f"person{n}@example.com"))
-    server = LocalStripe(state, api_keys={API_KEY}, rate_limit=25)
+    server = LocalStripe(state, api_keys={API_KEY}, rate_limit=limit)
     queue.put(server.url)
     server.serve_forever()
 
@@ -134,7 +134,10 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=100_000, help="Checkout Sessions (default %(default)s)")
     parser.add_argument("--rate", type=float, default=DEFAULT_REQUESTS_PER_SECOND,
                         help="the gateway's pace in requests/s (default: production, %(default)s); "
-                        "the server answers 429 above 25/s per endpoint")
+                        "the server answers 429 above --stripe-limit")
+    parser.add_argument("--stripe-limit", type=int, default=25,
+                        help="the local server's requests/s per endpoint before 429, like Stripe's "
+                        "test mode (default %(default)s; 0: unlimited)")
     args = parser.parse_args()
     n = args.sessions
     now = datetime.now(timezone.utc)
@@ -155,7 +158,8 @@ def main() -> int:
 
         context = mp.get_context("spawn")
         queue = context.Queue()
-        server = context.Process(target=serve_sessions, args=(n, start.timestamp(), step.total_seconds(), queue),
+        server = context.Process(target=serve_sessions, args=(n, start.timestamp(), step.total_seconds(),
+                                                                  args.stripe_limit or None, queue),
                                  daemon=True)
         server.start()
         try:
