@@ -19,6 +19,7 @@ code 1 when they differ.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import multiprocessing as mp
 import resource
@@ -98,16 +99,21 @@ def serve_sessions(n_sessions: int, start_ts: float, step_s: float, limit: int |
     from local_stripe import LocalStripe, StripeState, checkout_session
 
     state = StripeState()
+    shared: dict[str, object] = {}  # identical nested objects stored once: halves the server's memory
     for n in range(n_sessions):
         kind = PLAN.get(n % 100)
         shape = SESSION_FOR[kind]
         if shape is None:
             continue
         status, payment_status, amount = shape
-        state.add_checkout_session(checkout_session(
+        session = checkout_session(
             id=session_id(n), created=int(start_ts + n * step_s), status=status,
             payment_status=payment_status, amount_total=amount, currency="eur",
-            client_reference_id=registration_id(n), email=f"person{n}@example.com"))
+            client_reference_id=registration_id(n), email=f"person{n}@example.com")
+        for key, value in session.items():
+            if isinstance(value, (dict, list)):
+                session[key] = shared.setdefault(json.dumps(value, sort_keys=True), value)
+        state.add_checkout_session(session)
     server = LocalStripe(state, api_keys={API_KEY}, rate_limit=limit)
     queue.put(server.url)
     server.serve_forever()
