@@ -9,7 +9,10 @@ subprocesses it starts (CLI, Streamlit, the receiver) all use it.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -40,14 +43,19 @@ def _scratch_database(server_url: str):
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory) -> str:
+def database_url() -> str:
     """URL of an empty, migrated test database; exported as DATABASE_URL for the session."""
     saved = {k: os.environ.get(k) for k in ("DATABASE_URL", "DASHBOARD_DATABASE_URL", "MONITOR_DATA_DIR")}
     drop = None
     if saved["DATABASE_URL"]:
         url, drop = _scratch_database(saved["DATABASE_URL"])
     else:
-        data_dir = tmp_path_factory.mktemp("monitor")
+        # A folder of its own rather than pytest's numbered temp folders: pytest prunes old
+        # ones, which can pull the data folder from under another test run still going.
+        data_dir = Path(tempfile.mkdtemp(prefix="webhook-monitor-tests-"))
+        # Registered before the server starts, so it runs after pgserver's own exit hook has
+        # stopped the server (exit hooks run last-registered first).
+        atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
         url = embedded_url(data_dir, keep_running=False)
         os.environ["MONITOR_DATA_DIR"] = str(data_dir)
     os.environ["DATABASE_URL"] = url
