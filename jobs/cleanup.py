@@ -78,6 +78,7 @@ class Decision:
     reason: str
     session_status: str | None = None
     payment_status: str | None = None
+    session_id: str | None = None  # the paid session, for "reconcile"
 
 
 def slim_session(session: Mapping[str, Any]) -> dict[str, Any]:
@@ -114,7 +115,8 @@ def decide(session_id: str | None, own_session: Mapping[str, Any] | None,
     facts = {"session_status": shown.get("status"), "payment_status": shown.get("payment_status")}
     for session in sessions:
         if session.get("payment_status") in PAID:
-            return Decision("reconcile", "paid", session.get("status"), session.get("payment_status"))
+            return Decision("reconcile", "paid", session.get("status"), session.get("payment_status"),
+                            session_id=session.get("id"))
     for session in sessions:
         if session.get("status") == "open":
             return Decision("keep", "session_open", "open", session.get("payment_status"))
@@ -340,7 +342,7 @@ class _Cleanup:
         self.save()
         if not r.stale_pending_found:
             return
-        paid: list[str] = []
+        paid: dict[str, str] = {}  # registration id -> its paid session
         checked = 0
         try:
             self._check_account(gateway, api_key_mode)
@@ -361,7 +363,7 @@ class _Cleanup:
                     decision = self._decide(row, index, api_key_mode)
                     decisions.append((row, decision))
                     if decision.action == "reconcile":
-                        paid.append(str(row.id))
+                        paid[str(row.id)] = decision.session_id
                 self._apply(decisions)
                 checked += len(rows)
                 index.prune(rows[-1].created_at - SESSION_SEARCH_BEFORE)
@@ -429,17 +431,17 @@ class _Cleanup:
             else:
                 r.changed_meanwhile += 1
 
-    def _hand_to_reconciliation(self, gateway, registration_ids: list[str]) -> None:
-        """Paid in Stripe: reconciliation fixes the row or queues it for a person."""
+    def _hand_to_reconciliation(self, gateway, paid_sessions: dict[str, str]) -> None:
+        """Paid in Stripe: reconciliation fixes the row or queues it for a person, judging it
+        by the paid session cleanup found (possibly through client_reference_id)."""
         r = self.report
+        registration_ids = list(paid_sessions)
         result = check_registrations(self.engine, gateway, registration_ids, now=self.now,
-                                     trigger="cleanup", dry_run=r.dry_run)
+                                     trigger="cleanup", dry_run=r.dry_run, session_ids=paid_sessions)
         r.registrations_fixed = result.auto_fixed_count
         r.registrations_queued = result.manual_review_needed
         r.reconciliation_run_id = result.run_id
-        # Reconciliation matches a registration to its session by stripe_checkout_session_id;
-        # one whose paid session was found only through client_reference_id may come back
-        # untouched. It stays (never removed) and is listed for a person.
+        # Anything reconciliation did not classify stays (never removed) and is listed.
         r.paid_unresolved = sorted(rid for rid in registration_ids
                                    if (check := result.checks.get(rid)) is None or check.kind is None)
 

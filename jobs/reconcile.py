@@ -587,8 +587,13 @@ def run(engine: Engine, *, now: datetime, gateway, lookback_days: int = 7, dry_r
 
 
 def check_registrations(engine: Engine, gateway, registration_ids: Iterable[str], *, now: datetime,
-                        trigger: str = "cleanup", dry_run: bool = False) -> ReconcileReport:
+                        trigger: str = "cleanup", dry_run: bool = False,
+                        session_ids: Mapping[str, str] | None = None) -> ReconcileReport:
     """Reconcile exactly these registrations, retrieving each one's session from Stripe.
+
+    ``session_ids`` names, per registration id, the session to check instead of the one the
+    row records: the caller found it by ``client_reference_id`` (a row that never recorded
+    its session, or a customer's second checkout).
 
     The same rules as a window run apply (auto-fix with the conditional update, review items
     without duplicates), recorded as a ``reconciliation_runs`` row with this ``trigger``.
@@ -613,8 +618,9 @@ def check_registrations(engine: Engine, gateway, registration_ids: Iterable[str]
     def body(reconciler: Reconciler) -> None:
         for registration in registrations:
             session, lookup = None, "no_session_id"
-            if registration.stripe_checkout_session_id:
-                session = gateway.retrieve_checkout_session(registration.stripe_checkout_session_id)
+            session_id = (session_ids or {}).get(registration.id) or registration.stripe_checkout_session_id
+            if session_id:
+                session = gateway.retrieve_checkout_session(session_id)
                 lookup = "found" if session is not None else "missing"
             if session is not None:
                 report.sessions_checked += 1

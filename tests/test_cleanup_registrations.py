@@ -113,13 +113,24 @@ def test_paid_session_with_another_amount_is_queued_and_cli_exits_3(db, stripe_s
 def test_session_found_only_by_client_reference_id_is_never_removed(db, stripe_server):
     with db.begin() as conn:
         rid = add_registration(conn, created_at=STALE)  # the app never stored the session id
-    stripe_server.add_session(status="complete", client_reference_id=rid, created=int(STALE.timestamp()) + 60)
+    session = stripe_server.add_session(status="complete", client_reference_id=rid,
+                                        created=int(STALE.timestamp()) + 60)
     report = cleanup.run(db, now=NOW, trigger="test")
     assert rid in registrations(db) and registrations(db, "registrations_archive") == {}
-    assert report.registrations_kept_paid == 1
-    # Fixed by reconciliation, or else listed for a person (never silently left behind).
-    assert registrations(db)[rid]["processing_status"] == "completed" or (
-        report.paid_unresolved == [rid] and report.needs_person)
+    assert report.registrations_kept_paid == 1 and report.registrations_fixed == 1
+    # Reconciliation judged it by the session cleanup found, and completed it.
+    row = registrations(db)[rid]
+    assert (row["processing_status"], row["stripe_checkout_session_id"]) == ("completed", session["id"])
+    assert report.paid_unresolved == [] and not report.needs_person
+
+
+def test_expired_session_with_a_paid_retry_is_queued_for_a_person(db, stripe_server):
+    rid, expired = stale_with_session(db, stripe_server, status="expired")
+    stripe_server.add_session(status="complete", client_reference_id=rid, created=int(STALE.timestamp()) + 600)
+    report = cleanup.run(db, now=NOW, trigger="test")
+    assert registrations(db)[rid]["processing_status"] == "pending"
+    assert registrations(db)[rid]["stripe_checkout_session_id"] == expired["id"]
+    assert report.registrations_queued == 1 and report.needs_person
 
 
 def test_expired_session_is_kept_when_a_retry_by_the_same_customer_is_paid(db, stripe_server):
@@ -187,9 +198,9 @@ def session(status, payment_status="unpaid", sid="cs_test_a"):
 
 
 @pytest.mark.parametrize("session_id, own, related, expected", [
-    ("cs_test_a", session("complete", "paid"), [], Decision("reconcile", "paid", "complete", "paid")),
+    ("cs_test_a", session("complete", "paid"), [], Decision("reconcile", "paid", "complete", "paid", "cs_test_a")),
     ("cs_test_a", session("complete", "no_payment_required"), [],
-     Decision("reconcile", "paid", "complete", "no_payment_required")),
+     Decision("reconcile", "paid", "complete", "no_payment_required", "cs_test_a")),
     ("cs_test_a", session("expired"), [], Decision("archive", "session_expired", "expired", "unpaid")),
     ("cs_test_a", session("open"), [], Decision("keep", "session_open", "open", "unpaid")),
     ("cs_test_a", session("complete"), [], Decision("keep", "awaiting_payment", "complete", "unpaid")),
@@ -197,7 +208,7 @@ def session(status, payment_status="unpaid", sid="cs_test_a"):
     (None, None, [], Decision("archive", "no_session")),
     (None, None, [session("expired", sid="cs_test_b")], Decision("archive", "session_expired", "expired", "unpaid")),
     ("cs_test_a", session("expired"), [session("complete", "paid", sid="cs_test_b")],
-     Decision("reconcile", "paid", "complete", "paid")),
+     Decision("reconcile", "paid", "complete", "paid", "cs_test_b")),
     ("cs_live_a", None, [], Decision("unchecked", "other_stripe_mode")),
 ])
 def test_decide(session_id, own, related, expected):
