@@ -14,6 +14,7 @@ milliseconds: cold, and the median of the warm runs.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import statistics
 import subprocess
@@ -97,6 +98,11 @@ def bench(args, url: str) -> None:
     from streamlit import config
 
     config.set_option("server.address", "127.0.0.1")  # login off is only allowed on loopback
+    # AppTest runs pages without a server; Streamlit says so once per cached call. Not news here.
+    logging.getLogger("streamlit").setLevel(logging.ERROR)
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("streamlit"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     seconds = load(url, args.events)
     print(f"loaded {args.events:,} events over {DAYS} days in {seconds:.1f} s")
     render_ms("overview", "24h", cold=True)  # warm-up: imports, connection pool
