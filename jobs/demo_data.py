@@ -226,6 +226,12 @@ def run(engine: Engine, *, now: datetime, days: int = DEFAULT_DAYS,
                 # Written beside the target and renamed after the commit, so a failed load
                 # never leaves a state file that disagrees with the database.
                 pending_file = _write_pending(Path(stripe_state_path), state)
+        # A bulk load leaves the visibility map empty, so index-only scans (the dashboard's
+        # window queries) would still visit every row until autovacuum came by.
+        say("vacuuming")
+        with engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(
+                sa.text("VACUUM (ANALYZE) webhook_events, registrations"))
         if pending_file is not None:
             os.replace(pending_file, stripe_state_path)
             report.stripe_state_path = str(stripe_state_path)
