@@ -21,6 +21,7 @@ Sessions come back as plain dicts in Stripe's JSON shape.
 from __future__ import annotations
 
 import random
+import re
 import threading
 import time
 from typing import Any, Iterator
@@ -206,8 +207,8 @@ class StripeGateway:
                                      f"{self.rate_limit_retries} retries; try again later")
         if isinstance(exc, stripe.APIConnectionError):
             return StripeUnavailable(f"cannot reach Stripe at {self.api_base} to {what} after "
-                                     f"{self.max_network_retries} retries: {message}; check "
-                                     "the network and STRIPE_API_BASE")
+                                     f"{self.max_network_retries} retries ({_network_reason(exc)}); "
+                                     "check the network and STRIPE_API_BASE")
         if status is not None and status >= 500:
             return StripeUnavailable(f"Stripe answered {status} to {what} after "
                                      f"{self.max_network_retries} retries: {message}")
@@ -227,3 +228,13 @@ def gateway_from_settings(settings: Settings | None = None, **options: Any) -> S
     if base and urlsplit(base).scheme not in ("http", "https"):
         raise ConfigError(f"STRIPE_API_BASE must be an http(s) URL, not {base!r}")
     return StripeGateway(settings.STRIPE_API_KEY, api_base=base, **options)
+
+
+def _network_reason(exc: BaseException) -> str:
+    """The socket-level cause inside the library's long connection-error text."""
+    text = str(exc)
+    for pattern in (r"\[Errno -?\d+\] ([^\]\)\"']+)", r"Network error: (\w+)"):
+        found = re.search(pattern, text)
+        if found:
+            return found.group(1).strip()
+    return "no answer"

@@ -402,6 +402,7 @@ def test_cli_stripe_down_is_a_failed_run_with_a_clear_message(db, stripe_server,
     assert cli(["reconcile"]) == 1
     err = capsys.readouterr().err
     assert "cannot reach Stripe at http://127.0.0.1" in err and "Traceback" not in err
+    assert "(Connection refused)" in err and "support@stripe.com" not in err
     [run] = runs(db)
     assert run["status"] == "failed" and "cannot reach Stripe" in run["error"]
 
