@@ -1,7 +1,7 @@
 -- Reconciliation page: runs, their five numbers and progress, the manual review queue.
 
 -- name: reconciliation_last_run
--- The latest run that has finished (completed or failed), with its five numbers.
+-- The latest run that has finished (completed or failed; dry runs too), with its five numbers.
 SELECT id, status, trigger, lookback_days, dry_run, window_start, window_end, started_at,
        finished_at, duration_ms, stripe_payments_found, local_registrations_found,
        mismatches_detected, auto_fixed_count, manual_review_needed, sessions_checked,
@@ -31,7 +31,8 @@ ORDER BY started_at DESC, id DESC
 LIMIT 1
 
 -- name: reconciliation_run_history
--- The last :limit runs, oldest first, for the history chart and table.
+-- The last :limit finished runs (ones still running are left out), oldest first, for the
+-- history chart and table.
 SELECT id, status, trigger, dry_run, lookback_days, started_at, duration_ms,
        stripe_payments_found, local_registrations_found, mismatches_detected,
        auto_fixed_count, manual_review_needed, sessions_checked, stripe_requests, error
@@ -44,8 +45,10 @@ FROM (
 ORDER BY started_at, id
 
 -- name: reconciliation_kinds_for_run
--- Mismatches a run recorded, by kind and action (items it saw again count under the run
--- that opened them, so this complements the run's own counters).
+-- Mismatches a run recorded, by kind and action: the items it opened plus the open items it
+-- saw again (those rows stay the opening run's; last_seen_run_id points at the latest run to
+-- see one), so for the run just finished this is the breakdown of its mismatches; an older
+-- run no longer lists the items a later run saw again.
 SELECT kind, action, count(*) AS items
 FROM reconciliation_items
 WHERE run_id = :run_id OR last_seen_run_id = :run_id
