@@ -7,6 +7,9 @@ same red on every page.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from typing import Sequence
+
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -22,12 +25,43 @@ OUTCOME_LABELS = {"still_failing": "still failing", "retrying": "retrying", "rec
 FUNNEL_STEPS = [("created", "Created"), ("checkout_started", "Checkout started"),
                 ("paid", "Paid"), ("completed", "Completed")]
 NO_DATA = "No data in this window"
+TIME_AXIS_TITLE = "time (UTC)"
+BUCKET_LENGTH = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
+TimeRange = tuple[datetime, datetime]
 
 
 def _layout(fig: go.Figure, title: str, **kwargs) -> go.Figure:
     kwargs.setdefault("hovermode", "x unified")
     fig.update_layout(title=title, margin=dict(l=10, r=10, t=50, b=10), legend_title_text="", **kwargs)
     return fig
+
+
+def _naive_utc(moment) -> pd.Timestamp:
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp
+
+
+def time_axis(fig: go.Figure, x: Sequence, x_range: TimeRange | None = None, *,
+              pad: timedelta | None = None, title: str = TIME_AXIS_TITLE) -> go.Figure:
+    """Title the time axis as UTC and, given the window, stretch it over the whole window.
+
+    Plotly zooms to the data otherwise: the last failure at 18:00 in a window ending at 22:00
+    would look like the latest data, and one lone point gets millisecond ticks. ``pad`` keeps
+    the first and last bars whole (a bar is centred on its bucket's start); by default a
+    fiftieth of the range, so a marker at either end is not cut in half.
+    """
+    fig.update_xaxes(title_text=title)
+    stamps = [_naive_utc(v) for v in x if not pd.isna(v)]
+    if x_range is not None and stamps:
+        start, end = (_naive_utc(v) for v in x_range)
+        start, end = min(start, min(stamps)), max(end, max(stamps))
+        pad = (end - start) / 50 if pad is None else pad
+        fig.update_xaxes(range=[start - pad, end + pad])
+    return fig
+
+
+def _bar_pad(bucket: str) -> timedelta:
+    return BUCKET_LENGTH.get(bucket, timedelta(hours=1)) / 2
 
 
 def _empty(title: str, message: str = NO_DATA) -> go.Figure:
@@ -39,7 +73,7 @@ def _empty(title: str, message: str = NO_DATA) -> go.Figure:
     return _layout(fig, title)
 
 
-def volume_chart(buckets: pd.DataFrame, *, bucket: str = "hour") -> go.Figure:
+def volume_chart(buckets: pd.DataFrame, *, bucket: str = "hour", x_range: TimeRange | None = None) -> go.Figure:
     """Stacked bars of events per bucket by status (rows of ``events_by_bucket``)."""
     title = f"Events per {bucket} by status"
     if buckets.empty or buckets[STATUSES].to_numpy().sum() == 0:
@@ -49,6 +83,7 @@ def volume_chart(buckets: pd.DataFrame, *, bucket: str = "hour") -> go.Figure:
         fig.add_bar(x=buckets["bucket"], y=buckets[status], name=status,
                     marker_color=STATUS_COLORS[status])
     fig.update_yaxes(title_text="events", rangemode="tozero")
+    time_axis(fig, buckets["bucket"], x_range, pad=_bar_pad(bucket))
     return _layout(fig, title, barmode="stack")
 
 
@@ -58,7 +93,8 @@ def failure_rates(buckets: pd.DataFrame) -> pd.Series:
     return buckets["failed"].astype("float64") / finished.where(finished > 0)
 
 
-def failure_rate_chart(buckets: pd.DataFrame, *, bucket: str = "hour") -> go.Figure:
+def failure_rate_chart(buckets: pd.DataFrame, *, bucket: str = "hour",
+                       x_range: TimeRange | None = None) -> go.Figure:
     """Failure rate per bucket as a line; buckets where nothing finished are gaps."""
     title = f"Failure rate per {bucket}"
     if buckets.empty:
@@ -69,6 +105,7 @@ def failure_rate_chart(buckets: pd.DataFrame, *, bucket: str = "hour") -> go.Fig
     fig = go.Figure(go.Scatter(x=buckets["bucket"], y=rates, mode="lines+markers", name="failure rate",
                                line=dict(color=STATUS_COLORS["failed"]), connectgaps=False))
     fig.update_yaxes(tickformat=".0%", rangemode="tozero", title_text="failed ÷ finished")
+    time_axis(fig, buckets["bucket"], x_range)
     return _layout(fig, title)
 
 
@@ -102,7 +139,8 @@ def event_types_chart(types: pd.DataFrame, *, top: int = 15) -> go.Figure:
     return _layout(fig, title, barmode="stack", hovermode="y unified")
 
 
-def failures_by_type_chart(failures: pd.DataFrame, *, bucket: str = "hour") -> go.Figure:
+def failures_by_type_chart(failures: pd.DataFrame, *, bucket: str = "hour",
+                           x_range: TimeRange | None = None) -> go.Figure:
     """Stacked bars of failed events per bucket by event type (rows of
     ``failures_by_bucket_and_type``)."""
     title = f"Failed events per {bucket} by event type"
@@ -112,6 +150,7 @@ def failures_by_type_chart(failures: pd.DataFrame, *, bucket: str = "hour") -> g
     for event_type, rows in failures.groupby("event_type", sort=True):
         fig.add_bar(x=rows["bucket"], y=rows["failed"], name=event_type)
     fig.update_yaxes(title_text="failed events", rangemode="tozero")
+    time_axis(fig, failures["bucket"], x_range, pad=_bar_pad(bucket))
     return _layout(fig, title, barmode="stack")
 
 
@@ -155,7 +194,8 @@ def conversion_rates(by_bucket: pd.DataFrame) -> pd.DataFrame:
     return rates
 
 
-def conversion_chart(by_bucket: pd.DataFrame, *, bucket: str = "day") -> go.Figure:
+def conversion_chart(by_bucket: pd.DataFrame, *, bucket: str = "day",
+                     x_range: TimeRange | None = None) -> go.Figure:
     """Lines of the share of registrations reaching each step, per bucket of creation time."""
     title = f"Conversion per {bucket} (share of registrations created)"
     if by_bucket.empty:
@@ -165,4 +205,5 @@ def conversion_chart(by_bucket: pd.DataFrame, *, bucket: str = "day") -> go.Figu
     for step, label in FUNNEL_STEPS[1:]:
         fig.add_scatter(x=rates["bucket"], y=rates[step], mode="lines+markers", name=label)
     fig.update_yaxes(tickformat=".0%", range=[0, 1.05], title_text="of created")
+    time_axis(fig, rates["bucket"], x_range, title="registration created (UTC)")
     return _layout(fig, title)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.figures import STATUS_COLORS, _empty, _layout
+from dashboard.figures import STATUS_COLORS, TimeRange, _empty, _layout, time_axis
+from dashboard.metrics import format_money
 
 OTHER_TABLES = "other tables"
 JOB_STATUS_COLORS = {
@@ -19,7 +20,13 @@ JOB_STATUS_COLORS = {
     "skipped": "#90a4ae",
     "running": "#1565c0",
 }
+# Job statuses as a reader says them (the stored values are the fixed, snake_case ones).
+STATUS_LABELS = {"needs_review": "needs review"}
 NO_SNAPSHOTS = "No health snapshot in this window (python -m jobs health-snapshot)"
+
+
+def status_label(status: str) -> str:
+    return STATUS_LABELS.get(status, status)
 
 
 def _bytes_axis(fig: go.Figure) -> go.Figure:
@@ -27,7 +34,7 @@ def _bytes_axis(fig: go.Figure) -> go.Figure:
     return fig
 
 
-def database_size_chart(history: pd.DataFrame) -> go.Figure:
+def database_size_chart(history: pd.DataFrame, *, x_range: TimeRange | None = None) -> go.Figure:
     """The database's size over time (rows of ``database_size_history``)."""
     title = "Database size"
     if history.empty:
@@ -35,6 +42,7 @@ def database_size_chart(history: pd.DataFrame) -> go.Figure:
     fig = go.Figure(go.Scatter(x=history["taken_at"], y=history["database_size_bytes"], mode="lines+markers",
                                name="database", line=dict(color="#1565c0"),
                                hovertemplate="%{y:.3~s}B<extra></extra>"))
+    time_axis(fig, history["taken_at"], x_range)
     return _layout(_bytes_axis(fig), title)
 
 
@@ -58,20 +66,23 @@ def _top_tables(growth: pd.DataFrame, column: str, top: int) -> pd.DataFrame:
     return frame[ordered]
 
 
-def table_size_chart(growth: pd.DataFrame, *, top: int = 6) -> go.Figure:
+def table_size_chart(growth: pd.DataFrame, *, top: int = 6, x_range: TimeRange | None = None) -> go.Figure:
     """Stacked areas of each large table's size over time (rows of ``table_growth``)."""
     title = "Size by table (with indexes)"
     if growth.empty:
         return _empty(title, NO_SNAPSHOTS)
     frame = _top_tables(growth, "total_bytes", top)
+    # An area needs two snapshots to show; until then each table's size is a marker.
+    mode = "lines" if len(frame.index) > 1 else "lines+markers"
     fig = go.Figure()
     for name in frame.columns:
-        fig.add_scatter(x=frame.index, y=frame[name], name=name, mode="lines", stackgroup="size",
+        fig.add_scatter(x=frame.index, y=frame[name], name=name, mode=mode, stackgroup="size",
                         hovertemplate="%{y:.3~s}B")
+    time_axis(fig, frame.index, x_range)
     return _layout(_bytes_axis(fig), title)
 
 
-def table_rows_chart(growth: pd.DataFrame, *, top: int = 6) -> go.Figure:
+def table_rows_chart(growth: pd.DataFrame, *, top: int = 6, x_range: TimeRange | None = None) -> go.Figure:
     """Each large table's estimated row count over time; gaps before PostgreSQL analysed it."""
     title = "Rows by table (PostgreSQL's estimate)"
     if growth.empty or growth["row_estimate"].notna().sum() == 0:
@@ -81,6 +92,7 @@ def table_rows_chart(growth: pd.DataFrame, *, top: int = 6) -> go.Figure:
     for name in frame.columns:
         fig.add_scatter(x=frame.index, y=frame[name], name=name, mode="lines+markers", connectgaps=False)
     fig.update_yaxes(title_text="rows", rangemode="tozero", tickformat="~s")
+    time_axis(fig, frame.index, x_range)
     return _layout(fig, title)
 
 
@@ -93,7 +105,7 @@ def size_change(history: pd.DataFrame) -> tuple[int | None, int | None]:
     return latest, (latest - first if len(ordered) > 1 else None)
 
 
-def job_duration_chart(history: pd.DataFrame) -> go.Figure:
+def job_duration_chart(history: pd.DataFrame, *, x_range: TimeRange | None = None) -> go.Figure:
     """Each run's duration by start time, one colour per status (rows of ``job_history``)."""
     title = "Job runs"
     finished = history.dropna(subset=["duration_ms"]) if not history.empty else history
@@ -101,10 +113,12 @@ def job_duration_chart(history: pd.DataFrame) -> go.Figure:
         return _empty(title)
     fig = go.Figure()
     for status, runs in finished.groupby("status", sort=False):
-        fig.add_scatter(x=runs["started_at"], y=runs["duration_ms"] / 1000, mode="markers", name=status,
+        fig.add_scatter(x=runs["started_at"], y=runs["duration_ms"] / 1000, mode="markers",
+                        name=status_label(status),
                         marker=dict(color=JOB_STATUS_COLORS.get(status, "#607d8b"), size=9),
                         customdata=runs[["job"]], hovertemplate="%{customdata[0]}: %{y:.1f} s<extra></extra>")
     fig.update_yaxes(title_text="duration (s)", rangemode="tozero")
+    time_axis(fig, finished["started_at"], x_range, title="run started (UTC)")
     return _layout(fig, title, hovermode="closest")
 
 
@@ -126,13 +140,45 @@ def cleanup_chart(runs: pd.DataFrame) -> go.Figure:
     return _layout(fig, title, barmode="group")
 
 
+def job_runs_table(history: pd.DataFrame) -> pd.DataFrame:
+    """Recent runs (rows of ``job_history``) as shown: readable status, duration in seconds."""
+    columns = ["id", "job", "status", "trigger", "started_at", "finished_at", "duration_s", "host", "error"]
+    if history.empty:
+        return pd.DataFrame(columns=columns)
+    shown = history.assign(status=history["status"].map(status_label),
+                           duration_s=history["duration_ms"].astype("float64") / 1000)
+    return shown[columns]
+
+
+def archived_registrations_table(removed: pd.DataFrame) -> pd.DataFrame:
+    """Registrations cleanup removed (rows of ``recently_archived_registrations``) as shown:
+    the id as text (a UUID object reaches the browser as a dict of bytes) and the amount
+    in the currency's units."""
+    columns = ["email", "amount", "created_at", "archived_at", "archive_reason", "stripe_checkout_session_id",
+               "stripe_status", "id", "cleanup_run_id"]
+    if removed.empty:
+        return pd.DataFrame(columns=columns)
+    amounts = [format_money(a, c) for a, c in zip(removed["amount_total"], removed["currency"])]
+    stripe_status = [" / ".join(str(v) for v in pair if v is not None and not pd.isna(v)) or None
+                     for pair in zip(removed["stripe_session_status"], removed["stripe_payment_status"])]
+    shown = removed.assign(id=removed["id"].map(lambda v: None if v is None else str(v)), amount=amounts,
+                           stripe_status=stripe_status,
+                           archive_reason=removed["archive_reason"].map(_words))
+    return shown[columns]
+
+
+def _words(value):
+    return value.replace("_", " ") if isinstance(value, str) else value
+
+
 def job_table(summary: pd.DataFrame) -> pd.DataFrame:
     """The job summary as shown: durations in seconds, the columns a reader looks for."""
     columns = ["job", "last_status", "last_run_at", "last_success_at", "last_failure_at",
                "last_duration_s", "avg_duration_s", "runs", "failures", "last_error"]
     if summary.empty:
         return pd.DataFrame(columns=columns)
-    shown = summary.assign(last_duration_s=summary["last_duration_ms"].astype("float64") / 1000,
+    shown = summary.assign(last_status=summary["last_status"].map(status_label),
+                           last_duration_s=summary["last_duration_ms"].astype("float64") / 1000,
                            avg_duration_s=summary["avg_duration_ms"].astype("float64") / 1000)
     return shown[columns]
 
@@ -144,10 +190,10 @@ def cleanup_table(runs: pd.DataFrame) -> pd.DataFrame:
                "archive_reasons", "duration_s", "error"]
     if runs.empty:
         return pd.DataFrame(columns=columns)
-    reasons = runs["details"].map(lambda d: ", ".join(f"{n} {r}" for r, n in sorted(
+    reasons = runs["details"].map(lambda d: ", ".join(f"{n} {_words(r)}" for r, n in sorted(
         ((d or {}).get("archive_reasons") or {}).items())))
     # A dry run reports what it would have archived.
     events = runs["events_archived"].where(~runs["dry_run"], runs["events_matched"])
-    shown = runs.assign(archive_reasons=reasons, events_archived=events,
+    shown = runs.assign(archive_reasons=reasons, events_archived=events, status=runs["status"].map(status_label),
                         duration_s=runs["duration_ms"].astype("float64") / 1000)
     return shown[columns]

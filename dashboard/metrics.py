@@ -54,6 +54,23 @@ def format_duration(seconds: float | None) -> str:
     return f"{days} d {hours} h" if hours else f"{days} d"
 
 
+# Stripe amounts are in the currency's smallest unit; these currencies have no minor unit,
+# or three decimals (https://docs.stripe.com/currencies).
+ZERO_DECIMAL_CURRENCIES = frozenset(
+    "bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split())
+THREE_DECIMAL_CURRENCIES = frozenset("bhd jod kwd omr tnd".split())
+
+
+def format_money(amount_minor: Any, currency: Any) -> str | None:
+    """'199.00 EUR' from Stripe's 19900 and 'eur'; '500 JPY' from 500 and 'jpy'; None without an amount."""
+    amount = _number(amount_minor)
+    if amount is None:
+        return None
+    code = str(currency or "").lower()
+    decimals = 0 if code in ZERO_DECIMAL_CURRENCIES else 3 if code in THREE_DECIMAL_CURRENCIES else 2
+    return f"{amount / 10 ** decimals:,.{decimals}f} {code.upper()}".strip()
+
+
 def format_percent(rate: float | None) -> str:
     rate = _number(rate)
     return "–" if rate is None else f"{rate * 100:.1f}%"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
+
+from dashboard.metrics import format_money
 
 FIVE = [
     ("stripe_payments_found", "Stripe payments", "Checkout Sessions in the window whose "
@@ -25,6 +28,8 @@ KIND_LABELS = {
     "completed_missing_in_stripe": "completed, no such session",
     "amount_mismatch": "amount differs",
 }
+ACTION_LABELS = {"auto_fixed": "auto-fixed", "manual_review": "needs a person"}
+_ISO_MOMENT = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 AUTO_COLOR, MANUAL_COLOR, FAILED_COLOR = "#2e7d32", "#ef6c00", "#c62828"
 NO_RUNS = "No reconciliation runs yet"
 
@@ -45,11 +50,16 @@ def run_history_chart(history: pd.DataFrame) -> go.Figure:
     else:
         done = history[history["status"] == "completed"]
         failed = history[history["status"] == "failed"]
-        for column, name, color in (("auto_fixed_count", "auto-fixed", AUTO_COLOR),
-                                    ("manual_review_needed", "need a person", MANUAL_COLOR)):
-            fig.add_bar(x=done["started_at"], y=done[column], name=name, marker_color=color,
-                        customdata=done[["id", "dry_run"]].to_numpy(),
-                        hovertemplate=f"run %{{customdata[0]}}: %{{y}} {name}<extra></extra>")
+        # Dry runs get hatched bars of their own: they counted mismatches but fixed and queued nothing.
+        for dry, suffix, pattern in ((False, "", ""), (True, " (dry run)", "/")):
+            runs = done[done["dry_run"].astype(bool) == dry]
+            if dry and runs.empty:
+                continue
+            for column, name, color in (("auto_fixed_count", "auto-fixed", AUTO_COLOR),
+                                        ("manual_review_needed", "need a person", MANUAL_COLOR)):
+                fig.add_bar(x=runs["started_at"], y=runs[column], name=name + suffix, marker_color=color,
+                            marker_pattern_shape=pattern, customdata=runs[["id"]].to_numpy(),
+                            hovertemplate=f"run %{{customdata[0]}}: %{{y}} {name}{suffix}<extra></extra>")
         if not failed.empty:
             fig.add_scatter(x=failed["started_at"], y=[0] * len(failed), mode="markers", name="failed run",
                             marker=dict(symbol="x", size=12, color=FAILED_COLOR),
@@ -57,6 +67,7 @@ def run_history_chart(history: pd.DataFrame) -> go.Figure:
                             hovertemplate="run %{customdata[0]} failed: %{customdata[1]}<extra></extra>")
         fig.update_layout(barmode="stack")
         fig.update_yaxes(title_text="mismatches", rangemode="tozero")
+        fig.update_xaxes(title_text="run started (UTC)")
     fig.update_layout(title=title, margin=dict(l=10, r=10, t=50, b=10), legend_title_text="",
                       hovermode="closest")
     return fig
@@ -77,6 +88,12 @@ def history_table(history: pd.DataFrame) -> pd.DataFrame:
 
 def kind_label(kind: str) -> str:
     return KIND_LABELS.get(kind, kind)
+
+
+def kinds_table(kinds: pd.DataFrame) -> pd.DataFrame:
+    """A run's items per kind and action (rows of ``reconciliation_kinds_for_run``) in words."""
+    return kinds.assign(kind=kinds["kind"].map(kind_label),
+                        action=kinds["action"].map(lambda a: ACTION_LABELS.get(a, a)))
 
 
 def item_choice_label(item: dict[str, Any]) -> str:
@@ -111,9 +128,7 @@ def _status(stripe: dict[str, Any]) -> str | None:
 
 
 def _money(amount: Any, currency: Any) -> str | None:
-    if amount is None:
-        return None
-    return f"{int(amount) / 100:.2f} {str(currency or '').upper()}".strip()
+    return format_money(amount, currency)
 
 
 def _text(value: Any) -> str:
@@ -121,4 +136,11 @@ def _text(value: Any) -> str:
         return "–"
     if isinstance(value, int) and value > 1_000_000_000:  # a Stripe timestamp
         return pd.Timestamp(value, unit="s", tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
+    if isinstance(value, str) and _ISO_MOMENT.match(value):  # a local timestamp, stored as ISO text
+        try:
+            moment = pd.Timestamp(value)
+        except ValueError:
+            return value
+        moment = moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
+        return moment.strftime("%Y-%m-%d %H:%M UTC")
     return str(value)

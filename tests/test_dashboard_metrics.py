@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from dashboard.metrics import event_kpis, format_duration, format_percent, silence_warning
+from dashboard.metrics import event_kpis, format_duration, format_money, format_percent, silence_warning
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 
@@ -15,6 +15,14 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 ])
 def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
+
+
+@pytest.mark.parametrize("amount, currency, shown", [
+    (19900, "eur", "199.00 EUR"), (123456789, "usd", "1,234,567.89 USD"), (500, "jpy", "500 JPY"),
+    (1000, "kwd", "1.000 KWD"), (0, "gbp", "0.00 GBP"), (None, "eur", None),
+])
+def test_format_money_uses_the_currency_s_minor_unit(amount, currency, shown):
+    assert format_money(amount, currency) == shown
 
 
 def test_format_percent():

@@ -189,7 +189,7 @@ def test_event_detail_with_stripe_link(searchable, login_off):
     search(at, "evt_beta")
     at.selectbox(key=next(s.key for s in at.selectbox if s.label == "Event detail")).select("evt_beta").run()
     assert not at.exception
-    assert at.subheader[0].value == "evt_beta"
+    assert at.subheader[0].value == "checkout.session.completed · evt_beta"  # what it is, then which
     assert at.code[0].value == "'; drop table webhook_events; --"
     link = at.get("link_button")[0]
     assert link.proto.url == "https://dashboard.stripe.com/events/evt_beta"  # livemode: no /test/

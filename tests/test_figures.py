@@ -107,3 +107,23 @@ def test_every_builder_returns_a_figure_that_serialises():
     for fig in [figures.volume_chart(buckets()), figures.failure_rate_chart(buckets()),
                 figures.conversion_chart(funnel_rows())]:
         assert fig.to_json()
+
+
+def test_time_charts_span_the_whole_window_in_utc():
+    # Data from 10:00 to 12:00 in a window 08:30-14:30: the quiet hours at either end stay
+    # visible, and the bars of the first and last buckets are not cut in half.
+    window = (T0 - timedelta(minutes=90), T0 + timedelta(hours=4, minutes=30))
+    bars = figures.volume_chart(buckets(), bucket="hour", x_range=window)
+    assert bars.layout.xaxis.title.text == "time (UTC)"
+    start, end = (pd.Timestamp(v) for v in bars.layout.xaxis.range)
+    assert start == pd.Timestamp("2026-11-20 08:00") and end == pd.Timestamp("2026-11-20 15:00")
+    # Lines get a little room at either end (a fiftieth of six hours), so end markers show whole.
+    line = figures.failure_rate_chart(buckets(), x_range=window)
+    assert [pd.Timestamp(v) for v in line.layout.xaxis.range] == [
+        pd.Timestamp("2026-11-20 08:22:48"), pd.Timestamp("2026-11-20 14:37:12")]
+    # A first bucket that starts before the window (its hour began earlier) is still shown whole.
+    late_start = (T0 + timedelta(minutes=20), T0 + timedelta(hours=3))
+    start, _ = (pd.Timestamp(v) for v in figures.volume_chart(buckets(), x_range=late_start).layout.xaxis.range)
+    assert start == pd.Timestamp("2026-11-20 09:30")
+    # Without a window the axis fits the data, as before.
+    assert figures.volume_chart(buckets()).layout.xaxis.range is None

@@ -1,6 +1,7 @@
 """The Health page (AppTest) and its figure builders."""
 
 import json
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
@@ -176,3 +177,47 @@ def test_cleanup_chart_has_one_bar_group_per_real_run():
     fig = hf.cleanup_chart(runs)
     events = next(trace for trace in fig.data if trace.name == "webhook events")
     assert list(events.y) == [500, 10] and [label.split("#")[1] for label in events.x] == ["1", "3"]
+
+
+def test_an_old_snapshot_gives_one_message_instead_of_three_empty_charts(db):
+    health_snapshot.run(db, now=NOW - timedelta(days=3), trigger="test")
+    at = page()
+    assert any("No health snapshot in the last 24h" in el.value for el in at.info)
+    charts = {json.loads(el.proto.spec)["layout"]["title"]["text"] for el in at.get("plotly_chart")}
+    assert not charts & {"Database size", "Size by table (with indexes)", "Rows by table (PostgreSQL's estimate)"}
+
+
+def test_size_chart_spans_the_window_and_marks_a_lone_snapshot():
+    window = (NOW - timedelta(hours=24), NOW)
+    lone = growth_frame()[lambda f: f["taken_at"] == f["taken_at"].max()]
+    fig = hf.table_size_chart(lone, x_range=window)
+    assert {trace.mode for trace in fig.data} == {"lines+markers"}
+    start, end = (pd.Timestamp(t).tz_localize(None) for t in window)
+    pad = (end - start) / 50
+    assert [pd.Timestamp(v) for v in fig.layout.xaxis.range] == [start - pad, end + pad]
+    assert {trace.mode for trace in hf.table_size_chart(growth_frame()).data} == {"lines"}
+
+
+def test_tables_speak_words_not_column_values():
+    summary = pd.DataFrame([{"job": "reconcile", "last_status": "needs_review", "last_run_at": NOW,
+                             "last_success_at": NOW, "last_failure_at": None, "last_duration_ms": 1500,
+                             "avg_duration_ms": 1500, "runs": 1, "failures": 0, "last_error": None}])
+    assert hf.job_table(summary)["last_status"].tolist() == ["needs review"]
+    runs = pd.DataFrame([{"id": 1, "job": "reconcile", "status": "needs_review", "trigger": "cli",
+                          "started_at": NOW, "finished_at": NOW, "duration_ms": 2500, "host": "h",
+                          "error": None, "summary": {}}])
+    shown = hf.job_runs_table(runs)
+    assert shown[["status", "duration_s"]].to_dict("records") == [{"status": "needs review", "duration_s": 2.5}]
+    assert "summary" not in shown.columns
+
+
+def test_archived_registrations_table_shows_the_id_as_text_and_the_amount_in_units():
+    registration_id = uuid.uuid4()
+    removed = pd.DataFrame([{"id": registration_id, "email": "a@example.com", "amount_total": 19900,
+                             "currency": "eur", "created_at": NOW, "archived_at": NOW,
+                             "archive_reason": "session_expired", "stripe_checkout_session_id": "cs_1",
+                             "stripe_session_status": "expired", "stripe_payment_status": "unpaid",
+                             "cleanup_run_id": 4}])
+    row = hf.archived_registrations_table(removed).iloc[0]
+    assert row["id"] == str(registration_id) and row["amount"] == "199.00 EUR"
+    assert row["archive_reason"] == "session expired" and row["stripe_status"] == "expired / unpaid"

@@ -145,7 +145,26 @@ def test_run_now_runs_and_shows_the_report(db, stripe_server):
     assert f"Run #{run['id']} finished" in finished[0]
     assert any("Items need a person" in w.value for w in at.warning)
     kinds = at.dataframe[0].value
-    assert isinstance(kinds, pd.DataFrame) and set(kinds["action"]) == {"auto_fixed", "manual_review"}
+    assert isinstance(kinds, pd.DataFrame) and set(kinds["action"]) == {"auto-fixed", "needs a person"}
+    # The run's five numbers are shown once, at the top: it is the last run.
+    assert [m.label for m in at.metric].count("Need a person") == 1
+
+
+def test_a_dry_run_says_it_queued_nothing(db, stripe_server):
+    now = datetime.now(timezone.utc)
+    seed_mismatches(db, stripe_server, now)
+    at = page().run()
+    at.checkbox[0].check()
+    next(b for b in at.button if b.label == "Run now").click().run()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any("finished" in s.value for s in at.success):
+        time.sleep(0.5)
+        at.run()
+    assert not at.exception
+    assert any("dry run, nothing changed" in s.value for s in at.success)
+    assert any("this dry run queued nothing" in i.value for i in at.info)
+    assert not any("Items need a person" in w.value for w in at.warning)
+    assert any("Nothing needs a person" in s.value for s in at.success)  # the queue is indeed empty
 
 
 def test_a_run_in_progress_is_shown_instead_of_the_form(db, stripe_server):
@@ -170,6 +189,12 @@ def test_without_a_stripe_key_run_now_is_disabled(db, stripe_server, monkeypatch
     ({"stripe": None, "local": {"registration_id": "r1", "processing_status": "completed",
                                 "amount_total": 1000, "currency": "usd"}},
      {"status": ("(no session)", "completed"), "amount": ("(no session)", "10.00 USD")}),
+    # Local timestamps are stored as ISO text; shown like Stripe's, in UTC to the minute.
+    ({"stripe": {"id": "cs_2", "amount_total": 500, "currency": "jpy", "created": 1_735_689_600},
+      "local": {"registration_id": "r2", "amount_total": 500, "currency": "jpy",
+                "created_at": "2025-01-01T01:30:59.123456+01:00", "completed_at": None}},
+     {"created": ("2025-01-01 00:00 UTC", "2025-01-01 00:30 UTC"), "amount": ("500 JPY", "500 JPY"),
+      "payment intent / completed at": ("–", "–")}),
 ])
 def test_facts_table(details, expected):
     table = rf.facts_table(details).set_index("field")
@@ -188,3 +213,25 @@ def test_history_chart_marks_failed_runs():
     names = [trace.name for trace in fig.data]
     assert names == ["auto-fixed", "need a person", "failed run"]
     assert list(fig.data[2].customdata[0]) == [2, "cannot reach Stripe"]
+
+
+def test_history_chart_hatches_dry_runs():
+    history = pd.DataFrame([
+        {"id": 1, "status": "completed", "dry_run": True, "started_at": pd.Timestamp("2025-01-01", tz="UTC"),
+         "auto_fixed_count": 2, "manual_review_needed": 1, "error": None},
+        {"id": 2, "status": "completed", "dry_run": False, "started_at": pd.Timestamp("2025-01-02", tz="UTC"),
+         "auto_fixed_count": 2, "manual_review_needed": 1, "error": None},
+    ])
+    traces = {trace.name: trace for trace in rf.run_history_chart(history).data}
+    assert list(traces) == ["auto-fixed", "need a person", "auto-fixed (dry run)", "need a person (dry run)"]
+    assert list(traces["auto-fixed"].customdata[:, 0]) == [2] and traces["auto-fixed"].marker.pattern.shape == ""
+    assert list(traces["auto-fixed (dry run)"].customdata[:, 0]) == [1]
+    assert traces["auto-fixed (dry run)"].marker.pattern.shape == "/"
+
+
+def test_kinds_table_in_words():
+    kinds = pd.DataFrame({"kind": ["paid_but_pending", "amount_mismatch"], "action": ["auto_fixed", "manual_review"],
+                          "items": [3, 1]})
+    assert rf.kinds_table(kinds).to_dict("records") == [
+        {"kind": "paid, still pending", "action": "auto-fixed", "items": 3},
+        {"kind": "amount differs", "action": "needs a person", "items": 1}]

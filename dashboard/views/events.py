@@ -57,6 +57,9 @@ download_col.download_button(
 table = st.dataframe(
     rows, key=f"events_table_{filters_key}_{page_number}", hide_index=True, on_select="rerun",
     selection_mode="single-row",
+    # When, what, how it went and why it failed first; the rest may scroll off to the right.
+    column_order=["created_at", "event_type", "processing_status", "attempts", "error_message",
+                  "stripe_event_id", "processing_duration_ms", "processed_at", "livemode"],
     column_config={
         "stripe_event_id": st.column_config.TextColumn("Event id"),
         "event_type": "Type",
@@ -65,7 +68,7 @@ table = st.dataframe(
         "created_at": st.column_config.DatetimeColumn("Received (UTC)", format="YYYY-MM-DD HH:mm:ss"),
         "processed_at": st.column_config.DatetimeColumn("Processed (UTC)", format="YYYY-MM-DD HH:mm:ss"),
         "processing_duration_ms": st.column_config.NumberColumn("Duration (ms)"),
-        "error_message": "Error",
+        "error_message": st.column_config.TextColumn("Error", width="medium"),
         "livemode": st.column_config.CheckboxColumn("Live"),
     })
 
@@ -84,7 +87,7 @@ if not event:
     st.warning("This event is no longer in the database (moved to the archive by cleanup?).")
     st.stop()
 
-st.subheader(event["stripe_event_id"])
+st.subheader(f"{event['event_type']} · {event['stripe_event_id']}")
 cols = st.columns(4)
 cols[0].metric("Status", event["processing_status"])
 cols[1].metric("Attempts", event["attempts"])

@@ -34,7 +34,8 @@ else:
                         "reconciliation fixes or queues these.")
     left, right = st.columns(2)
     left.plotly_chart(figures.funnel_chart(totals), key="funnel")
-    right.plotly_chart(figures.conversion_chart(by_bucket, bucket=window.bucket), key="conversion")
+    right.plotly_chart(figures.conversion_chart(by_bucket, bucket=window.bucket, x_range=(window.start, window.end)),
+                       key="conversion")
 
 st.subheader("Stale pending registrations")
 # Checkout Sessions expire after 24 hours by default, so a registration pending for longer
@@ -49,8 +50,10 @@ else:
     total = int(stale["total"].iloc[0])
     st.caption(f"{total:,} registrations pending for longer than {stale_label} (whatever the window)"
                + (f"; the oldest {STALE_LIST_ROWS} are listed." if total > STALE_LIST_ROWS else "."))
-    st.dataframe(stale.drop(columns="total"), hide_index=True, key="stale", column_config={
-        "id": "Registration", "email": "E-mail", "stripe_checkout_session_id": "Checkout Session",
-        "amount_total": st.column_config.NumberColumn("Amount (minor units)"), "currency": "Currency",
-        "created_at": st.column_config.DatetimeColumn("Created (UTC)", format="YYYY-MM-DD HH:mm"),
-    })
+    shown = stale.assign(amount=[metrics.format_money(a, c) for a, c in zip(stale["amount_total"], stale["currency"])])
+    st.dataframe(shown[["created_at", "email", "amount", "stripe_checkout_session_id", "id"]], hide_index=True,
+                 key="stale", column_config={
+                     "created_at": st.column_config.DatetimeColumn("Created (UTC)", format="YYYY-MM-DD HH:mm"),
+                     "email": "E-mail", "amount": "Amount", "stripe_checkout_session_id": "Checkout Session",
+                     "id": "Registration",
+                 })

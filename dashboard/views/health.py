@@ -17,6 +17,8 @@ RECENT_RUNS = 200
 CLEANUP_RUNS = 30
 RESULT_KEY = "cleanup_result"
 CONFIRM_KEY = "cleanup_confirm"
+SNAPSHOT_HINT = ("Record one with `python -m jobs health-snapshot` (the scheduler takes one every hour, "
+                 "and every cleanup takes one).")
 
 
 def jobs_database_problem() -> str | None:
@@ -59,6 +61,10 @@ def run_cleanup(*, dry_run: bool, pending_days: int, events_days: int, skip_regi
     st.rerun()
 
 
+def when(label: str):
+    return st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm")
+
+
 window = data.current_window()
 st.title("Health")
 
@@ -85,16 +91,22 @@ if cleanups.empty:
     cols[3].metric("Last cleanup", "never", border=True)
 else:
     last = cleanups.iloc[0]
-    cols[3].metric("Last cleanup", str(last["status"]) + (" (dry run)" if last["dry_run"] else ""), border=True,
+    cols[3].metric("Last cleanup", hf.status_label(str(last["status"])) + (" (dry run)" if last["dry_run"] else ""),
+                   border=True,
                    help=f"Started {last['started_at']:%Y-%m-%d %H:%M} UTC")
 
+span = (window.start, window.end)
 if tables.empty:
-    st.info("No health snapshot yet. Record one with `python -m jobs health-snapshot` (the scheduler "
-            "takes one every hour, and every cleanup takes one).", icon=":material/info:")
-left, right = st.columns(2)
-left.plotly_chart(hf.database_size_chart(sizes), key="database_size")
-right.plotly_chart(hf.table_size_chart(growth), key="table_sizes")
-st.plotly_chart(hf.table_rows_chart(growth), key="table_rows")
+    st.info(f"No health snapshot yet. {SNAPSHOT_HINT}", icon=":material/info:")
+elif sizes.empty and growth.empty:
+    # Three empty charts saying the same thing would push the jobs off the screen.
+    st.info(f"No health snapshot in the {window.label}; the latest is from "
+            f"{tables['taken_at'].iloc[0]:%Y-%m-%d %H:%M} UTC. {SNAPSHOT_HINT}", icon=":material/info:")
+if not (sizes.empty and growth.empty):
+    left, right = st.columns(2)
+    left.plotly_chart(hf.database_size_chart(sizes, x_range=span), key="database_size")
+    right.plotly_chart(hf.table_size_chart(growth, x_range=span), key="table_sizes")
+    st.plotly_chart(hf.table_rows_chart(growth, x_range=span), key="table_rows")
 if not tables.empty:
     with st.expander(f"Tables at the latest snapshot ({tables['taken_at'].iloc[0]:%Y-%m-%d %H:%M} UTC)"):
         st.dataframe(tables.drop(columns=["taken_at", "database_size_bytes"]), hide_index=True, key="tables",
@@ -112,7 +124,6 @@ summary = data.query_df("job_summary", since=window.start)
 if summary.empty:
     st.info("No job has run yet.", icon=":material/info:")
 else:
-    when = lambda label: st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm")  # noqa: E731
     st.dataframe(hf.job_table(summary), hide_index=True, key="job_summary", column_config={
         "job": "Job", "last_status": "Last status", "last_run_at": when("Last run (UTC)"),
         "last_success_at": when("Last success (UTC)"), "last_failure_at": when("Last failure (UTC)"),
@@ -125,9 +136,14 @@ else:
     job_choice = st.selectbox("Runs of", ["every job", *summary["job"].tolist()], key="health_job_filter")
     history = data.query_df("job_history", start=window.start, end=window.end, limit=RECENT_RUNS,
                             job=None if job_choice == "every job" else job_choice)
-    st.plotly_chart(hf.job_duration_chart(history), key="job_durations")
+    st.plotly_chart(hf.job_duration_chart(history, x_range=span), key="job_durations")
     with st.expander(f"Latest {min(len(history), RECENT_RUNS)} runs in the {window.label}"):
-        st.dataframe(history.drop(columns=["summary"]), hide_index=True, key="job_history")
+        st.dataframe(hf.job_runs_table(history), hide_index=True, key="job_history", column_config={
+            "id": st.column_config.NumberColumn("Run", format="%d"), "job": "Job", "status": "Status",
+            "trigger": "Started from", "started_at": when("Started (UTC)"), "finished_at": when("Finished (UTC)"),
+            "duration_s": st.column_config.NumberColumn("Duration (s)", format="%.1f"), "host": "Host",
+            "error": st.column_config.TextColumn("Error", width="large"),
+        })
 
 # --- cleanup -----------------------------------------------------------------------------
 st.subheader("Cleanup")
@@ -136,9 +152,14 @@ if cleanups.empty:
 else:
     st.plotly_chart(hf.cleanup_chart(cleanups), key="cleanup_runs")
     st.dataframe(hf.cleanup_table(cleanups), hide_index=True, key="cleanup_history", column_config={
-        "started_at": st.column_config.DatetimeColumn("Started (UTC)", format="YYYY-MM-DD HH:mm"),
+        "id": st.column_config.NumberColumn("Run", format="%d"), "status": "Status", "trigger": "Started from",
+        "started_at": when("Started (UTC)"),
         "dry_run": st.column_config.CheckboxColumn("Dry run"),
-        "events_archived": st.column_config.NumberColumn("Events archived"),
+        "events_archived": st.column_config.NumberColumn("Events archived",
+                                                         help="For a dry run: how many it would archive."),
+        "events_kept_failed": st.column_config.NumberColumn("Kept: failed events"),
+        "archive_reasons": "Why registrations were removed",
+        "error": st.column_config.TextColumn("Error", width="large"),
         "registrations_archived": st.column_config.NumberColumn("Registrations removed"),
         "registrations_kept_paid": st.column_config.NumberColumn("Kept: paid"),
         "registrations_queued": st.column_config.NumberColumn("For review"),
@@ -147,7 +168,14 @@ else:
     removed = data.query_df("recently_archived_registrations", limit=50)
     if not removed.empty:
         with st.expander("Registrations cleanup removed most recently (kept in registrations_archive)"):
-            st.dataframe(removed, hide_index=True, key="archived_registrations")
+            st.dataframe(hf.archived_registrations_table(removed), hide_index=True, key="archived_registrations",
+                         column_config={
+                             "email": "E-mail", "amount": "Amount", "created_at": when("Created (UTC)"),
+                             "archived_at": when("Removed (UTC)"), "archive_reason": "Why",
+                             "stripe_checkout_session_id": "Checkout Session",
+                             "stripe_status": "Stripe said (session / payment)", "id": "Registration",
+                             "cleanup_run_id": st.column_config.NumberColumn("Cleanup run", format="%d"),
+                         })
 
 
 st.subheader("Run cleanup")

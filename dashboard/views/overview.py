@@ -59,8 +59,9 @@ types = data.query_df("event_types", start=window.start, end=window.end)
 statuses = pd.DataFrame({"processing_status": figures.STATUSES,
                          "events": [int(current.get(s) or 0) for s in figures.STATUSES]})
 
-st.plotly_chart(figures.volume_chart(by_bucket, bucket=window.bucket), key="volume")
+span = (window.start, window.end)
+st.plotly_chart(figures.volume_chart(by_bucket, bucket=window.bucket, x_range=span), key="volume")
 left, right = st.columns(2)
-left.plotly_chart(figures.failure_rate_chart(by_bucket, bucket=window.bucket), key="failure_rate")
+left.plotly_chart(figures.failure_rate_chart(by_bucket, bucket=window.bucket, x_range=span), key="failure_rate")
 right.plotly_chart(figures.status_chart(statuses), key="statuses")
 st.plotly_chart(figures.event_types_chart(types), key="event_types")

@@ -27,6 +27,31 @@ FLASH_KEY = "reconciliation_flash"      # a one-time success message after resol
 PROGRESS_EVERY_S = 1.0
 
 
+def when(label: str):
+    return st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm")
+
+
+RUN_ID = st.column_config.NumberColumn("Run", format="%d")
+ITEM_COLUMNS = {
+    "id": st.column_config.NumberColumn("Item", format="%d"), "severity": "Severity", "kind": "Mismatch",
+    "stripe_checkout_session_id": "Checkout Session", "registration_id": "Registration",
+    "created_at": when("Found (UTC)"), "last_seen_at": when("Last seen (UTC)"), "run_id": RUN_ID,
+    "reason": st.column_config.TextColumn("Reason", width="large"),
+    "resolved_at": when("Resolved (UTC)"), "resolved_by": "Resolved by",
+    "resolution_note": st.column_config.TextColumn("Note", width="large"),
+}
+HISTORY_COLUMNS = {
+    "id": RUN_ID, "started_at": when("Started (UTC)"), "status": "Status", "trigger": "Started from",
+    "mode": "Mode", "lookback_days": st.column_config.NumberColumn("Lookback (days)"),
+    **{key: st.column_config.NumberColumn(label, help=help_text) for key, label, help_text in rf.FIVE},
+    "sessions_checked": st.column_config.NumberColumn("Sessions checked"),
+    "stripe_requests": st.column_config.NumberColumn("Stripe requests"),
+    "seconds": st.column_config.NumberColumn("Duration (s)", format="%.1f"),
+    "error": st.column_config.TextColumn("Error", width="large"),
+}
+KIND_COLUMNS = {"kind": "Mismatch", "action": "Outcome", "items": st.column_config.NumberColumn("Items")}
+
+
 @st.cache_resource(show_spinner=False, max_entries=2)
 def _jobs_engine(url: str):
     """Read-write engine for the jobs layer's writes (never used for the page's reads)."""
@@ -122,15 +147,22 @@ def show_outcome(outcome: dict) -> None:
             st.error(f"**The run did not finish**: {message.removeprefix('failed: ').removeprefix('error: ')}",
                      icon=":material/error:")
         return
-    run = data.query_row("reconciliation_run", run_id=int(report["run_id"]))
-    st.success(f"**Run #{report['run_id']} finished.** {describe_run(run) if run else ''}",
+    run_id = int(report["run_id"])
+    run = data.query_row("reconciliation_run", run_id=run_id)
+    st.success(f"**Run #{run_id} finished.** {describe_run(run) if run else ''}",
                icon=":material/task_alt:")
-    show_five(run or report)
-    kinds = data.query_df("reconciliation_kinds_for_run", run_id=int(report["run_id"]))
+    # The numbers at the top of the page are this run's already, unless another run ended since.
+    if data.query_row("reconciliation_last_run").get("id") != run_id:
+        show_five(run or report)
+    kinds = data.query_df("reconciliation_kinds_for_run", run_id=run_id)
     if not kinds.empty:
-        st.dataframe(kinds.assign(kind=kinds["kind"].map(rf.kind_label)), hide_index=True)
+        st.dataframe(rf.kinds_table(kinds), hide_index=True, column_config=KIND_COLUMNS)
     if outcome.get("exit_code") == 3:
-        st.warning("Items need a person: see the review queue below.", icon=":material/person_alert:")
+        if (run or report).get("dry_run"):
+            st.info("A real run would put the items that need a person in the review queue; "
+                    "this dry run queued nothing.", icon=":material/person_alert:")
+        else:
+            st.warning("Items need a person: see the review queue below.", icon=":material/person_alert:")
 
 
 def collect_finished_run() -> None:
@@ -192,8 +224,8 @@ def review_section(settings) -> None:
     st.caption(f"{len(items)} open item(s), critical first. Resolve one once it is dealt with "
                "(refund, fix by hand, ...); it stays in the history.")
     table = items.assign(kind=items["kind"].map(rf.kind_label))
-    st.dataframe(table[["id", "severity", "kind", "stripe_checkout_session_id", "registration_id",
-                        "created_at", "last_seen_at", "reason"]], hide_index=True)
+    st.dataframe(table[["id", "severity", "kind", "reason", "stripe_checkout_session_id", "registration_id",
+                        "created_at", "last_seen_at"]], hide_index=True, column_config=ITEM_COLUMNS)
     labels = {int(row["id"]): rf.item_choice_label(row) for row in items.to_dict("records")}
     chosen = st.selectbox("Item", list(labels), format_func=labels.get, key="reconciliation_item")
     item = data.query_row("reconciliation_item", item_id=int(chosen))
@@ -201,7 +233,8 @@ def review_section(settings) -> None:
         return
     st.markdown(f"**{rf.kind_label(item['kind'])}** ({item['severity']}): "
                 f"{(item.get('details') or {}).get('reason', '')}")
-    st.dataframe(rf.facts_table(item.get("details")), hide_index=True)
+    st.dataframe(rf.facts_table(item.get("details")), hide_index=True,
+                 column_config={"field": "Field", "local": "Local registration"})
     blocker = write_blocker(settings)
     if blocker:
         st.info(blocker, icon=":material/info:")
@@ -231,11 +264,12 @@ def history_section() -> None:
     st.plotly_chart(rf.run_history_chart(history), key="reconciliation_history")
     if not history.empty:
         with st.expander(f"Last {len(history)} runs"):
-            st.dataframe(rf.history_table(history), hide_index=True)
+            st.dataframe(rf.history_table(history), hide_index=True, column_config=HISTORY_COLUMNS)
     resolved = data.query_df("reconciliation_resolved_items", limit=200)
     if not resolved.empty:
         with st.expander(f"Resolved items ({len(resolved)} most recent)"):
-            st.dataframe(resolved.assign(kind=resolved["kind"].map(rf.kind_label)), hide_index=True)
+            st.dataframe(resolved.assign(kind=resolved["kind"].map(rf.kind_label)), hide_index=True,
+                         column_config=ITEM_COLUMNS)
 
 
 st.title("Reconciliation")
