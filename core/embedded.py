@@ -8,6 +8,7 @@ share one data folder; it listens on a Unix socket inside that folder only.
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -22,7 +23,7 @@ def embedded_url(monitor_data_dir: Path, *, keep_running: bool = True) -> str:
     ``keep_running=False`` stops the server when this process exits (tests); otherwise it
     stays up for the next process, as the dashboard and the jobs expect.
     """
-    data_dir = Path(monitor_data_dir).expanduser().resolve() / "pgdata"
+    data_dir = _pgdata(monitor_data_dir)
     server = _servers.get(data_dir)
     if server is None:
         server = _start(data_dir, cleanup_mode=None if keep_running else "stop")
@@ -34,6 +35,34 @@ def embedded_url(monitor_data_dir: Path, *, keep_running: bool = True) -> str:
         socket_dir = Path(info.socket_dir)
     port = getattr(info, "port", None) or 5432
     return f"postgresql+psycopg://postgres@/postgres?host={socket_dir}&port={port}"
+
+
+def _pgdata(monitor_data_dir: Path) -> Path:
+    return Path(monitor_data_dir).expanduser().resolve() / "pgdata"
+
+
+def embedded_running(monitor_data_dir: Path) -> bool:
+    """True when an embedded server is already up for this data folder."""
+    pgdata = _pgdata(monitor_data_dir)
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    from pgserver.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(pgdata)
+    return bool(info is not None and info.is_running())
+
+
+def stop_embedded(monitor_data_dir: Path) -> None:
+    """Stop the embedded server of this data folder (a fast shutdown: sessions end, data stays)."""
+    pgdata = _pgdata(monitor_data_dir)
+    server = _servers.pop(pgdata, None)
+    if not embedded_running(monitor_data_dir):
+        return
+    import pgserver
+
+    user = getattr(server, "system_user", None) or ("pgserver" if os.geteuid() == 0 else None)
+    # cwd "/": as root, pg_ctl runs as the pgserver user, who may not enter the caller's folder.
+    pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, cwd="/", timeout=30)
 
 
 def _start(data_dir: Path, cleanup_mode: str | None):

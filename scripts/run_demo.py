@@ -131,6 +131,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from core.errors import MonitorError
 
+    from core.embedded import embedded_running, stop_embedded
+    from core.settings import get_settings
+
+    data_dir = get_settings(DATABASE_URL=None).MONITOR_DATA_DIR
+    # The embedded server outlives the processes that use it; one this demo started is
+    # stopped with it, so Ctrl+C leaves nothing running. One that was up before stays up.
+    started_database = not embedded_running(data_dir)
     stripe = dashboard = None
     try:
         state_path = prepare_database(args)
@@ -166,6 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stop(dashboard)
         stop(stripe)
+        if started_database:
+            try:
+                stop_embedded(data_dir)
+                say("stopped the embedded PostgreSQL")
+            except Exception as exc:  # the demo is over either way; say what is left
+                say(f"the embedded PostgreSQL in {data_dir} may still be running ({exc})")
 
 
 if __name__ == "__main__":

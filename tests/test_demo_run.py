@@ -15,7 +15,7 @@ import urllib.request
 
 import sqlalchemy as sa
 
-from core.embedded import embedded_url
+from core.embedded import embedded_running, embedded_url
 from tests.conftest import REPO
 
 LAUNCHER = REPO / "scripts" / "run_demo.py"
@@ -85,8 +85,11 @@ def test_launcher_serves_demo_data_and_stops_everything_on_ctrl_c(tmp_path):
     assert launcher.returncode == 0, output
     assert "ignoring DATABASE_URL" in output
     assert not listening(dashboard_port) and not listening(stripe_port)
+    # The embedded server the demo started stopped with it: nothing is left running.
+    assert "stopped the embedded PostgreSQL" in output
+    assert not embedded_running(tmp_path)
     # The data went into the embedded database of MONITOR_DATA_DIR; attaching here with
-    # keep_running=False also stops that server when the test session ends.
+    # keep_running=False starts it again and stops it when the test session ends.
     engine = sa.create_engine(embedded_url(tmp_path, keep_running=False))
     try:
         with engine.connect() as conn:
