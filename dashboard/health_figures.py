@@ -152,8 +152,7 @@ def job_runs_table(history: pd.DataFrame) -> pd.DataFrame:
 
 def archived_registrations_table(removed: pd.DataFrame) -> pd.DataFrame:
     """Registrations cleanup removed (rows of ``recently_archived_registrations``) as shown:
-    the id as text (a UUID object reaches the browser as a dict of bytes) and the amount
-    in the currency's units."""
+    the amount in the currency's units, Stripe's two statuses together."""
     columns = ["email", "amount", "created_at", "archived_at", "archive_reason", "stripe_checkout_session_id",
                "stripe_status", "id", "cleanup_run_id"]
     if removed.empty:
@@ -161,7 +160,7 @@ def archived_registrations_table(removed: pd.DataFrame) -> pd.DataFrame:
     amounts = [format_money(a, c) for a, c in zip(removed["amount_total"], removed["currency"])]
     stripe_status = [" / ".join(str(v) for v in pair if v is not None and not pd.isna(v)) or None
                      for pair in zip(removed["stripe_session_status"], removed["stripe_payment_status"])]
-    shown = removed.assign(id=removed["id"].map(lambda v: None if v is None else str(v)), amount=amounts,
+    shown = removed.assign(amount=amounts,
                            stripe_status=stripe_status,
                            archive_reason=removed["archive_reason"].map(_words))
     return shown[columns]

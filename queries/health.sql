@@ -84,8 +84,8 @@ LIMIT :limit
 
 -- name: recently_archived_registrations
 -- Stale pending registrations cleanup removed most recently, with Stripe's answer.
-SELECT id, email, amount_total, currency, created_at, archived_at, archive_reason,
+SELECT CAST(id AS text) AS id, email, amount_total, currency, created_at, archived_at, archive_reason,
        stripe_checkout_session_id, stripe_session_status, stripe_payment_status, cleanup_run_id
 FROM registrations_archive
-ORDER BY archived_at DESC, created_at DESC
+ORDER BY archived_at DESC, created_at DESC, id DESC
 LIMIT :limit
