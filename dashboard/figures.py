@@ -30,7 +30,8 @@ BUCKET_LENGTH = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
 TimeRange = tuple[datetime, datetime]
 
 
-def _layout(fig: go.Figure, title: str, **kwargs) -> go.Figure:
+def apply_layout(fig: go.Figure, title: str, **kwargs) -> go.Figure:
+    """The look every dashboard chart shares: title, tight margins, unified hover by default."""
     kwargs.setdefault("hovermode", "x unified")
     fig.update_layout(title=title, margin=dict(l=10, r=10, t=50, b=10), legend_title_text="", **kwargs)
     return fig
@@ -64,27 +65,28 @@ def _bar_pad(bucket: str) -> timedelta:
     return BUCKET_LENGTH.get(bucket, timedelta(hours=1)) / 2
 
 
-def _empty(title: str, message: str = NO_DATA) -> go.Figure:
+def empty_figure(title: str, message: str = NO_DATA) -> go.Figure:
+    """A chart without axes that says ``message`` where the data would be."""
     fig = go.Figure()
     fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
                        font=dict(size=14, color="#607d8b"))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    return _layout(fig, title)
+    return apply_layout(fig, title)
 
 
 def volume_chart(buckets: pd.DataFrame, *, bucket: str = "hour", x_range: TimeRange | None = None) -> go.Figure:
     """Stacked bars of events per bucket by status (rows of ``events_by_bucket``)."""
     title = f"Events per {bucket} by status"
     if buckets.empty or buckets[STATUSES].to_numpy().sum() == 0:
-        return _empty(title)
+        return empty_figure(title)
     fig = go.Figure()
     for status in STATUSES:
         fig.add_bar(x=buckets["bucket"], y=buckets[status], name=status,
                     marker_color=STATUS_COLORS[status])
     fig.update_yaxes(title_text="events", rangemode="tozero")
     time_axis(fig, buckets["bucket"], x_range, pad=_bar_pad(bucket))
-    return _layout(fig, title, barmode="stack")
+    return apply_layout(fig, title, barmode="stack")
 
 
 def failure_rates(buckets: pd.DataFrame) -> pd.Series:
@@ -98,15 +100,15 @@ def failure_rate_chart(buckets: pd.DataFrame, *, bucket: str = "hour",
     """Failure rate per bucket as a line; buckets where nothing finished are gaps."""
     title = f"Failure rate per {bucket}"
     if buckets.empty:
-        return _empty(title)
+        return empty_figure(title)
     rates = failure_rates(buckets)
     if rates.notna().sum() == 0:
-        return _empty(title, "No finished events in this window")
+        return empty_figure(title, "No finished events in this window")
     fig = go.Figure(go.Scatter(x=buckets["bucket"], y=rates, mode="lines+markers", name="failure rate",
                                line=dict(color=STATUS_COLORS["failed"]), connectgaps=False))
     fig.update_yaxes(tickformat=".0%", rangemode="tozero", title_text="failed ÷ finished")
     time_axis(fig, buckets["bucket"], x_range)
-    return _layout(fig, title)
+    return apply_layout(fig, title)
 
 
 def status_chart(statuses: pd.DataFrame) -> go.Figure:
@@ -114,20 +116,20 @@ def status_chart(statuses: pd.DataFrame) -> go.Figure:
     title = "Status breakdown"
     statuses = statuses[statuses["events"] > 0] if not statuses.empty else statuses
     if statuses.empty:
-        return _empty(title)
+        return empty_figure(title)
     fig = go.Figure(go.Pie(labels=statuses["processing_status"], values=statuses["events"], hole=0.5,
                            sort=False, marker=dict(colors=[STATUS_COLORS.get(s, "#9e9e9e")
                                                            for s in statuses["processing_status"]])))
     # Labels inside the slices: outside ones of thin slices collide with the title.
     fig.update_traces(textinfo="percent", textposition="inside")
-    return _layout(fig, title, hovermode=False)
+    return apply_layout(fig, title, hovermode=False)
 
 
 def event_types_chart(types: pd.DataFrame, *, top: int = 15) -> go.Figure:
     """Horizontal bars per event type: completed, failed and the rest (rows of ``event_types``)."""
     title = "Event types"
     if types.empty:
-        return _empty(title)
+        return empty_figure(title)
     types = types.nlargest(top, "events").iloc[::-1]  # largest at the top
     other = types["events"] - types["completed"] - types["failed"]
     fig = go.Figure()
@@ -136,7 +138,7 @@ def event_types_chart(types: pd.DataFrame, *, top: int = 15) -> go.Figure:
                                 ("in progress", other, STATUS_COLORS["processing"])]:
         fig.add_bar(y=types["event_type"], x=values, name=name, orientation="h", marker_color=color)
     fig.update_xaxes(title_text="events")
-    return _layout(fig, title, barmode="stack", hovermode="y unified")
+    return apply_layout(fig, title, barmode="stack", hovermode="y unified")
 
 
 def failures_by_type_chart(failures: pd.DataFrame, *, bucket: str = "hour",
@@ -145,27 +147,27 @@ def failures_by_type_chart(failures: pd.DataFrame, *, bucket: str = "hour",
     ``failures_by_bucket_and_type``)."""
     title = f"Failed events per {bucket} by event type"
     if failures.empty:
-        return _empty(title, "No failed events in this window")
+        return empty_figure(title, "No failed events in this window")
     fig = go.Figure()
     for event_type, rows in failures.groupby("event_type", sort=True):
         fig.add_bar(x=rows["bucket"], y=rows["failed"], name=event_type)
     fig.update_yaxes(title_text="failed events", rangemode="tozero")
     time_axis(fig, failures["bucket"], x_range, pad=_bar_pad(bucket))
-    return _layout(fig, title, barmode="stack")
+    return apply_layout(fig, title, barmode="stack")
 
 
 def outcomes_chart(outcomes: pd.DataFrame) -> go.Figure:
     """Per event type, events that failed at least once: still failing, retrying, recovered."""
     title = "Failures: still failing vs recovered"
     if outcomes.empty:
-        return _empty(title, "No failures in this window")
+        return empty_figure(title, "No failures in this window")
     outcomes = outcomes.iloc[::-1]
     fig = go.Figure()
     for column, label in OUTCOME_LABELS.items():
         fig.add_bar(y=outcomes["event_type"], x=outcomes[column], name=label, orientation="h",
                     marker_color=OUTCOME_COLORS[column])
     fig.update_xaxes(title_text="events")
-    return _layout(fig, title, barmode="stack", hovermode="y unified")
+    return apply_layout(fig, title, barmode="stack", hovermode="y unified")
 
 
 def funnel_totals(by_bucket: pd.DataFrame) -> dict[str, int]:
@@ -177,12 +179,12 @@ def funnel_chart(totals: dict[str, int]) -> go.Figure:
     """The four funnel steps with the share of the previous step and of the first."""
     title = "Registration funnel"
     if not totals.get("created"):
-        return _empty(title, "No registrations in this window")
+        return empty_figure(title, "No registrations in this window")
     fig = go.Figure(go.Funnel(y=[label for _, label in FUNNEL_STEPS],
                               x=[totals.get(step, 0) for step, _ in FUNNEL_STEPS],
                               textinfo="value+percent previous+percent initial",
                               marker=dict(color=["#546e7a", "#1e88e5", "#43a047", "#2e7d32"])))
-    return _layout(fig, title, hovermode=False)
+    return apply_layout(fig, title, hovermode=False)
 
 
 def conversion_rates(by_bucket: pd.DataFrame) -> pd.DataFrame:
@@ -199,11 +201,11 @@ def conversion_chart(by_bucket: pd.DataFrame, *, bucket: str = "day",
     """Lines of the share of registrations reaching each step, per bucket of creation time."""
     title = f"Conversion per {bucket} (share of registrations created)"
     if by_bucket.empty:
-        return _empty(title, "No registrations in this window")
+        return empty_figure(title, "No registrations in this window")
     rates = conversion_rates(by_bucket)
     fig = go.Figure()
     for step, label in FUNNEL_STEPS[1:]:
         fig.add_scatter(x=rates["bucket"], y=rates[step], mode="lines+markers", name=label)
     fig.update_yaxes(tickformat=".0%", range=[0, 1.05], title_text="of created")
     time_axis(fig, rates["bucket"], x_range, title="registration created (UTC)")
-    return _layout(fig, title)
+    return apply_layout(fig, title)

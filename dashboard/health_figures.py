@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.figures import STATUS_COLORS, TimeRange, _empty, _layout, time_axis
+from dashboard.figures import STATUS_COLORS, TimeRange, apply_layout, empty_figure, time_axis
 from dashboard.metrics import format_money
 
 OTHER_TABLES = "other tables"
@@ -38,12 +38,12 @@ def database_size_chart(history: pd.DataFrame, *, x_range: TimeRange | None = No
     """The database's size over time (rows of ``database_size_history``)."""
     title = "Database size"
     if history.empty:
-        return _empty(title, NO_SNAPSHOTS)
+        return empty_figure(title, NO_SNAPSHOTS)
     fig = go.Figure(go.Scatter(x=history["taken_at"], y=history["database_size_bytes"], mode="lines+markers",
                                name="database", line=dict(color="#1565c0"),
                                hovertemplate="%{y:.3~s}B<extra></extra>"))
     time_axis(fig, history["taken_at"], x_range)
-    return _layout(_bytes_axis(fig), title)
+    return apply_layout(_bytes_axis(fig), title)
 
 
 def largest_tables(growth: pd.DataFrame, top: int) -> list[str]:
@@ -70,7 +70,7 @@ def table_size_chart(growth: pd.DataFrame, *, top: int = 6, x_range: TimeRange |
     """Stacked areas of each large table's size over time (rows of ``table_growth``)."""
     title = "Size by table (with indexes)"
     if growth.empty:
-        return _empty(title, NO_SNAPSHOTS)
+        return empty_figure(title, NO_SNAPSHOTS)
     frame = _top_tables(growth, "total_bytes", top)
     # An area needs two snapshots to show; until then each table's size is a marker.
     mode = "lines" if len(frame.index) > 1 else "lines+markers"
@@ -79,21 +79,21 @@ def table_size_chart(growth: pd.DataFrame, *, top: int = 6, x_range: TimeRange |
         fig.add_scatter(x=frame.index, y=frame[name], name=name, mode=mode, stackgroup="size",
                         hovertemplate="%{y:.3~s}B")
     time_axis(fig, frame.index, x_range)
-    return _layout(_bytes_axis(fig), title)
+    return apply_layout(_bytes_axis(fig), title)
 
 
 def table_rows_chart(growth: pd.DataFrame, *, top: int = 6, x_range: TimeRange | None = None) -> go.Figure:
     """Each large table's estimated row count over time; gaps before PostgreSQL analysed it."""
     title = "Rows by table (PostgreSQL's estimate)"
     if growth.empty or growth["row_estimate"].notna().sum() == 0:
-        return _empty(title, NO_SNAPSHOTS if growth.empty else "No table analysed by PostgreSQL yet")
+        return empty_figure(title, NO_SNAPSHOTS if growth.empty else "No table analysed by PostgreSQL yet")
     frame = _top_tables(growth.dropna(subset=["row_estimate"]), "row_estimate", top)
     fig = go.Figure()
     for name in frame.columns:
         fig.add_scatter(x=frame.index, y=frame[name], name=name, mode="lines+markers", connectgaps=False)
     fig.update_yaxes(title_text="rows", rangemode="tozero", tickformat="~s")
     time_axis(fig, frame.index, x_range)
-    return _layout(fig, title)
+    return apply_layout(fig, title)
 
 
 def size_change(history: pd.DataFrame) -> tuple[int | None, int | None]:
@@ -110,7 +110,7 @@ def job_duration_chart(history: pd.DataFrame, *, x_range: TimeRange | None = Non
     title = "Job runs"
     finished = history.dropna(subset=["duration_ms"]) if not history.empty else history
     if finished.empty:
-        return _empty(title)
+        return empty_figure(title)
     fig = go.Figure()
     for status, runs in finished.groupby("status", sort=False):
         fig.add_scatter(x=runs["started_at"], y=runs["duration_ms"] / 1000, mode="markers",
@@ -119,7 +119,7 @@ def job_duration_chart(history: pd.DataFrame, *, x_range: TimeRange | None = Non
                         customdata=runs[["job"]], hovertemplate="%{customdata[0]}: %{y:.1f} s<extra></extra>")
     fig.update_yaxes(title_text="duration (s)", rangemode="tozero")
     time_axis(fig, finished["started_at"], x_range, title="run started (UTC)")
-    return _layout(fig, title, hovermode="closest")
+    return apply_layout(fig, title, hovermode="closest")
 
 
 def cleanup_chart(runs: pd.DataFrame) -> go.Figure:
@@ -127,7 +127,7 @@ def cleanup_chart(runs: pd.DataFrame) -> go.Figure:
     title = "Archived per cleanup run"
     real = runs[~runs["dry_run"]] if not runs.empty else runs
     if real.empty:
-        return _empty(title, "No cleanup has run for real yet")
+        return empty_figure(title, "No cleanup has run for real yet")
     real = real.sort_values("started_at")
     # One bar group per run, evenly spaced however irregular the runs were.
     runs_axis = [f"{moment:%Y-%m-%d %H:%M} #{run_id}" for moment, run_id in zip(real["started_at"], real["id"])]
@@ -137,7 +137,7 @@ def cleanup_chart(runs: pd.DataFrame) -> go.Figure:
                 marker_color="#ef6c00")
     fig.update_xaxes(type="category")
     fig.update_yaxes(title_text="rows", rangemode="tozero")
-    return _layout(fig, title, barmode="group")
+    return apply_layout(fig, title, barmode="group")
 
 
 def job_runs_table(history: pd.DataFrame) -> pd.DataFrame:

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from dashboard.figures import apply_layout, empty_figure, time_axis
 from dashboard.metrics import format_money
 
 FIVE = [
@@ -41,36 +42,30 @@ def five_numbers(run: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 def run_history_chart(history: pd.DataFrame) -> go.Figure:
     """Per run: auto-fixed and needing-a-person stacked; failed runs marked at zero."""
-    fig = go.Figure()
     title = "Mismatches per run"
     if history.empty:
-        fig.add_annotation(text=NO_RUNS, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
-        fig.update_xaxes(visible=False)
-        fig.update_yaxes(visible=False)
-    else:
-        done = history[history["status"] == "completed"]
-        failed = history[history["status"] == "failed"]
-        # Dry runs get hatched bars of their own: they counted mismatches but fixed and queued nothing.
-        for dry, suffix, pattern in ((False, "", ""), (True, " (dry run)", "/")):
-            runs = done[done["dry_run"].astype(bool) == dry]
-            if dry and runs.empty:
-                continue
-            for column, name, color in (("auto_fixed_count", "auto-fixed", AUTO_COLOR),
-                                        ("manual_review_needed", "need a person", MANUAL_COLOR)):
-                fig.add_bar(x=runs["started_at"], y=runs[column], name=name + suffix, marker_color=color,
-                            marker_pattern_shape=pattern, customdata=runs[["id"]].to_numpy(),
-                            hovertemplate=f"run %{{customdata[0]}}: %{{y}} {name}{suffix}<extra></extra>")
-        if not failed.empty:
-            fig.add_scatter(x=failed["started_at"], y=[0] * len(failed), mode="markers", name="failed run",
-                            marker=dict(symbol="x", size=12, color=FAILED_COLOR),
-                            customdata=failed[["id", "error"]].fillna("").to_numpy(),
-                            hovertemplate="run %{customdata[0]} failed: %{customdata[1]}<extra></extra>")
-        fig.update_layout(barmode="stack")
-        fig.update_yaxes(title_text="mismatches", rangemode="tozero")
-        fig.update_xaxes(title_text="run started (UTC)")
-    fig.update_layout(title=title, margin=dict(l=10, r=10, t=50, b=10), legend_title_text="",
-                      hovermode="closest")
-    return fig
+        return empty_figure(title, NO_RUNS)
+    done = history[history["status"] == "completed"]
+    failed = history[history["status"] == "failed"]
+    fig = go.Figure()
+    # Dry runs get hatched bars of their own: they counted mismatches but fixed and queued nothing.
+    for dry, suffix, pattern in ((False, "", ""), (True, " (dry run)", "/")):
+        runs = done[done["dry_run"].astype(bool) == dry]
+        if dry and runs.empty:
+            continue
+        for column, name, color in (("auto_fixed_count", "auto-fixed", AUTO_COLOR),
+                                    ("manual_review_needed", "need a person", MANUAL_COLOR)):
+            fig.add_bar(x=runs["started_at"], y=runs[column], name=name + suffix, marker_color=color,
+                        marker_pattern_shape=pattern, customdata=runs[["id"]].to_numpy(),
+                        hovertemplate=f"run %{{customdata[0]}}: %{{y}} {name}{suffix}<extra></extra>")
+    if not failed.empty:
+        fig.add_scatter(x=failed["started_at"], y=[0] * len(failed), mode="markers", name="failed run",
+                        marker=dict(symbol="x", size=12, color=FAILED_COLOR),
+                        customdata=failed[["id", "error"]].fillna("").to_numpy(),
+                        hovertemplate="run %{customdata[0]} failed: %{customdata[1]}<extra></extra>")
+    fig.update_yaxes(title_text="mismatches", rangemode="tozero")
+    time_axis(fig, history["started_at"], title="run started (UTC)")
+    return apply_layout(fig, title, barmode="stack", hovermode="closest")
 
 
 def history_table(history: pd.DataFrame) -> pd.DataFrame:
@@ -109,8 +104,8 @@ def facts_table(details: dict[str, Any] | None) -> pd.DataFrame:
     stripe, local = details.get("stripe") or {}, details.get("local") or {}
     pairs = [("session / registration id", stripe.get("id"), local.get("registration_id")),
              ("status", _status(stripe), local.get("processing_status")),
-             ("amount", _money(stripe.get("amount_total"), stripe.get("currency")),
-              _money(local.get("amount_total"), local.get("currency"))),
+             ("amount", format_money(stripe.get("amount_total"), stripe.get("currency")),
+              format_money(local.get("amount_total"), local.get("currency"))),
              ("email", stripe.get("email"), local.get("email")),
              ("client_reference_id / session id", stripe.get("client_reference_id"),
               local.get("stripe_checkout_session_id")),
@@ -125,10 +120,6 @@ def _status(stripe: dict[str, Any]) -> str | None:
     if not stripe:
         return None
     return f"{stripe.get('status')} / {stripe.get('payment_status')}"
-
-
-def _money(amount: Any, currency: Any) -> str | None:
-    return format_money(amount, currency)
 
 
 def _text(value: Any) -> str:
