@@ -48,14 +48,6 @@ FROM buckets b
 LEFT JOIN counts c USING (bucket)
 ORDER BY b.bucket
 
--- name: status_breakdown
--- Events received in [start, end) per processing status, largest first.
-SELECT processing_status, count(*) AS events
-FROM webhook_events
-WHERE created_at >= :start AND created_at < :end
-GROUP BY processing_status
-ORDER BY events DESC, processing_status
-
 -- name: event_types
 -- Events received in [start, end) per Stripe event type, with how many failed.
 SELECT event_type,

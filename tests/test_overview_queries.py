@@ -58,12 +58,6 @@ def test_events_by_bucket_by_day(tiny):
     assert by_day == {19: (0, 0, 0), 20: (6, 3, 2), 21: (0, 0, 0)}
 
 
-def test_status_breakdown(tiny):
-    df = fetch_df(tiny, "status_breakdown", **WINDOW)
-    assert dict(zip(df["processing_status"], df["events"])) == {"completed": 5, "failed": 2, "processing": 2}
-    assert list(df["processing_status"]) == ["completed", "failed", "processing"]
-
-
 def test_event_types(tiny):
     df = fetch_df(tiny, "event_types", **WINDOW)
     rows = {r.event_type: (r.events, r.failed, r.completed) for r in df.itertuples()}
@@ -73,7 +67,6 @@ def test_event_types(tiny):
 @pytest.mark.parametrize("name, extra", [
     ("event_kpis", {"stuck_before": T0}),
     ("events_by_bucket", {"bucket": "hour"}),
-    ("status_breakdown", {}),
     ("event_types", {}),
 ])
 def test_queries_run_on_an_empty_database(dashboard_engine, name, extra):
