@@ -36,7 +36,7 @@ from core.errors import ConfigError, JobFailed, MonitorError
 from core.settings import get_settings
 from jobs import health_snapshot, sql_files
 from jobs.reconcile import check_registrations
-from jobs.runtime import JobRun, recorded_run
+from jobs.runtime import JobRun, error_line, recorded_run
 from jobs.stripe_gateway import gateway_from_settings
 
 HELP = ("archive old completed webhook events in batches and remove stale pending "
@@ -377,7 +377,7 @@ class _Cleanup:
                 raise
             # Stop asking: rows not yet checked stay as they are until Stripe answers again.
             r.registrations_unchecked += r.stale_pending_found - checked
-            r.error = f"Stripe could not be asked about every stale registration: {_one_line(exc)}"
+            r.error = f"Stripe could not be asked about every stale registration: {error_line(exc)}"
         if paid:
             self._hand_to_reconciliation(gateway, paid)
         if r.error:
@@ -450,17 +450,12 @@ class _Cleanup:
             with self.engine.begin() as conn:
                 self.report.health_snapshot_id = health_snapshot.take(conn, now=self.now, trigger="cleanup").id
         except sa.exc.SQLAlchemyError as exc:  # a missed snapshot must not fail a finished cleanup
-            self.progress(f"health snapshot not recorded: {_one_line(exc)}")
+            self.progress(f"health snapshot not recorded: {error_line(exc)}")
 
 
 def _is_stripe_failure(exc: BaseException) -> bool:
     """Errors meaning "Stripe did not answer" (the stripe library's or the gateway's own)."""
     return isinstance(exc, MonitorError) or type(exc).__module__.split(".")[0] == "stripe"
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def run(engine: Engine, *, now: datetime, gateway=None, pending_days: int = DEFAULT_PENDING_DAYS,
@@ -504,7 +499,7 @@ def run(engine: Engine, *, now: datetime, gateway=None, pending_days: int = DEFA
                 report.status = "needs_review" if report.needs_person else "completed"
             except BaseException as exc:
                 report.status = "failed"
-                report.error = report.error or _one_line(exc)
+                report.error = report.error or error_line(exc)
                 raise
             finally:
                 cleanup.save(finished=True)

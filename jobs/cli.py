@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if args.traceback:
             raise
-        detail = str(exc).strip().splitlines()
-        print(f"failed: {type(exc).__name__}: {detail[0] if detail else ''} "
-              "(run with --traceback for details)", file=sys.stderr)
+        from jobs.runtime import error_line
+
+        print(f"failed: {error_line(exc)} (run with --traceback for details)", file=sys.stderr)
         return EXIT_FAILED

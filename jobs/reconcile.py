@@ -41,9 +41,8 @@ from typing import Any, Callable, Iterable, Mapping
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from core.errors import MonitorError
 from jobs import sql_files
-from jobs.runtime import recorded_run
+from jobs.runtime import error_line, recorded_run
 
 HELP = ("compare Stripe's Checkout Sessions with local registrations: fix the obvious "
         "mismatches, queue the rest for a person")
@@ -538,15 +537,6 @@ def _finish_run(engine: Engine, report: ReconcileReport, status: str, error: str
                                           "finished_at": datetime.now(timezone.utc), "error": error})
 
 
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, MonitorError):
-        return str(exc)
-    if isinstance(exc, KeyboardInterrupt):
-        return "interrupted"
-    detail = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {detail[0] if detail else ''}"[:2000]
-
-
 def _run_recorded(engine: Engine, reconciler_body, report: ReconcileReport, gateway, *,
                   now: datetime, job_run_id: int | None) -> Reconciler:
     """Start the run's row, run the body, and record it completed or failed."""
@@ -558,7 +548,7 @@ def _run_recorded(engine: Engine, reconciler_body, report: ReconcileReport, gate
     except BaseException as exc:
         with contextlib.suppress(Exception):  # the reason below matters more than the counters
             reconciler.save_progress()
-        _finish_run(engine, report, "failed", _reason(exc))
+        _finish_run(engine, report, "failed", error_line(exc)[:2000])
         raise
     _finish_run(engine, report, "completed")
     report.open_review_items = _open_review_items(engine)

@@ -14,10 +14,21 @@ from typing import Iterator
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from core.errors import JobBusy
+from core.errors import JobBusy, MonitorError
 
 # First half of the two-int advisory lock key, so our locks never collide with the app's.
 LOCK_NAMESPACE = 0x5748  # "WH"
+
+
+def error_line(exc: BaseException) -> str:
+    """One readable line for a failure: a MonitorError's own message (written for a person),
+    else the error's type and the first line of its text."""
+    if isinstance(exc, MonitorError):
+        return str(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 @dataclass

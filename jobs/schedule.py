@@ -24,9 +24,10 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.engine import Engine
 
-from core.errors import ConfigError, JobBusy, MonitorError
+from core.errors import ConfigError, JobBusy
 from core.settings import Settings, get_settings, schedule_entries
 from jobs import cleanup, health_snapshot, reconcile, sql_files
+from jobs.runtime import error_line
 from jobs.stripe_gateway import gateway_from_settings
 
 HELP = ("run the jobs on the schedule in MONITOR_SCHEDULE (by default reconciliation and "
@@ -129,11 +130,8 @@ def fire(engine: Engine, job: str, *, fire_time: datetime, now: datetime,
         result = SCHEDULABLE[job](engine, now)
     except JobBusy as exc:
         return Outcome(job, fire_time, "busy", str(exc))
-    except MonitorError as exc:
-        return Outcome(job, fire_time, "failed", str(exc))
     except Exception as exc:  # the scheduler must outlive any one run; job_runs has the details
-        detail = str(exc).strip().splitlines()
-        return Outcome(job, fire_time, "failed", f"{type(exc).__name__}: {detail[0] if detail else ''}")
+        return Outcome(job, fire_time, "failed", error_line(exc))
     status = getattr(result, "status", "completed")
     run_id = getattr(result, "run_id", None) or getattr(result, "id", None)
     if status == "failed":

@@ -3,8 +3,8 @@ from datetime import datetime, timezone
 import pytest
 import sqlalchemy as sa
 
-from core.errors import JobBusy
-from jobs.runtime import job_is_running, job_lock, recorded_run
+from core.errors import JobBusy, JobFailed
+from jobs.runtime import error_line, job_is_running, job_lock, recorded_run
 
 NOW = datetime(2026, 11, 26, 3, 0, tzinfo=timezone.utc)
 
@@ -54,3 +54,11 @@ def test_duration_is_measured_even_when_now_is_long_ago(db):
             sa.text("SELECT duration_ms, started_at, finished_at FROM job_runs")).one()
     assert 0 <= duration < 5000
     assert started == long_ago and finished >= started
+
+
+def test_error_line_is_one_readable_line():
+    assert error_line(JobFailed("Stripe answered 500 to list Checkout Sessions")) == \
+        "Stripe answered 500 to list Checkout Sessions"
+    assert error_line(ValueError("bad value\nTraceback detail")) == "ValueError: bad value"
+    assert error_line(RuntimeError()) == "RuntimeError"
+    assert error_line(KeyboardInterrupt()) == "interrupted"
