@@ -7,7 +7,6 @@ The README's configuration table is checked against this declaration by a test.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -125,14 +124,15 @@ class Settings(BaseSettings):
         return value.strip()
 
 
-_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_WEEKDAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
 
 def schedule_entries(text: str) -> dict[str, str]:
     """'job=cron;job=cron' -> {job: cron}, raising ValueError naming the bad entry.
 
-    Weekday numbers keep crontab's meaning (0 and 7 = Sunday) and are returned as names,
-    because the scheduling library would read 0 as Monday.
+    The weekday field keeps crontab's meaning (0 and 7 = Sunday, ranges and steps counted
+    from Sunday) and is returned as a list of day names, because the scheduling library
+    counts its numbers, ranges and steps from Monday.
     """
     from apscheduler.triggers.cron import CronTrigger
 
@@ -147,14 +147,47 @@ def schedule_entries(text: str) -> dict[str, str]:
         if len(fields) != 5:
             raise ValueError(f"{name}: {expression!r} needs 5 fields (minute hour day month weekday), "
                              f"not {len(fields)}")
-        fields[4] = re.sub(r"(?<![/\w])[0-7](?!\w)", lambda m: _WEEKDAYS[int(m[0])], fields[4])
-        expression = " ".join(fields)
         try:
+            fields[4] = _crontab_weekdays(fields[4])
+            expression = " ".join(fields)
             CronTrigger.from_crontab(expression, timezone="UTC")
         except ValueError as exc:
             raise ValueError(f"{name}: {exc}") from None
         entries[name] = expression
     return entries
+
+
+def _crontab_weekdays(field: str) -> str:
+    """A crontab weekday field ('1-5', '0,6', '*/2', 'mon-fri', '5-7') as day names, or '*'."""
+    days: set[int] = set()
+    for part in field.lower().split(","):
+        span, slash, step_text = part.partition("/")
+        if slash and (not step_text.isdigit() or int(step_text) == 0):
+            raise ValueError(f"weekday step in {part!r} is not a positive whole number")
+        step = int(step_text) if slash else 1
+        if span == "*":
+            first, last = 0, 6
+        else:
+            start, dash, end = span.partition("-")
+            first = _crontab_day(start)
+            last = _crontab_day(end, range_end=True) if dash else (6 if slash else first)
+            if last < first:
+                raise ValueError(f"weekday range {span!r} runs backwards")
+        days.update(day % 7 for day in range(first, last + 1, step))
+    if len(days) == 7:
+        return "*"
+    return ",".join(_WEEKDAY_NAMES[day] for day in sorted(days))
+
+
+def _crontab_day(text: str, *, range_end: bool = False) -> int:
+    """0-6 from Sunday; 7 for '7', and for 'sun' closing a range ('fri-sun')."""
+    text = text.strip()
+    if text.isdigit() and int(text) <= 7:
+        return int(text)
+    if text in _WEEKDAY_NAMES:
+        day = _WEEKDAY_NAMES.index(text)
+        return 7 if range_end and day == 0 else day
+    raise ValueError(f"weekday {text!r} is not 0-7 or a day name (sun, mon, ...)")
 
 
 def get_settings(**overrides) -> Settings:

@@ -3,7 +3,7 @@ import re
 import pytest
 
 from core.errors import ConfigError
-from core.settings import Settings, describe_settings, get_settings
+from core.settings import Settings, describe_settings, get_settings, schedule_entries
 from tests.conftest import REPO
 
 
@@ -53,3 +53,34 @@ def test_blank_values_count_as_unset(monkeypatch):
 
 def test_postgres_url_forms_are_accepted():
     assert Settings(DATABASE_URL="postgres://u:p@h/db").DATABASE_URL == "postgres://u:p@h/db"
+
+
+@pytest.mark.parametrize("weekdays, expected_days", [
+    ("0", {"Sunday"}),
+    ("7", {"Sunday"}),
+    ("1-5", {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday"}),
+    ("0-6", {"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"}),
+    ("5-7", {"Friday", "Saturday", "Sunday"}),
+    ("*/2", {"Sunday", "Tuesday", "Thursday", "Saturday"}),  # counted from Sunday, as crontab does
+    ("1-5/2", {"Monday", "Wednesday", "Friday"}),
+    ("sat,sun", {"Saturday", "Sunday"}),
+])
+def test_schedule_weekdays_fire_on_the_days_crontab_means(weekdays, expected_days):
+    from datetime import datetime, timedelta, timezone
+
+    from apscheduler.triggers.cron import CronTrigger
+
+    [expression] = schedule_entries(f"cleanup=0 4 * * {weekdays}").values()
+    trigger = CronTrigger.from_crontab(expression, timezone="UTC")
+    moment = datetime(2025, 3, 2, tzinfo=timezone.utc)  # a Sunday
+    fired = set()
+    for _ in range(7):
+        moment = trigger.get_next_fire_time(None, moment + timedelta(seconds=1))
+        fired.add(moment.strftime("%A"))
+    assert fired == expected_days
+
+
+@pytest.mark.parametrize("weekdays", ["8", "5-1", "*/0", "someday"])
+def test_a_weekday_crontab_would_refuse_is_refused(weekdays):
+    with pytest.raises(ValueError, match="cleanup: .*weekday"):
+        schedule_entries(f"cleanup=0 4 * * {weekdays}")
