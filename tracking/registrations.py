@@ -130,16 +130,16 @@ def apply_event(conn: Connection, event: Mapping[str, Any]) -> Outcome:
 
 
 def _find_registration(conn: Connection, session: CheckoutSession) -> Mapping[str, Any] | None:
-    row = conn.execute(SQL["registration_by_session"].statement, {"session_id": session.id}).mappings().first()
+    row = conn.execute(SQL["registration_by_session"], {"session_id": session.id}).mappings().first()
     if row is None and session.reference_uuid:
-        row = conn.execute(SQL["registration_by_id"].statement,
+        row = conn.execute(SQL["registration_by_id"],
                            {"registration_id": session.reference_uuid}).mappings().first()
     return row
 
 
 def _conditional(conn: Connection, query: str, params: dict, registration: Mapping[str, Any],
                  label: str) -> Outcome:
-    changed = conn.execute(SQL[query].statement, params).first() is not None
+    changed = conn.execute(SQL[query], params).first() is not None
     if changed:
         return Outcome(label, registration["id"])
     return Outcome(f"registration_already_{registration['processing_status']}", registration["id"])

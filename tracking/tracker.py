@@ -38,7 +38,8 @@ from queries import load_queries
 
 log = logging.getLogger(__name__)
 
-SQL = load_queries("tracking")
+# Built once: each delivery runs several of these statements.
+SQL: dict[str, sa.TextClause] = {name: query.statement for name, query in load_queries("tracking").items()}
 
 PROCESS, SKIP_DUPLICATE, RETRY_LATER = "process", "skip_duplicate", "retry_later"
 ERROR_CATEGORIES = ("network", "validation", "database", "stripe", "unknown")
@@ -181,7 +182,7 @@ class EventTracker:
         event_id, event_type, created_at, livemode = event_fields(event)
         payload = raw_payload if raw_payload is not None else json.dumps(event, default=str)
         with self.engine.begin() as conn:
-            row = conn.execute(SQL["begin_event"].statement, {
+            row = conn.execute(SQL["begin_event"], {
                 "stripe_event_id": event_id, "event_type": event_type, "payload": payload,
                 "stripe_created_at": created_at, "livemode": livemode,
                 "stale_after": self.stale_after,
@@ -191,7 +192,7 @@ class EventTracker:
     def complete(self, conn: Connection, claim: Claim, *, outcome: str | None = None,
                  registration_id: str | None = None) -> bool:
         """Mark the attempt completed inside the caller's transaction; False if superseded."""
-        return bool(conn.execute(SQL["complete_event"].statement, {
+        return bool(conn.execute(SQL["complete_event"], {
             "stripe_event_id": claim.stripe_event_id, "outcome": outcome,
             "registration_id": registration_id, "attempt": claim.attempt,
         }).scalar())
@@ -208,7 +209,7 @@ class EventTracker:
             details = {"context": dict(context or {}), "attempt": claim.attempt,
                        "event_type": claim.event_type}
         with self.engine.begin() as conn:
-            return bool(conn.execute(SQL["fail_event"].statement, {
+            return bool(conn.execute(SQL["fail_event"], {
                 "stripe_event_id": claim.stripe_event_id, "error_message": message,
                 "error_details": json.dumps(details, default=str),
                 "error_category": category or "unknown", "attempt": claim.attempt,
