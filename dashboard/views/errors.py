@@ -3,6 +3,7 @@
 import streamlit as st
 
 from dashboard import data, figures
+from dashboard.columns import utc_time
 
 TOP_FINGERPRINTS = 25
 
@@ -37,8 +38,8 @@ else:
         "fingerprint": st.column_config.TextColumn("Error (normalised)", width="large"),
         "events": st.column_config.NumberColumn("Events"),
         "still_failing": st.column_config.NumberColumn("Still failing"),
-        "first_seen": st.column_config.DatetimeColumn("First seen (UTC)", format="YYYY-MM-DD HH:mm"),
-        "last_seen": st.column_config.DatetimeColumn("Last seen (UTC)", format="YYYY-MM-DD HH:mm"),
+        "first_seen": utc_time("First seen"),
+        "last_seen": utc_time("Last seen"),
         "event_types": "Event types",
         "example": st.column_config.TextColumn("Example message"),
     })

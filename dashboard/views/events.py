@@ -5,6 +5,7 @@ import hashlib
 import streamlit as st
 
 from dashboard import data, explorer, figures, metrics
+from dashboard.columns import utc_time
 
 window = data.current_window()
 st.title("Events")
@@ -65,8 +66,8 @@ table = st.dataframe(
         "event_type": "Type",
         "processing_status": "Status",
         "attempts": st.column_config.NumberColumn("Attempts"),
-        "created_at": st.column_config.DatetimeColumn("Received (UTC)", format="YYYY-MM-DD HH:mm:ss"),
-        "processed_at": st.column_config.DatetimeColumn("Processed (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+        "created_at": utc_time("Received", seconds=True),
+        "processed_at": utc_time("Processed", seconds=True),
         "processing_duration_ms": st.column_config.NumberColumn("Duration (ms)"),
         "error_message": st.column_config.TextColumn("Error", width="medium"),
         "livemode": st.column_config.CheckboxColumn("Live"),

@@ -6,6 +6,7 @@ from datetime import timedelta
 import streamlit as st
 
 from dashboard import data, figures, metrics
+from dashboard.columns import utc_time
 
 STALE_AFTER = {"1 hour": timedelta(hours=1), "24 hours": timedelta(hours=24), "7 days": timedelta(days=7)}
 STALE_LIST_ROWS = 200
@@ -53,7 +54,7 @@ else:
     shown = stale.assign(amount=[metrics.format_money(a, c) for a, c in zip(stale["amount_total"], stale["currency"])])
     st.dataframe(shown[["created_at", "email", "amount", "stripe_checkout_session_id", "id"]], hide_index=True,
                  key="stale", column_config={
-                     "created_at": st.column_config.DatetimeColumn("Created (UTC)", format="YYYY-MM-DD HH:mm"),
+                     "created_at": utc_time("Created"),
                      "email": "E-mail", "amount": "Amount", "stripe_checkout_session_id": "Checkout Session",
                      "id": "Registration",
                  })

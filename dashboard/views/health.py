@@ -9,6 +9,7 @@ from core.db import check_connection, create_jobs_engine
 from core.errors import ConfigError, JobBusy
 from core.settings import get_settings
 from dashboard import data
+from dashboard.columns import row_id, utc_time
 from dashboard import health_figures as hf
 from jobs import cleanup
 from jobs.health_snapshot import human_bytes
@@ -61,10 +62,6 @@ def run_cleanup(*, dry_run: bool, pending_days: int, events_days: int, skip_regi
     st.rerun()
 
 
-def when(label: str):
-    return st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm")
-
-
 window = data.current_window()
 st.title("Health")
 
@@ -114,8 +111,7 @@ if not tables.empty:
                          "table_name": "Table",
                          "total_bytes": st.column_config.NumberColumn("Size (bytes)", format="compact"),
                          "row_estimate": st.column_config.NumberColumn("Rows (estimate)", format="compact"),
-                         "oldest_row_at": st.column_config.DatetimeColumn("Oldest row kept (UTC)",
-                                                                          format="YYYY-MM-DD HH:mm"),
+                         "oldest_row_at": utc_time("Oldest row kept"),
                      })
 
 # --- jobs --------------------------------------------------------------------------------
@@ -125,8 +121,8 @@ if summary.empty:
     st.info("No job has run yet.", icon=":material/info:")
 else:
     st.dataframe(hf.job_table(summary), hide_index=True, key="job_summary", column_config={
-        "job": "Job", "last_status": "Last status", "last_run_at": when("Last run (UTC)"),
-        "last_success_at": when("Last success (UTC)"), "last_failure_at": when("Last failure (UTC)"),
+        "job": "Job", "last_status": "Last status", "last_run_at": utc_time("Last run"),
+        "last_success_at": utc_time("Last success"), "last_failure_at": utc_time("Last failure"),
         "last_duration_s": st.column_config.NumberColumn("Last duration (s)", format="%.1f"),
         "avg_duration_s": st.column_config.NumberColumn(f"Average (s), {window.label}", format="%.1f"),
         "runs": st.column_config.NumberColumn(f"Runs, {window.label}"),
@@ -139,8 +135,8 @@ else:
     st.plotly_chart(hf.job_duration_chart(history, x_range=span), key="job_durations")
     with st.expander(f"Latest {min(len(history), RECENT_RUNS)} runs in the {window.label}"):
         st.dataframe(hf.job_runs_table(history), hide_index=True, key="job_history", column_config={
-            "id": st.column_config.NumberColumn("Run", format="%d"), "job": "Job", "status": "Status",
-            "trigger": "Started from", "started_at": when("Started (UTC)"), "finished_at": when("Finished (UTC)"),
+            "id": row_id("Run"), "job": "Job", "status": "Status",
+            "trigger": "Started from", "started_at": utc_time("Started"), "finished_at": utc_time("Finished"),
             "duration_s": st.column_config.NumberColumn("Duration (s)", format="%.1f"), "host": "Host",
             "error": st.column_config.TextColumn("Error", width="large"),
         })
@@ -152,8 +148,8 @@ if cleanups.empty:
 else:
     st.plotly_chart(hf.cleanup_chart(cleanups), key="cleanup_runs")
     st.dataframe(hf.cleanup_table(cleanups), hide_index=True, key="cleanup_history", column_config={
-        "id": st.column_config.NumberColumn("Run", format="%d"), "status": "Status", "trigger": "Started from",
-        "started_at": when("Started (UTC)"),
+        "id": row_id("Run"), "status": "Status", "trigger": "Started from",
+        "started_at": utc_time("Started"),
         "dry_run": st.column_config.CheckboxColumn("Dry run"),
         "events_archived": st.column_config.NumberColumn("Events archived",
                                                          help="For a dry run: how many it would archive."),
@@ -170,11 +166,11 @@ else:
         with st.expander("Registrations cleanup removed most recently (kept in registrations_archive)"):
             st.dataframe(hf.archived_registrations_table(removed), hide_index=True, key="archived_registrations",
                          column_config={
-                             "email": "E-mail", "amount": "Amount", "created_at": when("Created (UTC)"),
-                             "archived_at": when("Removed (UTC)"), "archive_reason": "Why",
+                             "email": "E-mail", "amount": "Amount", "created_at": utc_time("Created"),
+                             "archived_at": utc_time("Removed"), "archive_reason": "Why",
                              "stripe_checkout_session_id": "Checkout Session",
                              "stripe_status": "Stripe said (session / payment)", "id": "Registration",
-                             "cleanup_run_id": st.column_config.NumberColumn("Cleanup run", format="%d"),
+                             "cleanup_run_id": row_id("Cleanup run"),
                          })
 
 

@@ -16,6 +16,7 @@ from core.db import create_jobs_engine, jobs_url
 from core.errors import ConfigError
 from core.settings import get_settings
 from dashboard import data
+from dashboard.columns import row_id, utc_time
 from dashboard import reconciliation_figures as rf
 from jobs import reconcile, review
 from jobs.runtime import job_is_running
@@ -27,21 +28,17 @@ FLASH_KEY = "reconciliation_flash"      # a one-time success message after resol
 PROGRESS_EVERY_S = 1.0
 
 
-def when(label: str):
-    return st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm")
-
-
-RUN_ID = st.column_config.NumberColumn("Run", format="%d")
+RUN_ID = row_id("Run")
 ITEM_COLUMNS = {
-    "id": st.column_config.NumberColumn("Item", format="%d"), "severity": "Severity", "kind": "Mismatch",
+    "id": row_id("Item"), "severity": "Severity", "kind": "Mismatch",
     "stripe_checkout_session_id": "Checkout Session", "registration_id": "Registration",
-    "created_at": when("Found (UTC)"), "last_seen_at": when("Last seen (UTC)"), "run_id": RUN_ID,
+    "created_at": utc_time("Found"), "last_seen_at": utc_time("Last seen"), "run_id": RUN_ID,
     "reason": st.column_config.TextColumn("Reason", width="large"),
-    "resolved_at": when("Resolved (UTC)"), "resolved_by": "Resolved by",
+    "resolved_at": utc_time("Resolved"), "resolved_by": "Resolved by",
     "resolution_note": st.column_config.TextColumn("Note", width="large"),
 }
 HISTORY_COLUMNS = {
-    "id": RUN_ID, "started_at": when("Started (UTC)"), "status": "Status", "trigger": "Started from",
+    "id": RUN_ID, "started_at": utc_time("Started"), "status": "Status", "trigger": "Started from",
     "mode": "Mode", "lookback_days": st.column_config.NumberColumn("Lookback (days)"),
     **{key: st.column_config.NumberColumn(label, help=help_text) for key, label, help_text in rf.FIVE},
     "sessions_checked": st.column_config.NumberColumn("Sessions checked"),
