@@ -31,7 +31,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, Mapping
 
+import psycopg
 import sqlalchemy as sa
+import stripe
 from sqlalchemy.engine import Connection, Engine
 
 from queries import load_queries
@@ -117,27 +119,17 @@ def event_fields(event: Mapping[str, Any]) -> tuple[str, str, datetime | None, b
 def categorise(exc: BaseException) -> str:
     """The error category of an exception, from its type: network, validation, database,
     stripe or unknown."""
-    import stripe
-
     if isinstance(exc, stripe.APIConnectionError):
         return "network"
     if isinstance(exc, stripe.StripeError):
         return "stripe"
-    if isinstance(exc, sa.exc.SQLAlchemyError) or _is_driver_error(exc):
+    if isinstance(exc, (sa.exc.SQLAlchemyError, psycopg.Error)):
         return "database"
     if isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror, socket.herror)):
         return "network"
     if isinstance(exc, (ValueError, LookupError)):
         return "validation"
     return "unknown"
-
-
-def _is_driver_error(exc: BaseException) -> bool:
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - the driver is a dependency
-        return False
-    return isinstance(exc, psycopg.Error)
 
 
 def error_details(exc: BaseException, *, claim: Claim | None = None,
