@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Mapping
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from jobs import sql_files
@@ -252,12 +251,18 @@ def match_registration(session: Mapping[str, Any], by_session_id: Mapping[str, R
     return by_id.get(ref) if ref else None
 
 
+def index_registrations(registrations: Iterable[Registration]
+                        ) -> tuple[dict[str, Registration], dict[str, Registration]]:
+    """The registrations by session id and by id, as :func:`match_registration` takes them."""
+    registrations = list(registrations)
+    return ({r.stripe_checkout_session_id: r for r in registrations if r.stripe_checkout_session_id},
+            {r.id: r for r in registrations})
+
+
 def find_mismatches(sessions: Iterable[Mapping[str, Any]],
                     registrations: Iterable[Registration]) -> list[Mismatch]:
     """Every mismatch between these sessions and the registrations they may point at."""
-    registrations = list(registrations)
-    by_session_id = {r.stripe_checkout_session_id: r for r in registrations if r.stripe_checkout_session_id}
-    by_id = {r.id: r for r in registrations}
+    by_session_id, by_id = index_registrations(registrations)
     found = []
     for session in sessions:
         mismatch = assess(session, match_registration(session, by_session_id, by_id))
@@ -454,7 +459,6 @@ class Reconciler:
         if chunk:
             self._sessions_chunk(chunk, matched)
         self._unmatched(matched)
-        self.save_progress()
 
     def _sessions_chunk(self, sessions: list[dict], matched: set[str]) -> None:
         report = self.report
@@ -466,9 +470,7 @@ class Reconciler:
         with self.engine.connect() as conn:
             rows = conn.execute(SQL["registrations_for_sessions"],
                                 {"session_ids": session_ids, "registration_ids": refs}).mappings().all()
-        registrations = [Registration.from_row(row) for row in rows]
-        by_session_id = {r.stripe_checkout_session_id: r for r in registrations if r.stripe_checkout_session_id}
-        by_id = {r.id: r for r in registrations}
+        by_session_id, by_id = index_registrations(Registration.from_row(row) for row in rows)
 
         queued: list[Mismatch] = []
         for session in sessions:
@@ -538,7 +540,7 @@ def _finish_run(engine: Engine, report: ReconcileReport, status: str, error: str
 
 
 def _run_recorded(engine: Engine, reconciler_body, report: ReconcileReport, gateway, *,
-                  now: datetime, job_run_id: int | None) -> Reconciler:
+                  now: datetime, job_run_id: int | None) -> None:
     """Start the run's row, run the body, and record it completed or failed."""
     report.run_id = _start_run(engine, report, started_at=now, job_run_id=job_run_id)
     reconciler = Reconciler(engine, gateway, report, now=now)
@@ -552,7 +554,6 @@ def _run_recorded(engine: Engine, reconciler_body, report: ReconcileReport, gate
         raise
     _finish_run(engine, report, "completed")
     report.open_review_items = _open_review_items(engine)
-    return reconciler
 
 
 def run(engine: Engine, *, now: datetime, gateway, lookback_days: int = 7, dry_run: bool = False,
