@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.figures import STATUS_COLORS, TimeRange, apply_layout, empty_figure, time_axis
-from dashboard.metrics import format_money
+from dashboard.metrics import amounts_column
 
 OTHER_TABLES = "other tables"
 JOB_STATUS_COLORS = {
@@ -157,10 +157,9 @@ def archived_registrations_table(removed: pd.DataFrame) -> pd.DataFrame:
                "stripe_status", "id", "cleanup_run_id"]
     if removed.empty:
         return pd.DataFrame(columns=columns)
-    amounts = [format_money(a, c) for a, c in zip(removed["amount_total"], removed["currency"])]
     stripe_status = [" / ".join(str(v) for v in pair if v is not None and not pd.isna(v)) or None
                      for pair in zip(removed["stripe_session_status"], removed["stripe_payment_status"])]
-    shown = removed.assign(amount=amounts,
+    shown = removed.assign(amount=amounts_column(removed),
                            stripe_status=stripe_status,
                            archive_reason=removed["archive_reason"].map(_words))
     return shown[columns]

@@ -71,6 +71,11 @@ def format_money(amount_minor: Any, currency: Any) -> str | None:
     return f"{amount / 10 ** decimals:,.{decimals}f} {code.upper()}".strip()
 
 
+def amounts_column(rows) -> list[str | None]:
+    """``format_money`` of each row's ``amount_total`` and ``currency`` (query rows as a DataFrame)."""
+    return [format_money(amount, currency) for amount, currency in zip(rows["amount_total"], rows["currency"])]
+
+
 def format_percent(rate: float | None) -> str:
     rate = _number(rate)
     return "–" if rate is None else f"{rate * 100:.1f}%"

@@ -2,9 +2,11 @@
 
 from datetime import datetime, timedelta, timezone
 
+import pandas as pd
 import pytest
 
-from dashboard.metrics import event_kpis, format_duration, format_money, format_percent, silence_warning
+from dashboard.metrics import (amounts_column, event_kpis, format_duration, format_money, format_percent,
+                               silence_warning)
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 
@@ -23,6 +25,11 @@ def test_format_duration(seconds, text):
 ])
 def test_format_money_uses_the_currency_s_minor_unit(amount, currency, shown):
     assert format_money(amount, currency) == shown
+
+
+def test_amounts_column_formats_each_row_in_its_own_currency():
+    rows = pd.DataFrame({"amount_total": [19900, 500, None], "currency": ["eur", "jpy", "usd"]})
+    assert amounts_column(rows) == ["199.00 EUR", "500 JPY", None]
 
 
 def test_format_percent():

@@ -51,7 +51,7 @@ else:
     total = int(stale["total"].iloc[0])
     st.caption(f"{total:,} registrations pending for longer than {stale_label} (whatever the window)"
                + (f"; the oldest {STALE_LIST_ROWS} are listed." if total > STALE_LIST_ROWS else "."))
-    shown = stale.assign(amount=[metrics.format_money(a, c) for a, c in zip(stale["amount_total"], stale["currency"])])
+    shown = stale.assign(amount=metrics.amounts_column(stale))
     st.dataframe(shown[["created_at", "email", "amount", "stripe_checkout_session_id", "id"]], hide_index=True,
                  key="stale", column_config={
                      "created_at": utc_time("Created"),
