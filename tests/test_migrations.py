@@ -1,4 +1,4 @@
-import shutil
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -62,7 +62,7 @@ def test_row_level_security_is_on_for_every_project_table(engine):
 
 
 def test_unreachable_database_exits_2_with_one_line():
-    env = {**__import__("os").environ, "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x"}
+    env = {**os.environ, "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x"}
     result = subprocess.run([sys.executable, "-m", "jobs", "migrate"], capture_output=True, text=True, env=env)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -76,7 +76,7 @@ def test_unreachable_database_exits_2_with_one_line():
     ({"MONITOR_STATEMENT_TIMEOUT_MS": "soon"}, "MONITOR_STATEMENT_TIMEOUT_MS"),
 ])
 def test_bad_setting_exits_2_naming_it(env, expected):
-    full_env = {**__import__("os").environ, **env}
+    full_env = {**os.environ, **env}
     result = subprocess.run([sys.executable, "-m", "jobs", "migrate"], capture_output=True, text=True, env=full_env)
     assert result.returncode == 2
     assert expected in result.stderr and "Traceback" not in result.stderr

@@ -37,6 +37,9 @@ def test_duplicate_names_are_an_error(tmp_path, monkeypatch):
 
 
 def test_every_query_is_documented_and_uses_only_named_parameters():
-    for query in QUERIES.values():
+    from queries import load_queries
+
+    # The dashboard's queries and the webhook tracking's (tracking/*.sql, same format).
+    for query in [*QUERIES.values(), *load_queries("tracking").values()]:
         assert query.doc, f"{query.source}: add a comment under the name saying what it returns"
         assert "%s" not in query.sql and "%(" not in query.sql, query.source

@@ -1,6 +1,8 @@
 import pytest
 import sqlalchemy as sa
 
+from core.db import create_dashboard_engine
+
 
 def test_dashboard_connection_cannot_write(dashboard_engine):
     with dashboard_engine.connect() as conn:
@@ -13,3 +15,13 @@ def test_dashboard_connection_has_a_statement_timeout(dashboard_engine, monkeypa
         assert conn.execute(sa.text("SHOW statement_timeout")).scalar() == "5s"
         with pytest.raises(sa.exc.OperationalError, match="statement timeout"):
             conn.execute(sa.text("SET LOCAL statement_timeout = 50; SELECT pg_sleep(1)"))
+    # The timeout is the one MONITOR_STATEMENT_TIMEOUT_MS sets, and it stops a slow query.
+    monkeypatch.setenv("MONITOR_STATEMENT_TIMEOUT_MS", "200")
+    short = create_dashboard_engine()
+    try:
+        with short.connect() as conn:
+            assert conn.execute(sa.text("SHOW statement_timeout")).scalar() == "200ms"
+            with pytest.raises(sa.exc.OperationalError, match="statement timeout"):
+                conn.execute(sa.text("SELECT pg_sleep(1)"))
+    finally:
+        short.dispose()

@@ -2,6 +2,7 @@ import re
 
 import pytest
 
+from core.db import jobs_url
 from core.errors import ConfigError
 from core.settings import Settings, describe_settings, get_settings, schedule_entries
 from tests.conftest import REPO
@@ -53,6 +54,9 @@ def test_blank_values_count_as_unset(monkeypatch):
 
 def test_postgres_url_forms_are_accepted():
     assert Settings(DATABASE_URL="postgres://u:p@h/db").DATABASE_URL == "postgres://u:p@h/db"
+    # ...and handed to the psycopg 3 driver whatever form was pasted.
+    for pasted in ("postgres://u:p@h/db", "postgresql://u:p@h/db", "postgresql+psycopg2://u:p@h/db"):
+        assert jobs_url(Settings(DATABASE_URL=pasted)) == "postgresql+psycopg://u:p@h/db"
 
 
 @pytest.mark.parametrize("weekdays, expected_days", [
