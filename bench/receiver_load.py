@@ -54,35 +54,41 @@ KIND_WEIGHTS = {"paid": 70, "expired": 10, "async_failed": 5, "unknown": 15}
 # --- database ---------------------------------------------------------------------------
 
 class ThrowawayDatabase:
-    """An embedded PostgreSQL in a temporary folder, or a scratch database on DATABASE_URL's server."""
+    """An embedded PostgreSQL in a temporary folder, or a scratch database on DATABASE_URL's server.
+
+    What to remove is decided on entry, so changing DATABASE_URL inside the block is safe.
+    """
 
     def __enter__(self) -> str:
         server_url = os.environ.get("DATABASE_URL")
-        self._drop = None
         if server_url:
-            self._admin = sa.create_engine(normalise_url(server_url), isolation_level="AUTOCOMMIT")
-            self._name = f"receiver_bench_{uuid.uuid4().hex[:8]}"
-            with self._admin.connect() as conn:
-                conn.execute(sa.text(f'CREATE DATABASE "{self._name}"'))
-            self.url = sa.engine.make_url(normalise_url(server_url)).set(database=self._name) \
+            admin = sa.create_engine(normalise_url(server_url), isolation_level="AUTOCOMMIT")
+            name = f"receiver_bench_{uuid.uuid4().hex[:8]}"
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            url = sa.engine.make_url(normalise_url(server_url)).set(database=name) \
                 .render_as_string(hide_password=False)
+
+            def drop() -> None:
+                with admin.connect() as conn:
+                    conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                admin.dispose()
         else:
             import pgserver
 
-            self._folder = Path(tempfile.mkdtemp(prefix="receiver-bench-"))
-            self._server = pgserver.get_server(self._folder / "pgdata", cleanup_mode="delete")
-            self.url = normalise_url(self._server.get_uri())
-        return self.url
+            folder = Path(tempfile.mkdtemp(prefix="receiver-bench-"))
+            server = pgserver.get_server(folder / "pgdata", cleanup_mode="delete")
+            url = normalise_url(server.get_uri())
+
+            def drop() -> None:
+                # Stop the server before its folder goes: it needs the folder to shut down.
+                server.cleanup()
+                shutil.rmtree(folder, ignore_errors=True)
+        self._drop = drop
+        return url
 
     def __exit__(self, *exc):
-        if os.environ.get("DATABASE_URL"):
-            with self._admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{self._name}" WITH (FORCE)'))
-            self._admin.dispose()
-        else:
-            # Stop the server before its folder goes: it needs the folder to shut down.
-            self._server.cleanup()
-            shutil.rmtree(self._folder, ignore_errors=True)
+        self._drop()
 
 
 # --- workload ---------------------------------------------------------------------------
