@@ -35,7 +35,7 @@ from sqlalchemy.engine import Engine
 from core.errors import ConfigError, JobFailed, MonitorError
 from core.settings import get_settings
 from jobs import health_snapshot, sql_files
-from jobs.reconcile import check_registrations
+from jobs.reconcile import PAID_PAYMENT_STATUSES, check_registrations
 from jobs.runtime import JobRun, error_line, recorded_run
 from jobs.stripe_gateway import gateway_from_settings
 
@@ -44,7 +44,6 @@ HELP = ("archive old completed webhook events in batches and remove stale pendin
 JOB = "cleanup"
 SQL = sql_files.load("cleanup.sql")
 
-PAID = frozenset({"paid", "no_payment_required"})
 DEFAULT_PENDING_DAYS = 7
 DEFAULT_EVENTS_DAYS = 90
 # Stripe can redeliver an event for 3 days and resend it by hand for up to 30; the handler's
@@ -114,7 +113,7 @@ def decide(session_id: str | None, own_session: Mapping[str, Any] | None,
     shown = sessions[0] if sessions else {}
     facts = {"session_status": shown.get("status"), "payment_status": shown.get("payment_status")}
     for session in sessions:
-        if session.get("payment_status") in PAID:
+        if session.get("payment_status") in PAID_PAYMENT_STATUSES:
             return Decision("reconcile", "paid", session.get("status"), session.get("payment_status"),
                             session_id=session.get("id"))
     for session in sessions:
@@ -141,7 +140,6 @@ class SessionIndex:
         self.by_id: dict[str, dict] = {}
         self.by_reference: dict[str, list[dict]] = defaultdict(list)
         self.covered_until: int | None = None
-        self.requests = 0
 
     def cover(self, start: datetime, end: datetime) -> None:
         start_s, end_s = math.floor(start.timestamp()), math.ceil(end.timestamp())
