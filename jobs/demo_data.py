@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from core.errors import ConfigError
+from jobs.reconcile import KIND_RULES
 from jobs.runtime import recorded_run
 from jobs.sql_files import load
 
@@ -61,9 +62,7 @@ STRIPE_RECENT_EVENT_DAYS = 3
 MAX_STRIPE_SESSIONS = 50_000
 MAX_STRIPE_EVENTS = 20_000
 # Every reconciliation mismatch kind of the design; the demo holds a group of each.
-MISMATCH_KINDS = ("paid_but_pending", "expired_but_pending", "paid_but_failed",
-                  "paid_no_registration", "completed_not_paid", "completed_missing_in_stripe",
-                  "amount_mismatch")
+MISMATCH_KINDS = tuple(KIND_RULES)
 
 _SQL = load("demo_data.sql")
 
