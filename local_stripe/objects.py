@@ -14,6 +14,7 @@ from typing import Any
 # Stripe ids are a prefix and a random base62 tail.
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
+API_VERSION = "2025-03-31.basil"  # the version events are stamped with and the server answers in
 CHECKOUT_SESSION_LIFETIME_S = 24 * 3600  # Stripe's default expires_at is 24 hours after creation
 
 
@@ -141,7 +142,7 @@ def event(
     evt: dict[str, Any] = {
         "id": id or stripe_id("evt"),
         "object": "event",
-        "api_version": "2025-03-31.basil",
+        "api_version": API_VERSION,
         "created": created,
         "data": {"object": data_object},
         "livemode": bool(data_object.get("livemode", False) if livemode is None else livemode),

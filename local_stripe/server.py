@@ -21,7 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-API_VERSION = "2025-03-31.basil"
+from local_stripe.objects import API_VERSION
+
 MAX_LIMIT = 100
 
 # Endpoint names used by the request counters and fault filters.
@@ -348,10 +349,10 @@ _EVENT_FILTERS = {"type", "types", "delivery_success"}
 
 
 def _session_predicate(params: dict[str, Any]) -> Callable[[dict], bool]:
-    wanted = {k: params[k] for k in ("status", "customer", "payment_intent", "payment_link",
-                                       "subscription", "client_reference_id") if k in params}
+    # Every filter but customer_details (matched on its email below) compares one field.
+    wanted = {k: params[k] for k in _SESSION_FILTERS - {"customer_details"} if k in params}
     if "status" in wanted and wanted["status"] not in ("open", "complete", "expired"):
-        raise StripeHTTPError(400, f"Invalid status: must be one of open, complete, or expired",
+        raise StripeHTTPError(400, "Invalid status: must be one of open, complete, or expired",
                               param="status")
     email = (params.get("customer_details") or {}).get("email") if isinstance(
         params.get("customer_details"), dict) else None
