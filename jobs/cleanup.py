@@ -100,12 +100,17 @@ def session_mode(session_id: str) -> str | None:
     return None
 
 
+def other_mode(session_id: str | None, api_key_mode: str | None) -> bool:
+    """True when the session is known to belong to the other Stripe mode than the key's."""
+    return bool(session_id and api_key_mode and session_mode(session_id) not in (None, api_key_mode))
+
+
 def decide(session_id: str | None, own_session: Mapping[str, Any] | None,
            related_sessions: Iterable[Mapping[str, Any]] = (), *, api_key_mode: str | None = None) -> Decision:
     """Decide from what Stripe said: ``own_session`` is the row's session (None: Stripe has no
     such session), ``related_sessions`` those carrying the registration id as
     client_reference_id (a customer may have started checkout more than once)."""
-    if session_id and api_key_mode and session_mode(session_id) not in (None, api_key_mode):
+    if other_mode(session_id, api_key_mode):
         # A test key cannot see live sessions: "no such session" would be a lie.
         return Decision("unchecked", "other_stripe_mode")
     sessions = [own_session] if own_session else []
@@ -385,7 +390,7 @@ class _Cleanup:
         """Refuse to trust "no such session" answers from a key of another Stripe account."""
         with self.engine.connect() as conn:
             known = conn.execute(SQL["canary_session"]).scalar()
-        if not known or (api_key_mode and session_mode(known) not in (None, api_key_mode)):
+        if not known or other_mode(known, api_key_mode):
             return
         if gateway.retrieve_checkout_session(known) is None:
             raise ConfigError(f"Stripe does not know Checkout Session {known} of a completed registration: "
@@ -393,7 +398,7 @@ class _Cleanup:
 
     def _decide(self, row, index: SessionIndex, api_key_mode: str | None) -> Decision:
         session_id = row.stripe_checkout_session_id
-        if session_id and api_key_mode and session_mode(session_id) not in (None, api_key_mode):
+        if other_mode(session_id, api_key_mode):  # decided without asking Stripe in vain
             return decide(session_id, None, api_key_mode=api_key_mode)
         own = index.session(session_id) if session_id else None
         return decide(session_id, own, index.by_reference.get(str(row.id), ()), api_key_mode=api_key_mode)
