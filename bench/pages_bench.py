@@ -85,7 +85,7 @@ def main(argv=None) -> int:
             os.environ["MONITOR_AUTH"] = "none"
             bench(args, url)
         finally:
-            # ThrowawayDatabase reads DATABASE_URL again to know what to drop.
+            # Leave the environment as the caller had it (main() may be called from Python).
             for key, value in saved.items():
                 if value is None:
                     os.environ.pop(key, None)

@@ -56,7 +56,7 @@ def main(argv=None) -> int:
         try:
             shoot(args)
         finally:
-            # ThrowawayDatabase reads DATABASE_URL again to know what to drop.
+            # Leave the environment as the caller had it (main() may be called from Python).
             if database_url is None:
                 os.environ.pop("DATABASE_URL", None)
             else:
