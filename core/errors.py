@@ -15,3 +15,11 @@ class JobFailed(MonitorError):
 
 class JobBusy(MonitorError):
     """Another run of the same job holds its lock; nothing was done."""
+
+
+# Exit codes of every command (public contract), declared once: the CLI returns them and the
+# dashboard's background runs read them.
+EXIT_OK = 0  # done
+EXIT_FAILED = 1  # the job failed
+EXIT_USAGE = 2  # bad usage or configuration
+EXIT_NEEDS_PERSON = 3  # done, but something needs a person

@@ -14,9 +14,8 @@ import sys
 from datetime import datetime, timezone
 from functools import cached_property
 
-from core.errors import ConfigError, JobBusy, JobFailed
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NEEDS_PERSON = 0, 1, 2, 3
+from core.errors import (EXIT_FAILED, EXIT_NEEDS_PERSON, EXIT_OK, EXIT_USAGE,  # noqa: F401
+                         ConfigError, JobBusy, JobFailed)
 
 # command name -> module; each module keeps its job logic and its CLI glue together.
 COMMANDS: dict[str, str] = {
