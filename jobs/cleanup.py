@@ -35,7 +35,8 @@ from sqlalchemy.engine import Engine
 from core.errors import ConfigError, JobFailed, MonitorError
 from core.settings import get_settings
 from jobs import health_snapshot, sql_files
-from jobs.reconcile import PAID_PAYMENT_STATUSES, check_registrations
+from core.checkout import PAID_STATUSES as PAID_PAYMENT_STATUSES
+from jobs.reconcile import check_registrations
 from jobs.runtime import JobRun, error_line, recorded_run
 from jobs.stripe_gateway import gateway_from_settings
 
