@@ -41,7 +41,8 @@ def run_cleanup(*, dry_run: bool, pending_days: int, events_days: int, skip_regi
         try:
             engine = create_jobs_engine()
             check_connection(engine)
-            report = cleanup.run(engine, now=data.utc_now(), dry_run=dry_run, pending_days=pending_days,
+            stripe = cleanup.stripe_from_settings(get_settings(), skip_registrations=skip_registrations)
+            report = cleanup.run(engine, now=data.utc_now(), **stripe, dry_run=dry_run, pending_days=pending_days,
                                  events_days=events_days, skip_registrations=skip_registrations,
                                  trigger="dashboard", progress=line.write)
         except ConfigError as exc:
