@@ -70,6 +70,17 @@ def test_archival_moves_old_completed_events_in_batches_and_keeps_every_row(db, 
     assert events(db) == live and events(db, "webhook_events_archive") == archived
 
 
+def test_a_run_given_a_now_30_days_in_the_past_finishes_completed(db, history):
+    past = NOW - timedelta(days=30)
+    report = cleanup.run(db, now=past, events_days=cleanup.MIN_EVENTS_DAYS, skip_registrations=True)
+
+    assert report.status == "completed" and report.events_archived == 23
+    [run] = cleanup_runs(db)
+    assert run["status"] == "completed" and run["error"] is None
+    assert 0 <= run["duration_ms"] < 60_000  # its own duration, not the 30 days since `now`
+    assert run["started_at"] == past and past <= run["finished_at"] < past + timedelta(minutes=1)
+
+
 def test_failed_events_survive_any_retention(db, history):
     with db.begin() as conn:
         ancient = add_event(conn, created_at=NOW - timedelta(days=3650), status="failed", error="timeout")

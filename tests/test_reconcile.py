@@ -116,6 +116,27 @@ def test_each_mismatch_kind(kind, db, stripe_server, gateway, now):
         assert report.open_review_items == 1 and report.needs_person
 
 
+def test_a_run_given_a_now_30_days_in_the_past_finishes_completed(db, stripe_server, gateway, now):
+    past = now - 30 * DAY
+    reg_id = str(uuid.uuid4())
+    with db.begin() as conn:
+        add_registration(conn, registration_id=reg_id, session_id="cs_test_back_then", created_at=past - DAY)
+    stripe_server.add_session(id="cs_test_back_then", created=ts(past - DAY) + 5, client_reference_id=reg_id)
+
+    report = reconcile.run(db, now=past, gateway=gateway)
+
+    assert report.status == "completed" and report.auto_fixed_count == 1
+    [run] = runs(db)
+    assert run["status"] == "completed" and run["error"] is None
+    # The duration is the run's own (seconds at most), not the wall clock's 30 days since `now`.
+    assert 0 <= run["duration_ms"] < 60_000
+    assert run["started_at"] == past and past <= run["finished_at"] < past + timedelta(minutes=1)
+    with db.connect() as conn:
+        job = conn.execute(sa.text("SELECT status, duration_ms FROM job_runs WHERE job = 'reconcile'")).one()
+    assert job.status == "completed" and 0 <= job.duration_ms < 60_000
+    assert registration(db, reg_id)["completed_at"] == past
+
+
 def test_registration_outside_the_window_is_matched_and_fixed(db, stripe_server, gateway, now):
     reg_id = str(uuid.uuid4())
     with db.begin() as conn:  # registered 10 days ago, no session id recorded yet
