@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import health_figures as hf
 from jobs import cleanup, health_snapshot
-from jobs.runtime import recorded_run
+from jobs.runtime import job_lock, recorded_run
 from queries import fetch_df
 from tests.conftest import REPO
 from tests.factories import add_event
@@ -107,6 +107,15 @@ def test_run_cleanup_is_a_dry_run_unless_confirmed(history):
     assert count(history, "SELECT count(*) FROM cleanup_runs WHERE NOT dry_run AND trigger = 'dashboard'") == 1
     assert any("Cleanup finished: completed" in el.value for el in at.success)
     assert not at.button(key="cleanup_for_real").disabled
+
+
+def test_a_cleanup_running_elsewhere_is_followed_instead_of_offering_the_buttons(history):
+    with job_lock(history, "cleanup"):
+        at = page()
+        assert any("A cleanup run is in progress" in el.value for el in at.warning)
+        assert not any(b.key in ("cleanup_dry_run", "cleanup_for_real") for b in at.button)
+    at.run()  # the lock is free again: the buttons are back
+    assert not at.button(key="cleanup_dry_run").disabled
 
 
 def test_cancel_runs_nothing(history):
