@@ -47,7 +47,7 @@ def _reconcile(engine: Engine, now: datetime):
 
 
 def _cleanup(engine: Engine, now: datetime):
-    return cleanup.run(engine, now=now, trigger=TRIGGER)
+    return cleanup.run(engine, now=now, trigger=TRIGGER, **cleanup.stripe_from_settings(get_settings()))
 
 
 def _health_snapshot(engine: Engine, now: datetime):
