@@ -13,12 +13,13 @@ Nothing here is imported by the product; the project installs it so that ``tests
 """
 
 from devharness.asgi import AsgiServerThread
-from devharness.database import ThrowawayDatabase
+from devharness.database import ThrowawayDatabase, empty_tables, project_tables
 from devharness.env import patched_env
 from devharness.ports import listening_socket, refused_port, socket_url
 from devharness.process import ManagedProcess, ProcessFailed, http_ready, line_ready, port_ready
 
 __all__ = [
-    "AsgiServerThread", "ManagedProcess", "ProcessFailed", "ThrowawayDatabase", "http_ready", "line_ready",
-    "listening_socket", "patched_env", "port_ready", "refused_port", "socket_url",
+    "AsgiServerThread", "ManagedProcess", "ProcessFailed", "ThrowawayDatabase", "empty_tables",
+    "http_ready", "line_ready", "listening_socket", "patched_env", "port_ready", "project_tables",
+    "refused_port", "socket_url",
 ]

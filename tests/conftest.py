@@ -13,10 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from core.db import create_dashboard_engine, create_jobs_engine
-from devharness import ThrowawayDatabase, patched_env
+from devharness import ThrowawayDatabase, empty_tables, patched_env
+from devharness import project_tables as list_project_tables
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -44,19 +44,13 @@ def engine(database_url):
 
 @pytest.fixture(scope="session")
 def project_tables(engine) -> list[str]:
-    with engine.connect() as conn:
-        return list(conn.execute(sa.text("""
-            SELECT tablename FROM pg_tables
-            WHERE schemaname = 'public' AND tablename <> 'schema_migrations'
-            ORDER BY tablename""")).scalars())
+    return list_project_tables(engine)
 
 
 @pytest.fixture
-def db(engine, project_tables):
+def db(engine):
     """The read-write engine on an emptied database (every project table truncated)."""
-    with engine.begin() as conn:
-        conn.execute(sa.text("TRUNCATE " + ", ".join(f'"{t}"' for t in project_tables)
-                             + " RESTART IDENTITY CASCADE"))
+    empty_tables(engine)
     return engine
 
 
