@@ -184,7 +184,7 @@ def present(data: report_data.ReportData, *, dashboard_url: str | None, generate
         "queue": {"open_items": _count(queue.get("open_items")), "open_critical": _count(queue.get("open_critical")),
                   "oldest": f"{oldest:%Y-%m-%d}" if oldest else None,
                   "resolved": _count(queue.get("resolved_in_period")),
-                  "amounts": [{"currency": (a["currency"] or "?").upper(), "items": _count(a["items"]),
+                  "amounts": [{"currency": (a["currency"] or "?").upper(), "count": _count(a["items"]),
                                "amount": format_money(a["amount_total"], a["currency"]) or "–"}
                               for a in data.review_amounts]},
         "cleanup": {"runs": _count(now.cleanup.get("runs")), "failed_runs": _count(now.cleanup.get("failed_runs")),

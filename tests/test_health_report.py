@@ -71,7 +71,8 @@ def test_one_multipart_message_per_run_with_the_weeks_numbers(week):
                   "https://monitor.example.org/errors"):
         assert words in text, words
     for words in ("72.7%", "75.00 EUR", "500 JPY", "49.00 USD", 'href="https://monitor.example.org/reconciliation"',
-                  "connect timeout after &lt;n&gt; ms to db-&lt;n&gt;"):
+                  "connect timeout after &lt;n&gt; ms to db-&lt;n&gt;",
+                  "Money waiting for a decision: 25.00 EUR (1 item), 49.00 USD (1 item)."):
         assert words in html, words
     assert "<script" not in html.lower() and "&lt;script&gt;alert" in html  # an error message is text, not markup
     [row] = _reports(week)
