@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "review": "jobs.review",
     "cleanup": "jobs.cleanup",
     "health-snapshot": "jobs.health_snapshot",
+    "health-report": "jobs.health_report",
     "schedule": "jobs.schedule",
     "hash-password": "jobs.hash_password",
 }
