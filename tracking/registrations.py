@@ -22,6 +22,8 @@ from typing import Any, Mapping
 
 from sqlalchemy.engine import Connection
 
+from core.error_policy import PayloadError
+
 from tracking.tracker import SQL
 
 COMPLETED = "checkout.session.completed"
@@ -33,12 +35,13 @@ PAID_STATUSES = ("paid", "no_payment_required")
 PAYMENT_STATUSES = ("paid", "unpaid", "no_payment_required")
 
 
-class EventValidationError(ValueError):
+class EventValidationError(PayloadError):
     """The event lacks a field its processing needs, or has one of the wrong kind."""
 
 
-class RegistrationNotFound(LookupError):
-    """A paid session matches no registration (retried: the app may not have committed it yet)."""
+class RegistrationNotFound(PayloadError, LookupError):
+    """A paid session matches no registration: category ``validation`` (the error policy),
+    left for a person, who retries it from the monitor once the registration exists."""
 
 
 @dataclass(frozen=True)
