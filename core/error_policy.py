@@ -153,8 +153,8 @@ def _database_rule(exc: BaseException) -> tuple[str, bool, str] | None:
     import psycopg
     import sqlalchemy as sa
 
-    if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None:
-        return None  # judged by its .orig, which the chain walk visits next
+    if isinstance(exc, sa.exc.DBAPIError) and _sqlstate(exc.orig) is not None:
+        return None  # judged by the driver's error (.orig), which the chain walk visits next
     code = _sqlstate(exc)
     if code:
         for key in (code, code[:2]):
@@ -220,10 +220,20 @@ def _payload_rule(exc: BaseException) -> tuple[str, bool, str] | None:
     return None
 
 
+def _generic_value_rule(exc: BaseException) -> tuple[str, bool, str] | None:
+    # A handler reading a field the payload lacks (KeyError), or a value it cannot parse
+    # (ValueError, JSONDecodeError): the same payload fails the same way every time.
+    if isinstance(exc, (ValueError, LookupError)):
+        return "validation", False, type(exc).__name__
+    return None
+
+
+Rule = Callable[[BaseException], "tuple[str, bool, str] | None"]
 # Tried in order on each exception of the chain, outermost first; the first match decides.
-RULES: tuple[Callable[[BaseException], tuple[str, bool, str] | None], ...] = (
-    _payload_rule, _stripe_rule, _database_rule, _http_rule, _socket_rule,
-)
+RULES: tuple[Rule, ...] = (_payload_rule, _stripe_rule, _database_rule, _http_rule, _socket_rule)
+# Tried only when no specific rule matched anywhere in the chain: a ValueError raised
+# because of a deadlock is still a deadlock.
+FALLBACK_RULES: tuple[Rule, ...] = (_generic_value_rule,)
 
 
 def exception_chain(exc: BaseException) -> Iterator[BaseException]:
@@ -241,10 +251,11 @@ def exception_chain(exc: BaseException) -> Iterator[BaseException]:
 
 def classify(exc: BaseException) -> Classification:
     """Category, whether a retry can help, recovery action and alert level of a failure."""
-    for link in exception_chain(exc):
-        for rule in RULES:
-            found = rule(link)
-            if found:
-                category, retryable, reason = found
-                return Classification(category, retryable, reason)
+    for rules in (RULES, FALLBACK_RULES):
+        for link in exception_chain(exc):
+            for rule in rules:
+                found = rule(link)
+                if found:
+                    category, retryable, reason = found
+                    return Classification(category, retryable, reason)
     return Classification("unknown", True, type(exc).__name__)
