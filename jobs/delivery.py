@@ -65,6 +65,9 @@ class DeliveryResult:
     answer: Any = None
     error: str | None = None
     elapsed_ms: int = 0
+    # False when no connection could be made (refused, DNS, connect timeout): the endpoint
+    # is down and certainly did nothing. True once connected, even if the answer timed out.
+    connected: bool = True
 
     @property
     def reached(self) -> bool:
@@ -142,7 +145,8 @@ class Redeliverer:
             response = self.client.post(self.url, content=body, headers=headers)
         except httpx.HTTPError as exc:
             return DeliveryResult(None, error=f"{type(exc).__name__}: {exc}".rstrip(": "),
-                                  elapsed_ms=_ms_since(started))
+                                  elapsed_ms=_ms_since(started),
+                                  connected=not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)))
         try:
             answer = response.json()
         except ValueError:

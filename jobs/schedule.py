@@ -26,12 +26,12 @@ from sqlalchemy.engine import Engine
 
 from core.errors import ConfigError, JobBusy
 from core.settings import Settings, get_settings, schedule_entries
-from jobs import cleanup, health_snapshot, reconcile, sql_files
+from jobs import cleanup, health_snapshot, reconcile, retry, sql_files
 from jobs.runtime import error_line
 from jobs.stripe_gateway import gateway_from_settings
 
 HELP = ("run the jobs on the schedule in MONITOR_SCHEDULE (by default reconciliation and "
-        "cleanup daily, a health snapshot hourly)")
+        "cleanup daily, a health snapshot hourly, due retries every minute)")
 SQL = sql_files.load("schedule.sql")
 TRIGGER = "schedule"
 # A fire missed by up to this much (the machine was busy or asleep) still runs, once.
@@ -53,11 +53,16 @@ def _health_snapshot(engine: Engine, now: datetime):
     return health_snapshot.run(engine, now=now, trigger=TRIGGER)
 
 
+def _retry(engine: Engine, now: datetime):
+    return retry.run(engine, now=now, trigger=TRIGGER)
+
+
 # The jobs a schedule may name, each run with its defaults.
 SCHEDULABLE: dict[str, Callable[[Engine, datetime], object]] = {
     "reconcile": _reconcile,
     "cleanup": _cleanup,
     "health-snapshot": _health_snapshot,
+    "retry": _retry,
 }
 
 
