@@ -234,10 +234,10 @@ def test_two_retry_processes_at_once_deliver_each_event_once(receiver, db):
 
 def test_runs_are_recorded_in_job_runs(receiver, db):
     failed_event(db, KeyError("payment_status"))
-    retry.run(db, now=now(), dry_run=True, trigger="test")
+    retry.run(db, now=now(), dry_run=True, trigger="cli")
     with db.connect() as conn:
         run = conn.execute(sa.text("SELECT job, status, trigger, summary FROM job_runs")).mappings().one()
-    assert (run["job"], run["status"], run["trigger"]) == ("retry", "needs_review", "test")
+    assert (run["job"], run["status"], run["trigger"]) == ("retry", "needs_review", "cli")
     assert run["summary"]["remaining_needs_person"] == 1
 
 
