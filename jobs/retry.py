@@ -38,7 +38,7 @@ from core.error_policy import CATEGORIES
 from core.errors import EXIT_NEEDS_PERSON, EXIT_OK, JobFailed
 from core.sql import load_package
 from jobs.delivery import DeliveryResult, Redeliverer, event_body
-from jobs.runtime import recorded_run
+from jobs.runtime import JobRun, recorded_run
 
 HELP = "re-deliver failed events to MONITOR_REPLAY_URL: the given ones, else those whose retry is due"
 JOB = "retry"
@@ -119,7 +119,7 @@ def run(engine: Engine, *, now: datetime, redeliverer: RedelivererFactory | Rede
             client = redeliverer if isinstance(redeliverer, Redeliverer) else redeliverer()
             try:
                 _deliver(engine, report, client, now=now, plan=plan, event_ids=event_ids, category=category,
-                         limit=limit, concurrency=concurrency, say=say)
+                         limit=limit, concurrency=concurrency, say=say, job=job)
             finally:
                 if client is not redeliverer:
                     client.close()
@@ -162,7 +162,7 @@ def _plan(engine: Engine, report: RetryReport, *, now: datetime, event_ids: list
 
 def _deliver(engine: Engine, report: RetryReport, client: Redeliverer, *, now: datetime, plan: list[str],
              event_ids: list[str] | None, category: str | None, limit: int | None, concurrency: int,
-             say: Progress) -> None:
+             say: Progress, job: JobRun) -> None:
     until = now + CLAIM_LEASE
     tried: list[str] = []
     counts: Counter[str] = Counter()
@@ -205,6 +205,8 @@ def _deliver(engine: Engine, report: RetryReport, client: Redeliverer, *, now: d
                 with engine.begin() as conn:
                     SQL.execute(conn, "release_events", ids=claimed_ids, until=until)
             say(f"re-delivered {report.delivered:,} of {total:,}")
+            job.report_progress(done=report.delivered, total=total, completed=counts["completed"],
+                                message=f"re-delivered {report.delivered:,} of {total:,}")
             if not pending and not event_ids and (limit is None or len(tried) < limit):
                 # Due mode: events that became due while this run worked, not tried yet.
                 more = SQL.all(engine, "due_events", now=now, category=category, exclude=tried,
