@@ -19,7 +19,7 @@ from core.errors import ConfigError
 
 APP_NAME = "stripe-webhook-monitor"
 DEFAULT_SCHEDULE = ("reconcile=0 3 * * *;cleanup=30 3 * * *;health-snapshot=0 * * * *;"
-                    "health-report=0 7 * * 1")
+                    "health-report=0 7 * * 1;retry=* * * * *")
 
 
 def default_data_dir() -> Path:
@@ -53,7 +53,8 @@ class Settings(BaseSettings):
     )
     STRIPE_WEBHOOK_SECRET: str | None = Field(
         None,
-        description="Webhook signing secret (whsec_...) checked by the reference receiver.",
+        description="Webhook signing secrets (whsec_...), comma-separated: the reference receiver "
+        "accepts a signature valid for any of them (rotation); re-deliveries are signed with the first.",
     )
     MONITOR_AUTH: Literal["auto", "password", "oidc", "none"] = Field(
         "auto",
@@ -115,6 +116,24 @@ class Settings(BaseSettings):
         description="The dashboard's public URL (https://monitor.example.org), for links in "
         "alerts and reports. Unset: mail carries no links.",
     )
+
+    # --- error policy, retry and re-delivery (tracking/, jobs/retry.py) ---
+    MONITOR_REPLAY_URL: str | None = Field(
+        None,
+        description="The app's webhook endpoint: 'retry' and 'sweep --replay' re-deliver stored "
+        "events there as Stripe would (the event JSON signed with the first STRIPE_WEBHOOK_SECRET).",
+    )
+
+    @field_validator("MONITOR_REPLAY_URL")
+    @classmethod
+    def _replay_url(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        value = value.strip()
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be the app's webhook endpoint as an http(s) URL, "
+                             "e.g. https://app.example.com/stripe/webhook")
+        return value
 
     @field_validator("DATABASE_URL", "DASHBOARD_DATABASE_URL")
     @classmethod

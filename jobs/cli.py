@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "health-report": "jobs.health_report",
     "schedule": "jobs.schedule",
     "hash-password": "jobs.hash_password",
+    "retry": "jobs.retry",
 }
 
 

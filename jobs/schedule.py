@@ -27,12 +27,13 @@ from sqlalchemy.engine import Engine
 from core.errors import ConfigError, JobBusy
 from core.settings import Settings, get_settings, schedule_entries
 from core.sql import load_package
-from jobs import cleanup, health_report, health_snapshot, reconcile
+from jobs import cleanup, health_report, health_snapshot, reconcile, retry
 from jobs.runtime import error_line
 from jobs.stripe_gateway import gateway_from_settings
 
 HELP = ("run the jobs on the schedule in MONITOR_SCHEDULE (by default reconciliation and "
-        "cleanup daily, a health snapshot hourly, the health report on Monday mornings)")
+        "cleanup daily, a health snapshot hourly, due retries every minute, the health report "
+        "on Monday mornings)")
 SQL = load_package("jobs", "schedule.sql")
 TRIGGER = "schedule"
 # A fire missed by up to this much (the machine was busy or asleep) still runs, once.
@@ -58,12 +59,17 @@ def _health_report(engine: Engine, now: datetime):
     return health_report.scheduled(engine, now, trigger=TRIGGER)
 
 
+def _retry(engine: Engine, now: datetime):
+    return retry.run(engine, now=now, trigger=TRIGGER)
+
+
 # The jobs a schedule may name, each run with its defaults.
 SCHEDULABLE: dict[str, Callable[[Engine, datetime], object]] = {
     "reconcile": _reconcile,
     "cleanup": _cleanup,
     "health-snapshot": _health_snapshot,
     "health-report": _health_report,
+    "retry": _retry,
 }
 
 
