@@ -26,13 +26,15 @@ from sqlalchemy.engine import Engine
 
 from core.errors import ConfigError, JobBusy
 from core.settings import Settings, get_settings, schedule_entries
-from jobs import cleanup, health_snapshot, reconcile, sql_files
+from core.sql import load_package
+from jobs import cleanup, health_report, health_snapshot, reconcile, retry
 from jobs.runtime import error_line
 from jobs.stripe_gateway import gateway_from_settings
 
 HELP = ("run the jobs on the schedule in MONITOR_SCHEDULE (by default reconciliation and "
-        "cleanup daily, a health snapshot hourly)")
-SQL = sql_files.load("schedule.sql")
+        "cleanup daily, a health snapshot hourly, due retries every minute, the health report "
+        "on Monday mornings)")
+SQL = load_package("jobs", "schedule.sql")
 TRIGGER = "schedule"
 # A fire missed by up to this much (the machine was busy or asleep) still runs, once.
 MISFIRE_GRACE = timedelta(minutes=10)
@@ -53,11 +55,21 @@ def _health_snapshot(engine: Engine, now: datetime):
     return health_snapshot.run(engine, now=now, trigger=TRIGGER)
 
 
+def _health_report(engine: Engine, now: datetime):
+    return health_report.scheduled(engine, now, trigger=TRIGGER)
+
+
+def _retry(engine: Engine, now: datetime):
+    return retry.run(engine, now=now, trigger=TRIGGER)
+
+
 # The jobs a schedule may name, each run with its defaults.
 SCHEDULABLE: dict[str, Callable[[Engine, datetime], object]] = {
     "reconcile": _reconcile,
     "cleanup": _cleanup,
     "health-snapshot": _health_snapshot,
+    "health-report": _health_report,
+    "retry": _retry,
 }
 
 
@@ -122,9 +134,9 @@ def fire(engine: Engine, job: str, *, fire_time: datetime, now: datetime,
     so one failing job does not stop the scheduler."""
     try:
         with engine.begin() as conn:
-            claimed = conn.execute(SQL["claim_fire_time"], {
-                "job": job, "fire_time": fire_time, "host": host or socket.gethostname()}).first()
-            conn.execute(SQL["forget_old_claims"], {"job": job, "before": fire_time - KEEP_CLAIMS})
+            claimed = SQL.execute(conn, "claim_fire_time", job=job, fire_time=fire_time,
+                                  host=host or socket.gethostname()).first()
+            SQL.execute(conn, "forget_old_claims", job=job, before=fire_time - KEEP_CLAIMS)
         if not claimed:
             return Outcome(job, fire_time, "claimed_elsewhere", "another scheduler runs this one")
         result = SCHEDULABLE[job](engine, now)
