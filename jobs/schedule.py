@@ -102,6 +102,23 @@ def due(entries: list[Entry], after: datetime, until: datetime) -> list[tuple[da
     return sorted(fires)
 
 
+def latest_due(entry: Entry, moment: datetime) -> datetime | None:
+    """The entry's last fire time at or before ``moment`` (looking back up to 32 days), or None."""
+    for back in (timedelta(hours=1), timedelta(days=1), timedelta(days=8), timedelta(days=32)):
+        recent = due([entry], moment - back, moment)
+        if recent:
+            return recent[-1][0]
+    return None
+
+
+def load_schedule_quietly(settings: Settings | None = None) -> dict[str, Entry]:
+    """The schedule by job, or {} when it is invalid (the alert rules must not fail on it)."""
+    try:
+        return {entry.job: entry for entry in load_schedule(settings)}
+    except ConfigError:
+        return {}
+
+
 def latest_fire_time(entry: Entry, now: datetime) -> datetime:
     """The fire time a run starting at ``now`` belongs to (the last one within the grace)."""
     recent = due([entry], now - MISFIRE_GRACE, now)
