@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "health-snapshot": "jobs.health_snapshot",
     "schedule": "jobs.schedule",
     "hash-password": "jobs.hash_password",
+    "watch": "jobs.watch",
 }
 
 
