@@ -80,8 +80,8 @@ def run(engine: Engine, *, now: datetime, settings: Settings, channels: Mapping[
 def _listen(engine: Engine):
     """A dedicated autocommit psycopg connection subscribed to the alert triggers' channel."""
     raw = engine.raw_connection()
-    raw.detach()  # ours for good, never handed back to the pool
     conn: psycopg.Connection = raw.driver_connection
+    raw.detach()  # ours for good, never handed back to the pool
     conn.autocommit = True
     conn.execute(lifecycle.SQL["listen"].sql)
     return conn
