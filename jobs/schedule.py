@@ -53,11 +53,20 @@ def _health_snapshot(engine: Engine, now: datetime):
     return health_snapshot.run(engine, now=now, trigger=TRIGGER)
 
 
+def _watch(engine: Engine, now: datetime):
+    from jobs import watch
+
+    settings = get_settings()
+    return watch.run(engine, now=now, settings=settings, channels=watch.settings_channels(settings),
+                     trigger=TRIGGER)
+
+
 # The jobs a schedule may name, each run with its defaults.
 SCHEDULABLE: dict[str, Callable[[Engine, datetime], object]] = {
     "reconcile": _reconcile,
     "cleanup": _cleanup,
     "health-snapshot": _health_snapshot,
+    "watch": _watch,  # one evaluation and delivery per fire time (`watch=* * * * *`: every minute)
 }
 
 

@@ -173,3 +173,20 @@ def test_once_without_channels_warns_and_still_records_the_alert(db):
     assert "no alert channel is configured" in result.stderr
     with db.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM alerts WHERE status = 'firing'")).scalar() == 1
+
+
+def test_schedule_can_run_watch(db, monkeypatch):
+    from jobs import schedule
+
+    with HttpSink() as sink:
+        monkeypatch.setenv("MONITOR_ALERT_WEBHOOK_URL", sink.url)
+        monkeypatch.setenv("MONITOR_SCHEDULE", "watch=* * * * *")
+        [entry] = schedule.load_schedule()
+        now = datetime.now(timezone.utc)
+        with db.begin() as conn:
+            add_event(conn, created_at=now, status="failed")
+        outcome = schedule.fire(db, "watch", fire_time=now.replace(second=0, microsecond=0), now=now)
+        assert outcome.status == "ran" and entry.job == "watch"
+        assert sink.wait_for(1)[0].json()["rule"] == "payment_event_failed"
+    with db.connect() as conn:
+        assert conn.execute(sa.text("SELECT trigger FROM job_runs WHERE job = 'watch'")).scalar() == "schedule"
