@@ -117,3 +117,22 @@ SELECT count(*) FROM alerts WHERE status = 'firing';
 -- name: listen
 -- Subscribe the watch connection to the alert triggers' channel.
 LISTEN monitor_alerts;
+
+-- name: acknowledge_alert
+-- Someone has taken a firing alert in hand: no more reminders (it still resolves).
+UPDATE alerts
+   SET acknowledged_at = :now, acknowledged_by = :actor
+ WHERE id = :alert_id AND status = 'firing' AND acknowledged_at IS NULL
+RETURNING id;
+
+-- name: silence_fingerprint
+-- Hold back every notification of a fingerprint until :until, recorded with who asked.
+INSERT INTO alert_silences (fingerprint, until, created_by, created_at, reason)
+VALUES (:fingerprint, :until, :actor, :now, :reason)
+RETURNING id;
+
+-- name: end_silences
+-- End the silences of a fingerprint now (its notifications resume at the next evaluation).
+UPDATE alert_silences SET until = :now
+ WHERE fingerprint = :fingerprint AND until > :now
+RETURNING id;
