@@ -13,7 +13,7 @@ import streamlit as st
 
 from core.errors import ConfigError, MonitorError
 from dashboard import alert_figures as af
-from dashboard import data
+from dashboard import data, gateway
 from dashboard.columns import row_id, utc_time
 from jobs.alerting import actions
 
@@ -44,25 +44,9 @@ NOTIFICATION_COLUMNS = {
 
 
 def _who() -> str:
-    try:
-        return str(st.user.get("email") or st.user.get("name") or "")
-    except Exception:  # no user information outside OIDC logins
-        return ""
-
-
-def _write(function, *args, **kwargs):
-    """Run an alert action through the dashboard's write gateway."""
-    from dashboard import gateway
-
-    return gateway.call(function, *args, **kwargs)
-
-
-def _write_problem() -> str | None:
-    try:
-        from dashboard import gateway
-    except ImportError:
-        return "This dashboard has no write path configured; use `python -m jobs` to act on alerts."
-    return gateway.problem()
+    """The signed-in user, as a default for the name field (empty without a login that names one)."""
+    who = gateway.actor()
+    return "" if who == "dashboard" else who
 
 
 def firing_section() -> None:
@@ -78,7 +62,7 @@ def firing_section() -> None:
     rows = {int(row["id"]): row for row in firing.to_dict("records")}
     chosen = st.selectbox("Alert", list(rows), format_func=lambda i: af.firing_label(rows[i]), key="alerts_chosen")
     alert = rows[int(chosen)]
-    problem = _write_problem()
+    problem = gateway.problem()
     if problem:
         st.info(problem, icon=":material/info:")
     left, right = st.columns(2)
@@ -96,10 +80,10 @@ def firing_section() -> None:
                                         disabled=problem is not None)
     try:
         if acknowledge:
-            _write(actions.acknowledge, int(alert["id"]), actor=by, now=data.utc_now())
+            gateway.call(actions.acknowledge, int(alert["id"]), actor=by, now=data.utc_now())
             st.session_state[FLASH_KEY] = f"Alert #{alert['id']} acknowledged by {by.strip()}."
         elif silence:
-            _write(actions.silence, str(alert["fingerprint"]), duration=timedelta(hours=af.SILENCE_CHOICES[length]),
+            gateway.call(actions.silence, str(alert["fingerprint"]), duration=timedelta(hours=af.SILENCE_CHOICES[length]),
                    actor=silencer, now=data.utc_now(), reason=reason)
             st.session_state[FLASH_KEY] = f"{alert['fingerprint']} silenced for {length} by {silencer.strip()}."
         else:
