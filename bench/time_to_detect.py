@@ -158,7 +158,7 @@ def main(argv=None) -> int:
     parser.add_argument("--watchers", type=int, default=2, help="watch processes (default 2)")
     parser.add_argument("--history", type=int, default=200_000, help="completed events of history (default 200,000)")
     parser.add_argument("--load-events", type=int, default=2000, help="receiver load per round (default 2000)")
-    parser.add_argument("--rounds", type=int, default=2, help="receiver rounds with triggers off and on (default 2)")
+    parser.add_argument("--rounds", type=int, default=4, help="receiver rounds with triggers off and on (default 4)")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--quick", action="store_true", help="20 incidents, 1 watcher, small history and load")
@@ -199,8 +199,11 @@ def main(argv=None) -> int:
 
         with tempfile.NamedTemporaryFile("w+", prefix="receiver-", suffix=".log") as log_file:
             results: dict[bool, list[float]] = {False: [], True: []}
-            for _ in range(args.rounds):
-                for enabled in (False, True):
+            # One warm-up round first (not counted), then off/on in alternating order, so
+            # neither side always runs on the colder or the busier moment.
+            receiver_throughput(engine, url, args.load_events, args.concurrency, rng, log_file)
+            for round_number in range(args.rounds):
+                for enabled in ((False, True) if round_number % 2 == 0 else (True, False)):
                     set_triggers(engine, enabled)
                     results[enabled].append(receiver_throughput(engine, url, args.load_events, args.concurrency,
                                                                 rng, log_file))

@@ -129,6 +129,10 @@ def watch(engine: Engine, *, settings: Settings, channels: Mapping[str, Channel]
             engine.dispose()
             stop.wait(reconnect_delay)
             reconnect_delay = min(MAX_RECONNECT_DELAY_S, reconnect_delay * 2)
+        except Exception as exc:  # anything else: say so and carry on at the next tick
+            log.error("evaluation failed: %s", error_line(exc))
+            next_tick = time.monotonic() + interval
+            stop.wait(min(interval, 5.0))
     if listener is not None:
         listener.close()
 
