@@ -12,7 +12,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigError
@@ -135,6 +135,87 @@ class Settings(BaseSettings):
                              "e.g. https://app.example.com/stripe/webhook")
         return value
 
+    # --- alerting (python -m jobs watch) ---------------------------------------------------
+    MONITOR_ALERT_INTERVAL_S: int = Field(
+        10, ge=1, le=3600,
+        description="How often 'watch' evaluates every alert rule, in seconds, besides reacting "
+        "at once to database notifications.",
+    )
+    MONITOR_ALERT_WEBHOOK_URL: str | None = Field(
+        None, description="Generic JSON webhook that receives every alert notification (POST).",
+    )
+    MONITOR_ALERT_WEBHOOK_SECRET: str | None = Field(
+        None, description="When set, alert webhooks carry Monitor-Signature: t=<unix>,v1=<hex "
+        "HMAC-SHA256(secret, '<t>.<body>')>.",
+    )
+    MONITOR_ALERT_SLACK_WEBHOOK_URL: str | None = Field(
+        None, description="Slack incoming-webhook URL for alerts.",
+    )
+    MONITOR_ALERT_EMAIL_TO: str | None = Field(
+        None, description="Comma-separated recipients of alert e-mails (sent through MONITOR_SMTP_URL).",
+    )
+    MONITOR_ALERT_REMINDER_HOURS: float = Field(
+        4, ge=0.25, le=168,
+        description="While an alert fires (and nobody acknowledged it), remind at most this often.",
+    )
+    MONITOR_ALERT_PAYMENT_LOOKBACK_HOURS: int = Field(
+        72, ge=1, le=720,
+        description="payment_event_failed looks at checkout events received this many hours back "
+        "(Stripe retries for 3 days).",
+    )
+    MONITOR_ALERT_FAILURE_WINDOW_MINUTES: int = Field(
+        10, ge=1, le=1440, description="failure_rate measures the events of the last this many minutes.",
+    )
+    MONITOR_ALERT_FAILURE_MIN_EVENTS: int = Field(
+        20, ge=1, description="failure_rate judges a window only with at least this many events.",
+    )
+    MONITOR_ALERT_FAILURE_RATE_WARNING: float = Field(
+        0.10, gt=0, le=1, description="failure_rate warns at this share of failed events (0.10 = 10 %).",
+    )
+    MONITOR_ALERT_FAILURE_RATE_CRITICAL: float = Field(
+        0.25, gt=0, le=1, description="failure_rate is critical at this share of failed events.",
+    )
+    MONITOR_ALERT_FAILURE_HOLD_S: int = Field(
+        120, ge=0, le=86400,
+        description="failure_rate must hold this long before it fires, so a blip that clears "
+        "(Stripe's retry succeeding) notifies nobody.",
+    )
+    MONITOR_ALERT_SILENCE_FACTOR: float = Field(
+        10, ge=2, le=1000,
+        description="silence fires when no event arrived for this many times the usual gap (and "
+        "for at least MONITOR_ALERT_SILENCE_MIN_MINUTES).",
+    )
+    MONITOR_ALERT_SILENCE_MIN_MINUTES: int = Field(
+        30, ge=1, description="silence never fires before this many minutes without an event.",
+    )
+    MONITOR_ALERT_SILENCE_BASELINE_HOURS: int = Field(
+        24, ge=1, le=168, description="The usual gap is measured over this many hours before the last event.",
+    )
+    MONITOR_ALERT_SILENCE_MIN_EVENTS: int = Field(
+        50, ge=2,
+        description="silence needs steady traffic first: at least this many events in the baseline hours.",
+    )
+    MONITOR_ALERT_JOB_GRACE_MINUTES: int = Field(
+        30, ge=1, le=1440,
+        description="job_failed reports a scheduled job as missed this long after its time.",
+    )
+
+    @field_validator("MONITOR_ALERT_WEBHOOK_URL", "MONITOR_ALERT_SLACK_WEBHOOK_URL")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        value = value.strip()
+        if not value.lower().startswith(("http://", "https://")) or len(value.split("://", 1)[1]) == 0:
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _failure_rates_ordered(self):
+        if self.MONITOR_ALERT_FAILURE_RATE_CRITICAL < self.MONITOR_ALERT_FAILURE_RATE_WARNING:
+            raise ValueError("MONITOR_ALERT_FAILURE_RATE_CRITICAL must not be below MONITOR_ALERT_FAILURE_RATE_WARNING")
+        return self
+
     @field_validator("DATABASE_URL", "DASHBOARD_DATABASE_URL")
     @classmethod
     def _postgres_url(cls, value: str | None) -> str | None:
@@ -170,7 +251,7 @@ class Settings(BaseSettings):
         parse_smtp_url(value)  # SmtpUrlError is a ValueError: reported without the URL itself
         return value.strip()
 
-    @field_validator("MONITOR_EMAIL_FROM", "MONITOR_REPORT_EMAIL_TO")
+    @field_validator("MONITOR_EMAIL_FROM", "MONITOR_REPORT_EMAIL_TO", "MONITOR_ALERT_EMAIL_TO")
     @classmethod
     def _addresses(cls, value: str | None) -> str | None:
         from core.mail import parse_addresses
@@ -189,7 +270,8 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL such as https://monitor.example.org")
         return value.strip().rstrip("/")
 
-    @field_validator("STRIPE_API_KEY", "STRIPE_API_BASE", "STRIPE_WEBHOOK_SECRET", "MONITOR_PASSWORD_HASH")
+    @field_validator("STRIPE_API_KEY", "STRIPE_API_BASE", "STRIPE_WEBHOOK_SECRET", "MONITOR_PASSWORD_HASH",
+                     "MONITOR_ALERT_WEBHOOK_SECRET")
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         if value is None or value.strip() == "":

@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "schedule": "jobs.schedule",
     "hash-password": "jobs.hash_password",
     "retry": "jobs.retry",
+    "watch": "jobs.watch",
 }
 
 
