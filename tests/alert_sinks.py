@@ -1,5 +1,5 @@
 """Real servers on 127.0.0.1 that alert channels deliver to, for tests and the bench:
-an HTTP sink (generic webhook and Slack incoming webhook) and an SMTP sink (aiosmtpd)."""
+an HTTP sink (generic webhook and Slack incoming webhook); mail goes to devharness.smtp."""
 
 from __future__ import annotations
 
@@ -74,34 +74,3 @@ class HttpSink:
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-class SmtpSink:
-    """An aiosmtpd server on 127.0.0.1 that keeps every message it receives."""
-
-    def __init__(self):
-        from aiosmtpd.controller import Controller
-
-        self.messages: list[dict] = []
-        sink = self
-
-        class Handler:
-            async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's naming)
-                sink.messages.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos),
-                                      "data": envelope.content})
-                return "250 OK"
-
-        from tests.browser_support import free_port
-
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=free_port())
-
-    @property
-    def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.controller.port}"
-
-    def __enter__(self) -> "SmtpSink":
-        self.controller.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.controller.stop()
