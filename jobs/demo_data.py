@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from core.errors import ConfigError
+from core.stripe_api import API_VERSION
 from jobs.reconcile import KIND_RULES
 from jobs.runtime import recorded_run
 from jobs.sql_files import load
@@ -108,6 +109,7 @@ class Plan:
             "failure_rate": FAILURE_RATE, "recovery_rate": RECOVERY_RATE,
             "open_pending": self.open_pending, "stale_each": self.stale_each,
             "mismatch_each": self.mismatch_each,
+            "api_version": API_VERSION,
         }
 
 

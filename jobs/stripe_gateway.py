@@ -31,6 +31,7 @@ import stripe
 from stripe._http_client import HTTPClient, new_default_http_client
 
 from core.errors import ConfigError, JobFailed
+from core.stripe_api import API_VERSION
 from core.settings import Settings, get_settings
 
 LIST_PAGE_SIZE = 100  # Stripe's maximum page size: the fewest requests for a window
@@ -129,7 +130,10 @@ class StripeGateway:
                                          rate_limit_backoff_s=rate_limit_backoff_s)
         self._client = stripe.StripeClient(
             api_key, base_addresses={"api": self.api_base},
-            max_network_retries=max_network_retries, http_client=self.transport)
+            max_network_retries=max_network_retries, http_client=self.transport,
+            # Objects come back in the version the code is written against, not in the
+            # account's default version or the library's.
+            stripe_version=API_VERSION)
 
     @property
     def requests_made(self) -> int:
