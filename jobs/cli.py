@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "review": "jobs.review",
     "cleanup": "jobs.cleanup",
     "health-snapshot": "jobs.health_snapshot",
+    "sweep": "jobs.sweep",
     "schedule": "jobs.schedule",
     "hash-password": "jobs.hash_password",
 }

@@ -25,8 +25,8 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.engine import Engine
 
 from core.errors import ConfigError, JobBusy
-from core.settings import Settings, get_settings, schedule_entries
-from jobs import cleanup, health_snapshot, reconcile, sql_files
+from core.settings import Settings, get_settings, schedule_entries, sweep_event_types
+from jobs import cleanup, health_snapshot, reconcile, sql_files, sweep
 from jobs.runtime import error_line
 from jobs.stripe_gateway import gateway_from_settings
 
@@ -53,11 +53,31 @@ def _health_snapshot(engine: Engine, now: datetime):
     return health_snapshot.run(engine, now=now, trigger=TRIGGER)
 
 
-# The jobs a schedule may name, each run with its defaults.
+def _sweep(engine: Engine, now: datetime, *, lookback_hours: int):
+    settings = get_settings()
+    redeliver = None
+    if getattr(settings, "MONITOR_REPLAY_URL", None):  # configured: what the sweep finds is re-delivered at once
+        from jobs.delivery import Redeliverer
+
+        redeliver = Redeliverer.from_settings(settings, source="sweep")
+    try:
+        return sweep.run(engine, now=now, gateway=gateway_from_settings(settings),
+                         event_types=sweep_event_types(settings.MONITOR_SWEEP_EVENT_TYPES),
+                         lookback_hours=lookback_hours, redeliver=redeliver, trigger=TRIGGER)
+    finally:
+        if redeliver is not None:
+            redeliver.close()
+
+
+# The jobs a schedule may name, each run with its defaults. The sweep has two entries:
+# a frequent short pass (what went missing lately, found within minutes) and a daily pass
+# over Stripe's whole 3-day retry window.
 SCHEDULABLE: dict[str, Callable[[Engine, datetime], object]] = {
     "reconcile": _reconcile,
     "cleanup": _cleanup,
     "health-snapshot": _health_snapshot,
+    "sweep": lambda engine, now: _sweep(engine, now, lookback_hours=sweep.SCHEDULED_LOOKBACK_HOURS),
+    "sweep-daily": lambda engine, now: _sweep(engine, now, lookback_hours=sweep.DEFAULT_LOOKBACK_HOURS),
 }
 
 

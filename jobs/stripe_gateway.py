@@ -167,12 +167,19 @@ class StripeGateway:
             raise self._failure(exc, f"retrieve Checkout Session {session_id}") from None
 
     def iter_events(self, created_gte: int, created_lt: int, *, types: list[str] | None = None,
+                    type: str | None = None,
                     delivery_success: bool | None = None) -> Iterator[dict[str, Any]]:
-        """Events in the window (Stripe keeps 30 days), newest first."""
+        """Events in the window (Stripe keeps 30 days), newest first.
+
+        ``types``: at most 20 exact event types; ``type``: one type or a group ending in
+        ``*`` (Stripe takes one of the two, https://docs.stripe.com/api/events/list).
+        """
         params: dict[str, Any] = {"created": {"gte": int(created_gte), "lt": int(created_lt)},
                                   "limit": LIST_PAGE_SIZE}
         if types:
             params["types"] = list(types)
+        if type:
+            params["type"] = type
         if delivery_success is not None:
             params["delivery_success"] = delivery_success
         yield from self._iterate("/v1/events", params, "list events")
