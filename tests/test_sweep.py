@@ -3,6 +3,7 @@ real stripe library."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -215,3 +216,23 @@ def test_command_line(db, stripe_server, database_url, tmp_path):
     dry = subprocess.run([sys.executable, "-m", "jobs", "sweep", "--lookback-hours", "1", "--dry-run"],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert dry.returncode == 3 and "dry run: missing locally: 1" in dry.stdout
+
+
+def test_the_demo_sweep_finds_the_events_the_app_never_received(db, stripe_server, tmp_path):
+    from jobs import demo_data
+    from local_stripe import StripeState
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    demo_data.run(db, now=now, days=7, events_per_day=200, trigger="test",
+                  stripe_state_path=tmp_path / "state.json")
+    state = StripeState.from_file(tmp_path / "state.json")
+    for evt in state.events.all():
+        stripe_server.state.add_event(evt)
+    # The events demo-data made for sessions whose event never reached the app.
+    planted = {e["id"]: e for e in state.events.all()
+               if e["id"] == "evt_1" + hashlib.md5(e["data"]["object"]["id"].encode()).hexdigest()[:23]}
+    report = sweep.run(db, now=now, gateway=gateway(), event_types=TYPES, lookback_hours=720)
+    rows = missed(db)
+    assert set(rows) == set(planted) and rows
+    assert report.delivered_unrecorded == sum(1 for e in planted.values() if e["pending_webhooks"] == 0) > 0
+    assert any(not r["stripe_says_delivered"] for r in rows.values())
