@@ -18,13 +18,17 @@ SET status = :status, finished_at = :finished_at, duration_ms = :duration_ms,
 WHERE id = :id
 
 -- name: unrecorded_among
--- Which of the listed event ids have no row in webhook_events nor in its archive: one
--- anti-join of the whole batch against both unique indexes.
-SELECT listed.stripe_event_id
-FROM unnest(CAST(:ids AS text[])) AS listed (stripe_event_id)
-WHERE NOT EXISTS (SELECT 1 FROM webhook_events w WHERE w.stripe_event_id = listed.stripe_event_id)
-  AND NOT EXISTS (SELECT 1 FROM webhook_events_archive a
-                  WHERE a.stripe_event_id = listed.stripe_event_id)
+-- Which of the listed event ids have no row in webhook_events nor in its archive: index
+-- probes of the live table for the whole batch, then of the archive for the few absent
+-- ones only (materialized, so the archive is never hashed whole, however large it grows).
+WITH absent AS MATERIALIZED (
+    SELECT listed.stripe_event_id
+    FROM unnest(CAST(:ids AS text[])) AS listed (stripe_event_id)
+    WHERE NOT EXISTS (SELECT 1 FROM webhook_events w WHERE w.stripe_event_id = listed.stripe_event_id)
+)
+SELECT absent.stripe_event_id
+FROM absent
+WHERE NOT EXISTS (SELECT 1 FROM webhook_events_archive a WHERE a.stripe_event_id = absent.stripe_event_id)
 
 -- name: record_missing
 -- Record (or see again) missed events, given as a JSON array of summaries; a known one only
