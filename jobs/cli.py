@@ -16,6 +16,7 @@ from functools import cached_property
 
 from core.errors import (EXIT_FAILED, EXIT_NEEDS_PERSON, EXIT_OK, EXIT_USAGE,  # noqa: F401
                          ConfigError, JobBusy, JobFailed)
+from jobs.runtime import TRIGGERS
 
 # command name -> module; each module keeps its job logic and its CLI glue together.
 COMMANDS: dict[str, str] = {
@@ -25,9 +26,11 @@ COMMANDS: dict[str, str] = {
     "review": "jobs.review",
     "cleanup": "jobs.cleanup",
     "health-snapshot": "jobs.health_snapshot",
+    "health-report": "jobs.health_report",
     "sweep": "jobs.sweep",
     "schedule": "jobs.schedule",
     "hash-password": "jobs.hash_password",
+    "retry": "jobs.retry",
 }
 
 
@@ -89,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--json", action="store_true",
                          help="print a machine-readable summary on stdout")
         module.add_arguments(sub)
+        if "--trigger" not in sub._option_string_actions:  # a command may declare its own
+            # Who started the run, recorded in job_runs (the dashboard passes 'dashboard').
+            sub.add_argument("--trigger", choices=TRIGGERS, default="cli", help=argparse.SUPPRESS)
         sub.set_defaults(_module=module)
     return parser
 
@@ -99,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return EXIT_USAGE
-    ctx = Context(json_output=args.json)
+    ctx = Context(json_output=args.json, trigger=args.trigger)
     try:
         return int(args._module.main(args, ctx) or EXIT_OK)
     except KeyboardInterrupt:

@@ -26,13 +26,15 @@ from sqlalchemy.engine import Engine
 
 from core.errors import ConfigError, JobBusy
 from core.settings import Settings, get_settings, schedule_entries, sweep_event_types
-from jobs import cleanup, health_snapshot, reconcile, sql_files, sweep
+from core.sql import load_package
+from jobs import cleanup, health_report, health_snapshot, reconcile, retry, sweep
 from jobs.runtime import error_line
 from jobs.stripe_gateway import gateway_from_settings
 
 HELP = ("run the jobs on the schedule in MONITOR_SCHEDULE (by default reconciliation and "
-        "cleanup daily, a health snapshot hourly)")
-SQL = sql_files.load("schedule.sql")
+        "cleanup daily, a health snapshot hourly, due retries every minute, the health report "
+        "on Monday mornings)")
+SQL = load_package("jobs", "schedule.sql")
 TRIGGER = "schedule"
 # A fire missed by up to this much (the machine was busy or asleep) still runs, once.
 MISFIRE_GRACE = timedelta(minutes=10)
@@ -46,17 +48,25 @@ def _reconcile(engine: Engine, now: datetime):
 
 
 def _cleanup(engine: Engine, now: datetime):
-    return cleanup.run(engine, now=now, trigger=TRIGGER)
+    return cleanup.run(engine, now=now, trigger=TRIGGER, **cleanup.stripe_from_settings(get_settings()))
 
 
 def _health_snapshot(engine: Engine, now: datetime):
     return health_snapshot.run(engine, now=now, trigger=TRIGGER)
 
 
+def _health_report(engine: Engine, now: datetime):
+    return health_report.scheduled(engine, now, trigger=TRIGGER)
+
+
+def _retry(engine: Engine, now: datetime):
+    return retry.run(engine, now=now, trigger=TRIGGER)
+
+
 def _sweep(engine: Engine, now: datetime, *, lookback_hours: int):
     settings = get_settings()
     redeliver = None
-    if getattr(settings, "MONITOR_REPLAY_URL", None):  # configured: what the sweep finds is re-delivered at once
+    if settings.MONITOR_REPLAY_URL:  # configured: what the sweep finds is re-delivered at once
         from jobs.delivery import Redeliverer
 
         redeliver = Redeliverer.from_settings(settings, source="sweep")
@@ -76,6 +86,8 @@ SCHEDULABLE: dict[str, Callable[[Engine, datetime], object]] = {
     "reconcile": _reconcile,
     "cleanup": _cleanup,
     "health-snapshot": _health_snapshot,
+    "health-report": _health_report,
+    "retry": _retry,
     "sweep": lambda engine, now: _sweep(engine, now, lookback_hours=sweep.SCHEDULED_LOOKBACK_HOURS),
     "sweep-daily": lambda engine, now: _sweep(engine, now, lookback_hours=sweep.DEFAULT_LOOKBACK_HOURS),
 }
@@ -142,9 +154,9 @@ def fire(engine: Engine, job: str, *, fire_time: datetime, now: datetime,
     so one failing job does not stop the scheduler."""
     try:
         with engine.begin() as conn:
-            claimed = conn.execute(SQL["claim_fire_time"], {
-                "job": job, "fire_time": fire_time, "host": host or socket.gethostname()}).first()
-            conn.execute(SQL["forget_old_claims"], {"job": job, "before": fire_time - KEEP_CLAIMS})
+            claimed = SQL.execute(conn, "claim_fire_time", job=job, fire_time=fire_time,
+                                  host=host or socket.gethostname()).first()
+            SQL.execute(conn, "forget_old_claims", job=job, before=fire_time - KEEP_CLAIMS)
         if not claimed:
             return Outcome(job, fire_time, "claimed_elsewhere", "another scheduler runs this one")
         result = SCHEDULABLE[job](engine, now)
