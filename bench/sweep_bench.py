@@ -28,10 +28,10 @@ from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
-from bench.receiver_load import ThrowawayDatabase
 from core.db import create_jobs_engine
+from devharness import ThrowawayDatabase
 from core.settings import DEFAULT_SWEEP_EVENT_TYPES, get_settings, sweep_event_types
-from jobs import migrate, sweep
+from jobs import sweep
 from jobs.stripe_gateway import DEFAULT_REQUESTS_PER_SECOND, StripeGateway
 
 API_KEY = "sk_test_sweep_bench"
@@ -132,9 +132,8 @@ def main() -> int:
     in_window_rows = n - missing - n_archived
     older = max(args.rows - in_window_rows, 0)
 
-    with ThrowawayDatabase() as url:
-        engine = create_jobs_engine(get_settings(DATABASE_URL=url))
-        migrate.run(engine)
+    with ThrowawayDatabase(prefix="sweep_bench") as db:
+        engine = create_jobs_engine(get_settings(DATABASE_URL=db.url))
         filled = time.monotonic()
         params = {"start": start, "step": step}
         for first in range(0, n, 100_000):

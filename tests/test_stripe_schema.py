@@ -67,7 +67,7 @@ def test_everything_the_server_serves_follows_the_schema(stripe_server):
 
 def test_demo_data_payloads_and_stripe_state_follow_the_schema(db, tmp_path):
     now = datetime.now(timezone.utc).replace(microsecond=0)
-    demo_data.run(db, now=now, days=2, events_per_day=200, trigger="test",
+    demo_data.run(db, now=now, days=2, events_per_day=200,
                   stripe_state_path=tmp_path / "state.json")
     state = json.loads((tmp_path / "state.json").read_text())
     with db.connect() as conn:

@@ -223,7 +223,7 @@ def test_the_demo_sweep_finds_the_events_the_app_never_received(db, stripe_serve
     from local_stripe import StripeState
 
     now = datetime.now(timezone.utc).replace(microsecond=0)
-    demo_data.run(db, now=now, days=7, events_per_day=200, trigger="test",
+    demo_data.run(db, now=now, days=7, events_per_day=200,
                   stripe_state_path=tmp_path / "state.json")
     state = StripeState.from_file(tmp_path / "state.json")
     for evt in state.events.all():

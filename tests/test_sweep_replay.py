@@ -3,7 +3,6 @@ the reference receiver under uvicorn, their registrations applied, recovered onc
 
 from __future__ import annotations
 
-import socket
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -15,10 +14,11 @@ from jobs.stripe_gateway import gateway_from_settings
 from local_stripe import checkout_session
 from tests.factories import add_registration
 from tests.stripe_server import stripe_server  # noqa: F401
-from tests.test_receiver import SECRET, ServerThread
+from devharness import AsgiServerThread, refused_port
+from jobs import delivery
 from tracking.receiver import Receiver
 
-delivery = pytest.importorskip("jobs.delivery")
+SECRET = "whsec_test_sweep_replay"
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 TYPES = sweep_event_types(DEFAULT_SWEEP_EVENT_TYPES)
@@ -26,7 +26,7 @@ TYPES = sweep_event_types(DEFAULT_SWEEP_EVENT_TYPES)
 
 @pytest.fixture(scope="module")
 def receiver(engine):
-    with ServerThread(Receiver(engine=engine, webhook_secret=SECRET)) as running:
+    with AsgiServerThread(Receiver(engine=engine, webhook_secret=SECRET)) as running:
         yield running
 
 
@@ -58,7 +58,7 @@ def plant(db, stripe_server) -> tuple[str, str]:
 
 def test_replay_delivers_through_the_receiver_and_marks_recovered(db, stripe_server, receiver):
     paid_reg, expired_reg = plant(db, stripe_server)
-    with delivery.Redeliverer(f"http://127.0.0.1:{receiver.port}/stripe/webhook", SECRET,
+    with delivery.Redeliverer(f"{receiver.url}/stripe/webhook", SECRET,
                               source="sweep") as redeliver:
         report = run_sweep(db, redeliver)
 
@@ -82,11 +82,8 @@ def test_replay_delivers_through_the_receiver_and_marks_recovered(db, stripe_ser
 
 def test_a_replay_that_gets_no_answer_keeps_the_event_missing(db, stripe_server):
     plant(db, stripe_server)
-    with socket.socket() as unused:
-        unused.bind(("127.0.0.1", 0))
-        port = unused.getsockname()[1]
-    with delivery.Redeliverer(f"http://127.0.0.1:{port}/stripe/webhook", SECRET, source="sweep",
-                              timeout_s=2) as redeliver:
+    with refused_port() as port, delivery.Redeliverer(
+            f"http://127.0.0.1:{port}/stripe/webhook", SECRET, source="sweep", timeout_s=2) as redeliver:
         report = run_sweep(db, redeliver)
     assert (report.replayed, report.replay_failed, report.recovered) == (0, 2, 0)
     assert report.still_missing == 2 and report.status == "needs_review"
