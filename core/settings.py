@@ -7,6 +7,7 @@ The README's configuration table is checked against this declaration by a test.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,7 +20,10 @@ from core.errors import ConfigError
 
 APP_NAME = "stripe-webhook-monitor"
 DEFAULT_SCHEDULE = ("reconcile=0 3 * * *;cleanup=30 3 * * *;health-snapshot=0 * * * *;"
-                    "health-report=0 7 * * 1;retry=* * * * *")
+                    "health-report=0 7 * * 1;retry=* * * * *;"
+                    "sweep=*/5 * * * *;sweep-daily=45 3 * * *")
+DEFAULT_SWEEP_EVENT_TYPES = ("checkout.session.completed,checkout.session.async_payment_succeeded,"
+                             "checkout.session.async_payment_failed,checkout.session.expired")
 
 
 def default_data_dir() -> Path:
@@ -216,6 +220,20 @@ class Settings(BaseSettings):
             raise ValueError("MONITOR_ALERT_FAILURE_RATE_CRITICAL must not be below MONITOR_ALERT_FAILURE_RATE_WARNING")
         return self
 
+    # --- missed events: the sweep (jobs/sweep.py) ---
+    MONITOR_SWEEP_EVENT_TYPES: str = Field(
+        DEFAULT_SWEEP_EVENT_TYPES,
+        description="Event types the app's endpoint receives, comma-separated (exact types, or "
+        "a group ending in '.*'): the sweep asks Stripe for these only. Copy them from the "
+        "endpoint's enabled_events; the default is what the reference receiver handles.",
+    )
+
+    @field_validator("MONITOR_SWEEP_EVENT_TYPES")
+    @classmethod
+    def _sweep_event_types(cls, value: str) -> str:
+        sweep_event_types(value)
+        return value
+
     @field_validator("DATABASE_URL", "DASHBOARD_DATABASE_URL")
     @classmethod
     def _postgres_url(cls, value: str | None) -> str | None:
@@ -277,6 +295,22 @@ class Settings(BaseSettings):
         if value is None or value.strip() == "":
             return None
         return value.strip()
+
+
+_EVENT_TYPE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*(\.\*)?$")
+
+
+def sweep_event_types(text: str) -> list[str]:
+    """'a.b,c.*' -> ['a.b', 'c.*'], raising ValueError for an entry Stripe would not take
+    (a wildcard anywhere but at the end, a blank list)."""
+    types = list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    if not types:
+        raise ValueError("lists no event type; e.g. 'checkout.session.completed,checkout.session.expired'")
+    for name in types:
+        if not _EVENT_TYPE.match(name):
+            raise ValueError(f"{name!r} is not an event type such as 'checkout.session.completed' "
+                             "or a group such as 'checkout.session.*'")
+    return types
 
 
 _WEEKDAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")

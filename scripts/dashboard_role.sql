@@ -27,7 +27,8 @@ BEGIN
         'webhook_events', 'webhook_events_archive', 'registrations', 'registrations_archive',
         'reconciliation_runs', 'reconciliation_items', 'cleanup_runs', 'job_runs',
         'database_health_snapshots', 'scheduled_runs', 'health_reports', 'webhook_event_attempts',
-        'alerts', 'alert_pending', 'alert_notifications', 'alert_silences'
+        'alerts', 'alert_pending', 'alert_notifications', 'alert_silences',
+        'sweep_runs', 'missed_events'
     ] LOOP
         IF to_regclass('public.' || project_table) IS NULL THEN
             CONTINUE;  -- e.g. registrations skipped with --without-reference
