@@ -91,6 +91,22 @@ class Settings(BaseSettings):
         description="Time zone the MONITOR_SCHEDULE times are read in (an IANA name).",
     )
 
+    # --- security (issue 10) ---------------------------------------------------------------
+    MONITOR_ALLOWED_EMAILS: str | None = Field(
+        None,
+        description="OIDC login: comma-separated addresses and @domain entries let in "
+        "(the identity provider must also say the address is verified); OIDC refuses to "
+        "start without it.",
+    )
+
+    @field_validator("MONITOR_ALLOWED_EMAILS")
+    @classmethod
+    def _allowed_emails(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        parse_allowed_emails(value)
+        return value.strip()
+
     @field_validator("DATABASE_URL", "DASHBOARD_DATABASE_URL")
     @classmethod
     def _postgres_url(cls, value: str | None) -> str | None:
@@ -122,6 +138,25 @@ class Settings(BaseSettings):
         if value is None or value.strip() == "":
             return None
         return value.strip()
+
+
+def parse_allowed_emails(text: str) -> frozenset[str]:
+    """'a@x.org, @example.com' -> {'a@x.org', '@example.com'} (lower case), or ValueError
+    naming the entry that is neither an address nor an @domain."""
+    entries = set()
+    for raw in text.split(","):
+        entry = raw.strip().lower()
+        if not entry:
+            continue
+        local, at, domain = entry.rpartition("@")
+        if (not at or not domain or "." not in domain.strip(".") or any(c.isspace() for c in entry)
+                or "@" in local or domain.startswith(".") or domain.endswith(".")):
+            raise ValueError(f"entry {raw.strip()!r} is neither an address (name@example.com) "
+                             "nor a domain (@example.com)")
+        entries.add(entry)
+    if not entries:
+        raise ValueError("lists no address or @domain")
+    return frozenset(entries)
 
 
 _WEEKDAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")

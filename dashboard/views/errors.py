@@ -3,6 +3,7 @@
 import streamlit as st
 
 from dashboard import data, figures
+from dashboard import text
 from dashboard.columns import utc_time
 
 TOP_FINGERPRINTS = 25
@@ -34,7 +35,7 @@ st.caption("Messages grouped with ids, e-mail addresses and numbers replaced by 
 if fingerprints.empty:
     st.info("The failed events carry no error message.")
 else:
-    st.dataframe(fingerprints, hide_index=True, key="fingerprints", column_config={
+    text.dataframe(fingerprints, hide_index=True, key="fingerprints", column_config={
         "fingerprint": st.column_config.TextColumn("Error (normalised)", width="large"),
         "events": st.column_config.NumberColumn("Events"),
         "still_failing": st.column_config.NumberColumn("Still failing"),
