@@ -75,9 +75,42 @@ def formula_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return safe
 
 
-def dataframe(frame: pd.DataFrame, **kwargs):
+def dataframe(frame: pd.DataFrame, *, where=None, **kwargs):
     """``st.dataframe`` for every table the dashboard shows: its cells formula-safe, so the
     table toolbar's CSV download cannot carry a formula into a spreadsheet."""
     import streamlit as st
 
-    return st.dataframe(formula_safe(frame), **kwargs)
+    return (where or st).dataframe(formula_safe(frame), **kwargs)
+
+
+# Trace attributes whose strings Plotly draws as (HTML-like) text: category axes, legend
+# names, pie labels, bar texts and hover texts.
+_FIGURE_TEXT_ATTRIBUTES = ("x", "y", "labels", "text", "hovertext", "name", "legendgroup")
+
+
+def figure_literal(fig):
+    """The figure with every trace's labels escaped (``plotly_literal``), in place; returned.
+
+    Figure builders stay pure and plot values as they are; this runs once, where figures
+    are drawn, so no chart can forget it.
+    """
+    for trace in fig.data:
+        for attribute in _FIGURE_TEXT_ATTRIBUTES:
+            if attribute not in trace:
+                continue
+            value = trace[attribute]
+            if isinstance(value, str):
+                trace[attribute] = plotly_literal(value)
+            elif value is not None and not hasattr(value, "keys"):
+                items = list(value)
+                if any(isinstance(item, str) for item in items):
+                    trace[attribute] = [plotly_literal(item) for item in items]
+    return fig
+
+
+def plotly_chart(fig, *, where=None, **kwargs):
+    """``st.plotly_chart`` for every chart the dashboard shows, its labels escaped;
+    ``where`` is a container (a column) to draw in."""
+    import streamlit as st
+
+    return (where or st).plotly_chart(figure_literal(fig), **kwargs)

@@ -25,9 +25,9 @@ cols[2].metric("Retrying", f"{retrying:,}", help="Pending or processing again af
                border=True)
 
 failures = data.query_df("failures_by_bucket_and_type", start=window.start, end=window.end, bucket=window.bucket)
-st.plotly_chart(figures.failures_by_type_chart(failures, bucket=window.bucket, x_range=(window.start, window.end)),
+text.plotly_chart(figures.failures_by_type_chart(failures, bucket=window.bucket, x_range=(window.start, window.end)),
                 key="failures_by_type")
-st.plotly_chart(figures.outcomes_chart(outcomes), key="outcomes")
+text.plotly_chart(figures.outcomes_chart(outcomes), key="outcomes")
 
 st.subheader("Top error messages")
 st.caption("Messages grouped with ids, e-mail addresses and numbers replaced by placeholders; "

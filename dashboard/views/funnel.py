@@ -35,8 +35,8 @@ else:
                    help="A payment event was recorded but the registration is not completed: "
                         "reconciliation fixes or queues these.")
     left, right = st.columns(2)
-    left.plotly_chart(figures.funnel_chart(totals), key="funnel")
-    right.plotly_chart(figures.conversion_chart(by_bucket, bucket=window.bucket, x_range=(window.start, window.end)),
+    text.plotly_chart(where=left, fig=figures.funnel_chart(totals), key="funnel")
+    text.plotly_chart(where=right, fig=figures.conversion_chart(by_bucket, bucket=window.bucket, x_range=(window.start, window.end)),
                        key="conversion")
 
 st.subheader("Stale pending registrations")
