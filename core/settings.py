@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigError
@@ -138,6 +139,38 @@ class Settings(BaseSettings):
         if value is None or value.strip() == "":
             return None
         return value.strip()
+
+    @field_validator("STRIPE_API_BASE")
+    @classmethod
+    def _live_key_only_to_stripe(cls, value: str | None, info: ValidationInfo) -> str | None:
+        problem = live_key_destination_problem(info.data.get("STRIPE_API_KEY"), value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+STRIPE_API_HOST = "api.stripe.com"
+LIVE_KEY_PREFIXES = ("sk_live_", "rk_live_")
+
+
+def live_key_destination_problem(api_key: str | None, api_base: str | None) -> str | None:
+    """Why a live key may not be sent to ``api_base``, or None.
+
+    A live key moves real money; it goes only over https to Stripe's own API host, never to
+    a test server, a proxy or a typo's host (unset ``api_base`` means Stripe itself).
+    """
+    if not api_key or not api_key.strip().startswith(LIVE_KEY_PREFIXES) or not api_base:
+        return None
+    try:
+        parts = urlsplit(api_base.strip())
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    if (parts is None or parts.scheme != "https" or parts.hostname != STRIPE_API_HOST
+            or parts.username is not None or port not in (None, 443)):
+        return (f"a live Stripe key ({api_key.strip()[:8]}...) is only sent over https to "
+                f"{STRIPE_API_HOST}, not to {api_base.strip()!r}; unset STRIPE_API_BASE or use a test key")
+    return None
 
 
 def parse_allowed_emails(text: str) -> frozenset[str]:
