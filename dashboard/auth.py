@@ -8,9 +8,9 @@ Three ways in, chosen by MONITOR_AUTH:
   without that list (an identity provider such as Google accepts anyone).
 - ``password`` (``auto`` otherwise): a form checked against MONITOR_PASSWORD_HASH (or
   ``password_hash`` in secrets.toml), a salted scrypt hash made by
-  ``python -m jobs hash-password``, compared in constant time. Repeated failures slow every
-  further attempt down, per browser session and across the whole process (a new session
-  does not reset the process-wide count).
+  ``python -m jobs hash-password``, compared in constant time. Every attempt first takes a
+  turn from the throttle kept in PostgreSQL (dashboard/throttle.py), by client address and
+  for the account, shared by every process and replica.
 - ``none``: no login, accepted only while the server listens on a loopback address and the
   request itself was addressed to a loopback name from a loopback page (``Host`` and
   ``Origin``), which shuts out DNS rebinding and reverse proxies; a banner says so.
@@ -18,8 +18,8 @@ Three ways in, chosen by MONITOR_AUTH:
 Whoever is logged in (``current_identity()``) is what the write actions record, and
 ``write_refusal()`` is the one check a write runs before it touches anything.
 
-The hashing and the throttle are plain functions and classes (no ``st.``) so they can be
-tested directly; ``require_login()`` is the Streamlit part, called once by the entry script.
+The hashing and the request checks are plain functions (no ``st.``) so they can be tested
+directly; ``require_login()`` is the Streamlit part, called once by the entry script.
 """
 
 from __future__ import annotations
@@ -29,10 +29,7 @@ import hashlib
 import hmac
 import ipaddress
 import os
-import threading
-import time
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Mapping
 from urllib.parse import urlsplit
 
@@ -173,64 +170,23 @@ def email_allowed(email: str | None, verified, allowed: frozenset[str]) -> bool:
     return email in allowed or f"@{domain}" in allowed
 
 
-@dataclass
-class Throttle:
-    """Failed-login bookkeeping: how long the next attempt must wait.
+def client_address(headers: Mapping[str, str], peer: str | None) -> str | None:
+    """The browser's address, which the password throttle counts failures by.
 
-    Per key (a browser session) the first ``free`` failures cost nothing; after that each
-    attempt waits ``first_wait_s``, doubling with every further failure, up to ``max_wait_s``. Across all keys, more than ``global_limit`` failures within
-    ``global_window_s`` make every session wait ``global_wait_s`` after the latest failure, so
-    opening new sessions does not buy fresh attempts. Times are passed in (monotonic seconds).
+    ``peer`` is the websocket's remote address (Streamlit gives None for this machine). When
+    the peer is this machine, a reverse proxy on it appended the real client's address to
+    ``X-Forwarded-For``: take that last entry (earlier ones are whatever the client sent).
     """
-
-    free: int = 3
-    first_wait_s: float = 5.0
-    max_wait_s: float = 60.0
-    global_limit: int = 20
-    global_window_s: float = 600.0
-    global_wait_s: float = 10.0
-    _failures: dict[str, tuple[int, float]] = field(default_factory=dict)
-    _recent: deque = field(default_factory=deque)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def retry_after(self, key: str, now: float) -> float:
-        """Seconds ``key`` must still wait before its next attempt is checked (0 = go)."""
-        with self._lock:
-            wait = 0.0
-            count, last = self._failures.get(key, (0, 0.0))
-            if count >= self.free:
-                wait = max(wait, last + min(self.first_wait_s * 2.0 ** (count - self.free), self.max_wait_s) - now)
-            self._forget_old(now)
-            if len(self._recent) > self.global_limit:
-                wait = max(wait, self._recent[-1] + self.global_wait_s - now)
-            return max(wait, 0.0)
-
-    def failed(self, key: str, now: float) -> None:
-        with self._lock:
-            count, _ = self._failures.get(key, (0, 0.0))
-            self._failures[key] = (count + 1, now)
-            self._recent.append(now)
-            self._forget_old(now)
-            if len(self._failures) > 10_000:  # keep memory bounded under a flood of sessions
-                self._failures.clear()
-
-    def succeeded(self, key: str) -> None:
-        with self._lock:
-            self._failures.pop(key, None)
-
-    def reset(self) -> None:
-        """Forget every failure (a fresh server process starts this way)."""
-        with self._lock:
-            self._failures.clear()
-            self._recent.clear()
-
-    def _forget_old(self, now: float) -> None:
-        while self._recent and self._recent[0] < now - self.global_window_s:
-            self._recent.popleft()
+    if isinstance(peer, str) and peer:
+        return peer
+    header = {key.lower(): value for key, value in (headers or {}).items()}
+    forwarded = [part.strip() for part in header.get("x-forwarded-for", "").split(",") if part.strip()]
+    if forwarded:
+        return forwarded[-1]
+    return header.get("x-real-ip") or None
 
 
-# One per server process: shared by every session of this Streamlit server.
-THROTTLE = Throttle()
+PASSWORD_ACCOUNT = "dashboard-password"  # one shared password: one account
 
 
 # --- Streamlit ------------------------------------------------------------------------
@@ -401,19 +357,36 @@ def _require_password(st, settings, secrets: dict) -> None:
     st.session_state.pop(IDENTITY_KEY, None)
 
     st.title("Webhook monitor")
-    key = st.session_state.setdefault("_login_key", _b64(os.urandom(12)))
     with st.form("login"):
         password = st.text_input("Password", type="password", max_chars=1024)
         submitted = st.form_submit_button("Log in", type="primary")
     if submitted:
-        wait = THROTTLE.retry_after(key, time.monotonic())
-        if wait > 0:
-            st.warning(f"Too many failed attempts. Try again in {wait:.0f} s.", icon=":material/timer:")
-        elif password and verify_password(password, encoded):
-            THROTTLE.succeeded(key)
-            st.session_state["_login_token"] = token
-            st.rerun()
-        else:
-            THROTTLE.failed(key, time.monotonic())
-            st.error("Wrong password.")
+        _check_password(st, password, encoded, token)
     st.stop()
+
+
+def _check_password(st, password: str, encoded: str, token: str) -> None:
+    """Take a turn from the shared throttle, then check the password (slowed, not locked out)."""
+    from datetime import datetime, timezone
+
+    import sqlalchemy as sa
+
+    from dashboard import data, throttle
+
+    client = throttle.client_key(client_address(st.context.headers, st.context.ip_address))
+    account = throttle.account_key(PASSWORD_ACCOUNT)
+    try:
+        engine = data.get_engine()
+        wait = throttle.take_turn(engine, client=client, account=account, now=datetime.now(timezone.utc))
+    except data.DatabaseProblem as exc:
+        data.show_problem(exc)
+    except sa.exc.DBAPIError as exc:  # no count, no guess: refuse rather than allow unlimited tries
+        data.show_problem(data.DatabaseProblem(data.describe_database_error(data.database_url(), exc)))
+    if wait > 0:
+        st.warning(f"Too many failed attempts. Try again in {max(1, round(wait))} s.", icon=":material/timer:")
+    elif password and verify_password(password, encoded):
+        throttle.succeeded(engine, client=client, account=account)
+        st.session_state["_login_token"] = token
+        st.rerun()
+    else:
+        st.error("Wrong password.")

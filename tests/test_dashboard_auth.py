@@ -43,47 +43,14 @@ def test_is_loopback(address, loopback):
     assert auth.is_loopback(address) == loopback
 
 
-# --- throttle -----------------------------------------------------------------------------
-
-def test_throttle_waits_and_doubles_per_session_after_three_failures():
-    throttle = auth.Throttle()
-    waits = []
-    for attempt in range(6):
-        waits.append(throttle.retry_after("s1", now=100.0))
-        throttle.failed("s1", now=100.0)
-    assert waits == [0, 0, 0, 5, 10, 20]
-    assert throttle.retry_after("s1", now=103.0) == 37.0  # 40 s after the 6th failure at 100
-    assert throttle.retry_after("other", now=100.0) == 0  # another session is not slowed yet
-    throttle.succeeded("s1")
-    assert throttle.retry_after("s1", now=100.0) == 0
-
-
-def test_throttle_caps_the_wait():
-    throttle = auth.Throttle(max_wait_s=60, global_limit=10_000)
-    for _ in range(30):
-        throttle.failed("s1", now=0.0)
-    assert throttle.retry_after("s1", now=0.0) == 60
-
-
-def test_many_sessions_failing_slow_everyone_down():
-    throttle = auth.Throttle(global_limit=20, global_wait_s=10, global_window_s=600)
-    for i in range(21):  # one failure each from 21 new sessions: none reaches its own limit
-        throttle.failed(f"s{i}", now=1000.0 + i)
-    assert throttle.retry_after("fresh-session", now=1021.0) == pytest.approx(9.0)
-    assert throttle.retry_after("fresh-session", now=1031.0) == 0
-    assert throttle.retry_after("fresh-session", now=2000.0) == 0  # old failures are forgotten
-
-
 # --- what a visitor sees ----------------------------------------------------------------
 
 @pytest.fixture
 def visitor(db, monkeypatch):
-    """A dashboard session with password login and a fresh throttle."""
-    auth.THROTTLE.reset()
+    """A dashboard session with password login (``db`` empties the throttle's table)."""
     monkeypatch.setenv("MONITOR_AUTH", "password")
     monkeypatch.setenv("MONITOR_PASSWORD_HASH", HASH)
-    yield new_app()
-    auth.THROTTLE.reset()
+    return new_app()
 
 
 def titles(at):
