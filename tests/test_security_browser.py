@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import pytest
 
-from tests.browser_support import chromium_page, exception_texts, streamlit_server, wait_for_script
+from jobs import reconcile
+from jobs.stripe_gateway import gateway_from_settings
+from tests.browser_support import (PLOTLY_SELECTOR, chromium_page, exception_texts, open_page,
+                                   streamlit_server, wait_for_count, wait_for_script)
+from tests.factories import add_event
+from tests.http_sink import http_sink
+from tests.stripe_server import stripe_server  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -27,3 +35,31 @@ def test_dns_rebinding_is_refused_when_login_is_off(db):
             wait_for_script(page)
             assert "Login is off" in page.locator('[data-testid="stApp"]').inner_text()
             assert "Refused" not in page.locator('[data-testid="stApp"]').inner_text()
+
+
+def test_external_text_loads_nothing_while_pages_render(db, stripe_server):
+    """Markdown images and HTML in a client_reference_id and an event type stay text: no
+    request reaches a local HTTP sink while Overview, Errors and Reconciliation render."""
+    now = datetime.now(timezone.utc)
+    with http_sink() as sink:
+        hostile_ref = f"![x]({sink.url}/pixel-ref) <img src={sink.url}/img-ref> [link]({sink.url}/link)"
+        hostile_type = f"![t]({sink.url}/pixel-type)<img src=\"{sink.url}/img-type\">"
+        stripe_server.add_session(id="cs_test_hostile", created=int(now.timestamp()) - 600,
+                                  client_reference_id=hostile_ref, status="complete")
+        reconcile.run(db, now=now, gateway=gateway_from_settings(), trigger="test")
+        with db.begin() as conn:
+            add_event(conn, created_at=now - timedelta(minutes=5), event_type=hostile_type)
+            add_event(conn, created_at=now - timedelta(minutes=4), event_type=hostile_type, status="failed",
+                      error="boom", duration_ms=5)
+        with streamlit_server(env=LOGIN_OFF) as server, chromium_page() as page:
+            page.goto(server.url)
+            wait_for_script(page)
+            wait_for_count(page, PLOTLY_SELECTOR, 4)
+            for title in ("Errors", "Reconciliation"):
+                open_page(page, title)
+                wait_for_count(page, PLOTLY_SELECTOR, 1)
+            page.wait_for_timeout(1500)  # images load after the script run ends
+            body = page.locator('[data-testid="stApp"]').inner_text()
+            assert not exception_texts(page)
+            assert "client_reference_id ![x](" in body  # the reason is there, as typed
+        assert sink.requests == []
