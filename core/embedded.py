@@ -15,6 +15,8 @@ from pathlib import Path
 from core.errors import ConfigError
 
 _servers: dict[Path, object] = {}
+_dashboard_roles_ready: set[str] = set()
+DASHBOARD_ROLE = "webhook_monitor_dashboard"
 
 
 def embedded_url(monitor_data_dir: Path, *, keep_running: bool = True) -> str:
@@ -86,3 +88,32 @@ def _start(data_dir: Path, cleanup_mode: str | None):
             f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); see {log}, "
             "or set DATABASE_URL to use another server"
         ) from None
+
+
+def ensure_dashboard_role(url: str) -> None:
+    """Create or refresh the embedded database's read-only dashboard role (core/embedded.sql).
+
+    Runs as the embedded superuser; grants SELECT on every table present, so ``migrate``
+    calls it again after adding tables.
+    """
+    import sqlalchemy as sa
+
+    from core.sql import load_package
+
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            load_package("core", "embedded.sql").execute(conn, "ensure_dashboard_role")
+    finally:
+        engine.dispose()
+    _dashboard_roles_ready.add(url)
+
+
+def embedded_dashboard_url(monitor_data_dir: Path) -> str:
+    """The embedded database's URL for the dashboard: its read-only, non-superuser role."""
+    import sqlalchemy as sa
+
+    url = embedded_url(monitor_data_dir)
+    if url not in _dashboard_roles_ready:
+        ensure_dashboard_role(url)
+    return sa.engine.make_url(url).set(username=DASHBOARD_ROLE).render_as_string(hide_password=False)
