@@ -63,3 +63,25 @@ def test_external_text_loads_nothing_while_pages_render(db, stripe_server):
             assert not exception_texts(page)
             assert "client_reference_id ![x](" in body  # the reason is there, as typed
         assert sink.requests == []
+
+
+CRASHING_APP = '''
+import streamlit as st
+
+st.title("About to fail")
+raise RuntimeError("secret detail: SELECT * FROM registrations WHERE password = 'hunter2'")
+'''
+
+
+def test_a_crash_shows_visitors_no_details(tmp_path):
+    app = tmp_path / "crashing_app.py"
+    app.write_text(CRASHING_APP)
+    with streamlit_server(app=str(app)) as server, chromium_page() as page:
+        page.goto(server.url)
+        wait_for_script(page)
+        shown = " ".join(exception_texts(page))
+        assert shown  # the crash is reported ...
+        body = page.locator('[data-testid="stApp"]').inner_text()
+        for detail in ("secret detail", "hunter2", "RuntimeError", str(tmp_path), "Traceback", ".py"):
+            assert detail not in body  # ... without what went wrong or where
+        assert "secret detail" in server.log()  # the administrator finds it in the log
