@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +86,27 @@ def test_a_crash_shows_visitors_no_details(tmp_path):
         for detail in ("secret detail", "hunter2", "RuntimeError", str(tmp_path), "Traceback", ".py"):
             assert detail not in body  # ... without what went wrong or where
         assert "secret detail" in server.log()  # the administrator finds it in the log
+
+
+def test_the_table_toolbar_csv_carries_no_formula(db):
+    """The CSV that Streamlit's own table toolbar downloads has formula cells defused."""
+    now = datetime.now(timezone.utc)
+    formula = '=HYPERLINK("http://127.0.0.1:9/x","click")'
+    with db.begin() as conn:
+        add_event(conn, created_at=now - timedelta(minutes=5), event_type=formula, event_id="evt_formula",
+                  status="failed", error="+cmd|' /C calc'!A0", duration_ms=3)
+    with streamlit_server(env=LOGIN_OFF) as server, chromium_page(downloads=True) as page:
+        # Streamlit saves through the File System Access picker when the browser has one; a
+        # headless browser cannot answer a picker, so take the plain download path instead.
+        page.add_init_script("delete window.showSaveFilePicker;")
+        page.goto(server.url)
+        wait_for_script(page)
+        open_page(page, "Events")
+        table = page.locator('[data-testid="stDataFrame"]').first
+        table.hover()
+        with page.expect_download() as download_info:
+            page.get_by_role("button", name="Download as CSV").first.click()
+        csv_text = Path(download_info.value.path()).read_text(encoding="utf-8-sig")
+    assert "evt_formula" in csv_text
+    assert "'=HYPERLINK" in csv_text and ",=HYPERLINK" not in csv_text and '"=HYPERLINK' not in csv_text
+    assert "'+cmd" in csv_text
