@@ -7,6 +7,7 @@ The README's configuration table is checked against this declaration by a test.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -23,7 +24,13 @@ DEFAULT_SCHEDULE = "reconcile=0 3 * * *;cleanup=30 3 * * *;health-snapshot=0 * *
 
 
 def default_data_dir() -> Path:
-    """Per-user folder for the embedded database, outside the repository."""
+    """Per-user folder for the embedded database, outside the repository.
+
+    As root, /var/lib/<app>: PostgreSQL then runs as its own system user, which could not
+    enter /root, and the project does not open folders it did not create.
+    """
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/var/lib") / APP_NAME
     return Path(platformdirs.user_data_dir(APP_NAME))
 
 
@@ -69,7 +76,7 @@ class Settings(BaseSettings):
     MONITOR_DATA_DIR: Path = Field(
         default_factory=default_data_dir,
         description="Folder holding the embedded PostgreSQL data (used only when "
-        "DATABASE_URL is unset).",
+        "DATABASE_URL is unset); as root the default is /var/lib/stripe-webhook-monitor.",
     )
     MONITOR_STATEMENT_TIMEOUT_MS: int = Field(
         5000,

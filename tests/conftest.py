@@ -53,6 +53,9 @@ def database_url() -> str:
         # A folder of its own rather than pytest's numbered temp folders: pytest prunes old
         # ones, which can pull the data folder from under another test run still going.
         data_dir = Path(tempfile.mkdtemp(prefix="webhook-monitor-tests-"))
+        # Run as root, PostgreSQL runs as its own user, which must pass through this folder
+        # (the embedded start never opens folders it did not create).
+        data_dir.chmod(0o711)
         # Registered before the server starts, so it runs after pgserver's own exit hook has
         # stopped the server (exit hooks run last-registered first).
         atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
