@@ -10,22 +10,14 @@ GROUP BY 1, 2
 ORDER BY 1, 2
 
 -- name: error_fingerprints
--- Error messages of events received in [start, end), grouped by a fingerprint: the message
--- with UUIDs, Stripe-style ids (evt_1Nx..., cs_test_a1...), long hex strings, e-mail
--- addresses and numbers replaced by placeholders and whitespace collapsed, so "timeout after
--- 3012 ms for evt_1" and "timeout after 95 ms for evt_2" count as one error. Largest first,
+-- Error messages of events received in [start, end), grouped by their fingerprint
+-- (public.error_fingerprint, migrations/0061: ids, e-mail addresses and numbers replaced by
+-- placeholders, so "timeout after 3012 ms for evt_1" and "timeout after 95 ms for evt_2"
+-- count as one error). Largest first,
 -- at most :limit fingerprints; still_failing counts the events that are failed now.
 WITH messages AS (
     SELECT event_type, processing_status, created_at, error_message,
-           left(btrim(regexp_replace(
-               regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
-                   error_message,
-                   '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '<uuid>', 'gi'),
-                   '\m[a-z]{2,10}_(?:[a-z]+_)?(?=[A-Za-z_]*[0-9])[A-Za-z0-9]{6,}\M', '<id>', 'g'),
-                   '\m[0-9a-f]{12,}\M', '<hex>', 'gi'),
-                   '[^\s<>@]+@[^\s<>@]+\.[a-z]{2,}', '<email>', 'gi'),
-                   '[0-9]+(\.[0-9]+)?', '<n>', 'g'),
-               '\s+', ' ', 'g')), 300) AS fingerprint
+           public.error_fingerprint(error_message) AS fingerprint
     FROM webhook_events
     WHERE created_at >= :start AND created_at < :end
       AND error_message IS NOT NULL AND error_message <> ''
