@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import error_figures as ef
 from queries import fetch_df
+from tests.apptest_support import login_off, open_dashboard  # noqa: F401
 from tests.conftest import REPO
 from tests.test_receiver import SECRET, ServerThread, event_row
 from tracking.receiver import WEBHOOK_PATH, Receiver
@@ -157,3 +158,14 @@ def test_next_step_words():
                      "next_retry_at": pd.Timestamp("2026-01-01 10:00", tz="UTC")})
     assert ef.next_step(row) == "next retry 2026-01-01 10:00 UTC; 1 needs a person"
     assert ef.next_step(row, now=datetime(2026, 1, 2, tzinfo=timezone.utc)).startswith("retry due now")
+
+
+def test_the_event_detail_shows_category_recovery_action_and_retry_history(history, login_off):
+    at = open_dashboard("views/events.py")
+    at.text_input(key="events_search").input(history["person"]).run()
+    at.selectbox(key=next(s.key for s in at.selectbox if s.label == "Event detail")).select(history["person"]).run()
+    assert not at.exception, at.exception
+    assert any("Category validation" in c.value and "no automatic retry planned" in c.value for c in at.caption)
+    assert any("Recovery action: needs a person: fix the app" in t.value for t in at.text)
+    attempts = next(el.value for el in at.dataframe if "source" in el.value.columns)
+    assert list(attempts["outcome"]) == ["failed"] and list(attempts["error_category"]) == ["validation"]
