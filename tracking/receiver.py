@@ -52,8 +52,8 @@ from core.settings import get_settings
 from tracking.registrations import apply_event
 from tracking.signing import stripe_signature
 from tracking.tracker import (
-    DEFAULT_STALE_AFTER, RETRY_LATER, SKIP_DUPLICATE, SQL, AttemptSuperseded, EventTracker,
-    InvalidEvent, error_message, event_fields,
+    DEFAULT_STALE_AFTER, RETRY_LATER, SKIP_DUPLICATE, SQL, AttemptSuperseded, EventTracker, FailureNotRecorded,
+    error_message, event_fields,
 )
 
 log = logging.getLogger(__name__)
@@ -310,6 +310,8 @@ class Receiver:
         except AttemptSuperseded:
             return 409, {"status": "in_progress", "event_id": claim.stripe_event_id,
                          "detail": "another delivery took this event over"}
+        except FailureNotRecorded as exc:  # the database went away mid-attempt: Stripe must retry
+            return self.unavailable(claim.stripe_event_id, exc.__cause__ or exc)
         except Exception as exc:
             return self.failed(claim.stripe_event_id, claim.event_type, claim.attempt, exc)
         return 200, {"status": "ignored" if outcome.label == "ignored" else "processed",
