@@ -135,7 +135,7 @@ class Receiver:
         if self.webhook_secret is None or self.engine is None:
             settings = get_settings()
             self.webhook_secret = self.webhook_secret or settings.STRIPE_WEBHOOK_SECRET
-            if not self.webhook_secret:
+            if not self.secrets():
                 raise ConfigError(
                     "STRIPE_WEBHOOK_SECRET is not set: the receiver cannot verify that deliveries "
                     "come from Stripe and does not start. Set it to the endpoint's signing secret "
