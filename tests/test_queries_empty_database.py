@@ -27,6 +27,7 @@ VALUES = {
     "run_id": 1,
     "item_id": 1,
     "job": "reconcile",
+    "fingerprint": "TimeoutError: mailer timed out after <n> ms",
 }
 PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
