@@ -28,6 +28,7 @@ VALUES = {
     "item_id": 1,
     "job": "reconcile",
     "fingerprint": "TimeoutError: mailer timed out after <n> ms",
+    "report_id": 1,
 }
 PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 

@@ -6,8 +6,9 @@ through the dashboard's write gateway (dashboard/gateway.py), followed with its 
 import streamlit as st
 
 from core.errors import ConfigError
-from dashboard import data, figures, gateway
+from dashboard import data, figures, gateway, text
 from dashboard import error_figures as ef
+from dashboard.text import markdown_literal
 from dashboard.columns import utc_time
 
 TOP_GROUPS = 25
@@ -52,11 +53,12 @@ def retry_progress() -> None:
 
 def show_outcome(outcome) -> None:
     if isinstance(outcome, Exception):
-        st.error(f"**Retry did not start**: {outcome}", icon=":material/error:")
+        st.error(f"**Retry did not start**: {markdown_literal(outcome)}", icon=":material/error:")
         return
     report = outcome.report or {}
     if outcome.state in ("refused", "failed") or not report:
-        st.error(f"**Retry failed**: {outcome.reason or f'exit code {outcome.exit_code}'}", icon=":material/error:")
+        st.error(f"**Retry failed**: {markdown_literal(outcome.reason or f'exit code {outcome.exit_code}')}",
+                 icon=":material/error:")
         return
     skipped = report.get("skipped") or {}
     st.success(f"**Re-delivered {report.get('delivered', 0):,} of {report.get('planned', 0):,}**: "
@@ -137,13 +139,13 @@ cols[4].metric("Needs a person", f"{plan['needs_person']:,}", border=True,
 
 by_category = data.query_df("failed_attempts_by_bucket_and_category", start=window.start, end=window.end,
                             bucket=window.bucket)
-st.plotly_chart(ef.failures_by_category_chart(by_category, bucket=window.bucket, x_range=(window.start, window.end)),
-                key="failures_by_category")
+text.plotly_chart(ef.failures_by_category_chart(by_category, bucket=window.bucket, x_range=(window.start, window.end)),
+                  key="failures_by_category")
 failures = data.query_df("failures_by_bucket_and_type", start=window.start, end=window.end, bucket=window.bucket)
 left, right = st.columns(2)
-left.plotly_chart(figures.failures_by_type_chart(failures, bucket=window.bucket, x_range=(window.start, window.end)),
-                  key="failures_by_type")
-right.plotly_chart(figures.outcomes_chart(outcomes), key="outcomes")
+text.plotly_chart(figures.failures_by_type_chart(failures, bucket=window.bucket, x_range=(window.start, window.end)),
+                  where=left, key="failures_by_type")
+text.plotly_chart(figures.outcomes_chart(outcomes), where=right, key="outcomes")
 
 st.subheader("Error groups")
 st.caption("Failed attempts in the window grouped by message (ids, e-mail addresses and numbers replaced by "
@@ -152,7 +154,7 @@ st.caption("Failed attempts in the window grouped by message (ids, e-mail addres
 if groups.empty:
     st.info("No failed attempts in this window.")
 else:
-    st.dataframe(ef.error_groups_table(groups, now=data.utc_now()), hide_index=True, key="error_groups",
+    text.dataframe(ef.error_groups_table(groups, now=data.utc_now()), hide_index=True, key="error_groups",
                  column_config={
                      "fingerprint": st.column_config.TextColumn("Error (normalised)", width="large"),
                      "category": "Category",

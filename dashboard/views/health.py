@@ -10,6 +10,7 @@ import streamlit as st
 
 from core.errors import ConfigError
 from dashboard import data, gateway
+from dashboard import text
 from dashboard.columns import row_id, utc_time
 from dashboard import health_figures as hf
 from jobs import cleanup
@@ -130,12 +131,12 @@ elif sizes.empty and growth.empty:
             f"{tables['taken_at'].iloc[0]:%Y-%m-%d %H:%M} UTC. {SNAPSHOT_HINT}", icon=":material/info:")
 if not (sizes.empty and growth.empty):
     left, right = st.columns(2)
-    left.plotly_chart(hf.database_size_chart(sizes, x_range=span), key="database_size")
-    right.plotly_chart(hf.table_size_chart(growth, x_range=span), key="table_sizes")
-    st.plotly_chart(hf.table_rows_chart(growth, x_range=span), key="table_rows")
+    text.plotly_chart(where=left, fig=hf.database_size_chart(sizes, x_range=span), key="database_size")
+    text.plotly_chart(where=right, fig=hf.table_size_chart(growth, x_range=span), key="table_sizes")
+    text.plotly_chart(hf.table_rows_chart(growth, x_range=span), key="table_rows")
 if not tables.empty:
     with st.expander(f"Tables at the latest snapshot ({tables['taken_at'].iloc[0]:%Y-%m-%d %H:%M} UTC)"):
-        st.dataframe(tables.drop(columns=["taken_at", "database_size_bytes"]), hide_index=True, key="tables",
+        text.dataframe(tables.drop(columns=["taken_at", "database_size_bytes"]), hide_index=True, key="tables",
                      column_config={
                          "table_name": "Table",
                          "total_bytes": st.column_config.NumberColumn("Size (bytes)", format="compact"),
@@ -149,7 +150,7 @@ summary = data.query_df("job_summary", since=window.start)
 if summary.empty:
     st.info("No job has run yet.", icon=":material/info:")
 else:
-    st.dataframe(hf.job_table(summary), hide_index=True, key="job_summary", column_config={
+    text.dataframe(hf.job_table(summary), hide_index=True, key="job_summary", column_config={
         "job": "Job", "last_status": "Last status", "last_run_at": utc_time("Last run"),
         "last_success_at": utc_time("Last success"), "last_failure_at": utc_time("Last failure"),
         "last_duration_s": st.column_config.NumberColumn("Last duration (s)", format="%.1f"),
@@ -161,9 +162,9 @@ else:
     job_choice = st.selectbox("Runs of", ["every job", *summary["job"].tolist()], key="health_job_filter")
     history = data.query_df("job_history", start=window.start, end=window.end, limit=RECENT_RUNS,
                             job=None if job_choice == "every job" else job_choice)
-    st.plotly_chart(hf.job_duration_chart(history, x_range=span), key="job_durations")
+    text.plotly_chart(hf.job_duration_chart(history, x_range=span), key="job_durations")
     with st.expander(f"Latest {min(len(history), RECENT_RUNS)} runs in the {window.label}"):
-        st.dataframe(hf.job_runs_table(history), hide_index=True, key="job_history", column_config={
+        text.dataframe(hf.job_runs_table(history), hide_index=True, key="job_history", column_config={
             "id": row_id("Run"), "job": "Job", "status": "Status",
             "trigger": "Started from", "started_at": utc_time("Started"), "finished_at": utc_time("Finished"),
             "duration_s": st.column_config.NumberColumn("Duration (s)", format="%.1f"), "host": "Host",
@@ -175,8 +176,8 @@ st.subheader("Cleanup")
 if cleanups.empty:
     st.info("Cleanup has not run yet.", icon=":material/info:")
 else:
-    st.plotly_chart(hf.cleanup_chart(cleanups), key="cleanup_runs")
-    st.dataframe(hf.cleanup_table(cleanups), hide_index=True, key="cleanup_history", column_config={
+    text.plotly_chart(hf.cleanup_chart(cleanups), key="cleanup_runs")
+    text.dataframe(hf.cleanup_table(cleanups), hide_index=True, key="cleanup_history", column_config={
         "id": row_id("Run"), "status": "Status", "trigger": "Started from",
         "started_at": utc_time("Started"),
         "dry_run": st.column_config.CheckboxColumn("Dry run"),
@@ -193,7 +194,7 @@ else:
     removed = data.query_df("recently_archived_registrations", limit=50)
     if not removed.empty:
         with st.expander("Registrations cleanup removed most recently (kept in registrations_archive)"):
-            st.dataframe(hf.archived_registrations_table(removed), hide_index=True, key="archived_registrations",
+            text.dataframe(hf.archived_registrations_table(removed), hide_index=True, key="archived_registrations",
                          column_config={
                              "email": "E-mail", "amount": "Amount", "created_at": utc_time("Created"),
                              "archived_at": utc_time("Removed"), "archive_reason": "Why",
@@ -244,3 +245,37 @@ if st.session_state.get(CONFIRM_KEY):
 if RESULT_KEY in st.session_state:
     kind, headline, lines = st.session_state[RESULT_KEY]
     getattr(st, kind)("\n\n".join([f"**{headline}**", *lines]))
+
+
+# --- health reports (python -m jobs health-report) ----------------------------------------
+def health_reports_section() -> None:
+    """Past weekly reports; the chosen one shown as mailed (sandboxed HTML) or as its text part."""
+    from dashboard import reports as hr
+
+    st.subheader("Health reports")
+    listed = data.query_df("health_report_list", limit=hr.REPORTS_LISTED)
+    if listed.empty:
+        st.info("No health report yet. `python -m jobs health-report` builds and mails one "
+                "(the schedule does every Monday morning); `--dry-run` only records it.", icon=":material/info:")
+        return
+    st.dataframe(hr.report_table(listed), hide_index=True, key="health_reports", column_config={
+        "id": row_id("Report"), "period_start": utc_time("From"), "period_end": utc_time("To (exclusive)"),
+        "status": "Status", "recipients": "Recipients", "sent_at": utc_time("Sent"), "attempts": "Attempts",
+        "trigger": "Started from", "subject": "Subject", "error": st.column_config.TextColumn("Error", width="large"),
+    })
+    labels = {int(row["id"]): hr.report_label(row) for _, row in listed.iterrows()}
+    chosen = st.selectbox("Show report", list(labels), format_func=labels.get, key="health_report_choice")
+    report = data.query_df("health_report_content", report_id=int(chosen))
+    if report.empty:
+        return
+    shown = report.iloc[0]
+    as_text = st.toggle("Plain-text part", key="health_report_as_text")
+    if as_text:
+        st.code(str(shown["text"]), language=None, wrap_lines=True)
+    else:
+        st.iframe(hr.sandboxed_frame(str(shown["html"])), height=hr.FRAME_HEIGHT)
+    st.download_button("Download HTML", str(shown["html"]).encode("utf-8"), key="health_report_download",
+                       file_name=f"health-report-{shown['period_end']:%Y-%m-%d}.html", mime="text/html")
+
+
+health_reports_section()
