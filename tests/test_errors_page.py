@@ -9,19 +9,15 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-import streamlit as st
-from streamlit.testing.v1 import AppTest
 
 from dashboard import error_figures as ef
 from queries import fetch_df
 from tests.apptest_support import login_off, open_dashboard  # noqa: F401
-from tests.conftest import REPO
 from tests.test_receiver import SECRET, ServerThread, event_row
 from tracking.receiver import WEBHOOK_PATH, Receiver
 from tracking.samples import checkout_session_event
 from tracking.tracker import EventTracker
 
-PAGE = str(REPO / "dashboard" / "views" / "errors.py")
 
 
 def window() -> dict:
@@ -118,17 +114,10 @@ def receiver_url(engine, monkeypatch):
         yield server
 
 
-def page() -> AppTest:
-    st.cache_data.clear()
-    at = AppTest.from_file(PAGE, default_timeout=60)
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
-def test_retry_now_plans_first_then_redelivers_a_group_in_the_background(history, receiver_url):
+def test_retry_now_plans_first_then_redelivers_a_group_in_the_background(history, receiver_url, login_off):
     db = history["db"]
-    at = page()
+    at = open_dashboard("views/errors.py")  # through the app: login (off, local) gives the identity
+    assert not at.exception, at.exception
     assert "Error groups" in [h.value for h in at.subheader]
     groups = next(el.value for el in at.dataframe if "next" in el.value.columns)
     assert "needs a person" in set(groups["next"])
@@ -143,7 +132,7 @@ def test_retry_now_plans_first_then_redelivers_a_group_in_the_background(history
         time.sleep(0.2)
         at.run()
     assert not at.exception, at.exception
-    assert any("Re-delivered 1 of 1" in s.value for s in at.success), [s.value for s in at.success]
+    assert any("Re-delivered 1 of 1" in s.value for s in at.success), [e.value for e in at.error]
     assert event_row(db, history["retrying"])["processing_status"] == "completed"
     assert event_row(db, history["person"])["processing_status"] == "failed"  # another group: untouched
     with db.connect() as conn:
