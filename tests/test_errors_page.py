@@ -158,3 +158,10 @@ def test_the_event_detail_shows_category_recovery_action_and_retry_history(histo
     assert any("Recovery action: needs a person: fix the app" in t.value for t in at.text)
     attempts = next(el.value for el in at.dataframe if "source" in el.value.columns)
     assert list(attempts["outcome"]) == ["failed"] and list(attempts["error_category"]) == ["validation"]
+
+
+def test_without_a_replay_url_retry_now_says_what_to_set(history, login_off, monkeypatch):
+    monkeypatch.delenv("MONITOR_REPLAY_URL", raising=False)
+    at = open_dashboard("views/errors.py")
+    assert any("set MONITOR_REPLAY_URL" in w.value for w in at.warning)
+    assert at.button(key="retry_plan_button").disabled

@@ -6,6 +6,7 @@ through the dashboard's write gateway (dashboard/gateway.py), followed with its 
 import streamlit as st
 
 from core.errors import ConfigError
+from core.settings import get_settings
 from dashboard import data, figures, gateway, text
 from dashboard import error_figures as ef
 from dashboard.text import markdown_literal
@@ -68,6 +69,18 @@ def show_outcome(outcome) -> None:
                icon=":material/task_alt:")
 
 
+def replay_problem() -> str | None:
+    """Why nothing can be re-delivered from here (no endpoint configured), or None."""
+    try:
+        configured = get_settings().MONITOR_REPLAY_URL
+    except ConfigError as exc:
+        return str(exc)
+    if not configured:
+        return ("Retry now re-delivers to the app's endpoint: set MONITOR_REPLAY_URL (and STRIPE_WEBHOOK_SECRET) "
+                "in the dashboard's environment.")
+    return None
+
+
 def retry_section(groups) -> None:
     st.subheader("Retry now")
     if gateway.remembered(RUN_SLOT) is not None:
@@ -79,7 +92,7 @@ def retry_section(groups) -> None:
     if failing.empty:
         st.info("Nothing in this window is still failing.", icon=":material/check_circle:")
         return
-    problem = gateway.problem()
+    problem = gateway.problem() or replay_problem()
     if problem:
         st.warning(problem, icon=":material/block:")
     labels = {row["fingerprint"]: f"{row['category']} · {row['still_failing']:,} failing · {row['fingerprint'][:90]}"
