@@ -184,7 +184,9 @@ def test_archive_keeps_every_column_of_webhook_events(db):
         # Fill every column, so a column the archival statement leaves out shows up as a difference.
         conn.execute(sa.text("""UPDATE webhook_events SET outcome = 'registration_completed',
                                 registration_id = gen_random_uuid(), error_details = '{"k": 1}',
-                                processing_started_at = created_at, error_message = 'earlier attempt'"""))
+                                processing_started_at = created_at, error_message = 'earlier attempt',
+                                recovery_action = 'retry_soon', alert_level = 'info', next_retry_at = created_at,
+                                raw_payload = 'as received', retry_claimed_until = created_at"""))
         before = conn.execute(sa.text("SELECT to_jsonb(e) FROM webhook_events e")).scalar_one()
     cleanup.run(db, now=NOW, skip_registrations=True, trigger="cli")
     with db.connect() as conn:
