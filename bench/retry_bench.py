@@ -137,7 +137,7 @@ def main() -> int:
         url = socket_url(sock)
         host, port = sock.getsockname()[:2]
         receiver = ManagedProcess(
-            [sys.executable, "-m", "uvicorn", "tracking.receiver:app", "--fd", str(sock.fileno()),
+            [sys.executable, "-m", "tracking.receiver", "--fd", str(sock.fileno()),
              "--log-level", "warning"],
             name="receiver", pass_sockets=[sock], ready=http_ready(f"{url}/healthz"),
             extra_env={"DATABASE_URL": database.url, "STRIPE_WEBHOOK_SECRET": SECRET})

@@ -7,6 +7,7 @@ import http.client
 import json
 import logging
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -179,3 +180,24 @@ def test_served_with_serve_config_half_sent_headers_are_cut_off(engine, db):
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+def test_python_m_tracking_receiver_serves_with_the_time_limits(database_url, db):
+    from devharness import ManagedProcess, http_ready, listening_socket, socket_url
+
+    sock = listening_socket(inheritable=True)
+    url = socket_url(sock)
+    port = sock.getsockname()[1]
+    command = [sys.executable, "-m", "tracking.receiver", "--fd", str(sock.fileno()), "--header-timeout", "1"]
+    with ManagedProcess(command, name="receiver", pass_sockets=[sock], ready=http_ready(f"{url}/healthz"),
+                        extra_env={"STRIPE_WEBHOOK_SECRET": f"{NEW_SECRET},{OLD_SECRET}"}):
+        body = json.dumps(checkout_session_event("payment_intent.created")).encode()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("POST", "/stripe/webhook", body=body, headers={"Stripe-Signature": sign(body, OLD_SECRET)})
+        assert conn.getresponse().status == 200
+        conn.close()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
+            slow.sendall(b"POST /stripe/webhook HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            started = time.monotonic()
+            assert slow.recv(1024) == b"" and time.monotonic() - started < 8
+    assert event_count(db) == 1

@@ -432,7 +432,8 @@ def server_config(app_: Any = None, *, host: str = "127.0.0.1", port: int = 8000
 
 
 def serve(argv: list[str] | None = None) -> None:
-    """``python -m tracking.receiver [--host H] [--port P]``: uvicorn with the time limits."""
+    """``python -m tracking.receiver [--host H] [--port P | --fd N] [--header-timeout S]``:
+    uvicorn with the time limits."""
     import argparse
 
     import uvicorn
@@ -440,9 +441,13 @@ def serve(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tracking.receiver", description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--header-timeout", type=float, default=HEADER_TIMEOUT_S, metavar="SECONDS")
+    parser.add_argument("--fd", type=int, help="serve on this inherited, listening socket descriptor instead")
+    parser.add_argument("--header-timeout", type=float, default=HEADER_TIMEOUT_S, metavar="SECONDS",
+                        help=f"close a connection whose request headers take longer (default {HEADER_TIMEOUT_S:.0f})")
+    parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
-    uvicorn.Server(server_config(host=args.host, port=args.port, header_timeout_s=args.header_timeout)).run()
+    uvicorn.Server(server_config(host=args.host, port=args.port, fd=args.fd, log_level=args.log_level,
+                                 header_timeout_s=args.header_timeout)).run()
 
 
 if __name__ == "__main__":
