@@ -31,6 +31,8 @@ VALUES = {
     "now": NOW,
     "fingerprint": "TimeoutError: mailer timed out after <n> ms",
     "report_id": 1,
+    "now": NOW,
+    "alert_id": 1,
 }
 PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
