@@ -191,8 +191,10 @@ class EventTracker:
         }).scalar())
 
     def fail(self, claim: Claim, error: BaseException | str, *, category: str | None = None,
-             retryable: bool | None = None, context: Mapping[str, Any] | None = None) -> bool:
-        """Record the attempt as failed (own transaction); False if superseded.
+             retryable: bool | None = None, context: Mapping[str, Any] | None = None,
+             conn: Connection | None = None) -> bool:
+        """Record the attempt as failed (own transaction, on ``conn`` if given, which must not
+        be in a transaction); False if superseded.
 
         The category and whether a retry can help come from ``classify(error)`` unless given;
         ``webhook_event_fail`` plans the next retry from them.
@@ -208,13 +210,19 @@ class EventTracker:
             message = str(error)[:MESSAGE_CHARS]
             details = {"context": dict(context or {}), "attempt": claim.attempt,
                        "event_type": claim.event_type}
-        with self.engine.begin() as conn:
-            return bool(conn.execute(SQL["fail_event"], {
-                "stripe_event_id": claim.stripe_event_id, "error_message": message,
-                "error_details": json.dumps(details, default=str),
-                "error_category": category or "unknown", "attempt": claim.attempt,
-                "retryable": retryable,
-            }).scalar())
+        params = {
+            "stripe_event_id": claim.stripe_event_id, "error_message": message,
+            "error_details": json.dumps(details, default=str),
+            "error_category": category or "unknown", "attempt": claim.attempt,
+            "retryable": retryable,
+        }
+        if conn is None:
+            with self.engine.begin() as own:
+                return bool(own.execute(SQL["fail_event"], params).scalar())
+        if conn.in_transaction():
+            conn.rollback()
+        with conn.begin():
+            return bool(conn.execute(SQL["fail_event"], params).scalar())
 
     @contextmanager
     def track(self, event: Mapping[str, Any], *, raw_payload: str | None = None,
@@ -237,12 +245,23 @@ class EventTracker:
 
     @contextmanager
     def attempt(self, claim: Claim, *, context: Mapping[str, Any] | None = None) -> Iterator[Attempt]:
-        """Run the block for a claim whose decision is 'process' (see ``track``)."""
+        """Run the block for a claim whose decision is 'process' (see ``track``).
+
+        The connection doing the work first takes the event's liveness lock
+        (``webhook_event_hold``, migrations/0120): if this process dies, PostgreSQL frees it
+        and the next delivery takes the event over at once instead of after ``stale_after``.
+        The lock is released once the outcome is recorded; the failure of an attempt is
+        recorded on the same connection, so an attempt never needs two pooled connections.
+        """
         if claim.decision != PROCESS:
             raise ValueError(f"event {claim.stripe_event_id} was not claimed for processing ({claim.decision})")
         attempt_context = dict(context or {})
+        conn: Connection | None = None
+        held = False
         try:
-            with self.engine.begin() as conn:
+            conn = self.engine.connect()
+            held = self.hold(conn, claim)
+            with conn.begin():
                 attempt = Attempt(claim, conn, context=attempt_context)
                 yield attempt
                 if not self.complete(conn, claim, outcome=attempt.outcome,
@@ -255,12 +274,37 @@ class EventTracker:
         except Exception as exc:
             # The block's transaction is rolled back by now; the failure gets its own.
             try:
-                self.fail(claim, exc, context=attempt_context)
+                self.fail(claim, exc, context=attempt_context, conn=conn)
             except Exception as record_exc:
-                # The row stays 'processing' and is reclaimed once stale; say why it is not failed.
+                # The row stays 'processing'; once this session's lock is gone (below) the
+                # next delivery takes it over. Say why it is not failed.
                 log.error("could not record the failure of event %s (%s); it stays 'processing' "
-                          "until reclaimed: %s", claim.stripe_event_id, error_message(exc),
-                          error_message(record_exc))
+                          "until the next delivery takes it over: %s", claim.stripe_event_id,
+                          error_message(exc), error_message(record_exc))
                 raise FailureNotRecorded(claim, f"event {claim.stripe_event_id} failed and the failure "
                                                 "could not be recorded") from exc
             raise
+        finally:
+            if conn is not None:
+                if held:
+                    self.release(conn, claim)
+                conn.close()
+
+    def hold(self, conn: Connection, claim: Claim) -> bool:
+        """Take the event's liveness lock on ``conn`` (committed); False when not held."""
+        with conn.begin():
+            return bool(conn.execute(SQL["hold_event"], {
+                "stripe_event_id": claim.stripe_event_id, "attempt": claim.attempt}).scalar())
+
+    def release(self, conn: Connection, claim: Claim) -> None:
+        """Release the liveness lock taken by ``hold`` on ``conn``. If that fails the session
+        is ended instead (which frees the lock), so a pooled connection never keeps it."""
+        try:
+            if conn.in_transaction():
+                conn.rollback()
+            with conn.begin():
+                conn.execute(SQL["release_event"], {"stripe_event_id": claim.stripe_event_id})
+        except Exception as exc:
+            log.warning("could not release the lock of event %s (%s); closing its connection",
+                        claim.stripe_event_id, error_message(exc))
+            conn.invalidate()
