@@ -25,21 +25,43 @@ COMMENT ON COLUMN webhook_event_attempts.holds_lock IS
     'lock is free the attempt''s worker is gone and the next delivery takes the event over.';
 
 
-CREATE OR REPLACE FUNCTION public.webhook_event_lock_held(p_stripe_event_id text)
+CREATE OR REPLACE FUNCTION public.webhook_event_lock_held(p_stripe_event_id text, p_by_me boolean DEFAULT false)
 RETURNS boolean
 LANGUAGE sql
 STABLE
 SECURITY INVOKER
 SET search_path = ''
 AS $$
--- True while some session holds the event's liveness lock (taken by webhook_event_hold).
+-- True while another session (p_by_me: this session) holds the event's liveness lock.
 SELECT EXISTS (
     SELECT 1 FROM pg_catalog.pg_locks AS l
      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
        AND l.database = (SELECT d.oid FROM pg_catalog.pg_database AS d
                           WHERE d.datname = pg_catalog.current_database())
        AND l.classid = 22341::oid
-       AND l.objid = pg_catalog.hashtext(p_stripe_event_id)::oid)
+       AND l.objid = pg_catalog.hashtext(p_stripe_event_id)::oid
+       AND (l.pid = pg_catalog.pg_backend_pid()) = coalesce(p_by_me, false))
+$$;
+
+
+CREATE OR REPLACE FUNCTION public.webhook_event_lock(p_stripe_event_id text)
+RETURNS boolean
+LANGUAGE plpgsql
+VOLATILE
+SECURITY INVOKER
+SET search_path = ''
+AS $$
+-- Take the event's liveness lock for this session if it is free (true; also true, taking
+-- nothing more, when this session has it already), before webhook_event_begin on the same
+-- connection: the attempt begin opens is then marked as holding it in the same transaction
+-- that claims the event, so no moment exists where the claim is made and the proof is not.
+-- False: another session holds it (a live worker); call begin anyway, it decides.
+BEGIN
+    IF public.webhook_event_lock_held(p_stripe_event_id, true) THEN
+        RETURN true;
+    END IF;
+    RETURN pg_catalog.pg_try_advisory_lock(22341, pg_catalog.hashtext(p_stripe_event_id));
+END
 $$;
 
 
@@ -53,8 +75,9 @@ VOLATILE
 SECURITY INVOKER
 SET search_path = ''
 AS $$
--- Called by the attempt on the connection that does the work, right after
--- webhook_event_begin said 'process': takes the event's session-level advisory lock and marks
+-- For a caller that claims on one connection and works on another: called on the working
+-- connection right after webhook_event_begin said 'process' (webhook_event_lock before begin
+-- on one connection does the same with no gap between claim and lock). Takes the event's session-level advisory lock and marks
 -- the attempt as holding it, so a re-delivery can tell a live worker from a dead one. True
 -- when held; false (nothing held) when the attempt no longer owns the event or another
 -- session still holds the lock (a hung worker taken over by time): the attempt then runs
@@ -63,7 +86,7 @@ AS $$
 DECLARE
     v_owns boolean;
 BEGIN
-    IF NOT pg_catalog.pg_try_advisory_lock(22341, pg_catalog.hashtext(p_stripe_event_id)) THEN
+    IF NOT public.webhook_event_lock(p_stripe_event_id) THEN
         RETURN false;
     END IF;
     UPDATE public.webhook_event_attempts AS a
@@ -91,11 +114,7 @@ AS $$
 -- Release the event's liveness lock if this session holds it (false, silently, if not).
 -- Session-level locks ignore transactions: a rolled-back attempt still holds it until here.
 BEGIN
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_locks AS l
-                WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
-                  AND l.pid = pg_catalog.pg_backend_pid()
-                  AND l.classid = 22341::oid
-                  AND l.objid = pg_catalog.hashtext(p_stripe_event_id)::oid) THEN
+    IF public.webhook_event_lock_held(p_stripe_event_id, true) THEN
         RETURN pg_catalog.pg_advisory_unlock(22341, pg_catalog.hashtext(p_stripe_event_id));
     END IF;
     RETURN false;
@@ -129,12 +148,14 @@ AS $$
 --   skip_duplicate already completed: answer 2xx and do nothing
 --   retry_later    another worker is processing it right now: answer non-2xx
 -- p_source says who delivered (delivery, retry, sweep); p_raw_payload keeps the body as
--- received when p_payload is a placeholder for a body jsonb cannot hold.
+-- received when p_payload is a placeholder for a body jsonb cannot hold. The attempt opened
+-- is marked holds_lock when this session holds the event's lock (webhook_event_lock).
 DECLARE
     v_status  text;
     v_started timestamptz;
     v_attempt integer;
     v_held    boolean;
+    v_mine    boolean := public.webhook_event_lock_held(p_stripe_event_id, true);
     v_source  text := CASE WHEN p_source IN ('delivery', 'retry', 'sweep') THEN p_source ELSE 'delivery' END;
 BEGIN
     IF p_stripe_event_id IS NULL OR btrim(p_stripe_event_id) = '' THEN
@@ -150,8 +171,8 @@ BEGIN
          p_stripe_created_at, coalesce(p_livemode, false), clock_timestamp(), clock_timestamp())
     ON CONFLICT (stripe_event_id) DO NOTHING;
     IF FOUND THEN
-        INSERT INTO public.webhook_event_attempts (stripe_event_id, event_type, attempt, source, started_at)
-        VALUES (p_stripe_event_id, p_event_type, 1, v_source, clock_timestamp())
+        INSERT INTO public.webhook_event_attempts (stripe_event_id, event_type, attempt, source, started_at, holds_lock)
+        VALUES (p_stripe_event_id, p_event_type, 1, v_source, clock_timestamp(), v_mine)
         ON CONFLICT ON CONSTRAINT webhook_event_attempts_event_attempt_key DO NOTHING;
         RETURN QUERY SELECT 'process'::text, 1, NULL::text;
         RETURN;
@@ -171,8 +192,9 @@ BEGIN
     IF v_status = 'processing'
        AND v_started > clock_timestamp() - coalesce(p_stale_after, interval '5 minutes') THEN
         -- Within the time limit the worker keeps the event unless it proved to be alive
-        -- and no longer is: its attempt took the lock and nobody holds it now. The row lock
-        -- above orders this against webhook_event_hold's update of the same attempt.
+        -- and no longer is: its attempt took the lock and no other session holds it now
+        -- (this caller may: webhook_event_lock before begin). The row lock above orders this
+        -- against webhook_event_hold's update of the same attempt.
         SELECT a.holds_lock INTO v_held
           FROM public.webhook_event_attempts AS a
          WHERE a.stripe_event_id = p_stripe_event_id AND a.attempt = v_attempt;
@@ -197,8 +219,8 @@ BEGIN
            updated_at            = clock_timestamp()
      WHERE e.stripe_event_id = p_stripe_event_id
     RETURNING e.attempts INTO v_attempt;
-    INSERT INTO public.webhook_event_attempts (stripe_event_id, event_type, attempt, source, started_at)
-    VALUES (p_stripe_event_id, p_event_type, v_attempt, v_source, clock_timestamp())
+    INSERT INTO public.webhook_event_attempts (stripe_event_id, event_type, attempt, source, started_at, holds_lock)
+    VALUES (p_stripe_event_id, p_event_type, v_attempt, v_source, clock_timestamp(), v_mine)
     ON CONFLICT ON CONSTRAINT webhook_event_attempts_event_attempt_key DO NOTHING;
     RETURN QUERY SELECT 'process'::text, v_attempt, v_status;
 END
@@ -207,7 +229,8 @@ $$;
 
 REVOKE EXECUTE ON FUNCTION public.webhook_event_hold(text, integer) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION public.webhook_event_release(text) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION public.webhook_event_lock_held(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION public.webhook_event_lock(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION public.webhook_event_lock_held(text, boolean) FROM PUBLIC;
 DO $$
 DECLARE
     api_role text;
@@ -216,13 +239,15 @@ BEGIN
         IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = api_role) THEN
             EXECUTE format('REVOKE EXECUTE ON FUNCTION public.webhook_event_hold(text, integer) FROM %I', api_role);
             EXECUTE format('REVOKE EXECUTE ON FUNCTION public.webhook_event_release(text) FROM %I', api_role);
-            EXECUTE format('REVOKE EXECUTE ON FUNCTION public.webhook_event_lock_held(text) FROM %I', api_role);
+            EXECUTE format('REVOKE EXECUTE ON FUNCTION public.webhook_event_lock(text) FROM %I', api_role);
+            EXECUTE format('REVOKE EXECUTE ON FUNCTION public.webhook_event_lock_held(text, boolean) FROM %I', api_role);
         END IF;
     END LOOP;
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
         GRANT EXECUTE ON FUNCTION public.webhook_event_hold(text, integer) TO service_role;
         GRANT EXECUTE ON FUNCTION public.webhook_event_release(text) TO service_role;
-        GRANT EXECUTE ON FUNCTION public.webhook_event_lock_held(text) TO service_role;
+        GRANT EXECUTE ON FUNCTION public.webhook_event_lock(text) TO service_role;
+        GRANT EXECUTE ON FUNCTION public.webhook_event_lock_held(text, boolean) TO service_role;
     END IF;
 END
 $$;

@@ -135,7 +135,8 @@ def test_functions_run_as_the_caller_with_a_pinned_search_path(engine):
             WHERE proname LIKE 'webhook\\_event\\_%' AND pronamespace = 'public'::regnamespace
             ORDER BY proname""")).all()
     assert [r.proname for r in rows] == ["webhook_event_begin", "webhook_event_complete", "webhook_event_fail",
-                                         "webhook_event_hold", "webhook_event_lock_held", "webhook_event_release"]
+                                         "webhook_event_hold", "webhook_event_lock", "webhook_event_lock_held",
+                                         "webhook_event_release"]
     for row in rows:
         assert row.prosecdef is False
         assert row.proconfig == ['search_path=""']

@@ -1,0 +1,204 @@
+"""Fault scenarios run against real processes, shared by the test suite and ``bench/faults.py``.
+
+Each scenario sets up real servers (the reference receiver under uvicorn with its workers,
+the database it is given), injects one fault the way production meets it (a SIGKILL, not
+an exception raised on purpose), lets the system recover as it would by itself (Stripe
+repeating its deliveries), and returns a :class:`ScenarioResult` that counts what was lost
+or duplicated. Tests assert on the counts; the bench prints them as a table.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
+from core.db import normalise_url
+from core.sql import load_package
+from devharness.ports import listening_socket, socket_url
+from devharness.process import ManagedProcess, http_ready
+from local_stripe.objects import checkout_session_event
+from tracking.signing import stripe_signature
+
+SQL = load_package("devharness", "faults.sql")
+REPO = Path(__file__).resolve().parent.parent
+SECRET = "whsec_fault_scenarios"
+WEBHOOK_PATH = "/stripe/webhook"
+
+
+@dataclass
+class ScenarioResult:
+    """One row of the table: what was there before and after, and what went wrong."""
+
+    scenario: str
+    before: int  # events (or rows) the scenario started with / sent
+    after: int  # of those, in their final state once recovered
+    lost: int
+    duplicated: int
+    stuck: int  # left 'processing' (or a job left running) after recovery
+    recover_s: float | None  # from the restart (fault cleared) to everything in its final state
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.lost == 0 and self.duplicated == 0 and self.stuck == 0 and self.after == self.before
+
+
+# --- the receiver as deployed ---------------------------------------------------------------
+
+def receiver_process(database_url: str, *, workers: int = 2, extra_env: Mapping[str, str] | None = None,
+                     name: str = "receiver") -> tuple[ManagedProcess, str]:
+    """``uvicorn tracking.receiver:app --workers N`` on a loopback socket bound beforehand; its URL."""
+    sock = listening_socket(backlog=1024)
+    url = socket_url(sock)
+    command = [sys.executable, "-m", "uvicorn", "tracking.receiver:app", "--fd", str(sock.fileno()),
+               "--log-level", "warning"]
+    if workers > 1:
+        command += ["--workers", str(workers)]
+    env = {"DATABASE_URL": database_url, "STRIPE_WEBHOOK_SECRET": SECRET, "DASHBOARD_DATABASE_URL": None,
+           **(extra_env or {})}
+    return ManagedProcess(command, name=name, cwd=REPO, extra_env=env, pass_sockets=[sock],
+                          ready=http_ready(url + "/healthz"), timeout_s=60), url
+
+
+def deliver(url: str, event: Mapping[str, Any], *, timeout_s: float = 15) -> int:
+    """POST the event signed as Stripe signs it; the status code, or 0 when no answer came."""
+    body = json.dumps(event).encode()
+    headers = {"Content-Type": "application/json",
+               "Stripe-Signature": stripe_signature(body, SECRET, timestamp=int(time.time()))}
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout_s)
+    try:
+        conn.request("POST", WEBHOOK_PATH, body=body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    except OSError:  # refused, reset, timed out: the receiver is gone
+        return 0
+    finally:
+        conn.close()
+
+
+def redeliver_until_done(url: str, events: list[Mapping[str, Any]], *, deadline_s: float,
+                         concurrency: int = 8, pause_s: float = 0.2) -> tuple[float | None, int]:
+    """Deliver every event again, as Stripe does, repeating those not answered 2xx (409 in
+    progress, 5xx, no answer) until all are or ``deadline_s`` passes. (seconds taken or None,
+    deliveries sent)."""
+    started = time.monotonic()
+    pending = list(events)
+    sent = 0
+    with ThreadPoolExecutor(concurrency) as pool:
+        while pending:
+            statuses = list(pool.map(lambda e: deliver(url, e), pending))
+            sent += len(pending)
+            pending = [e for e, status in zip(pending, statuses) if not 200 <= status < 300]
+            if not pending:
+                break
+            if time.monotonic() - started > deadline_s:
+                return None, sent
+            time.sleep(pause_s)
+    return time.monotonic() - started, sent
+
+
+# --- scenario: the receiver killed during a burst ---------------------------------------------
+
+def receiver_killed_mid_burst(database_url: str, *, events: int = 200, workers: int = 2,
+                              kill_at: float = 0.2, held: int = 3, concurrency: int = 16,
+                              deadline_s: float = 60, extra_env: Mapping[str, str] | None = None,
+                              ) -> ScenarioResult:
+    """SIGKILL the receiver (supervisor and workers) ``kill_at`` of the way into a burst of
+    paid-checkout deliveries, restart it, and repeat every delivery not answered 2xx.
+
+    ``held`` registrations are locked by the scenario before the burst, so that many
+    attempts are certainly mid-way (inside PostgreSQL, holding their event) when the kill
+    comes; the locks are let go right after it. Every event must end completed exactly once
+    and every registration completed, within ``deadline_s`` of the restart.
+    """
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    registrations = [str(uuid.uuid4()) for _ in range(events)]
+    batch = [checkout_session_event("checkout.session.completed", registration_id=rid,
+                                    event_id=f"evt_fault_{uuid.uuid4().hex[:20]}") for rid in registrations]
+    ids = [e["id"] for e in batch]
+    try:
+        with engine.begin() as conn:
+            for rid in registrations:
+                SQL.execute(conn, "add_pending_registration", id=rid, email=f"{rid[:8]}@example.com")
+        blocker = engine.connect()
+        blocker.begin()
+        SQL.all(blocker, "lock_registrations", ids=registrations[:held])
+        answered: dict[str, int] = {}
+        killed_at_answer = max(held + 1, int(events * kill_at))
+        receiver, url = receiver_process(database_url, workers=workers, extra_env=extra_env)
+        processing_at_kill = 0
+        with receiver:
+            kill_now = threading.Event()
+
+            def send(event):
+                answered[event["id"]] = deliver(url, event)
+                if len(answered) >= killed_at_answer:
+                    kill_now.set()
+
+            with ThreadPoolExecutor(concurrency) as pool:
+                # The held events first, so they are certainly in flight at the kill.
+                futures = [pool.submit(send, e) for e in batch]
+                # Wait for the held attempts to hold their events, and for the burst's share.
+                wait_until(lambda: SQL.scalar(engine, "held_attempts", ids=ids[:held]) == held, 30)
+                kill_now.wait(60)
+                receiver.kill_tree()
+                for future in futures:
+                    future.result()
+            blocker.rollback()  # the killed workers' statements end; their sessions with them
+            blocker.close()
+            processing_at_kill = SQL.scalar(engine, "processing_events", ids=ids)
+        unanswered = [e for e in batch if not 200 <= answered.get(e["id"], 0) < 300]
+        restarted, url = receiver_process(database_url, workers=workers, extra_env=extra_env,
+                                          name="receiver-restarted")
+        with restarted:
+            recover_s, redelivered = redeliver_until_done(url, unanswered, deadline_s=deadline_s)
+            # Every attempt has answered: a lock still held now would be a leak in a live worker.
+            leaked_locks = SQL.scalar(engine, "leaked_locks")
+        result = count_outcomes(engine, "receiver SIGKILL mid-burst + redelivery", ids, registrations)
+        result.recover_s = recover_s
+        result.detail.update(workers=workers, processing_at_kill=processing_at_kill,
+                             unanswered_at_kill=len(unanswered), redelivered=redelivered,
+                             leaked_locks=leaked_locks)
+        return result
+    finally:
+        engine.dispose()
+
+
+def count_outcomes(engine: sa.Engine, scenario: str, ids: list[str], registrations: list[str]) -> ScenarioResult:
+    """Lost: an event with no row or not completed, or a registration not completed.
+    Duplicated: an event with more than one row or more than one completed attempt, or a
+    registration named by more than one completed event."""
+    outcomes = SQL.all(engine, "event_outcomes", ids=ids)
+    states = SQL.all(engine, "registration_states", ids=registrations)
+    completed = sum(1 for o in outcomes if o["status"] == "completed" and o["completed_attempts"] == 1)
+    lost_events = sum(1 for o in outcomes if o["rows"] == 0 or o["status"] not in ("completed", "processing"))
+    lost_registrations = sum(1 for s in states if s["processing_status"] != "completed") + (len(registrations) - len(states))
+    duplicated = (sum(1 for o in outcomes if o["rows"] > 1 or o["completed_attempts"] > 1)
+                  + sum(1 for s in states if s["completed_events"] > 1))
+    stuck = sum(1 for o in outcomes if o["status"] == "processing")
+    return ScenarioResult(scenario, before=len(ids), after=completed, lost=lost_events + lost_registrations,
+                          duplicated=duplicated, stuck=stuck, recover_s=None,
+                          detail={"registrations_completed": len(states) - lost_registrations})
+
+
+def wait_until(condition, timeout_s: float, pause_s: float = 0.05) -> bool:
+    """Poll ``condition`` until it is true (True) or ``timeout_s`` passes (False)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(pause_s)
+    return bool(condition())

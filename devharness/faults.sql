@@ -1,0 +1,45 @@
+-- What the fault scenarios (devharness/faults.py) set up and count.
+
+-- name: add_pending_registration
+-- A registration waiting for its payment, as the app writes it before Checkout.
+INSERT INTO registrations (id, email, processing_status, created_at)
+VALUES (CAST(:id AS uuid), :email, 'pending', now())
+
+-- name: lock_registrations
+-- Hold these registrations' rows (FOR UPDATE) so the attempts that apply them wait,
+-- mid-delivery, inside PostgreSQL.
+SELECT id FROM registrations WHERE id = ANY(CAST(:ids AS uuid[])) FOR UPDATE
+
+-- name: processing_events
+-- How many of these events are left 'processing'.
+SELECT count(*) FROM webhook_events
+WHERE stripe_event_id = ANY(CAST(:ids AS text[])) AND processing_status = 'processing'
+
+-- name: held_attempts
+-- How many of these events have an attempt that holds the liveness lock right now.
+SELECT count(*) FROM webhook_event_attempts AS a
+WHERE a.stripe_event_id = ANY(CAST(:ids AS text[])) AND a.outcome = 'processing' AND a.holds_lock
+  AND public.webhook_event_lock_held(a.stripe_event_id)
+
+-- name: event_outcomes
+-- Per event of the list: its rows, its status, and how many of its attempts completed.
+SELECT ids.id AS stripe_event_id,
+       (SELECT count(*) FROM webhook_events AS e WHERE e.stripe_event_id = ids.id) AS rows,
+       (SELECT e.processing_status FROM webhook_events AS e WHERE e.stripe_event_id = ids.id) AS status,
+       (SELECT count(*) FROM webhook_event_attempts AS a
+         WHERE a.stripe_event_id = ids.id AND a.outcome = 'completed') AS completed_attempts
+FROM unnest(CAST(:ids AS text[])) AS ids (id)
+
+-- name: registration_states
+-- Per registration of the list: its status and how many completed events name it.
+SELECT r.id::text AS id, r.processing_status,
+       (SELECT count(*) FROM webhook_events AS e
+         WHERE e.registration_id = r.id AND e.processing_status = 'completed') AS completed_events
+FROM registrations AS r
+WHERE r.id = ANY(CAST(:ids AS uuid[]))
+
+-- name: leaked_locks
+-- How many liveness locks are held at all (none once every attempt has finished).
+SELECT count(*) FROM pg_locks
+WHERE locktype = 'advisory' AND granted AND classid = 22341 AND objsubid = 2
+  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
