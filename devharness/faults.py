@@ -83,7 +83,7 @@ def deliver(url: str, event: Mapping[str, Any], *, timeout_s: float = 15) -> int
         response = conn.getresponse()
         response.read()
         return response.status
-    except OSError:  # refused, reset, timed out: the receiver is gone
+    except (OSError, http.client.HTTPException):  # refused, reset, cut short, timed out: it is gone
         return 0
     finally:
         conn.close()
