@@ -202,3 +202,73 @@ def wait_until(condition, timeout_s: float, pause_s: float = 0.05) -> bool:
             return True
         time.sleep(pause_s)
     return bool(condition())
+
+
+# --- scenario: PostgreSQL restarted under a job -----------------------------------------------
+
+def restart_embedded(data_dir: Path, *, down_s: float = 1.0) -> None:
+    """Stop the embedded PostgreSQL of ``data_dir`` (fast shutdown: every session is ended,
+    open transactions roll back), keep it down ``down_s``, start it again."""
+    from core.embedded import embedded_url, stop_embedded
+
+    stop_embedded(data_dir)
+    time.sleep(down_s)
+    embedded_url(data_dir, keep_running=False)
+
+
+def jobs_command(database_url: str, *args: str, extra_env: Mapping[str, str] | None = None) -> ManagedProcess:
+    """``python -m jobs ARGS`` as a managed child process (started by the caller)."""
+    env = {"DATABASE_URL": database_url, "DASHBOARD_DATABASE_URL": None, **(extra_env or {})}
+    return ManagedProcess([sys.executable, "-m", "jobs", *args], name=f"jobs-{args[0]}", cwd=REPO,
+                          extra_env=env, stop_timeout_s=30)
+
+
+def postgres_restarted_during_cleanup(database_url: str, data_dir: Path, *, events: int = 50_000,
+                                      batch_size: int = 200, down_s: float = 1.0) -> ScenarioResult:
+    """Restart PostgreSQL while ``cleanup`` archives old events in batches: the run must end
+    with exit 1 and be recorded failed with its reason, its lock must be free, and the next
+    run must archive the rest, each event exactly once."""
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    prefix = f"evt_cleanup_{uuid.uuid4().hex[:8]}_"
+    try:
+        with engine.begin() as conn:
+            SQL.execute(conn, "add_old_completed_events", prefix=prefix, n=events, days_ago=200)
+        first = jobs_command(database_url, "cleanup", "--skip-registrations", "--batch-size", str(batch_size))
+        first.start()
+        try:
+            # Restart once some batches are in: mid-run, not before or after it.
+            wait_until(lambda: SQL.one(engine, "archive_counts", prefix=prefix)["archived"] >= 2 * batch_size, 60,
+                       pause_s=0.01)
+            archived_at_restart = SQL.one(engine, "archive_counts", prefix=prefix)["archived"]
+            restart_embedded(data_dir, down_s=down_s)
+            restarted = time.monotonic()
+            first_exit = first.wait(120)
+            first_log = first.log_tail(600)
+        finally:
+            first.close()
+        engine.dispose()
+        runs = SQL.all(engine, "job_runs_of", job="cleanup")
+        lock_free = not SQL.scalar(engine, "job_lock_held", job="cleanup")
+        second = jobs_command(database_url, "cleanup", "--skip-registrations", "--batch-size", str(batch_size))
+        second.start()
+        try:
+            second_exit = second.wait(300)
+        finally:
+            second.close()
+        recover_s = time.monotonic() - restarted
+        counts = SQL.one(engine, "archive_counts", prefix=prefix)
+        lost = events - counts["archived_distinct"] - counts["live"]
+        duplicated = counts["archived"] - counts["archived_distinct"] + (
+            counts["live"] + counts["archived_distinct"] - events if counts["live"] and counts["archived_distinct"] else 0)
+        first_run = runs[0] if runs else {}
+        result = ScenarioResult(
+            f"PostgreSQL restarted ({down_s:g} s down) during cleanup of {events} events",
+            before=events, after=counts["archived_distinct"], lost=max(lost, 0), duplicated=duplicated,
+            stuck=counts["live"], recover_s=recover_s if second_exit == 0 else None,
+            detail={"archived_at_restart": archived_at_restart, "first_exit": first_exit,
+                    "first_run": f"{first_run.get('status')}: {(first_run.get('error') or '')[:80]}",
+                    "lock_free_after": lock_free, "second_exit": second_exit})
+        result.detail["first_log"] = first_log if first_exit != 1 else ""
+        return result
+    finally:
+        engine.dispose()

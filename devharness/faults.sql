@@ -43,3 +43,29 @@ WHERE r.id = ANY(CAST(:ids AS uuid[]))
 SELECT count(*) FROM pg_locks
 WHERE locktype = 'advisory' AND granted AND classid = 22341 AND objsubid = 2
   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+
+-- name: add_old_completed_events
+-- :n completed events created :days_ago days ago, for cleanup to archive.
+INSERT INTO webhook_events (stripe_event_id, event_type, processing_status, payload, attempts,
+                            created_at, processed_at, updated_at, outcome)
+SELECT :prefix || g, 'checkout.session.completed', 'completed',
+       jsonb_build_object('id', :prefix || g, 'type', 'checkout.session.completed'), 1,
+       now() - make_interval(days => :days_ago) + g * interval '1 second',
+       now() - make_interval(days => :days_ago) + g * interval '1 second', now(), 'ignored'
+FROM generate_series(1, :n) AS g
+
+-- name: archive_counts
+-- Where the scenario's events are: still live, archived, archived distinct ids.
+SELECT (SELECT count(*) FROM webhook_events WHERE stripe_event_id LIKE :prefix || '%') AS live,
+       (SELECT count(*) FROM webhook_events_archive WHERE stripe_event_id LIKE :prefix || '%') AS archived,
+       (SELECT count(DISTINCT stripe_event_id) FROM webhook_events_archive
+         WHERE stripe_event_id LIKE :prefix || '%') AS archived_distinct
+
+-- name: job_runs_of
+-- The runs of a job, oldest first.
+SELECT id, status, error, finished_at FROM job_runs WHERE job = :job ORDER BY id
+
+-- name: job_lock_held
+-- True while some session holds the job's advisory lock (jobs/runtime.py's key).
+SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+                AND classid = 22344 AND objid = hashtext(:job)::oid)

@@ -3,7 +3,10 @@ scenarios at full size and prints the table in docs/reliability.md)."""
 
 from __future__ import annotations
 
-from devharness.faults import receiver_killed_mid_burst
+import pytest
+
+from devharness import ThrowawayDatabase, patched_env
+from devharness.faults import postgres_restarted_during_cleanup, receiver_killed_mid_burst
 
 
 def test_a_receiver_killed_mid_burst_loses_nothing_and_recovers_at_the_next_delivery(database_url, db):
@@ -17,3 +20,27 @@ def test_a_receiver_killed_mid_burst_loses_nothing_and_recovers_at_the_next_deli
     assert result.detail["registrations_completed"] == 60
     assert result.recover_s is not None and result.recover_s < 30, result
     assert result.detail["leaked_locks"] == 0
+
+
+@pytest.fixture
+def private_embedded_database():
+    """A migrated database on an embedded PostgreSQL of its own, which a test may restart
+    without disturbing the session's server."""
+    with patched_env({"DATABASE_URL": None}):
+        database = ThrowawayDatabase(prefix="crash_safety").__enter__()
+    try:
+        yield database
+    finally:
+        database.close()
+
+
+def test_postgres_restarted_under_cleanup_fails_the_run_clearly_and_the_next_run_finishes(private_embedded_database):
+    database = private_embedded_database
+    result = postgres_restarted_during_cleanup(database.url, database.data_dir, events=5000, batch_size=100)
+    assert result.detail["archived_at_restart"] < 5000  # the restart came mid-run
+    assert result.detail["first_exit"] == 1, result.detail
+    # Recorded failed with its reason, although the database was down when the run ended.
+    assert result.detail["first_run"].startswith("failed: OperationalError"), result.detail
+    assert result.detail["lock_free_after"] is True
+    assert result.detail["second_exit"] == 0
+    assert (result.lost, result.duplicated, result.stuck, result.after) == (0, 0, 0, 5000), result
