@@ -1,12 +1,14 @@
 """Fault scenarios against real processes: a table of what was lost, duplicated or stuck.
 
     python bench/faults.py            # full size: 1,000 deliveries, 2 and 4 receiver workers
-    python bench/faults.py --quick    # 200 deliveries, 2 workers
+    python bench/faults.py --quick    # 200 deliveries, 2 workers, smaller cleanup
 
 Each scenario runs on a throwaway database (an embedded PostgreSQL in a temporary folder,
 or a scratch database on DATABASE_URL's server) with the reference receiver under uvicorn
-with several worker processes (devharness/faults.py holds the scenarios; the test suite
-runs them at a smaller size, tests/test_crash_safety.py). Prints one row per scenario:
+with several worker processes, the jobs as ``python -m jobs`` processes
+(devharness/faults.py holds the scenarios; the test suite runs them at a smaller size,
+tests/test_crash_safety.py). The PostgreSQL restart scenarios need the embedded server
+(DATABASE_URL unset). Prints one row per scenario:
 events before and after, lost, duplicated, stuck, seconds to recover. Exit code 1 when a
 row is not clean. docs/reliability.md has the figures and the machine.
 """
@@ -19,7 +21,8 @@ import platform
 import sys
 
 from devharness import ThrowawayDatabase, empty_tables
-from devharness.faults import ScenarioResult, receiver_killed_mid_burst
+from devharness.faults import (ScenarioResult, postgres_restarted_during_cleanup, postgres_restarted_under_receiver,
+                               receiver_killed_mid_burst)
 
 
 def table(results: list[ScenarioResult]) -> str:
@@ -57,6 +60,20 @@ def main(argv: list[str] | None = None) -> int:
                                                held=0, concurrency=32, deadline_s=120)
             result.scenario = (f"receiver ({workers} workers) SIGKILL at {kill_at:.0%} of {events} deliveries, "
                                "restart, redelivery")
+            results.append(result)
+            print(table([result]).splitlines()[-1], flush=True)
+        if database.data_dir is None:
+            print("DATABASE_URL is set: the PostgreSQL restart scenarios need the embedded server; skipped")
+        else:
+            empty_tables(engine)
+            result = postgres_restarted_under_receiver(database.url, database.data_dir, events=events // 2,
+                                                       down_s=2.0, concurrency=32, deadline_s=120)
+            results.append(result)
+            print(table([result]).splitlines()[-1], flush=True)
+            empty_tables(engine)
+            result = postgres_restarted_during_cleanup(database.url, database.data_dir,
+                                                       events=20_000 if args.quick else 100_000, batch_size=500)
+            result.detail.pop("first_log", None)
             results.append(result)
             print(table([result]).splitlines()[-1], flush=True)
         engine.dispose()

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -269,6 +270,54 @@ def postgres_restarted_during_cleanup(database_url: str, data_dir: Path, *, even
                     "first_run": f"{first_run.get('status')}: {(first_run.get('error') or '')[:80]}",
                     "lock_free_after": lock_free, "second_exit": second_exit})
         result.detail["first_log"] = first_log if first_exit != 1 else ""
+        return result
+    finally:
+        engine.dispose()
+
+
+def postgres_restarted_under_receiver(database_url: str, data_dir: Path, *, events: int = 300, workers: int = 2,
+                                      restart_at: float = 0.3, down_s: float = 2.0, concurrency: int = 16,
+                                      deadline_s: float = 60) -> ScenarioResult:
+    """Restart PostgreSQL ``restart_at`` of the way into a burst of deliveries to a running
+    receiver: deliveries during the outage are refused (503, nothing recorded) or fail
+    mid-attempt; the receiver is not restarted, Stripe repeats every delivery not answered
+    2xx. Every event must end completed exactly once."""
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    registrations = [str(uuid.uuid4()) for _ in range(events)]
+    batch = [checkout_session_event("checkout.session.completed", registration_id=rid,
+                                    event_id=f"evt_pgrestart_{uuid.uuid4().hex[:20]}") for rid in registrations]
+    ids = [e["id"] for e in batch]
+    try:
+        with engine.begin() as conn:
+            for rid in registrations:
+                SQL.execute(conn, "add_pending_registration", id=rid, email=f"{rid[:8]}@example.com")
+        receiver, url = receiver_process(database_url, workers=workers)
+        with receiver:
+            answered: dict[str, int] = {}
+            restart_now = threading.Event()
+
+            def send(event):
+                answered[event["id"]] = deliver(url, event)
+                if len(answered) >= int(events * restart_at):
+                    restart_now.set()
+
+            with ThreadPoolExecutor(concurrency) as pool:
+                futures = [pool.submit(send, e) for e in batch]
+                restart_now.wait(60)
+                restart_embedded(data_dir, down_s=down_s)
+                restarted = time.monotonic()
+                for future in futures:
+                    future.result()
+            statuses = Counter(answered.values())
+            unanswered = [e for e in batch if not 200 <= answered.get(e["id"], 0) < 300]
+            recover_s, redelivered = redeliver_until_done(url, unanswered, deadline_s=deadline_s)
+            recover_s = None if recover_s is None else time.monotonic() - restarted
+            leaked_locks = SQL.scalar(engine, "leaked_locks")
+        result = count_outcomes(engine, f"PostgreSQL restarted ({down_s:g} s down) under the receiver "
+                                        f"({workers} workers) during {events} deliveries", ids, registrations)
+        result.recover_s = recover_s
+        result.detail.update(answers_during_burst=dict(sorted(statuses.items())), redelivered=redelivered,
+                             leaked_locks=leaked_locks)
         return result
     finally:
         engine.dispose()

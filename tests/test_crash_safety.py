@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from devharness import ThrowawayDatabase, patched_env
-from devharness.faults import postgres_restarted_during_cleanup, receiver_killed_mid_burst
+from devharness.faults import (postgres_restarted_during_cleanup, postgres_restarted_under_receiver,
+                               receiver_killed_mid_burst)
 
 
 def test_a_receiver_killed_mid_burst_loses_nothing_and_recovers_at_the_next_delivery(database_url, db):
@@ -44,3 +45,14 @@ def test_postgres_restarted_under_cleanup_fails_the_run_clearly_and_the_next_run
     assert result.detail["lock_free_after"] is True
     assert result.detail["second_exit"] == 0
     assert (result.lost, result.duplicated, result.stuck, result.after) == (0, 0, 0, 5000), result
+
+
+def test_postgres_restarted_under_the_receiver_loses_no_delivery(private_embedded_database):
+    database = private_embedded_database
+    result = postgres_restarted_under_receiver(database.url, database.data_dir, events=120, restart_at=0.3,
+                                               down_s=1.0, deadline_s=30)
+    assert set(result.detail["answers_during_burst"]) - {200}, result.detail  # the outage was felt
+    assert (result.lost, result.duplicated, result.stuck, result.after) == (0, 0, 0, 120), result
+    assert result.detail["registrations_completed"] == 120
+    assert result.recover_s is not None and result.recover_s < 30
+    assert result.detail["leaked_locks"] == 0
