@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "schedule": "jobs.schedule",
     "hash-password": "jobs.hash_password",
     "retry": "jobs.retry",
+    "watch": "jobs.watch",
 }
 
 

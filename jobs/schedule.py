@@ -63,6 +63,14 @@ def _retry(engine: Engine, now: datetime):
     return retry.run(engine, now=now, trigger=TRIGGER)
 
 
+def _watch(engine: Engine, now: datetime):
+    from jobs import watch
+
+    settings = get_settings()
+    return watch.run(engine, now=now, settings=settings, channels=watch.settings_channels(settings),
+                     trigger=TRIGGER)
+
+
 def _sweep(engine: Engine, now: datetime, *, lookback_hours: int):
     settings = get_settings()
     redeliver = None
@@ -88,6 +96,7 @@ SCHEDULABLE: dict[str, Callable[[Engine, datetime], object]] = {
     "health-snapshot": _health_snapshot,
     "health-report": _health_report,
     "retry": _retry,
+    "watch": _watch,  # one evaluation and delivery per fire time (`watch=* * * * *`: every minute)
     "sweep": lambda engine, now: _sweep(engine, now, lookback_hours=sweep.SCHEDULED_LOOKBACK_HOURS),
     "sweep-daily": lambda engine, now: _sweep(engine, now, lookback_hours=sweep.DEFAULT_LOOKBACK_HOURS),
 }
@@ -132,6 +141,23 @@ def due(entries: list[Entry], after: datetime, until: datetime) -> list[tuple[da
             fires.append((moment, entry.job))
             moment = entry.trigger.get_next_fire_time(moment, moment + timedelta(seconds=1))
     return sorted(fires)
+
+
+def latest_due(entry: Entry, moment: datetime) -> datetime | None:
+    """The entry's last fire time at or before ``moment`` (looking back up to 32 days), or None."""
+    for back in (timedelta(hours=1), timedelta(days=1), timedelta(days=8), timedelta(days=32)):
+        recent = due([entry], moment - back, moment)
+        if recent:
+            return recent[-1][0]
+    return None
+
+
+def load_schedule_quietly(settings: Settings | None = None) -> dict[str, Entry]:
+    """The schedule by job, or {} when it is invalid (the alert rules must not fail on it)."""
+    try:
+        return {entry.job: entry for entry in load_schedule(settings)}
+    except ConfigError:
+        return {}
 
 
 def latest_fire_time(entry: Entry, now: datetime) -> datetime:

@@ -32,7 +32,7 @@ from stripe._http_client import HTTPClient, new_default_http_client
 
 from core.errors import ConfigError, JobFailed
 from core.stripe_api import API_VERSION
-from core.settings import Settings, get_settings
+from core.settings import Settings, get_settings, live_key_destination_problem
 
 LIST_PAGE_SIZE = 100  # Stripe's maximum page size: the fewest requests for a window
 DEFAULT_REQUESTS_PER_SECOND = 15.0  # well under the 25/s test-mode limit
@@ -122,6 +122,9 @@ class StripeGateway:
                  max_network_retries: int = DEFAULT_NETWORK_RETRIES,
                  rate_limit_retries: int = DEFAULT_RATE_LIMIT_RETRIES,
                  rate_limit_backoff_s: float = DEFAULT_RATE_LIMIT_BACKOFF_S):
+        problem = live_key_destination_problem(api_key, api_base)
+        if problem:  # settings check this too; a gateway built by hand must not skip it
+            raise ConfigError(f"STRIPE_API_BASE: {problem}")
         self.api_base = (api_base or stripe.DEFAULT_API_BASE).rstrip("/")
         self.max_network_retries = max_network_retries
         self.rate_limit_retries = rate_limit_retries

@@ -6,6 +6,8 @@ import streamlit as st
 
 from dashboard import data, explorer, figures, metrics
 from dashboard.columns import utc_time
+from dashboard import text
+from dashboard.text import markdown_literal
 
 window = data.current_window()
 st.title("Events")
@@ -77,7 +79,7 @@ download_col.download_button(
     help=f"All {min(total, explorer.EXPORT_MAX_ROWS):,} filtered events"
          + (f" (the newest {explorer.EXPORT_MAX_ROWS:,})" if total > explorer.EXPORT_MAX_ROWS else ""))
 
-table = st.dataframe(
+table = text.dataframe(
     rows, key=f"events_table_{filters_key}_{page_number}", hide_index=True, on_select="rerun",
     selection_mode="single-row",
     # When, what, how it went and why it failed first; the rest may scroll off to the right.
@@ -110,7 +112,7 @@ if not event:
     st.warning("This event is no longer in the database (moved to the archive by cleanup?).")
     st.stop()
 
-st.subheader(f"{event['event_type']} · {event['stripe_event_id']}")
+st.subheader(f"{markdown_literal(event['event_type'])} · {markdown_literal(event['stripe_event_id'])}")
 cols = st.columns(4)
 cols[0].metric("Status", event["processing_status"])
 cols[1].metric("Attempts", event["attempts"])
@@ -121,7 +123,8 @@ times = [("received", event.get("created_at")), ("created at Stripe", event.get(
          ("processing started", event.get("processing_started_at")), ("processed", event.get("processed_at"))]
 st.caption(" · ".join(f"{label} {value:%Y-%m-%d %H:%M:%S} UTC" for label, value in times if value is not None))
 if event.get("error_message"):
-    st.error(f"**Error{' (' + event['error_category'] + ')' if event.get('error_category') else ''}**")
+    category = f" ({markdown_literal(event['error_category'])})" if event.get("error_category") else ""
+    st.error(f"**Error{category}**")
     st.code(event["error_message"], language=None, wrap_lines=True)
 if event.get("error_details"):
     with st.expander("Error details"):

@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, figures, metrics
+from dashboard import text
 from dashboard.window import allowed_buckets
 
 window = data.current_window()
@@ -67,8 +68,8 @@ statuses = pd.DataFrame({"processing_status": figures.STATUSES,
                          "events": [int(current.get(s) or 0) for s in figures.STATUSES]})
 
 span = (window.start, window.end)
-st.plotly_chart(figures.volume_chart(by_bucket, bucket=window.bucket, x_range=span), key="volume")
+text.plotly_chart(figures.volume_chart(by_bucket, bucket=window.bucket, x_range=span), key="volume")
 left, right = st.columns(2)
-left.plotly_chart(figures.failure_rate_chart(by_bucket, bucket=window.bucket, x_range=span), key="failure_rate")
-right.plotly_chart(figures.status_chart(statuses), key="statuses")
-st.plotly_chart(figures.event_types_chart(types), key="event_types")
+text.plotly_chart(where=left, fig=figures.failure_rate_chart(by_bucket, bucket=window.bucket, x_range=span), key="failure_rate")
+text.plotly_chart(where=right, fig=figures.status_chart(statuses), key="statuses")
+text.plotly_chart(figures.event_types_chart(types), key="event_types")
