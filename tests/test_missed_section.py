@@ -12,6 +12,7 @@ import sqlalchemy as sa
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from dashboard import auth
 from devharness import AsgiServerThread
 from local_stripe import checkout_session
 from tests.factories import add_registration
@@ -31,8 +32,10 @@ def fresh_cache():
 
 
 def page() -> AppTest:
+    """The page as a session logged in as ana (what the entry script's login sets)."""
     at = AppTest.from_file(PAGE, default_timeout=30)
     at.user = {"is_logged_in": True, "email": "ana@example.com"}
+    at.session_state[auth.IDENTITY_KEY] = "ana@example.com"
     return at
 
 
@@ -45,7 +48,8 @@ def wait_for(at, predicate, seconds: float = 60) -> None:
     while time.monotonic() < deadline and not predicate(at):
         time.sleep(0.5)
         at.run()
-    assert predicate(at), ([e.value for e in at.error], [w.value for w in at.warning])
+    assert predicate(at), ([e.value for e in at.error], [w.value for w in at.warning],
+                           [i.value for i in at.info], [s.value for s in at.success])
 
 
 def test_nothing_missed_and_no_replay_url(db, stripe_server):

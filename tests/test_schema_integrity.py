@@ -26,7 +26,8 @@ def check_values(engine, table: str, column: str) -> set[str]:
     return set(re.findall(r"'([^']*)'::text", found[0]))
 
 
-@pytest.mark.parametrize("table", ["job_runs", "reconciliation_runs", "cleanup_runs", "database_health_snapshots"])
+@pytest.mark.parametrize("table", ["job_runs", "reconciliation_runs", "cleanup_runs", "database_health_snapshots",
+                                   "sweep_runs"])
 def test_every_run_table_accepts_exactly_the_declared_triggers(engine, table):
     assert check_values(engine, table, "trigger") == set(TRIGGERS)
     assert "test" not in TRIGGERS
@@ -65,6 +66,9 @@ FOREIGN_KEYS = {
     ("cleanup_runs", "reconciliation_run_id"): "reconciliation_runs",
     ("registrations_archive", "cleanup_run_id"): "cleanup_runs",
     ("webhook_events_archive", "cleanup_run_id"): "cleanup_runs",
+    ("sweep_runs", "job_run_id"): "job_runs",
+    ("missed_events", "sweep_run_id"): "sweep_runs",
+    ("missed_events", "last_sweep_run_id"): "sweep_runs",
 }
 
 

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -138,6 +139,14 @@ def test_dry_run_records_no_event(db, stripe_server):
         assert conn.execute(sa.text("SELECT dry_run FROM sweep_runs")).scalar_one() is True
 
 
+def test_events_still_in_flight_are_left_alone(db, stripe_server):
+    stripe_server.add_event("checkout.session.completed", checkout_session(created=ts(-timedelta(seconds=30))),
+                            id="evt_just_created", created=ts(-timedelta(seconds=30)), pending_webhooks=1)
+    report = sweep_now(db)
+    assert report.stripe_events_found == 0 and missed(db) == {}
+    assert report.window_end == NOW - sweep.IN_FLIGHT_GRACE
+
+
 def test_a_short_lookback_leaves_older_events_alone(db, stripe_server):
     plant(stripe_server, db)
     report = sweep_now(db, lookback_hours=6)
@@ -173,8 +182,8 @@ def test_429s_beyond_the_retries_fail_the_run_and_record_nothing(db, stripe_serv
 def test_pages_are_the_fewest_stripe_allows(db, stripe_server):
     for n in range(250):
         stripe_server.add_event("checkout.session.completed", checkout_session(
-            created=ts(-timedelta(minutes=n + 1))), id=f"evt_{n:04d}",
-            created=ts(-timedelta(minutes=n + 1)), pending_webhooks=1 if n < 120 else 0)
+            created=ts(-timedelta(minutes=n + 3))), id=f"evt_{n:04d}",
+            created=ts(-timedelta(minutes=n + 3)), pending_webhooks=1 if n < 120 else 0)
     report = sweep_now(db)
     assert report.stripe_events_found == 250 and report.missing_found == 250
     assert report.undelivered_found == 120
@@ -204,9 +213,14 @@ def test_command_line(db, stripe_server, database_url, tmp_path):
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines()[-1].startswith("error: --lookback-hours must be")
 
-    # The CLI works with the wall clock: plant an event of the last hour.
-    stripe_server.add_event("checkout.session.completed", checkout_session(), id="evt_recent",
-                            pending_webhooks=1, delivery_success=False)
+    # The CLI works with the wall clock: plant an event of the last hour, and one of the last
+    # seconds, which may still be on its way and is left alone.
+    ten_minutes_ago = int(time.time()) - 600
+    stripe_server.add_event("checkout.session.completed", checkout_session(created=ten_minutes_ago),
+                            id="evt_recent", created=ten_minutes_ago, pending_webhooks=1,
+                            delivery_success=False)
+    stripe_server.add_event("checkout.session.completed", checkout_session(), id="evt_in_flight",
+                            pending_webhooks=1)
     found = subprocess.run([sys.executable, "-m", "jobs", "sweep", "--lookback-hours", "1", "--json"],
                            cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert found.returncode == 3, found.stderr
