@@ -16,6 +16,7 @@ from dashboard import data, gateway, metrics
 from dashboard.columns import row_id, utc_time
 from jobs import sweep
 from jobs.runtime import job_is_running
+from queries import fetch_one
 
 LAUNCH_KEY = "sweep_launch"    # the gateway's BackgroundRun this browser session started
 RESULT_KEY = "sweep_result"    # its outcome, shown until the next run
@@ -95,7 +96,11 @@ def progress() -> None:
         data.refresh()
         st.rerun()
     who = "this page" if launch is not None else "elsewhere (schedule or a terminal)"
-    st.info(f"**A sweep is running** (started from {who}); the actions come back when it ends.",
+    row = fetch_one(data.get_engine(), "sweep_progress") or {}
+    done = row.get("progress") or {}
+    so_far = (f" {int(done.get('events_read', 0)):,} events read in {int(done.get('pages', 0)):,} pages, "
+              f"{int(done.get('missing', 0)):,} missing so far." if done else "")
+    st.info(f"**A sweep is running** (started from {who}).{so_far} The actions come back when it ends.",
             icon=":material/sync:")
 
 

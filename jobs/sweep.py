@@ -161,7 +161,7 @@ def run(engine: Engine, *, now: datetime, gateway: EventSource,
                 lookback_hours=int(lookback_hours), window_start=window_start,
                 window_end=window_end, started_at=now, job_run_id=job.id).scalar_one()
         try:
-            _sweep(engine, report, gateway, filters, now=now, say=say)
+            _sweep(engine, report, gateway, filters, now=now, say=say, job=job)
             if report.replay:
                 _replay(engine, report, redeliver, now=now, say=say)
             if not dry_run:
@@ -180,7 +180,7 @@ def run(engine: Engine, *, now: datetime, gateway: EventSource,
 
 
 def _sweep(engine: Engine, report: SweepReport, gateway: EventSource,
-           filters: list[dict[str, Any]], *, now: datetime, say) -> None:
+           filters: list[dict[str, Any]], *, now: datetime, say, job=None) -> None:
     gte, lt = int(report.window_start.timestamp()), int(report.window_end.timestamp())
     # Pass 1: what Stripe itself reports as not (yet) delivered to every endpoint.
     undelivered: set[str] = set()
@@ -200,6 +200,9 @@ def _sweep(engine: Engine, report: SweepReport, gateway: EventSource,
             if len(batch) >= COMPARE_BATCH:
                 _compare(engine, report, batch, undelivered, now=now)
                 batch = []
+                if job is not None:  # for whoever follows the run (the dashboard)
+                    job.report_progress(events_read=report.stripe_events_found,
+                                        pages=gateway.pages_read, missing=report.missing_found)
             if time.monotonic() - last_said >= 2:
                 last_said = time.monotonic()
                 say(f"  {report.stripe_events_found:,} events read ({gateway.pages_read:,} pages), "

@@ -51,3 +51,11 @@ SELECT id, status, trigger, dry_run, replay, lookback_hours, started_at, duratio
        replayed, recovered, still_missing, stripe_requests, error
 FROM sweep_runs
 WHERE id = :run_id
+
+-- name: sweep_progress
+-- What the running sweep has done so far (its job_runs progress), if one runs.
+SELECT started_at, trigger, progress
+FROM job_runs
+WHERE job = 'sweep' AND status = 'running'
+ORDER BY started_at DESC
+LIMIT 1

@@ -100,3 +100,19 @@ def test_sweep_now_then_replay_after_its_plan(db, stripe_server, engine, monkeyp
     with db.connect() as conn:
         assert conn.execute(sa.text("SELECT status FROM missed_events")).scalar_one() == "recovered"
         assert conn.execute(sa.text("SELECT processing_status FROM registrations")).scalar_one() == "completed"
+
+
+def test_a_sweep_running_elsewhere_is_followed_instead_of_the_actions(db, stripe_server):
+    from jobs.runtime import job_lock
+
+    with db.begin() as conn:
+        conn.execute(sa.text("""
+            INSERT INTO job_runs (job, status, trigger, started_at, host, progress)
+            VALUES ('sweep', 'running', 'schedule', now(), 'elsewhere',
+                    '{"events_read": 1200, "pages": 12, "missing": 3}'::jsonb)"""))
+    with job_lock(db, "sweep"):
+        at = page().run()
+    assert not at.exception, at.exception
+    assert any("A sweep is running" in i.value and "1,200 events read in 12 pages, 3 missing" in i.value
+               for i in at.info)
+    assert not any(b.key == "sweep_now" for b in at.button)
