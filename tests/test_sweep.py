@@ -250,3 +250,21 @@ def test_the_demo_sweep_finds_the_events_the_app_never_received(db, stripe_serve
     assert set(rows) == set(planted) and rows
     assert report.delivered_unrecorded == sum(1 for e in planted.values() if e["pending_webhooks"] == 0) > 0
     assert any(not r["stripe_says_delivered"] for r in rows.values())
+
+
+def test_the_schedule_runs_a_short_and_a_daily_sweep(db, stripe_server, monkeypatch):
+    from jobs import schedule
+
+    plant(stripe_server, db)
+    # A replay URL without a signing secret: the sweep still finds, it only does not replay.
+    monkeypatch.setenv("MONITOR_REPLAY_URL", "http://127.0.0.1:9/stripe/webhook")
+    monkeypatch.delenv("STRIPE_WEBHOOK_SECRET", raising=False)
+    now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    for job in ("sweep", "sweep-daily"):
+        outcome = schedule.fire(db, job, fire_time=now, now=now)
+        assert outcome.status == "ran", outcome
+    with db.connect() as conn:
+        runs = conn.execute(sa.text(
+            "SELECT trigger, lookback_hours, replay FROM sweep_runs ORDER BY id")).all()
+    assert [tuple(r) for r in runs] == [("schedule", sweep.SCHEDULED_LOOKBACK_HOURS, False),
+                                        ("schedule", sweep.DEFAULT_LOOKBACK_HOURS, False)]
