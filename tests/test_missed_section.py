@@ -16,7 +16,6 @@ from dashboard import auth
 from devharness import AsgiServerThread
 from local_stripe import checkout_session
 from tests.factories import add_registration
-from tests.stripe_server import stripe_server  # noqa: F401
 from tests.test_missed_events_pages import add_missed
 from tracking.receiver import Receiver
 

@@ -21,7 +21,6 @@ from jobs.stripe_gateway import gateway_from_settings
 from local_stripe import checkout_session
 from tests.conftest import REPO
 from tests.factories import add_event
-from tests.stripe_server import stripe_server  # noqa: F401
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 TYPES = sweep_event_types(DEFAULT_SWEEP_EVENT_TYPES)
