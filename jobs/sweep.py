@@ -102,10 +102,12 @@ class SweepReport:
 
 
 def request_filters(types: Iterable[str]) -> list[dict[str, Any]]:
-    """The fewest list requests covering ``types``: exact types in groups of 20
-    (``types[]``), each ``group.*`` on its own (``type``; Stripe takes no wildcard in types)."""
-    exact = [t for t in types if not t.endswith("*")]
+    """The fewest list requests covering ``types``, each event listed once: exact types in
+    groups of 20 (``types[]``), each ``group.*`` on its own (``type``; Stripe takes no
+    wildcard in types), exact types a group covers left out."""
     groups = [t for t in types if t.endswith("*")]
+    # An exact type a group already covers would list its events twice.
+    exact = [t for t in types if not t.endswith("*") and not any(t.startswith(g[:-1]) for g in groups)]
     filters: list[dict[str, Any]] = [{"types": exact[n:n + MAX_TYPES_PER_REQUEST]}
                                      for n in range(0, len(exact), MAX_TYPES_PER_REQUEST)]
     filters += [{"type": group} for group in groups]

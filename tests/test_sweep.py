@@ -194,6 +194,8 @@ def test_more_than_twenty_types_and_groups_are_split_as_stripe_requires(db, stri
     types = [f"custom.event_{n}" for n in range(30)] + ["checkout.session.completed", "invoice.*"]
     filters = sweep.request_filters(types)
     assert [len(f.get("types", [])) for f in filters] == [20, 11, 0] and filters[-1] == {"type": "invoice.*"}
+    assert sweep.request_filters(["invoice.paid", "invoice.*", "charge.succeeded"]) == [
+        {"types": ["charge.succeeded"]}, {"type": "invoice.*"}]
     stripe_server.add_event("invoice.paid", {"id": "in_1", "object": "invoice", "amount": 1},
                             id="evt_invoice", created=ts(-timedelta(hours=1)), pending_webhooks=1)
     stripe_server.add_event("checkout.session.completed", checkout_session(created=ts(-timedelta(hours=1))),
