@@ -8,6 +8,19 @@
 -- Demo objects carry metadata.source = 'demo-data' and registrations use the reserved
 -- example.com/.org/.net domains: that is how --reset knows it replaces only demo rows.
 
+-- name: set_work_mem
+-- The staging tables are sorted and hashed in memory: room for that, for this transaction only.
+SET LOCAL work_mem = '128MB'
+
+-- name: analyze_loaded
+-- Fresh statistics right after the load, so the dashboard's first queries get good plans.
+ANALYZE webhook_events, registrations
+
+-- name: vacuum_loaded
+-- A bulk load leaves the visibility map empty, so index-only scans (the dashboard's window
+-- queries) would still visit every row until autovacuum came by. Outside a transaction.
+VACUUM (ANALYZE) webhook_events, registrations
+
 -- name: create_uniform
 -- demo_u(seed, i, salt): a uniform number in [0, 1) for row i and purpose salt.
 CREATE OR REPLACE FUNCTION pg_temp.demo_u(seed bigint, i bigint, salt integer)
@@ -518,6 +531,8 @@ FROM demo_slots s
 ORDER BY s.created_at
 
 -- name: insert_registrations
+-- The registrations in the state their webhooks left them (stale pendings and the planted
+-- reconciliation mismatches included), oldest first.
 INSERT INTO registrations (id, stripe_checkout_session_id, email, processing_status, amount_total,
                            currency, created_at, completed_at, updated_at)
 SELECT registration_id, session_id, email, local_status, local_amount, local_currency,
@@ -556,6 +571,7 @@ ORDER BY created_at DESC
 LIMIT :max_events
 
 -- name: load_summary
+-- What the load left in the tables, for the report.
 SELECT (SELECT count(*) FROM webhook_events)                                           AS events,
        (SELECT count(*) FROM webhook_events WHERE processing_status = 'failed')        AS failed_events,
        (SELECT count(*) FROM registrations)                                            AS registrations

@@ -26,13 +26,14 @@ from sqlalchemy.engine import Engine
 
 from core.errors import ConfigError, JobBusy
 from core.settings import Settings, get_settings, schedule_entries
-from jobs import cleanup, health_report, health_snapshot, reconcile, sql_files
+from core.sql import load_package
+from jobs import cleanup, health_report, health_snapshot, reconcile
 from jobs.runtime import error_line
 from jobs.stripe_gateway import gateway_from_settings
 
 HELP = ("run the jobs on the schedule in MONITOR_SCHEDULE (by default reconciliation and "
         "cleanup daily, a health snapshot hourly, the health report on Monday mornings)")
-SQL = sql_files.load("schedule.sql")
+SQL = load_package("jobs", "schedule.sql")
 TRIGGER = "schedule"
 # A fire missed by up to this much (the machine was busy or asleep) still runs, once.
 MISFIRE_GRACE = timedelta(minutes=10)
@@ -46,7 +47,7 @@ def _reconcile(engine: Engine, now: datetime):
 
 
 def _cleanup(engine: Engine, now: datetime):
-    return cleanup.run(engine, now=now, trigger=TRIGGER)
+    return cleanup.run(engine, now=now, trigger=TRIGGER, **cleanup.stripe_from_settings(get_settings()))
 
 
 def _health_snapshot(engine: Engine, now: datetime):
@@ -127,9 +128,9 @@ def fire(engine: Engine, job: str, *, fire_time: datetime, now: datetime,
     so one failing job does not stop the scheduler."""
     try:
         with engine.begin() as conn:
-            claimed = conn.execute(SQL["claim_fire_time"], {
-                "job": job, "fire_time": fire_time, "host": host or socket.gethostname()}).first()
-            conn.execute(SQL["forget_old_claims"], {"job": job, "before": fire_time - KEEP_CLAIMS})
+            claimed = SQL.execute(conn, "claim_fire_time", job=job, fire_time=fire_time,
+                                  host=host or socket.gethostname()).first()
+            SQL.execute(conn, "forget_old_claims", job=job, before=fire_time - KEEP_CLAIMS)
         if not claimed:
             return Outcome(job, fire_time, "claimed_elsewhere", "another scheduler runs this one")
         result = SCHEDULABLE[job](engine, now)

@@ -36,12 +36,12 @@ import sqlalchemy as sa
 import stripe
 from sqlalchemy.engine import Connection, Engine
 
-from queries import load_queries
+from core.sql import load_package
 
 log = logging.getLogger(__name__)
 
 # Built once: each delivery runs several of these statements.
-SQL: dict[str, sa.TextClause] = {name: query.statement for name, query in load_queries("tracking").items()}
+SQL: dict[str, sa.TextClause] = {name: query.statement for name, query in load_package("tracking").items()}
 
 PROCESS, SKIP_DUPLICATE, RETRY_LATER = "process", "skip_duplicate", "retry_later"
 ERROR_CATEGORIES = ("network", "validation", "database", "stripe", "unknown")
