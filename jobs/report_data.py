@@ -39,15 +39,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def rows(conn: Connection, name: str, **params: Any) -> list[dict[str, Any]]:
-    """A dashboard query's rows as plain dicts (the same statement the page runs)."""
-    result = conn.execute(QUERIES[name].statement, params).mappings()
-    return [{key: _plain(value) for key, value in row.items()} for row in result]
+def plain(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of a dashboard query (``QUERIES.all``: the statement the page runs) as plain values."""
+    return [{key: _plain(value) for key, value in item.items()} for item in found]
 
 
-def row(conn: Connection, name: str, **params: Any) -> dict[str, Any]:
-    found = rows(conn, name, **params)
-    return found[0] if found else {}
+def first(found: list[dict[str, Any]]) -> dict[str, Any]:
+    """The one row of a totals query as plain values ({} when it returned none)."""
+    return plain(found)[0] if found else {}
 
 
 @dataclass
@@ -99,7 +98,7 @@ class ReportData:
 
 def _database(conn: Connection, start: datetime, end: datetime) -> dict[str, Any]:
     """Size at the period's first and last daily snapshot and the growth between them."""
-    sizes = rows(conn, "database_size_history", start=start, end=end, bucket="day")
+    sizes = plain(QUERIES.all(conn, "database_size_history", start=start, end=end, bucket="day"))
     if not sizes:
         return {"snapshots": 0, "first_bytes": None, "last_bytes": None, "growth_bytes": None,
                 "last_taken_at": None}
@@ -114,12 +113,12 @@ def period_numbers(conn: Connection, *, start: datetime, end: datetime, stuck_mi
     return PeriodNumbers(
         start=start,
         end=end,
-        events=row(conn, "event_kpis", start=start, end=end,
-                   stuck_before=end - timedelta(minutes=stuck_minutes)),
-        failures_by_category=rows(conn, "failed_events_by_category", start=start, end=end),
-        payments=rows(conn, "completed_payments_by_currency", start=start, end=end),
-        reconciliation=row(conn, "reconciliation_period_summary", start=start, end=end),
-        cleanup=row(conn, "cleanup_period_summary", start=start, end=end),
+        events=first(QUERIES.all(conn, "event_kpis", start=start, end=end,
+                   stuck_before=end - timedelta(minutes=stuck_minutes))),
+        failures_by_category=plain(QUERIES.all(conn, "failed_events_by_category", start=start, end=end)),
+        payments=plain(QUERIES.all(conn, "completed_payments_by_currency", start=start, end=end)),
+        reconciliation=first(QUERIES.all(conn, "reconciliation_period_summary", start=start, end=end)),
+        cleanup=first(QUERIES.all(conn, "cleanup_period_summary", start=start, end=end)),
         database=_database(conn, start, end),
     )
 
@@ -130,13 +129,13 @@ def collect(conn: Connection, *, start: datetime, end: datetime, stuck_minutes: 
     data = ReportData(
         current=period_numbers(conn, start=start, end=end, stuck_minutes=stuck_minutes),
         previous=period_numbers(conn, start=start - length, end=start, stuck_minutes=stuck_minutes),
-        days=rows(conn, "events_by_bucket", start=start, end=end, bucket="day"),
-        error_groups=rows(conn, "error_fingerprints", start=start, end=end, limit=TOP_ERROR_GROUPS),
-        reconciliation_kinds=rows(conn, "reconciliation_kinds_in_period", start=start, end=end),
-        review_queue=row(conn, "review_queue_at", start=start, end=end),
-        review_amounts=rows(conn, "review_amounts_at", end=end),
+        days=plain(QUERIES.all(conn, "events_by_bucket", start=start, end=end, bucket="day")),
+        error_groups=plain(QUERIES.all(conn, "error_fingerprints", start=start, end=end, limit=TOP_ERROR_GROUPS)),
+        reconciliation_kinds=plain(QUERIES.all(conn, "reconciliation_kinds_in_period", start=start, end=end)),
+        review_queue=first(QUERIES.all(conn, "review_queue_at", start=start, end=end)),
+        review_amounts=plain(QUERIES.all(conn, "review_amounts_at", end=end)),
         # The run building this report shows as 'running': not news to its reader.
-        jobs=[job for job in rows(conn, "job_summary", since=start)
+        jobs=[job for job in plain(QUERIES.all(conn, "job_summary", since=start))
               if not (job["job"] == "health-report" and job["last_status"] == "running")],
         stuck_minutes=stuck_minutes,
     )

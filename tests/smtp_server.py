@@ -19,14 +19,16 @@ import ipaddress
 import ssl
 import tempfile
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterator
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from tests.browser_support import free_port
+from devharness import listening_socket, refused_port
 
 
 @dataclass(frozen=True)
@@ -106,8 +108,20 @@ class _Keeper:
         return "250 Message accepted for delivery"
 
 
+class _SocketController(Controller):
+    """aiosmtpd's Controller serving on a socket bound and listening before it starts (no
+    window in which another process could take a "free" port)."""
+
+    def __init__(self, handler, sock, **kwargs):
+        self.sock = sock
+        super().__init__(handler, hostname="127.0.0.1", port=sock.getsockname()[1], **kwargs)
+
+    def _create_server(self):
+        return self.loop.create_server(self._factory_invoker, sock=self.sock, ssl=self.ssl_context)
+
+
 class SmtpServer:
-    """aiosmtpd on a free 127.0.0.1 port. ``starttls`` offers STARTTLS, ``implicit_tls`` is
+    """aiosmtpd on a 127.0.0.1 port of its own. ``starttls`` offers STARTTLS, ``implicit_tls`` is
     smtps, ``credentials`` = (user, password) requires AUTH."""
 
     def __init__(self, *, starttls: bool = False, implicit_tls: bool = False,
@@ -116,15 +130,15 @@ class SmtpServer:
         self.implicit_tls = implicit_tls
         self.credentials = credentials
         self.keeper = _Keeper()
-        self.port = free_port()
+        sock = listening_socket()
+        self.port = sock.getsockname()[1]
         kwargs: dict = {}
         if starttls:
             kwargs["tls_context"] = cert_authority().server_context()
         if credentials:
             kwargs.update(authenticator=self._authenticate, auth_require_tls=False)
-        self.controller = Controller(
-            self.keeper, hostname="127.0.0.1", port=self.port,
-            ssl_context=cert_authority().server_context() if implicit_tls else None, **kwargs)
+        self.controller = _SocketController(
+            self.keeper, sock, ssl_context=cert_authority().server_context() if implicit_tls else None, **kwargs)
 
     def _authenticate(self, server, session, envelope, mechanism, auth_data):
         ok = (isinstance(auth_data, LoginPassword)
@@ -160,6 +174,8 @@ class SmtpServer:
         self.controller.stop()
 
 
-def closed_port_url(scheme: str = "smtp") -> str:
-    """A URL at a 127.0.0.1 port nothing listens on: 'SMTP down'."""
-    return f"{scheme}://127.0.0.1:{free_port()}"
+@contextmanager
+def smtp_down(scheme: str = "smtp") -> Iterator[str]:
+    """A URL at a 127.0.0.1 port that refuses connections for the whole block: 'SMTP down'."""
+    with refused_port() as port:
+        yield f"{scheme}://127.0.0.1:{port}"

@@ -26,7 +26,8 @@ def check_values(engine, table: str, column: str) -> set[str]:
     return set(re.findall(r"'([^']*)'::text", found[0]))
 
 
-@pytest.mark.parametrize("table", ["job_runs", "reconciliation_runs", "cleanup_runs", "database_health_snapshots"])
+@pytest.mark.parametrize("table", ["job_runs", "reconciliation_runs", "cleanup_runs", "database_health_snapshots",
+                                   "health_reports"])
 def test_every_run_table_accepts_exactly_the_declared_triggers(engine, table):
     assert check_values(engine, table, "trigger") == set(TRIGGERS)
     assert "test" not in TRIGGERS
