@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -220,7 +220,5 @@ def _payment_failures(data: ReportData) -> bool:
 
 def period_for(*, days: int, end: date | None, now: datetime) -> tuple[datetime, datetime]:
     """[start, end) of the report: ``days`` days before ``end`` (00:00 UTC that day), or before now."""
-    from datetime import time, timezone
-
     stop = now if end is None else datetime.combine(end, time(0), tzinfo=timezone.utc)
     return stop - timedelta(days=days), stop
