@@ -16,7 +16,7 @@ from core.errors import JobFailed
 from core.settings import get_settings
 from jobs import health_report, schedule
 from tests.report_week import END, NOW, START, build_week
-from tests.smtp_server import SmtpServer, cert_authority, smtp_down
+from devharness.smtp import SmtpServer, cert_authority, closed_port_url
 
 SENDER = "Webhook monitor <monitor@example.org>"
 
@@ -98,9 +98,9 @@ def test_cli_mails_through_starttls_with_auth_and_prints_json(week):
 
 
 def test_smtp_down_exits_1_with_one_line_and_keeps_the_report(week):
-    with smtp_down() as url:
-        result = _cli("--end", "2026-11-23", "--to", "ops@example.org",
-                      env_extra={"MONITOR_SMTP_URL": url, "MONITOR_EMAIL_FROM": SENDER})
+    url = closed_port_url()
+    result = _cli("--end", "2026-11-23", "--to", "ops@example.org",
+                  env_extra={"MONITOR_SMTP_URL": url, "MONITOR_EMAIL_FROM": SENDER})
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"failed: could not send mail through {url}: connection refused (is the server running on that port?) "
@@ -111,8 +111,8 @@ def test_smtp_down_exits_1_with_one_line_and_keeps_the_report(week):
 
 
 def test_a_failed_send_is_retried_by_the_next_scheduled_run(week):
-    with smtp_down() as url, pytest.raises(JobFailed):
-        health_report.run(week, now=NOW, end=END.date(), setup=_setup(url), trigger="cli")
+    with pytest.raises(JobFailed):
+        health_report.run(week, now=NOW, end=END.date(), setup=_setup(closed_port_url()), trigger="cli")
     with SmtpServer() as smtp:
         settings = get_settings(MONITOR_SMTP_URL=smtp.url, MONITOR_EMAIL_FROM=SENDER,
                                 MONITOR_REPORT_EMAIL_TO="ops@example.org")

@@ -8,7 +8,7 @@ import pytest
 from core import mail
 from core.settings import get_settings
 from core.errors import ConfigError
-from tests.smtp_server import SmtpServer, cert_authority, smtp_down
+from devharness.smtp import SmtpServer, cert_authority, closed_port_url
 
 
 def _message(to=("ops@example.org",)):
@@ -109,7 +109,8 @@ def test_a_local_relay_may_take_a_password_without_tls():
 
 
 def test_smtp_down_is_a_clear_one_line_error():
-    with smtp_down() as url, pytest.raises(mail.MailError) as caught:
+    url = closed_port_url()
+    with pytest.raises(mail.MailError) as caught:
         mail.send(_message(), mail.parse_smtp_url(url), timeout=5)
     assert str(caught.value) == f"could not send mail through {url}: connection refused (is the server running on that port?)"
 

@@ -19,16 +19,14 @@ import ipaddress
 import ssl
 import tempfile
 import threading
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from devharness import listening_socket, refused_port
+from devharness.ports import listening_socket
 
 
 @dataclass(frozen=True)
@@ -108,20 +106,8 @@ class _Keeper:
         return "250 Message accepted for delivery"
 
 
-class _SocketController(Controller):
-    """aiosmtpd's Controller serving on a socket bound and listening before it starts (no
-    window in which another process could take a "free" port)."""
-
-    def __init__(self, handler, sock, **kwargs):
-        self.sock = sock
-        super().__init__(handler, hostname="127.0.0.1", port=sock.getsockname()[1], **kwargs)
-
-    def _create_server(self):
-        return self.loop.create_server(self._factory_invoker, sock=self.sock, ssl=self.ssl_context)
-
-
 class SmtpServer:
-    """aiosmtpd on a 127.0.0.1 port of its own. ``starttls`` offers STARTTLS, ``implicit_tls`` is
+    """aiosmtpd on a free 127.0.0.1 port. ``starttls`` offers STARTTLS, ``implicit_tls`` is
     smtps, ``credentials`` = (user, password) requires AUTH."""
 
     def __init__(self, *, starttls: bool = False, implicit_tls: bool = False,
@@ -130,15 +116,17 @@ class SmtpServer:
         self.implicit_tls = implicit_tls
         self.credentials = credentials
         self.keeper = _Keeper()
-        sock = listening_socket()
-        self.port = sock.getsockname()[1]
+        # Bound and listening before aiosmtpd starts, so the port cannot be taken in between.
+        self.socket = listening_socket()
+        self.port = self.socket.getsockname()[1]
         kwargs: dict = {}
         if starttls:
             kwargs["tls_context"] = cert_authority().server_context()
         if credentials:
             kwargs.update(authenticator=self._authenticate, auth_require_tls=False)
-        self.controller = _SocketController(
-            self.keeper, sock, ssl_context=cert_authority().server_context() if implicit_tls else None, **kwargs)
+        self.controller = _BoundController(
+            self.socket, self.keeper, hostname="127.0.0.1", port=self.port,
+            ssl_context=cert_authority().server_context() if implicit_tls else None, **kwargs)
 
     def _authenticate(self, server, session, envelope, mechanism, auth_data):
         ok = (isinstance(auth_data, LoginPassword)
@@ -172,10 +160,31 @@ class SmtpServer:
 
     def __exit__(self, *exc) -> None:
         self.controller.stop()
+        self.socket.close()
 
 
-@contextmanager
-def smtp_down(scheme: str = "smtp") -> Iterator[str]:
-    """A URL at a 127.0.0.1 port that refuses connections for the whole block: 'SMTP down'."""
-    with refused_port() as port:
-        yield f"{scheme}://127.0.0.1:{port}"
+class _BoundController(Controller):
+    """aiosmtpd's controller serving a socket that is already bound and listening."""
+
+    def __init__(self, sock, *args, **kwargs):
+        self._bound_socket = sock
+        super().__init__(*args, **kwargs)
+
+    def _create_server(self):
+        return self.loop.create_server(self._factory_invoker, sock=self._bound_socket, ssl=self.ssl_context)
+
+
+_held: list = []
+
+
+def closed_port_url(scheme: str = "smtp") -> str:
+    """A URL at a 127.0.0.1 port where connections are refused: 'SMTP down'.
+
+    The port stays bound (not listening) until the process ends, so nothing else can start
+    listening there while a test expects it to be down."""
+    import socket
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    _held.append(sock)
+    return f"{scheme}://127.0.0.1:{sock.getsockname()[1]}"
