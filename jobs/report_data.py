@@ -28,6 +28,8 @@ P95_RISE_FACTOR = 1.5
 P95_FLOOR_MS = 500
 # A success rate this much lower than the week before's is called out.
 SUCCESS_DROP = 0.02
+# The seed's success metric: failures detected in under a minute.
+DETECT_TARGET_S = 60
 
 
 def _plain(value: Any) -> Any:
@@ -61,6 +63,8 @@ class PeriodNumbers:
     reconciliation: dict[str, Any]
     cleanup: dict[str, Any]
     database: dict[str, Any]
+    missed: dict[str, Any]
+    alerts: dict[str, Any]
 
     @property
     def auto_fixed_share(self) -> float | None:
@@ -80,6 +84,9 @@ class ReportData:
     review_queue: dict[str, Any]
     review_amounts: list[dict[str, Any]]
     jobs: list[dict[str, Any]]
+    alert_rules: list[dict[str, Any]]
+    missed_open: dict[str, Any]
+    missed_money: list[dict[str, Any]]
     stuck_minutes: int
     attention: list[dict[str, str]] = field(default_factory=list)
 
@@ -120,6 +127,8 @@ def period_numbers(conn: Connection, *, start: datetime, end: datetime, stuck_mi
         reconciliation=first(QUERIES.all(conn, "reconciliation_period_summary", start=start, end=end)),
         cleanup=first(QUERIES.all(conn, "cleanup_period_summary", start=start, end=end)),
         database=_database(conn, start, end),
+        missed=first(QUERIES.all(conn, "missed_events_period_summary", start=start, end=end)),
+        alerts=first(QUERIES.all(conn, "alert_detection_summary", start=start, end=end)),
     )
 
 
@@ -137,6 +146,10 @@ def collect(conn: Connection, *, start: datetime, end: datetime, stuck_minutes: 
         # The run building this report shows as 'running': not news to its reader.
         jobs=[job for job in plain(QUERIES.all(conn, "job_summary", since=start))
               if not (job["job"] == "health-report" and job["last_status"] == "running")],
+        alert_rules=plain(QUERIES.all(conn, "alerts_by_rule_in_period", start=start, end=end)),
+        # Missed events matter until recovered, whatever the period: these are as of now.
+        missed_open=first(QUERIES.all(conn, "missed_events_open")),
+        missed_money=plain(QUERIES.all(conn, "missed_money_at_risk")),
         stuck_minutes=stuck_minutes,
     )
     data.attention = needs_attention(data)
@@ -171,6 +184,22 @@ def needs_attention(data: ReportData) -> list[dict[str, str]]:
         found.append(_attention("critical" if _payment_failures(data) else "warning",
                                 f"{failed:,} event{'s' if failed != 1 else ''} of this period are still failed "
                                 f"({categories}).", "errors"))
+    missing = data.missed_open.get("open_events") or 0
+    if missing:
+        found.append(_attention("critical", f"{missing:,} event{'s' if missing != 1 else ''} Stripe sent never "
+                                "reached the app and " + ("is" if missing == 1 else "are") + " not recovered yet "
+                                "(replay them with python -m jobs sweep --replay).", "events"))
+    firing = sum(rule.get("still_firing") or 0 for rule in data.alert_rules)
+    if firing:
+        found.append(_attention("warning", f"{firing:,} alert{'s' if firing != 1 else ''} of this period "
+                                + ("is" if firing == 1 else "are") + " still firing.", "alerts"))
+    detect = now.alerts.get("median_s")
+    if detect is not None and detect > DETECT_TARGET_S:
+        found.append(_attention("warning", f"Alerts took {detect:,.0f} s to detect (median), above the "
+                                f"{DETECT_TARGET_S} s target.", "alerts"))
+    if now.missed.get("failed_sweeps"):
+        found.append(_attention("warning", f"{now.missed['failed_sweeps']:,} sweep(s) for missed events failed.",
+                                "events"))
     stuck = events.get("stuck") or 0
     if stuck:
         found.append(_attention("warning", f"{stuck:,} event{'s have' if stuck != 1 else ' has'} been 'processing' "

@@ -32,6 +32,8 @@ WEEK = {
     "open_items": 2,             # the week's completed_not_paid (critical) + an older amount_mismatch
     "events_archived": 40,
     "growth_bytes": 500_000,
+    "missed_found": 3,           # one replayed and recovered, one arrived late, one still missing
+    "alerts_fired": 3,           # detected after 20 s, 40 s and 90 s; one still firing
 }
 
 
@@ -87,6 +89,41 @@ def build_week(engine) -> None:
         for at, size in ((START + timedelta(hours=1), 10_000_000), (END - timedelta(hours=1), 10_500_000)):
             conn.execute(sa.text("""INSERT INTO database_health_snapshots (taken_at, database_size_bytes)
                                     VALUES (:at, :size)"""), {"at": at, "size": size})
+
+        # A sweep found 3 events Stripe sent that never arrived: one replayed and recovered, one
+        # arrived late on its own, one (49.00 USD) still missing.
+        sweep_id = conn.execute(sa.text("""
+            INSERT INTO sweep_runs (status, trigger, lookback_hours, window_start, window_end, started_at,
+                                    finished_at, stripe_events_found, missing_found)
+            VALUES ('needs_review', 'schedule', 72, :at - interval '72 hours', :at, :at, :at, 40, 3)
+            RETURNING id"""), {"at": START + timedelta(days=1)}).scalar_one()
+        for i, (status, amount) in enumerate((("recovered", 2500), ("arrived", None), ("missing", 4900))):
+            at = START + timedelta(days=1)
+            conn.execute(sa.text("""
+                INSERT INTO missed_events (stripe_event_id, event_type, stripe_created_at, status, found_at,
+                    sweep_run_id, last_seen_at, amount, currency, retry_deadline, retention_deadline, payload,
+                    replayed_at, recovered_at)
+                VALUES (:id, 'checkout.session.completed', :created, :status, :at, :sweep, :at, :amount,
+                        :currency, :created + interval '3 days', :created + interval '30 days', '{}'::jsonb,
+                        :replayed, :recovered)"""),
+                {"id": f"evt_missed_{i}", "created": at - timedelta(hours=5), "status": status, "at": at,
+                 "sweep": sweep_id, "amount": amount, "currency": "usd" if amount == 4900 else "eur",
+                 "replayed": at + timedelta(minutes=1) if status == "recovered" else None,
+                 "recovered": at + timedelta(minutes=2) if status in ("recovered", "arrived") else None})
+
+        # Alerts: a failed payment event (detected in 20 s, resolved in an hour), a failure rate
+        # (40 s, 30 min) and the missed events (90 s, still firing).
+        for rule, severity, started, detect_s, resolve in (
+                ("payment_event_failed", "critical", START + timedelta(days=2, hours=3), 20, timedelta(hours=1)),
+                ("failure_rate", "warning", START + timedelta(days=4), 40, timedelta(minutes=30)),
+                ("missed_events", "critical", START + timedelta(days=1), 90, None)):
+            fired = started + timedelta(seconds=detect_s)
+            conn.execute(sa.text("""
+                INSERT INTO alerts (rule, fingerprint, severity, status, summary, started_at, fired_at,
+                                    resolved_at, last_seen_at)
+                VALUES (:rule, :rule, :severity, :status, :rule, :started, :fired, :resolved, :fired)"""),
+                {"rule": rule, "severity": severity, "status": "resolved" if resolve else "firing",
+                 "started": started, "fired": fired, "resolved": fired + resolve if resolve else None})
 
         # Jobs: reconcile and health-snapshot fine, cleanup's last run failed.
         for job, status, at in (("reconcile", "completed", START + timedelta(days=6)),
