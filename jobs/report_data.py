@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from dashboard.metrics import format_duration
 from queries import QUERIES
 
 # The seed's success metric: 90 % or more of discrepancies resolved automatically.
@@ -195,8 +196,8 @@ def needs_attention(data: ReportData) -> list[dict[str, str]]:
                                 + ("is" if firing == 1 else "are") + " still firing.", "alerts"))
     detect = now.alerts.get("median_s")
     if detect is not None and detect > DETECT_TARGET_S:
-        found.append(_attention("warning", f"Alerts took {detect:,.0f} s to detect (median), above the "
-                                f"{DETECT_TARGET_S} s target.", "alerts"))
+        found.append(_attention("warning", f"Alerts took {format_duration(detect)} to detect (median), above "
+                                f"the {DETECT_TARGET_S} s target.", "alerts"))
     if now.missed.get("failed_sweeps"):
         found.append(_attention("warning", f"{now.missed['failed_sweeps']:,} sweep(s) for missed events failed.",
                                 "events"))
