@@ -119,6 +119,9 @@ def present(data: report_data.ReportData, *, dashboard_url: str | None, generate
          "delta": "" if rate is None or rate_before is None else f"{(rate - rate_before) * 100:+.1f} pp"},
         {"label": "Failed (still)", "value": _count(ev.get("failed")), "before": _count(ev_before.get("failed")),
          "delta": _delta_count(ev.get("failed"), ev_before.get("failed"))},
+        {"label": "Recovered after a failed attempt", "value": _count(now.outcomes.get("recovered")),
+         "before": _count(before.outcomes.get("recovered")),
+         "delta": _delta_count(now.outcomes.get("recovered"), before.outcomes.get("recovered"))},
         {"label": "p95 processing time", "value": format_duration(None if p95 is None else p95 / 1000),
          "before": format_duration(None if p95_before is None else p95_before / 1000),
          "delta": "" if p95 is None or p95_before is None else f"{p95 - p95_before:+,.0f} ms"},
@@ -133,6 +136,7 @@ def present(data: report_data.ReportData, *, dashboard_url: str | None, generate
     categories_before = {c["category"]: c["failed"] for c in before.failures_by_category}
     worst = max((c["failed"] for c in now.failures_by_category), default=0)
     categories = [{"category": c["category"], "failed": _count(c["failed"]),
+                   "retry_planned": _count(c["retry_planned"]), "needs_person": _count(c["needs_person"]),
                    "before": _count(categories_before.get(c["category"], 0)), "width": _bar(c["failed"], worst)}
                   for c in now.failures_by_category]
     groups = [{"fingerprint": g["fingerprint"], "events": _count(g["events"]),

@@ -66,6 +66,7 @@ class PeriodNumbers:
     database: dict[str, Any]
     missed: dict[str, Any]
     alerts: dict[str, Any]
+    outcomes: dict[str, int]
 
     @property
     def auto_fixed_share(self) -> float | None:
@@ -130,7 +131,14 @@ def period_numbers(conn: Connection, *, start: datetime, end: datetime, stuck_mi
         database=_database(conn, start, end),
         missed=first(QUERIES.all(conn, "missed_events_period_summary", start=start, end=end)),
         alerts=first(QUERIES.all(conn, "alert_detection_summary", start=start, end=end)),
+        outcomes=_outcomes(QUERIES.all(conn, "failure_outcomes", start=start, end=end)),
     )
+
+
+def _outcomes(per_type: list[dict[str, Any]]) -> dict[str, int]:
+    """The Errors page's failure outcomes per event type, summed: events that failed at least
+    once and are still failed, recovered by a later attempt, or being retried."""
+    return {key: sum(int(row[key] or 0) for row in per_type) for key in ("still_failing", "recovered", "retrying")}
 
 
 def collect(conn: Connection, *, start: datetime, end: datetime, stuck_minutes: int = 15) -> ReportData:
@@ -182,9 +190,12 @@ def needs_attention(data: ReportData) -> list[dict[str, str]]:
     failed = events.get("failed") or 0
     if failed:
         categories = ", ".join(f"{c['category']} {c['failed']:,}" for c in now.failures_by_category)
+        unplanned = sum(c.get("needs_person") or 0 for c in now.failures_by_category)
         found.append(_attention("critical" if _payment_failures(data) else "warning",
-                                f"{failed:,} event{'s' if failed != 1 else ''} of this period are still failed "
-                                f"({categories}).", "errors"))
+                                f"{failed:,} event{'s' if failed != 1 else ''} of this period "
+                                + ("is" if failed == 1 else "are") + f" still failed ({categories}); "
+                                + (f"{unplanned:,} with no automatic retry planned." if unplanned
+                                   else "every one has an automatic retry planned."), "errors"))
     missing = data.missed_open.get("open_events") or 0
     if missing:
         found.append(_attention("critical", f"{missing:,} event{'s' if missing != 1 else ''} Stripe sent never "

@@ -6,8 +6,12 @@
 -- name: failed_events_by_category
 -- Events received in [start, end) that are failed now, per error_category (the classifier's
 -- cause: network, database, stripe, validation, unknown; 'uncategorised' for failures
--- recorded without one), largest first.
-SELECT coalesce(error_category, 'uncategorised') AS category, count(*) AS failed
+-- recorded without one), largest first: how many, how many have an automatic retry planned
+-- (next_retry_at set by the error policy) and how many wait for a person (none planned).
+SELECT coalesce(error_category, 'uncategorised')              AS category,
+       count(*)                                               AS failed,
+       count(*) FILTER (WHERE next_retry_at IS NOT NULL)      AS retry_planned,
+       count(*) FILTER (WHERE next_retry_at IS NULL)          AS needs_person
 FROM webhook_events
 WHERE processing_status = 'failed' AND created_at >= :start AND created_at < :end
 GROUP BY 1

@@ -26,7 +26,9 @@ WEEK = {
     "stuck": 1,
     "success_rate": 8 / 11,
     "events_before": 5,          # all completed
-    "categories": [{"category": "network", "failed": 2}, {"category": "validation", "failed": 1}],
+    "categories": [{"category": "network", "failed": 2, "retry_planned": 1, "needs_person": 1},
+                   {"category": "validation", "failed": 1, "retry_planned": 0, "needs_person": 1}],
+    "recovered": 1,
     "discrepancies": 10,         # 9 auto-fixed + 1 sent to review
     "auto_fixed": 9,
     "open_items": 2,             # the week's completed_not_paid (critical) + an older amount_mismatch
@@ -57,6 +59,12 @@ def build_week(engine) -> None:
                   event_type="checkout.session.completed")
         for i in range(5):
             add_event(conn, created_at=BEFORE + timedelta(days=i, hours=9), duration_ms=50)
+        # One network failure has its automatic retry planned; one completed event needed two
+        # attempts (recovered).
+        conn.execute(sa.text("""UPDATE webhook_events SET next_retry_at = created_at + interval '1 hour'
+                                WHERE error_message = 'connect timeout after 95 ms to db-7'"""))
+        conn.execute(sa.text("""UPDATE webhook_events SET attempts = 2
+                                WHERE processing_status = 'completed' AND processing_duration_ms = 300"""))
 
         # Payments completed in the week: 3 x 25.00 EUR and 1 x 500 JPY.
         for i in range(3):

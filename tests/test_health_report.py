@@ -65,7 +65,8 @@ def test_one_multipart_message_per_run_with_the_weeks_numbers(week):
     assert message["To"] == "ops@example.org, cto@example.org"
     text = message.get_body(("plain",)).get_content().replace("\r\n", "\n")
     html = message.get_body(("html",)).get_content().replace("\r\n", "\n")
-    for words in ("3 events of this period are still failed (network 2, validation 1).",
+    for words in ("3 events of this period are still failed (network 2, validation 1); 2 with no automatic "
+                  "retry planned.", "2   retry planned 1, needs a person 1; before: 0",
                   "Fixed automatically: 9 of 10 = 90.0% (target 90%, met", "75.00 EUR", "500 JPY",
                   "Money waiting for a decision: 25.00 EUR, 49.00 USD", "Events received                            12",
                   "https://monitor.example.org/errors",

@@ -46,9 +46,13 @@ def test_daily_events_and_error_groups_are_the_pages_queries(week, dashboard_eng
     assert data.error_groups[0]["first_seen"] == START + timedelta(days=2, hours=3)
 
 
-def test_failures_by_category_reconciliation_cleanup_and_growth(week):
+def test_failures_by_category_reconciliation_cleanup_and_growth(week, dashboard_engine):
     data = _collect(week)
     assert data.current.failures_by_category == WEEK["categories"]
+    outcomes = fetch_df(dashboard_engine, "failure_outcomes", start=START, end=END)
+    assert data.current.outcomes == {"still_failing": outcomes["still_failing"].sum(),
+                                     "recovered": outcomes["recovered"].sum(), "retrying": 0}
+    assert data.current.outcomes["recovered"] == WEEK["recovered"]
     recon = data.current.reconciliation
     assert (recon["runs"], recon["discrepancies"], recon["auto_fixed"], recon["manual_review"]) == (1, 10, 9, 1)
     assert data.current.auto_fixed_share == pytest.approx(0.9)
@@ -93,7 +97,8 @@ def test_needs_attention_lists_what_a_person_should_look_at(week):
     texts = [(a["level"], a["text"]) for a in _collect(week).attention]
     assert texts[0][0] == "critical"
     joined = " | ".join(text for _, text in texts)
-    assert "3 events of this period are still failed (network 2, validation 1)" in joined
+    assert ("3 events of this period are still failed (network 2, validation 1); "
+            "2 with no automatic retry planned.") in joined
     assert "2 reconciliation items wait for a person (1 critical)" in joined
     assert "The last cleanup run failed: OperationalError: disk full" in joined
     assert "1 event has been 'processing' for more than 15 minutes" in joined
