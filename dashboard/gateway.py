@@ -54,6 +54,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -64,7 +65,7 @@ import sqlalchemy as sa
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from core.db import check_connection, create_jobs_engine, jobs_url
+from core.db import create_jobs_engine, jobs_url
 from core.errors import EXIT_FAILED, EXIT_NEEDS_PERSON, EXIT_OK, EXIT_USAGE, ConfigError, MonitorError
 from core.settings import Settings, get_settings
 from core.sql import Statements, load_package
@@ -77,6 +78,7 @@ KEEP_RUNS = 50
 # A job records its start a moment after its process starts; a job_runs row of the same
 # host and pid older than the start minus this is an old process's.
 CLOCK_SLACK = timedelta(seconds=60)
+WATCH_EVERY_S = 0.25
 _CLI_PREFIX = re.compile(r"^(error|failed|skipped): ")
 
 T = TypeVar("T")
@@ -249,6 +251,19 @@ class BackgroundRun:
                 self._outcome = self._collect()
             return self._outcome
 
+    def _watch(self) -> None:
+        """In a thread of its own: record who started the run as soon as its row exists, and
+        collect the outcome when the process ends (which also reaps it), so both happen even
+        when nobody has the page open."""
+        while not self.finished and self._record_id is None:
+            try:
+                self.record()
+            except Exception:  # the page shows database problems; this thread only retries
+                pass
+            time.sleep(WATCH_EVERY_S)
+        self.process.wait()
+        self.outcome()
+
     def _collect(self) -> Outcome:
         code = int(self.process.returncode)
         try:
@@ -295,6 +310,7 @@ def start(command: str, *args: str, actor: str) -> BackgroundRun:
     process = subprocess.Popen(argv, cwd=PROJECT_ROOT, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL,
                                env=os.environ.copy(), start_new_session=True)
     run = BackgroundRun(uuid.uuid4().hex, command, tuple(map(str, args)), who, started, process, stdout, stderr)
+    threading.Thread(target=run._watch, name=f"watch {command} {process.pid}", daemon=True).start()
     with _RUNS_LOCK:
         _RUNS[run.key] = run
         finished = [key for key, r in _RUNS.items() if r.finished]
@@ -330,6 +346,3 @@ def forget(slot: str) -> None:
     st.session_state.pop(slot, None)
 
 
-def check() -> None:
-    """Connect once with the read-write engine (ConfigError with one line when it cannot)."""
-    check_connection(engine())

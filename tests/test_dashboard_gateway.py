@@ -107,3 +107,19 @@ def test_a_write_the_database_refuses_changes_nothing(db):
     with pytest.raises(gateway.WriteFailed, match="job_runs_status_check"):
         gateway.write(statements, "two_rows", actor="ana")
     assert job_runs(db) == []
+
+
+def test_who_started_a_run_is_recorded_even_when_nobody_follows_it(db):
+    run = gateway.start("health-snapshot", actor="ana@example.com")
+    deadline = time.monotonic() + 30
+    while not [row for row in job_runs(db) if row["started_by"]]:
+        assert time.monotonic() < deadline, job_runs(db)
+        time.sleep(0.1)
+    [row] = job_runs(db)
+    assert row["started_by"] == "ana@example.com" and row["pid"] == run.pid
+    run.process.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while run._outcome is None:  # collected (and the process reaped) by its watcher
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert run.outcome().state == "done"
