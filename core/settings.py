@@ -18,7 +18,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from core.errors import ConfigError
 
 APP_NAME = "stripe-webhook-monitor"
-DEFAULT_SCHEDULE = "reconcile=0 3 * * *;cleanup=30 3 * * *;health-snapshot=0 * * * *"
+DEFAULT_SCHEDULE = ("reconcile=0 3 * * *;cleanup=30 3 * * *;health-snapshot=0 * * * *;"
+                    "health-report=0 7 * * 1")
 
 
 def default_data_dir() -> Path:
@@ -91,6 +92,30 @@ class Settings(BaseSettings):
         description="Time zone the MONITOR_SCHEDULE times are read in (an IANA name).",
     )
 
+    # --- e-mail and the weekly health report (core/mail.py, jobs/health_report.py) ---------
+    MONITOR_SMTP_URL: str | None = Field(
+        None,
+        description="Mail server: smtp://user:password@host:port (port 25 unless given; STARTTLS "
+        "whenever the server offers it, and a password is never sent unencrypted except to "
+        "a loopback relay) or smtps://user:password@host:port (TLS, port 465 unless given). "
+        "Percent-encode special characters in the user name and password.",
+    )
+    MONITOR_EMAIL_FROM: str | None = Field(
+        None,
+        description="Sender address of the mail the monitor sends, e.g. "
+        "'Webhook monitor <monitor@example.org>'.",
+    )
+    MONITOR_REPORT_EMAIL_TO: str | None = Field(
+        None,
+        description="Comma-separated recipients of the weekly health report "
+        "('python -m jobs health-report'; --to overrides).",
+    )
+    MONITOR_DASHBOARD_URL: str | None = Field(
+        None,
+        description="The dashboard's public URL (https://monitor.example.org), for links in "
+        "alerts and reports. Unset: mail carries no links.",
+    )
+
     @field_validator("DATABASE_URL", "DASHBOARD_DATABASE_URL")
     @classmethod
     def _postgres_url(cls, value: str | None) -> str | None:
@@ -115,6 +140,35 @@ class Settings(BaseSettings):
         except (ValueError, ZoneInfoNotFoundError):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name such as UTC or Europe/Berlin)") from None
         return value.strip()
+
+    @field_validator("MONITOR_SMTP_URL")
+    @classmethod
+    def _smtp_url(cls, value: str | None) -> str | None:
+        from core.mail import parse_smtp_url
+
+        if value is None or value.strip() == "":
+            return None
+        parse_smtp_url(value)  # SmtpUrlError is a ValueError: reported without the URL itself
+        return value.strip()
+
+    @field_validator("MONITOR_EMAIL_FROM", "MONITOR_REPORT_EMAIL_TO")
+    @classmethod
+    def _addresses(cls, value: str | None) -> str | None:
+        from core.mail import parse_addresses
+
+        if value is None or value.strip() == "":
+            return None
+        parse_addresses(value)
+        return value.strip()
+
+    @field_validator("MONITOR_DASHBOARD_URL")
+    @classmethod
+    def _dashboard_url(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        if not value.strip().lower().startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL such as https://monitor.example.org")
+        return value.strip().rstrip("/")
 
     @field_validator("STRIPE_API_KEY", "STRIPE_API_BASE", "STRIPE_WEBHOOK_SECRET", "MONITOR_PASSWORD_HASH")
     @classmethod

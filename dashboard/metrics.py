@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from core.checkout import format_money
+
 # The endpoint counts as silent when the time since the last event exceeds this many times
 # the usual (median) gap, and never before this floor: a quiet night with one event an hour
 # should not warn after 3 minutes just because the afternoon was busy.
@@ -52,23 +54,6 @@ def format_duration(seconds: float | None) -> str:
         return f"{hours} h {minutes} min" if minutes else f"{hours} h"
     days, hours = divmod(hours, 24)
     return f"{days} d {hours} h" if hours else f"{days} d"
-
-
-# Stripe amounts are in the currency's smallest unit; these currencies have no minor unit,
-# or three decimals (https://docs.stripe.com/currencies).
-ZERO_DECIMAL_CURRENCIES = frozenset(
-    "bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split())
-THREE_DECIMAL_CURRENCIES = frozenset("bhd jod kwd omr tnd".split())
-
-
-def format_money(amount_minor: Any, currency: Any) -> str | None:
-    """'199.00 EUR' from Stripe's 19900 and 'eur'; '500 JPY' from 500 and 'jpy'; None without an amount."""
-    amount = _number(amount_minor)
-    if amount is None:
-        return None
-    code = str(currency or "").lower()
-    decimals = 0 if code in ZERO_DECIMAL_CURRENCIES else 3 if code in THREE_DECIMAL_CURRENCIES else 2
-    return f"{amount / 10 ** decimals:,.{decimals}f} {code.upper()}".strip()
 
 
 def amounts_column(rows) -> list[str | None]:

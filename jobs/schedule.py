@@ -27,12 +27,12 @@ from sqlalchemy.engine import Engine
 from core.errors import ConfigError, JobBusy
 from core.settings import Settings, get_settings, schedule_entries
 from core.sql import load_package
-from jobs import cleanup, health_snapshot, reconcile
+from jobs import cleanup, health_report, health_snapshot, reconcile
 from jobs.runtime import error_line
 from jobs.stripe_gateway import gateway_from_settings
 
 HELP = ("run the jobs on the schedule in MONITOR_SCHEDULE (by default reconciliation and "
-        "cleanup daily, a health snapshot hourly)")
+        "cleanup daily, a health snapshot hourly, the health report on Monday mornings)")
 SQL = load_package("jobs", "schedule.sql")
 TRIGGER = "schedule"
 # A fire missed by up to this much (the machine was busy or asleep) still runs, once.
@@ -47,11 +47,15 @@ def _reconcile(engine: Engine, now: datetime):
 
 
 def _cleanup(engine: Engine, now: datetime):
-    return cleanup.run(engine, now=now, trigger=TRIGGER)
+    return cleanup.run(engine, now=now, trigger=TRIGGER, **cleanup.stripe_from_settings(get_settings()))
 
 
 def _health_snapshot(engine: Engine, now: datetime):
     return health_snapshot.run(engine, now=now, trigger=TRIGGER)
+
+
+def _health_report(engine: Engine, now: datetime):
+    return health_report.scheduled(engine, now, trigger=TRIGGER)
 
 
 # The jobs a schedule may name, each run with its defaults.
@@ -59,6 +63,7 @@ SCHEDULABLE: dict[str, Callable[[Engine, datetime], object]] = {
     "reconcile": _reconcile,
     "cleanup": _cleanup,
     "health-snapshot": _health_snapshot,
+    "health-report": _health_report,
 }
 
 

@@ -26,7 +26,7 @@ BEGIN
     FOREACH project_table IN ARRAY ARRAY[
         'webhook_events', 'webhook_events_archive', 'registrations', 'registrations_archive',
         'reconciliation_runs', 'reconciliation_items', 'cleanup_runs', 'job_runs',
-        'database_health_snapshots', 'scheduled_runs'
+        'database_health_snapshots', 'scheduled_runs', 'health_reports'
     ] LOOP
         IF to_regclass('public.' || project_table) IS NULL THEN
             CONTINUE;  -- e.g. registrations skipped with --without-reference

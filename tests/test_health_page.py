@@ -58,8 +58,8 @@ def history(db):
             add_event(conn, created_at=NOW - timedelta(days=200, minutes=i), duration_ms=30)
         add_event(conn, created_at=NOW - timedelta(days=200), status="failed", error="boom")
         add_event(conn, created_at=NOW - timedelta(hours=1), duration_ms=30)
-    health_snapshot.run(db, now=NOW - timedelta(hours=3), trigger="test")
-    cleanup.run(db, now=NOW - timedelta(hours=2), events_days=365, skip_registrations=True, trigger="test")
+    health_snapshot.run(db, now=NOW - timedelta(hours=3), trigger="cli")
+    cleanup.run(db, now=NOW - timedelta(hours=2), events_days=365, skip_registrations=True, trigger="cli")
     with pytest.raises(RuntimeError):
         with recorded_run(db, "reconcile", now=NOW - timedelta(hours=1), trigger="schedule"):
             raise RuntimeError("Stripe answered 500")
@@ -183,10 +183,10 @@ def test_empty_frames_give_no_data_figures():
 
 
 def test_cleanup_table_shows_what_a_dry_run_would_have_archived(db):
-    cleanup.run(db, now=NOW, dry_run=True, skip_registrations=True, trigger="test")
+    cleanup.run(db, now=NOW, dry_run=True, skip_registrations=True, trigger="cli")
     with db.begin() as conn:
         add_event(conn, created_at=NOW - timedelta(days=100))
-    cleanup.run(db, now=NOW, dry_run=True, skip_registrations=True, trigger="test")
+    cleanup.run(db, now=NOW, dry_run=True, skip_registrations=True, trigger="cli")
     shown = hf.cleanup_table(fetch_df(db, "cleanup_history", limit=10))
     assert shown["events_archived"].tolist() == [1, 0] and shown["dry_run"].all()
     assert hf.cleanup_chart(fetch_df(db, "cleanup_history", limit=10)).layout.annotations[0].text == \
@@ -203,7 +203,7 @@ def test_cleanup_chart_has_one_bar_group_per_real_run():
 
 
 def test_an_old_snapshot_gives_one_message_instead_of_three_empty_charts(db):
-    health_snapshot.run(db, now=NOW - timedelta(days=3), trigger="test")
+    health_snapshot.run(db, now=NOW - timedelta(days=3), trigger="cli")
     at = page()
     assert any("No health snapshot in the last 24h" in el.value for el in at.info)
     charts = {json.loads(el.proto.spec)["layout"]["title"]["text"] for el in at.get("plotly_chart")}

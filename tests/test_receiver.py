@@ -7,8 +7,6 @@ import hmac
 import http.client
 import json
 import os
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -17,8 +15,9 @@ from datetime import datetime, timezone
 
 import pytest
 import sqlalchemy as sa
-import uvicorn
 
+from devharness import (AsgiServerThread, ManagedProcess, ProcessFailed, http_ready, listening_socket,
+                        socket_url)
 from tests.conftest import REPO
 from tests.factories import add_registration
 from tracking.receiver import MAX_BODY_BYTES, Receiver
@@ -34,29 +33,8 @@ def sign(body: bytes, secret: str = SECRET, timestamp: int | None = None) -> str
     return f"t={signed_at},v1={digest}"
 
 
-class ServerThread:
-    """A real uvicorn serving ``app`` on a free loopback port, in a thread."""
-
-    def __init__(self, app):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
+class ServerThread(AsgiServerThread):
+    """A real uvicorn serving ``app`` on a loopback socket bound beforehand, in a thread."""
 
     def request(self, method: str, path: str, body: bytes = b"", headers: dict | None = None):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
@@ -376,21 +354,26 @@ def test_with_the_database_down_deliveries_get_503_and_health_says_why(db):
 
 # --- as deployed: uvicorn tracking.receiver:app ------------------------------------------
 
-def start_uvicorn(env: dict) -> tuple[subprocess.Popen, int]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "tracking.receiver:app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "info"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    return process, port
+def uvicorn_process(env: dict) -> tuple[ManagedProcess, int]:
+    """``uvicorn tracking.receiver:app`` as deployed, handed a listening loopback socket; its port."""
+    sock = listening_socket()
+    port = sock.getsockname()[1]
+    return ManagedProcess(
+        [sys.executable, "-m", "uvicorn", "tracking.receiver:app", "--fd", str(sock.fileno()),
+         "--log-level", "info"],
+        name="receiver", cwd=REPO, env=env, pass_sockets=[sock],
+        ready=http_ready(socket_url(sock) + "/healthz")), port
 
 
 def test_without_a_webhook_secret_the_receiver_refuses_to_start(database_url):
     env = {k: v for k, v in os.environ.items() if k != "STRIPE_WEBHOOK_SECRET"}
-    process, _ = start_uvicorn(env)
-    output, _ = process.communicate(timeout=60)
+    process, _ = uvicorn_process(env)
+    try:
+        with pytest.raises(ProcessFailed, match="exited with code"):
+            process.start()
+        output = process.log()
+    finally:
+        process.close()
     assert process.returncode != 0
     assert "STRIPE_WEBHOOK_SECRET is not set" in output
     assert "Traceback" not in output
@@ -398,28 +381,14 @@ def test_without_a_webhook_secret_the_receiver_refuses_to_start(database_url):
 
 def test_the_receiver_serves_from_the_environment(database_url, db):
     env = {**os.environ, "STRIPE_WEBHOOK_SECRET": SECRET}
-    process, port = start_uvicorn(env)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                conn.request("GET", "/healthz")
-                health = conn.getresponse()
-                assert health.status == 200, health.read()
-                break
-            except ConnectionRefusedError:
-                assert process.poll() is None and time.monotonic() < deadline, process.stdout.read()
-                time.sleep(0.1)
+    process, port = uvicorn_process(env)
+    with process:
         reg = registration(db)
         body = json.dumps(checkout_session_event("checkout.session.completed", registration_id=reg)).encode()
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         conn.request("POST", "/stripe/webhook", body=body, headers={"Stripe-Signature": sign(body)})
         assert conn.getresponse().status == 200
         assert registration_row(db, reg)["processing_status"] == "completed"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_signed_json_that_postgresql_cannot_store_gets_400_and_writes_nothing(receiver, db):
