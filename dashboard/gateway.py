@@ -34,8 +34,10 @@ API, for every page that writes (Run cleanup, Run now and Resolve use it today):
 ``Outcome.state`` comes from the exit code (declared once in ``core.errors``) and the run
 record, never from message text: ``done`` (exit 0), ``needs_person`` (3), ``refused`` (2:
 bad usage or configuration, nothing done), ``busy`` (1 and the record says ``skipped``:
-another run held the job's lock) and ``failed`` (1, or the process died). ``reason`` is the
-command's last line on stderr, only ever shown as text; ``report`` its ``--json`` output.
+another run held the job's lock) and ``failed`` (1, or the process died). ``report`` is the
+command's ``--json`` report (None when it failed); ``reason`` the one line saying why it
+failed (the ``error`` of the CLI's JSON error object, else its last line on stderr), only
+ever shown as text.
 
 A run's handle lives in a registry of this process keyed by ``run.key``; the session keeps
 only the key, so a page visited again (or another page) finds the same run, and a job keeps
@@ -271,8 +273,13 @@ class BackgroundRun:
         except (sa.exc.SQLAlchemyError, ConfigError):
             record = None
         report = _json_report(_read(self._stdout))
-        lines = [line.strip() for line in _read(self._stderr).splitlines() if line.strip()]
-        reason = _CLI_PREFIX.sub("", lines[-1]) if lines else ""
+        reason = ""
+        if report is not None and set(report) == {"error", "outcome", "exit_code"}:
+            # Under --json the command line reports a failure as this object, not a report.
+            reason, report = str(report["error"]), None
+        if not reason:
+            lines = [line.strip() for line in _read(self._stderr).splitlines() if line.strip()]
+            reason = _CLI_PREFIX.sub("", lines[-1]) if lines else ""
         if not reason and code < 0:
             reason = f"the job's process was stopped (signal {-code})"
         for stream in (self._stdout, self._stderr):

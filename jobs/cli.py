@@ -23,7 +23,7 @@ from functools import cached_property
 
 from core.errors import (EXIT_FAILED, EXIT_NEEDS_PERSON, EXIT_OK, EXIT_USAGE,  # noqa: F401
                          ConfigError, JobBusy, JobFailed)
-from jobs.runtime import TRIGGERS
+from core.runs import TRIGGERS
 
 # command name -> module; each module keeps its job logic and its CLI glue together.
 COMMANDS: dict[str, str] = {
@@ -118,9 +118,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         sub.add_argument("--json", action="store_true",
                          help="print a machine-readable summary on stdout")
         module.add_arguments(sub)
-        if "--trigger" not in sub._option_string_actions:  # a command may declare its own
-            # Who started the run, recorded in job_runs (the dashboard passes 'dashboard').
-            sub.add_argument("--trigger", choices=TRIGGERS, default="cli", help=argparse.SUPPRESS)
+        # Who started the run, recorded in job_runs (the dashboard's gateway passes 'dashboard').
+        sub.add_argument("--trigger", choices=TRIGGERS, default="cli", help=argparse.SUPPRESS)
         sub.set_defaults(_module=module)
     return parser
 

@@ -25,7 +25,8 @@ from sqlalchemy.engine import Engine
 from core import mail
 from core.errors import ConfigError, JobFailed
 from core.sql import load_package
-from dashboard.metrics import format_duration, format_money, format_percent
+from core.checkout import format_money
+from core.formatting import format_duration, format_percent
 from jobs import report_data
 from jobs.health_snapshot import human_bytes
 from jobs.runtime import recorded_run

@@ -27,8 +27,6 @@ SQL = load_package("jobs", "runtime.sql")
 
 # First half of the two-int advisory lock key, so our locks never collide with the app's.
 LOCK_NAMESPACE = 0x5748  # "WH"
-# Who started a run (job_runs.trigger; the column's CHECK lists the same values).
-TRIGGERS = ("cli", "dashboard", "schedule", "test")
 # A job's progress is written at most this often (each write is a short transaction).
 PROGRESS_EVERY_S = 0.5
 

@@ -35,7 +35,7 @@ def cleanup_result(run: gateway.BackgroundRun) -> tuple[str, str, list[str]]:
         return "error", f"{label} did not start: {outcome.reason}", []
     if outcome.state == "busy":
         return "warning", outcome.reason or "Another cleanup run is in progress; nothing was done.", []
-    if outcome.report is None:
+    if outcome.report is None or "run_id" not in outcome.report:
         return "error", f"{label} failed: {outcome.reason or f'exit code {outcome.exit_code}'}", []
     known = {f.name for f in fields(cleanup.CleanupReport)}
     report = cleanup.CleanupReport(**{key: value for key, value in outcome.report.items() if key in known})
