@@ -41,7 +41,7 @@ def _plain(value: Any) -> Any:
 
 def rows(conn: Connection, name: str, **params: Any) -> list[dict[str, Any]]:
     """A dashboard query's rows as plain dicts (the same statement the page runs)."""
-    result = conn.execute(QUERIES[name].statement, params).mappings()
+    result = QUERIES.execute(conn, name, **params).mappings()
     return [{key: _plain(value) for key, value in row.items()} for row in result]
 
 
