@@ -6,6 +6,7 @@ its outcome read from the run record and the exit code."""
 from dataclasses import fields
 
 import pandas as pd
+import sqlalchemy as sa
 import streamlit as st
 
 from core.errors import ConfigError
@@ -67,8 +68,11 @@ def start_cleanup(*, dry_run: bool, pending_days: int, events_days: int, skip_re
 
 def cleanup_running_elsewhere() -> bool:
     """Uncached: does some process (cron, the scheduler, another browser) hold cleanup's lock?"""
-    with data.get_engine().connect() as conn:
-        return job_is_running(conn, cleanup.JOB)
+    try:
+        with data.get_engine().connect() as conn:
+            return job_is_running(conn, cleanup.JOB)
+    except sa.exc.DBAPIError as exc:
+        data.show_problem(data.DatabaseProblem(data.describe_database_error(data.database_url(), exc)))
 
 
 @st.fragment(run_every=PROGRESS_EVERY_S)
