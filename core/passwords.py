@@ -26,8 +26,7 @@ class InvalidHash(ValueError):
     """The configured password hash is not one this module makes."""
 
 
-def b64url(raw: bytes) -> str:
-    """Bytes as base64url text without padding."""
+def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -46,7 +45,7 @@ def hash_password(password: str, *, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int
     if not password:
         raise ValueError("the password must not be empty")
     salt = os.urandom(_SALT_BYTES)
-    return f"scrypt${n}${r}${p}${b64url(salt)}${b64url(_scrypt(password, salt, n, r, p))}"
+    return f"scrypt${n}${r}${p}${_b64(salt)}${_b64(_scrypt(password, salt, n, r, p))}"
 
 
 @dataclass(frozen=True)

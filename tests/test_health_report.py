@@ -16,7 +16,7 @@ from core.errors import JobFailed
 from core.settings import get_settings
 from jobs import health_report, schedule
 from tests.report_week import END, NOW, START, build_week
-from tests.smtp_server import SmtpServer, cert_authority, closed_port_url
+from devharness.smtp import SmtpServer, cert_authority, closed_port_url
 
 SENDER = "Webhook monitor <monitor@example.org>"
 
@@ -56,7 +56,7 @@ def test_one_multipart_message_per_run_with_the_weeks_numbers(week):
     with SmtpServer() as smtp:
         outcome = health_report.run(week, now=NOW, end=END.date(), setup=_setup(smtp.url, ["ops@example.org",
                                                                                              "cto@example.org"]),
-                                    dashboard_url="https://monitor.example.org", trigger="test")
+                                    dashboard_url="https://monitor.example.org", trigger="cli")
         [message] = smtp.messages
     assert outcome.status == "sent" and outcome.retried == []
     assert message.get_content_type() == "multipart/alternative"
@@ -77,7 +77,7 @@ def test_one_multipart_message_per_run_with_the_weeks_numbers(week):
     assert "<script" not in html.lower() and "&lt;script&gt;alert" in html  # an error message is text, not markup
     [row] = _reports(week)
     assert (row["status"], row["attempts"], row["recipients"], row["trigger"]) == (
-        "sent", 1, ["ops@example.org", "cto@example.org"], "test")
+        "sent", 1, ["ops@example.org", "cto@example.org"], "cli")
     assert row["sent_at"] == NOW and (row["period_start"], row["period_end"]) == (START, END)
     assert row["html"] == html and row["text"] == text  # what was mailed is what the page shows
     assert _job_runs(week) == [("completed", None)]
@@ -112,7 +112,7 @@ def test_smtp_down_exits_1_with_one_line_and_keeps_the_report(week):
 
 def test_a_failed_send_is_retried_by_the_next_scheduled_run(week):
     with pytest.raises(JobFailed):
-        health_report.run(week, now=NOW, end=END.date(), setup=_setup(closed_port_url()), trigger="test")
+        health_report.run(week, now=NOW, end=END.date(), setup=_setup(closed_port_url()), trigger="cli")
     with SmtpServer() as smtp:
         settings = get_settings(MONITOR_SMTP_URL=smtp.url, MONITOR_EMAIL_FROM=SENDER,
                                 MONITOR_REPORT_EMAIL_TO="ops@example.org")

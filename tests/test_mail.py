@@ -8,7 +8,7 @@ import pytest
 from core import mail
 from core.settings import get_settings
 from core.errors import ConfigError
-from tests.smtp_server import SmtpServer, cert_authority, closed_port_url
+from devharness.smtp import SmtpServer, cert_authority, closed_port_url
 
 
 def _message(to=("ops@example.org",)):

@@ -26,7 +26,7 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from tests.browser_support import free_port
+from devharness.ports import listening_socket
 
 
 @dataclass(frozen=True)
@@ -116,14 +116,16 @@ class SmtpServer:
         self.implicit_tls = implicit_tls
         self.credentials = credentials
         self.keeper = _Keeper()
-        self.port = free_port()
+        # Bound and listening before aiosmtpd starts, so the port cannot be taken in between.
+        self.socket = listening_socket()
+        self.port = self.socket.getsockname()[1]
         kwargs: dict = {}
         if starttls:
             kwargs["tls_context"] = cert_authority().server_context()
         if credentials:
             kwargs.update(authenticator=self._authenticate, auth_require_tls=False)
-        self.controller = Controller(
-            self.keeper, hostname="127.0.0.1", port=self.port,
+        self.controller = _BoundController(
+            self.socket, self.keeper, hostname="127.0.0.1", port=self.port,
             ssl_context=cert_authority().server_context() if implicit_tls else None, **kwargs)
 
     def _authenticate(self, server, session, envelope, mechanism, auth_data):
@@ -158,8 +160,31 @@ class SmtpServer:
 
     def __exit__(self, *exc) -> None:
         self.controller.stop()
+        self.socket.close()
+
+
+class _BoundController(Controller):
+    """aiosmtpd's controller serving a socket that is already bound and listening."""
+
+    def __init__(self, sock, *args, **kwargs):
+        self._bound_socket = sock
+        super().__init__(*args, **kwargs)
+
+    def _create_server(self):
+        return self.loop.create_server(self._factory_invoker, sock=self._bound_socket, ssl=self.ssl_context)
+
+
+_held: list = []
 
 
 def closed_port_url(scheme: str = "smtp") -> str:
-    """A URL at a 127.0.0.1 port nothing listens on: 'SMTP down'."""
-    return f"{scheme}://127.0.0.1:{free_port()}"
+    """A URL at a 127.0.0.1 port where connections are refused: 'SMTP down'.
+
+    The port stays bound (not listening) until the process ends, so nothing else can start
+    listening there while a test expects it to be down."""
+    import socket
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    _held.append(sock)
+    return f"{scheme}://127.0.0.1:{sock.getsockname()[1]}"
