@@ -27,6 +27,8 @@ VALUES = {
     "run_id": 1,
     "item_id": 1,
     "job": "reconcile",
+    "alert_id": 1,
+    "now": NOW,
     "report_id": 1,
 }
 PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
