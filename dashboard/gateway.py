@@ -6,22 +6,24 @@ process) and the single answer to "can this dashboard write?". Short writes run 
 transaction; long jobs (cleanup, reconciliation, and any job of ``python -m jobs``) run in
 the background as their own process, exactly as from a terminal, and the page follows them.
 
-API, for every page that writes (Run cleanup, Run now and Resolve use it today)::
+API, for every page that writes (Run cleanup, Run now, Resolve, acknowledging and
+silencing alerts use it today)::
 
     from dashboard import gateway
 
     problem = gateway.problem()   # None, or why this dashboard cannot write: show it and
                                   # disable the button (every write also refuses by itself)
+    who = gateway.actor()         # the logged-in identity every write records
 
     # One named statement (a core.sql block that names :actor, who did it), one transaction:
-    rows = gateway.write(SQL, "acknowledge_alert", actor=gateway.actor(), alert_id=7)
+    rows = gateway.write(SQL, "close_thing", actor=who, thing_id=7)
 
     # A domain function that owns its checks and statements, run with the gateway's engine
     # (it gets the engine as its first argument):
     gateway.call(review.resolve_item, item_id, note=note, by=name, now=now)
 
     # A long job in the background: `python -m jobs <command> <args> --json --trigger dashboard`
-    run = gateway.start("cleanup", "--dry-run", actor=gateway.actor())
+    run = gateway.start("cleanup", "--dry-run", actor=who)
     gateway.remember(SLOT, run)       # keep it in this browser session: survives navigation
     run = gateway.remembered(SLOT)    # the same handle on a later script run (or None)
     run.finished                      # has the process exited?
@@ -37,7 +39,11 @@ bad usage or configuration, nothing done), ``busy`` (1 and the record says ``ski
 another run held the job's lock) and ``failed`` (1, or the process died). ``report`` is the
 command's ``--json`` report (None when it failed); ``reason`` the one line saying why it
 failed (the ``error`` of the CLI's JSON error object, else its last line on stderr), only
-ever shown as text.
+ever shown as text (``dashboard.text.markdown_literal``).
+
+Inside a browser session every write (``engine()``, so ``write``, ``call`` and ``start``)
+checks again that the session is still logged in and, with login off, still a local request
+(``dashboard.auth.write_refusal``); a refusal is ``WriteRefused``, a ``ConfigError``.
 
 A run's handle lives in a registry of this process keyed by ``run.key``; the session keeps
 only the key, so a page visited again (or another page) finds the same run, and a job keeps
