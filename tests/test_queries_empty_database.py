@@ -30,6 +30,8 @@ VALUES = {
     "alert_id": 1,
     "now": NOW,
     "report_id": 1,
+    "now": NOW,
+    "alert_id": 1,
 }
 PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
