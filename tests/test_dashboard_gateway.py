@@ -5,6 +5,7 @@ outcome comes from the exit code and the run record."""
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 from core.sql import SqlParameterError, Statements, parse
 from dashboard import gateway
 from jobs.runtime import job_lock
+from tests.factories import add_event
 
 
 def finished(run: gateway.BackgroundRun, timeout_s: float = 60) -> gateway.Outcome:
@@ -123,3 +125,15 @@ def test_who_started_a_run_is_recorded_even_when_nobody_follows_it(db):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert run.outcome().state == "done"
+
+
+def test_a_cleanup_started_here_leaves_its_progress_lines_in_its_record(db):
+    now = datetime.now(timezone.utc)
+    with db.begin() as conn:
+        for i in range(5):
+            add_event(conn, created_at=now - timedelta(days=100, minutes=i), duration_ms=20)
+    outcome = finished(gateway.start("cleanup", "--skip-registrations", "--batch-size", "2", actor="ana"))
+    assert outcome.state == "done", outcome.reason
+    assert outcome.report["events_archived"] == 5 and outcome.record["summary"]["events_archived"] == 5
+    # The first line is always written (later ones at most twice a second).
+    assert outcome.record["progress"]["message"].startswith("events: ")
