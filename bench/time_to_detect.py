@@ -15,7 +15,7 @@ events so the rules' queries have rows to read:
    p50 / p95 / max of both, and checks each message arrived exactly once.
 2. The triggers' cost on the receiver: the receiver load of receiver_load.py (5 % failing
    events, so the failure triggers do fire) with the alert triggers disabled and enabled,
-   alternating, in the same run. Prints requests/s of each.
+   alternating, in the same run, after a warm-up round. Prints requests/s of each.
 """
 
 from __future__ import annotations
