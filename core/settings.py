@@ -18,7 +18,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from core.errors import ConfigError
 
 APP_NAME = "stripe-webhook-monitor"
-DEFAULT_SCHEDULE = "reconcile=0 3 * * *;cleanup=30 3 * * *;health-snapshot=0 * * * *"
+DEFAULT_SCHEDULE = ("reconcile=0 3 * * *;cleanup=30 3 * * *;health-snapshot=0 * * * *;"
+                    "health-report=0 7 * * 1;retry=* * * * *")
 
 
 def default_data_dir() -> Path:
@@ -52,7 +53,8 @@ class Settings(BaseSettings):
     )
     STRIPE_WEBHOOK_SECRET: str | None = Field(
         None,
-        description="Webhook signing secret (whsec_...) checked by the reference receiver.",
+        description="Webhook signing secrets (whsec_...), comma-separated: the reference receiver "
+        "accepts a signature valid for any of them (rotation); re-deliveries are signed with the first.",
     )
     MONITOR_AUTH: Literal["auto", "password", "oidc", "none"] = Field(
         "auto",
@@ -91,6 +93,48 @@ class Settings(BaseSettings):
         description="Time zone the MONITOR_SCHEDULE times are read in (an IANA name).",
     )
 
+    # --- e-mail and the weekly health report (core/mail.py, jobs/health_report.py) ---------
+    MONITOR_SMTP_URL: str | None = Field(
+        None,
+        description="Mail server: smtp://user:password@host:port (port 25 unless given; STARTTLS "
+        "whenever the server offers it, and a password is never sent unencrypted except to "
+        "a loopback relay) or smtps://user:password@host:port (TLS, port 465 unless given). "
+        "Percent-encode special characters in the user name and password.",
+    )
+    MONITOR_EMAIL_FROM: str | None = Field(
+        None,
+        description="Sender address of the mail the monitor sends, e.g. "
+        "'Webhook monitor <monitor@example.org>'.",
+    )
+    MONITOR_REPORT_EMAIL_TO: str | None = Field(
+        None,
+        description="Comma-separated recipients of the weekly health report "
+        "('python -m jobs health-report'; --to overrides).",
+    )
+    MONITOR_DASHBOARD_URL: str | None = Field(
+        None,
+        description="The dashboard's public URL (https://monitor.example.org), for links in "
+        "alerts and reports. Unset: mail carries no links.",
+    )
+
+    # --- error policy, retry and re-delivery (tracking/, jobs/retry.py) ---
+    MONITOR_REPLAY_URL: str | None = Field(
+        None,
+        description="The app's webhook endpoint: 'retry' and 'sweep --replay' re-deliver stored "
+        "events there as Stripe would (the event JSON signed with the first STRIPE_WEBHOOK_SECRET).",
+    )
+
+    @field_validator("MONITOR_REPLAY_URL")
+    @classmethod
+    def _replay_url(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        value = value.strip()
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be the app's webhook endpoint as an http(s) URL, "
+                             "e.g. https://app.example.com/stripe/webhook")
+        return value
+
     # --- alerting (python -m jobs watch) ---------------------------------------------------
     MONITOR_ALERT_INTERVAL_S: int = Field(
         10, ge=1, le=3600,
@@ -109,9 +153,6 @@ class Settings(BaseSettings):
     )
     MONITOR_ALERT_EMAIL_TO: str | None = Field(
         None, description="Comma-separated recipients of alert e-mails (sent through MONITOR_SMTP_URL).",
-    )
-    MONITOR_DASHBOARD_URL: str | None = Field(
-        None, description="The dashboard's public URL, for links in alerts and reports.",
     )
     MONITOR_ALERT_REMINDER_HOURS: float = Field(
         4, ge=0.25, le=168,
@@ -159,7 +200,7 @@ class Settings(BaseSettings):
         description="job_failed reports a scheduled job as missed this long after its time.",
     )
 
-    @field_validator("MONITOR_ALERT_WEBHOOK_URL", "MONITOR_ALERT_SLACK_WEBHOOK_URL", "MONITOR_DASHBOARD_URL")
+    @field_validator("MONITOR_ALERT_WEBHOOK_URL", "MONITOR_ALERT_SLACK_WEBHOOK_URL")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None or value.strip() == "":
@@ -168,17 +209,6 @@ class Settings(BaseSettings):
         if not value.lower().startswith(("http://", "https://")) or len(value.split("://", 1)[1]) == 0:
             raise ValueError("must be an http:// or https:// URL")
         return value
-
-    @field_validator("MONITOR_ALERT_EMAIL_TO")
-    @classmethod
-    def _addresses(cls, value: str | None) -> str | None:
-        if value is None or value.strip() == "":
-            return None
-        addresses = [part.strip() for part in value.split(",") if part.strip()]
-        bad = [a for a in addresses if "@" not in a or a.startswith("@") or a.endswith("@")]
-        if bad:
-            raise ValueError(f"{bad[0]!r} is not an e-mail address")
-        return ", ".join(addresses)
 
     @model_validator(mode="after")
     def _failure_rates_ordered(self):
@@ -210,6 +240,35 @@ class Settings(BaseSettings):
         except (ValueError, ZoneInfoNotFoundError):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name such as UTC or Europe/Berlin)") from None
         return value.strip()
+
+    @field_validator("MONITOR_SMTP_URL")
+    @classmethod
+    def _smtp_url(cls, value: str | None) -> str | None:
+        from core.mail import parse_smtp_url
+
+        if value is None or value.strip() == "":
+            return None
+        parse_smtp_url(value)  # SmtpUrlError is a ValueError: reported without the URL itself
+        return value.strip()
+
+    @field_validator("MONITOR_EMAIL_FROM", "MONITOR_REPORT_EMAIL_TO", "MONITOR_ALERT_EMAIL_TO")
+    @classmethod
+    def _addresses(cls, value: str | None) -> str | None:
+        from core.mail import parse_addresses
+
+        if value is None or value.strip() == "":
+            return None
+        parse_addresses(value)
+        return value.strip()
+
+    @field_validator("MONITOR_DASHBOARD_URL")
+    @classmethod
+    def _dashboard_url(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        if not value.strip().lower().startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL such as https://monitor.example.org")
+        return value.strip().rstrip("/")
 
     @field_validator("STRIPE_API_KEY", "STRIPE_API_BASE", "STRIPE_WEBHOOK_SECRET", "MONITOR_PASSWORD_HASH",
                      "MONITOR_ALERT_WEBHOOK_SECRET")

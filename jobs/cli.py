@@ -26,8 +26,10 @@ COMMANDS: dict[str, str] = {
     "review": "jobs.review",
     "cleanup": "jobs.cleanup",
     "health-snapshot": "jobs.health_snapshot",
+    "health-report": "jobs.health_report",
     "schedule": "jobs.schedule",
     "hash-password": "jobs.hash_password",
+    "retry": "jobs.retry",
     "watch": "jobs.watch",
 }
 

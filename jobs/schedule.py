@@ -27,12 +27,13 @@ from sqlalchemy.engine import Engine
 from core.errors import ConfigError, JobBusy
 from core.settings import Settings, get_settings, schedule_entries
 from core.sql import load_package
-from jobs import cleanup, health_snapshot, reconcile
+from jobs import cleanup, health_report, health_snapshot, reconcile, retry
 from jobs.runtime import error_line
 from jobs.stripe_gateway import gateway_from_settings
 
 HELP = ("run the jobs on the schedule in MONITOR_SCHEDULE (by default reconciliation and "
-        "cleanup daily, a health snapshot hourly)")
+        "cleanup daily, a health snapshot hourly, due retries every minute, the health report "
+        "on Monday mornings)")
 SQL = load_package("jobs", "schedule.sql")
 TRIGGER = "schedule"
 # A fire missed by up to this much (the machine was busy or asleep) still runs, once.
@@ -54,6 +55,14 @@ def _health_snapshot(engine: Engine, now: datetime):
     return health_snapshot.run(engine, now=now, trigger=TRIGGER)
 
 
+def _health_report(engine: Engine, now: datetime):
+    return health_report.scheduled(engine, now, trigger=TRIGGER)
+
+
+def _retry(engine: Engine, now: datetime):
+    return retry.run(engine, now=now, trigger=TRIGGER)
+
+
 def _watch(engine: Engine, now: datetime):
     from jobs import watch
 
@@ -67,6 +76,8 @@ SCHEDULABLE: dict[str, Callable[[Engine, datetime], object]] = {
     "reconcile": _reconcile,
     "cleanup": _cleanup,
     "health-snapshot": _health_snapshot,
+    "health-report": _health_report,
+    "retry": _retry,
     "watch": _watch,  # one evaluation and delivery per fire time (`watch=* * * * *`: every minute)
 }
 

@@ -431,7 +431,7 @@ class LocalStripe:
     def start(self) -> "LocalStripe":
         """Serve in a background thread."""
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="local-stripe",
-                                        daemon=True)
+                                        kwargs={"poll_interval": 0.01}, daemon=True)
         self._thread.start()
         return self
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import pytest
 import stripe
 
 from local_stripe import LocalStripe, StripeState, checkout_session, event
-from tests.stripe_server import API_KEY, stripe_server  # noqa: F401
+from tests.stripe_server import API_KEY, local_stripe_process, stripe_server  # noqa: F401
 
 T0 = 1_735_689_600  # 2025-01-01T00:00:00Z
 
@@ -174,29 +173,16 @@ def test_state_file_rejects_objects_without_their_shape():
         StripeState.from_data({"sessions": []})
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_command_line_serves_a_state_file(tmp_path):
     state = {"checkout_sessions": [checkout_session(id="cs_test_fromfile", created=T0)],
              "events": [event("checkout.session.completed", checkout_session(created=T0), id="evt_f")]}
     path = tmp_path / "state.json"
     path.write_text(json.dumps(state))
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "local_stripe", "--state", str(path),
-                             "--port", str(port), "--api-key", "sk_test_cli"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert "1 Checkout Sessions and 1 events" in proc.stdout.readline()
-        client = stripe.StripeClient("sk_test_cli", base_addresses={"api": f"http://127.0.0.1:{port}"})
+    with local_stripe_process(path, api_keys=("sk_test_cli",)) as proc:
+        assert "1 Checkout Sessions and 1 events" in proc.log().splitlines()[0]
+        client = stripe.StripeClient("sk_test_cli", base_addresses={"api": proc.ready_value.group(1)})
         assert [s.id for s in client.v1.checkout.sessions.list().data] == ["cs_test_fromfile"]
         assert client.v1.events.retrieve("evt_f").type == "checkout.session.completed"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_command_line_reports_a_bad_state_file(tmp_path):
@@ -204,7 +190,7 @@ def test_command_line_reports_a_bad_state_file(tmp_path):
     path.write_text("{not json")
     started = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "local_stripe", "--state", str(path),
-                             "--port", str(_free_port())], capture_output=True, text=True, timeout=30)
+                             "--port", "0"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert "cannot load Stripe state" in result.stderr and "Traceback" not in result.stderr
     assert time.monotonic() - started < 30

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -11,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from core.errors import JobBusy
+from devharness import refused_port
 from jobs import reconcile
 from jobs.cli import main as cli
 from jobs.runtime import job_lock
@@ -412,15 +412,10 @@ def test_cli_exit_0_when_all_is_well(db, stripe_server, capsys):
     assert any(line.split() == ["mismatches_detected", "0"] for line in lines)
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_cli_stripe_down_is_a_failed_run_with_a_clear_message(db, stripe_server, monkeypatch, capsys):
-    monkeypatch.setenv("STRIPE_API_BASE", f"http://127.0.0.1:{_closed_port()}")
-    assert cli(["reconcile"]) == 1
+    with refused_port() as port:
+        monkeypatch.setenv("STRIPE_API_BASE", f"http://127.0.0.1:{port}")
+        assert cli(["reconcile"]) == 1
     err = capsys.readouterr().err
     assert "cannot reach Stripe at http://127.0.0.1" in err and "Traceback" not in err
     assert "(Connection refused)" in err and "support@stripe.com" not in err

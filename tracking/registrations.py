@@ -22,6 +22,7 @@ from typing import Any, Mapping
 from sqlalchemy.engine import Connection
 
 from core import checkout
+from core.error_policy import PayloadError
 from tracking.tracker import SQL
 
 COMPLETED = "checkout.session.completed"
@@ -33,12 +34,13 @@ PAID_STATUSES = checkout.PAID_STATUSES
 PAYMENT_STATUSES = checkout.PAYMENT_STATUSES
 
 
-class EventValidationError(ValueError):
+class EventValidationError(PayloadError):
     """The event lacks a field its processing needs, or has one of the wrong kind."""
 
 
-class RegistrationNotFound(LookupError):
-    """A paid session matches no registration (retried: the app may not have committed it yet)."""
+class RegistrationNotFound(PayloadError, LookupError):
+    """A paid session matches no registration: category ``validation`` (the error policy),
+    left for a person, who retries it from the monitor once the registration exists."""
 
 
 @dataclass(frozen=True)

@@ -244,3 +244,37 @@ if st.session_state.get(CONFIRM_KEY):
 if RESULT_KEY in st.session_state:
     kind, headline, lines = st.session_state[RESULT_KEY]
     getattr(st, kind)("\n\n".join([f"**{headline}**", *lines]))
+
+
+# --- health reports (python -m jobs health-report) ----------------------------------------
+def health_reports_section() -> None:
+    """Past weekly reports; the chosen one shown as mailed (sandboxed HTML) or as its text part."""
+    from dashboard import reports as hr
+
+    st.subheader("Health reports")
+    listed = data.query_df("health_report_list", limit=hr.REPORTS_LISTED)
+    if listed.empty:
+        st.info("No health report yet. `python -m jobs health-report` builds and mails one "
+                "(the schedule does every Monday morning); `--dry-run` only records it.", icon=":material/info:")
+        return
+    st.dataframe(hr.report_table(listed), hide_index=True, key="health_reports", column_config={
+        "id": row_id("Report"), "period_start": utc_time("From"), "period_end": utc_time("To (exclusive)"),
+        "status": "Status", "recipients": "Recipients", "sent_at": utc_time("Sent"), "attempts": "Attempts",
+        "trigger": "Started from", "subject": "Subject", "error": st.column_config.TextColumn("Error", width="large"),
+    })
+    labels = {int(row["id"]): hr.report_label(row) for _, row in listed.iterrows()}
+    chosen = st.selectbox("Show report", list(labels), format_func=labels.get, key="health_report_choice")
+    report = data.query_df("health_report_content", report_id=int(chosen))
+    if report.empty:
+        return
+    shown = report.iloc[0]
+    as_text = st.toggle("Plain-text part", key="health_report_as_text")
+    if as_text:
+        st.code(str(shown["text"]), language=None, wrap_lines=True)
+    else:
+        st.iframe(hr.sandboxed_frame(str(shown["html"])), height=hr.FRAME_HEIGHT)
+    st.download_button("Download HTML", str(shown["html"]).encode("utf-8"), key="health_report_download",
+                       file_name=f"health-report-{shown['period_end']:%Y-%m-%d}.html", mime="text/html")
+
+
+health_reports_section()
