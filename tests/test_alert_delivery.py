@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timedelta, timezone
 
-import pytest
 import sqlalchemy as sa
 import stripe
 
@@ -159,22 +158,30 @@ def test_resolved_message_after_the_event_completes(db):
 
 
 def test_email_is_sent_as_text_and_html_through_smtp(db):
-    pytest.importorskip("core.mail")
-    from email import message_from_bytes, policy
-
+    from devharness.smtp import SmtpServer
     from jobs.alerting.channels import EmailChannel
-    from tests.alert_sinks import SmtpSink
 
     now = now_utc()
-    with SmtpSink() as smtp:
+    with SmtpServer() as smtp:
         channels = {"email": EmailChannel(smtp.url, "monitor@example.com", ["ops@example.com", "cto@example.com"])}
         fire_payment_alert(db, now, channels)
         assert delivery.deliver(db, now=now, channels=channels, dashboard_url=DASHBOARD).sent == 1
+        [(_sender, recipients, _raw)] = smtp.envelopes
         [mail] = smtp.messages
-    assert mail["to"] == ["ops@example.com", "cto@example.com"]
-    parsed = message_from_bytes(mail["data"], policy=policy.default)
-    assert parsed["Subject"].startswith("[CRITICAL] payment_event_failed:")
-    text = parsed.get_body(("plain",)).get_content()
-    html = parsed.get_body(("html",)).get_content()
+    assert recipients == ["ops@example.com", "cto@example.com"]
+    assert mail["Subject"].startswith("[CRITICAL] payment_event_failed:")
+    text = mail.get_body(("plain",)).get_content()
+    html = mail.get_body(("html",)).get_content()
     assert "Dashboard: https://monitor.example.com/errors" in text
     assert "&lt;b&gt;not&lt;/b&gt;" in html and "<b>not</b>" not in html
+
+
+def test_email_channel_comes_from_the_settings(monkeypatch):
+    from core.settings import get_settings
+    from jobs.alerting.channels import EmailChannel, from_settings
+
+    monkeypatch.setenv("MONITOR_SMTP_URL", "smtp://127.0.0.1:2525")
+    monkeypatch.setenv("MONITOR_EMAIL_FROM", "monitor@example.com")
+    monkeypatch.setenv("MONITOR_ALERT_EMAIL_TO", "ops@example.com, cto@example.com")
+    channel = from_settings(get_settings())["email"]
+    assert isinstance(channel, EmailChannel) and channel.recipients == ["ops@example.com", "cto@example.com"]

@@ -195,8 +195,9 @@ def from_settings(settings: Settings) -> dict[str, Channel]:
         channels["webhook"] = WebhookChannel(settings.MONITOR_ALERT_WEBHOOK_URL, settings.MONITOR_ALERT_WEBHOOK_SECRET)
     if settings.MONITOR_ALERT_SLACK_WEBHOOK_URL:
         channels["slack"] = SlackChannel(settings.MONITOR_ALERT_SLACK_WEBHOOK_URL)
-    smtp_url = getattr(settings, "MONITOR_SMTP_URL", None)
-    sender = getattr(settings, "MONITOR_EMAIL_FROM", None)
+    smtp_url, sender = settings.MONITOR_SMTP_URL, settings.MONITOR_EMAIL_FROM
     if settings.MONITOR_ALERT_EMAIL_TO and smtp_url and sender:
-        channels["email"] = EmailChannel(smtp_url, sender, [a.strip() for a in settings.MONITOR_ALERT_EMAIL_TO.split(",")])
+        from core.mail import parse_addresses
+
+        channels["email"] = EmailChannel(smtp_url, sender, parse_addresses(settings.MONITOR_ALERT_EMAIL_TO))
     return channels
