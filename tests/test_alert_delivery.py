@@ -84,10 +84,11 @@ def test_slack_gets_block_kit_with_severity_numbers_and_a_dashboard_link(db):
     kinds = [block["type"] for block in body["blocks"]]
     assert kinds == ["header", "section", "context", "actions"]
     assert "Critical" in body["blocks"][0]["text"]["text"]
-    fields = " ".join(f["text"] for f in body["blocks"][1]["fields"])
-    assert "*failed*\n1" in fields
-    # Outside text (the error message) is escaped, not rendered as markup or links.
-    assert "&lt;b&gt;not&lt;/b&gt;" in fields and "<b>" not in fields
+    fields = body["blocks"][1]["fields"]
+    assert "failed: 1" in [f["text"] for f in fields]
+    # Outside text (the error message) is plain text: shown as written, never as markup or links.
+    assert {f["type"] for f in fields} == {"plain_text"} and body["blocks"][1]["text"]["type"] == "plain_text"
+    assert "last_error: registration <b>not</b> found" in [f["text"] for f in fields]
     assert body["blocks"][3]["elements"][0]["url"] == "https://monitor.example.com/errors"
 
 

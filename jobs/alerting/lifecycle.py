@@ -121,6 +121,8 @@ def evaluate(engine: Engine, *, now: datetime, settings: Settings, channels: Seq
                 alert_id = SQL.scalar(conn, "insert_alert", rule=rule.name, fingerprint=fingerprint,
                                       severity=condition.severity, summary=condition.summary, details=details,
                                       started_at=min(pending["started_at"], now), now=now, page=rule.page)
+                if alert_id is None:  # fired meanwhile by an evaluation outside the lock (none should exist)
+                    continue
                 report.fired.append({"id": alert_id, "rule": rule.name, "fingerprint": fingerprint,
                                      "severity": condition.severity, "summary": condition.summary})
                 if fingerprint not in silenced:
