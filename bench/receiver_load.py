@@ -74,15 +74,15 @@ class ThrowawayDatabase:
                     conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
                 admin.dispose()
         else:
-            import pgserver
+            from core.embedded import embedded_url, stop_embedded
 
             folder = Path(tempfile.mkdtemp(prefix="receiver-bench-"))
-            server = pgserver.get_server(folder / "pgdata", cleanup_mode="delete")
-            url = normalise_url(server.get_uri())
+            folder.chmod(0o711)  # as root the server's own user passes through it
+            url = embedded_url(folder)
 
             def drop() -> None:
                 # Stop the server before its folder goes: it needs the folder to shut down.
-                server.cleanup()
+                stop_embedded(folder)
                 shutil.rmtree(folder, ignore_errors=True)
         self._drop = drop
         return url

@@ -13,7 +13,7 @@ import re
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-from core.embedded import embedded_url
+from core.embedded import embedded_dashboard_url, embedded_url
 from core.errors import ConfigError
 from core.settings import Settings, get_settings
 from core.sql import load_package
@@ -37,9 +37,13 @@ def jobs_url(settings: Settings | None = None) -> str:
 
 
 def dashboard_url(settings: Settings | None = None) -> str:
+    """DASHBOARD_DATABASE_URL; else, on the embedded database, its read-only non-superuser
+    role (created on first use); else DATABASE_URL (read-only transactions only)."""
     settings = settings or get_settings()
     if settings.DASHBOARD_DATABASE_URL:
         return normalise_url(settings.DASHBOARD_DATABASE_URL)
+    if not settings.DATABASE_URL:
+        return embedded_dashboard_url(settings.MONITOR_DATA_DIR)
     return jobs_url(settings)
 
 

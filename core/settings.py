@@ -7,23 +7,35 @@ The README's configuration table is checked against this declaration by a test.
 
 from __future__ import annotations
 
+import re
+import os
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigError
 
 APP_NAME = "stripe-webhook-monitor"
 DEFAULT_SCHEDULE = ("reconcile=0 3 * * *;cleanup=30 3 * * *;health-snapshot=0 * * * *;"
-                    "health-report=0 7 * * 1;retry=* * * * *")
+                    "health-report=0 7 * * 1;retry=* * * * *;"
+                    "sweep=*/5 * * * *;sweep-daily=45 3 * * *")
+DEFAULT_SWEEP_EVENT_TYPES = ("checkout.session.completed,checkout.session.async_payment_succeeded,"
+                             "checkout.session.async_payment_failed,checkout.session.expired")
 
 
 def default_data_dir() -> Path:
-    """Per-user folder for the embedded database, outside the repository."""
+    """Per-user folder for the embedded database, outside the repository.
+
+    As root, /var/lib/<app>: PostgreSQL then runs as its own system user, which could not
+    enter /root, and the project does not open folders it did not create.
+    """
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/var/lib") / APP_NAME
     return Path(platformdirs.user_data_dir(APP_NAME))
 
 
@@ -70,7 +82,7 @@ class Settings(BaseSettings):
     MONITOR_DATA_DIR: Path = Field(
         default_factory=default_data_dir,
         description="Folder holding the embedded PostgreSQL data (used only when "
-        "DATABASE_URL is unset).",
+        "DATABASE_URL is unset); as root the default is /var/lib/stripe-webhook-monitor.",
     )
     MONITOR_STATEMENT_TIMEOUT_MS: int = Field(
         5000,
@@ -216,6 +228,35 @@ class Settings(BaseSettings):
             raise ValueError("MONITOR_ALERT_FAILURE_RATE_CRITICAL must not be below MONITOR_ALERT_FAILURE_RATE_WARNING")
         return self
 
+    # --- missed events: the sweep (jobs/sweep.py) ---
+    MONITOR_SWEEP_EVENT_TYPES: str = Field(
+        DEFAULT_SWEEP_EVENT_TYPES,
+        description="Event types the app's endpoint receives, comma-separated (exact types, or "
+        "a group ending in '.*'): the sweep asks Stripe for these only. Copy them from the "
+        "endpoint's enabled_events; the default is what the reference receiver handles.",
+    )
+
+    @field_validator("MONITOR_SWEEP_EVENT_TYPES")
+    @classmethod
+    def _sweep_event_types(cls, value: str) -> str:
+        sweep_event_types(value)
+        return value
+    # --- security (issue 10) ---------------------------------------------------------------
+    MONITOR_ALLOWED_EMAILS: str | None = Field(
+        None,
+        description="OIDC login: comma-separated addresses and @domain entries let in "
+        "(the identity provider must also say the address is verified); OIDC refuses to "
+        "start without it.",
+    )
+
+    @field_validator("MONITOR_ALLOWED_EMAILS")
+    @classmethod
+    def _allowed_emails(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        parse_allowed_emails(value)
+        return value.strip()
+
     @field_validator("DATABASE_URL", "DASHBOARD_DATABASE_URL")
     @classmethod
     def _postgres_url(cls, value: str | None) -> str | None:
@@ -277,6 +318,73 @@ class Settings(BaseSettings):
         if value is None or value.strip() == "":
             return None
         return value.strip()
+
+    @field_validator("STRIPE_API_BASE")
+    @classmethod
+    def _live_key_only_to_stripe(cls, value: str | None, info: ValidationInfo) -> str | None:
+        problem = live_key_destination_problem(info.data.get("STRIPE_API_KEY"), value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+STRIPE_API_HOST = "api.stripe.com"
+LIVE_KEY_PREFIXES = ("sk_live_", "rk_live_")
+
+
+def live_key_destination_problem(api_key: str | None, api_base: str | None) -> str | None:
+    """Why a live key may not be sent to ``api_base``, or None.
+
+    A live key moves real money; it goes only over https to Stripe's own API host, never to
+    a test server, a proxy or a typo's host (unset ``api_base`` means Stripe itself).
+    """
+    if not api_key or not api_key.strip().startswith(LIVE_KEY_PREFIXES) or not api_base:
+        return None
+    try:
+        parts = urlsplit(api_base.strip())
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    if (parts is None or parts.scheme != "https" or parts.hostname != STRIPE_API_HOST
+            or parts.username is not None or port not in (None, 443)):
+        return (f"a live Stripe key ({api_key.strip()[:8]}...) is only sent over https to "
+                f"{STRIPE_API_HOST}, not to {api_base.strip()!r}; unset STRIPE_API_BASE or use a test key")
+    return None
+
+
+def parse_allowed_emails(text: str) -> frozenset[str]:
+    """'a@x.org, @example.com' -> {'a@x.org', '@example.com'} (lower case), or ValueError
+    naming the entry that is neither an address nor an @domain."""
+    entries = set()
+    for raw in text.split(","):
+        entry = raw.strip().lower()
+        if not entry:
+            continue
+        local, at, domain = entry.rpartition("@")
+        if (not at or not domain or "." not in domain.strip(".") or any(c.isspace() for c in entry)
+                or "@" in local or domain.startswith(".") or domain.endswith(".")):
+            raise ValueError(f"entry {raw.strip()!r} is neither an address (name@example.com) "
+                             "nor a domain (@example.com)")
+        entries.add(entry)
+    if not entries:
+        raise ValueError("lists no address or @domain")
+    return frozenset(entries)
+
+
+_EVENT_TYPE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*(\.\*)?$")
+
+
+def sweep_event_types(text: str) -> list[str]:
+    """'a.b,c.*' -> ['a.b', 'c.*'], raising ValueError for an entry Stripe would not take
+    (a wildcard anywhere but at the end, a blank list)."""
+    types = list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    if not types:
+        raise ValueError("lists no event type; e.g. 'checkout.session.completed,checkout.session.expired'")
+    for name in types:
+        if not _EVENT_TYPE.match(name):
+            raise ValueError(f"{name!r} is not an event type such as 'checkout.session.completed' "
+                             "or a group such as 'checkout.session.*'")
+    return types
 
 
 _WEEKDAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")

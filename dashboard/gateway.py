@@ -68,6 +68,7 @@ from core.db import check_connection, create_jobs_engine, jobs_url
 from core.errors import EXIT_FAILED, EXIT_NEEDS_PERSON, EXIT_OK, EXIT_USAGE, ConfigError, MonitorError
 from core.settings import Settings, get_settings
 from core.sql import Statements, load_package
+from dashboard import auth
 
 SQL = load_package("dashboard", "gateway.sql")
 TRIGGER = "dashboard"
@@ -116,15 +117,27 @@ def engine() -> Engine:
     reason = problem()
     if reason:
         raise WriteRefused(reason)
+    _session_refusal()
     return _engine_for(jobs_url(get_settings()))
 
 
 def actor() -> str:
-    """Who is using the dashboard: the signed-in user's e-mail or name, else 'dashboard'."""
-    try:
-        return str(st.user.get("email") or st.user.get("name") or "dashboard")
-    except Exception:  # no user information outside OIDC logins
-        return "dashboard"
+    """Who is using the dashboard: the identity the login recorded (a verified OIDC address,
+    ``password login``, or ``local user (login off)``); '' when nobody is logged in, which
+    every write refuses."""
+    return auth.current_identity() or ""
+
+
+def _session_refusal() -> None:
+    """Inside a browser session, check again at the moment of the write that it is still
+    logged in and, with login off, still a local request (dashboard.auth.write_refusal)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    if get_script_run_ctx(suppress_warning=True) is None:
+        return  # not a browser session: a test or a script calling the gateway directly
+    refusal = auth.write_refusal(get_settings())
+    if refusal:
+        raise WriteRefused(refusal)
 
 
 def _failure(exc: sa.exc.SQLAlchemyError) -> WriteFailed:

@@ -117,3 +117,33 @@ def silence_warning(last_event_at: datetime | None, median_gap_seconds: float | 
     return (f"No webhook event for {format_duration(silent_for.total_seconds())}{usual_text}. "
             "Check that the endpoint is reachable and still enabled in Stripe "
             "(Developers → Webhooks), and that the app's handler records events.")
+
+
+def missed_events_alert(summary: dict, money: list[dict], now) -> str | None:
+    """The Overview's line about events Stripe sent that never reached the app, money at
+    risk first; None when none is open."""
+    count = int(_number(summary.get("open_events")) or 0)
+    if not count:
+        return None
+    amounts = [format_money(row.get("amount"), row.get("currency")) for row in money]
+    amounts = [a for a in amounts if a]
+    parts = [f"**{count:,} event{'s' if count != 1 else ''} Stripe sent never reached the app**"]
+    if amounts:
+        parts.append(f"money at risk: {', '.join(amounts)}")
+    oldest = summary.get("oldest_at")
+    if oldest is not None and not _is_missing_time(oldest):
+        parts.append(f"oldest {format_duration(max((now - oldest).total_seconds(), 0))} ago")
+    forgotten = summary.get("first_forgotten_at")
+    text = "; ".join(parts) + "."
+    if forgotten is not None and not _is_missing_time(forgotten):
+        text += f" Stripe forgets the first of them on {forgotten:%Y-%m-%d %H:%M} UTC."
+    return text + " Replay them with `python -m jobs sweep --replay`."
+
+
+def _is_missing_time(value: Any) -> bool:
+    try:
+        import pandas as pd
+
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False

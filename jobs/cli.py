@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "cleanup": "jobs.cleanup",
     "health-snapshot": "jobs.health_snapshot",
     "health-report": "jobs.health_report",
+    "sweep": "jobs.sweep",
     "schedule": "jobs.schedule",
     "hash-password": "jobs.hash_password",
     "retry": "jobs.retry",

@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from core.errors import ConfigError
+from core.stripe_api import API_VERSION
 from core.sql import load_package
 from jobs.reconcile import KIND_RULES
 from jobs.runtime import recorded_run
@@ -108,6 +109,7 @@ class Plan:
             "failure_rate": FAILURE_RATE, "recovery_rate": RECOVERY_RATE,
             "open_pending": self.open_pending, "stale_each": self.stale_each,
             "mismatch_each": self.mismatch_each,
+            "api_version": API_VERSION,
         }
 
 
@@ -279,13 +281,18 @@ def stripe_state(conn: Connection, *, now: datetime) -> dict:
             session["customer_details"]["name"] = row["name"]
         sessions.append(session)
         if row["undelivered_event_type"]:
-            # Stripe sent it; the app never got it (no row in webhook_events).
+            # Stripe sent it; the app never recorded it (no row in webhook_events): the sweep
+            # finds these. Most deliveries failed (Stripe still retries them); for a paid
+            # session with no registration at all, the endpoint answered 2xx without recording
+            # anything, so Stripe counts the event as delivered.
             created = int(now.timestamp()) - 60 if row["stripe_status"] == "open" else (
                 row["created"] + (86400 if row["stripe_status"] == "expired" else 240))
+            answered_2xx = row["scenario"] == "paid_no_registration"
             events.append(event(
                 row["undelivered_event_type"], session,
                 id="evt_1" + hashlib.md5(row["session_id"].encode()).hexdigest()[:23],
-                created=created, pending_webhooks=1, delivery_success=False))
+                created=created, pending_webhooks=0 if answered_2xx else 1,
+                delivery_success=None if answered_2xx else False))
     for (payload,) in SQL.execute(conn, "stripe_events", now=now, stripe_days=STRIPE_DAYS,
                                   recent_days=STRIPE_RECENT_EVENT_DAYS, max_events=MAX_STRIPE_EVENTS):
         if payload["pending_webhooks"]:

@@ -102,6 +102,11 @@ def main(args: argparse.Namespace, ctx) -> int:
     engine = ctx.jobs_engine()
     report = run(engine, with_reference=not args.without_reference,
                  progress=None if args.json else ctx.say)
+    if not ctx.settings.DATABASE_URL:
+        # The embedded database's dashboard role reads every table, new ones included.
+        from core.embedded import ensure_dashboard_role
+
+        ensure_dashboard_role(engine.url.render_as_string(hide_password=False))
     if args.json:
         ctx.print_json(report.as_dict())
         return 0

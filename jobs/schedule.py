@@ -25,9 +25,9 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.engine import Engine
 
 from core.errors import ConfigError, JobBusy
-from core.settings import Settings, get_settings, schedule_entries
+from core.settings import Settings, get_settings, schedule_entries, sweep_event_types
 from core.sql import load_package
-from jobs import cleanup, health_report, health_snapshot, reconcile, retry
+from jobs import cleanup, health_report, health_snapshot, reconcile, retry, sweep
 from jobs.runtime import error_line
 from jobs.stripe_gateway import gateway_from_settings
 
@@ -71,7 +71,25 @@ def _watch(engine: Engine, now: datetime):
                      trigger=TRIGGER)
 
 
-# The jobs a schedule may name, each run with its defaults.
+def _sweep(engine: Engine, now: datetime, *, lookback_hours: int):
+    settings = get_settings()
+    redeliver = None
+    if settings.MONITOR_REPLAY_URL:  # configured: what the sweep finds is re-delivered at once
+        from jobs.delivery import Redeliverer
+
+        redeliver = Redeliverer.from_settings(settings, source="sweep")
+    try:
+        return sweep.run(engine, now=now, gateway=gateway_from_settings(settings),
+                         event_types=sweep_event_types(settings.MONITOR_SWEEP_EVENT_TYPES),
+                         lookback_hours=lookback_hours, redeliver=redeliver, trigger=TRIGGER)
+    finally:
+        if redeliver is not None:
+            redeliver.close()
+
+
+# The jobs a schedule may name, each run with its defaults. The sweep has two entries:
+# a frequent short pass (what went missing lately, found within minutes) and a daily pass
+# over Stripe's whole 3-day retry window.
 SCHEDULABLE: dict[str, Callable[[Engine, datetime], object]] = {
     "reconcile": _reconcile,
     "cleanup": _cleanup,
@@ -79,6 +97,8 @@ SCHEDULABLE: dict[str, Callable[[Engine, datetime], object]] = {
     "health-report": _health_report,
     "retry": _retry,
     "watch": _watch,  # one evaluation and delivery per fire time (`watch=* * * * *`: every minute)
+    "sweep": lambda engine, now: _sweep(engine, now, lookback_hours=sweep.SCHEDULED_LOOKBACK_HOURS),
+    "sweep-daily": lambda engine, now: _sweep(engine, now, lookback_hours=sweep.DEFAULT_LOOKBACK_HOURS),
 }
 
 

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from dashboard import auth
 from dashboard import health_figures as hf
 from jobs import cleanup, health_snapshot
 from jobs.runtime import job_lock, recorded_run
@@ -25,6 +26,7 @@ NOW = datetime.now(timezone.utc).replace(microsecond=0)
 def page() -> AppTest:
     st.cache_data.clear()  # results are cached per process; each test reads its own data
     at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state[auth.IDENTITY_KEY] = "ana@example.com"  # what the entry script's login sets
     at.run()
     assert not at.exception, at.exception
     return at

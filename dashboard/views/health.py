@@ -10,6 +10,7 @@ import streamlit as st
 
 from core.errors import ConfigError
 from dashboard import data, gateway
+from dashboard import text
 from dashboard.columns import row_id, utc_time
 from dashboard import health_figures as hf
 from jobs import cleanup
@@ -130,12 +131,12 @@ elif sizes.empty and growth.empty:
             f"{tables['taken_at'].iloc[0]:%Y-%m-%d %H:%M} UTC. {SNAPSHOT_HINT}", icon=":material/info:")
 if not (sizes.empty and growth.empty):
     left, right = st.columns(2)
-    left.plotly_chart(hf.database_size_chart(sizes, x_range=span), key="database_size")
-    right.plotly_chart(hf.table_size_chart(growth, x_range=span), key="table_sizes")
-    st.plotly_chart(hf.table_rows_chart(growth, x_range=span), key="table_rows")
+    text.plotly_chart(where=left, fig=hf.database_size_chart(sizes, x_range=span), key="database_size")
+    text.plotly_chart(where=right, fig=hf.table_size_chart(growth, x_range=span), key="table_sizes")
+    text.plotly_chart(hf.table_rows_chart(growth, x_range=span), key="table_rows")
 if not tables.empty:
     with st.expander(f"Tables at the latest snapshot ({tables['taken_at'].iloc[0]:%Y-%m-%d %H:%M} UTC)"):
-        st.dataframe(tables.drop(columns=["taken_at", "database_size_bytes"]), hide_index=True, key="tables",
+        text.dataframe(tables.drop(columns=["taken_at", "database_size_bytes"]), hide_index=True, key="tables",
                      column_config={
                          "table_name": "Table",
                          "total_bytes": st.column_config.NumberColumn("Size (bytes)", format="compact"),
@@ -149,7 +150,7 @@ summary = data.query_df("job_summary", since=window.start)
 if summary.empty:
     st.info("No job has run yet.", icon=":material/info:")
 else:
-    st.dataframe(hf.job_table(summary), hide_index=True, key="job_summary", column_config={
+    text.dataframe(hf.job_table(summary), hide_index=True, key="job_summary", column_config={
         "job": "Job", "last_status": "Last status", "last_run_at": utc_time("Last run"),
         "last_success_at": utc_time("Last success"), "last_failure_at": utc_time("Last failure"),
         "last_duration_s": st.column_config.NumberColumn("Last duration (s)", format="%.1f"),
@@ -161,9 +162,9 @@ else:
     job_choice = st.selectbox("Runs of", ["every job", *summary["job"].tolist()], key="health_job_filter")
     history = data.query_df("job_history", start=window.start, end=window.end, limit=RECENT_RUNS,
                             job=None if job_choice == "every job" else job_choice)
-    st.plotly_chart(hf.job_duration_chart(history, x_range=span), key="job_durations")
+    text.plotly_chart(hf.job_duration_chart(history, x_range=span), key="job_durations")
     with st.expander(f"Latest {min(len(history), RECENT_RUNS)} runs in the {window.label}"):
-        st.dataframe(hf.job_runs_table(history), hide_index=True, key="job_history", column_config={
+        text.dataframe(hf.job_runs_table(history), hide_index=True, key="job_history", column_config={
             "id": row_id("Run"), "job": "Job", "status": "Status",
             "trigger": "Started from", "started_at": utc_time("Started"), "finished_at": utc_time("Finished"),
             "duration_s": st.column_config.NumberColumn("Duration (s)", format="%.1f"), "host": "Host",
@@ -175,8 +176,8 @@ st.subheader("Cleanup")
 if cleanups.empty:
     st.info("Cleanup has not run yet.", icon=":material/info:")
 else:
-    st.plotly_chart(hf.cleanup_chart(cleanups), key="cleanup_runs")
-    st.dataframe(hf.cleanup_table(cleanups), hide_index=True, key="cleanup_history", column_config={
+    text.plotly_chart(hf.cleanup_chart(cleanups), key="cleanup_runs")
+    text.dataframe(hf.cleanup_table(cleanups), hide_index=True, key="cleanup_history", column_config={
         "id": row_id("Run"), "status": "Status", "trigger": "Started from",
         "started_at": utc_time("Started"),
         "dry_run": st.column_config.CheckboxColumn("Dry run"),
@@ -193,7 +194,7 @@ else:
     removed = data.query_df("recently_archived_registrations", limit=50)
     if not removed.empty:
         with st.expander("Registrations cleanup removed most recently (kept in registrations_archive)"):
-            st.dataframe(hf.archived_registrations_table(removed), hide_index=True, key="archived_registrations",
+            text.dataframe(hf.archived_registrations_table(removed), hide_index=True, key="archived_registrations",
                          column_config={
                              "email": "E-mail", "amount": "Amount", "created_at": utc_time("Created"),
                              "archived_at": utc_time("Removed"), "archive_reason": "Why",

@@ -14,9 +14,11 @@ import streamlit as st
 
 from core.errors import ConfigError
 from core.settings import get_settings
-from dashboard import data, gateway
+from dashboard import auth, data, gateway
 from dashboard.columns import row_id, utc_time
 from dashboard import reconciliation_figures as rf
+from dashboard import text
+from dashboard.text import markdown_literal
 from jobs import reconcile, review
 from jobs.runtime import job_is_running
 from queries import fetch_one
@@ -95,7 +97,7 @@ def last_run_section() -> None:
     show_five(last)
     st.caption(describe_run(last))
     if last["status"] == "failed":
-        st.error(f"**The last run failed** and its numbers are incomplete: {last.get('error')}",
+        st.error(f"**The last run failed** and its numbers are incomplete: {markdown_literal(last.get('error'))}",
                  icon=":material/error:")
 
 
@@ -140,7 +142,7 @@ def show_outcome(outcome: gateway.Outcome) -> None:
         show_five(run or report)
     kinds = data.query_df("reconciliation_kinds_for_run", run_id=run_id)
     if not kinds.empty:
-        st.dataframe(rf.kinds_table(kinds), hide_index=True, column_config=KIND_COLUMNS)
+        text.dataframe(rf.kinds_table(kinds), hide_index=True, column_config=KIND_COLUMNS)
     if outcome.state == "needs_person":
         if (run or report).get("dry_run"):
             st.info("A real run would put the items that need a person in the review queue; "
@@ -179,6 +181,10 @@ def run_now_section(settings) -> None:
         submitted = st.form_submit_button("Run now", type="primary", icon=":material/play_arrow:",
                                           disabled=blocker is not None)
     if submitted:
+        refusal = auth.write_refusal(settings)
+        if refusal:
+            st.error(refusal, icon=":material/block:")
+            return
         if live_state()["running"]:
             st.warning("**A reconciliation run is already in progress**; try again when it ends.",
                        icon=":material/hourglass_top:")
@@ -205,26 +211,31 @@ def review_section(settings) -> None:
     st.caption(f"{len(items)} open item(s), critical first. Resolve one once it is dealt with "
                "(refund, fix by hand, ...); it stays in the history.")
     table = items.assign(kind=items["kind"].map(rf.kind_label))
-    st.dataframe(table[["id", "severity", "kind", "reason", "stripe_checkout_session_id", "registration_id",
+    text.dataframe(table[["id", "severity", "kind", "reason", "stripe_checkout_session_id", "registration_id",
                         "created_at", "last_seen_at"]], hide_index=True, column_config=ITEM_COLUMNS)
     labels = {int(row["id"]): rf.item_choice_label(row) for row in items.to_dict("records")}
     chosen = st.selectbox("Item", list(labels), format_func=labels.get, key="reconciliation_item")
     item = data.query_row("reconciliation_item", item_id=int(chosen))
     if not item:
         return
-    st.markdown(f"**{rf.kind_label(item['kind'])}** ({item['severity']}): "
-                f"{(item.get('details') or {}).get('reason', '')}")
-    st.dataframe(rf.facts_table(item.get("details")), hide_index=True,
+    st.markdown(f"**{markdown_literal(rf.kind_label(item['kind']))}** ({markdown_literal(item['severity'])}): "
+                f"{markdown_literal((item.get('details') or {}).get('reason', ''))}")
+    text.dataframe(rf.facts_table(item.get("details")), hide_index=True,
                  column_config={"field": "Field", "local": "Local registration"})
     blocker = gateway.problem(settings)
     if blocker:
         st.info(blocker, icon=":material/info:")
     with st.form(f"reconciliation_resolve_{item['id']}", clear_on_submit=True):
         note = st.text_area("Resolution note", placeholder="What was done: refunded, fixed the row by hand, …")
-        signed_in = gateway.actor()
-        by = st.text_input("Resolved by", value="" if signed_in == "dashboard" else signed_in)
+        by = gateway.actor()
+        st.caption(f"Recorded as resolved by {markdown_literal(by)} (the logged-in identity).")
         resolve = st.form_submit_button("Resolve", icon=":material/check:", disabled=blocker is not None)
     if resolve:
+        refusal = auth.write_refusal(settings)
+        if refusal:
+            st.error(refusal, icon=":material/block:")
+            return
+        by = auth.current_identity()
         try:
             gateway.call(review.resolve_item, int(item["id"]), note=note, by=by, now=data.utc_now())
         except (review.ItemNotOpen, ConfigError) as exc:
@@ -234,21 +245,21 @@ def review_section(settings) -> None:
             st.error(f"Could not save the resolution: {exc}", icon=":material/error:")
             return
         data.refresh()
-        st.session_state[FLASH_KEY] = f"Item #{item['id']} resolved by {by.strip()}."
+        st.session_state[FLASH_KEY] = f"Item #{item['id']} resolved by {markdown_literal(by)}."
         st.rerun()
 
 
 def history_section() -> None:
     st.subheader("History")
     history = data.query_df("reconciliation_run_history", limit=200)
-    st.plotly_chart(rf.run_history_chart(history), key="reconciliation_history")
+    text.plotly_chart(rf.run_history_chart(history), key="reconciliation_history")
     if not history.empty:
         with st.expander(f"Last {len(history)} runs"):
-            st.dataframe(rf.history_table(history), hide_index=True, column_config=HISTORY_COLUMNS)
+            text.dataframe(rf.history_table(history), hide_index=True, column_config=HISTORY_COLUMNS)
     resolved = data.query_df("reconciliation_resolved_items", limit=200)
     if not resolved.empty:
         with st.expander(f"Resolved items ({len(resolved)} most recent)"):
-            st.dataframe(resolved.assign(kind=resolved["kind"].map(rf.kind_label)), hide_index=True,
+            text.dataframe(resolved.assign(kind=resolved["kind"].map(rf.kind_label)), hide_index=True,
                          column_config=ITEM_COLUMNS)
 
 
