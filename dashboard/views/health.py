@@ -258,7 +258,7 @@ def health_reports_section() -> None:
         st.info("No health report yet. `python -m jobs health-report` builds and mails one "
                 "(the schedule does every Monday morning); `--dry-run` only records it.", icon=":material/info:")
         return
-    st.dataframe(hr.report_table(listed), hide_index=True, key="health_reports", column_config={
+    text.dataframe(hr.report_table(listed), hide_index=True, key="health_reports", column_config={
         "id": row_id("Report"), "period_start": utc_time("From"), "period_end": utc_time("To (exclusive)"),
         "status": "Status", "recipients": "Recipients", "sent_at": utc_time("Sent"), "attempts": "Attempts",
         "trigger": "Started from", "subject": "Subject", "error": st.column_config.TextColumn("Error", width="large"),
