@@ -48,9 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with ThrowawayDatabase(prefix="faults_bench") as database:
         from sqlalchemy import create_engine
+        from sqlalchemy.pool import NullPool
+
         from core.db import normalise_url
 
-        engine = create_engine(normalise_url(database.url))
+        engine = create_engine(normalise_url(database.url), poolclass=NullPool)  # outlives restarts
         for workers, kill_at in plans:
             empty_tables(engine)
             # No registration held on purpose: whatever the kill catches mid-way, as in production.
