@@ -26,7 +26,9 @@ BEGIN
     FOREACH project_table IN ARRAY ARRAY[
         'webhook_events', 'webhook_events_archive', 'registrations', 'registrations_archive',
         'reconciliation_runs', 'reconciliation_items', 'cleanup_runs', 'job_runs',
-        'database_health_snapshots', 'scheduled_runs', 'login_throttle'
+        'database_health_snapshots', 'scheduled_runs', 'health_reports', 'webhook_event_attempts',
+        'alerts', 'alert_pending', 'alert_notifications', 'alert_silences',
+        'sweep_runs', 'missed_events', 'login_throttle'
     ] LOOP
         IF to_regclass('public.' || project_table) IS NULL THEN
             CONTINUE;  -- e.g. registrations skipped with --without-reference
@@ -39,6 +41,10 @@ BEGIN
                            'FOR SELECT TO webhook_monitor_dashboard USING (true)', project_table);
         END IF;
     END LOOP;
+    -- A view of constants (the retry policy): readable, no row-level security to open.
+    IF to_regclass('public.error_retry_policy') IS NOT NULL THEN
+        GRANT SELECT ON public.error_retry_policy TO webhook_monitor_dashboard;
+    END IF;
 END
 $$;
 

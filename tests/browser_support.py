@@ -21,18 +21,16 @@ skipped with a reason, unless CI is set, where a missing browser is a failure.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+from devharness import ManagedProcess, http_ready, line_ready
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -54,12 +52,6 @@ def require_chromium() -> None:
     pytest.skip(message)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def password_env(password: str) -> dict[str, str]:
     """Environment for a server that asks for ``password`` (and never for an OIDC login)."""
     from dashboard.auth import hash_password
@@ -70,56 +62,46 @@ def password_env(password: str) -> dict[str, str]:
 @dataclass
 class StreamlitServer:
     url: str
-    process: subprocess.Popen
-    log_path: Path
+    process: ManagedProcess
+
+    @property
+    def log_path(self) -> Path:
+        return self.process.log_path
 
     def log(self) -> str:
         """Everything the server printed so far (for assertion messages)."""
-        return self.log_path.read_text(errors="replace")
+        return self.process.log()
+
+
+# Streamlit binds port 0 itself (a port the kernel picks: nothing to race for) and says which.
+_ANNOUNCED_URL = line_ready(r"URL: (http://127\.0\.0\.1:\d+)")
+
+
+def _streamlit_healthy(process: ManagedProcess) -> str | None:
+    """The server's URL once it announced it and /_stcore/health answers "ok"."""
+    announced = _ANNOUNCED_URL(process)
+    if not announced:
+        return None
+    url = announced.group(1)
+    return url if http_ready(f"{url}/_stcore/health")(process) else None
+
+
+_streamlit_healthy.__doc__ = "announces its URL and /_stcore/health answers"
 
 
 @contextmanager
 def streamlit_server(*, env: dict[str, str] | None = None, app: str = "dashboard/app.py",
                      timeout_s: float = 90) -> Iterator[StreamlitServer]:
-    """``streamlit run app`` on a free loopback port; stopped (by its pid) on exit."""
-    port = free_port()
+    """``streamlit run app`` on a loopback port of the kernel's choice; stopped on exit."""
     command = [
         sys.executable, "-m", "streamlit", "run", app,
         "--server.headless", "true", "--server.address", "127.0.0.1",
-        "--server.port", str(port), "--browser.gatherUsageStats", "false",
+        "--server.port", "0", "--browser.gatherUsageStats", "false",
         "--server.fileWatcherType", "none",
     ]
-    log_dir = Path(tempfile.mkdtemp(prefix="streamlit-log-"))
-    log_path = log_dir / "server.log"
-    with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(command, cwd=REPO, env={**os.environ, **(env or {})},
-                                   stdout=log_file, stderr=subprocess.STDOUT)
-    server = StreamlitServer(f"http://127.0.0.1:{port}", process, log_path)
-    try:
-        _wait_until_healthy(server, timeout_s)
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
-
-
-def _wait_until_healthy(server: StreamlitServer, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"streamlit exited with code {server.process.returncode}:\n{server.log()}")
-        try:
-            with urllib.request.urlopen(f"{server.url}/_stcore/health", timeout=2) as response:
-                if response.read().strip() == b"ok":
-                    return
-        except OSError:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(f"streamlit did not answer within {timeout_s:.0f}s:\n{server.log()}")
+    with ManagedProcess(command, name="streamlit", cwd=REPO, extra_env=env, ready=_streamlit_healthy,
+                        timeout_s=timeout_s) as process:
+        yield StreamlitServer(process.ready_value, process)
 
 
 @contextmanager

@@ -11,15 +11,24 @@ Use from a test module with ``from tests.stripe_server import stripe_server  # n
 
 The server runs in a thread on a free port for one test; STRIPE_API_BASE and STRIPE_API_KEY
 are set for that test (and inherited by subprocesses it starts) and restored afterwards.
+
+``local_stripe_process(state_file)`` runs ``python -m local_stripe`` instead, as a deployment
+would (a managed process on a port it picks itself and announces).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
 
+from devharness import ManagedProcess, line_ready
 from local_stripe import LocalStripe, StripeState, checkout_session, event
+
+REPO = Path(__file__).resolve().parent.parent
 
 API_KEY = "sk_test_localfixture0000000000000000"
 
@@ -86,3 +95,18 @@ def stripe_server(monkeypatch):
 def session_factory():
     """``checkout_session(**fields)``: a real-shaped Checkout Session dict (not served)."""
     return checkout_session
+
+
+@contextmanager
+def local_stripe_process(state_path: Path | None = None, *, api_keys: tuple[str, ...] = (),
+                         extra_args: tuple[str, ...] = ()) -> Iterator[ManagedProcess]:
+    """``python -m local_stripe --port 0`` until the block ends; ``ready_value.group(1)`` is its
+    URL, read from the line it prints once it listens (the kernel chose the port)."""
+    command = [sys.executable, "-m", "local_stripe", "--host", "127.0.0.1", "--port", "0", *extra_args]
+    if state_path is not None:
+        command += ["--state", str(state_path)]
+    for key in api_keys:
+        command += ["--api-key", key]
+    with ManagedProcess(command, name="local_stripe", cwd=REPO,
+                        ready=line_ready(r"local Stripe API on (http://127\.0\.0\.1:\d+)")) as process:
+        yield process

@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,42 +15,17 @@ import pytest
 import sqlalchemy as sa
 
 from jobs import demo_data, reconcile
+from tests.stripe_server import local_stripe_process as stripe_process
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_KEY = "sk_test_demo"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def local_stripe_process(state_path: Path):
-    """``python -m local_stripe --state FILE --port P`` until the block ends; yields its env."""
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "local_stripe", "--state", str(state_path),
-                                "--port", str(port)], cwd=REPO,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(urllib.request.Request(base + "/v1/events?limit=1", headers={
-                    "Authorization": f"Bearer {DEMO_KEY}"}), timeout=2)
-                break
-            except urllib.error.HTTPError:
-                break  # answering
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"local_stripe did not start: {process.stdout.read()}")
-                time.sleep(0.2)
-        yield {"STRIPE_API_BASE": base, "STRIPE_API_KEY": DEMO_KEY}
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+    """``python -m local_stripe --state FILE`` until the block ends; yields its env."""
+    with stripe_process(state_path) as process:
+        yield {"STRIPE_API_BASE": process.ready_value.group(1), "STRIPE_API_KEY": DEMO_KEY}
 
 
 @pytest.fixture
@@ -62,7 +33,7 @@ def demo(db, tmp_path):
     """A small demo history in the test database and its Stripe state file."""
     state = tmp_path / "demo-stripe-state.json"
     demo_data.run(db, now=datetime.now(timezone.utc), days=8, events_per_day=60, seed=7,
-                  stripe_state_path=state, trigger="test")
+                  stripe_state_path=state, trigger="cli")
     return state
 
 

@@ -83,7 +83,7 @@ def test_empty_database(db, stripe_server):
 def test_last_run_queue_history_and_resolve(db, stripe_server):
     now = datetime.now(timezone.utc)
     seed_mismatches(db, stripe_server, now)
-    report = reconcile.run(db, now=now, gateway=gateway_from_settings(), trigger="test")
+    report = reconcile.run(db, now=now, gateway=gateway_from_settings(), trigger="cli")
 
     at = page().run()
     assert not at.exception
@@ -119,7 +119,7 @@ def test_last_run_queue_history_and_resolve(db, stripe_server):
 def test_resolve_without_a_note_says_so(db, stripe_server):
     now = datetime.now(timezone.utc)
     seed_mismatches(db, stripe_server, now)
-    reconcile.run(db, now=now, gateway=gateway_from_settings(), trigger="test")
+    reconcile.run(db, now=now, gateway=gateway_from_settings(), trigger="cli")
     at = page().run()
     next(b for b in at.button if b.label == "Resolve").click().run()
     assert any("needs a note" in e.value for e in at.error)

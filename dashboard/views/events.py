@@ -12,6 +12,28 @@ from dashboard.text import markdown_literal
 window = data.current_window()
 st.title("Events")
 
+if st.toggle("Only events that never arrived", key="events_missed",
+             help="Events Stripe sent in the window that have no row here, as found by the "
+                  "sweep (python -m jobs sweep), with what became of them."):
+    missed = data.query_df("missed_events_page", start=window.start, end=window.end,
+                           limit=explorer.EXPORT_MAX_ROWS)
+    if missed.empty:
+        st.info(f"No missed event in the {window.label} (as of the last sweep).",
+                icon=":material/task_alt:")
+        st.stop()
+    missed.insert(4, "amount_shown", metrics.amounts_column(
+        missed.rename(columns={"amount": "amount_total"})))
+    st.caption(f"{len(missed):,} events Stripe sent in the {window.label} that the app never "
+               "recorded, newest first. Status: missing (no row), replayed (re-delivered, not "
+               "completed yet), arrived (a row came, not completed), recovered (completed).")
+    st.dataframe(missed.drop(columns=["amount", "currency"]), hide_index=True, column_config={
+        "amount_shown": "amount", "stripe_created_at": utc_time("Stripe created"),
+        "found_at": utc_time("found"), "replayed_at": utc_time("replayed"),
+        "recovered_at": utc_time("recovered"), "retry_deadline": utc_time("Stripe retries until"),
+        "retention_deadline": utc_time("Stripe forgets it"),
+    })
+    st.stop()
+
 types = data.query_df("event_types", start=window.start, end=window.end)
 status_col, type_col, search_col = st.columns([2, 3, 4])
 statuses = status_col.multiselect("Status", figures.STATUSES, key="events_statuses", placeholder="Any status")

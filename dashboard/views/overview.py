@@ -25,6 +25,13 @@ previous = data.query_row("event_kpis", start=window.previous.start, end=window.
 # and the gap query sorts every event it covers.
 gaps = data.query_row("event_gaps", start=max(window.start, window.end - timedelta(days=7)), end=window.end)
 
+# Events Stripe sent that never arrived (found by the sweep) matter most when nothing
+# arrives at all, so this comes before the empty state.
+missed = metrics.missed_events_alert(data.query_row("missed_events_open"),
+                                     data.query_df("missed_money_at_risk").to_dict("records"), now)
+if missed:
+    st.error(missed, icon=":material/report:")
+
 last_event_at = current.get("last_event_at")
 if last_event_at is None:
     st.info("**No webhook events recorded yet.** Once your webhook handler records events "

@@ -1,0 +1,25 @@
+"""The development harness: what tests, benchmarks and scripts need around the product.
+
+- :mod:`devharness.ports`: listening sockets bound before a server starts, handed over to it
+  (no "find a free port, close it, hope nobody takes it" race);
+- :mod:`devharness.asgi`: an ASGI app under a real uvicorn in a thread, on such a socket;
+- :mod:`devharness.process`: a child process started, waited for until it answers, stopped
+  with a timeout, its output kept in a log file and shown when it fails;
+- :mod:`devharness.database`: a throwaway, migrated PostgreSQL database;
+- :mod:`devharness.env`: environment variables set for a block and restored after it.
+
+Nothing here is imported by the product; the project installs it so that ``tests/``,
+``bench/`` and ``scripts/`` import it without touching ``sys.path``.
+"""
+
+from devharness.asgi import AsgiServerThread
+from devharness.database import ThrowawayDatabase, empty_tables, project_tables
+from devharness.env import patched_env
+from devharness.ports import listening_socket, refused_port, socket_url
+from devharness.process import ManagedProcess, ProcessFailed, http_ready, line_ready, port_ready
+
+__all__ = [
+    "AsgiServerThread", "ManagedProcess", "ProcessFailed", "ThrowawayDatabase", "empty_tables",
+    "http_ready", "line_ready", "listening_socket", "patched_env", "port_ready", "project_tables",
+    "refused_port", "socket_url",
+]

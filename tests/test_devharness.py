@@ -1,0 +1,194 @@
+"""The development harness: throwaway database, bound ports, managed processes, environment;
+and the repository rules it exists for (no sys.path hacks, scripts stand on their own)."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import sys
+import urllib.request
+from datetime import datetime, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from devharness import (
+    ManagedProcess, ProcessFailed, ThrowawayDatabase, empty_tables, http_ready, line_ready,
+    listening_socket, patched_env, port_ready, refused_port, socket_url,
+)
+from tests.conftest import REPO
+from tests.factories import add_event, add_registration
+
+SERVE_ONE_SOCKET = """
+import http.server, socket, sys
+sock = socket.socket(fileno=int(sys.argv[1]))
+class Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b"hello")
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(sock.getsockname(), Hello, bind_and_activate=False)
+server.socket = sock
+print("serving", flush=True)
+server.serve_forever()
+"""
+
+
+# --- ports ------------------------------------------------------------------------------
+
+def test_a_listening_socket_queues_a_client_before_anyone_accepts():
+    with listening_socket() as sock:
+        assert socket_url(sock).startswith("http://127.0.0.1:")
+        # Connecting succeeds (the kernel queues it) although nothing has called accept() yet.
+        with socket.create_connection(sock.getsockname(), timeout=2):
+            pass
+
+
+def test_a_refused_port_refuses_and_stays_taken():
+    with refused_port() as port:
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=2)
+        other = socket.socket()
+        with pytest.raises(OSError):
+            other.bind(("127.0.0.1", port))  # nobody can start listening there meanwhile
+        other.close()
+
+
+# --- processes --------------------------------------------------------------------------
+
+def test_a_process_is_handed_its_socket_and_answers_on_it():
+    sock = listening_socket()
+    url = socket_url(sock)
+    process = ManagedProcess([sys.executable, "-c", SERVE_ONE_SOCKET, str(sock.fileno())],
+                             name="hello", pass_sockets=[sock], ready=http_ready(url))
+    with process:
+        assert sock.fileno() == -1  # handed over: this process's copy is closed
+        with urllib.request.urlopen(url, timeout=5) as response:
+            assert response.read() == b"hello"
+        assert "serving" in process.log()
+    assert process.returncode is not None
+    with pytest.raises(ConnectionRefusedError):  # it took its port with it
+        socket.create_connection(sock_address(url), timeout=2)
+
+
+def sock_address(url: str) -> tuple[str, int]:
+    host, port = url.removeprefix("http://").split(":")
+    return host, int(port)
+
+
+def test_a_process_that_exits_early_fails_with_its_output():
+    process = ManagedProcess([sys.executable, "-c", "print('no config here'); raise SystemExit(3)"],
+                             name="broken", ready=line_ready("never printed"))
+    with pytest.raises(ProcessFailed, match=r"(?s)broken exited with code 3 .*no config here"):
+        process.start()
+    process.close()
+
+
+def test_a_process_that_never_answers_times_out_and_is_stopped():
+    with refused_port() as port:
+        process = ManagedProcess([sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"],
+                                 name="silent", ready=port_ready(port), timeout_s=0.5)
+        with pytest.raises(ProcessFailed, match=r"(?s)not ready .* within 0.5 s.*up"):
+            process.start()
+    assert process.returncode is not None  # stopped, not left behind
+    process.close()
+
+
+def test_a_process_ignoring_sigterm_is_killed_after_the_stop_timeout():
+    script = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
+    with ManagedProcess([sys.executable, "-c", script], ready=line_ready("^ready$"), stop_timeout_s=0.3) as process:
+        assert process.ready_value.group(0) == "ready"
+    assert process.returncode == -9
+
+
+def test_line_ready_hands_over_what_the_process_announced():
+    with ManagedProcess([sys.executable, "-c", "print('listening on http://127.0.0.1:4242', flush=True); input()"],
+                        ready=line_ready(r"listening on (\S+)")) as process:
+        assert process.ready_value.group(1) == "http://127.0.0.1:4242"
+
+
+def test_the_environment_is_given_to_the_process_with_removals():
+    with patched_env(DEVHARNESS_KEEP="kept", DEVHARNESS_DROP="dropped"):
+        process = ManagedProcess(
+            [sys.executable, "-c", "import os; print(os.environ.get('DEVHARNESS_KEEP'), "
+             "os.environ.get('DEVHARNESS_DROP'), os.environ.get('DEVHARNESS_ADD'))"],
+            extra_env={"DEVHARNESS_DROP": None, "DEVHARNESS_ADD": "added"})
+        with process:
+            assert process.wait(10) == 0
+            assert process.log().split() == ["kept", "None", "added"]
+
+
+# --- environment ------------------------------------------------------------------------
+
+def test_patched_env_restores_set_unset_and_changed_inside():
+    os.environ["DEVHARNESS_A"] = "before"
+    os.environ.pop("DEVHARNESS_B", None)
+    try:
+        with patched_env({"DEVHARNESS_A": None}, DEVHARNESS_B="set"):
+            assert "DEVHARNESS_A" not in os.environ and os.environ["DEVHARNESS_B"] == "set"
+            os.environ["DEVHARNESS_B"] = "changed inside"
+        assert os.environ["DEVHARNESS_A"] == "before" and "DEVHARNESS_B" not in os.environ
+    finally:
+        os.environ.pop("DEVHARNESS_A", None)
+
+
+# --- database ---------------------------------------------------------------------------
+
+def test_emptying_is_like_truncate_restart_identity(db):
+    now = datetime.now(timezone.utc)
+    with db.begin() as conn:
+        add_registration(conn, created_at=now)
+        add_event(conn, created_at=now)
+        conn.execute(sa.text("INSERT INTO job_runs (job, trigger, status, started_at) "
+                             "VALUES ('cleanup', 'cli', 'completed', now())"))
+    with db.begin() as conn:
+        conn.execute(sa.text("DELETE FROM job_runs"))  # empty again, but its sequence moved on
+    empty_tables(db)
+    with db.begin() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM registrations")).scalar() == 0
+        assert conn.execute(sa.text("SELECT count(*) FROM webhook_events")).scalar() == 0
+        new_id = conn.execute(sa.text("INSERT INTO job_runs (job, trigger, status, started_at) "
+                                      "VALUES ('cleanup', 'cli', 'completed', now()) RETURNING id")).scalar()
+        assert new_id == 1
+        assert conn.execute(sa.text("SELECT count(*) FROM schema_migrations")).scalar() > 0
+
+
+def test_a_throwaway_database_is_migrated_and_gone_afterwards(database_url):
+    # On the session's server when DATABASE_URL names one, else a second embedded server.
+    with ThrowawayDatabase(prefix="devharness_check") as database:
+        engine = sa.create_engine(database.url)
+        try:
+            with engine.connect() as conn:
+                assert conn.execute(sa.text("SELECT count(*) FROM schema_migrations")).scalar() > 0
+        finally:
+            engine.dispose()
+    if database.data_dir is not None:
+        assert not database.data_dir.exists()
+    else:
+        admin = sa.create_engine(database_url)
+        try:
+            with admin.connect() as conn:
+                names = conn.execute(sa.text("SELECT datname FROM pg_database")).scalars().all()
+        finally:
+            admin.dispose()
+        assert not [name for name in names if name.startswith("devharness_check")]
+
+
+# --- repository rules -------------------------------------------------------------------
+
+PYTHON_FILES = [path for path in REPO.rglob("*.py")
+                if not {".venv", "node_modules", ".git"} & set(path.relative_to(REPO).parts)]
+
+
+def test_only_the_streamlit_entry_script_touches_sys_path():
+    offenders = [str(path.relative_to(REPO)) for path in PYTHON_FILES
+                 if "sys.path.insert" in path.read_text(errors="replace") and path != REPO / "tests" / "test_devharness.py"]
+    assert offenders == ["dashboard/app.py"]
+
+
+def test_scripts_and_benchmarks_do_not_import_tests_or_each_other():
+    pattern = re.compile(r"^\s*(from|import)\s+(tests|bench|receiver_load)\b", re.MULTILINE)
+    offenders = [str(path.relative_to(REPO)) for folder in ("scripts", "bench")
+                 for path in (REPO / folder).glob("*.py") if pattern.search(path.read_text())]
+    assert offenders == []
