@@ -26,7 +26,7 @@ if st.toggle("Only events that never arrived", key="events_missed",
     st.caption(f"{len(missed):,} events Stripe sent in the {window.label} that the app never "
                "recorded, newest first. Status: missing (no row), replayed (re-delivered, not "
                "completed yet), arrived (a row came, not completed), recovered (completed).")
-    st.dataframe(missed.drop(columns=["amount", "currency"]), hide_index=True, column_config={
+    text.dataframe(missed.drop(columns=["amount", "currency"]), hide_index=True, column_config={
         "amount_shown": "amount", "stripe_created_at": utc_time("Stripe created"),
         "found_at": utc_time("found"), "replayed_at": utc_time("replayed"),
         "recovered_at": utc_time("recovered"), "retry_deadline": utc_time("Stripe retries until"),

@@ -11,6 +11,7 @@ import streamlit as st
 from core.errors import ConfigError
 from dashboard import data, gateway
 from dashboard import text
+from dashboard.text import markdown_literal
 from dashboard.columns import row_id, utc_time
 from dashboard import health_figures as hf
 from jobs import cleanup
@@ -244,7 +245,8 @@ if st.session_state.get(CONFIRM_KEY):
 
 if RESULT_KEY in st.session_state:
     kind, headline, lines = st.session_state[RESULT_KEY]
-    getattr(st, kind)("\n\n".join([f"**{headline}**", *lines]))
+    # The headline and lines carry a job's own words and error text: shown as text.
+    getattr(st, kind)("\n\n".join([f"**{markdown_literal(headline)}**", *map(markdown_literal, lines)]))
 
 
 # --- health reports (python -m jobs health-report) ----------------------------------------
@@ -258,7 +260,7 @@ def health_reports_section() -> None:
         st.info("No health report yet. `python -m jobs health-report` builds and mails one "
                 "(the schedule does every Monday morning); `--dry-run` only records it.", icon=":material/info:")
         return
-    st.dataframe(hr.report_table(listed), hide_index=True, key="health_reports", column_config={
+    text.dataframe(hr.report_table(listed), hide_index=True, key="health_reports", column_config={
         "id": row_id("Report"), "period_start": utc_time("From"), "period_end": utc_time("To (exclusive)"),
         "status": "Status", "recipients": "Recipients", "sent_at": utc_time("Sent"), "attempts": "Attempts",
         "trigger": "Started from", "subject": "Subject", "error": st.column_config.TextColumn("Error", width="large"),
