@@ -3,9 +3,9 @@ commands install from them, and the dependency audit says when it cannot run."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import socket
-import sys
 import tomllib
 
 import pytest
@@ -13,8 +13,10 @@ import pytest
 from tests.conftest import REPO
 from tests.http_sink import http_sink
 
-sys.path.insert(0, str(REPO / "scripts"))
-from audit_dependencies import audit_data_problem  # noqa: E402
+_spec = importlib.util.spec_from_file_location("audit_dependencies", REPO / "scripts" / "audit_dependencies.py")
+_audit = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_audit)
+audit_data_problem = _audit.audit_data_problem
 
 
 def requirement_name(spec: str) -> str:
