@@ -2,7 +2,7 @@
 window with started / fired / resolved and time to detect, and each notification's delivery.
 
 Reads go through the read-only engine (``dashboard.data``); acknowledging and silencing are
-writes, made through the dashboard's write path and recorded with who did it.
+writes, made through the dashboard's write gateway and recorded with the logged-in identity.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from datetime import timedelta
 import streamlit as st
 
 from core.errors import ConfigError, MonitorError
+from core.settings import get_settings
 from dashboard import alert_figures as af
-from dashboard import data, gateway, text
+from dashboard import auth, data, gateway, text
 from dashboard.columns import row_id, utc_time
 from dashboard.text import markdown_literal
 from jobs.alerting import actions
@@ -57,34 +58,39 @@ def firing_section() -> None:
     rows = {int(row["id"]): row for row in firing.to_dict("records")}
     chosen = st.selectbox("Alert", list(rows), format_func=lambda i: af.firing_label(rows[i]), key="alerts_chosen")
     alert = rows[int(chosen)]
-    problem = gateway.problem()
+    settings = get_settings()
+    problem = gateway.problem(settings)
     if problem:
         st.info(problem, icon=":material/info:")
+    st.caption(f"Recorded as done by {markdown_literal(gateway.actor() or 'nobody')} (the logged-in identity).")
     left, right = st.columns(2)
-    with left.form(f"alerts_ack_{alert['id']}", clear_on_submit=True):
+    with left.form(f"alerts_ack_{alert['id']}"):
         st.caption("Acknowledge: you are on it. No more reminders; it still resolves (and says so).")
-        st.caption(f"Recorded as {markdown_literal(gateway.actor())} (the logged-in identity).")
         acknowledge = st.form_submit_button("Acknowledge", icon=":material/check:",
                                             disabled=problem is not None or alert.get("acknowledged_by") is not None)
     with right.form(f"alerts_silence_{alert['id']}", clear_on_submit=True):
         st.caption("Silence: no message at all about this alert's subject for a while.")
-        length = st.selectbox("For", list(af.SILENCE_CHOICES), index=1)
-        reason = st.text_input("Reason", placeholder="deploying the fix, known Stripe incident, …")
+        length = st.selectbox("For", list(af.SILENCE_CHOICES), index=1, key=f"alerts_silence_for_{alert['id']}")
+        reason = st.text_input("Reason", placeholder="deploying the fix, known Stripe incident, …",
+                               key=f"alerts_silence_reason_{alert['id']}")
         silence = st.form_submit_button("Silence", icon=":material/notifications_paused:",
                                         disabled=problem is not None)
+    if not (acknowledge or silence):
+        return
+    refusal = auth.write_refusal(settings)
+    if refusal:
+        st.error(refusal, icon=":material/block:")
+        return
+    by = auth.current_identity() or ""
     try:
         if acknowledge:
-            by = gateway.actor()  # who is logged in, read again at the moment of the write
             gateway.call(actions.acknowledge, int(alert["id"]), actor=by, now=data.utc_now())
             st.session_state[FLASH_KEY] = f"Alert #{alert['id']} acknowledged by {markdown_literal(by)}."
-        elif silence:
-            silencer = gateway.actor()
-            gateway.call(actions.silence, str(alert["fingerprint"]), duration=timedelta(hours=af.SILENCE_CHOICES[length]),
-                   actor=silencer, now=data.utc_now(), reason=reason)
-            st.session_state[FLASH_KEY] = (f"{markdown_literal(alert['fingerprint'])} silenced for {length} "
-                                           f"by {markdown_literal(silencer)}.")
         else:
-            return
+            gateway.call(actions.silence, str(alert["fingerprint"]), duration=timedelta(hours=af.SILENCE_CHOICES[length]),
+                         actor=by, now=data.utc_now(), reason=reason)
+            st.session_state[FLASH_KEY] = (f"{markdown_literal(alert['fingerprint'])} silenced for {length} "
+                                           f"by {markdown_literal(by)}.")
     except (MonitorError, ConfigError) as exc:
         st.error(markdown_literal(exc), icon=":material/error:")
         return
