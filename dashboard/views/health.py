@@ -12,7 +12,6 @@ import streamlit as st
 from core.errors import ConfigError
 from dashboard import data, gateway
 from dashboard import text
-from dashboard.text import markdown_literal
 from dashboard.columns import row_id, utc_time
 from dashboard.text import markdown_literal
 from dashboard import health_figures as hf
@@ -255,8 +254,7 @@ if st.session_state.get(CONFIRM_KEY):
 
 if RESULT_KEY in st.session_state:
     kind, headline, lines = st.session_state[RESULT_KEY]
-    # The headline and lines carry a job's own words and error text: shown as text.
-    getattr(st, kind)("\n\n".join([f"**{markdown_literal(headline)}**", *map(markdown_literal, lines)]))
+    getattr(st, kind)("\n\n".join([f"**{headline}**", *lines]))
 
 
 # --- health reports (python -m jobs health-report) ----------------------------------------
