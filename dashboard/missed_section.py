@@ -12,8 +12,9 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import ConfigError
-from dashboard import data, gateway, metrics
+from dashboard import data, gateway, metrics, text
 from dashboard.columns import row_id, utc_time
+from dashboard.text import markdown_literal
 from jobs import sweep
 from jobs.runtime import job_is_running
 from queries import fetch_one
@@ -115,15 +116,15 @@ def collect_finished() -> None:
 def show_outcome(outcome: gateway.Outcome) -> None:
     report = outcome.report or {}
     if outcome.state == "busy":
-        st.warning(f"**Not started**: {outcome.reason}", icon=":material/hourglass_top:")
+        st.warning(f"**Not started**: {markdown_literal(outcome.reason)}", icon=":material/hourglass_top:")
         return
     if "run_id" not in report:
-        st.error(f"**The sweep did not finish**: {outcome.reason or f'exit code {outcome.exit_code}'}",
+        st.error(f"**The sweep did not finish**: {markdown_literal(outcome.reason or f'exit code {outcome.exit_code}')}",
                  icon=":material/error:")
         return
     run = data.query_row("sweep_run", run_id=int(report["run_id"]))
     if outcome.state == "failed" or not run:
-        st.error(f"**Sweep #{report['run_id']} failed**: {(run or {}).get('error') or outcome.reason}",
+        st.error(f"**Sweep #{report['run_id']} failed**: {markdown_literal((run or {}).get('error') or outcome.reason)}",
                  icon=":material/error:")
         return
     (st.warning if outcome.state == "needs_person" else st.success)(
@@ -136,7 +137,7 @@ def start(*args: str) -> None:
     try:
         gateway.remember(LAUNCH_KEY, gateway.start("sweep", *args, actor=gateway.actor()))
     except ConfigError as exc:
-        st.error(f"**Not started**: {exc}", icon=":material/error:")
+        st.error(f"**Not started**: {markdown_literal(exc)}", icon=":material/error:")
         return
     st.rerun()
 
@@ -155,7 +156,7 @@ def render(settings) -> None:
         at_risk = ", ".join(a for a in (metrics.format_money(m["amount"], m["currency"]) for m in money) if a)
         st.warning(f"**{len(open_rows):,} missed event(s)** without a completed row"
                    + (f"; money at risk: {at_risk}" if at_risk else "") + ".", icon=":material/report:")
-        st.dataframe(open_table(open_rows), hide_index=True, key="missed_open", column_config=OPEN_COLUMNS)
+        text.dataframe(open_table(open_rows), hide_index=True, key="missed_open", column_config=OPEN_COLUMNS)
 
     if gateway.remembered(LAUNCH_KEY) is not None or sweep_running():
         progress()
@@ -193,5 +194,5 @@ def render(settings) -> None:
     if not history.empty:
         st.caption(describe(history.iloc[0].to_dict()))
         with st.expander(f"Last {len(history)} sweeps"):
-            st.dataframe(history, hide_index=True, key="sweep_history", column_config=HISTORY_COLUMNS,
+            text.dataframe(history, hide_index=True, key="sweep_history", column_config=HISTORY_COLUMNS,
                          column_order=list(HISTORY_COLUMNS))

@@ -245,7 +245,7 @@ def review_section(settings) -> None:
             st.error(str(exc), icon=":material/error:")
             return
         except gateway.WriteFailed as exc:
-            st.error(f"Could not save the resolution: {exc}", icon=":material/error:")
+            st.error(f"Could not save the resolution: {markdown_literal(exc)}", icon=":material/error:")
             return
         data.refresh()
         st.session_state[FLASH_KEY] = f"Item #{item['id']} resolved by {markdown_literal(by)}."
