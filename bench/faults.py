@@ -21,8 +21,8 @@ import platform
 import sys
 
 from devharness import ThrowawayDatabase, empty_tables
-from devharness.faults import (ScenarioResult, postgres_restarted_during_cleanup, postgres_restarted_under_receiver,
-                               receiver_killed_mid_burst)
+from devharness.faults import (ScenarioResult, postgres_restarted_during_cleanup, postgres_restarted_during_retry,
+                               postgres_restarted_under_receiver, receiver_killed_mid_burst)
 
 
 def table(results: list[ScenarioResult]) -> str:
@@ -76,6 +76,11 @@ def main(argv: list[str] | None = None) -> int:
             result = postgres_restarted_during_cleanup(database.url, database.data_dir,
                                                        events=20_000 if args.quick else 100_000, batch_size=500)
             result.detail.pop("first_log", None)
+            results.append(result)
+            print(table([result]).splitlines()[-1], flush=True)
+            empty_tables(engine)
+            result = postgres_restarted_during_retry(database.url, database.data_dir, events=events // 2,
+                                                     restart_after=events // 20, down_s=4.0)
             results.append(result)
             print(table([result]).splitlines()[-1], flush=True)
         engine.dispose()

@@ -321,3 +321,56 @@ def postgres_restarted_under_receiver(database_url: str, data_dir: Path, *, even
         return result
     finally:
         engine.dispose()
+
+
+def postgres_restarted_during_retry(database_url: str, data_dir: Path, *, events: int = 300, workers: int = 2,
+                                    restart_after: int = 30, down_s: float = 1.0) -> ScenarioResult:
+    """Restart PostgreSQL while ``retry`` re-delivers due failed events through the receiver:
+    the run must end with exit 1, recorded failed, and the next run (right away, not after
+    the claims' 10-minute lease) must complete the rest, each event applied once."""
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    registrations = [str(uuid.uuid4()) for _ in range(events)]
+    batch = [checkout_session_event("checkout.session.completed", registration_id=rid,
+                                    event_id=f"evt_retry_{uuid.uuid4().hex[:20]}") for rid in registrations]
+    ids = [e["id"] for e in batch]
+    try:
+        with engine.begin() as conn:
+            for rid, event in zip(registrations, batch):
+                SQL.execute(conn, "add_pending_registration", id=rid, email=f"{rid[:8]}@example.com")
+                SQL.execute(conn, "add_failed_event", id=event["id"], type=event["type"], payload=json.dumps(event))
+        receiver, url = receiver_process(database_url, workers=workers)
+        with receiver:
+            env = {"MONITOR_REPLAY_URL": url + WEBHOOK_PATH, "STRIPE_WEBHOOK_SECRET": SECRET}
+            first = jobs_command(database_url, "retry", "--concurrency", "4", extra_env=env)
+            first.start()
+            try:
+                wait_until(lambda: SQL.scalar(engine, "completed_count", ids=ids) >= restart_after, 60, pause_s=0.01)
+                completed_at_restart = SQL.scalar(engine, "completed_count", ids=ids)
+                restart_embedded(data_dir, down_s=down_s)
+                restarted = time.monotonic()
+                first_exit = first.wait(120)
+                first_log = first.log_tail(400)
+            finally:
+                first.close()
+            runs = SQL.all(engine, "job_runs_of", job="retry")
+            second = jobs_command(database_url, "retry", "--concurrency", "4", extra_env=env)
+            second.start()
+            try:
+                second_exit = second.wait(300)
+                second_log = second.log_tail(400)
+            finally:
+                second.close()
+            recover_s = time.monotonic() - restarted
+            leaked_locks = SQL.scalar(engine, "leaked_locks")
+        result = count_outcomes(engine, f"PostgreSQL restarted ({down_s:g} s down) during retry of {events} "
+                                        "failed events", ids, registrations)
+        first_run = runs[0] if runs else {}
+        result.recover_s = recover_s if result.ok else None
+        result.detail.update(completed_at_restart=completed_at_restart, first_exit=first_exit,
+                             first_run=f"{first_run.get('status')}: {(first_run.get('error') or '')[:80]}",
+                             second_exit=second_exit, leaked_locks=leaked_locks)
+        if not result.ok:
+            result.detail.update(first_log=first_log, second_log=second_log)
+        return result
+    finally:
+        engine.dispose()

@@ -69,3 +69,16 @@ SELECT id, status, error, finished_at FROM job_runs WHERE job = :job ORDER BY id
 -- True while some session holds the job's advisory lock (jobs/runtime.py's key).
 SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
                 AND classid = 22344 AND objid = hashtext(:job)::oid)
+
+-- name: add_failed_event
+-- An event whose attempt failed on a network error, its automatic retry due now.
+INSERT INTO webhook_events (stripe_event_id, event_type, processing_status, payload, attempts,
+                            error_message, error_category, recovery_action, alert_level,
+                            next_retry_at, processed_at)
+VALUES (:id, :type, 'failed', CAST(:payload AS jsonb), 1, 'ConnectError: the app was down', 'network',
+        'retry_with_backoff', 'warning', now() - interval '1 minute', now() - interval '2 minutes')
+
+-- name: completed_count
+-- How many of these events are completed.
+SELECT count(*) FROM webhook_events
+WHERE stripe_event_id = ANY(CAST(:ids AS text[])) AND processing_status = 'completed'

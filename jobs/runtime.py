@@ -161,9 +161,16 @@ def _database_unreachable(exc: BaseException) -> bool:
         isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated)
 
 
-@tenacity.retry(retry=tenacity.retry_if_exception(_database_unreachable),
-                stop=tenacity.stop_after_delay(FINISH_RETRY_S),
-                wait=tenacity.wait_exponential(multiplier=0.25, max=4), reraise=True)
+# For a short write that must not be lost to a database restart (a run's end, releasing
+# what a run claimed): tried again with backoff for up to FINISH_RETRY_S while the database
+# cannot be reached; any other error, or the database still gone after that, is raised.
+while_database_unreachable = tenacity.retry(
+    retry=tenacity.retry_if_exception(_database_unreachable),
+    stop=tenacity.stop_after_delay(FINISH_RETRY_S),
+    wait=tenacity.wait_exponential(multiplier=0.25, max=4), reraise=True)
+
+
+@while_database_unreachable
 def _finish(engine: Engine, run: JobRun, status: str, *, error: str | None = None) -> None:
     duration_ms = run.elapsed_ms()
     with engine.begin() as conn:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from devharness import ThrowawayDatabase, patched_env
-from devharness.faults import (postgres_restarted_during_cleanup, postgres_restarted_under_receiver,
+from devharness.faults import (postgres_restarted_during_cleanup, postgres_restarted_during_retry,
+                               postgres_restarted_under_receiver,
                                receiver_killed_mid_burst)
 
 
@@ -56,3 +57,18 @@ def test_postgres_restarted_under_the_receiver_loses_no_delivery(private_embedde
     assert result.detail["registrations_completed"] == 120
     assert result.recover_s is not None and result.recover_s < 30
     assert result.detail["leaked_locks"] == 0
+
+
+def test_postgres_restarted_under_retry_leaves_no_claim_behind_and_the_next_run_finishes(private_embedded_database):
+    # The outage outlasts the deliveries in flight, so the run gives back its claims while
+    # PostgreSQL is down: unreleased, they would hide these events from every run for the
+    # claims' 10-minute lease.
+    database = private_embedded_database
+    result = postgres_restarted_during_retry(database.url, database.data_dir, events=200, restart_after=20,
+                                             down_s=4.0)
+    assert result.detail["completed_at_restart"] < 200  # the restart came mid-run
+    assert result.detail["second_exit"] == 0
+    # a run that could not go on is recorded failed; one that rode the outage out, completed
+    assert result.detail["first_run"].split(":")[0] in ("failed", "completed"), result.detail
+    assert (result.lost, result.duplicated, result.stuck, result.after) == (0, 0, 0, 200), result
+    assert result.detail["registrations_completed"] == 200
