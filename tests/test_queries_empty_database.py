@@ -28,6 +28,8 @@ VALUES = {
     "item_id": 1,
     "job": "reconcile",
     "report_id": 1,
+    "alert_id": 1,
+    "now": NOW,
 }
 PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 

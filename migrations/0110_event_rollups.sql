@@ -1,0 +1,292 @@
+-- Rollups: the dashboard's aggregates at a cost flat in the size of the history.
+--
+-- * webhook_events.error_fingerprint: the error message with ids, numbers, e-mail addresses
+--   and hex strings replaced by placeholders (webhook_error_fingerprint), computed once when
+--   the message is written (a stored generated column) instead of by regex at read time.
+-- * webhook_event_rollup: per UTC hour of created_at × event type × status × error category
+--   × fingerprint, how many events there are, how many were attempted more than once, and
+--   an example message. webhook_event_duration_rollup: per hour × status, a histogram of
+--   processing_duration_ms over fixed bins (webhook_duration_bin, below).
+-- * Both are kept exact by statement-level triggers on webhook_events: every INSERT, UPDATE
+--   and DELETE subtracts the old rows and adds the new ones (retries, reclaims, late updates
+--   land in the bucket of the event's created_at), TRUNCATE empties them. Cleanup's archive
+--   move deletes from webhook_events, so archived events leave the rollups as they leave
+--   the raw counts: the dashboard's windows never counted archived events, nor do they now.
+-- * webhook_event_window(start, end) and webhook_duration_window(start, end): the rollup
+--   rows of the whole hours inside [start, end) plus the raw rows of the partial hours at
+--   its edges, grouped alike, so a sum over them equals a count over webhook_events.
+-- The triggers run as the table owner (SECURITY DEFINER), so whichever role writes events
+-- (the handler's, through the tracking functions) needs no rights on the rollup tables.
+
+CREATE OR REPLACE FUNCTION public.webhook_error_fingerprint(p_message text)
+RETURNS text
+LANGUAGE sql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+-- "timeout after 3012 ms for evt_1Nx..." and "timeout after 95 ms for evt_2..." give one
+-- fingerprint: UUIDs, Stripe-style ids, long hex strings, e-mail addresses and numbers
+-- become <uuid>, <id>, <hex>, <email>, <n>; whitespace is collapsed; at most 300 characters.
+SELECT CASE WHEN p_message IS NULL OR p_message = '' THEN NULL ELSE
+    left(btrim(regexp_replace(
+        regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
+            p_message,
+            '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '<uuid>', 'gi'),
+            '\m[a-z]{2,10}_(?:[a-z]+_)?(?=[A-Za-z_]*[0-9])[A-Za-z0-9]{6,}\M', '<id>', 'g'),
+            '\m[0-9a-f]{12,}\M', '<hex>', 'gi'),
+            '[^\s<>@]+@[^\s<>@]+\.[a-z]{2,}', '<email>', 'gi'),
+            '[0-9]+(\.[0-9]+)?', '<n>', 'g'),
+        '\s+', ' ', 'g')), 300)
+END
+$$;
+
+ALTER TABLE webhook_events ADD COLUMN IF NOT EXISTS error_fingerprint text
+    GENERATED ALWAYS AS (public.webhook_error_fingerprint(error_message)) STORED;
+
+-- The errors page's first/last seen per fingerprint: two index probes each.
+CREATE INDEX IF NOT EXISTS webhook_events_fingerprint_idx
+    ON webhook_events (error_fingerprint, created_at) WHERE error_fingerprint IS NOT NULL;
+-- Stuck events (still processing): few rows, read whatever the window.
+CREATE INDEX IF NOT EXISTS webhook_events_processing_idx
+    ON webhook_events (created_at) INCLUDE (processing_started_at) WHERE processing_status = 'processing';
+
+-- Duration histogram bins: bin 0 holds durations <= 0 ms; bin k >= 1 holds durations d with
+-- 1.05^(k-1) <= d < 1.05^k ms (so 1 ms is bin 1, 1 s bin 143, 1 h bin 311). A percentile read
+-- from the histogram is the geometric middle of its bin: within 2.5 % of the exact value.
+CREATE OR REPLACE FUNCTION public.webhook_duration_bin(p_ms integer)
+RETURNS smallint
+LANGUAGE sql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+SELECT CASE WHEN p_ms IS NULL THEN NULL
+            WHEN p_ms <= 0 THEN 0
+            ELSE 1 + floor(ln(p_ms) / ln(1.05))::integer END::smallint
+$$;
+
+-- The representative duration of a bin (its geometric middle; 0 for bin 0).
+CREATE OR REPLACE FUNCTION public.webhook_duration_bin_value(p_bin integer)
+RETURNS double precision
+LANGUAGE sql
+IMMUTABLE
+PARALLEL SAFE
+AS $$
+SELECT CASE WHEN p_bin <= 0 THEN 0::double precision
+            ELSE power(1.05::double precision, p_bin - 0.5) END
+$$;
+
+CREATE TABLE IF NOT EXISTS webhook_event_rollup (
+    bucket            timestamptz NOT NULL,           -- date_trunc('hour', created_at, 'UTC')
+    event_type        text NOT NULL,
+    processing_status text NOT NULL,
+    error_category    text NOT NULL DEFAULT '',       -- '' when none
+    error_fingerprint text NOT NULL DEFAULT '',       -- '' when no error message
+    events            bigint NOT NULL DEFAULT 0,
+    retried           bigint NOT NULL DEFAULT 0,      -- attempts > 1
+    -- The least message (first 500 characters) seen for this fingerprint in this hour. Kept
+    -- when that event later changes or leaves: an example, not a count.
+    example           text,
+    PRIMARY KEY (bucket, event_type, processing_status, error_category, error_fingerprint)
+);
+
+CREATE TABLE IF NOT EXISTS webhook_event_duration_rollup (
+    bucket            timestamptz NOT NULL,
+    processing_status text NOT NULL,
+    bin               smallint NOT NULL,
+    events            bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (bucket, processing_status, bin)
+);
+
+ALTER TABLE webhook_event_rollup ENABLE ROW LEVEL SECURITY;
+ALTER TABLE webhook_event_duration_rollup ENABLE ROW LEVEL SECURITY;
+
+CREATE OR REPLACE FUNCTION public.webhook_event_rollup_maintain()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = ''
+AS $$
+-- One statement's rows at once: -1 per old row, +1 per new row, summed per rollup key; keys
+-- whose changes cancel out (an update of columns the rollups do not hold) write nothing.
+-- Keys are written in order, so concurrent statements lock rollup rows in the same order.
+-- (Three copies of one statement: a transition table exists only for its own operation.)
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        DELETE FROM public.webhook_event_rollup;
+        DELETE FROM public.webhook_event_duration_rollup;
+    ELSIF TG_OP = 'INSERT' THEN
+        WITH delta (sign, created_at, event_type, processing_status, error_category, error_fingerprint, attempts, processing_duration_ms, error_message) AS (
+            SELECT 1, created_at, event_type, processing_status, error_category, error_fingerprint, attempts, processing_duration_ms, error_message FROM new_rows
+        ), counted AS (
+            INSERT INTO public.webhook_event_rollup AS r
+                (bucket, event_type, processing_status, error_category, error_fingerprint, events, retried, example)
+            SELECT date_trunc('hour', created_at, 'UTC'), event_type, processing_status,
+                   coalesce(error_category, ''), coalesce(error_fingerprint, ''),
+                   sum(sign), coalesce(sum(sign) FILTER (WHERE attempts > 1), 0), min(left(error_message, 500))
+            FROM delta
+            GROUP BY 1, 2, 3, 4, 5
+            HAVING sum(sign) <> 0 OR coalesce(sum(sign) FILTER (WHERE attempts > 1), 0) <> 0
+            ORDER BY 1, 2, 3, 4, 5
+            ON CONFLICT (bucket, event_type, processing_status, error_category, error_fingerprint) DO UPDATE
+               SET events  = r.events + excluded.events,
+                   retried = r.retried + excluded.retried,
+                   example = coalesce(least(r.example, excluded.example), r.example, excluded.example)
+            RETURNING 1
+        )
+        INSERT INTO public.webhook_event_duration_rollup AS r (bucket, processing_status, bin, events)
+        SELECT date_trunc('hour', created_at, 'UTC'), processing_status,
+               public.webhook_duration_bin(processing_duration_ms), sum(sign)
+        FROM delta
+        WHERE processing_duration_ms IS NOT NULL
+        GROUP BY 1, 2, 3
+        HAVING sum(sign) <> 0
+        ORDER BY 1, 2, 3
+        ON CONFLICT (bucket, processing_status, bin) DO UPDATE SET events = r.events + excluded.events;
+    ELSIF TG_OP = 'DELETE' THEN
+        WITH delta (sign, created_at, event_type, processing_status, error_category, error_fingerprint, attempts, processing_duration_ms, error_message) AS (
+            SELECT -1, created_at, event_type, processing_status, error_category, error_fingerprint, attempts, processing_duration_ms, NULL::text FROM old_rows
+        ), counted AS (
+            INSERT INTO public.webhook_event_rollup AS r
+                (bucket, event_type, processing_status, error_category, error_fingerprint, events, retried, example)
+            SELECT date_trunc('hour', created_at, 'UTC'), event_type, processing_status,
+                   coalesce(error_category, ''), coalesce(error_fingerprint, ''),
+                   sum(sign), coalesce(sum(sign) FILTER (WHERE attempts > 1), 0), min(left(error_message, 500))
+            FROM delta
+            GROUP BY 1, 2, 3, 4, 5
+            HAVING sum(sign) <> 0 OR coalesce(sum(sign) FILTER (WHERE attempts > 1), 0) <> 0
+            ORDER BY 1, 2, 3, 4, 5
+            ON CONFLICT (bucket, event_type, processing_status, error_category, error_fingerprint) DO UPDATE
+               SET events  = r.events + excluded.events,
+                   retried = r.retried + excluded.retried,
+                   example = coalesce(least(r.example, excluded.example), r.example, excluded.example)
+            RETURNING 1
+        )
+        INSERT INTO public.webhook_event_duration_rollup AS r (bucket, processing_status, bin, events)
+        SELECT date_trunc('hour', created_at, 'UTC'), processing_status,
+               public.webhook_duration_bin(processing_duration_ms), sum(sign)
+        FROM delta
+        WHERE processing_duration_ms IS NOT NULL
+        GROUP BY 1, 2, 3
+        HAVING sum(sign) <> 0
+        ORDER BY 1, 2, 3
+        ON CONFLICT (bucket, processing_status, bin) DO UPDATE SET events = r.events + excluded.events;
+    ELSE
+        WITH delta (sign, created_at, event_type, processing_status, error_category, error_fingerprint, attempts, processing_duration_ms, error_message) AS (
+            SELECT -1, created_at, event_type, processing_status, error_category, error_fingerprint, attempts, processing_duration_ms, NULL::text FROM old_rows
+            UNION ALL
+            SELECT 1, created_at, event_type, processing_status, error_category, error_fingerprint, attempts, processing_duration_ms, error_message FROM new_rows
+        ), counted AS (
+            INSERT INTO public.webhook_event_rollup AS r
+                (bucket, event_type, processing_status, error_category, error_fingerprint, events, retried, example)
+            SELECT date_trunc('hour', created_at, 'UTC'), event_type, processing_status,
+                   coalesce(error_category, ''), coalesce(error_fingerprint, ''),
+                   sum(sign), coalesce(sum(sign) FILTER (WHERE attempts > 1), 0), min(left(error_message, 500))
+            FROM delta
+            GROUP BY 1, 2, 3, 4, 5
+            HAVING sum(sign) <> 0 OR coalesce(sum(sign) FILTER (WHERE attempts > 1), 0) <> 0
+            ORDER BY 1, 2, 3, 4, 5
+            ON CONFLICT (bucket, event_type, processing_status, error_category, error_fingerprint) DO UPDATE
+               SET events  = r.events + excluded.events,
+                   retried = r.retried + excluded.retried,
+                   example = coalesce(least(r.example, excluded.example), r.example, excluded.example)
+            RETURNING 1
+        )
+        INSERT INTO public.webhook_event_duration_rollup AS r (bucket, processing_status, bin, events)
+        SELECT date_trunc('hour', created_at, 'UTC'), processing_status,
+               public.webhook_duration_bin(processing_duration_ms), sum(sign)
+        FROM delta
+        WHERE processing_duration_ms IS NOT NULL
+        GROUP BY 1, 2, 3
+        HAVING sum(sign) <> 0
+        ORDER BY 1, 2, 3
+        ON CONFLICT (bucket, processing_status, bin) DO UPDATE SET events = r.events + excluded.events;
+    END IF;
+    RETURN NULL;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION public.webhook_event_rollup_maintain() FROM PUBLIC;
+
+DROP TRIGGER IF EXISTS webhook_events_rollup_insert ON webhook_events;
+DROP TRIGGER IF EXISTS webhook_events_rollup_update ON webhook_events;
+DROP TRIGGER IF EXISTS webhook_events_rollup_delete ON webhook_events;
+DROP TRIGGER IF EXISTS webhook_events_rollup_truncate ON webhook_events;
+CREATE TRIGGER webhook_events_rollup_insert AFTER INSERT ON webhook_events
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION public.webhook_event_rollup_maintain();
+CREATE TRIGGER webhook_events_rollup_update AFTER UPDATE ON webhook_events
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION public.webhook_event_rollup_maintain();
+CREATE TRIGGER webhook_events_rollup_delete AFTER DELETE ON webhook_events
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION public.webhook_event_rollup_maintain();
+CREATE TRIGGER webhook_events_rollup_truncate AFTER TRUNCATE ON webhook_events
+    FOR EACH STATEMENT EXECUTE FUNCTION public.webhook_event_rollup_maintain();
+
+-- Whatever the table holds when this migration runs.
+DELETE FROM webhook_event_rollup;
+DELETE FROM webhook_event_duration_rollup;
+INSERT INTO webhook_event_rollup
+    (bucket, event_type, processing_status, error_category, error_fingerprint, events, retried, example)
+SELECT date_trunc('hour', created_at, 'UTC'), event_type, processing_status,
+       coalesce(error_category, ''), coalesce(error_fingerprint, ''),
+       count(*), count(*) FILTER (WHERE attempts > 1), min(left(error_message, 500))
+FROM webhook_events
+GROUP BY 1, 2, 3, 4, 5;
+INSERT INTO webhook_event_duration_rollup (bucket, processing_status, bin, events)
+SELECT date_trunc('hour', created_at, 'UTC'), processing_status,
+       public.webhook_duration_bin(processing_duration_ms), count(*)
+FROM webhook_events
+WHERE processing_duration_ms IS NOT NULL
+GROUP BY 1, 2, 3;
+
+-- [start, end) as rollup rows of its whole hours plus raw rows of its partial edge hours,
+-- in the rollup's shape: a sum of events over the result is a count over webhook_events.
+CREATE OR REPLACE FUNCTION public.webhook_event_window(p_start timestamptz, p_end timestamptz)
+RETURNS TABLE (bucket timestamptz, event_type text, processing_status text, error_category text,
+               error_fingerprint text, events bigint, retried bigint, example text)
+LANGUAGE sql
+STABLE
+AS $$
+WITH span AS (
+    SELECT CASE WHEN date_trunc('hour', p_start, 'UTC') = p_start THEN p_start
+                ELSE date_trunc('hour', p_start, 'UTC') + interval '1 hour' END AS full_from,
+           date_trunc('hour', p_end, 'UTC') AS full_to
+)
+SELECT r.bucket, r.event_type, r.processing_status, r.error_category, r.error_fingerprint,
+       r.events, r.retried, r.example
+FROM public.webhook_event_rollup r, span
+WHERE r.bucket >= span.full_from AND r.bucket < span.full_to AND r.bucket >= p_start
+  AND r.events <> 0
+UNION ALL
+SELECT date_trunc('hour', e.created_at, 'UTC'), e.event_type, e.processing_status,
+       coalesce(e.error_category, ''), coalesce(e.error_fingerprint, ''),
+       count(*), count(*) FILTER (WHERE e.attempts > 1), min(left(e.error_message, 500))
+FROM public.webhook_events e, span
+WHERE e.created_at >= p_start AND e.created_at < p_end
+  AND NOT (e.created_at >= span.full_from AND e.created_at < span.full_to)
+GROUP BY 1, 2, 3, 4, 5
+$$;
+
+-- The duration histogram of [start, end), the same way: (status, bin, events).
+CREATE OR REPLACE FUNCTION public.webhook_duration_window(p_start timestamptz, p_end timestamptz)
+RETURNS TABLE (processing_status text, bin smallint, events bigint)
+LANGUAGE sql
+STABLE
+AS $$
+WITH span AS (
+    SELECT CASE WHEN date_trunc('hour', p_start, 'UTC') = p_start THEN p_start
+                ELSE date_trunc('hour', p_start, 'UTC') + interval '1 hour' END AS full_from,
+           date_trunc('hour', p_end, 'UTC') AS full_to
+), parts AS (
+    SELECT r.processing_status, r.bin, r.events
+    FROM public.webhook_event_duration_rollup r, span
+    WHERE r.bucket >= span.full_from AND r.bucket < span.full_to AND r.bucket >= p_start
+    UNION ALL
+    SELECT e.processing_status, public.webhook_duration_bin(e.processing_duration_ms), 1
+    FROM public.webhook_events e, span
+    WHERE e.created_at >= p_start AND e.created_at < p_end
+      AND e.processing_duration_ms IS NOT NULL
+      AND NOT (e.created_at >= span.full_from AND e.created_at < span.full_to)
+)
+SELECT processing_status, bin, sum(events)::bigint FROM parts GROUP BY 1, 2 HAVING sum(events) <> 0
+$$;
