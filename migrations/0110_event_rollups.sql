@@ -42,6 +42,9 @@ $$;
 
 ALTER TABLE webhook_events ADD COLUMN IF NOT EXISTS error_fingerprint text
     GENERATED ALWAYS AS (public.webhook_error_fingerprint(error_message)) STORED;
+-- The archive keeps every column of the events it holds (computed the same way).
+ALTER TABLE webhook_events_archive ADD COLUMN IF NOT EXISTS error_fingerprint text
+    GENERATED ALWAYS AS (public.webhook_error_fingerprint(error_message)) STORED;
 
 -- The errors page's first/last seen per fingerprint: two index probes each.
 CREATE INDEX IF NOT EXISTS webhook_events_fingerprint_idx
