@@ -181,3 +181,77 @@ def test_p95_from_the_histogram_is_within_its_documented_error(dashboard_engine,
     assert kpis["completed"] == 25000
     assert kpis["p95_duration_ms"] == pytest.approx(exact, rel=0.025)
     assert kpis["p95_duration_ms"] != exact  # the histogram path, not the exact one
+
+
+PARTITIONED_LAYOUT = [
+    "ALTER TABLE webhook_events RENAME TO webhook_events_flat",
+    # What pg_partman (or a person) builds: monthly range partitions on created_at. The
+    # primary key and the uniqueness of the event id must include the partition key.
+    """CREATE TABLE webhook_events (LIKE webhook_events_flat INCLUDING DEFAULTS INCLUDING GENERATED
+           INCLUDING CONSTRAINTS, PRIMARY KEY (id, created_at), UNIQUE (stripe_event_id, created_at))
+       PARTITION BY RANGE (created_at)""",
+    "CREATE TABLE webhook_events_2026_01 PARTITION OF webhook_events FOR VALUES FROM ('2026-01-01') TO ('2026-02-01')",
+    "CREATE TABLE webhook_events_2026_02 PARTITION OF webhook_events FOR VALUES FROM ('2026-02-01') TO ('2026-03-01')",
+    "CREATE TABLE webhook_events_2026_03 PARTITION OF webhook_events FOR VALUES FROM ('2026-03-01') TO ('2026-04-01')",
+    """CREATE INDEX ON webhook_events (created_at)
+           INCLUDE (processing_status, event_type, processing_duration_ms, processing_started_at)""",
+    "CREATE INDEX ON webhook_events (error_fingerprint, created_at) WHERE error_fingerprint IS NOT NULL",
+    """CREATE TRIGGER webhook_events_rollup_insert AFTER INSERT ON webhook_events REFERENCING NEW TABLE AS new_rows
+           FOR EACH STATEMENT EXECUTE FUNCTION webhook_event_rollup_maintain()""",
+    """CREATE TRIGGER webhook_events_rollup_update AFTER UPDATE ON webhook_events
+           REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+           FOR EACH STATEMENT EXECUTE FUNCTION webhook_event_rollup_maintain()""",
+    """CREATE TRIGGER webhook_events_rollup_delete AFTER DELETE ON webhook_events REFERENCING OLD TABLE AS old_rows
+           FOR EACH STATEMENT EXECUTE FUNCTION webhook_event_rollup_maintain()""",
+]
+
+
+def test_partitioned_webhook_events_keep_rollups_and_queries_exact(db):
+    """The layout the README documents for monthly range partitions: the rollup triggers on
+    the partitioned table (rows moving between partitions included) and the dashboard's
+    queries give the numbers a count over the rows gives. Built and thrown away in one
+    transaction, so the shared test database keeps its plain table."""
+    from queries import fetch_df
+
+    rng = random.Random(11)
+    conn = db.connect()
+    tx = conn.begin()
+    try:
+        for statement in PARTITIONED_LAYOUT:
+            conn.execute(sa.text(statement))
+        ids = []
+        for _ in range(300):
+            message = rng.choice(MESSAGES)
+            ids.append(add_event(
+                conn, created_at=NOW - timedelta(seconds=rng.randrange(0, 40 * 86400)),
+                status=rng.choice(STATUSES), event_type=rng.choice(TYPES), attempts=rng.choice([1, 2]),
+                duration_ms=rng.randrange(1, 4000), error=message and message.format(n=rng.randrange(999)),
+                error_category=rng.choice(CATEGORIES[1:]) if message else None))
+        # Late updates, some moving rows into another month's partition.
+        conn.execute(sa.text("""
+            UPDATE webhook_events SET created_at = created_at - interval '9 days', attempts = attempts + 1,
+                                      processing_status = 'failed', error_message = 'deadlock detected on row 5'
+            WHERE stripe_event_id = ANY(:ids)"""), {"ids": rng.sample(ids, 60)})
+        conn.execute(sa.text("DELETE FROM webhook_events WHERE stripe_event_id = ANY(:ids)"), {"ids": rng.sample(ids, 20)})
+        assert conn.execute(sa.text("SELECT count(DISTINCT tableoid) FROM webhook_events")).scalar() == 3
+        assert_rollups_match(conn, rng)
+
+        start, end = NOW - timedelta(days=20, minutes=31), NOW - timedelta(minutes=5)
+        window = {"start": start, "end": end}
+        raw = conn.execute(sa.text("""
+            SELECT count(*), count(*) FILTER (WHERE processing_status = 'failed'),
+                   count(*) FILTER (WHERE processing_status = 'completed' AND attempts > 1)
+            FROM webhook_events WHERE created_at >= :start AND created_at < :end"""), window).one()
+        kpis = fetch_df(conn, "event_kpis", **window, stuck_before=NOW).iloc[0]
+        assert (kpis["events_received"], kpis["failed"]) == (raw[0], raw[1])
+        assert fetch_df(conn, "events_by_bucket", **window, bucket="day")[
+            ["completed", "failed", "processing", "pending"]].to_numpy().sum() == raw[0]
+        assert fetch_df(conn, "events_count", **window, statuses=[], event_types=[], search=None)["events"][0] == raw[0]
+        assert fetch_df(conn, "failure_outcomes", **window)["recovered"].sum() == raw[2]
+        fingerprints = fetch_df(conn, "error_fingerprints", **window, limit=50)
+        assert fingerprints["events"].sum() == conn.execute(sa.text(
+            "SELECT count(*) FROM webhook_events WHERE created_at >= :start AND created_at < :end "
+            "AND error_message <> ''"), window).scalar()
+    finally:
+        tx.rollback()
+        conn.close()
