@@ -225,22 +225,38 @@ CREATE TRIGGER webhook_events_rollup_delete AFTER DELETE ON webhook_events
 CREATE TRIGGER webhook_events_rollup_truncate AFTER TRUNCATE ON webhook_events
     FOR EACH STATEMENT EXECUTE FUNCTION public.webhook_event_rollup_maintain();
 
--- Whatever the table holds when this migration runs.
-DELETE FROM webhook_event_rollup;
-DELETE FROM webhook_event_duration_rollup;
-INSERT INTO webhook_event_rollup
-    (bucket, event_type, processing_status, error_category, error_fingerprint, events, retried, example)
-SELECT date_trunc('hour', created_at, 'UTC'), event_type, processing_status,
-       coalesce(error_category, ''), coalesce(error_fingerprint, ''),
-       count(*), count(*) FILTER (WHERE attempts > 1), min(left(error_message, 500))
-FROM webhook_events
-GROUP BY 1, 2, 3, 4, 5;
-INSERT INTO webhook_event_duration_rollup (bucket, processing_status, bin, events)
-SELECT date_trunc('hour', created_at, 'UTC'), processing_status,
-       public.webhook_duration_bin(processing_duration_ms), count(*)
-FROM webhook_events
-WHERE processing_duration_ms IS NOT NULL
-GROUP BY 1, 2, 3;
+-- Recompute both rollups from the rows, set-based: after this migration adds them, and after
+-- a bulk load that ran with the rollup triggers disabled (demo-data does, for speed: the
+-- triggers would keep a transition table of every loaded row). Takes the table's SHARE lock,
+-- so no event changes while the rollups are rebuilt.
+CREATE OR REPLACE FUNCTION public.webhook_event_rollup_rebuild()
+RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = ''
+AS $$
+BEGIN
+    LOCK TABLE public.webhook_events IN SHARE MODE;
+    DELETE FROM public.webhook_event_rollup;
+    DELETE FROM public.webhook_event_duration_rollup;
+    INSERT INTO public.webhook_event_rollup
+        (bucket, event_type, processing_status, error_category, error_fingerprint, events, retried, example)
+    SELECT date_trunc('hour', created_at, 'UTC'), event_type, processing_status,
+           coalesce(error_category, ''), coalesce(error_fingerprint, ''),
+           count(*), count(*) FILTER (WHERE attempts > 1), min(left(error_message, 500))
+    FROM public.webhook_events
+    GROUP BY 1, 2, 3, 4, 5;
+    INSERT INTO public.webhook_event_duration_rollup (bucket, processing_status, bin, events)
+    SELECT date_trunc('hour', created_at, 'UTC'), processing_status,
+           public.webhook_duration_bin(processing_duration_ms), count(*)
+    FROM public.webhook_events
+    WHERE processing_duration_ms IS NOT NULL
+    GROUP BY 1, 2, 3;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION public.webhook_event_rollup_rebuild() FROM PUBLIC;
+
+SELECT public.webhook_event_rollup_rebuild();
 
 -- [start, end) as rollup rows of its whole hours plus raw rows of its partial edge hours,
 -- in the rollup's shape: a sum of events over the result is a count over webhook_events.

@@ -255,3 +255,21 @@ def test_partitioned_webhook_events_keep_rollups_and_queries_exact(db):
     finally:
         tx.rollback()
         conn.close()
+
+
+def test_demo_data_loads_rollups_equal_to_its_rows(db):
+    """demo-data loads with the rollup trigger paused and rebuilds the rollups after; the
+    trigger is back on for the next writer, and the dropped indexes are back."""
+    from jobs import demo_data
+
+    with db.connect() as conn:
+        indexes_before = set(conn.execute(sa.text(
+            "SELECT indexdef FROM pg_indexes WHERE tablename IN ('webhook_events', 'registrations')")).scalars())
+    demo_data.run(db, now=NOW, days=3, events_per_day=300, trigger="cli")
+    with db.begin() as conn:
+        assert_rollups_match(conn, random.Random(5))
+        assert set(conn.execute(sa.text(
+            "SELECT indexdef FROM pg_indexes WHERE tablename IN ('webhook_events', 'registrations')")).scalars()) \
+            == indexes_before
+        add_event(conn, created_at=NOW - timedelta(minutes=1), status="failed", error="late")
+        assert_rollups_match(conn, random.Random(6))
