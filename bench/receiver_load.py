@@ -309,7 +309,7 @@ def main(argv=None) -> int:
         return 1 if failed else 0
 
 
-ROLLUP_TRIGGERS = ("webhook_events_rollup_insert", "webhook_events_rollup_update", "webhook_events_rollup_delete")
+ROLLUP_TRIGGERS = ("webhook_events_rollup", "webhook_events_rollup_fold")
 
 
 def set_rollup_triggers(engine, *, enabled: bool) -> None:
@@ -323,7 +323,7 @@ def reset_tables(engine) -> None:
     """Empty what a round writes, so the next round delivers the same events as new."""
     with engine.begin() as conn:
         conn.execute(sa.text("TRUNCATE webhook_events, webhook_event_attempts, registrations, "
-                             "webhook_event_rollup, webhook_event_duration_rollup"))
+                             "webhook_event_rollup, webhook_event_duration_rollup, webhook_event_rollup_delta"))
 
 
 def one_round(args, url: str, engine, events: dict, order: list, log_file) -> tuple[float, bool]:

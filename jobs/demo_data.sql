@@ -448,10 +448,10 @@ END
 $$
 
 -- name: pause_rollup_triggers
--- The rollup triggers (migrations/0110_event_rollups.sql) would hold every loaded row in a
--- transition table; rebuild_rollups recomputes the rollups set-based after the load instead.
--- Inside this transaction: no other writer sees the table without them.
-ALTER TABLE webhook_events DISABLE TRIGGER webhook_events_rollup_insert
+-- The rollup trigger (migrations/0110_event_rollups.sql) would append a change row per
+-- loaded row; rebuild_rollups recomputes the rollups set-based after the load instead.
+-- Inside this transaction: no other writer sees the table without it.
+ALTER TABLE webhook_events DISABLE TRIGGER webhook_events_rollup
 
 -- name: rebuild_rollups
 -- The rollups of the loaded rows, computed set-based.
@@ -459,7 +459,7 @@ SELECT webhook_event_rollup_rebuild()
 
 -- name: resume_rollup_triggers
 -- The rollup trigger back on (pause_rollup_triggers).
-ALTER TABLE webhook_events ENABLE TRIGGER webhook_events_rollup_insert
+ALTER TABLE webhook_events ENABLE TRIGGER webhook_events_rollup
 
 -- name: insert_events
 -- Compact but real-shaped Stripe event payloads (the fields a handler reads), oldest first

@@ -56,7 +56,9 @@ def assert_rollups_match(conn, rng: random.Random) -> None:
     for start, end in windows:
         assert rows(conn, WINDOWED, start=start, end=end) == rows(conn, RAW, start=start, end=end)
         assert rows(conn, WINDOWED_DURATIONS, start=start, end=end) == rows(conn, RAW_DURATIONS, start=start, end=end)
-    # And the rollup table itself, hour by hour, over everything.
+    # And the rollup table itself, hour by hour, over everything, once the pending changes are folded.
+    conn.execute(sa.text("SELECT webhook_event_rollup_fold()"))
+    assert conn.execute(sa.text("SELECT count(*) FROM webhook_event_rollup_delta")).scalar() == 0
     whole = conn.execute(sa.text("""
         SELECT bucket, event_type, processing_status, error_category, error_fingerprint, events, retried
         FROM webhook_event_rollup WHERE events <> 0 OR retried <> 0""")).all()
@@ -196,13 +198,10 @@ PARTITIONED_LAYOUT = [
     """CREATE INDEX ON webhook_events (created_at)
            INCLUDE (processing_status, event_type, processing_duration_ms, processing_started_at)""",
     "CREATE INDEX ON webhook_events (error_fingerprint, created_at) WHERE error_fingerprint IS NOT NULL",
-    """CREATE TRIGGER webhook_events_rollup_insert AFTER INSERT ON webhook_events REFERENCING NEW TABLE AS new_rows
-           FOR EACH STATEMENT EXECUTE FUNCTION webhook_event_rollup_maintain()""",
-    """CREATE TRIGGER webhook_events_rollup_update AFTER UPDATE ON webhook_events
-           REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-           FOR EACH STATEMENT EXECUTE FUNCTION webhook_event_rollup_maintain()""",
-    """CREATE TRIGGER webhook_events_rollup_delete AFTER DELETE ON webhook_events REFERENCING OLD TABLE AS old_rows
-           FOR EACH STATEMENT EXECUTE FUNCTION webhook_event_rollup_maintain()""",
+    """CREATE TRIGGER webhook_events_rollup AFTER INSERT OR UPDATE OR DELETE ON webhook_events
+           FOR EACH ROW EXECUTE FUNCTION webhook_event_rollup_maintain()""",
+    """CREATE TRIGGER webhook_events_rollup_fold AFTER INSERT OR UPDATE OR DELETE ON webhook_events
+           FOR EACH STATEMENT EXECUTE FUNCTION webhook_event_rollup_fold_sometimes()""",
 ]
 
 
