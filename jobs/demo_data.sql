@@ -455,7 +455,7 @@ ALTER TABLE webhook_events DISABLE TRIGGER webhook_events_rollup
 
 -- name: rebuild_rollups
 -- The rollups of the loaded rows, computed set-based.
-SELECT webhook_event_rollup_rebuild()
+SELECT webhook_rollup_rebuild()
 
 -- name: resume_rollup_triggers
 -- The rollup trigger back on (pause_rollup_triggers).

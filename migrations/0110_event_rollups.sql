@@ -13,7 +13,7 @@
 --   folded into the rollups now and then; TRUNCATE empties all three. Cleanup's archive
 --   move deletes from webhook_events, so archived events leave the rollups as they leave
 --   the raw counts: the dashboard's windows never counted archived events, nor do they now.
--- * webhook_event_window(start, end) and webhook_duration_window(start, end): the rollup
+-- * webhook_window_counts(start, end) and webhook_duration_window(start, end): the rollup
 --   rows (and pending deltas) of the whole hours inside [start, end) plus the raw rows of the partial hours at
 --   its edges, grouped alike, so a sum over them equals a count over webhook_events.
 -- The triggers run as the table owner (SECURITY DEFINER), so whichever role writes events
@@ -107,7 +107,7 @@ ALTER TABLE webhook_event_duration_rollup ENABLE ROW LEVEL SECURITY;
 -- Changes not yet folded into the two rollups: one row per event row that entered (+1) or
 -- left (-1) a rollup key. Writers only append here, never update a shared rollup row, so
 -- concurrent handlers never wait for each other's transactions (a counter row updated by
--- every delivery would serialise them all). webhook_event_rollup_fold() moves them into the
+-- every delivery would serialise them all). webhook_rollup_fold() moves them into the
 -- rollups; readers add what is still here.
 CREATE TABLE IF NOT EXISTS webhook_event_rollup_delta (
     sign              smallint NOT NULL,
@@ -126,7 +126,7 @@ ALTER TABLE webhook_event_rollup_delta ENABLE ROW LEVEL SECURITY;
 -- Fold the pending changes into the rollups, in one statement, one folder at a time (a
 -- transaction-scoped advisory lock; a second caller returns at once). Returns how many
 -- changes it folded.
-CREATE OR REPLACE FUNCTION public.webhook_event_rollup_fold()
+CREATE OR REPLACE FUNCTION public.webhook_rollup_fold()
 RETURNS bigint
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -135,7 +135,7 @@ AS $$
 DECLARE
     v_folded bigint;
 BEGIN
-    IF NOT pg_try_advisory_xact_lock(hashtext('webhook_event_rollup_fold')) THEN
+    IF NOT pg_try_advisory_xact_lock(hashtext('webhook_rollup_fold')) THEN
         RETURN 0;
     END IF;
     WITH taken AS (
@@ -170,9 +170,9 @@ BEGIN
     RETURN v_folded;
 END
 $$;
-REVOKE EXECUTE ON FUNCTION public.webhook_event_rollup_fold() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION public.webhook_rollup_fold() FROM PUBLIC;
 
-CREATE OR REPLACE FUNCTION public.webhook_event_rollup_maintain()
+CREATE OR REPLACE FUNCTION public.webhook_rollup_maintain()
 RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -215,12 +215,12 @@ BEGIN
     RETURN NULL;
 END
 $$;
-REVOKE EXECUTE ON FUNCTION public.webhook_event_rollup_maintain() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION public.webhook_rollup_maintain() FROM PUBLIC;
 
 -- Folding, once per statement that changed events, with a probability of 1 in 100: the
 -- pending changes stay a few hundred rows on a busy endpoint, and folding them takes the
 -- folder a few milliseconds. A statement-level trigger, so a bulk statement folds once.
-CREATE OR REPLACE FUNCTION public.webhook_event_rollup_fold_sometimes()
+CREATE OR REPLACE FUNCTION public.webhook_rollup_fold_sometimes()
 RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -228,12 +228,12 @@ SET search_path = ''
 AS $$
 BEGIN
     IF random() < 0.01 THEN
-        PERFORM public.webhook_event_rollup_fold();
+        PERFORM public.webhook_rollup_fold();
     END IF;
     RETURN NULL;
 END
 $$;
-REVOKE EXECUTE ON FUNCTION public.webhook_event_rollup_fold_sometimes() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION public.webhook_rollup_fold_sometimes() FROM PUBLIC;
 
 DROP TRIGGER IF EXISTS webhook_events_rollup_insert ON webhook_events;
 DROP TRIGGER IF EXISTS webhook_events_rollup_update ON webhook_events;
@@ -242,17 +242,17 @@ DROP TRIGGER IF EXISTS webhook_events_rollup ON webhook_events;
 DROP TRIGGER IF EXISTS webhook_events_rollup_fold ON webhook_events;
 DROP TRIGGER IF EXISTS webhook_events_rollup_truncate ON webhook_events;
 CREATE TRIGGER webhook_events_rollup AFTER INSERT OR UPDATE OR DELETE ON webhook_events
-    FOR EACH ROW EXECUTE FUNCTION public.webhook_event_rollup_maintain();
+    FOR EACH ROW EXECUTE FUNCTION public.webhook_rollup_maintain();
 CREATE TRIGGER webhook_events_rollup_fold AFTER INSERT OR UPDATE OR DELETE ON webhook_events
-    FOR EACH STATEMENT EXECUTE FUNCTION public.webhook_event_rollup_fold_sometimes();
+    FOR EACH STATEMENT EXECUTE FUNCTION public.webhook_rollup_fold_sometimes();
 CREATE TRIGGER webhook_events_rollup_truncate AFTER TRUNCATE ON webhook_events
-    FOR EACH STATEMENT EXECUTE FUNCTION public.webhook_event_rollup_maintain();
+    FOR EACH STATEMENT EXECUTE FUNCTION public.webhook_rollup_maintain();
 
 -- Recompute both rollups from the rows, set-based: after this migration adds them, and after
 -- a bulk load that ran with the rollup triggers disabled (demo-data does, for speed: the
 -- triggers would keep a transition table of every loaded row). Takes the table's SHARE lock,
 -- so no event changes while the rollups are rebuilt.
-CREATE OR REPLACE FUNCTION public.webhook_event_rollup_rebuild()
+CREATE OR REPLACE FUNCTION public.webhook_rollup_rebuild()
 RETURNS void
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -278,13 +278,13 @@ BEGIN
     GROUP BY 1, 2, 3;
 END
 $$;
-REVOKE EXECUTE ON FUNCTION public.webhook_event_rollup_rebuild() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION public.webhook_rollup_rebuild() FROM PUBLIC;
 
-SELECT public.webhook_event_rollup_rebuild();
+SELECT public.webhook_rollup_rebuild();
 
 -- [start, end) as rollup rows of its whole hours plus raw rows of its partial edge hours,
 -- in the rollup's shape: a sum of events over the result is a count over webhook_events.
-CREATE OR REPLACE FUNCTION public.webhook_event_window(p_start timestamptz, p_end timestamptz)
+CREATE OR REPLACE FUNCTION public.webhook_window_counts(p_start timestamptz, p_end timestamptz)
 RETURNS TABLE (bucket timestamptz, event_type text, processing_status text, error_category text,
                error_fingerprint text, events bigint, retried bigint, example text)
 LANGUAGE sql

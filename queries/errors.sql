@@ -4,7 +4,7 @@
 -- Events received in [start, end) that are failed now, per time bucket (:bucket is 'hour'
 -- or 'day', UTC) and event type. Only non-empty (bucket, type) pairs are returned.
 SELECT date_trunc(:bucket, bucket, 'UTC') AS bucket, event_type, CAST(sum(events) AS bigint) AS failed
-FROM webhook_event_window(:start, :end)
+FROM webhook_window_counts(:start, :end)
 WHERE processing_status = 'failed'
 GROUP BY 1, 2
 HAVING sum(events) > 0
@@ -26,7 +26,7 @@ WITH grouped AS (
            coalesce(sum(events) FILTER (WHERE processing_status = 'failed'), 0) AS still_failing,
            string_agg(DISTINCT event_type, ', ' ORDER BY event_type) FILTER (WHERE events > 0) AS event_types,
            min(example)                                              AS example
-    FROM webhook_event_window(:start, :end)
+    FROM webhook_window_counts(:start, :end)
     WHERE error_fingerprint <> ''
     GROUP BY error_fingerprint
     HAVING sum(events) > 0
@@ -53,7 +53,7 @@ SELECT event_type,
        CAST(coalesce(sum(retried) FILTER (WHERE processing_status = 'completed'), 0) AS bigint) AS recovered,
        CAST(coalesce(sum(retried) FILTER (WHERE processing_status IN ('pending', 'processing')), 0) AS bigint)
                                                                                               AS retrying
-FROM webhook_event_window(:start, :end)
+FROM webhook_window_counts(:start, :end)
 WHERE processing_status = 'failed' OR retried <> 0
 GROUP BY event_type
 HAVING coalesce(sum(events) FILTER (WHERE processing_status = 'failed'), 0) > 0 OR sum(retried) > 0

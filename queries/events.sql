@@ -31,7 +31,7 @@ LIMIT :limit OFFSET :offset
 -- type are rollup keys); with one, from the rows.
 SELECT CASE WHEN CAST(:search AS text) IS NULL THEN (
            SELECT coalesce(sum(events), 0)
-           FROM webhook_event_window(:start, :end)
+           FROM webhook_window_counts(:start, :end)
            WHERE (cardinality(CAST(:statuses AS text[])) = 0
                   OR processing_status = ANY (CAST(:statuses AS text[])))
              AND (cardinality(CAST(:event_types AS text[])) = 0

@@ -4,7 +4,7 @@
 -- (completed / (completed + failed); null when none finished), p95 processing time of
 -- completed events, and the time of the newest event received at all (not only in the window).
 -- Counts come from the hourly rollups plus the raw rows of the window's partial edge hours
--- (webhook_event_window), so they equal a count over webhook_events. The p95 is exact
+-- (webhook_window_counts), so they equal a count over webhook_events. The p95 is exact
 -- (percentile_cont over the rows) up to 20,000 completed events in the window; beyond that
 -- it is read from the duration histogram, within 2.5 % of the exact value.
 WITH counts AS (
@@ -13,7 +13,7 @@ WITH counts AS (
            coalesce(sum(events) FILTER (WHERE processing_status = 'failed'), 0)     AS failed,
            coalesce(sum(events) FILTER (WHERE processing_status = 'processing'), 0) AS processing,
            coalesce(sum(events) FILTER (WHERE processing_status = 'pending'), 0)    AS pending
-    FROM webhook_event_window(:start, :end)
+    FROM webhook_window_counts(:start, :end)
 ), histogram AS (
     SELECT bin, events, sum(events) OVER (ORDER BY bin) AS running, sum(events) OVER () AS total
     FROM webhook_duration_window(:start, :end)
@@ -52,7 +52,7 @@ WITH buckets AS (
            sum(events) FILTER (WHERE processing_status = 'failed')     AS failed,
            sum(events) FILTER (WHERE processing_status = 'processing') AS processing,
            sum(events) FILTER (WHERE processing_status = 'pending')    AS pending
-    FROM webhook_event_window(:start, :end)
+    FROM webhook_window_counts(:start, :end)
     GROUP BY 1
 )
 SELECT b.bucket,
@@ -70,7 +70,7 @@ SELECT event_type,
        CAST(sum(events) AS bigint)                                                    AS events,
        CAST(coalesce(sum(events) FILTER (WHERE processing_status = 'failed'), 0) AS bigint)    AS failed,
        CAST(coalesce(sum(events) FILTER (WHERE processing_status = 'completed'), 0) AS bigint) AS completed
-FROM webhook_event_window(:start, :end)
+FROM webhook_window_counts(:start, :end)
 GROUP BY event_type
 HAVING sum(events) > 0
 ORDER BY events DESC, event_type

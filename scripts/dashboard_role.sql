@@ -29,7 +29,7 @@ BEGIN
         'database_health_snapshots', 'scheduled_runs', 'health_reports', 'webhook_event_attempts',
         'alerts', 'alert_pending', 'alert_notifications', 'alert_silences',
         'sweep_runs', 'missed_events', 'login_throttle',
-        'webhook_event_rollup', 'webhook_event_duration_rollup'
+        'webhook_event_rollup', 'webhook_event_duration_rollup', 'webhook_event_rollup_delta'
     ] LOOP
         IF to_regclass('public.' || project_table) IS NULL THEN
             CONTINUE;  -- e.g. registrations skipped with --without-reference

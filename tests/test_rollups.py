@@ -32,7 +32,7 @@ RAW = """
 WINDOWED = """
     SELECT bucket, event_type, processing_status, error_category, error_fingerprint,
            sum(events) AS events, sum(retried) AS retried
-    FROM webhook_event_window(:start, :end)
+    FROM webhook_window_counts(:start, :end)
     GROUP BY 1, 2, 3, 4, 5 HAVING sum(events) <> 0 OR sum(retried) <> 0"""
 RAW_DURATIONS = """
     SELECT processing_status, webhook_duration_bin(processing_duration_ms) AS bin, count(*) AS events
@@ -57,7 +57,7 @@ def assert_rollups_match(conn, rng: random.Random) -> None:
         assert rows(conn, WINDOWED, start=start, end=end) == rows(conn, RAW, start=start, end=end)
         assert rows(conn, WINDOWED_DURATIONS, start=start, end=end) == rows(conn, RAW_DURATIONS, start=start, end=end)
     # And the rollup table itself, hour by hour, over everything, once the pending changes are folded.
-    conn.execute(sa.text("SELECT webhook_event_rollup_fold()"))
+    conn.execute(sa.text("SELECT webhook_rollup_fold()"))
     assert conn.execute(sa.text("SELECT count(*) FROM webhook_event_rollup_delta")).scalar() == 0
     whole = conn.execute(sa.text("""
         SELECT bucket, event_type, processing_status, error_category, error_fingerprint, events, retried
@@ -199,9 +199,9 @@ PARTITIONED_LAYOUT = [
            INCLUDE (processing_status, event_type, processing_duration_ms, processing_started_at)""",
     "CREATE INDEX ON webhook_events (error_fingerprint, created_at) WHERE error_fingerprint IS NOT NULL",
     """CREATE TRIGGER webhook_events_rollup AFTER INSERT OR UPDATE OR DELETE ON webhook_events
-           FOR EACH ROW EXECUTE FUNCTION webhook_event_rollup_maintain()""",
+           FOR EACH ROW EXECUTE FUNCTION webhook_rollup_maintain()""",
     """CREATE TRIGGER webhook_events_rollup_fold AFTER INSERT OR UPDATE OR DELETE ON webhook_events
-           FOR EACH STATEMENT EXECUTE FUNCTION webhook_event_rollup_fold_sometimes()""",
+           FOR EACH STATEMENT EXECUTE FUNCTION webhook_rollup_fold_sometimes()""",
 ]
 
 
