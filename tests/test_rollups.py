@@ -202,6 +202,8 @@ PARTITIONED_LAYOUT = [
            FOR EACH ROW EXECUTE FUNCTION webhook_rollup_maintain()""",
     """CREATE TRIGGER webhook_events_rollup_fold AFTER INSERT OR UPDATE OR DELETE ON webhook_events
            FOR EACH STATEMENT EXECUTE FUNCTION webhook_rollup_fold_sometimes()""",
+    """CREATE TRIGGER webhook_events_rollup_truncate AFTER TRUNCATE ON webhook_events
+           FOR EACH STATEMENT EXECUTE FUNCTION webhook_rollup_maintain()""",
 ]
 
 
@@ -251,6 +253,8 @@ def test_partitioned_webhook_events_keep_rollups_and_queries_exact(db):
         assert fingerprints["events"].sum() == conn.execute(sa.text(
             "SELECT count(*) FROM webhook_events WHERE created_at >= :start AND created_at < :end "
             "AND error_message <> ''"), window).scalar()
+        conn.execute(sa.text("TRUNCATE webhook_events"))
+        assert conn.execute(sa.text("SELECT count(*) FROM webhook_window_counts(:start, :end)"), window).scalar() == 0
     finally:
         tx.rollback()
         conn.close()
