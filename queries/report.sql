@@ -7,10 +7,12 @@
 -- Events received in [start, end) that are failed now, per error_category (the classifier's
 -- cause: network, database, stripe, validation, unknown; 'uncategorised' for failures
 -- recorded without one), largest first.
-SELECT coalesce(error_category, 'uncategorised') AS category, count(*) AS failed
-FROM webhook_events
-WHERE processing_status = 'failed' AND created_at >= :start AND created_at < :end
+-- From the hourly rollups and the window's edge hours (webhook_window_counts).
+SELECT coalesce(nullif(error_category, ''), 'uncategorised') AS category, CAST(sum(events) AS bigint) AS failed
+FROM webhook_window_counts(:start, :end)
+WHERE processing_status = 'failed'
 GROUP BY 1
+HAVING sum(events) > 0
 ORDER BY failed DESC, category
 
 -- name: reconciliation_period_summary
