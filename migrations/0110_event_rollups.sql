@@ -282,37 +282,52 @@ REVOKE EXECUTE ON FUNCTION public.webhook_rollup_rebuild() FROM PUBLIC;
 
 SELECT public.webhook_rollup_rebuild();
 
--- [start, end) as rollup rows of its whole hours plus raw rows of its partial edge hours,
--- in the rollup's shape: a sum of events over the result is a count over webhook_events.
+-- [start, end) as rollup rows (and pending changes) of its whole hours plus raw rows of its
+-- partial edge hours, in the rollup's shape: a sum of events over the result is a count over
+-- webhook_events. The whole hours are [full_from, full_to): full_from is start rounded up to
+-- the hour, full_to is end rounded down. The raw rows are read as two index ranges,
+-- [start, least(full_from, end)) and [greatest(full_to, full_from), end), which cover the
+-- rest of the window exactly once also when it holds no whole hour.
+CREATE OR REPLACE FUNCTION public.webhook_rollup_full_from(p_start timestamptz)
+RETURNS timestamptz
+LANGUAGE sql
+STABLE
+AS $$
+SELECT CASE WHEN date_trunc('hour', p_start, 'UTC') = p_start THEN p_start
+            ELSE date_trunc('hour', p_start, 'UTC') + interval '1 hour' END
+$$;
+
 CREATE OR REPLACE FUNCTION public.webhook_window_counts(p_start timestamptz, p_end timestamptz)
 RETURNS TABLE (bucket timestamptz, event_type text, processing_status text, error_category text,
                error_fingerprint text, events bigint, retried bigint, example text)
 LANGUAGE sql
 STABLE
 AS $$
-WITH span AS (
-    SELECT CASE WHEN date_trunc('hour', p_start, 'UTC') = p_start THEN p_start
-                ELSE date_trunc('hour', p_start, 'UTC') + interval '1 hour' END AS full_from,
-           date_trunc('hour', p_end, 'UTC') AS full_to
-)
 SELECT r.bucket, r.event_type, r.processing_status, r.error_category, r.error_fingerprint,
        r.events, r.retried, r.example
-FROM public.webhook_event_rollup r, span
-WHERE r.bucket >= span.full_from AND r.bucket < span.full_to AND r.bucket >= p_start
+FROM public.webhook_event_rollup r
+WHERE r.bucket >= public.webhook_rollup_full_from(p_start) AND r.bucket < date_trunc('hour', p_end, 'UTC')
   AND (r.events <> 0 OR r.retried <> 0)
 UNION ALL
 SELECT d.bucket, d.event_type, d.processing_status, d.error_category, d.error_fingerprint,
        sum(d.sign), coalesce(sum(d.sign) FILTER (WHERE d.retried), 0), min(d.example)
-FROM public.webhook_event_rollup_delta d, span
-WHERE d.bucket >= span.full_from AND d.bucket < span.full_to AND d.bucket >= p_start
+FROM public.webhook_event_rollup_delta d
+WHERE d.bucket >= public.webhook_rollup_full_from(p_start) AND d.bucket < date_trunc('hour', p_end, 'UTC')
 GROUP BY 1, 2, 3, 4, 5
 UNION ALL
 SELECT date_trunc('hour', e.created_at, 'UTC'), e.event_type, e.processing_status,
        coalesce(e.error_category, ''), coalesce(e.error_fingerprint, ''),
        count(*), count(*) FILTER (WHERE e.attempts > 1), min(left(e.error_message, 500))
-FROM public.webhook_events e, span
-WHERE e.created_at >= p_start AND e.created_at < p_end
-  AND NOT (e.created_at >= span.full_from AND e.created_at < span.full_to)
+FROM (
+    SELECT created_at, event_type, processing_status, error_category, error_fingerprint, attempts, error_message
+    FROM public.webhook_events
+    WHERE created_at >= p_start AND created_at < least(public.webhook_rollup_full_from(p_start), p_end)
+    UNION ALL
+    SELECT created_at, event_type, processing_status, error_category, error_fingerprint, attempts, error_message
+    FROM public.webhook_events
+    WHERE created_at >= greatest(date_trunc('hour', p_end, 'UTC'), public.webhook_rollup_full_from(p_start))
+      AND created_at < p_end
+) e
 GROUP BY 1, 2, 3, 4, 5
 $$;
 
@@ -322,25 +337,27 @@ RETURNS TABLE (processing_status text, bin smallint, events bigint)
 LANGUAGE sql
 STABLE
 AS $$
-WITH span AS (
-    SELECT CASE WHEN date_trunc('hour', p_start, 'UTC') = p_start THEN p_start
-                ELSE date_trunc('hour', p_start, 'UTC') + interval '1 hour' END AS full_from,
-           date_trunc('hour', p_end, 'UTC') AS full_to
-), parts AS (
+SELECT processing_status, bin, sum(events)::bigint
+FROM (
     SELECT r.processing_status, r.bin, r.events
-    FROM public.webhook_event_duration_rollup r, span
-    WHERE r.bucket >= span.full_from AND r.bucket < span.full_to AND r.bucket >= p_start
+    FROM public.webhook_event_duration_rollup r
+    WHERE r.bucket >= public.webhook_rollup_full_from(p_start) AND r.bucket < date_trunc('hour', p_end, 'UTC')
     UNION ALL
     SELECT d.processing_status, d.duration_bin, d.sign
-    FROM public.webhook_event_rollup_delta d, span
-    WHERE d.bucket >= span.full_from AND d.bucket < span.full_to AND d.bucket >= p_start
+    FROM public.webhook_event_rollup_delta d
+    WHERE d.bucket >= public.webhook_rollup_full_from(p_start) AND d.bucket < date_trunc('hour', p_end, 'UTC')
       AND d.duration_bin IS NOT NULL
     UNION ALL
     SELECT e.processing_status, public.webhook_duration_bin(e.processing_duration_ms), 1
-    FROM public.webhook_events e, span
-    WHERE e.created_at >= p_start AND e.created_at < p_end
+    FROM public.webhook_events e
+    WHERE e.created_at >= p_start AND e.created_at < least(public.webhook_rollup_full_from(p_start), p_end)
       AND e.processing_duration_ms IS NOT NULL
-      AND NOT (e.created_at >= span.full_from AND e.created_at < span.full_to)
-)
-SELECT processing_status, bin, sum(events)::bigint FROM parts GROUP BY 1, 2 HAVING sum(events) <> 0
+    UNION ALL
+    SELECT e.processing_status, public.webhook_duration_bin(e.processing_duration_ms), 1
+    FROM public.webhook_events e
+    WHERE e.created_at >= greatest(date_trunc('hour', p_end, 'UTC'), public.webhook_rollup_full_from(p_start))
+      AND e.created_at < p_end AND e.processing_duration_ms IS NOT NULL
+) parts
+GROUP BY 1, 2
+HAVING sum(events) <> 0
 $$;
