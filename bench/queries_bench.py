@@ -54,8 +54,6 @@ class Sample:
             "ORDER BY created_at DESC LIMIT 1")).scalar()
         self.run_id = conn.execute(sa.text("SELECT max(id) FROM reconciliation_runs")).scalar() or 1
         self.item_id = conn.execute(sa.text("SELECT max(id) FROM reconciliation_items")).scalar() or 1
-        self.alert_id = conn.execute(sa.text("SELECT max(id) FROM alerts")).scalar() or 1
-        self.report_id = conn.execute(sa.text("SELECT max(id) FROM health_reports")).scalar() or 1
 
 
 # Parameter name -> its value for a dashboard-like call. Add a name here when a query
@@ -76,9 +74,9 @@ PARAMETERS: dict[str, Callable[[Sample], Any]] = {
     "job": lambda s: None,
     "run_id": lambda s: s.run_id,
     "item_id": lambda s: s.item_id,
+    "report_id": lambda s: 1,
     "now": lambda s: s.now,
-    "alert_id": lambda s: s.alert_id,
-    "report_id": lambda s: s.report_id,
+    "alert_id": lambda s: 1,
 }
 
 # Second measurements for queries whose cost depends on a filter: label -> overrides.

@@ -1,8 +1,8 @@
 -- Rollups: the dashboard's aggregates at a cost flat in the size of the history.
 --
--- * webhook_events.error_fingerprint: the error message with ids, numbers, e-mail addresses
---   and hex strings replaced by placeholders (webhook_error_fingerprint), computed once when
---   the message is written (a stored generated column) instead of by regex at read time.
+-- * webhook_events.error_fingerprint: public.error_fingerprint (migrations/0061) of the
+--   error message (null when there is none), computed once when the message is written (a
+--   stored generated column) instead of by regex at read time.
 -- * webhook_event_rollup: per UTC hour of created_at × event type × status × error category
 --   × fingerprint, how many events there are, how many were attempted more than once, and
 --   an example message. webhook_event_duration_rollup: per hour × status, a histogram of
@@ -19,33 +19,11 @@
 -- The triggers run as the table owner (SECURITY DEFINER), so whichever role writes events
 -- (the handler's, through the tracking functions) needs no rights on the rollup tables.
 
-CREATE OR REPLACE FUNCTION public.webhook_error_fingerprint(p_message text)
-RETURNS text
-LANGUAGE sql
-IMMUTABLE
-PARALLEL SAFE
-AS $$
--- "timeout after 3012 ms for evt_1Nx..." and "timeout after 95 ms for evt_2..." give one
--- fingerprint: UUIDs, Stripe-style ids, long hex strings, e-mail addresses and numbers
--- become <uuid>, <id>, <hex>, <email>, <n>; whitespace is collapsed; at most 300 characters.
-SELECT CASE WHEN p_message IS NULL OR p_message = '' THEN NULL ELSE
-    left(btrim(regexp_replace(
-        regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
-            p_message,
-            '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '<uuid>', 'gi'),
-            '\m[a-z]{2,10}_(?:[a-z]+_)?(?=[A-Za-z_]*[0-9])[A-Za-z0-9]{6,}\M', '<id>', 'g'),
-            '\m[0-9a-f]{12,}\M', '<hex>', 'gi'),
-            '[^\s<>@]+@[^\s<>@]+\.[a-z]{2,}', '<email>', 'gi'),
-            '[0-9]+(\.[0-9]+)?', '<n>', 'g'),
-        '\s+', ' ', 'g')), 300)
-END
-$$;
-
 ALTER TABLE webhook_events ADD COLUMN IF NOT EXISTS error_fingerprint text
-    GENERATED ALWAYS AS (public.webhook_error_fingerprint(error_message)) STORED;
+    GENERATED ALWAYS AS (CASE WHEN error_message <> '' THEN public.error_fingerprint(error_message) END) STORED;
 -- The archive keeps every column of the events it holds (computed the same way).
 ALTER TABLE webhook_events_archive ADD COLUMN IF NOT EXISTS error_fingerprint text
-    GENERATED ALWAYS AS (public.webhook_error_fingerprint(error_message)) STORED;
+    GENERATED ALWAYS AS (CASE WHEN error_message <> '' THEN public.error_fingerprint(error_message) END) STORED;
 
 -- The errors page's first/last seen per fingerprint: two index probes each.
 CREATE INDEX IF NOT EXISTS webhook_events_fingerprint_idx

@@ -98,12 +98,16 @@ def payment_event_failed(rows: list[dict], *, now: datetime, settings: Settings)
     """Any failed checkout.session.* event is money at risk: critical at once, one alert per event type."""
     conditions = []
     for row in rows:
-        failed = int(row["failed"])
+        failed, without_retry = int(row["failed"]), int(row["without_retry"] or 0)
+        retry_note = ("no automatic retry will fix " + ("it" if failed == 1 else "them") if without_retry == failed
+                      else f"{without_retry:,} without an automatic retry" if without_retry else "a retry is planned")
         conditions.append(Condition(
             subject=row["event_type"], severity="critical",
-            summary=f"{_plural(failed, 'failed ' + row['event_type'] + ' event')}: payments may not be recorded",
+            summary=f"{_plural(failed, 'failed ' + row['event_type'] + ' event')}: payments may not be recorded "
+                    f"({retry_note})",
             started_at=_at_most(row["first_failed_at"], now),
-            details={"event_type": row["event_type"], "failed": failed,
+            details={"event_type": row["event_type"], "failed": failed, "without_automatic_retry": without_retry,
+                     "next_retry_at": row["next_retry_at"],
                      "first_failed_at": row["first_failed_at"], "last_failed_at": row["last_failed_at"],
                      "example_event_ids": list(row["example_event_ids"] or []),
                      "last_error": row["last_error"]}))

@@ -2,10 +2,13 @@
 -- each reads only a few index ranges, since watch runs them every few seconds.
 
 -- name: payment_event_failed
--- Failed checkout.session.* events received since :since, per event type: how many, when
--- the first failure was committed, a few event ids and the latest error.
+-- Failed checkout.session.* events received since :since, per event type: how many, how
+-- many no automatic retry will fix (error policy: next_retry_at unset), the next planned
+-- retry, when the first failure was committed, a few event ids and the latest error.
 SELECT event_type,
        count(*)                                                   AS failed,
+       count(*) FILTER (WHERE next_retry_at IS NULL)              AS without_retry,
+       min(next_retry_at)                                         AS next_retry_at,
        min(coalesce(processed_at, updated_at, created_at))        AS first_failed_at,
        max(coalesce(processed_at, updated_at, created_at))        AS last_failed_at,
        (array_agg(stripe_event_id ORDER BY created_at DESC))[1:5] AS example_event_ids,
