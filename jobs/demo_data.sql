@@ -14,12 +14,12 @@ SET LOCAL work_mem = '128MB'
 
 -- name: analyze_loaded
 -- Fresh statistics right after the load, so the dashboard's first queries get good plans.
-ANALYZE webhook_events, registrations
+ANALYZE webhook_events, registrations, webhook_event_rollup, webhook_event_duration_rollup
 
 -- name: vacuum_loaded
 -- A bulk load leaves the visibility map empty, so index-only scans (the dashboard's window
 -- queries) would still visit every row until autovacuum came by. Outside a transaction.
-VACUUM (ANALYZE) webhook_events, registrations
+VACUUM (ANALYZE) webhook_events, registrations, webhook_event_rollup, webhook_event_duration_rollup
 
 -- name: create_uniform
 -- demo_u(seed, i, salt): a uniform number in [0, 1) for row i and purpose salt.
