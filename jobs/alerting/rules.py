@@ -181,6 +181,34 @@ def stuck_events(rows: list[dict], *, now: datetime, settings: Settings) -> list
                  "example_event_ids": list(rows[0]["example_event_ids"] or [])})]
 
 
+@rule("missed_events", page="reconciliation", params=lambda s, now: {})
+def missed_events(rows: list[dict], *, now: datetime, settings: Settings) -> list[Condition]:
+    """Events Stripe sent that the app never recorded (found by the sweep, not yet recovered):
+    one critical alert, the money at risk first in its summary."""
+    if not rows:
+        return []
+    from core.checkout import format_money
+
+    events = sum(int(row["events"]) for row in rows)
+    money = [format_money(row["amount"], row["currency"]) for row in rows if row["amount"] is not None]
+    money = [m for m in money if m]
+    first_created = min(row["first_created_at"] for row in rows)
+    first_forgotten = min(row["first_forgotten_at"] for row in rows)
+    missed = f"{_plural(events, 'event')} Stripe sent never reached the app"
+    summary = (f"{', '.join(money)} at risk: {missed}" if money else missed) + \
+        f" (Stripe forgets the first on {first_forgotten:%Y-%m-%d %H:%M} UTC; replay with `sweep --replay`)"
+    examples = [event_id for row in rows for event_id in (row["example_event_ids"] or [])]
+    return [Condition(
+        subject="", severity="critical", summary=summary,
+        started_at=_at_most(first_created, now),
+        details={"events": events,
+                 "money_at_risk": {row["currency"]: int(row["amount"]) for row in rows
+                                   if row["amount"] is not None},
+                 "first_created_at": first_created,
+                 "first_found_at": min(row["first_found_at"] for row in rows),
+                 "first_forgotten_at": first_forgotten, "example_event_ids": examples[:5]})]
+
+
 @rule("review_needed", page="reconciliation", params=lambda s, now: {})
 def review_needed(rows: list[dict], *, now: datetime, settings: Settings) -> list[Condition]:
     """Reconciliation items waiting for a person: critical for a kind declared critical
