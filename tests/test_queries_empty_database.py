@@ -31,8 +31,6 @@ VALUES = {
     "now": NOW,
     "fingerprint": "TimeoutError: mailer timed out after <n> ms",
     "report_id": 1,
-    "alert_id": 1,
-    "now": NOW,
 }
 PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
