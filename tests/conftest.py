@@ -27,7 +27,8 @@ pytest_plugins = ["tests.stripe_server"]
 @pytest.fixture(scope="session")
 def database_url() -> str:
     """URL of an empty, migrated test database; exported as DATABASE_URL for the session."""
-    with ThrowawayDatabase(prefix="webhook_monitor_test") as database:
+    # Not durable: an embedded test server skips fsync (its data dies with the session).
+    with ThrowawayDatabase(prefix="webhook_monitor_test", durable=False) as database:
         env = {"DATABASE_URL": database.url, "DASHBOARD_DATABASE_URL": None}
         if database.data_dir is not None:
             env["MONITOR_DATA_DIR"] = str(database.data_dir)
