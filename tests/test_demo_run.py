@@ -7,11 +7,15 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import urllib.request
+from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from core.embedded import embedded_running, embedded_url, stop_embedded
@@ -55,9 +59,19 @@ def demo_ready(launcher: ManagedProcess) -> tuple[str, str] | None:
 demo_ready.__doc__ = "both URLs announced and /_stcore/health answering"
 
 
-def test_launcher_serves_demo_data_and_stops_everything_on_ctrl_c(tmp_path):
+@pytest.fixture
+def data_dir():
+    """A folder of its own for MONITOR_DATA_DIR, not under pytest's temporary root: the embedded
+    server runs as another user when tests run as root, and every pytest session starting on
+    the machine resets that root to owner-only access."""
+    folder = Path(tempfile.mkdtemp(prefix="demo-run-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_launcher_serves_demo_data_and_stops_everything_on_ctrl_c(data_dir):
     key = launcher_module().DEMO_STRIPE_KEY
-    env = {**os.environ, "MONITOR_DATA_DIR": str(tmp_path),
+    env = {**os.environ, "MONITOR_DATA_DIR": str(data_dir),
            # A configured database the demo must leave alone (it is not even reachable).
            "DATABASE_URL": "postgresql://nobody:secret@127.0.0.1:1/not_for_the_demo"}
     for name in ("STRIPE_API_BASE", "STRIPE_API_KEY", "MONITOR_AUTH", "DASHBOARD_DATABASE_URL"):
@@ -67,7 +81,7 @@ def test_launcher_serves_demo_data_and_stops_everything_on_ctrl_c(tmp_path):
     launcher = ManagedProcess(
         [sys.executable, str(LAUNCHER), "--port", "0", "--stripe-port", "0",
          "--days", "2", "--events-per-day", "100"],
-        name="run_demo.py", cwd=tmp_path, env=env, ready=demo_ready, timeout_s=120,
+        name="run_demo.py", cwd=data_dir, env=env, ready=demo_ready, timeout_s=120,
         stop_signal=signal.SIGINT, stop_timeout_s=60)
     with launcher:
         dashboard_url, stripe_url = launcher.ready_value
@@ -84,15 +98,15 @@ def test_launcher_serves_demo_data_and_stops_everything_on_ctrl_c(tmp_path):
     assert not listening(dashboard_port) and not listening(stripe_port)
     # The embedded server the demo started stopped with it: nothing is left running.
     assert "stopped the embedded PostgreSQL" in output
-    assert not embedded_running(tmp_path)
+    assert not embedded_running(data_dir)
     # The data went into the embedded database of MONITOR_DATA_DIR; attaching here starts it
     # again, stopped once read.
-    engine = sa.create_engine(embedded_url(tmp_path, keep_running=False))
+    engine = sa.create_engine(embedded_url(data_dir, keep_running=False))
     try:
         with engine.connect() as conn:
             events = conn.execute(sa.text("SELECT count(*) FROM webhook_events")).scalar()
             registrations = conn.execute(sa.text("SELECT count(*) FROM registrations")).scalar()
     finally:
         engine.dispose()
-        stop_embedded(tmp_path)
+        stop_embedded(data_dir)
     assert events >= 200 and registrations > 0
