@@ -171,7 +171,7 @@ def main() -> int:
             gateway = StripeGateway(API_KEY, api_base=base, requests_per_second=args.rate)
             before = peak_mib()
             started = time.monotonic()
-            report = reconcile.run(engine, now=now, gateway=gateway, trigger="test")
+            report = reconcile.run(engine, now=now, gateway=gateway, trigger="cli")
             wall = time.monotonic() - started
         finally:
             server.terminate()

@@ -13,9 +13,12 @@ import re
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-from core.embedded import embedded_url
+from core.embedded import embedded_dashboard_url, embedded_url
 from core.errors import ConfigError
 from core.settings import Settings, get_settings
+from core.sql import load_package
+
+SQL = load_package("core", "db.sql")
 
 
 def normalise_url(url: str) -> str:
@@ -34,9 +37,13 @@ def jobs_url(settings: Settings | None = None) -> str:
 
 
 def dashboard_url(settings: Settings | None = None) -> str:
+    """DASHBOARD_DATABASE_URL; else, on the embedded database, its read-only non-superuser
+    role (created on first use); else DATABASE_URL (read-only transactions only)."""
     settings = settings or get_settings()
     if settings.DASHBOARD_DATABASE_URL:
         return normalise_url(settings.DASHBOARD_DATABASE_URL)
+    if not settings.DATABASE_URL:
+        return embedded_dashboard_url(settings.MONITOR_DATA_DIR)
     return jobs_url(settings)
 
 
@@ -61,6 +68,10 @@ def create_dashboard_engine(settings: Settings | None = None) -> Engine:
     url = dashboard_url(settings)
     engine = _engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
     timeout_ms = int(settings.MONITOR_STATEMENT_TIMEOUT_MS)
+    session = SQL["dashboard_session"]
+    session.check({"timeout_ms": timeout_ms})
+    # Compiled once for the driver: the hook below gets a raw DBAPI connection.
+    session_sql = str(session.statement.compile(dialect=engine.dialect))
 
     @sa.event.listens_for(engine, "connect")
     def _read_only_session(dbapi_connection, _record):
@@ -69,9 +80,7 @@ def create_dashboard_engine(settings: Settings | None = None) -> Engine:
         previous = dbapi_connection.autocommit
         dbapi_connection.autocommit = True
         with dbapi_connection.cursor() as cur:
-            cur.execute("SET default_transaction_read_only = on")
-            cur.execute(f"SET statement_timeout = {timeout_ms}")
-            cur.execute("SET application_name = 'webhook-monitor-dashboard'")
+            cur.execute(session_sql, {"timeout_ms": timeout_ms})
         dbapi_connection.autocommit = previous
 
     return engine
@@ -88,7 +97,7 @@ def check_connection(engine: Engine) -> None:
     """Connect once, turning connection failures into one readable ConfigError line."""
     try:
         with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
+            SQL.execute(conn, "ping")
     except sa.exc.OperationalError as exc:
         raise ConfigError(connection_problem(engine.url, exc)) from None
 

@@ -7,22 +7,35 @@ The README's configuration table is checked against this declaration by a test.
 
 from __future__ import annotations
 
+import re
+import os
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigError
 
 APP_NAME = "stripe-webhook-monitor"
-DEFAULT_SCHEDULE = "reconcile=0 3 * * *;cleanup=30 3 * * *;health-snapshot=0 * * * *"
+DEFAULT_SCHEDULE = ("reconcile=0 3 * * *;cleanup=30 3 * * *;health-snapshot=0 * * * *;"
+                    "health-report=0 7 * * 1;retry=* * * * *;"
+                    "sweep=*/5 * * * *;sweep-daily=45 3 * * *")
+DEFAULT_SWEEP_EVENT_TYPES = ("checkout.session.completed,checkout.session.async_payment_succeeded,"
+                             "checkout.session.async_payment_failed,checkout.session.expired")
 
 
 def default_data_dir() -> Path:
-    """Per-user folder for the embedded database, outside the repository."""
+    """Per-user folder for the embedded database, outside the repository.
+
+    As root, /var/lib/<app>: PostgreSQL then runs as its own system user, which could not
+    enter /root, and the project does not open folders it did not create.
+    """
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/var/lib") / APP_NAME
     return Path(platformdirs.user_data_dir(APP_NAME))
 
 
@@ -52,7 +65,8 @@ class Settings(BaseSettings):
     )
     STRIPE_WEBHOOK_SECRET: str | None = Field(
         None,
-        description="Webhook signing secret (whsec_...) checked by the reference receiver.",
+        description="Webhook signing secrets (whsec_...), comma-separated: the reference receiver "
+        "accepts a signature valid for any of them (rotation); re-deliveries are signed with the first.",
     )
     MONITOR_AUTH: Literal["auto", "password", "oidc", "none"] = Field(
         "auto",
@@ -68,7 +82,7 @@ class Settings(BaseSettings):
     MONITOR_DATA_DIR: Path = Field(
         default_factory=default_data_dir,
         description="Folder holding the embedded PostgreSQL data (used only when "
-        "DATABASE_URL is unset).",
+        "DATABASE_URL is unset); as root the default is /var/lib/stripe-webhook-monitor.",
     )
     MONITOR_STATEMENT_TIMEOUT_MS: int = Field(
         5000,
@@ -90,6 +104,158 @@ class Settings(BaseSettings):
         "UTC",
         description="Time zone the MONITOR_SCHEDULE times are read in (an IANA name).",
     )
+
+    # --- e-mail and the weekly health report (core/mail.py, jobs/health_report.py) ---------
+    MONITOR_SMTP_URL: str | None = Field(
+        None,
+        description="Mail server: smtp://user:password@host:port (port 25 unless given; STARTTLS "
+        "whenever the server offers it, and a password is never sent unencrypted except to "
+        "a loopback relay) or smtps://user:password@host:port (TLS, port 465 unless given). "
+        "Percent-encode special characters in the user name and password.",
+    )
+    MONITOR_EMAIL_FROM: str | None = Field(
+        None,
+        description="Sender address of the mail the monitor sends, e.g. "
+        "'Webhook monitor <monitor@example.org>'.",
+    )
+    MONITOR_REPORT_EMAIL_TO: str | None = Field(
+        None,
+        description="Comma-separated recipients of the weekly health report "
+        "('python -m jobs health-report'; --to overrides).",
+    )
+    MONITOR_DASHBOARD_URL: str | None = Field(
+        None,
+        description="The dashboard's public URL (https://monitor.example.org), for links in "
+        "alerts and reports. Unset: mail carries no links.",
+    )
+
+    # --- error policy, retry and re-delivery (tracking/, jobs/retry.py) ---
+    MONITOR_REPLAY_URL: str | None = Field(
+        None,
+        description="The app's webhook endpoint: 'retry' and 'sweep --replay' re-deliver stored "
+        "events there as Stripe would (the event JSON signed with the first STRIPE_WEBHOOK_SECRET).",
+    )
+
+    @field_validator("MONITOR_REPLAY_URL")
+    @classmethod
+    def _replay_url(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        value = value.strip()
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be the app's webhook endpoint as an http(s) URL, "
+                             "e.g. https://app.example.com/stripe/webhook")
+        return value
+
+    # --- alerting (python -m jobs watch) ---------------------------------------------------
+    MONITOR_ALERT_INTERVAL_S: int = Field(
+        10, ge=1, le=3600,
+        description="How often 'watch' evaluates every alert rule, in seconds, besides reacting "
+        "at once to database notifications.",
+    )
+    MONITOR_ALERT_WEBHOOK_URL: str | None = Field(
+        None, description="Generic JSON webhook that receives every alert notification (POST).",
+    )
+    MONITOR_ALERT_WEBHOOK_SECRET: str | None = Field(
+        None, description="When set, alert webhooks carry Monitor-Signature: t=<unix>,v1=<hex "
+        "HMAC-SHA256(secret, '<t>.<body>')>.",
+    )
+    MONITOR_ALERT_SLACK_WEBHOOK_URL: str | None = Field(
+        None, description="Slack incoming-webhook URL for alerts.",
+    )
+    MONITOR_ALERT_EMAIL_TO: str | None = Field(
+        None, description="Comma-separated recipients of alert e-mails (sent through MONITOR_SMTP_URL).",
+    )
+    MONITOR_ALERT_REMINDER_HOURS: float = Field(
+        4, ge=0.25, le=168,
+        description="While an alert fires (and nobody acknowledged it), remind at most this often.",
+    )
+    MONITOR_ALERT_PAYMENT_LOOKBACK_HOURS: int = Field(
+        72, ge=1, le=720,
+        description="payment_event_failed looks at checkout events received this many hours back "
+        "(Stripe retries for 3 days).",
+    )
+    MONITOR_ALERT_FAILURE_WINDOW_MINUTES: int = Field(
+        10, ge=1, le=1440, description="failure_rate measures the events of the last this many minutes.",
+    )
+    MONITOR_ALERT_FAILURE_MIN_EVENTS: int = Field(
+        20, ge=1, description="failure_rate judges a window only with at least this many events.",
+    )
+    MONITOR_ALERT_FAILURE_RATE_WARNING: float = Field(
+        0.10, gt=0, le=1, description="failure_rate warns at this share of failed events (0.10 = 10 %).",
+    )
+    MONITOR_ALERT_FAILURE_RATE_CRITICAL: float = Field(
+        0.25, gt=0, le=1, description="failure_rate is critical at this share of failed events.",
+    )
+    MONITOR_ALERT_FAILURE_HOLD_S: int = Field(
+        120, ge=0, le=86400,
+        description="failure_rate must hold this long before it fires, so a blip that clears "
+        "(Stripe's retry succeeding) notifies nobody.",
+    )
+    MONITOR_ALERT_SILENCE_FACTOR: float = Field(
+        10, ge=2, le=1000,
+        description="silence fires when no event arrived for this many times the usual gap (and "
+        "for at least MONITOR_ALERT_SILENCE_MIN_MINUTES).",
+    )
+    MONITOR_ALERT_SILENCE_MIN_MINUTES: int = Field(
+        30, ge=1, description="silence never fires before this many minutes without an event.",
+    )
+    MONITOR_ALERT_SILENCE_BASELINE_HOURS: int = Field(
+        24, ge=1, le=168, description="The usual gap is measured over this many hours before the last event.",
+    )
+    MONITOR_ALERT_SILENCE_MIN_EVENTS: int = Field(
+        50, ge=2,
+        description="silence needs steady traffic first: at least this many events in the baseline hours.",
+    )
+    MONITOR_ALERT_JOB_GRACE_MINUTES: int = Field(
+        30, ge=1, le=1440,
+        description="job_failed reports a scheduled job as missed this long after its time.",
+    )
+
+    @field_validator("MONITOR_ALERT_WEBHOOK_URL", "MONITOR_ALERT_SLACK_WEBHOOK_URL")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        value = value.strip()
+        if not value.lower().startswith(("http://", "https://")) or len(value.split("://", 1)[1]) == 0:
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _failure_rates_ordered(self):
+        if self.MONITOR_ALERT_FAILURE_RATE_CRITICAL < self.MONITOR_ALERT_FAILURE_RATE_WARNING:
+            raise ValueError("MONITOR_ALERT_FAILURE_RATE_CRITICAL must not be below MONITOR_ALERT_FAILURE_RATE_WARNING")
+        return self
+
+    # --- missed events: the sweep (jobs/sweep.py) ---
+    MONITOR_SWEEP_EVENT_TYPES: str = Field(
+        DEFAULT_SWEEP_EVENT_TYPES,
+        description="Event types the app's endpoint receives, comma-separated (exact types, or "
+        "a group ending in '.*'): the sweep asks Stripe for these only. Copy them from the "
+        "endpoint's enabled_events; the default is what the reference receiver handles.",
+    )
+
+    @field_validator("MONITOR_SWEEP_EVENT_TYPES")
+    @classmethod
+    def _sweep_event_types(cls, value: str) -> str:
+        sweep_event_types(value)
+        return value
+    # --- security (issue 10) ---------------------------------------------------------------
+    MONITOR_ALLOWED_EMAILS: str | None = Field(
+        None,
+        description="OIDC login: comma-separated addresses and @domain entries let in "
+        "(the identity provider must also say the address is verified); OIDC refuses to "
+        "start without it.",
+    )
+
+    @field_validator("MONITOR_ALLOWED_EMAILS")
+    @classmethod
+    def _allowed_emails(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        parse_allowed_emails(value)
+        return value.strip()
 
     @field_validator("DATABASE_URL", "DASHBOARD_DATABASE_URL")
     @classmethod
@@ -116,12 +282,109 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name such as UTC or Europe/Berlin)") from None
         return value.strip()
 
-    @field_validator("STRIPE_API_KEY", "STRIPE_API_BASE", "STRIPE_WEBHOOK_SECRET", "MONITOR_PASSWORD_HASH")
+    @field_validator("MONITOR_SMTP_URL")
+    @classmethod
+    def _smtp_url(cls, value: str | None) -> str | None:
+        from core.mail import parse_smtp_url
+
+        if value is None or value.strip() == "":
+            return None
+        parse_smtp_url(value)  # SmtpUrlError is a ValueError: reported without the URL itself
+        return value.strip()
+
+    @field_validator("MONITOR_EMAIL_FROM", "MONITOR_REPORT_EMAIL_TO", "MONITOR_ALERT_EMAIL_TO")
+    @classmethod
+    def _addresses(cls, value: str | None) -> str | None:
+        from core.mail import parse_addresses
+
+        if value is None or value.strip() == "":
+            return None
+        parse_addresses(value)
+        return value.strip()
+
+    @field_validator("MONITOR_DASHBOARD_URL")
+    @classmethod
+    def _dashboard_url(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        if not value.strip().lower().startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL such as https://monitor.example.org")
+        return value.strip().rstrip("/")
+
+    @field_validator("STRIPE_API_KEY", "STRIPE_API_BASE", "STRIPE_WEBHOOK_SECRET", "MONITOR_PASSWORD_HASH",
+                     "MONITOR_ALERT_WEBHOOK_SECRET")
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         if value is None or value.strip() == "":
             return None
         return value.strip()
+
+    @field_validator("STRIPE_API_BASE")
+    @classmethod
+    def _live_key_only_to_stripe(cls, value: str | None, info: ValidationInfo) -> str | None:
+        problem = live_key_destination_problem(info.data.get("STRIPE_API_KEY"), value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+STRIPE_API_HOST = "api.stripe.com"
+LIVE_KEY_PREFIXES = ("sk_live_", "rk_live_")
+
+
+def live_key_destination_problem(api_key: str | None, api_base: str | None) -> str | None:
+    """Why a live key may not be sent to ``api_base``, or None.
+
+    A live key moves real money; it goes only over https to Stripe's own API host, never to
+    a test server, a proxy or a typo's host (unset ``api_base`` means Stripe itself).
+    """
+    if not api_key or not api_key.strip().startswith(LIVE_KEY_PREFIXES) or not api_base:
+        return None
+    try:
+        parts = urlsplit(api_base.strip())
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    if (parts is None or parts.scheme != "https" or parts.hostname != STRIPE_API_HOST
+            or parts.username is not None or port not in (None, 443)):
+        return (f"a live Stripe key ({api_key.strip()[:8]}...) is only sent over https to "
+                f"{STRIPE_API_HOST}, not to {api_base.strip()!r}; unset STRIPE_API_BASE or use a test key")
+    return None
+
+
+def parse_allowed_emails(text: str) -> frozenset[str]:
+    """'a@x.org, @example.com' -> {'a@x.org', '@example.com'} (lower case), or ValueError
+    naming the entry that is neither an address nor an @domain."""
+    entries = set()
+    for raw in text.split(","):
+        entry = raw.strip().lower()
+        if not entry:
+            continue
+        local, at, domain = entry.rpartition("@")
+        if (not at or not domain or "." not in domain.strip(".") or any(c.isspace() for c in entry)
+                or "@" in local or domain.startswith(".") or domain.endswith(".")):
+            raise ValueError(f"entry {raw.strip()!r} is neither an address (name@example.com) "
+                             "nor a domain (@example.com)")
+        entries.add(entry)
+    if not entries:
+        raise ValueError("lists no address or @domain")
+    return frozenset(entries)
+
+
+_EVENT_TYPE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*(\.\*)?$")
+
+
+def sweep_event_types(text: str) -> list[str]:
+    """'a.b,c.*' -> ['a.b', 'c.*'], raising ValueError for an entry Stripe would not take
+    (a wildcard anywhere but at the end, a blank list)."""
+    types = list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    if not types:
+        raise ValueError("lists no event type; e.g. 'checkout.session.completed,checkout.session.expired'")
+    for name in types:
+        if not _EVENT_TYPE.match(name):
+            raise ValueError(f"{name!r} is not an event type such as 'checkout.session.completed' "
+                             "or a group such as 'checkout.session.*'")
+    return types
 
 
 _WEEKDAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")

@@ -41,10 +41,12 @@ pages = {
         st.Page(VIEWS / "funnel.py", title="Funnel", icon=":material/filter_alt:"),
     ],
     "Operations": [
+        st.Page(VIEWS / "alerts.py", title="Alerts", icon=":material/notifications:"),
         st.Page(VIEWS / "reconciliation.py", title="Reconciliation", icon=":material/balance:"),
         st.Page(VIEWS / "health.py", title="Health", icon=":material/health_and_safety:"),
     ],
 }
 page = st.navigation(pages)
 chrome.sidebar()
+chrome.alert_banner()
 page.run()

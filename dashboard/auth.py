@@ -3,17 +3,23 @@
 Three ways in, chosen by MONITOR_AUTH:
 
 - ``oidc`` (or ``auto`` with an ``[auth]`` section in ``.streamlit/secrets.toml``): Streamlit's
-  own ``st.login`` / ``st.user`` / ``st.logout`` against the configured identity provider.
+  own ``st.login`` / ``st.user`` / ``st.logout`` against the configured identity provider;
+  only a verified address on MONITOR_ALLOWED_EMAILS gets in, and OIDC refuses to start
+  without that list (an identity provider such as Google accepts anyone).
 - ``password`` (``auto`` otherwise): a form checked against MONITOR_PASSWORD_HASH (or
   ``password_hash`` in secrets.toml), a salted scrypt hash made by
-  ``python -m jobs hash-password``, compared in constant time. Repeated failures slow every
-  further attempt down, per browser session and across the whole process (a new session
-  does not reset the process-wide count).
-- ``none``: no login, accepted only while the server listens on a loopback address; a banner
-  says so on every page.
+  ``python -m jobs hash-password``, compared in constant time. Every attempt first takes a
+  turn from the throttle kept in PostgreSQL (dashboard/throttle.py), by client address and
+  for the account, shared by every process and replica.
+- ``none``: no login, accepted only while the server listens on a loopback address and the
+  request itself was addressed to a loopback name from a loopback page (``Host`` and
+  ``Origin``), which shuts out DNS rebinding and reverse proxies; a banner says so.
 
-The hashing and the throttle are plain functions and classes (no ``st.``) so they can be
-tested directly; ``require_login()`` is the Streamlit part, called once by the entry script.
+Whoever is logged in (``current_identity()``) is what the write actions record, and
+``write_refusal()`` is the one check a write runs before it touches anything.
+
+The hashing and the request checks are plain functions (no ``st.``) so they can be tested
+directly; ``require_login()`` is the Streamlit part, called once by the entry script.
 """
 
 from __future__ import annotations
@@ -21,11 +27,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import os
-import threading
-import time
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Mapping
+from urllib.parse import urlsplit
+
+from core.settings import parse_allowed_emails
 
 # scrypt cost: n=2**14, r=8 takes ~50 ms and 16 MiB per check, the parameters Python's
 # docs and OWASP's cheat sheet suggest as a floor for interactive logins.
@@ -100,64 +108,85 @@ def is_loopback(address: str | None) -> bool:
     return (address or "").strip().strip("[]").lower() in LOOPBACK_ADDRESSES
 
 
-@dataclass
-class Throttle:
-    """Failed-login bookkeeping: how long the next attempt must wait.
+def _loopback_name(host: str | None) -> bool:
+    """localhost, 127.0.0.0/8 or ::1 (a name a browser can only have resolved locally)."""
+    host = (host or "").strip().strip("[]").lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
-    Per key (a browser session) the first ``free`` failures cost nothing; after that each
-    attempt waits ``first_wait_s``, doubling with every further failure, up to ``max_wait_s``. Across all keys, more than ``global_limit`` failures within
-    ``global_window_s`` make every session wait ``global_wait_s`` after the latest failure, so
-    opening new sessions does not buy fresh attempts. Times are passed in (monotonic seconds).
+
+# Headers a reverse proxy adds: a request carrying them came from somewhere else.
+PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-Ip")
+
+
+def local_request_problem(headers: Mapping[str, str]) -> str | None:
+    """Why this request may not use a dashboard with login off, or None when it is local.
+
+    ``headers`` are the browser's (Streamlit's ``st.context.headers``: the websocket
+    upgrade request). A DNS-rebinding page reaches 127.0.0.1 under its own name, so its
+    ``Host`` is not a loopback name; a page of another local site sends its own ``Origin``;
+    a reverse proxy adds forwarding headers. No headers at all means no browser request
+    (a script run in-process, as Streamlit's AppTest does): nothing to check.
     """
-
-    free: int = 3
-    first_wait_s: float = 5.0
-    max_wait_s: float = 60.0
-    global_limit: int = 20
-    global_window_s: float = 600.0
-    global_wait_s: float = 10.0
-    _failures: dict[str, tuple[int, float]] = field(default_factory=dict)
-    _recent: deque = field(default_factory=deque)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def retry_after(self, key: str, now: float) -> float:
-        """Seconds ``key`` must still wait before its next attempt is checked (0 = go)."""
-        with self._lock:
-            wait = 0.0
-            count, last = self._failures.get(key, (0, 0.0))
-            if count >= self.free:
-                wait = max(wait, last + min(self.first_wait_s * 2.0 ** (count - self.free), self.max_wait_s) - now)
-            self._forget_old(now)
-            if len(self._recent) > self.global_limit:
-                wait = max(wait, self._recent[-1] + self.global_wait_s - now)
-            return max(wait, 0.0)
-
-    def failed(self, key: str, now: float) -> None:
-        with self._lock:
-            count, _ = self._failures.get(key, (0, 0.0))
-            self._failures[key] = (count + 1, now)
-            self._recent.append(now)
-            self._forget_old(now)
-            if len(self._failures) > 10_000:  # keep memory bounded under a flood of sessions
-                self._failures.clear()
-
-    def succeeded(self, key: str) -> None:
-        with self._lock:
-            self._failures.pop(key, None)
-
-    def reset(self) -> None:
-        """Forget every failure (a fresh server process starts this way)."""
-        with self._lock:
-            self._failures.clear()
-            self._recent.clear()
-
-    def _forget_old(self, now: float) -> None:
-        while self._recent and self._recent[0] < now - self.global_window_s:
-            self._recent.popleft()
+    if not headers:
+        return None
+    header = {key.lower(): value for key, value in headers.items()}
+    host = header.get("host", "")
+    for name in PROXY_HEADERS:
+        if name.lower() in header:
+            return f"this request came through a proxy ({name} header)"
+    try:
+        host_parts = urlsplit(f"//{host}")
+        host_name, host_port = host_parts.hostname, host_parts.port
+    except ValueError:
+        return "its Host header is malformed"
+    if not _loopback_name(host_name):
+        return f"it was addressed to {host!r}, not to localhost or 127.0.0.1"
+    origin = header.get("origin")
+    if origin is not None:
+        try:
+            origin_parts = urlsplit(origin)
+            same = (origin_parts.scheme in ("http", "https") and origin_parts.hostname == host_name
+                    and origin_parts.port == host_port)
+        except ValueError:
+            same = False
+        if not same:
+            return f"it was sent by the page {origin!r}, not by this dashboard"
+    return None
 
 
-# One per server process: shared by every session of this Streamlit server.
-THROTTLE = Throttle()
+def email_allowed(email: str | None, verified, allowed: frozenset[str]) -> bool:
+    """A verified address that is on the list itself or whose domain is (``@example.com``)."""
+    if verified is not True and str(verified).lower() != "true":
+        return False
+    email = (email or "").strip().lower()
+    local, at, domain = email.rpartition("@")
+    if not at or not local or not domain:
+        return False
+    return email in allowed or f"@{domain}" in allowed
+
+
+def client_address(headers: Mapping[str, str], peer: str | None) -> str | None:
+    """The browser's address, which the password throttle counts failures by.
+
+    ``peer`` is the websocket's remote address (Streamlit gives None for this machine). When
+    the peer is this machine, a reverse proxy on it appended the real client's address to
+    ``X-Forwarded-For``: take that last entry (earlier ones are whatever the client sent).
+    """
+    if isinstance(peer, str) and peer:
+        return peer
+    header = {key.lower(): value for key, value in (headers or {}).items()}
+    forwarded = [part.strip() for part in header.get("x-forwarded-for", "").split(",") if part.strip()]
+    if forwarded:
+        return forwarded[-1]
+    return header.get("x-real-ip") or None
+
+
+PASSWORD_ACCOUNT = "dashboard-password"  # one shared password: one account
 
 
 # --- Streamlit ------------------------------------------------------------------------
@@ -190,6 +219,12 @@ def require_login(settings) -> str:
     mode = resolve_mode(settings.MONITOR_AUTH, secrets)
     if mode == "none":
         address = st.get_option("server.address")
+        problem = local_request_problem(st.context.headers)
+        if problem:
+            st.error("**Refused**: login is off (MONITOR_AUTH=none), so this dashboard answers "
+                     "only a browser on this machine opening http://127.0.0.1 or "
+                     f"http://localhost, and {_plain(problem)}.", icon=":material/lock:")
+            st.stop()
         if not is_loopback(address):
             st.error(
                 "**MONITOR_AUTH=none is refused**: this server listens on "
@@ -198,15 +233,65 @@ def require_login(settings) -> str:
                 f"or set up a login: a password hash (`{HASH_COMMAND}`) or OIDC (`[auth]` in "
                 "`.streamlit/secrets.toml`).", icon=":material/lock:")
             st.stop()
+        st.session_state[IDENTITY_KEY] = LOCAL_IDENTITY
         return mode
     if mode == "oidc":
-        _require_oidc(st, secrets)
+        _require_oidc(st, settings, secrets)
     else:
         _require_password(st, settings, secrets)
     return mode
 
 
-def _require_oidc(st, secrets: dict) -> None:
+IDENTITY_KEY = "_login_identity"
+LOCAL_IDENTITY = "local user (login off)"
+PASSWORD_IDENTITY = "password login"
+
+
+def _plain(text: str) -> str:
+    """Text from a request, safe inside a Markdown message (no markup, no links)."""
+    from dashboard.text import markdown_literal
+
+    return markdown_literal(text)
+
+
+def current_identity() -> str | None:
+    """Who this browser session is logged in as (set by ``require_login``), or None.
+
+    The verified OIDC address, ``password login`` for the shared password, or
+    ``local user (login off)``; write actions record it instead of a typed name.
+    """
+    import streamlit as st
+
+    return st.session_state.get(IDENTITY_KEY)
+
+
+def write_refusal(settings) -> str | None:
+    """Why this session may not write (resolve, acknowledge, run), or None.
+
+    Checked again at the moment of the write, not only when the page was drawn: the
+    session must still be logged in, and with login off the request must still be local.
+    """
+    import streamlit as st
+
+    if current_identity() is None:
+        return "Log in to change anything."
+    if resolve_mode(settings.MONITOR_AUTH, _secrets()) == "none":
+        if not is_loopback(st.get_option("server.address")):
+            return "Login is off and the server does not listen on a loopback address."
+        problem = local_request_problem(st.context.headers)
+        if problem:
+            return f"Login is off and this request is not local: {problem}."
+    return None
+
+
+def _require_oidc(st, settings, secrets: dict) -> None:
+    if not settings.MONITOR_ALLOWED_EMAILS:
+        st.session_state.pop(IDENTITY_KEY, None)
+        st.error("**OIDC login needs MONITOR_ALLOWED_EMAILS**: the comma-separated addresses and "
+                 "`@domain` entries allowed in (e.g. `alice@example.com,@ops.example.com`). "
+                 "Without it anyone your identity provider accepts would get in.",
+                 icon=":material/lock:")
+        st.stop()
     if "auth" not in secrets:
         st.error("**MONITOR_AUTH=oidc needs an `[auth]` section** in `.streamlit/secrets.toml` "
                  "(`redirect_uri`, `cookie_secret`, `client_id`, `client_secret`, "
@@ -214,12 +299,26 @@ def _require_oidc(st, secrets: dict) -> None:
                  icon=":material/lock:")
         st.stop()
     if not st.user.is_logged_in:
+        st.session_state.pop(IDENTITY_KEY, None)
         st.title("Webhook monitor")
         st.write("Log in with your organisation's account to see the dashboard.")
         st.button("Log in", type="primary", on_click=st.login, icon=":material/login:")
         st.stop()
+    email = str(st.user.get("email") or "")
+    if not email_allowed(email, st.user.get("email_verified"),
+                         parse_allowed_emails(settings.MONITOR_ALLOWED_EMAILS)):
+        st.session_state.pop(IDENTITY_KEY, None)
+        st.title("Webhook monitor")
+        st.error("**Not allowed in.** The account you logged in with "
+                 f"({_plain(email) if email else 'no e-mail address'}) is not a verified address on "
+                 "this dashboard's MONITOR_ALLOWED_EMAILS. Log out and use another account, or ask "
+                 "an administrator to add it.", icon=":material/block:")
+        st.button("Log out", on_click=st.logout, icon=":material/logout:")
+        st.stop()
+    st.session_state[IDENTITY_KEY] = email.lower()
     with st.sidebar:
-        st.caption(f"Logged in as {st.user.get('email') or st.user.get('name') or 'you'}")
+        st.caption("Logged in as")
+        st.text(email)
         st.button("Log out", on_click=st.logout, icon=":material/logout:")
 
 
@@ -248,26 +347,46 @@ def _require_password(st, settings, secrets: dict) -> None:
     # Remember which hash the session logged in with: changing the hash logs everyone out.
     token = hashlib.sha256(encoded.encode()).hexdigest()
     if st.session_state.get("_login_token") == token:
+        st.session_state[IDENTITY_KEY] = PASSWORD_IDENTITY
         with st.sidebar:
             if st.button("Log out", icon=":material/logout:"):
                 st.session_state.pop("_login_token", None)
+                st.session_state.pop(IDENTITY_KEY, None)
                 st.rerun()
         return
+    st.session_state.pop(IDENTITY_KEY, None)
 
     st.title("Webhook monitor")
-    key = st.session_state.setdefault("_login_key", _b64(os.urandom(12)))
     with st.form("login"):
         password = st.text_input("Password", type="password", max_chars=1024)
         submitted = st.form_submit_button("Log in", type="primary")
     if submitted:
-        wait = THROTTLE.retry_after(key, time.monotonic())
-        if wait > 0:
-            st.warning(f"Too many failed attempts. Try again in {wait:.0f} s.", icon=":material/timer:")
-        elif password and verify_password(password, encoded):
-            THROTTLE.succeeded(key)
-            st.session_state["_login_token"] = token
-            st.rerun()
-        else:
-            THROTTLE.failed(key, time.monotonic())
-            st.error("Wrong password.")
+        _check_password(st, password, encoded, token)
     st.stop()
+
+
+def _check_password(st, password: str, encoded: str, token: str) -> None:
+    """Take a turn from the shared throttle, then check the password (slowed, not locked out)."""
+    from datetime import datetime, timezone
+
+    import sqlalchemy as sa
+
+    from dashboard import data, throttle
+
+    client = throttle.client_key(client_address(st.context.headers, st.context.ip_address))
+    account = throttle.account_key(PASSWORD_ACCOUNT)
+    try:
+        engine = data.get_engine()
+        wait = throttle.take_turn(engine, client=client, account=account, now=datetime.now(timezone.utc))
+    except data.DatabaseProblem as exc:
+        data.show_problem(exc)
+    except sa.exc.DBAPIError as exc:  # no count, no guess: refuse rather than allow unlimited tries
+        data.show_problem(data.DatabaseProblem(data.describe_database_error(data.database_url(), exc)))
+    if wait > 0:
+        st.warning(f"Too many failed attempts. Try again in {max(1, round(wait))} s.", icon=":material/timer:")
+    elif password and verify_password(password, encoded):
+        throttle.succeeded(engine, client=client, account=account)
+        st.session_state["_login_token"] = token
+        st.rerun()
+    else:
+        st.error("Wrong password.")

@@ -58,3 +58,15 @@ def _auto_refresh(seconds: int) -> None:
         st.rerun(scope="app")
 
     tick()
+
+
+def alert_banner() -> None:
+    """A banner on every page while a critical alert fires (the page itself reports a database problem)."""
+    from dashboard.alert_figures import banner_text
+
+    try:
+        text = banner_text(data.fetch("critical_alerts_firing"))
+    except data.DatabaseProblem:
+        return
+    if text:
+        st.error(text, icon=":material/notifications_active:")

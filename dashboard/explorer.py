@@ -6,13 +6,12 @@ import re
 
 import pandas as pd
 
+from dashboard.text import formula_safe
+
 SEARCH_MAX_CHARS = 200
 PAGE_SIZE = 50
 EXPORT_MAX_ROWS = 50_000
 _EVENT_ID = re.compile(r"^evt_[A-Za-z0-9_]{1,255}$")
-# Spreadsheet programs run a cell starting with one of these as a formula (CSV injection);
-# error messages and event types come from outside, so such cells are quoted with a '.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def clean_search(text: str | None) -> str | None:
@@ -37,12 +36,7 @@ def stripe_event_url(event_id: str, livemode: bool) -> str | None:
 
 def csv_bytes(rows: pd.DataFrame) -> bytes:
     """UTF-8 CSV of the rows, with cells that a spreadsheet would run as a formula defused."""
-    safe = rows.copy()
-    for column in safe.columns:
-        if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
-            safe[column] = safe[column].map(
-                lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v)
-    return safe.to_csv(index=False).encode("utf-8")
+    return formula_safe(rows).to_csv(index=False).encode("utf-8")
 
 
 def page_count(total: int, page_size: int = PAGE_SIZE) -> int:

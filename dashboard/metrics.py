@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from core.checkout import format_money
+
 # The endpoint counts as silent when the time since the last event exceeds this many times
 # the usual (median) gap, and never before this floor: a quiet night with one event an hour
 # should not warn after 3 minutes just because the afternoon was busy.
@@ -52,23 +54,6 @@ def format_duration(seconds: float | None) -> str:
         return f"{hours} h {minutes} min" if minutes else f"{hours} h"
     days, hours = divmod(hours, 24)
     return f"{days} d {hours} h" if hours else f"{days} d"
-
-
-# Stripe amounts are in the currency's smallest unit; these currencies have no minor unit,
-# or three decimals (https://docs.stripe.com/currencies).
-ZERO_DECIMAL_CURRENCIES = frozenset(
-    "bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split())
-THREE_DECIMAL_CURRENCIES = frozenset("bhd jod kwd omr tnd".split())
-
-
-def format_money(amount_minor: Any, currency: Any) -> str | None:
-    """'199.00 EUR' from Stripe's 19900 and 'eur'; '500 JPY' from 500 and 'jpy'; None without an amount."""
-    amount = _number(amount_minor)
-    if amount is None:
-        return None
-    code = str(currency or "").lower()
-    decimals = 0 if code in ZERO_DECIMAL_CURRENCIES else 3 if code in THREE_DECIMAL_CURRENCIES else 2
-    return f"{amount / 10 ** decimals:,.{decimals}f} {code.upper()}".strip()
 
 
 def amounts_column(rows) -> list[str | None]:
@@ -132,3 +117,33 @@ def silence_warning(last_event_at: datetime | None, median_gap_seconds: float | 
     return (f"No webhook event for {format_duration(silent_for.total_seconds())}{usual_text}. "
             "Check that the endpoint is reachable and still enabled in Stripe "
             "(Developers → Webhooks), and that the app's handler records events.")
+
+
+def missed_events_alert(summary: dict, money: list[dict], now) -> str | None:
+    """The Overview's line about events Stripe sent that never reached the app, money at
+    risk first; None when none is open."""
+    count = int(_number(summary.get("open_events")) or 0)
+    if not count:
+        return None
+    amounts = [format_money(row.get("amount"), row.get("currency")) for row in money]
+    amounts = [a for a in amounts if a]
+    parts = [f"**{count:,} event{'s' if count != 1 else ''} Stripe sent never reached the app**"]
+    if amounts:
+        parts.append(f"money at risk: {', '.join(amounts)}")
+    oldest = summary.get("oldest_at")
+    if oldest is not None and not _is_missing_time(oldest):
+        parts.append(f"oldest {format_duration(max((now - oldest).total_seconds(), 0))} ago")
+    forgotten = summary.get("first_forgotten_at")
+    text = "; ".join(parts) + "."
+    if forgotten is not None and not _is_missing_time(forgotten):
+        text += f" Stripe forgets the first of them on {forgotten:%Y-%m-%d %H:%M} UTC."
+    return text + " Replay them with `python -m jobs sweep --replay`."
+
+
+def _is_missing_time(value: Any) -> bool:
+    try:
+        import pandas as pd
+
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False

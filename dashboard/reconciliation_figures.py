@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.figures import apply_layout, empty_figure, time_axis
-from dashboard.metrics import format_money
+from core.checkout import format_money
 
 FIVE = [
     ("stripe_payments_found", "Stripe payments", "Checkout Sessions in the window whose "

@@ -118,6 +118,9 @@ def _embedded_database(prefix: str, durable: bool):
     # A folder of its own, not a test runner's numbered temporary folder: those get pruned,
     # which can pull the data from under another run still going.
     data_dir = Path(tempfile.mkdtemp(prefix=f"{prefix.replace('_', '-')}-"))
+    # Run as root, PostgreSQL runs as its own user, which must pass through this folder (the
+    # embedded start never opens up folders it did not create).
+    data_dir.chmod(0o711)
     try:
         url = embedded_url(data_dir, keep_running=False)
         if not durable:

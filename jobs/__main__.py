@@ -1,5 +1,6 @@
 import sys
 
-from jobs.cli import main
+from jobs.cli import main, quiet_broken_pipe
 
+quiet_broken_pipe()
 sys.exit(main())

@@ -15,185 +15,51 @@ Two steps, each safe on a live database:
 Every run, dry or not, is recorded in ``cleanup_runs`` (and ``job_runs``). Without
 ``STRIPE_API_KEY`` the run stops before doing anything (exit 2) unless
 ``--skip-registrations`` is given: no registration is ever removed without asking Stripe.
+
+The steps live in :mod:`jobs.cleanup_events` and :mod:`jobs.cleanup_registrations` (whose
+rules are :mod:`jobs.cleanup_decisions`); this module records the run and is the command line.
+:func:`run` takes its Stripe gateway and the key's mode as arguments;
+:func:`stripe_from_settings` builds them from the settings for the command line and the
+scheduler.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Callable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from core.errors import ConfigError, JobFailed, MonitorError
-from core.settings import get_settings
-from jobs import health_snapshot, sql_files
-from jobs.reconcile import PAID_PAYMENT_STATUSES, check_registrations
+from core.errors import EXIT_FAILED, EXIT_NEEDS_PERSON, EXIT_OK, ConfigError, JobFailed
+from core.sql import load_package
+from jobs import health_snapshot
+from jobs.cleanup_decisions import (ARCHIVE_REASONS, Decision, decide, key_mode,  # noqa: F401
+                                    search_windows)
+from jobs.cleanup_events import DEFAULT_BATCH_SIZE, archive_events
+from jobs.cleanup_registrations import clean_registrations
 from jobs.runtime import JobRun, error_line, recorded_run
-from jobs.stripe_gateway import gateway_from_settings
 
 HELP = ("archive old completed webhook events in batches and remove stale pending "
         "registrations that Stripe confirms were never paid")
 JOB = "cleanup"
-SQL = sql_files.load("cleanup.sql")
+SQL = load_package("jobs", "cleanup.sql")
 
 DEFAULT_PENDING_DAYS = 7
 DEFAULT_EVENTS_DAYS = 90
 # Stripe can redeliver an event for 3 days and resend it by hand for up to 30; the handler's
 # duplicate check reads webhook_events, so younger events must stay there.
 MIN_EVENTS_DAYS = 30
-# Small enough that a batch commits in a fraction of a second (its WAL flush is what a
-# concurrent handler insert may wait behind), large enough to keep the per-statement cost low.
-DEFAULT_BATCH_SIZE = 2000
-REGISTRATION_PAGE = 100
-# A registration's Checkout Session is created right around the registration. Sessions
-# created in this window are listed once per page of stale rows, which finds the session of
-# a row that never stored its session id (client_reference_id is the registration id) and
-# saves one retrieve per row.
-SESSION_SEARCH_BEFORE = timedelta(hours=1)
-SESSION_SEARCH_AFTER = timedelta(days=1)
-FIRST_KEY = (datetime(1, 1, 1, tzinfo=timezone.utc), "00000000-0000-0000-0000-000000000000")
-# A batch waits at most this long for a table lock (e.g. a migration running), then fails
-# rather than queueing the handler's inserts behind it.
-BATCH_SETTINGS = (sa.text("SET LOCAL lock_timeout = '5s'"), sa.text("SET LOCAL statement_timeout = '120s'"))
+NO_STRIPE_KEY = ("STRIPE_API_KEY is not set: cleanup asks Stripe before removing any registration. "
+                 "Set it, or pass --skip-registrations to archive webhook events only")
 
 Progress = Callable[[str], None]
-
-
-# --- deciding what happens to one stale registration --------------------------------------
-
-@dataclass(frozen=True)
-class Decision:
-    """What cleanup does with one stale pending registration, and why."""
-
-    action: str  # "archive", "reconcile" (paid: never removed), "keep", "unchecked"
-    reason: str
-    session_status: str | None = None
-    payment_status: str | None = None
-    session_id: str | None = None  # the paid session, for "reconcile"
-
-
-def slim_session(session: Mapping[str, Any]) -> dict[str, Any]:
-    """The few fields cleanup reads, so thousands of listed sessions stay small in memory."""
-    return {key: session.get(key) for key in ("id", "status", "payment_status", "client_reference_id", "created")}
-
-
-def key_mode(api_key: str | None) -> str | None:
-    """'live' or 'test' for sk_/rk_ keys, None when it cannot be told."""
-    for mode in ("live", "test"):
-        if api_key and f"_{mode}_" in api_key:
-            return mode
-    return None
-
-
-def session_mode(session_id: str) -> str | None:
-    for mode in ("live", "test"):
-        if session_id.startswith(f"cs_{mode}_"):
-            return mode
-    return None
-
-
-def other_mode(session_id: str | None, api_key_mode: str | None) -> bool:
-    """True when the session is known to belong to the other Stripe mode than the key's."""
-    return bool(session_id and api_key_mode and session_mode(session_id) not in (None, api_key_mode))
-
-
-def decide(session_id: str | None, own_session: Mapping[str, Any] | None,
-           related_sessions: Iterable[Mapping[str, Any]] = (), *, api_key_mode: str | None = None) -> Decision:
-    """Decide from what Stripe said: ``own_session`` is the row's session (None: Stripe has no
-    such session), ``related_sessions`` those carrying the registration id as
-    client_reference_id (a customer may have started checkout more than once)."""
-    if other_mode(session_id, api_key_mode):
-        # A test key cannot see live sessions: "no such session" would be a lie.
-        return Decision("unchecked", "other_stripe_mode")
-    sessions = [own_session] if own_session else []
-    sessions += [s for s in related_sessions if not own_session or s["id"] != own_session["id"]]
-    shown = sessions[0] if sessions else {}
-    facts = {"session_status": shown.get("status"), "payment_status": shown.get("payment_status")}
-    for session in sessions:
-        if session.get("payment_status") in PAID_PAYMENT_STATUSES:
-            return Decision("reconcile", "paid", session.get("status"), session.get("payment_status"),
-                            session_id=session.get("id"))
-    for session in sessions:
-        if session.get("status") == "open":
-            return Decision("keep", "session_open", "open", session.get("payment_status"))
-    for session in sessions:
-        if session.get("status") == "complete":
-            # Delayed payment methods (bank debits) complete unpaid and are paid days later.
-            return Decision("keep", "awaiting_payment", "complete", session.get("payment_status"))
-    if sessions:
-        return Decision("archive", "session_expired", **facts)
-    if session_id:
-        return Decision("archive", "session_not_found")
-    return Decision("archive", "no_session")
-
-
-class SessionIndex:
-    """Checkout Sessions listed from Stripe by creation window, indexed by id and by
-    client_reference_id. Windows arrive in increasing order (rows are read oldest first),
-    so each second of Stripe's history is listed at most once per run."""
-
-    def __init__(self, gateway):
-        self.gateway = gateway
-        self.by_id: dict[str, dict] = {}
-        self.by_reference: dict[str, list[dict]] = defaultdict(list)
-        self.covered_until: int | None = None
-
-    def cover(self, start: datetime, end: datetime) -> None:
-        start_s, end_s = math.floor(start.timestamp()), math.ceil(end.timestamp())
-        if self.covered_until is not None:
-            if end_s <= self.covered_until:
-                return
-            start_s = max(start_s, self.covered_until)
-        for session in self.gateway.iter_checkout_sessions(created_gte=start_s, created_lt=end_s):
-            self.add(slim_session(session))
-        self.covered_until = end_s
-
-    def add(self, session: dict) -> None:
-        if session["id"] in self.by_id:
-            return
-        self.by_id[session["id"]] = session
-        if session.get("client_reference_id"):
-            self.by_reference[session["client_reference_id"]].append(session)
-
-    def session(self, session_id: str) -> dict | None:
-        """The session by id, from the listing or retrieved; None when Stripe has none."""
-        if session_id not in self.by_id:
-            found = self.gateway.retrieve_checkout_session(session_id)
-            if found is None:
-                return None
-            self.add(slim_session(found))
-        return self.by_id[session_id]
-
-    def prune(self, before: datetime) -> None:
-        """Forget sessions no later row's window can reach."""
-        limit = before.timestamp()
-        for session_id in [sid for sid, s in self.by_id.items() if (s.get("created") or 0) < limit]:
-            session = self.by_id.pop(session_id)
-            related = self.by_reference.get(session.get("client_reference_id") or "")
-            if related is not None:
-                related[:] = [s for s in related if s["id"] != session_id]
-                if not related:
-                    del self.by_reference[session["client_reference_id"]]
-
-
-def search_windows(created: Iterable[datetime]) -> list[tuple[datetime, datetime]]:
-    """Merged [created - before, created + after) windows of sorted creation times."""
-    windows: list[tuple[datetime, datetime]] = []
-    for moment in created:
-        start, end = moment - SESSION_SEARCH_BEFORE, moment + SESSION_SEARCH_AFTER
-        if windows and start <= windows[-1][1]:
-            windows[-1] = (windows[-1][0], max(end, windows[-1][1]))
-        else:
-            windows.append((start, end))
-    return windows
 
 
 # --- the run --------------------------------------------------------------------------------
@@ -274,7 +140,10 @@ class CleanupReport:
         return lines
 
 
-class _Cleanup:
+class CleanupRun:
+    """One run's bookkeeping, shared by the steps: its row in ``cleanup_runs``, the report,
+    progress, and the run's duration on a monotonic clock."""
+
     def __init__(self, engine: Engine, report: CleanupReport, *, now: datetime, trigger: str,
                  batch_size: int, progress: Progress | None):
         self.engine = engine
@@ -285,17 +154,18 @@ class _Cleanup:
         self.progress = progress or (lambda _message: None)
         self.clock = time.monotonic()
 
-    # bookkeeping
     def start(self) -> None:
         r = self.report
         with self.engine.begin() as conn:
-            r.run_id = conn.execute(SQL["start_run"], {
-                "trigger": self.trigger, "dry_run": r.dry_run, "pending_days": r.pending_days,
-                "events_days": r.events_days, "pending_cutoff": r.pending_cutoff,
-                "events_cutoff": r.events_cutoff, "registrations_skipped": r.registrations_skipped,
-                "started_at": self.now}).scalar_one()
+            r.run_id = SQL.execute(
+                conn, "start_run", trigger=self.trigger, dry_run=r.dry_run, pending_days=r.pending_days,
+                events_days=r.events_days, pending_cutoff=r.pending_cutoff,
+                events_cutoff=r.events_cutoff, registrations_skipped=r.registrations_skipped,
+                started_at=self.now).scalar_one()
 
     def save(self, *, finished: bool = False) -> None:
+        """Write the counters as they stand; ``finished`` also the end time and duration
+        (the run's ``now`` plus the monotonic time it took, however far in the past ``now`` is)."""
         r = self.report
         elapsed = time.monotonic() - self.clock
         counters = {name: getattr(r, name) for name in (
@@ -304,149 +174,10 @@ class _Cleanup:
             "registrations_queued", "reconciliation_run_id", "events_matched", "events_archived",
             "event_batches", "events_kept_failed", "events_kept_open", "error")}
         with self.engine.begin() as conn:
-            conn.execute(SQL["update_run"], {
-                **counters, "id": r.run_id, "status": r.status,
-                "finished_at": self.now + timedelta(seconds=elapsed) if finished else None,
-                "duration_ms": int(elapsed * 1000) if finished else None,
-                "details": json.dumps(r.details())})
-
-    # step 1
-    def archive_events(self) -> None:
-        r = self.report
-        with self.engine.connect() as conn:
-            counts = conn.execute(SQL["count_old_events"], {"cutoff": r.events_cutoff}).one()
-        r.events_matched, r.events_kept_failed, r.events_kept_open = counts.completed, counts.failed, counts.open
-        self.save()
-        if r.dry_run or not r.events_matched:
-            return
-        started = time.monotonic()
-        resume_from = FIRST_KEY[0]
-        while True:
-            with self.engine.begin() as conn:
-                for setting in BATCH_SETTINGS:
-                    conn.execute(setting)
-                moved, resume_from = conn.execute(SQL["archive_event_batch"], {
-                    "cutoff": r.events_cutoff, "resume_from": resume_from, "batch_size": self.batch_size,
-                    "archived_at": self.now, "run_id": r.run_id}).one()
-            if not moved:
-                break
-            r.events_archived += moved
-            r.event_batches += 1
-            r.events_per_second = round(r.events_archived / max(time.monotonic() - started, 1e-6), 1)
-            self.save()
-            self.progress(f"events: {r.event_batches} batches, {r.events_archived:,} of "
-                          f"{r.events_matched:,} moved, {r.events_per_second:,.0f} rows/s")
-
-    # step 2
-    def clean_registrations(self, gateway, api_key_mode: str | None) -> None:
-        r = self.report
-        with self.engine.connect() as conn:
-            r.stale_pending_found = conn.execute(SQL["count_stale_pending"], {"cutoff": r.pending_cutoff}).scalar_one()
-        self.save()
-        if not r.stale_pending_found:
-            return
-        paid: dict[str, str] = {}  # registration id -> its paid session
-        checked = 0
-        try:
-            self._check_account(gateway, api_key_mode)
-            index = SessionIndex(gateway)
-            after = FIRST_KEY
-            while True:
-                with self.engine.connect() as conn:
-                    rows = conn.execute(SQL["stale_pending_page"], {
-                        "cutoff": r.pending_cutoff, "after_created_at": after[0], "after_id": after[1],
-                        "page_size": REGISTRATION_PAGE}).all()
-                if not rows:
-                    break
-                after = (rows[-1].created_at, str(rows[-1].id))
-                for start, end in search_windows(row.created_at for row in rows):
-                    index.cover(start, end)
-                decisions = []
-                for row in rows:
-                    decision = self._decide(row, index, api_key_mode)
-                    decisions.append((row, decision))
-                    if decision.action == "reconcile":
-                        paid[str(row.id)] = decision.session_id
-                self._apply(decisions)
-                checked += len(rows)
-                index.prune(rows[-1].created_at - SESSION_SEARCH_BEFORE)
-                self.save()
-                self.progress(f"registrations: {checked:,} of {r.stale_pending_found:,} checked, "
-                              f"{r.registrations_archived:,} {'would be ' if r.dry_run else ''}archived")
-        except ConfigError:
-            raise
-        except Exception as exc:
-            if not _is_stripe_failure(exc):
-                raise
-            # Stop asking: rows not yet checked stay as they are until Stripe answers again.
-            r.registrations_unchecked += r.stale_pending_found - checked
-            r.error = f"Stripe could not be asked about every stale registration: {error_line(exc)}"
-        if paid:
-            self._hand_to_reconciliation(gateway, paid)
-        if r.error:
-            raise JobFailed(r.error)
-
-    def _check_account(self, gateway, api_key_mode: str | None) -> None:
-        """Refuse to trust "no such session" answers from a key of another Stripe account."""
-        with self.engine.connect() as conn:
-            known = conn.execute(SQL["canary_session"]).scalar()
-        if not known or other_mode(known, api_key_mode):
-            return
-        if gateway.retrieve_checkout_session(known) is None:
-            raise ConfigError(f"Stripe does not know Checkout Session {known} of a completed registration: "
-                              "STRIPE_API_KEY seems to belong to another Stripe account; no registration was removed")
-
-    def _decide(self, row, index: SessionIndex, api_key_mode: str | None) -> Decision:
-        session_id = row.stripe_checkout_session_id
-        if other_mode(session_id, api_key_mode):  # decided without asking Stripe in vain
-            return decide(session_id, None, api_key_mode=api_key_mode)
-        own = index.session(session_id) if session_id else None
-        return decide(session_id, own, index.by_reference.get(str(row.id), ()), api_key_mode=api_key_mode)
-
-    def _apply(self, decisions: list[tuple[Any, Decision]]) -> None:
-        r = self.report
-        archive = []
-        for row, decision in decisions:
-            if decision.action == "archive":
-                archive.append({"id": str(row.id), "row_version": row.row_version, "reason": decision.reason,
-                                "session_status": decision.session_status,
-                                "payment_status": decision.payment_status})
-            elif decision.action == "reconcile":
-                r.registrations_kept_paid += 1
-            elif decision.action == "keep":
-                r.registrations_kept_open += 1
-                r.kept_reasons[decision.reason] += 1
-            else:
-                r.registrations_unchecked += 1
-                r.kept_reasons[decision.reason] += 1
-        if not archive:
-            return
-        if r.dry_run:
-            moved_ids = {item["id"] for item in archive}
-        else:
-            with self.engine.begin() as conn:
-                moved_ids = {str(i) for i in conn.execute(SQL["archive_registrations"], {
-                    "decisions": json.dumps(archive), "archived_at": self.now, "run_id": r.run_id}).scalars()}
-        for item in archive:
-            if item["id"] in moved_ids:
-                r.registrations_archived += 1
-                r.archive_reasons[item["reason"]] += 1
-            else:
-                r.changed_meanwhile += 1
-
-    def _hand_to_reconciliation(self, gateway, paid_sessions: dict[str, str]) -> None:
-        """Paid in Stripe: reconciliation fixes the row or queues it for a person, judging it
-        by the paid session cleanup found (possibly through client_reference_id)."""
-        r = self.report
-        registration_ids = list(paid_sessions)
-        result = check_registrations(self.engine, gateway, registration_ids, now=self.now,
-                                     trigger="cleanup", dry_run=r.dry_run, session_ids=paid_sessions)
-        r.registrations_fixed = result.auto_fixed_count
-        r.registrations_queued = result.manual_review_needed
-        r.reconciliation_run_id = result.run_id
-        # Anything reconciliation did not classify stays (never removed) and is listed.
-        r.paid_unresolved = sorted(rid for rid in registration_ids
-                                   if (check := result.checks.get(rid)) is None or check.kind is None)
+            SQL.execute(conn, "update_run", **counters, id=r.run_id, status=r.status,
+                        finished_at=self.now + timedelta(seconds=elapsed) if finished else None,
+                        duration_ms=int(elapsed * 1000) if finished else None,
+                        details=json.dumps(r.details()))
 
     def record_health(self) -> None:
         try:
@@ -456,20 +187,30 @@ class _Cleanup:
             self.progress(f"health snapshot not recorded: {error_line(exc)}")
 
 
-def _is_stripe_failure(exc: BaseException) -> bool:
-    """Errors meaning "Stripe did not answer" (the stripe library's or the gateway's own)."""
-    return isinstance(exc, MonitorError) or type(exc).__module__.split(".")[0] == "stripe"
+def stripe_from_settings(settings, *, skip_registrations: bool = False) -> dict[str, Any]:
+    """``gateway`` and ``api_key_mode`` for :func:`run` from the settings: no gateway without
+    a key (or when registrations are skipped, so a bad STRIPE_API_BASE cannot stop an
+    events-only run)."""
+    from jobs.stripe_gateway import gateway_from_settings
+
+    api_key = settings.STRIPE_API_KEY
+    gateway = gateway_from_settings(settings) if api_key and not skip_registrations else None
+    return {"gateway": gateway, "api_key_mode": key_mode(api_key)}
 
 
-def run(engine: Engine, *, now: datetime, gateway=None, pending_days: int = DEFAULT_PENDING_DAYS,
-        events_days: int = DEFAULT_EVENTS_DAYS, dry_run: bool = False, skip_registrations: bool = False,
-        batch_size: int = DEFAULT_BATCH_SIZE, trigger: str = "cli", progress: Progress | None = None) -> CleanupReport:
+def run(engine: Engine, *, now: datetime, gateway=None, api_key_mode: str | None = None,
+        pending_days: int = DEFAULT_PENDING_DAYS, events_days: int = DEFAULT_EVENTS_DAYS,
+        dry_run: bool = False, skip_registrations: bool = False, batch_size: int = DEFAULT_BATCH_SIZE,
+        trigger: str = "cli", progress: Progress | None = None) -> CleanupReport:
     """Run cleanup under its advisory lock, recorded in cleanup_runs and job_runs.
 
-    ``gateway`` is the Stripe gateway (built from the settings when None). Returns the report;
-    a run Stripe interrupted comes back with status 'failed' and its error (rows not checked
-    are left alone). Raises ConfigError (nothing done) without a Stripe key unless
-    ``skip_registrations``, and JobBusy when another cleanup holds the lock.
+    ``gateway`` is the Stripe gateway (None when no Stripe key is configured: only a
+    ``skip_registrations`` run can go ahead) and ``api_key_mode`` the key's mode ('live',
+    'test' or None, see :func:`jobs.cleanup_decisions.key_mode`); :func:`stripe_from_settings`
+    builds both. Returns the report; a run Stripe interrupted comes back with status 'failed'
+    and its error (rows not checked are left alone). Raises ConfigError (nothing done, the
+    run recorded as failed) without a gateway unless ``skip_registrations``, and JobBusy
+    when another cleanup holds the lock.
     """
     if pending_days < 1:
         raise ConfigError("--pending-days must be at least 1")
@@ -482,21 +223,16 @@ def run(engine: Engine, *, now: datetime, gateway=None, pending_days: int = DEFA
                            pending_cutoff=now - timedelta(days=pending_days),
                            events_cutoff=now - timedelta(days=events_days),
                            registrations_skipped=skip_registrations)
-    cleanup = _Cleanup(engine, report, now=now, trigger=trigger, batch_size=batch_size, progress=progress)
+    cleanup = CleanupRun(engine, report, now=now, trigger=trigger, batch_size=batch_size, progress=progress)
     try:
         with recorded_run(engine, JOB, now=now, trigger=trigger) as job:
             cleanup.start()
             try:
-                api_key = get_settings().STRIPE_API_KEY
                 if not skip_registrations and gateway is None:
-                    if not api_key:
-                        raise ConfigError("STRIPE_API_KEY is not set: cleanup asks Stripe before removing any "
-                                          "registration. Set it, or pass --skip-registrations to archive "
-                                          "webhook events only")
-                    gateway = gateway_from_settings()
-                cleanup.archive_events()
+                    raise ConfigError(NO_STRIPE_KEY)
+                archive_events(cleanup)
                 if not skip_registrations:
-                    cleanup.clean_registrations(gateway, key_mode(api_key))
+                    clean_registrations(cleanup, gateway, api_key_mode)
                 if not dry_run:
                     cleanup.record_health()
                 report.status = "needs_review" if report.needs_person else "completed"
@@ -564,11 +300,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, ctx) -> int:
-    from jobs.cli import EXIT_FAILED, EXIT_NEEDS_PERSON, EXIT_OK
-
+    stripe = stripe_from_settings(ctx.settings, skip_registrations=args.skip_registrations)
     progress = TerminalProgress() if not args.json and sys.stderr.isatty() else None
     try:
-        report = run(ctx.jobs_engine(), now=ctx.now(), pending_days=args.pending_days,
+        report = run(ctx.jobs_engine(), now=ctx.now(), **stripe, pending_days=args.pending_days,
                      events_days=args.events_days, dry_run=args.dry_run,
                      skip_registrations=args.skip_registrations, batch_size=args.batch_size,
                      trigger=ctx.trigger, progress=progress)

@@ -16,6 +16,7 @@ from functools import cached_property
 
 from core.errors import (EXIT_FAILED, EXIT_NEEDS_PERSON, EXIT_OK, EXIT_USAGE,  # noqa: F401
                          ConfigError, JobBusy, JobFailed)
+from jobs.runtime import TRIGGERS
 
 # command name -> module; each module keeps its job logic and its CLI glue together.
 COMMANDS: dict[str, str] = {
@@ -25,8 +26,12 @@ COMMANDS: dict[str, str] = {
     "review": "jobs.review",
     "cleanup": "jobs.cleanup",
     "health-snapshot": "jobs.health_snapshot",
+    "health-report": "jobs.health_report",
+    "sweep": "jobs.sweep",
     "schedule": "jobs.schedule",
     "hash-password": "jobs.hash_password",
+    "retry": "jobs.retry",
+    "watch": "jobs.watch",
 }
 
 
@@ -88,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--json", action="store_true",
                          help="print a machine-readable summary on stdout")
         module.add_arguments(sub)
+        if "--trigger" not in sub._option_string_actions:  # a command may declare its own
+            # Who started the run, recorded in job_runs (the dashboard passes 'dashboard').
+            sub.add_argument("--trigger", choices=TRIGGERS, default="cli", help=argparse.SUPPRESS)
         sub.set_defaults(_module=module)
     return parser
 
@@ -98,25 +106,91 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return EXIT_USAGE
-    ctx = Context(json_output=args.json)
+    ctx = Context(json_output=args.json, trigger=args.trigger)
     try:
         return int(args._module.main(args, ctx) or EXIT_OK)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except JobBusy as exc:
-        print(f"skipped: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except JobFailed as exc:
-        print(f"failed: {exc}", file=sys.stderr)
-        return EXIT_FAILED
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_FAILED
+        return _fail(ctx, EXIT_FAILED, "interrupted", "interrupted")
     except Exception as exc:
+        if _missing_table(exc):
+            return _fail(ctx, EXIT_USAGE, "error",
+                         "the database has none of the project's tables yet: run 'python -m jobs migrate' first")
+        if isinstance(exc, ConfigError):
+            return _fail(ctx, EXIT_USAGE, "error", str(exc))
+        if isinstance(exc, JobBusy):
+            return _fail(ctx, EXIT_FAILED, "skipped", str(exc))
+        if isinstance(exc, JobFailed):
+            return _fail(ctx, EXIT_FAILED, "failed", str(exc))
         if args.traceback:
             raise
         from jobs.runtime import error_line
 
-        print(f"failed: {error_line(exc)} (run with --traceback for details)", file=sys.stderr)
-        return EXIT_FAILED
+        return _fail(ctx, EXIT_FAILED, "failed", f"{error_line(exc)} (run with --traceback for details)")
+
+
+def _fail(ctx: Context, code: int, label: str, message: str) -> int:
+    """One line on stderr; under --json also a JSON error object on stdout, for scripts."""
+    print(f"{label}: {message}", file=sys.stderr, flush=True)
+    if ctx.json_output:
+        ctx.print_json({"error": message, "outcome": label, "exit_code": code})
+    return code
+
+
+def _missing_table(exc: BaseException) -> bool:
+    """True when the exception (or one it came from) is PostgreSQL's 'relation does not exist'."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if getattr(exc, "sqlstate", None) == "42P01" or getattr(getattr(exc, "orig", None), "sqlstate", None) == "42P01":
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+class _QuietStdout:
+    """stdout that stops writing, silently, once the reader has gone (``... | head``).
+
+    The job itself goes on: a reconciliation must not stop half-way because nobody reads its
+    progress any more. The file descriptor is pointed at /dev/null so the interpreter's own
+    flush at exit does not complain either.
+    """
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._closed = False
+
+    def write(self, text):
+        if self._closed:
+            return len(text)
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._drop()
+            return len(text)
+
+    def flush(self):
+        if self._closed:
+            return
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._drop()
+
+    def _drop(self):
+        import os
+
+        self._closed = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, self._stream.fileno())
+        finally:
+            os.close(devnull)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def quiet_broken_pipe() -> None:
+    """Called by ``python -m jobs`` (not by in-process callers, whose stdout is theirs)."""
+    if not isinstance(sys.stdout, _QuietStdout):
+        sys.stdout = _QuietStdout(sys.stdout)

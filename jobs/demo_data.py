@@ -37,9 +37,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from core.errors import ConfigError
+from core.stripe_api import API_VERSION
+from core.sql import load_package
 from jobs.reconcile import KIND_RULES
 from jobs.runtime import recorded_run
-from jobs.sql_files import load
 
 HELP = ("load realistic synthetic history (events, registrations, Stripe's side) "
         "for the demo and benchmarks")
@@ -64,7 +65,7 @@ MAX_STRIPE_EVENTS = 20_000
 # Every reconciliation mismatch kind of the design; the demo holds a group of each.
 MISMATCH_KINDS = tuple(KIND_RULES)
 
-_SQL = load("demo_data.sql")
+SQL = load_package("jobs", "demo_data.sql")
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ class Plan:
             "failure_rate": FAILURE_RATE, "recovery_rate": RECOVERY_RATE,
             "open_pending": self.open_pending, "stale_each": self.stale_each,
             "mismatch_each": self.mismatch_each,
+            "api_version": API_VERSION,
         }
 
 
@@ -152,7 +154,7 @@ class DemoDataExists(ConfigError):
 def existing_rows(conn: Connection) -> dict:
     """Row counts of the tables demo-data fills, and one row it did not write (or None)."""
     try:
-        return dict(conn.execute(_SQL["demo_rows_present"]).mappings().one())
+        return dict(SQL.execute(conn, "demo_rows_present").mappings().one())
     except sa.exc.ProgrammingError as exc:
         if getattr(exc.orig, "sqlstate", None) == "42P01":  # undefined_table
             raise ConfigError("the database has no tables yet: run 'python -m jobs migrate' "
@@ -183,17 +185,20 @@ def run(engine: Engine, *, now: datetime, days: int = DEFAULT_DAYS,
         f"{now.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC")
     # The run happens now, whatever moment the history ends at (--now).
     with recorded_run(engine, "demo-data", now=datetime.now(timezone.utc), trigger=trigger) as job:
+        def step(message: str) -> None:  # on the terminal, and in job_runs for whoever follows the run
+            say(message)
+            job.report_progress(message=message, force=True)
+
         with engine.begin() as conn:
             present = existing_rows(conn)  # again, under the job's lock
             _check_replaceable(present, reset)
             if any(present[k] for k in ("events", "registrations", "archived_events",
                                         "archived_registrations")):
-                conn.execute(_SQL["clear_demo_rows"])
+                SQL.execute(conn, "clear_demo_rows")
                 report.replaced_previous = True
-                say("removed the previous demo data")
-            conn.execute(sa.text("SET LOCAL work_mem = '128MB'"))
-            conn.execute(_SQL["create_uniform"])
-            conn.execute(_SQL["create_normal"])
+                step("removed the previous demo data")
+            for name in ("set_work_mem", "create_uniform", "create_normal"):
+                SQL.execute(conn, name)
             params = plan.parameters()
             steps = [
                 ("stage_events", f"computing {plan.base_events + plan.burst_events:,} events"),
@@ -205,32 +210,27 @@ def run(engine: Engine, *, now: datetime, days: int = DEFAULT_DAYS,
             ]
             for name, label in steps:
                 step_started = time.monotonic()
-                conn.execute(_SQL[name], params)
+                SQL.execute(conn, name, **{key: params[key] for key in SQL[name].parameters})
                 if label:
-                    say(f"{label} ({time.monotonic() - step_started:.1f} s)")
-            # Fresh statistics, so the dashboard's first queries get good plans.
-            conn.execute(sa.text("ANALYZE webhook_events"))
-            conn.execute(sa.text("ANALYZE registrations"))
-            summary = conn.execute(_SQL["load_summary"]).mappings().one()
+                    step(f"{label} ({time.monotonic() - step_started:.1f} s)")
+            SQL.execute(conn, "analyze_loaded")
+            summary = SQL.execute(conn, "load_summary").mappings().one()
             report.events = summary["events"]
             report.failed_events = summary["failed_events"]
             report.registrations = summary["registrations"]
             report.mismatches_planted = {kind: plan.mismatch_each for kind in MISMATCH_KINDS}
             pending_file = None
             if stripe_state_path is not None:
-                say("building Stripe's side")
+                step("building Stripe's side")
                 state = stripe_state(conn, now=now)
                 report.stripe_sessions = len(state["checkout_sessions"])
                 report.stripe_events = len(state["events"])
                 # Written beside the target and renamed after the commit, so a failed load
                 # never leaves a state file that disagrees with the database.
                 pending_file = _write_pending(Path(stripe_state_path), state)
-        # A bulk load leaves the visibility map empty, so index-only scans (the dashboard's
-        # window queries) would still visit every row until autovacuum came by.
-        say("vacuuming")
+        step("vacuuming")
         with engine.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT").execute(
-                sa.text("VACUUM (ANALYZE) webhook_events, registrations"))
+            SQL.execute(conn.execution_options(isolation_level="AUTOCOMMIT"), "vacuum_loaded")
         if pending_file is not None:
             os.replace(pending_file, stripe_state_path)
             report.stripe_state_path = str(stripe_state_path)
@@ -260,8 +260,8 @@ def stripe_state(conn: Connection, *, now: datetime) -> dict:
     from local_stripe import checkout_session, event
 
     sessions, events = [], []
-    rows = conn.execute(_SQL["stripe_sessions"], {"now": now, "stripe_days": STRIPE_DAYS,
-                                                  "max_sessions": MAX_STRIPE_SESSIONS}).mappings()
+    rows = SQL.execute(conn, "stripe_sessions", now=now, stripe_days=STRIPE_DAYS,
+                       max_sessions=MAX_STRIPE_SESSIONS).mappings()
     for row in rows:
         paid = row["stripe_payment_status"] == "paid"
         session = checkout_session(
@@ -281,16 +281,20 @@ def stripe_state(conn: Connection, *, now: datetime) -> dict:
             session["customer_details"]["name"] = row["name"]
         sessions.append(session)
         if row["undelivered_event_type"]:
-            # Stripe sent it; the app never got it (no row in webhook_events).
+            # Stripe sent it; the app never recorded it (no row in webhook_events): the sweep
+            # finds these. Most deliveries failed (Stripe still retries them); for a paid
+            # session with no registration at all, the endpoint answered 2xx without recording
+            # anything, so Stripe counts the event as delivered.
             created = int(now.timestamp()) - 60 if row["stripe_status"] == "open" else (
                 row["created"] + (86400 if row["stripe_status"] == "expired" else 240))
+            answered_2xx = row["scenario"] == "paid_no_registration"
             events.append(event(
                 row["undelivered_event_type"], session,
                 id="evt_1" + hashlib.md5(row["session_id"].encode()).hexdigest()[:23],
-                created=created, pending_webhooks=1, delivery_success=False))
-    for (payload,) in conn.execute(_SQL["stripe_events"], {
-            "now": now, "stripe_days": STRIPE_DAYS, "recent_days": STRIPE_RECENT_EVENT_DAYS,
-            "max_events": MAX_STRIPE_EVENTS}):
+                created=created, pending_webhooks=0 if answered_2xx else 1,
+                delivery_success=None if answered_2xx else False))
+    for (payload,) in SQL.execute(conn, "stripe_events", now=now, stripe_days=STRIPE_DAYS,
+                                  recent_days=STRIPE_RECENT_EVENT_DAYS, max_events=MAX_STRIPE_EVENTS):
         if payload["pending_webhooks"]:
             payload["_delivery_success"] = False  # the app answered with an error
         events.append(payload)

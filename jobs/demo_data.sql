@@ -8,6 +8,19 @@
 -- Demo objects carry metadata.source = 'demo-data' and registrations use the reserved
 -- example.com/.org/.net domains: that is how --reset knows it replaces only demo rows.
 
+-- name: set_work_mem
+-- The staging tables are sorted and hashed in memory: room for that, for this transaction only.
+SET LOCAL work_mem = '128MB'
+
+-- name: analyze_loaded
+-- Fresh statistics right after the load, so the dashboard's first queries get good plans.
+ANALYZE webhook_events, registrations
+
+-- name: vacuum_loaded
+-- A bulk load leaves the visibility map empty, so index-only scans (the dashboard's window
+-- queries) would still visit every row until autovacuum came by. Outside a transaction.
+VACUUM (ANALYZE) webhook_events, registrations
+
 -- name: create_uniform
 -- demo_u(seed, i, salt): a uniform number in [0, 1) for row i and purpose salt.
 CREATE OR REPLACE FUNCTION pg_temp.demo_u(seed bigint, i bigint, salt integer)
@@ -414,7 +427,7 @@ SELECT s.row_id,
        jsonb_build_object(
            'id', s.stripe_event_id,
            'object', 'event',
-           'api_version', '2025-03-31.basil',
+           'api_version', CAST(:api_version AS text),
            'created', s.stripe_created,
            'livemode', false,
            'pending_webhooks', CASE WHEN s.final_status = 'completed' THEN 0 ELSE 1 END,
@@ -428,10 +441,16 @@ SELECT s.row_id,
                  'object', 'checkout.session',
                  'amount_subtotal', s.amount,
                  'amount_total', s.amount,
+                 -- The fields Stripe's schema requires of every session, as Stripe sends them.
+                 'automatic_tax', jsonb_build_object('enabled', false, 'liability', NULL,
+                                                     'provider', NULL, 'status', NULL),
                  'client_reference_id', s.registration_id,
                  'created', s.session_created,
                  'currency', s.currency,
                  'customer', NULL,
+                 'custom_fields', jsonb_build_array(),
+                 'custom_text', jsonb_build_object('after_submit', NULL, 'shipping_address', NULL,
+                                                   'submit', NULL, 'terms_of_service_acceptance', NULL),
                  'customer_details', jsonb_build_object('email', s.email, 'name', s.name),
                  'customer_email', s.email,
                  'expires_at', s.session_created + 86400,
@@ -445,6 +464,7 @@ SELECT s.row_id,
                                               ELSE jsonb_build_array('card') END,
                  'payment_status', CASE WHEN s.event_type IN ('checkout.session.expired', 'checkout.session.async_payment_failed')
                                           OR s.delayed_payment THEN 'unpaid' ELSE 'paid' END,
+                 'shipping_options', jsonb_build_array(),
                  'status', CASE WHEN s.event_type = 'checkout.session.expired' THEN 'expired' ELSE 'complete' END,
                  'success_url', 'https://events.example.com/register/thanks?session_id={CHECKOUT_SESSION_ID}',
                  'url', NULL)
@@ -518,6 +538,8 @@ FROM demo_slots s
 ORDER BY s.created_at
 
 -- name: insert_registrations
+-- The registrations in the state their webhooks left them (stale pendings and the planted
+-- reconciliation mismatches included), oldest first.
 INSERT INTO registrations (id, stripe_checkout_session_id, email, processing_status, amount_total,
                            currency, created_at, completed_at, updated_at)
 SELECT registration_id, session_id, email, local_status, local_amount, local_currency,
@@ -556,6 +578,7 @@ ORDER BY created_at DESC
 LIMIT :max_events
 
 -- name: load_summary
+-- What the load left in the tables, for the report.
 SELECT (SELECT count(*) FROM webhook_events)                                           AS events,
        (SELECT count(*) FROM webhook_events WHERE processing_status = 'failed')        AS failed_events,
        (SELECT count(*) FROM registrations)                                            AS registrations

@@ -13,12 +13,12 @@ from datetime import datetime
 
 from sqlalchemy.engine import Connection, Engine
 
-from jobs import sql_files
+from core.sql import load_package
 from jobs.runtime import recorded_run
 
 HELP = "record the database's size and each table's size, rows and oldest row (for growth charts)"
 JOB = "health-snapshot"
-SQL = sql_files.load("health_snapshot.sql")
+SQL = load_package("jobs", "health_snapshot.sql")
 
 
 @dataclass
@@ -41,16 +41,15 @@ class HealthSnapshot:
 
 def take(conn: Connection, *, now: datetime, trigger: str = "cli") -> HealthSnapshot:
     """Measure and store one snapshot inside the caller's transaction."""
-    database_size = int(conn.execute(SQL["database_size"]).scalar_one())
+    database_size = int(SQL.execute(conn, "database_size").scalar_one())
     tables = {row.name: TableHealth(int(row.total_bytes), row.row_estimate)
-              for row in conn.execute(SQL["table_sizes"])}
-    for row in conn.execute(SQL["oldest_rows"]):
+              for row in SQL.execute(conn, "table_sizes")}
+    for row in SQL.execute(conn, "oldest_rows"):
         if row.name in tables:
             tables[row.name].oldest_row_at = row.oldest_row_at
-    snapshot_id = conn.execute(SQL["insert_snapshot"], {
-        "taken_at": now, "trigger": trigger, "database_size_bytes": database_size,
-        "tables": json.dumps({name: asdict(t) for name, t in tables.items()}, default=_iso),
-    }).scalar_one()
+    snapshot_id = SQL.execute(
+        conn, "insert_snapshot", taken_at=now, trigger=trigger, database_size_bytes=database_size,
+        tables=json.dumps({name: asdict(t) for name, t in tables.items()}, default=_iso)).scalar_one()
     return HealthSnapshot(snapshot_id, now, database_size, tables)
 
 

@@ -28,6 +28,8 @@ UNION ALL SELECT 'job_runs', min(started_at) FROM job_runs
 UNION ALL SELECT 'database_health_snapshots', min(taken_at) FROM database_health_snapshots
 
 -- name: insert_snapshot
+-- Store one snapshot: the database's size and, per table, its size, row estimate and oldest
+-- row (a JSON object by table name).
 INSERT INTO database_health_snapshots (taken_at, trigger, database_size_bytes, tables)
 VALUES (:taken_at, :trigger, :database_size_bytes, CAST(:tables AS jsonb))
 RETURNING id

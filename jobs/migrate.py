@@ -11,18 +11,12 @@ import hashlib
 from dataclasses import dataclass, field
 from importlib import resources
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-HELP = "apply database migrations (running it twice changes nothing)"
+from core.sql import load_package
 
-LEDGER_DDL = """
-CREATE TABLE IF NOT EXISTS schema_migrations (
-    name       text PRIMARY KEY,
-    checksum   text NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now()
-)
-"""
+HELP = "apply database migrations (running it twice changes nothing)"
+SQL = load_package("jobs", "migrate.sql")
 # Serialises concurrent migrate runs (two containers starting at once).
 MIGRATE_LOCK_KEY = 0x57_4D_4D  # "WMM"
 
@@ -67,11 +61,11 @@ def run(engine: Engine, *, with_reference: bool = True, progress=None) -> Migrat
     """Apply every migration not yet in the ledger."""
     report = MigrateReport()
     with engine.connect() as lock_conn:
-        lock_conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATE_LOCK_KEY})
+        SQL.execute(lock_conn, "lock", key=MIGRATE_LOCK_KEY)
         try:
             with engine.begin() as conn:
-                conn.execute(sa.text(LEDGER_DDL))
-                applied = dict(conn.execute(sa.text("SELECT name, checksum FROM schema_migrations")).all())
+                SQL.execute(conn, "create_ledger")
+                applied = dict(SQL.execute(conn, "applied").all())
             for migration in available_migrations(with_reference=with_reference):
                 if migration.name in applied:
                     report.already_applied.append(migration.name)
@@ -80,15 +74,12 @@ def run(engine: Engine, *, with_reference: bool = True, progress=None) -> Migrat
                     continue
                 with engine.begin() as conn:
                     _execute_script(conn, migration.sql)
-                    conn.execute(
-                        sa.text("INSERT INTO schema_migrations (name, checksum) VALUES (:n, :c)"),
-                        {"n": migration.name, "c": migration.checksum},
-                    )
+                    SQL.execute(conn, "record_applied", name=migration.name, checksum=migration.checksum)
                 report.applied.append(migration.name)
                 if progress:
                     progress(f"applied {migration.name}")
         finally:
-            lock_conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATE_LOCK_KEY})
+            SQL.execute(lock_conn, "unlock", key=MIGRATE_LOCK_KEY)
             lock_conn.commit()
     return report
 
@@ -111,6 +102,11 @@ def main(args: argparse.Namespace, ctx) -> int:
     engine = ctx.jobs_engine()
     report = run(engine, with_reference=not args.without_reference,
                  progress=None if args.json else ctx.say)
+    if not ctx.settings.DATABASE_URL:
+        # The embedded database's dashboard role reads every table, new ones included.
+        from core.embedded import ensure_dashboard_role
+
+        ensure_dashboard_role(engine.url.render_as_string(hide_password=False))
     if args.json:
         ctx.print_json(report.as_dict())
         return 0

@@ -1,5 +1,6 @@
--- Statements of the reconciliation job (jobs/reconcile.py) and the review command
--- (jobs/review.py). Loaded by jobs.sql_files.
+-- Statements of the reconciliation job (jobs/reconcile_run.py), loaded through core.sql.
+-- Completing a paid registration is core/checkout.sql's complete_registration (shared with
+-- the receiver); the review queue is read with the dashboard's queries/reconciliation.sql.
 
 -- name: count_window_registrations
 -- local_registrations_found: registrations created in the window.
@@ -16,6 +17,7 @@ WHERE stripe_checkout_session_id = ANY(CAST(:session_ids AS text[]))
    OR id = ANY(CAST(:registration_ids AS uuid[]))
 
 -- name: registrations_by_id
+-- The registrations with these ids (check_registrations: the stale ones cleanup hands over).
 SELECT id::text AS id, stripe_checkout_session_id, email, processing_status, amount_total,
        currency, created_at, completed_at
 FROM registrations
@@ -41,24 +43,9 @@ WHERE created_at >= :window_start AND created_at <= :window_end
 ORDER BY id
 LIMIT :page_size
 
--- name: complete_pending_registration
--- Auto-fix paid_but_pending. Only a row still pending and still pointing at this session
--- (or at none yet) changes: a webhook that got there first wins.
-UPDATE registrations
-SET processing_status = 'completed',
-    completed_at = coalesce(completed_at, :now),
-    stripe_checkout_session_id = coalesce(stripe_checkout_session_id, :session_id),
-    updated_at = :now
-WHERE id = CAST(:registration_id AS uuid)
-  AND processing_status = 'pending'
-  AND (stripe_checkout_session_id IS NULL OR stripe_checkout_session_id = :session_id)
-  AND NOT EXISTS (SELECT 1 FROM registrations other
-                  WHERE other.stripe_checkout_session_id = :session_id
-                    AND other.id <> CAST(:registration_id AS uuid))
-RETURNING id
-
 -- name: expire_pending_registration
--- Auto-fix expired_but_pending, under the same conditions as completing one.
+-- Auto-fix expired_but_pending. Only a row still pending that records this very session
+-- changes: one matched by client_reference_id alone may have another attempt open or paid.
 UPDATE registrations
 SET processing_status = 'expired',
     updated_at = :now
@@ -90,6 +77,7 @@ DO UPDATE SET last_seen_run_id = EXCLUDED.last_seen_run_id, last_seen_at = EXCLU
 RETURNING id, (xmax = 0) AS inserted
 
 -- name: start_run
+-- A new run, 'running' until finish_run; its id is the items' run_id.
 INSERT INTO reconciliation_runs (status, trigger, lookback_days, dry_run, window_start,
                                  window_end, started_at, job_run_id)
 VALUES ('running', :trigger, :lookback_days, :dry_run, :window_start, :window_end,
@@ -110,34 +98,13 @@ SET pages_read = :pages_read, sessions_checked = :sessions_checked,
 WHERE id = :run_id
 
 -- name: finish_run
+-- The run's outcome. :duration_ms is measured by the job on a monotonic clock (not the wall
+-- clock minus the run's started_at, which is the caller's `now` and may be far in the past).
 UPDATE reconciliation_runs
-SET status = :status, finished_at = :finished_at, error = :error,
-    duration_ms = GREATEST(0, (EXTRACT(EPOCH FROM (:finished_at - started_at)) * 1000)::int)
+SET status = :status, finished_at = :finished_at, error = :error, duration_ms = :duration_ms
 WHERE id = :run_id
 
 -- name: count_open_review_items
+-- Open manual review items (the run's exit code 3 while any is open).
 SELECT count(*) FROM reconciliation_items
 WHERE action = 'manual_review' AND resolved_at IS NULL AND NOT dry_run
-
--- name: open_review_items
--- The review queue, newest first.
-SELECT i.id, i.kind, i.severity, i.stripe_checkout_session_id, i.registration_id::text AS registration_id,
-       i.created_at, i.last_seen_at, i.run_id, i.details
-FROM reconciliation_items i
-WHERE i.action = 'manual_review' AND i.resolved_at IS NULL AND NOT i.dry_run
-ORDER BY (i.severity = 'critical') DESC, i.created_at DESC, i.id DESC
-LIMIT :limit
-
--- name: review_item
-SELECT i.id, i.run_id, i.kind, i.action, i.severity, i.dry_run, i.stripe_checkout_session_id,
-       i.registration_id::text AS registration_id, i.details, i.created_at, i.last_seen_at,
-       i.last_seen_run_id, i.resolved_at, i.resolved_by, i.resolution_note
-FROM reconciliation_items i
-WHERE i.id = :item_id
-
--- name: resolve_item
--- Only an open manual item can be resolved, once; it stays in the table as history.
-UPDATE reconciliation_items
-SET resolved_at = :now, resolved_by = :resolved_by, resolution_note = :note
-WHERE id = :item_id AND action = 'manual_review' AND resolved_at IS NULL AND NOT dry_run
-RETURNING id

@@ -13,16 +13,24 @@ import argparse
 import getpass
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from core.errors import ConfigError
-from jobs import sql_files
+from core.errors import EXIT_NEEDS_PERSON, EXIT_OK, ConfigError
+from core.sql import Statements, load_package
 
 HELP = "list, show and resolve the reconciliation items that need a person"
-SQL = sql_files.load("reconcile.sql")
+SQL = load_package("jobs", "review.sql")
 MAX_NOTE = 2000
+
+
+@cache
+def queue_sql() -> Statements:
+    """The review queue's queries, the very ones the Reconciliation page runs. Loaded on
+    first use: the ``queries`` package brings pandas, which ``--help`` should not pay for."""
+    return load_package("queries", "reconciliation.sql")
 
 
 class ItemNotOpen(ConfigError):
@@ -39,14 +47,12 @@ class Resolution:
 
 def open_items(engine: Engine, *, limit: int = 200) -> list[dict[str, Any]]:
     """Open manual review items, critical first, then newest."""
-    with engine.connect() as conn:
-        return [dict(row) for row in conn.execute(SQL["open_review_items"], {"limit": limit}).mappings()]
+    return queue_sql().all(engine, "reconciliation_open_items", limit=limit)
 
 
 def get_item(engine: Engine, item_id: int) -> dict[str, Any] | None:
-    with engine.connect() as conn:
-        row = conn.execute(SQL["review_item"], {"item_id": item_id}).mappings().first()
-    return dict(row) if row is not None else None
+    """One item with both sides' facts, whatever its state; None when there is none."""
+    return queue_sql().one(engine, "reconciliation_item", item_id=item_id)
 
 
 def resolve_item(engine: Engine, item_id: int, *, note: str, by: str, now: datetime) -> Resolution:
@@ -60,8 +66,8 @@ def resolve_item(engine: Engine, item_id: int, *, note: str, by: str, now: datet
     if not by:
         raise ItemNotOpen("a resolution needs the name of who resolved it")
     with engine.begin() as conn:
-        done = conn.execute(SQL["resolve_item"], {"item_id": item_id, "now": now,
-                                                  "resolved_by": by, "note": note}).first()
+        done = SQL.execute(conn, "resolve_item", item_id=item_id, now=now,
+                           resolved_by=by, note=note).first()
     if done is None:
         item = get_item(engine, item_id)
         if item is None:
@@ -118,8 +124,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, ctx) -> int:
-    from jobs.cli import EXIT_NEEDS_PERSON, EXIT_OK
-
     engine = ctx.jobs_engine()
     action = args.review_action or "list"
     if action == "show":
@@ -143,8 +147,7 @@ def main(args: argparse.Namespace, ctx) -> int:
         return EXIT_OK
     items = open_items(engine, limit=getattr(args, "limit", 200))
     if args.json:
-        ctx.print_json({"open_items": [{**i, "reason": (i.get("details") or {}).get("reason")}
-                                       for i in items]})
+        ctx.print_json({"open_items": items})
     elif not items:
         ctx.say("no open reconciliation items")
     else:
@@ -152,7 +155,7 @@ def main(args: argparse.Namespace, ctx) -> int:
         for item in items:
             ref = item["stripe_checkout_session_id"] or item["registration_id"] or "-"
             ctx.say(f"  {item['id']:>6}  {item['created_at']:%Y-%m-%d}  {item['severity']:<8} "
-                    f"{item['kind']:<28} {ref}  {(item.get('details') or {}).get('reason', '')}")
+                    f"{item['kind']:<28} {ref}  {item.get('reason') or ''}")
     return EXIT_NEEDS_PERSON if items else EXIT_OK
 
 

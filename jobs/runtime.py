@@ -1,9 +1,16 @@
 """What every job shares: an advisory lock so two runs never overlap (on one machine or
-many), and a row in ``job_runs`` for each run, whatever its outcome."""
+many), and a row in ``job_runs`` for each run, whatever its outcome.
+
+Durations come from the monotonic clock, never from the wall clock minus the ``now`` a job
+was given: a job may be handed any ``now`` (tests, backfills, a run "as of" last month), and
+it still finishes ``completed`` with its real duration. A long job reports what it has done
+so far with ``JobRun.report_progress(...)``; the dashboard shows it while the run lasts.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 from contextlib import contextmanager
@@ -11,13 +18,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Iterator
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from core.errors import JobBusy, MonitorError
+from core.sql import load_package
+
+SQL = load_package("jobs", "runtime.sql")
 
 # First half of the two-int advisory lock key, so our locks never collide with the app's.
 LOCK_NAMESPACE = 0x5748  # "WH"
+# Who started a run (job_runs.trigger; the column's CHECK lists the same values).
+TRIGGERS = ("cli", "dashboard", "schedule", "test")
+# A job's progress is written at most this often (each write is a short transaction).
+PROGRESS_EVERY_S = 0.5
 
 
 def error_line(exc: BaseException) -> str:
@@ -43,9 +56,28 @@ class JobRun:
     # Durations come from the monotonic clock, not from ``now``: a job may be handed any
     # ``now`` (tests, backfills), and wall-clock minus ``now`` would be meaningless then.
     _started_monotonic: float = field(default_factory=time.monotonic, repr=False)
+    engine: Engine | None = field(default=None, repr=False)
+    _progress_at: float | None = field(default=None, repr=False)
 
     def elapsed_ms(self) -> int:
         return int((time.monotonic() - self._started_monotonic) * 1000)
+
+    def report_progress(self, *, force: bool = False, **progress) -> bool:
+        """Record what the run has done so far (JSON-able values, e.g. ``done=1200,
+        total=5000, message="batch 3"``) in job_runs.progress, for whoever follows the run.
+
+        Written at most every PROGRESS_EVERY_S seconds unless ``force``; returns whether
+        it was written. A run without an engine (not recorded) ignores it.
+        """
+        if self.engine is None:
+            return False
+        clock = time.monotonic()
+        if not force and self._progress_at is not None and clock - self._progress_at < PROGRESS_EVERY_S:
+            return False
+        self._progress_at = clock
+        with self.engine.begin() as conn:
+            SQL.execute(conn, "report_progress", id=self.id, progress=json.dumps(progress, default=str))
+        return True
 
 
 @contextmanager
@@ -57,18 +89,14 @@ def job_lock(engine: Engine, job: str) -> Iterator[Connection]:
     """
     conn = engine.connect()
     try:
-        got = conn.execute(
-            sa.text("SELECT pg_try_advisory_lock(:ns, hashtext(:job))"),
-            {"ns": LOCK_NAMESPACE, "job": job},
-        ).scalar()
+        got = SQL.execute(conn, "try_lock", ns=LOCK_NAMESPACE, job=job).scalar()
         conn.commit()
         if not got:
             raise JobBusy(f"another {job} run is in progress; nothing was done")
         try:
             yield conn
         finally:
-            conn.execute(sa.text("SELECT pg_advisory_unlock(:ns, hashtext(:job))"),
-                         {"ns": LOCK_NAMESPACE, "job": job})
+            SQL.execute(conn, "unlock", ns=LOCK_NAMESPACE, job=job)
             conn.commit()
     finally:
         conn.close()
@@ -76,15 +104,7 @@ def job_lock(engine: Engine, job: str) -> Iterator[Connection]:
 
 def job_is_running(conn: Connection, job: str) -> bool:
     """True while some process holds the job's lock (works from a read-only connection)."""
-    return bool(conn.execute(
-        sa.text("""
-            SELECT EXISTS (
-                SELECT 1 FROM pg_locks
-                WHERE locktype = 'advisory' AND granted
-                  AND classid = :ns AND objid = hashtext(:job)::oid)
-        """),
-        {"ns": LOCK_NAMESPACE, "job": job},
-    ).scalar())
+    return bool(SQL.execute(conn, "job_is_running", ns=LOCK_NAMESPACE, job=job).scalar())
 
 
 @contextmanager
@@ -95,14 +115,10 @@ def recorded_run(engine: Engine, job: str, *, now: datetime, trigger: str = "cli
     A run that finds the lock taken is recorded as 'skipped' and raises JobBusy; an
     exception marks it 'failed' with the error and propagates.
     """
-    started = now
     with engine.begin() as conn:
-        run_id = conn.execute(
-            sa.text("""INSERT INTO job_runs (job, status, trigger, started_at, host)
-                       VALUES (:job, 'running', :trigger, :started, :host) RETURNING id"""),
-            {"job": job, "trigger": trigger, "started": started, "host": socket.gethostname()},
-        ).scalar_one()
-    run = JobRun(id=run_id, job=job, started_at=started)
+        run_id = SQL.execute(conn, "start_run", job=job, trigger=trigger, started=now,
+                             host=socket.gethostname(), pid=os.getpid()).scalar_one()
+    run = JobRun(id=run_id, job=job, started_at=now, engine=engine)
     try:
         if lock:
             with job_lock(engine, job):
@@ -122,12 +138,6 @@ def recorded_run(engine: Engine, job: str, *, now: datetime, trigger: str = "cli
 def _finish(engine: Engine, run: JobRun, status: str, *, error: str | None = None) -> None:
     duration_ms = run.elapsed_ms()
     with engine.begin() as conn:
-        conn.execute(
-            sa.text("""UPDATE job_runs
-                       SET status = :status, finished_at = :finished, error = :error,
-                           duration_ms = :duration_ms, summary = CAST(:summary AS jsonb)
-                       WHERE id = :id"""),
-            {"status": status, "finished": run.started_at + timedelta(milliseconds=duration_ms),
-             "duration_ms": duration_ms, "error": error, "id": run.id,
-             "summary": json.dumps(run.summary, default=str)},
-        )
+        SQL.execute(conn, "finish_run", status=status, error=error, id=run.id, duration_ms=duration_ms,
+                    finished=run.started_at + timedelta(milliseconds=duration_ms),
+                    summary=json.dumps(run.summary, default=str))

@@ -25,14 +25,16 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.engine import Engine
 
 from core.errors import ConfigError, JobBusy
-from core.settings import Settings, get_settings, schedule_entries
-from jobs import cleanup, health_snapshot, reconcile, sql_files
+from core.settings import Settings, get_settings, schedule_entries, sweep_event_types
+from core.sql import load_package
+from jobs import cleanup, health_report, health_snapshot, reconcile, retry, sweep
 from jobs.runtime import error_line
 from jobs.stripe_gateway import gateway_from_settings
 
 HELP = ("run the jobs on the schedule in MONITOR_SCHEDULE (by default reconciliation and "
-        "cleanup daily, a health snapshot hourly)")
-SQL = sql_files.load("schedule.sql")
+        "cleanup daily, a health snapshot hourly, due retries every minute, the health report "
+        "on Monday mornings)")
+SQL = load_package("jobs", "schedule.sql")
 TRIGGER = "schedule"
 # A fire missed by up to this much (the machine was busy or asleep) still runs, once.
 MISFIRE_GRACE = timedelta(minutes=10)
@@ -46,18 +48,57 @@ def _reconcile(engine: Engine, now: datetime):
 
 
 def _cleanup(engine: Engine, now: datetime):
-    return cleanup.run(engine, now=now, trigger=TRIGGER)
+    return cleanup.run(engine, now=now, trigger=TRIGGER, **cleanup.stripe_from_settings(get_settings()))
 
 
 def _health_snapshot(engine: Engine, now: datetime):
     return health_snapshot.run(engine, now=now, trigger=TRIGGER)
 
 
-# The jobs a schedule may name, each run with its defaults.
+def _health_report(engine: Engine, now: datetime):
+    return health_report.scheduled(engine, now, trigger=TRIGGER)
+
+
+def _retry(engine: Engine, now: datetime):
+    return retry.run(engine, now=now, trigger=TRIGGER)
+
+
+def _watch(engine: Engine, now: datetime):
+    from jobs import watch
+
+    settings = get_settings()
+    return watch.run(engine, now=now, settings=settings, channels=watch.settings_channels(settings),
+                     trigger=TRIGGER)
+
+
+def _sweep(engine: Engine, now: datetime, *, lookback_hours: int):
+    settings = get_settings()
+    redeliver = None
+    if settings.MONITOR_REPLAY_URL:  # configured: what the sweep finds is re-delivered at once
+        from jobs.delivery import Redeliverer
+
+        redeliver = Redeliverer.from_settings(settings, source="sweep")
+    try:
+        return sweep.run(engine, now=now, gateway=gateway_from_settings(settings),
+                         event_types=sweep_event_types(settings.MONITOR_SWEEP_EVENT_TYPES),
+                         lookback_hours=lookback_hours, redeliver=redeliver, trigger=TRIGGER)
+    finally:
+        if redeliver is not None:
+            redeliver.close()
+
+
+# The jobs a schedule may name, each run with its defaults. The sweep has two entries:
+# a frequent short pass (what went missing lately, found within minutes) and a daily pass
+# over Stripe's whole 3-day retry window.
 SCHEDULABLE: dict[str, Callable[[Engine, datetime], object]] = {
     "reconcile": _reconcile,
     "cleanup": _cleanup,
     "health-snapshot": _health_snapshot,
+    "health-report": _health_report,
+    "retry": _retry,
+    "watch": _watch,  # one evaluation and delivery per fire time (`watch=* * * * *`: every minute)
+    "sweep": lambda engine, now: _sweep(engine, now, lookback_hours=sweep.SCHEDULED_LOOKBACK_HOURS),
+    "sweep-daily": lambda engine, now: _sweep(engine, now, lookback_hours=sweep.DEFAULT_LOOKBACK_HOURS),
 }
 
 
@@ -102,6 +143,23 @@ def due(entries: list[Entry], after: datetime, until: datetime) -> list[tuple[da
     return sorted(fires)
 
 
+def latest_due(entry: Entry, moment: datetime) -> datetime | None:
+    """The entry's last fire time at or before ``moment`` (looking back up to 32 days), or None."""
+    for back in (timedelta(hours=1), timedelta(days=1), timedelta(days=8), timedelta(days=32)):
+        recent = due([entry], moment - back, moment)
+        if recent:
+            return recent[-1][0]
+    return None
+
+
+def load_schedule_quietly(settings: Settings | None = None) -> dict[str, Entry]:
+    """The schedule by job, or {} when it is invalid (the alert rules must not fail on it)."""
+    try:
+        return {entry.job: entry for entry in load_schedule(settings)}
+    except ConfigError:
+        return {}
+
+
 def latest_fire_time(entry: Entry, now: datetime) -> datetime:
     """The fire time a run starting at ``now`` belongs to (the last one within the grace)."""
     recent = due([entry], now - MISFIRE_GRACE, now)
@@ -122,9 +180,9 @@ def fire(engine: Engine, job: str, *, fire_time: datetime, now: datetime,
     so one failing job does not stop the scheduler."""
     try:
         with engine.begin() as conn:
-            claimed = conn.execute(SQL["claim_fire_time"], {
-                "job": job, "fire_time": fire_time, "host": host or socket.gethostname()}).first()
-            conn.execute(SQL["forget_old_claims"], {"job": job, "before": fire_time - KEEP_CLAIMS})
+            claimed = SQL.execute(conn, "claim_fire_time", job=job, fire_time=fire_time,
+                                  host=host or socket.gethostname()).first()
+            SQL.execute(conn, "forget_old_claims", job=job, before=fire_time - KEEP_CLAIMS)
         if not claimed:
             return Outcome(job, fire_time, "claimed_elsewhere", "another scheduler runs this one")
         result = SCHEDULABLE[job](engine, now)

@@ -1,15 +1,16 @@
-"""SQL kept beside a job in ``jobs/<name>.sql``, as ``-- name:`` blocks like ``queries/``."""
+"""Deprecated: load a job's SQL with ``core.sql.load_package("jobs", "<name>.sql")``.
+
+Kept only until the last modules that index statements by name (``SQL["x"]``) move to
+``core.sql``'s checked ``SQL.execute(conn, "x", ...)``; then this module goes.
+"""
 
 from __future__ import annotations
 
-from importlib import resources
-
 import sqlalchemy as sa
 
-from queries import parse_queries
+from core.sql import load_package
 
 
 def load(filename: str) -> dict[str, sa.TextClause]:
     """Every named statement of ``jobs/<filename>``; fails with file and line when malformed."""
-    text = (resources.files("jobs") / filename).read_text(encoding="utf-8")
-    return {query.name: query.statement for query in parse_queries(text, f"jobs/{filename}")}
+    return {name: query.statement for name, query in load_package("jobs", filename).items()}

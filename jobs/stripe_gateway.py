@@ -31,7 +31,8 @@ import stripe
 from stripe._http_client import HTTPClient, new_default_http_client
 
 from core.errors import ConfigError, JobFailed
-from core.settings import Settings, get_settings
+from core.stripe_api import API_VERSION
+from core.settings import Settings, get_settings, live_key_destination_problem
 
 LIST_PAGE_SIZE = 100  # Stripe's maximum page size: the fewest requests for a window
 DEFAULT_REQUESTS_PER_SECOND = 15.0  # well under the 25/s test-mode limit
@@ -121,6 +122,9 @@ class StripeGateway:
                  max_network_retries: int = DEFAULT_NETWORK_RETRIES,
                  rate_limit_retries: int = DEFAULT_RATE_LIMIT_RETRIES,
                  rate_limit_backoff_s: float = DEFAULT_RATE_LIMIT_BACKOFF_S):
+        problem = live_key_destination_problem(api_key, api_base)
+        if problem:  # settings check this too; a gateway built by hand must not skip it
+            raise ConfigError(f"STRIPE_API_BASE: {problem}")
         self.api_base = (api_base or stripe.DEFAULT_API_BASE).rstrip("/")
         self.max_network_retries = max_network_retries
         self.rate_limit_retries = rate_limit_retries
@@ -129,7 +133,10 @@ class StripeGateway:
                                          rate_limit_backoff_s=rate_limit_backoff_s)
         self._client = stripe.StripeClient(
             api_key, base_addresses={"api": self.api_base},
-            max_network_retries=max_network_retries, http_client=self.transport)
+            max_network_retries=max_network_retries, http_client=self.transport,
+            # Objects come back in the version the code is written against, not in the
+            # account's default version or the library's.
+            stripe_version=API_VERSION)
 
     @property
     def requests_made(self) -> int:
@@ -163,12 +170,19 @@ class StripeGateway:
             raise self._failure(exc, f"retrieve Checkout Session {session_id}") from None
 
     def iter_events(self, created_gte: int, created_lt: int, *, types: list[str] | None = None,
+                    type: str | None = None,
                     delivery_success: bool | None = None) -> Iterator[dict[str, Any]]:
-        """Events in the window (Stripe keeps 30 days), newest first."""
+        """Events in the window (Stripe keeps 30 days), newest first.
+
+        ``types``: at most 20 exact event types; ``type``: one type or a group ending in
+        ``*`` (Stripe takes one of the two, https://docs.stripe.com/api/events/list).
+        """
         params: dict[str, Any] = {"created": {"gte": int(created_gte), "lt": int(created_lt)},
                                   "limit": LIST_PAGE_SIZE}
         if types:
             params["types"] = list(types)
+        if type:
+            params["type"] = type
         if delivery_success is not None:
             params["delivery_success"] = delivery_success
         yield from self._iterate("/v1/events", params, "list events")

@@ -4,10 +4,20 @@ It speaks the parts of Stripe's API this project reads, in the real JSON shapes,
 the official ``stripe`` library pointed at it with ``STRIPE_API_BASE``:
 
 - ``GET /v1/checkout/sessions`` (``created[gt|gte|lt|lte]``, ``status``, ``customer``,
-  ``payment_intent``, ``limit`` 1..100, ``starting_after``, ``ending_before``) and
+  ``customer_account``, ``customer_details[email]``, ``payment_intent``, ``payment_link``,
+  ``subscription``, ``limit`` 1..100, ``starting_after``, ``ending_before``) and
   ``GET /v1/checkout/sessions/{id}``;
-- ``GET /v1/events`` (``created[...]``, ``type`` with ``*`` wildcards, ``types[]``,
-  ``delivery_success``, paging as above) and ``GET /v1/events/{id}``.
+- ``GET /v1/events`` (``created[...]``, ``type`` with a trailing ``*`` wildcard, ``types[]``
+  of at most 20 exact types, ``delivery_success``, paging as above) and ``GET /v1/events/{id}``.
+
+It answers in one API version, the one the project pins (``core.stripe_api.API_VERSION``),
+whatever ``Stripe-Version`` a request asks for, and takes exactly the parameters Stripe's
+published OpenAPI description of that version lists (an excerpt is in ``openapi/``):
+anything else is a 400, as from Stripe (``client_reference_id`` is no filter of the
+sessions list, for instance).
+
+Modules: ``store`` (the objects, in list order), ``params`` (parameter rules), ``faults``
+(queued failures, counters, rate limit), ``server`` (HTTP), ``objects`` (builders).
 
 Lists come newest first in Stripe's envelope (``{"object": "list", "data": [...],
 "has_more": ..., "url": ...}``). Errors are Stripe's error JSON: 401 for a missing or
@@ -42,19 +52,20 @@ In tests, :class:`LocalStripe` runs in a thread (``LocalStripe(state).start()``)
 and count requests per endpoint.
 """
 
-from local_stripe.objects import checkout_session, event, stripe_id
-from local_stripe.server import (
+from local_stripe.faults import (
     ENDPOINTS,
     LIST_EVENTS,
     LIST_SESSIONS,
     RETRIEVE_EVENT,
     RETRIEVE_SESSION,
     Faults,
-    LocalStripe,
-    StripeState,
 )
+from local_stripe.objects import checkout_session, checkout_session_event, event, stripe_id
+from local_stripe.server import LocalStripe
+from local_stripe.store import StripeState
 
 __all__ = [
     "ENDPOINTS", "LIST_EVENTS", "LIST_SESSIONS", "RETRIEVE_EVENT", "RETRIEVE_SESSION",
-    "Faults", "LocalStripe", "StripeState", "checkout_session", "event", "stripe_id",
+    "Faults", "LocalStripe", "StripeState", "checkout_session", "checkout_session_event",
+    "event", "stripe_id",
 ]

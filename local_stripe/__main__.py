@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 
-from local_stripe.server import LocalStripe, StripeState
+from local_stripe.server import LocalStripe
+from local_stripe.store import StripeState
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,8 +1,11 @@
-"""Builders for Stripe objects in their real JSON shapes (API version 2025-era fields).
+"""The one builder of Stripe objects for tests, the demo and benchmarks, in the JSON shape
+of the pinned API version (``core.stripe_api.API_VERSION``).
 
 Only the fields the project reads are varied by the arguments; the rest are filled with the
 values Stripe sends for a simple one-time Checkout payment, so the objects look like the
-ones a real account returns (https://docs.stripe.com/api/checkout/sessions/object).
+ones a real account returns (https://docs.stripe.com/api/checkout/sessions/object). A test
+validates what these builders make against the schema of that version
+(``local_stripe/openapi/``).
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ import secrets
 import time
 from typing import Any
 
+from core.stripe_api import API_VERSION
+
 # Stripe ids are a prefix and a random base62 tail.
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
-API_VERSION = "2025-03-31.basil"  # the version events are stamped with and the server answers in
 CHECKOUT_SESSION_LIFETIME_S = 24 * 3600  # Stripe's default expires_at is 24 hours after creation
 
 
@@ -79,6 +83,7 @@ def checkout_session(
         "custom_text": {"after_submit": None, "shipping_address": None, "submit": None,
                         "terms_of_service_acceptance": None},
         "customer": None,
+        "customer_account": None,
         "customer_creation": "if_required",
         "customer_details": None if email is None or status == "open" else {
             "address": None, "email": email, "name": None, "phone": None,
@@ -114,7 +119,7 @@ def checkout_session(
         "subscription": None,
         "success_url": "https://events.example.com/register/thanks?session_id={CHECKOUT_SESSION_ID}",
         "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
-        "ui_mode": "hosted",
+        "ui_mode": "hosted_page",
         "url": (f"https://checkout.stripe.com/c/pay/{session_id}" if status == "open" else None),
         "wallet_options": None,
     }
@@ -153,3 +158,24 @@ def event(
     if delivery_success is not None:
         evt["_delivery_success"] = delivery_success
     return evt
+
+
+def checkout_session_event(event_type: str, *, session_id: str | None = None,
+                           registration_id: str | None = None, payment_status: str = "paid",
+                           status: str | None = None, amount_total: int | None = 2500,
+                           currency: str | None = "eur", created: int | None = None,
+                           event_id: str | None = None, livemode: bool = False,
+                           email: str = "someone@example.com",
+                           pending_webhooks: int = 1) -> dict[str, Any]:
+    """A ``checkout.session.*`` event as Stripe delivers it to a webhook endpoint (still
+    pending for that endpoint, hence ``pending_webhooks`` 1), wrapping a session created a
+    minute before the event."""
+    created = int(time.time()) if created is None else int(created)
+    if status is None:
+        status = "expired" if event_type.endswith(".expired") else "complete"
+    session = checkout_session(
+        id=session_id, created=created - 60, status=status, payment_status=payment_status,
+        amount_total=amount_total, currency=currency, client_reference_id=registration_id,
+        email=email, livemode=livemode)
+    return event(event_type, session, id=event_id, created=created, livemode=livemode,
+                 pending_webhooks=pending_webhooks)

@@ -89,3 +89,14 @@ SELECT CAST(id AS text) AS id, email, amount_total, currency, created_at, archiv
 FROM registrations_archive
 ORDER BY archived_at DESC, created_at DESC, id DESC
 LIMIT :limit
+
+-- name: cleanup_running_run
+-- The newest cleanup run still marked running, with the counts it has saved so far (events
+-- first, then registrations). A row left 'running' by a killed process is told apart by the
+-- job's advisory lock (jobs.runtime.job_is_running).
+SELECT id, trigger, dry_run, started_at, events_matched, events_archived, event_batches,
+       stale_pending_found, registrations_archived, registrations_kept_paid, registrations_skipped
+FROM cleanup_runs
+WHERE status = 'running'
+ORDER BY started_at DESC, id DESC
+LIMIT 1

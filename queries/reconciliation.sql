@@ -56,16 +56,17 @@ GROUP BY kind, action
 ORDER BY kind, action
 
 -- name: reconciliation_open_items
--- The review queue: open manual items, critical first, then newest.
+-- The review queue: open manual items, critical first, then newest (the Reconciliation page
+-- and `python -m jobs review` both list it with this query).
 SELECT id, kind, severity, stripe_checkout_session_id, registration_id::text AS registration_id,
-       created_at, last_seen_at, run_id, details ->> 'reason' AS reason
+       created_at, last_seen_at, run_id, details ->> 'reason' AS reason, details
 FROM reconciliation_items
 WHERE action = 'manual_review' AND resolved_at IS NULL AND NOT dry_run
 ORDER BY (severity = 'critical') DESC, created_at DESC, id DESC
 LIMIT :limit
 
 -- name: reconciliation_item
--- One item with both sides' facts.
+-- One item with both sides' facts (the page's detail and `python -m jobs review show`).
 SELECT id, run_id, kind, action, severity, dry_run, stripe_checkout_session_id,
        registration_id::text AS registration_id, details, created_at, last_seen_at,
        last_seen_run_id, resolved_at, resolved_by, resolution_note

@@ -26,7 +26,9 @@ BEGIN
     FOREACH project_table IN ARRAY ARRAY[
         'webhook_events', 'webhook_events_archive', 'registrations', 'registrations_archive',
         'reconciliation_runs', 'reconciliation_items', 'cleanup_runs', 'job_runs',
-        'database_health_snapshots', 'scheduled_runs'
+        'database_health_snapshots', 'scheduled_runs', 'health_reports', 'webhook_event_attempts',
+        'alerts', 'alert_pending', 'alert_notifications', 'alert_silences',
+        'sweep_runs', 'missed_events', 'login_throttle'
     ] LOOP
         IF to_regclass('public.' || project_table) IS NULL THEN
             CONTINUE;  -- e.g. registrations skipped with --without-reference
@@ -39,5 +41,22 @@ BEGIN
                            'FOR SELECT TO webhook_monitor_dashboard USING (true)', project_table);
         END IF;
     END LOOP;
+    -- A view of constants (the retry policy): readable, no row-level security to open.
+    IF to_regclass('public.error_retry_policy') IS NOT NULL THEN
+        GRANT SELECT ON public.error_retry_policy TO webhook_monitor_dashboard;
+    END IF;
+END
+$$;
+
+-- The password throttle (migrations/0100_login_throttle.sql): the dashboard counts failed
+-- logins through these two functions, which run as their owner; the role itself still
+-- writes nothing.
+DO $$
+BEGIN
+    IF to_regprocedure('public.login_throttle_succeeded(text, text)') IS NOT NULL THEN
+        GRANT EXECUTE ON FUNCTION public.login_throttle_take(text, text, timestamptz, integer, double precision,
+            double precision, integer, double precision, double precision) TO webhook_monitor_dashboard;
+        GRANT EXECUTE ON FUNCTION public.login_throttle_succeeded(text, text) TO webhook_monitor_dashboard;
+    END IF;
 END
 $$;

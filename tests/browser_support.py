@@ -46,8 +46,14 @@ def require_chromium() -> None:
 
 
 @contextmanager
-def chromium_page(*, width: int = 1400, height: int = 1000) -> Iterator["Page"]:  # noqa: F821
-    """A fresh Chromium page (new browser, so no cookies carry over between tests)."""
+def chromium_page(*, width: int = 1400, height: int = 1000, extra_args: tuple[str, ...] = (),
+                  downloads: bool = False) -> Iterator["Page"]:  # noqa: F821
+    """A fresh Chromium page (new browser, so no cookies carry over between tests).
+
+    ``extra_args`` are added to Chromium's command line (e.g. ``--host-resolver-rules``);
+    ``downloads`` lets the page save downloads (``page.expect_download()``).
+    """
     require_chromium()
-    with browser.chromium_page(width=width, height=height) as page:
+    with browser.chromium_page(width=width, height=height, extra_args=extra_args,
+                               downloads=downloads) as page:
         yield page

@@ -49,7 +49,7 @@ def history(db):
 
 def test_archival_moves_old_completed_events_in_batches_and_keeps_every_row(db, history):
     before = events(db)
-    report = cleanup.run(db, now=NOW, skip_registrations=True, batch_size=10, trigger="test")
+    report = cleanup.run(db, now=NOW, skip_registrations=True, batch_size=10, trigger="cli")
 
     live, archived = events(db), events(db, "webhook_events_archive")
     assert set(archived) == set(history["old_completed"])
@@ -65,15 +65,26 @@ def test_archival_moves_old_completed_events_in_batches_and_keeps_every_row(db, 
         assert conn.execute(sa.text("SELECT count(*) FROM webhook_events_archive WHERE cleanup_run_id = :id"),
                             {"id": run["id"]}).scalar() == 23
 
-    second = cleanup.run(db, now=NOW, skip_registrations=True, batch_size=10, trigger="test")
+    second = cleanup.run(db, now=NOW, skip_registrations=True, batch_size=10, trigger="cli")
     assert (second.events_matched, second.events_archived, second.event_batches) == (0, 0, 0)
     assert events(db) == live and events(db, "webhook_events_archive") == archived
+
+
+def test_a_run_given_a_now_30_days_in_the_past_finishes_completed(db, history):
+    past = NOW - timedelta(days=30)
+    report = cleanup.run(db, now=past, events_days=cleanup.MIN_EVENTS_DAYS, skip_registrations=True)
+
+    assert report.status == "completed" and report.events_archived == 23
+    [run] = cleanup_runs(db)
+    assert run["status"] == "completed" and run["error"] is None
+    assert 0 <= run["duration_ms"] < 60_000  # its own duration, not the 30 days since `now`
+    assert run["started_at"] == past and past <= run["finished_at"] < past + timedelta(minutes=1)
 
 
 def test_failed_events_survive_any_retention(db, history):
     with db.begin() as conn:
         ancient = add_event(conn, created_at=NOW - timedelta(days=3650), status="failed", error="timeout")
-    cleanup.run(db, now=NOW, events_days=cleanup.MIN_EVENTS_DAYS, skip_registrations=True, trigger="test")
+    cleanup.run(db, now=NOW, events_days=cleanup.MIN_EVENTS_DAYS, skip_registrations=True, trigger="cli")
     live = events(db)
     assert set(live) == set(history["old_failed"] + history["old_open"] + history["recent"] + [ancient])
     assert all(live[e]["processing_status"] == "failed" for e in history["old_failed"])
@@ -81,7 +92,7 @@ def test_failed_events_survive_any_retention(db, history):
 
 def test_dry_run_counts_but_changes_nothing(db, history):
     before_live, before_archive = events(db), events(db, "webhook_events_archive")
-    report = cleanup.run(db, now=NOW, skip_registrations=True, dry_run=True, trigger="test")
+    report = cleanup.run(db, now=NOW, skip_registrations=True, dry_run=True, trigger="cli")
     assert events(db) == before_live and events(db, "webhook_events_archive") == before_archive
     assert report.events_matched == 23 and report.events_archived == 0
     assert "23 completed would be archived" in "\n".join(report.summary_lines())
@@ -95,16 +106,16 @@ def test_a_row_a_handler_holds_is_skipped_not_waited_for(db, history):
     held = history["old_completed"][0]
     with db.connect() as handler:
         handler.execute(sa.text("SELECT 1 FROM webhook_events WHERE stripe_event_id = :id FOR UPDATE"), {"id": held})
-        report = cleanup.run(db, now=NOW, skip_registrations=True, batch_size=5, trigger="test")
+        report = cleanup.run(db, now=NOW, skip_registrations=True, batch_size=5, trigger="cli")
         assert report.events_archived == 22
         handler.rollback()
     assert held in events(db)
-    again = cleanup.run(db, now=NOW, skip_registrations=True, trigger="test")
+    again = cleanup.run(db, now=NOW, skip_registrations=True, trigger="cli")
     assert again.events_archived == 1 and held in events(db, "webhook_events_archive")
 
 
 def test_real_run_records_a_health_snapshot(db, history):
-    report = cleanup.run(db, now=NOW, skip_registrations=True, trigger="test")
+    report = cleanup.run(db, now=NOW, skip_registrations=True, trigger="cli")
     with db.connect() as conn:
         row = conn.execute(sa.text("SELECT id, trigger, taken_at FROM database_health_snapshots")).one()
     assert row.id == report.health_snapshot_id and row.trigger == "cleanup" and row.taken_at == NOW
@@ -113,7 +124,7 @@ def test_real_run_records_a_health_snapshot(db, history):
 def test_second_cleanup_while_one_runs_is_skipped(db, history):
     with job_lock(db, "cleanup"):
         with pytest.raises(JobBusy):
-            cleanup.run(db, now=NOW, skip_registrations=True, trigger="test")
+            cleanup.run(db, now=NOW, skip_registrations=True, trigger="cli")
     assert events(db, "webhook_events_archive") == {} and cleanup_runs(db) == []
     with db.connect() as conn:
         assert conn.execute(sa.text("SELECT status FROM job_runs WHERE job = 'cleanup'")).scalar() == "skipped"
@@ -130,7 +141,7 @@ def test_cli_exits_1_with_one_line_when_another_cleanup_holds_the_lock(db, histo
 def test_without_stripe_key_nothing_is_done_and_exit_is_2(db, history, monkeypatch):
     monkeypatch.delenv("STRIPE_API_KEY", raising=False)
     with pytest.raises(ConfigError, match="STRIPE_API_KEY is not set"):
-        cleanup.run(db, now=NOW, trigger="test")
+        cleanup.run(db, now=NOW, trigger="cli")
     assert events(db, "webhook_events_archive") == {}
     [run] = cleanup_runs(db)
     assert run["status"] == "failed" and "--skip-registrations" in run["error"]
@@ -175,7 +186,7 @@ def test_archive_keeps_every_column_of_webhook_events(db):
                                 registration_id = gen_random_uuid(), error_details = '{"k": 1}',
                                 processing_started_at = created_at, error_message = 'earlier attempt'"""))
         before = conn.execute(sa.text("SELECT to_jsonb(e) FROM webhook_events e")).scalar_one()
-    cleanup.run(db, now=NOW, skip_registrations=True, trigger="test")
+    cleanup.run(db, now=NOW, skip_registrations=True, trigger="cli")
     with db.connect() as conn:
         after = conn.execute(sa.text("SELECT to_jsonb(a) FROM webhook_events_archive a")).scalar_one()
     assert None not in before.values()

@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from core.errors import ConfigError
+from core.settings import get_settings
 from jobs import cleanup
 from jobs.cleanup import Decision, decide, search_windows
 from tests.factories import add_registration
@@ -17,6 +18,11 @@ from tests.stripe_server import stripe_server  # noqa: F401  (fixture)
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 STALE = NOW - timedelta(days=10)
 FRESH = NOW - timedelta(days=2)
+
+
+def run_cleanup(db, **options):
+    """cleanup.run with the Stripe collaborators the command line builds from the settings."""
+    return cleanup.run(db, **cleanup.stripe_from_settings(get_settings()), **options)
 
 
 def registrations(engine, table="registrations") -> dict:
@@ -54,7 +60,7 @@ def mixed(db, stripe_server):
 
 def test_paid_session_is_fixed_and_unpaid_or_missing_ones_are_archived_with_reasons(db, stripe_server, mixed):
     before = registrations(db)
-    report = cleanup.run(db, now=NOW, trigger="test")
+    report = run_cleanup(db, now=NOW, trigger="cli")
 
     live, archived = registrations(db), registrations(db, "registrations_archive")
     assert set(archived) == {mixed["expired"], mixed["no_session"], mixed["unknown_session"]}
@@ -83,13 +89,13 @@ def test_paid_session_is_fixed_and_unpaid_or_missing_ones_are_archived_with_reas
     assert run["details"]["archive_reasons"] == {"session_expired": 1, "no_session": 1, "session_not_found": 1}
     assert tuple(recon) == ("cleanup", 1)
 
-    second = cleanup.run(db, now=NOW, trigger="test")
+    second = run_cleanup(db, now=NOW, trigger="cli")
     assert second.registrations_archived == 0 and registrations(db, "registrations_archive") == archived
 
 
 def test_dry_run_changes_no_registration(db, stripe_server, mixed):
     before = registrations(db)
-    report = cleanup.run(db, now=NOW, dry_run=True, trigger="test")
+    report = run_cleanup(db, now=NOW, dry_run=True, trigger="cli")
     assert registrations(db) == before and registrations(db, "registrations_archive") == {}
     assert (report.registrations_archived, report.registrations_kept_paid, report.registrations_fixed) == (3, 1, 1)
     assert "3 would be archived" in "\n".join(report.summary_lines())
@@ -115,7 +121,7 @@ def test_session_found_only_by_client_reference_id_is_never_removed(db, stripe_s
         rid = add_registration(conn, created_at=STALE)  # the app never stored the session id
     session = stripe_server.add_session(status="complete", client_reference_id=rid,
                                         created=int(STALE.timestamp()) + 60)
-    report = cleanup.run(db, now=NOW, trigger="test")
+    report = run_cleanup(db, now=NOW, trigger="cli")
     assert rid in registrations(db) and registrations(db, "registrations_archive") == {}
     assert report.registrations_kept_paid == 1 and report.registrations_fixed == 1
     # Reconciliation judged it by the session cleanup found, and completed it.
@@ -127,7 +133,7 @@ def test_session_found_only_by_client_reference_id_is_never_removed(db, stripe_s
 def test_expired_session_with_a_paid_retry_is_queued_for_a_person(db, stripe_server):
     rid, expired = stale_with_session(db, stripe_server, status="expired")
     stripe_server.add_session(status="complete", client_reference_id=rid, created=int(STALE.timestamp()) + 600)
-    report = cleanup.run(db, now=NOW, trigger="test")
+    report = run_cleanup(db, now=NOW, trigger="cli")
     assert registrations(db)[rid]["processing_status"] == "pending"
     assert registrations(db)[rid]["stripe_checkout_session_id"] == expired["id"]
     assert report.registrations_queued == 1 and report.needs_person
@@ -136,7 +142,7 @@ def test_expired_session_with_a_paid_retry_is_queued_for_a_person(db, stripe_ser
 def test_expired_session_is_kept_when_a_retry_by_the_same_customer_is_paid(db, stripe_server):
     rid, _ = stale_with_session(db, stripe_server, status="expired")
     stripe_server.add_session(status="complete", client_reference_id=rid, created=int(STALE.timestamp()) + 600)
-    report = cleanup.run(db, now=NOW, trigger="test")
+    report = run_cleanup(db, now=NOW, trigger="cli")
     assert rid in registrations(db) and report.registrations_archived == 0 and report.registrations_kept_paid == 1
 
 
@@ -150,7 +156,7 @@ def test_a_webhook_landing_while_stripe_is_asked_wins(db, stripe_server):
                                      "updated_at = now() WHERE id = :id"), {"id": rid})
 
     stripe_server.before_request(webhook_completes_it)
-    report = cleanup.run(db, now=NOW, trigger="test")
+    report = run_cleanup(db, now=NOW, trigger="cli")
     assert registrations(db)[rid]["processing_status"] == "completed"
     assert registrations(db, "registrations_archive") == {}
     assert report.changed_meanwhile == 1 and report.registrations_archived == 0
@@ -159,7 +165,7 @@ def test_a_webhook_landing_while_stripe_is_asked_wins(db, stripe_server):
 def test_one_listing_covers_a_page_of_rows_without_retrieving_each(db, stripe_server):
     for i in range(12):
         stale_with_session(db, stripe_server, status="expired", created=STALE + timedelta(minutes=i))
-    report = cleanup.run(db, now=NOW, trigger="test")
+    report = run_cleanup(db, now=NOW, trigger="cli")
     assert report.registrations_archived == 12
     assert stripe_server.counts["retrieve_checkout_session"] == 0
     assert stripe_server.counts["list_checkout_sessions"] == 1
@@ -181,14 +187,14 @@ def test_a_key_of_another_account_is_noticed_before_anything_is_removed(db, stri
         add_registration(conn, created_at=STALE, status="completed", session_id="cs_test_" + "o" * 58)
         add_registration(conn, created_at=STALE)
     with pytest.raises(ConfigError, match="another Stripe account"):
-        cleanup.run(db, now=NOW, trigger="test")
+        run_cleanup(db, now=NOW, trigger="cli")
     assert registrations(db, "registrations_archive") == {}
 
 
 def test_live_sessions_are_not_judged_with_a_test_key(db, stripe_server):
     with db.begin() as conn:
         rid = add_registration(conn, created_at=STALE, session_id="cs_live_" + "l" * 58)
-    report = cleanup.run(db, now=NOW, trigger="test")
+    report = run_cleanup(db, now=NOW, trigger="cli")
     assert rid in registrations(db) and report.registrations_unchecked == 1
     assert report.kept_reasons == {"other_stripe_mode": 1}
 

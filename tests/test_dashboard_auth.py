@@ -43,47 +43,14 @@ def test_is_loopback(address, loopback):
     assert auth.is_loopback(address) == loopback
 
 
-# --- throttle -----------------------------------------------------------------------------
-
-def test_throttle_waits_and_doubles_per_session_after_three_failures():
-    throttle = auth.Throttle()
-    waits = []
-    for attempt in range(6):
-        waits.append(throttle.retry_after("s1", now=100.0))
-        throttle.failed("s1", now=100.0)
-    assert waits == [0, 0, 0, 5, 10, 20]
-    assert throttle.retry_after("s1", now=103.0) == 37.0  # 40 s after the 6th failure at 100
-    assert throttle.retry_after("other", now=100.0) == 0  # another session is not slowed yet
-    throttle.succeeded("s1")
-    assert throttle.retry_after("s1", now=100.0) == 0
-
-
-def test_throttle_caps_the_wait():
-    throttle = auth.Throttle(max_wait_s=60, global_limit=10_000)
-    for _ in range(30):
-        throttle.failed("s1", now=0.0)
-    assert throttle.retry_after("s1", now=0.0) == 60
-
-
-def test_many_sessions_failing_slow_everyone_down():
-    throttle = auth.Throttle(global_limit=20, global_wait_s=10, global_window_s=600)
-    for i in range(21):  # one failure each from 21 new sessions: none reaches its own limit
-        throttle.failed(f"s{i}", now=1000.0 + i)
-    assert throttle.retry_after("fresh-session", now=1021.0) == pytest.approx(9.0)
-    assert throttle.retry_after("fresh-session", now=1031.0) == 0
-    assert throttle.retry_after("fresh-session", now=2000.0) == 0  # old failures are forgotten
-
-
 # --- what a visitor sees ----------------------------------------------------------------
 
 @pytest.fixture
 def visitor(db, monkeypatch):
-    """A dashboard session with password login and a fresh throttle."""
-    auth.THROTTLE.reset()
+    """A dashboard session with password login (``db`` empties the throttle's table)."""
     monkeypatch.setenv("MONITOR_AUTH", "password")
     monkeypatch.setenv("MONITOR_PASSWORD_HASH", HASH)
-    yield new_app()
-    auth.THROTTLE.reset()
+    return new_app()
 
 
 def titles(at):
@@ -159,22 +126,117 @@ def test_login_off_on_loopback_shows_a_banner(db, monkeypatch):
     assert "Overview" in titles(at)
 
 
-def test_oidc_login_with_streamlit_user(db, monkeypatch):
+OIDC_SECRETS = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x",
+                "client_id": "id", "client_secret": "secret",
+                "server_metadata_url": "https://idp.example/.well-known/openid-configuration"}
+
+
+def oidc_app(monkeypatch, allowed: str | None = "admin@example.com,@ops.example.org"):
     monkeypatch.setenv("MONITOR_AUTH", "auto")
+    if allowed is None:
+        monkeypatch.delenv("MONITOR_ALLOWED_EMAILS", raising=False)
+    else:
+        monkeypatch.setenv("MONITOR_ALLOWED_EMAILS", allowed)
     at = new_app()
-    at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x",
-                          "client_id": "id", "client_secret": "secret",
-                          "server_metadata_url": "https://idp.example/.well-known/openid-configuration"}
+    at.secrets["auth"] = OIDC_SECRETS
+    return at
+
+
+def test_oidc_login_with_streamlit_user(db, monkeypatch):
+    at = oidc_app(monkeypatch)
     at.user = {"is_logged_in": False}
     at.run()
     assert [b.label for b in at.button] == ["Log in"] and "Overview" not in titles(at)
-    at.user = {"is_logged_in": True, "email": "admin@example.com"}
+    at.user = {"is_logged_in": True, "email": "admin@example.com", "email_verified": True}
     at.run()
     assert "Overview" in titles(at)
-    assert any("admin@example.com" in c.value for c in at.sidebar.caption)
+    assert any(t.value == "admin@example.com" for t in at.sidebar.text)
+    assert at.session_state[auth.IDENTITY_KEY] == "admin@example.com"
+
+
+def test_oidc_refuses_to_start_without_an_allow_list(db, monkeypatch):
+    at = oidc_app(monkeypatch, allowed=None)
+    at.user = {"is_logged_in": True, "email": "admin@example.com", "email_verified": True}
+    at.run()
+    assert "needs MONITOR_ALLOWED_EMAILS" in at.error[0].value
+    assert "Overview" not in titles(at) and not at.metric
+
+
+@pytest.mark.parametrize("user, let_in", [
+    ({"email": "admin@example.com", "email_verified": True}, True),
+    ({"email": "Admin@Example.com", "email_verified": "true"}, True),
+    ({"email": "anyone@ops.example.org", "email_verified": True}, True),
+    ({"email": "admin@example.com", "email_verified": False}, False),   # unverified
+    ({"email": "admin@example.com"}, False),                            # provider says nothing
+    ({"email": "stranger@gmail.com", "email_verified": True}, False),
+    ({"email": "x@evil-ops.example.org", "email_verified": True}, False),
+    ({"email": "x@sub.ops.example.org", "email_verified": True}, False),
+    ({"name": "No Address", "email_verified": True}, False),
+])
+def test_oidc_lets_in_only_verified_listed_addresses(db, monkeypatch, user, let_in):
+    at = oidc_app(monkeypatch)
+    at.user = {"is_logged_in": True, **user}
+    at.run()
+    assert not at.exception
+    assert ("Overview" in titles(at)) == let_in
+    if not let_in:
+        assert "Not allowed in" in at.error[0].value and not at.metric
+        assert [b.label for b in at.button] == ["Log out"]
+        assert auth.IDENTITY_KEY not in at.session_state
+
+
+def test_a_refused_address_is_shown_as_text(db, monkeypatch):
+    at = oidc_app(monkeypatch)
+    at.user = {"is_logged_in": True, "email": "![x](http://127.0.0.1:9/p)@evil.test", "email_verified": True}
+    at.run()
+    assert "![x](" not in at.error[0].value and "\\!\\[x\\]" in at.error[0].value
+
+
+@pytest.mark.parametrize("headers, refused", [
+    ({}, None),  # no browser request at all (an in-process script run)
+    ({"Host": "127.0.0.1:8501"}, None),
+    ({"Host": "localhost:8501", "Origin": "http://localhost:8501"}, None),
+    ({"Host": "[::1]:8501", "Origin": "http://[::1]:8501"}, None),
+    ({"Host": "evil.example:8501", "Origin": "http://evil.example:8501"}, "addressed to 'evil.example:8501'"),
+    ({"Host": "localhost:8501", "Origin": "http://localhost:3000"}, "sent by the page 'http://localhost:3000'"),
+    ({"Host": "127.0.0.1:8501", "Origin": "null"}, "sent by the page 'null'"),
+    ({"Host": "127.0.0.1:8501", "X-Forwarded-For": "203.0.113.9"}, "through a proxy"),
+    ({"Host": "monitor.example.com", "Forwarded": "for=203.0.113.9"}, "through a proxy"),
+    ({"Host": "127.0.0.1.evil.example:8501"}, "not to localhost"),
+    ({"Origin": "http://127.0.0.1:8501"}, "not to localhost"),  # no Host at all
+])
+def test_login_off_answers_only_local_requests(headers, refused):
+    problem = auth.local_request_problem(headers)
+    if refused is None:
+        assert problem is None
+    else:
+        assert problem is not None and refused in problem
+
+
+@pytest.mark.parametrize("text, entries", [
+    ("a@example.com", {"a@example.com"}),
+    (" A@Example.com , @ops.example.org,", {"a@example.com", "@ops.example.org"}),
+])
+def test_allowed_emails_are_parsed(monkeypatch, text, entries):
+    from core.settings import get_settings, parse_allowed_emails
+
+    assert parse_allowed_emails(text) == entries
+    monkeypatch.setenv("MONITOR_ALLOWED_EMAILS", text)
+    assert get_settings().MONITOR_ALLOWED_EMAILS == text.strip()
+
+
+@pytest.mark.parametrize("text", ["everyone", "@localhost", "a b@example.com", "@", "a@@example.com", ",,"])
+def test_bad_allowed_emails_stop_with_one_line(monkeypatch, text):
+    from core.errors import ConfigError
+    from core.settings import get_settings
+
+    monkeypatch.setenv("MONITOR_ALLOWED_EMAILS", text)
+    with pytest.raises(ConfigError, match="MONITOR_ALLOWED_EMAILS"):
+        get_settings()
 
 
 def test_oidc_without_auth_section_explains(db, monkeypatch):
     monkeypatch.setenv("MONITOR_AUTH", "oidc")
+    monkeypatch.setenv("MONITOR_ALLOWED_EMAILS", "@example.com")
     at = new_app().run()
     assert "needs an `[auth]` section" in at.error[0].value

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
+from dashboard.text import markdown_literal
 from devharness import empty_tables
 from devharness import project_tables as list_project_tables
 from tests.apptest_support import login_off, open_dashboard  # noqa: F401 (fixture)
@@ -14,7 +15,7 @@ from tests.dashboard_samples import add_sample_history
 from tests.factories import add_event
 
 PAGES = ["views/overview.py", "views/events.py", "views/errors.py", "views/funnel.py",
-         "views/reconciliation.py", "views/health.py"]
+         "views/reconciliation.py", "views/health.py", "views/alerts.py"]
 CHARTS = {"views/overview.py": 4, "views/errors.py": 2, "views/funnel.py": 2}
 
 
@@ -211,7 +212,7 @@ def test_event_detail_with_stripe_link(searchable, login_off):
     search(at, "evt_beta")
     at.selectbox(key=next(s.key for s in at.selectbox if s.label == "Event detail")).select("evt_beta").run()
     assert not at.exception
-    assert at.subheader[0].value == "checkout.session.completed · evt_beta"  # what it is, then which
+    assert at.subheader[0].value == markdown_literal("checkout.session.completed") + " · " + markdown_literal("evt_beta")
     assert at.code[0].value == "'; drop table webhook_events; --"
     link = at.get("link_button")[0]
     assert link.proto.url == "https://dashboard.stripe.com/events/evt_beta"  # livemode: no /test/

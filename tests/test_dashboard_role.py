@@ -47,3 +47,24 @@ def test_role_reads_every_project_table_and_cannot_write(db, database_url, proje
                 conn.execute(sa.text("INSERT INTO registrations (email) VALUES ('x@y.z')"))
     finally:
         writable.dispose()
+
+
+def test_role_counts_failed_logins_through_the_throttle_only(db, database_url):
+    from datetime import datetime, timezone
+
+    from dashboard import throttle
+
+    run_script(database_url)
+    role_url = sa.engine.make_url(database_url).set(username="webhook_monitor_dashboard", password="s3cret-for-tests")
+    role_engine = sa.create_engine(role_url)
+    try:
+        now = datetime.now(timezone.utc)
+        assert throttle.take_turn(role_engine, client="client:x", account="account:y", now=now) == 0
+        with role_engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT failures FROM login_throttle WHERE key = 'client:x'")).scalar() == 1
+        with role_engine.connect() as conn:
+            conn.execute(sa.text("SET TRANSACTION READ WRITE"))
+            with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
+                conn.execute(sa.text("DELETE FROM login_throttle"))
+    finally:
+        role_engine.dispose()

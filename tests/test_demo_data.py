@@ -24,7 +24,7 @@ SMALL = {"days": 7, "events_per_day": 300}
 
 
 def load(engine, **options):
-    return demo_data.run(engine, now=NOW, trigger="test", **{**SMALL, **options})
+    return demo_data.run(engine, now=NOW, trigger="cli", **{**SMALL, **options})
 
 
 def scalar(engine, sql: str, **params):
@@ -154,7 +154,7 @@ def test_reconcile_finds_every_mismatch_kind(db, stripe_server, tmp_path):
         stripe_server.state.add_checkout_session(session)
 
     result = reconcile.run(db, now=NOW, gateway=gateway_from_settings(rate_limit_backoff_s=0.02),
-                           dry_run=True, trigger="test")
+                           dry_run=True, trigger="cli")
 
     assert set(result.by_kind) == set(demo_data.MISMATCH_KINDS)
     planted = report.mismatches_planted
@@ -222,7 +222,7 @@ def test_unmigrated_database_asks_for_migrate(engine):
     empty = sa.create_engine(engine.url.set(database="demo_data_unmigrated"))
     try:
         with pytest.raises(demo_data.ConfigError, match="migrate"):
-            demo_data.run(empty, now=NOW, days=1, events_per_day=10, trigger="test")
+            demo_data.run(empty, now=NOW, days=1, events_per_day=10, trigger="cli")
     finally:
         empty.dispose()
         with admin.connect() as conn:

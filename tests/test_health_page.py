@@ -1,6 +1,7 @@
 """The Health page (AppTest) and its figure builders."""
 
 import json
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -10,9 +11,10 @@ import sqlalchemy as sa
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from dashboard import auth
 from dashboard import health_figures as hf
 from jobs import cleanup, health_snapshot
-from jobs.runtime import recorded_run
+from jobs.runtime import job_lock, recorded_run
 from queries import fetch_df
 from tests.conftest import REPO
 from tests.factories import add_event
@@ -24,6 +26,7 @@ NOW = datetime.now(timezone.utc).replace(microsecond=0)
 def page() -> AppTest:
     st.cache_data.clear()  # results are cached per process; each test reads its own data
     at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state[auth.IDENTITY_KEY] = "ana@example.com"  # what the entry script's login sets
     at.run()
     assert not at.exception, at.exception
     return at
@@ -32,6 +35,16 @@ def page() -> AppTest:
 def table_with(at: AppTest, column: str) -> pd.DataFrame:
     """The first table on the page that has ``column``."""
     return next(el.value for el in at.dataframe if column in el.value.columns)
+
+
+def until_result(at: AppTest, timeout_s: float = 60) -> AppTest:
+    """Rerun the page until the background cleanup it started has ended and its result shows."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and "cleanup_result" not in at.session_state:
+        time.sleep(0.2)
+        at.run()
+    assert not at.exception, at.exception
+    return at
 
 
 def count(engine, sql):
@@ -47,8 +60,8 @@ def history(db):
             add_event(conn, created_at=NOW - timedelta(days=200, minutes=i), duration_ms=30)
         add_event(conn, created_at=NOW - timedelta(days=200), status="failed", error="boom")
         add_event(conn, created_at=NOW - timedelta(hours=1), duration_ms=30)
-    health_snapshot.run(db, now=NOW - timedelta(hours=3), trigger="test")
-    cleanup.run(db, now=NOW - timedelta(hours=2), events_days=365, skip_registrations=True, trigger="test")
+    health_snapshot.run(db, now=NOW - timedelta(hours=3), trigger="cli")
+    cleanup.run(db, now=NOW - timedelta(hours=2), events_days=365, skip_registrations=True, trigger="cli")
     with pytest.raises(RuntimeError):
         with recorded_run(db, "reconcile", now=NOW - timedelta(hours=1), trigger="schedule"):
             raise RuntimeError("Stripe answered 500")
@@ -80,6 +93,7 @@ def test_run_cleanup_is_a_dry_run_unless_confirmed(history):
     at.checkbox(key="cleanup_skip_registrations").check().run()
     at.button(key="cleanup_dry_run").click().run()
     assert not at.exception
+    until_result(at)
     assert count(history, "SELECT count(*) FROM webhook_events") == live_before
     assert count(history, "SELECT count(*) FROM cleanup_runs WHERE dry_run AND trigger = 'dashboard'") == 1
     assert any("Dry run finished: completed" in el.value for el in at.success)
@@ -89,10 +103,21 @@ def test_run_cleanup_is_a_dry_run_unless_confirmed(history):
     assert count(history, "SELECT count(*) FROM webhook_events") == live_before  # asked, not done
     at.button(key="cleanup_confirmed").click().run()
     assert not at.exception
+    assert not any("Cleanup finished" in el.value for el in at.success)  # the dry run's result is gone
+    until_result(at)
     assert count(history, "SELECT count(*) FROM webhook_events") == live_before - to_move
     assert count(history, "SELECT count(*) FROM cleanup_runs WHERE NOT dry_run AND trigger = 'dashboard'") == 1
     assert any("Cleanup finished: completed" in el.value for el in at.success)
     assert not at.button(key="cleanup_for_real").disabled
+
+
+def test_a_cleanup_running_elsewhere_is_followed_instead_of_offering_the_buttons(history):
+    with job_lock(history, "cleanup"):
+        at = page()
+        assert any("A cleanup run is in progress" in el.value for el in at.warning)
+        assert not any(b.key in ("cleanup_dry_run", "cleanup_for_real") for b in at.button)
+    at.run()  # the lock is free again: the buttons are back
+    assert not at.button(key="cleanup_dry_run").disabled
 
 
 def test_cancel_runs_nothing(history):
@@ -107,8 +132,8 @@ def test_missing_stripe_key_is_shown_not_raised(history, monkeypatch):
     monkeypatch.delenv("STRIPE_API_KEY", raising=False)
     at = page()
     at.button(key="cleanup_dry_run").click().run()
-    assert not at.exception
-    assert any("STRIPE_API_KEY is not set" in el.value for el in at.error)
+    until_result(at)
+    assert any("Dry run did not start: STRIPE_API_KEY is not set" in el.value for el in at.error)
 
 
 def test_read_only_dashboard_url_alone_disables_the_action(history, monkeypatch, database_url):
@@ -160,10 +185,10 @@ def test_empty_frames_give_no_data_figures():
 
 
 def test_cleanup_table_shows_what_a_dry_run_would_have_archived(db):
-    cleanup.run(db, now=NOW, dry_run=True, skip_registrations=True, trigger="test")
+    cleanup.run(db, now=NOW, dry_run=True, skip_registrations=True, trigger="cli")
     with db.begin() as conn:
         add_event(conn, created_at=NOW - timedelta(days=100))
-    cleanup.run(db, now=NOW, dry_run=True, skip_registrations=True, trigger="test")
+    cleanup.run(db, now=NOW, dry_run=True, skip_registrations=True, trigger="cli")
     shown = hf.cleanup_table(fetch_df(db, "cleanup_history", limit=10))
     assert shown["events_archived"].tolist() == [1, 0] and shown["dry_run"].all()
     assert hf.cleanup_chart(fetch_df(db, "cleanup_history", limit=10)).layout.annotations[0].text == \
@@ -180,7 +205,7 @@ def test_cleanup_chart_has_one_bar_group_per_real_run():
 
 
 def test_an_old_snapshot_gives_one_message_instead_of_three_empty_charts(db):
-    health_snapshot.run(db, now=NOW - timedelta(days=3), trigger="test")
+    health_snapshot.run(db, now=NOW - timedelta(days=3), trigger="cli")
     at = page()
     assert any("No health snapshot in the last 24h" in el.value for el in at.info)
     charts = {json.loads(el.proto.spec)["layout"]["title"]["text"] for el in at.get("plotly_chart")}

@@ -26,12 +26,12 @@ def test_snapshot_records_sizes_rows_and_oldest_row_per_table(db):
         conn.commit()
         real_size = conn.execute(sa.text("SELECT pg_database_size(current_database())")).scalar()
 
-    snapshot = health_snapshot.run(db, now=NOW, trigger="test")
+    snapshot = health_snapshot.run(db, now=NOW, trigger="schedule")
 
     with db.connect() as conn:
         row = conn.execute(sa.text("SELECT * FROM database_health_snapshots")).mappings().one()
         job = conn.execute(sa.text("SELECT job, status, trigger FROM job_runs")).one()
-    assert row["taken_at"] == NOW and row["trigger"] == "test"
+    assert row["taken_at"] == NOW and row["trigger"] == "schedule"
     assert abs(row["database_size_bytes"] - real_size) < real_size * 0.1
     tables = row["tables"]
     assert {"webhook_events", "registrations", "cleanup_runs", "database_health_snapshots"} <= set(tables)
@@ -44,11 +44,11 @@ def test_snapshot_records_sizes_rows_and_oldest_row_per_table(db):
 
 
 def test_snapshots_accumulate_so_growth_can_be_charted(db):
-    health_snapshot.run(db, now=NOW - timedelta(hours=1), trigger="test")
+    health_snapshot.run(db, now=NOW - timedelta(hours=1), trigger="cli")
     with db.begin() as conn:
         for _ in range(200):
             add_event(conn, created_at=NOW, payload={"blob": "x" * 2000})
-    health_snapshot.run(db, now=NOW, trigger="test")
+    health_snapshot.run(db, now=NOW, trigger="cli")
     with db.connect() as conn:
         sizes = conn.execute(sa.text("""
             SELECT (tables -> 'webhook_events' ->> 'total_bytes')::bigint

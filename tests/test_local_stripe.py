@@ -194,3 +194,82 @@ def test_command_line_reports_a_bad_state_file(tmp_path):
     assert result.returncode == 2
     assert "cannot load Stripe state" in result.stderr and "Traceback" not in result.stderr
     assert time.monotonic() - started < 30
+
+
+def test_session_filters_stripe_takes_and_those_it_refuses(stripe_server):
+    stripe_server.add_session(id="cs_test_a", created=T0, email="a@example.com",
+                              customer_account="acct_1")
+    stripe_server.add_session(id="cs_test_b", created=T0 + 1, email="b@example.com")
+    client = client_for(stripe_server)
+
+    def ids(**params):
+        return [s.id for s in client.v1.checkout.sessions.list(params=params).auto_paging_iter()]
+
+    assert ids(customer_account="acct_1") == ["cs_test_a"]
+    assert ids(customer_details={"email": "b@example.com"}) == ["cs_test_b"]
+    for params, param, text in [
+            ({"client_reference_id": "reg-1"}, "client_reference_id", "unknown parameter"),
+            ({"customer_details": {"phone": "+1"}}, "customer_details[phone]", "unknown parameter"),
+            ({"status": "paid"}, "status", "must be one of complete, expired, or open")]:
+        with pytest.raises(stripe.InvalidRequestError) as refused:
+            client.v1.checkout.sessions.list(params=params)
+        assert refused.value.http_status == 400 and refused.value.param == param
+        assert text in refused.value.user_message
+
+
+def test_customer_details_needs_its_email(stripe_server):
+    # The library drops an empty hash, so send the request as Stripe would receive it.
+    request = urllib.request.Request(
+        stripe_server.url + "/v1/checkout/sessions?customer_details[name]=x",
+        headers={"Authorization": f"Bearer {API_KEY}"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request)
+    assert refused.value.code == 400
+    assert json.loads(refused.value.read())["error"]["param"] == "customer_details[name]"
+    request = urllib.request.Request(stripe_server.url + "/v1/checkout/sessions?customer_details=x",
+                                     headers={"Authorization": f"Bearer {API_KEY}"})
+    with pytest.raises(urllib.error.HTTPError) as not_a_hash:
+        urllib.request.urlopen(request)
+    assert not_a_hash.value.code == 400
+
+
+def test_event_type_filters_as_stripe_allows_them(stripe_server):
+    session = checkout_session(created=T0)
+    for n, kind in enumerate(["checkout.session.completed", "checkout.session.expired",
+                              "charge.succeeded"]):
+        stripe_server.add_event(kind, session, id=f"evt_{n}", created=T0 + n)
+    client = client_for(stripe_server)
+
+    def ids(**params):
+        return [e.id for e in client.v1.events.list(params=params).auto_paging_iter()]
+
+    assert ids(type="checkout.session.*") == ["evt_1", "evt_0"]
+    assert ids(type="charge.succeeded") == ["evt_2"]
+    assert ids(types=[f"unused.type_{n}" for n in range(19)] + ["charge.succeeded"]) == ["evt_2"]
+    for params, param in [({"types": [f"t.{n}" for n in range(21)]}, "types"),
+                          ({"types": ["checkout.session.*"]}, "types[0]"),
+                          ({"type": "checkout.*.completed"}, "type"),
+                          ({"type": "charge.succeeded", "types": ["charge.succeeded"]}, "types"),
+                          ({"limit": 0}, "limit")]:
+        with pytest.raises(stripe.InvalidRequestError) as refused:
+            client.v1.events.list(params=params)
+        assert refused.value.http_status == 400 and refused.value.param == param
+
+
+def test_events_page_both_ways_and_report_pending_webhooks(stripe_server):
+    session = checkout_session(created=T0)
+    for n in range(5):
+        stripe_server.add_event("checkout.session.completed", session, id=f"evt_{n}",
+                                created=T0 + n, pending_webhooks=n % 2)
+    client = client_for(stripe_server)
+    first = client.v1.events.list(params={"limit": 2})
+    assert [e.id for e in first.data] == ["evt_4", "evt_3"] and first.has_more
+    assert [e.pending_webhooks for e in first.data] == [0, 1]
+    after = client.v1.events.list(params={"limit": 2, "starting_after": "evt_3"})
+    assert [e.id for e in after.data] == ["evt_2", "evt_1"] and after.has_more
+    before = client.v1.events.list(params={"limit": 2, "ending_before": "evt_1"})
+    assert [e.id for e in before.data] == ["evt_3", "evt_2"] and before.has_more
+    assert [e.id for e in client.v1.events.list(params={"delivery_success": False}).data] == \
+        ["evt_3", "evt_1"]
+    window = client.v1.events.list(params={"created": {"gte": T0 + 1, "lte": T0 + 3}})
+    assert [e.id for e in window.data] == ["evt_3", "evt_2", "evt_1"]

@@ -27,6 +27,7 @@ VALUES = {
     "run_id": 1,
     "item_id": 1,
     "job": "reconcile",
+    "report_id": 1,
 }
 PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 

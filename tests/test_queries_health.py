@@ -63,7 +63,7 @@ def snapshots(db):
                 "c": table(900, 90, "2026-06-30T12:00:00+00:00")}),
         ]:
             insert(conn, "database_health_snapshots",
-                   {"taken_at": taken_at, "trigger": "test", "database_size_bytes": size, "tables": tables})
+                   {"taken_at": taken_at, "trigger": "cli", "database_size_bytes": size, "tables": tables})
     return db
 
 
@@ -198,7 +198,7 @@ def cleanups(db):
             ("review", "needs_review", False, at(hours=1), 3, 1, None),  # same start, inserted later
         ]:
             runs[label] = insert(conn, "cleanup_runs", {
-                "status": status, "trigger": "test", "dry_run": dry_run, "pending_days": 7,
+                "status": status, "trigger": "cli", "dry_run": dry_run, "pending_days": 7,
                 "events_days": 90, "started_at": started_at, "duration_ms": 1500,
                 "events_matched": archived_events, "events_archived": archived_events,
                 "event_batches": 1 if archived_events else 0, "events_kept_failed": 4,

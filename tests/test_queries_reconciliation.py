@@ -287,7 +287,7 @@ TABLE_QUERIES = [
     ("reconciliation_kinds_for_run", {"run_id": 1}, ["kind", "action", "items"]),
     ("reconciliation_open_items", {"limit": 500},
      ["id", "kind", "severity", "stripe_checkout_session_id", "registration_id", "created_at",
-      "last_seen_at", "run_id", "reason"]),
+      "last_seen_at", "run_id", "reason", "details"]),
     ("reconciliation_resolved_items", {"limit": 200},
      ["id", "kind", "severity", "stripe_checkout_session_id", "registration_id", "created_at",
       "resolved_at", "resolved_by", "resolution_note"]),

@@ -86,7 +86,7 @@ def test_each_mismatch_kind(kind, db, stripe_server, gateway, now):
         stripe_server.add_session(id=sid, created=ts(now - 2 * DAY) + 5, client_reference_id=reg_id,
                                   **stripe)
 
-    report = reconcile.run(db, now=now, gateway=gateway, trigger="test")
+    report = reconcile.run(db, now=now, gateway=gateway, trigger="cli")
 
     assert five(report.five()) == expected_five
     [run] = runs(db)
@@ -116,13 +116,34 @@ def test_each_mismatch_kind(kind, db, stripe_server, gateway, now):
         assert report.open_review_items == 1 and report.needs_person
 
 
+def test_a_run_given_a_now_30_days_in_the_past_finishes_completed(db, stripe_server, gateway, now):
+    past = now - 30 * DAY
+    reg_id = str(uuid.uuid4())
+    with db.begin() as conn:
+        add_registration(conn, registration_id=reg_id, session_id="cs_test_back_then", created_at=past - DAY)
+    stripe_server.add_session(id="cs_test_back_then", created=ts(past - DAY) + 5, client_reference_id=reg_id)
+
+    report = reconcile.run(db, now=past, gateway=gateway)
+
+    assert report.status == "completed" and report.auto_fixed_count == 1
+    [run] = runs(db)
+    assert run["status"] == "completed" and run["error"] is None
+    # The duration is the run's own (seconds at most), not the wall clock's 30 days since `now`.
+    assert 0 <= run["duration_ms"] < 60_000
+    assert run["started_at"] == past and past <= run["finished_at"] < past + timedelta(minutes=1)
+    with db.connect() as conn:
+        job = conn.execute(sa.text("SELECT status, duration_ms FROM job_runs WHERE job = 'reconcile'")).one()
+    assert job.status == "completed" and 0 <= job.duration_ms < 60_000
+    assert registration(db, reg_id)["completed_at"] == past
+
+
 def test_registration_outside_the_window_is_matched_and_fixed(db, stripe_server, gateway, now):
     reg_id = str(uuid.uuid4())
     with db.begin() as conn:  # registered 10 days ago, no session id recorded yet
         add_registration(conn, registration_id=reg_id, created_at=now - 10 * DAY)
     stripe_server.add_session(id="cs_test_late", created=ts(now - 3 * DAY), client_reference_id=reg_id)
 
-    report = reconcile.run(db, now=now, gateway=gateway, trigger="test")
+    report = reconcile.run(db, now=now, gateway=gateway, trigger="cli")
 
     assert five(report.five()) == (1, 0, 1, 1, 0)
     row = registration(db, reg_id)
@@ -132,7 +153,7 @@ def test_registration_outside_the_window_is_matched_and_fixed(db, stripe_server,
 
 def test_sessions_outside_the_window_are_not_read(db, stripe_server, gateway, now):
     stripe_server.add_session(created=ts(now - 9 * DAY))  # paid, no registration, but too old
-    report = reconcile.run(db, now=now, gateway=gateway, lookback_days=7, trigger="test")
+    report = reconcile.run(db, now=now, gateway=gateway, lookback_days=7, trigger="cli")
     assert five(report.five()) == (0, 0, 0, 0, 0)
     assert report.sessions_checked == 0
 
@@ -154,7 +175,7 @@ def test_a_webhook_landing_between_listing_and_fixing_wins(db, stripe_server, ga
                                         completed_at = :t WHERE id = :id"""), {"t": webhook_time, "id": reg_id})
 
     stripe_server.before_request(webhook_arrives)
-    report = reconcile.run(db, now=now, gateway=gateway, trigger="test")
+    report = reconcile.run(db, now=now, gateway=gateway, trigger="cli")
 
     assert stripe_server.counts["retrieve_checkout_session"] == 1
     row = registration(db, reg_id)
@@ -177,7 +198,7 @@ def test_a_row_failed_meanwhile_is_queued_not_overwritten(db, stripe_server, gat
                              {"id": reg_id})
 
     stripe_server.before_request(handler_marks_failed)
-    report = reconcile.run(db, now=now, gateway=gateway, trigger="test")
+    report = reconcile.run(db, now=now, gateway=gateway, trigger="cli")
 
     assert registration(db, reg_id)["processing_status"] == "failed"
     [item] = items(db)
@@ -199,9 +220,9 @@ def _one_of_each(db, stripe_server, now):
 
 def test_second_run_fixes_nothing_twice_and_opens_no_second_item(db, stripe_server, gateway, now):
     pending, _ = _one_of_each(db, stripe_server, now)
-    first = reconcile.run(db, now=now, gateway=gateway, trigger="test")
+    first = reconcile.run(db, now=now, gateway=gateway, trigger="cli")
     completed_at = registration(db, pending)["completed_at"]
-    second = reconcile.run(db, now=now + timedelta(minutes=5), gateway=gateway, trigger="test")
+    second = reconcile.run(db, now=now + timedelta(minutes=5), gateway=gateway, trigger="cli")
 
     assert five(first.five()) == (2, 2, 2, 1, 1)
     assert five(second.five()) == (2, 2, 1, 0, 1)  # the open item is still there, still counted
@@ -215,18 +236,18 @@ def test_second_run_fixes_nothing_twice_and_opens_no_second_item(db, stripe_serv
 
 def test_a_resolved_mismatch_is_not_reopened(db, stripe_server, gateway, now):
     _one_of_each(db, stripe_server, now)
-    reconcile.run(db, now=now, gateway=gateway, trigger="test")
+    reconcile.run(db, now=now, gateway=gateway, trigger="cli")
     with db.begin() as conn:
         conn.execute(sa.text("""UPDATE reconciliation_items SET resolved_at = now(), resolved_by = 'ana',
                                 resolution_note = 'refunded' WHERE action = 'manual_review'"""))
-    again = reconcile.run(db, now=now, gateway=gateway, trigger="test")
+    again = reconcile.run(db, now=now, gateway=gateway, trigger="cli")
     assert again.manual_review_needed == 0 and again.already_resolved == 1
     assert len(items(db)) == 2 and not again.needs_person
 
 
 def test_dry_run_records_would_do_and_changes_no_registration(db, stripe_server, gateway, now):
     pending, failed = _one_of_each(db, stripe_server, now)
-    report = reconcile.run(db, now=now, gateway=gateway, dry_run=True, trigger="test")
+    report = reconcile.run(db, now=now, gateway=gateway, dry_run=True, trigger="cli")
 
     assert registration(db, pending)["processing_status"] == "pending"
     assert registration(db, failed)["processing_status"] == "failed"
@@ -237,7 +258,7 @@ def test_dry_run_records_would_do_and_changes_no_registration(db, stripe_server,
         ("paid_but_pending", "auto_fixed", True, None), ("paid_but_failed", "manual_review", True, None)]
     assert report.open_review_items == 0  # would-do items are not in the review queue
 
-    real = reconcile.run(db, now=now, gateway=gateway, trigger="test")  # dry items do not block it
+    real = reconcile.run(db, now=now, gateway=gateway, trigger="cli")  # dry items do not block it
     assert five(real.five()) == (2, 2, 2, 1, 1)
     assert registration(db, pending)["processing_status"] == "completed"
 
@@ -257,7 +278,7 @@ def test_pagination_over_250_sessions(db, stripe_server, gateway, now):
                                 VALUES (:id, :sid, 'x@example.com', 'completed', 2500, 'eur', :created, :created)"""),
                      rows)
 
-    report = reconcile.run(db, now=now, gateway=gateway, trigger="test")
+    report = reconcile.run(db, now=now, gateway=gateway, trigger="cli")
 
     assert report.sessions_checked == 260 and report.pages_read == 3
     assert stripe_server.counts["list_checkout_sessions"] == 3
@@ -271,7 +292,7 @@ def test_pagination_over_250_sessions(db, stripe_server, gateway, now):
 def test_a_429_is_backed_off_and_the_run_succeeds(db, stripe_server, gateway, now):
     _one_of_each(db, stripe_server, now)
     stripe_server.fail_next(2, status=429, endpoint="list_checkout_sessions")
-    report = reconcile.run(db, now=now, gateway=gateway, trigger="test")
+    report = reconcile.run(db, now=now, gateway=gateway, trigger="cli")
     assert report.status == "completed" and five(report.five()) == (2, 2, 2, 1, 1)
     assert stripe_server.counts["list_checkout_sessions"] == 3
     assert report.stripe_requests == 4  # 2 answered 429, the list, one re-read for the fix
@@ -282,7 +303,7 @@ def test_rate_limit_that_never_ends_fails_the_run(db, stripe_server, now):
     stripe_server.fail_next(50, status=429)
     gateway = gateway_from_settings(rate_limit_retries=2, rate_limit_backoff_s=0.01)
     with pytest.raises(StripeUnavailable, match="429"):
-        reconcile.run(db, now=now, gateway=gateway, trigger="test")
+        reconcile.run(db, now=now, gateway=gateway, trigger="cli")
     [run] = runs(db)
     assert run["status"] == "failed" and "429" in run["error"]
     assert registration(db, _pending_id(db))["processing_status"] == "pending"
@@ -304,13 +325,13 @@ def test_failure_after_the_first_page_is_a_failed_run_and_a_rerun_finishes(db, s
     stripe_server.before_request(break_second_page)
     gateway = gateway_from_settings(max_network_retries=1)
     with pytest.raises(StripeUnavailable, match="500"):
-        reconcile.run(db, now=now, gateway=gateway, trigger="test")
+        reconcile.run(db, now=now, gateway=gateway, trigger="cli")
     [run] = runs(db)
     assert run["status"] == "failed" and run["finished_at"] is not None
     assert run["pages_read"] == 1 and "500" in run["error"]
 
     stripe_server.faults.reset()
-    report = reconcile.run(db, now=now, gateway=gateway, trigger="test")
+    report = reconcile.run(db, now=now, gateway=gateway, trigger="cli")
     assert report.status == "completed" and report.sessions_checked == 150
     assert report.manual_review_needed == 150
 
@@ -319,7 +340,7 @@ def test_lock_contention_second_run_does_nothing(db, stripe_server, gateway, now
     _one_of_each(db, stripe_server, now)
     with job_lock(db, "reconcile"):
         with pytest.raises(JobBusy, match="another reconcile run is in progress"):
-            reconcile.run(db, now=now, gateway=gateway, trigger="test")
+            reconcile.run(db, now=now, gateway=gateway, trigger="cli")
     assert runs(db) == [] and items(db) == []
     assert sum(stripe_server.counts.values()) == 0
     with db.connect() as conn:

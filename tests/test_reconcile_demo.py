@@ -33,7 +33,7 @@ def demo(db, tmp_path):
     """A small demo history in the test database and its Stripe state file."""
     state = tmp_path / "demo-stripe-state.json"
     demo_data.run(db, now=datetime.now(timezone.utc), days=8, events_per_day=60, seed=7,
-                  stripe_state_path=state, trigger="test")
+                  stripe_state_path=state, trigger="cli")
     return state
 
 

@@ -16,7 +16,9 @@ import sqlalchemy as sa
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from dashboard import auth
 from dashboard import reconciliation_figures as rf
+from dashboard.text import markdown_literal
 from jobs import reconcile
 from jobs.runtime import job_lock
 from jobs.stripe_gateway import gateway_from_settings
@@ -34,9 +36,12 @@ def fresh_cache():
     st.cache_data.clear()
 
 
-def page() -> AppTest:
+def page(identity: str | None = "ana@example.com") -> AppTest:
+    """The page as a session logged in as ``identity`` (what the entry script's login sets)."""
     at = AppTest.from_file(PAGE, default_timeout=30)
     at.user = {"is_logged_in": True, "email": "ana@example.com"}
+    if identity is not None:
+        at.session_state[auth.IDENTITY_KEY] = identity
     return at
 
 
@@ -78,7 +83,7 @@ def test_empty_database(db, stripe_server):
 def test_last_run_queue_history_and_resolve(db, stripe_server):
     now = datetime.now(timezone.utc)
     seed_mismatches(db, stripe_server, now)
-    report = reconcile.run(db, now=now, gateway=gateway_from_settings(), trigger="test")
+    report = reconcile.run(db, now=now, gateway=gateway_from_settings(), trigger="cli")
 
     at = page().run()
     assert not at.exception
@@ -99,10 +104,11 @@ def test_last_run_queue_history_and_resolve(db, stripe_server):
     assert facts.set_index("field").loc["status"].to_dict() == {"Stripe": "complete / paid", "local": "failed"}
 
     at.text_area[0].input("refunded the customer")
-    assert at.text_input[0].value == "ana@example.com"
+    assert not at.text_input  # no free-text name: the logged-in identity is recorded
+    assert any(markdown_literal("ana@example.com") in c.value for c in at.caption)
     next(b for b in at.button if b.label == "Resolve").click().run()
     assert not at.exception
-    assert any("resolved by ana@example.com" in s.value for s in at.success)
+    assert any(f"resolved by {markdown_literal('ana@example.com')}" in s.value for s in at.success)
     with db.connect() as conn:
         resolved = conn.execute(sa.text("""SELECT kind, resolved_by, resolution_note FROM reconciliation_items
                                            WHERE resolved_at IS NOT NULL AND action = 'manual_review'""")).all()
@@ -113,12 +119,25 @@ def test_last_run_queue_history_and_resolve(db, stripe_server):
 def test_resolve_without_a_note_says_so(db, stripe_server):
     now = datetime.now(timezone.utc)
     seed_mismatches(db, stripe_server, now)
-    reconcile.run(db, now=now, gateway=gateway_from_settings(), trigger="test")
+    reconcile.run(db, now=now, gateway=gateway_from_settings(), trigger="cli")
     at = page().run()
     next(b for b in at.button if b.label == "Resolve").click().run()
     assert any("needs a note" in e.value for e in at.error)
     with db.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM reconciliation_items WHERE resolved_by = 'ana@example.com'")).scalar() == 0
+
+
+def test_resolving_needs_a_logged_in_identity(db, stripe_server):
+    now = datetime.now(timezone.utc)
+    seed_mismatches(db, stripe_server, now)
+    reconcile.run(db, now=now, gateway=gateway_from_settings(), trigger="test")
+    at = page(identity=None).run()
+    at.text_area[0].input("refunded the customer")
+    next(b for b in at.button if b.label == "Resolve").click().run()
+    assert any("Log in to change anything" in e.value for e in at.error)
+    with db.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM reconciliation_items WHERE resolved_at IS NOT NULL "
+                                    "AND action = 'manual_review'")).scalar() == 0
 
 
 def test_run_now_runs_and_shows_the_report(db, stripe_server):

@@ -26,7 +26,7 @@ def open_item(db, stripe_server):
                          created_at=now - timedelta(days=1), email="ana@example.com")
     stripe_server.add_session(id="cs_test_review_me", created=int(now.timestamp()) - 3600,
                               client_reference_id=reg_id, amount_total=2500)
-    reconcile.run(db, now=now, gateway=gateway_from_settings(), trigger="test")
+    reconcile.run(db, now=now, gateway=gateway_from_settings(), trigger="cli")
     with db.connect() as conn:
         return conn.execute(sa.text("SELECT id FROM reconciliation_items")).scalar_one()
 
@@ -76,8 +76,8 @@ def test_auto_fixed_and_dry_run_items_cannot_be_resolved(db, stripe_server):
         add_registration(conn, registration_id=reg_id, session_id="cs_test_fixed", created_at=now - timedelta(days=1))
     stripe_server.add_session(id="cs_test_fixed", created=int(now.timestamp()) - 60, client_reference_id=reg_id)
     gateway = gateway_from_settings()
-    reconcile.run(db, now=now, gateway=gateway, dry_run=True, trigger="test")
-    reconcile.run(db, now=now, gateway=gateway, trigger="test")
+    reconcile.run(db, now=now, gateway=gateway, dry_run=True, trigger="cli")
+    reconcile.run(db, now=now, gateway=gateway, trigger="cli")
     dry, fixed = review_ids(db)
     with pytest.raises(review.ItemNotOpen, match="dry run"):
         review.resolve_item(db, dry, note="x", by="ana", now=now)

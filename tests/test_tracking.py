@@ -280,7 +280,7 @@ def test_an_object_that_is_not_an_event_is_refused_before_anything_is_written(db
 
 
 @pytest.mark.parametrize("exc, category", [
-    (stripe.APIConnectionError("connection reset"), "network"),
+    (stripe.APIConnectionError("connection reset"), "stripe"),  # the error policy: the handler's Stripe call
     (stripe.RateLimitError("slow down"), "stripe"),
     (stripe.InvalidRequestError("no such session", param="id"), "stripe"),
     (sa.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection")), "database"),

@@ -5,25 +5,40 @@ event through the tracking functions, applies the four Checkout Session events t
 registrations (the registration change and the 'completed' mark commit together), and
 answers only once the outcome is in the database. ``GET /healthz`` checks the database.
 
-Answers (docs/tracking.md has the full table): 200 processed, ignored or duplicate; 400 bad
-signature or malformed body (nothing written); 409 another delivery of the event is being
-processed (Stripe retries later); 413 body too large; 500 processing failed (recorded as
-'failed', Stripe retries); 503 the database is unavailable.
+Answers follow the error policy (``core.error_policy``; docs/tracking.md has the full table):
+200 processed, ignored or duplicate; 200 ``{"status": "failed", "retry": false}`` for a
+signed delivery that can never be processed as it is (recorded ``failed``, category
+``validation`` or a permanent Stripe error: Stripe stops at once, the monitor keeps it for a
+person); 400 bad signature (nothing written); 408 the body did not arrive in time; 409
+another delivery of the event is being processed (Stripe retries later); 413 body too
+large; 500 a transient failure (recorded ``failed`` with a planned retry, Stripe retries
+too); 503 the database is unavailable. Error replies carry an ``error_id`` that is also in
+the log line saying what happened, never SQL, parameters or tracebacks.
 
-Configuration: STRIPE_WEBHOOK_SECRET (required: without it the receiver refuses to start)
-and DATABASE_URL, as everywhere in the project.
+Every delivery with a valid signature leaves a row, even a body that is not a JSON event or
+that PostgreSQL cannot store as jsonb (``\u0000``, nesting deeper than ``MAX_JSON_DEPTH``):
+the text is kept in ``raw_payload`` and ``payload`` holds a storable placeholder.
+
+Configuration: STRIPE_WEBHOOK_SECRET (one or more comma-separated secrets, any of which may
+have signed a delivery; required: without it the receiver refuses to start) and
+DATABASE_URL, as everywhere in the project. ``python -m tracking.receiver`` serves it under
+uvicorn with a time limit on request headers as well (see ``serve``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
+import re
+import time
+import uuid
 from datetime import timedelta
 from typing import Any
 
 import anyio
 import sqlalchemy as sa
-import stripe
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
@@ -31,12 +46,14 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from core.db import connection_problem, create_jobs_engine
+from core.error_policy import ATTEMPT_SOURCES, PayloadError, classify
 from core.errors import ConfigError
 from core.settings import get_settings
 from tracking.registrations import apply_event
+from tracking.signing import stripe_signature
 from tracking.tracker import (
     DEFAULT_STALE_AFTER, RETRY_LATER, SKIP_DUPLICATE, SQL, AttemptSuperseded, EventTracker,
-    InvalidEvent, categorise, error_message, event_fields,
+    InvalidEvent, error_message, event_fields,
 )
 
 log = logging.getLogger(__name__)
@@ -48,6 +65,42 @@ SIGNATURE_TOLERANCE_S = 300
 # the receiver hold in memory before the signature is checked.
 MAX_BODY_BYTES = 4 * 1024 * 1024
 POOL_SIZE = 10
+# A body must arrive within this many seconds of its headers, so slow clients cannot hold
+# connections (and memory) open; headers themselves are bounded by ``serve``.
+BODY_TIMEOUT_S = 10.0
+HEADER_TIMEOUT_S = 10.0
+# Stripe events nest about ten levels deep; anything far deeper is refused before parsing
+# (Python's parser would recurse, PostgreSQL's jsonb would run out of stack).
+MAX_JSON_DEPTH = 64
+# Re-deliveries by the monitor (jobs/delivery.py) say who sent them; recorded on the attempt.
+SOURCE_HEADER = "webhook-monitor-source"
+
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKETS = re.compile(r"[\[\]{}]")
+_EVENT_ID = re.compile(r'"id"\s*:\s*"(evt_[A-Za-z0-9_]{1,200})"')
+_EVENT_TYPE = re.compile(r'"type"\s*:\s*"([a-z0-9_.]{1,200})"')
+
+
+class UnprocessablePayload(PayloadError):
+    """A signed body that is not a storable JSON Stripe event (kept as text, recorded failed)."""
+
+
+def json_depth_exceeds(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when the JSON text nests arrays/objects deeper than ``limit`` (strings ignored)."""
+    depth = 0
+    for match in _BRACKETS.finditer(_STRINGS.sub("", text)):
+        if match.group() in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def new_error_id() -> str:
+    """A short id put in an error reply and in the log line that explains it."""
+    return uuid.uuid4().hex[:12]
 
 
 class Receiver:
@@ -56,9 +109,10 @@ class Receiver:
 
     def __init__(self, *, engine: Engine | None = None, webhook_secret: str | None = None,
                  stale_after: timedelta = DEFAULT_STALE_AFTER, max_body_bytes: int = MAX_BODY_BYTES,
-                 pool_size: int = POOL_SIZE):
+                 pool_size: int = POOL_SIZE, body_timeout_s: float = BODY_TIMEOUT_S):
         self.engine = engine
-        self.webhook_secret = webhook_secret
+        self.webhook_secret = webhook_secret  # one or more, comma-separated
+        self.body_timeout_s = body_timeout_s
         self.stale_after = stale_after
         self.max_body_bytes = max_body_bytes
         self.pool_size = pool_size
@@ -138,23 +192,38 @@ class Receiver:
             return _too_large(self.max_body_bytes)
         chunks, size = [], 0
         try:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > self.max_body_bytes:
-                    return _too_large(self.max_body_bytes)
-                chunks.append(chunk)
+            with anyio.fail_after(self.body_timeout_s):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > self.max_body_bytes:
+                        return _too_large(self.max_body_bytes)
+                    chunks.append(chunk)
+        except TimeoutError:
+            log.warning("dropped a delivery whose body did not arrive within %.0f s", self.body_timeout_s)
+            return JSONResponse({"status": "rejected", "reason": "body_timeout"}, status_code=408,
+                                headers={"Connection": "close"})
         except ClientDisconnect:
             return JSONResponse({"status": "rejected", "reason": "disconnected"}, status_code=400)
         body = b"".join(chunks)
         signature = request.headers.get("stripe-signature")
-        status, answer = await anyio.to_thread.run_sync(self.deliver, body, signature, limiter=self.limiter)
+        source = request.headers.get(SOURCE_HEADER, "delivery")
+        try:
+            status, answer = await anyio.to_thread.run_sync(self.deliver, body, signature, source,
+                                                            limiter=self.limiter)
+        except Exception:  # a bug: the log has the traceback, the caller an id to quote
+            error_id = new_error_id()
+            log.exception("delivery failed unexpectedly [error_id=%s]", error_id)
+            status, answer = 500, {"status": "error", "error_id": error_id}
         return JSONResponse(answer, status_code=status)
 
     async def healthz(self, request: Request) -> JSONResponse:
+        """Healthy or not; why not goes to the log (under the error id), never to the caller."""
         problem = await anyio.to_thread.run_sync(self.database_problem, limiter=self.limiter)
         if problem:
-            return JSONResponse({"status": "unavailable", "database": problem}, status_code=503)
-        return JSONResponse({"status": "ok", "database": "ok"})
+            error_id = new_error_id()
+            log.error("health check failed [error_id=%s]: %s", error_id, problem)
+            return JSONResponse({"status": "unavailable", "error_id": error_id}, status_code=503)
+        return JSONResponse({"status": "ok"})
 
     # --- the work (worker threads) -------------------------------------------------------
 
@@ -169,37 +238,64 @@ class Receiver:
             return "the tracking functions are missing: run `python -m jobs migrate`"
         return None
 
-    def deliver(self, body: bytes, signature: str | None) -> tuple[int, dict[str, Any]]:
+    def secrets(self) -> list[str]:
+        return [part.strip() for part in (self.webhook_secret or "").split(",") if part.strip()]
+
+    def signature_problem(self, body: bytes, signature: str | None) -> str | None:
+        """None when one of the secrets signed ``body`` within the tolerance, else why not.
+
+        Stripe's scheme (https://docs.stripe.com/webhooks#verify-manually), checked here on the
+        raw bytes for every configured secret (rotation), refusing timestamps too far in the
+        past (replays) and, unlike the stripe library, too far in the future.
+        """
+        fields = [part.strip().partition("=") for part in (signature or "").split(",")]
+        timestamps = [value for key, _, value in fields if key == "t"]
+        candidates = [value for key, _, value in fields if key == "v1"]
+        if not signature or len(timestamps) != 1 or not timestamps[0].isdigit() or not candidates:
+            return "the Stripe-Signature header is missing or malformed"
+        signed_at = int(timestamps[0])
+        if abs(time.time() - signed_at) > SIGNATURE_TOLERANCE_S:
+            return f"the signature's timestamp is outside the tolerance ({SIGNATURE_TOLERANCE_S} s either side of now)"
+        for secret in self.secrets():
+            expected = stripe_signature(body, secret, timestamp=signed_at).partition(",v1=")[2]
+            if any(hmac.compare_digest(expected, candidate) for candidate in candidates):
+                return None
+        return "no signature matches the body for any configured secret"
+
+    def deliver(self, body: bytes, signature: str | None,
+                source: str = "delivery") -> tuple[int, dict[str, Any]]:
         """Handle one delivery; returns (HTTP status, JSON answer)."""
+        problem = self.signature_problem(body, signature)
+        if problem:
+            log.warning("rejected a delivery: %s", problem)
+            return 400, {"status": "rejected", "reason": "bad_signature", "detail": problem}
+        source = source if source in ATTEMPT_SOURCES else "delivery"
         try:
-            # verify_header is what stripe.Webhook.construct_event checks; the body is then
-            # parsed once, as plain JSON, and stored exactly as received.
-            stripe.WebhookSignature.verify_header(body, signature, self.webhook_secret,
-                                                  SIGNATURE_TOLERANCE_S)
-        except stripe.SignatureVerificationError as exc:
-            log.warning("rejected a delivery: %s", exc)
-            return 400, {"status": "rejected", "reason": "bad_signature", "detail": str(exc)}
+            text = body.decode("utf-8")
         except UnicodeDecodeError:
-            return 400, {"status": "rejected", "reason": "malformed", "detail": "the body is not UTF-8 text"}
-        text = body.decode("utf-8")
+            return self.record_unprocessable(body.decode("utf-8", errors="replace"),
+                                             "the body is not UTF-8 text", source)
         try:
-            event = json.loads(text)
+            if json_depth_exceeds(text):
+                raise UnprocessablePayload(f"the JSON nests deeper than {MAX_JSON_DEPTH} levels")
+            try:
+                event = json.loads(text)
+            except (ValueError, RecursionError) as exc:
+                raise UnprocessablePayload(f"not JSON: {str(exc)[:200]}") from None
             event_fields(event)
-        except (ValueError, InvalidEvent) as exc:
-            detail = f"not a JSON Stripe event: {exc}"
-            log.warning("rejected a signed delivery: %s", detail)
-            return 400, {"status": "rejected", "reason": "malformed", "detail": detail}
+        except PayloadError as exc:  # InvalidEvent included: no id or type
+            return self.record_unprocessable(text, str(exc), source)
 
         try:
-            claim = self.tracker.begin(event, raw_payload=text)
-        except sa.exc.DataError as exc:
-            detail = f"the event cannot be stored: {error_message(exc.orig or exc)}"
-            log.warning("rejected event %s: %s", event["id"], detail)
-            return 400, {"status": "rejected", "reason": "unstorable", "detail": detail}
-        except sa.exc.SQLAlchemyError as exc:  # unreachable, not migrated, pool exhausted
-            log.error("event %s not recorded, database unavailable: %s", event["id"], error_message(exc))
-            return 503, {"status": "unavailable", "event_id": event["id"],
-                         "detail": "the database is unavailable; nothing was recorded"}
+            claim = self.tracker.begin(event, raw_payload=text, source=source)
+        except sa.exc.DBAPIError as exc:
+            verdict = classify(exc)
+            if verdict.category == "validation":  # \u0000, too deep or too large for jsonb
+                return self.record_unprocessable(
+                    text, f"PostgreSQL cannot store the event as jsonb ({verdict.reason})", source, event)
+            return self.unavailable(event["id"], exc)
+        except sa.exc.SQLAlchemyError as exc:  # pool exhausted
+            return self.unavailable(event["id"], exc)
         if claim.decision == SKIP_DUPLICATE:
             return 200, {"status": "duplicate", "event_id": claim.stripe_event_id}
         if claim.decision == RETRY_LATER:
@@ -207,21 +303,66 @@ class Receiver:
                          "detail": "another delivery of this event is being processed"}
 
         try:
-            with self.tracker.attempt(claim, context={"receiver": WEBHOOK_PATH}) as attempt:
+            with self.tracker.attempt(claim, context={"receiver": WEBHOOK_PATH, "source": source}) as attempt:
                 outcome = apply_event(attempt.conn, event)
                 attempt.outcome = outcome.label
                 attempt.registration_id = outcome.registration_id
-        except AttemptSuperseded as exc:
-            return 409, {"status": "in_progress", "event_id": claim.stripe_event_id, "detail": str(exc)}
+        except AttemptSuperseded:
+            return 409, {"status": "in_progress", "event_id": claim.stripe_event_id,
+                         "detail": "another delivery took this event over"}
         except Exception as exc:
-            category = categorise(exc)
-            log.warning("event %s (%s) failed on attempt %d [%s]: %s", claim.stripe_event_id,
-                        claim.event_type, claim.attempt, category, error_message(exc))
-            return 500, {"status": "failed", "event_id": claim.stripe_event_id, "attempt": claim.attempt,
-                         "error_category": category, "error": error_message(exc)}
+            return self.failed(claim.stripe_event_id, claim.event_type, claim.attempt, exc)
         return 200, {"status": "ignored" if outcome.label == "ignored" else "processed",
                      "event_id": claim.stripe_event_id, "attempt": claim.attempt,
                      "outcome": outcome.label}
+
+    def failed(self, event_id: str, event_type: str, attempt: int,
+               exc: BaseException) -> tuple[int, dict[str, Any]]:
+        """The answer to a failed attempt (already recorded by the tracker), by the policy."""
+        verdict = classify(exc)
+        error_id = new_error_id()
+        log.warning("event %s (%s) failed on attempt %d [error_id=%s, %s, %s]: %s", event_id, event_type,
+                    attempt, error_id, verdict.category, verdict.reason, error_message(exc))
+        answer = {"status": "failed", "event_id": event_id, "attempt": attempt,
+                  "error_category": verdict.category, "recovery_action": verdict.recovery_action,
+                  "retry": verdict.transient, "error_id": error_id}
+        if isinstance(exc, PayloadError):
+            answer["error"] = str(exc)[:500]  # the handler's own words about the payload, no internals
+        return (500 if verdict.transient else 200), answer
+
+    def unavailable(self, event_id: str, exc: BaseException) -> tuple[int, dict[str, Any]]:
+        error_id = new_error_id()
+        log.error("event %s not recorded, database unavailable [error_id=%s]: %s",
+                  event_id, error_id, error_message(exc))
+        return 503, {"status": "unavailable", "event_id": event_id, "error_id": error_id,
+                     "detail": "the database is unavailable; nothing was recorded"}
+
+    def record_unprocessable(self, text: str, reason: str, source: str,
+                             event: Any = None) -> tuple[int, dict[str, Any]]:
+        """Keep a signed body that cannot be processed or stored as jsonb, recorded failed."""
+        digest = hashlib.sha256(text.encode("utf-8", errors="replace")).hexdigest()
+        event_id = event.get("id") if isinstance(event, dict) else None
+        event_type = event.get("type") if isinstance(event, dict) else None
+        if not isinstance(event_id, str) or not event_id.strip():
+            found = _EVENT_ID.search(text[:100_000])
+            event_id = found.group(1) if found else f"unparsed_{digest[:32]}"
+        if not isinstance(event_type, str) or not event_type.strip():
+            found = _EVENT_TYPE.search(text[:100_000])
+            event_type = found.group(1) if found else "unknown"
+        placeholder = {"id": event_id, "type": event_type,
+                       "unprocessable": {"reason": reason[:500], "bytes": len(text), "sha256": digest}}
+        error = UnprocessablePayload(reason)
+        try:
+            claim = self.tracker.begin(placeholder, raw_payload=text.replace("\x00", "\ufffd"),
+                                       source=source, keep_raw=True)
+            if claim.decision == SKIP_DUPLICATE:
+                return 200, {"status": "duplicate", "event_id": event_id}
+            if claim.decision == RETRY_LATER:
+                return 409, {"status": "in_progress", "event_id": event_id}
+            self.tracker.fail(claim, error, context={"receiver": WEBHOOK_PATH, "source": source})
+        except sa.exc.SQLAlchemyError as exc:
+            return self.unavailable(event_id, exc)
+        return self.failed(event_id, event_type, claim.attempt, error)
 
 
 def _too_large(limit: int) -> JSONResponse:

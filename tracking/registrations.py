@@ -16,12 +16,13 @@ registration row is locked, then changed only while it is still 'pending'.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from sqlalchemy.engine import Connection
 
+from core import checkout
+from core.error_policy import PayloadError
 from tracking.tracker import SQL
 
 COMPLETED = "checkout.session.completed"
@@ -29,16 +30,17 @@ ASYNC_SUCCEEDED = "checkout.session.async_payment_succeeded"
 ASYNC_FAILED = "checkout.session.async_payment_failed"
 EXPIRED = "checkout.session.expired"
 CHECKOUT_EVENT_TYPES = (COMPLETED, ASYNC_SUCCEEDED, ASYNC_FAILED, EXPIRED)
-PAID_STATUSES = ("paid", "no_payment_required")
-PAYMENT_STATUSES = ("paid", "unpaid", "no_payment_required")
+PAID_STATUSES = checkout.PAID_STATUSES
+PAYMENT_STATUSES = checkout.PAYMENT_STATUSES
 
 
-class EventValidationError(ValueError):
+class EventValidationError(PayloadError):
     """The event lacks a field its processing needs, or has one of the wrong kind."""
 
 
-class RegistrationNotFound(LookupError):
-    """A paid session matches no registration (retried: the app may not have committed it yet)."""
+class RegistrationNotFound(PayloadError, LookupError):
+    """A paid session matches no registration: category ``validation`` (the error policy),
+    left for a person, who retries it from the monitor once the registration exists."""
 
 
 @dataclass(frozen=True)
@@ -87,12 +89,7 @@ class CheckoutSession:
     @property
     def reference_uuid(self) -> str | None:
         """client_reference_id when it is a registration id (a UUID), else None."""
-        if not self.client_reference_id:
-            return None
-        try:
-            return str(uuid.UUID(self.client_reference_id))
-        except ValueError:
-            return None
+        return checkout.registration_id(self.client_reference_id)
 
 
 def apply_event(conn: Connection, event: Mapping[str, Any]) -> Outcome:
@@ -118,7 +115,10 @@ def apply_event(conn: Connection, event: Mapping[str, Any]) -> Outcome:
     if paid:
         # A paid session completes its pending registration even if the app had since
         # started another session for it: the customer paid, and the paid one is recorded.
-        return _conditional(conn, "complete_registration", params, registration, "registration_completed")
+        if checkout.complete_registration(conn, registration_id=registration["id"], session_id=session.id,
+                                          amount_total=session.amount_total, currency=session.currency):
+            return Outcome("registration_completed", registration["id"])
+        return Outcome(f"registration_already_{registration['processing_status']}", registration["id"])
     if registration["stripe_checkout_session_id"] not in (None, session.id):
         # An abandoned earlier session expiring or failing says nothing about the current one.
         return Outcome("other_session_ignored", registration["id"])
@@ -130,11 +130,13 @@ def apply_event(conn: Connection, event: Mapping[str, Any]) -> Outcome:
 
 
 def _find_registration(conn: Connection, session: CheckoutSession) -> Mapping[str, Any] | None:
-    row = conn.execute(SQL["registration_by_session"], {"session_id": session.id}).mappings().first()
-    if row is None and session.reference_uuid:
-        row = conn.execute(SQL["registration_by_id"],
-                           {"registration_id": session.reference_uuid}).mappings().first()
-    return row
+    """The session's registration by checkout.match_registration's rule, locked."""
+    return checkout.match_registration(
+        session.id, session.client_reference_id,
+        by_session_id=lambda sid: conn.execute(SQL["registration_by_session"],
+                                               {"session_id": sid}).mappings().first(),
+        by_id=lambda rid: conn.execute(SQL["registration_by_id"],
+                                       {"registration_id": rid}).mappings().first())
 
 
 def _conditional(conn: Connection, query: str, params: dict, registration: Mapping[str, Any],

@@ -1,7 +1,8 @@
 -- The pending-registration flow: what the four checkout.session events do to a
 -- registration. Every change is conditional on the row still being 'pending', so a
 -- repeated, late or out-of-order event never undoes a later state (an 'expired' arriving
--- after 'completed' changes nothing).
+-- after 'completed' changes nothing). Completing a paid registration is the checkout
+-- domain's complete_registration (core/checkout.sql), shared with reconciliation.
 
 -- name: registration_by_session
 -- The registration that checkout session :session_id belongs to, locked for this transaction.
@@ -16,20 +17,6 @@ SELECT id::text AS id, processing_status, stripe_checkout_session_id
 FROM public.registrations
 WHERE id = CAST(:registration_id AS uuid)
 FOR UPDATE
-
--- name: complete_registration
--- Paid (or nothing to pay): completed, with the paying session. The amount the app expected
--- is kept (Stripe's fills it only when the app left it empty), so a charge of another
--- amount stays visible to reconciliation as amount_mismatch.
-UPDATE public.registrations
-SET processing_status = 'completed',
-    completed_at = now(),
-    amount_total = coalesce(amount_total, CAST(:amount_total AS integer)),
-    currency = coalesce(currency, CAST(:currency AS text)),
-    stripe_checkout_session_id = CAST(:session_id AS text),
-    updated_at = now()
-WHERE id = CAST(:registration_id AS uuid) AND processing_status = 'pending'
-RETURNING id
 
 -- name: note_checkout_details
 -- Checkout finished but a delayed payment method has not paid yet: record the session and

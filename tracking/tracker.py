@@ -31,27 +31,26 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, Mapping
 
-import psycopg
 import sqlalchemy as sa
-import stripe
 from sqlalchemy.engine import Connection, Engine
 
-from queries import load_queries
+from core.error_policy import CATEGORIES as ERROR_CATEGORIES  # noqa: F401 (re-exported)
+from core.error_policy import ATTEMPT_SOURCES, PayloadError, classify
+from core.sql import load_package
 
 log = logging.getLogger(__name__)
 
 # Built once: each delivery runs several of these statements.
-SQL: dict[str, sa.TextClause] = {name: query.statement for name, query in load_queries("tracking").items()}
+SQL: dict[str, sa.TextClause] = {name: query.statement for name, query in load_package("tracking").items()}
 
 PROCESS, SKIP_DUPLICATE, RETRY_LATER = "process", "skip_duplicate", "retry_later"
-ERROR_CATEGORIES = ("network", "validation", "database", "stripe", "unknown")
 DEFAULT_STALE_AFTER = timedelta(minutes=5)
 TRACEBACK_FRAMES = 8
 TRACEBACK_CHARS = 4000
 MESSAGE_CHARS = 1000
 
 
-class InvalidEvent(ValueError):
+class InvalidEvent(PayloadError):
     """The object is not a Stripe event: no id or type to record it by."""
 
 
@@ -117,19 +116,8 @@ def event_fields(event: Mapping[str, Any]) -> tuple[str, str, datetime | None, b
 
 
 def categorise(exc: BaseException) -> str:
-    """The error category of an exception, from its type: network, validation, database,
-    stripe or unknown."""
-    if isinstance(exc, stripe.APIConnectionError):
-        return "network"
-    if isinstance(exc, stripe.StripeError):
-        return "stripe"
-    if isinstance(exc, (sa.exc.SQLAlchemyError, psycopg.Error)):
-        return "database"
-    if isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror, socket.herror)):
-        return "network"
-    if isinstance(exc, (ValueError, LookupError)):
-        return "validation"
-    return "unknown"
+    """The error category of an exception (``core.error_policy.classify``)."""
+    return classify(exc).category
 
 
 def error_details(exc: BaseException, *, claim: Claim | None = None,
@@ -165,19 +153,27 @@ class EventTracker:
         self.engine = engine
         self.stale_after = stale_after
 
-    def begin(self, event: Mapping[str, Any], *, raw_payload: str | None = None) -> Claim:
+    def begin(self, event: Mapping[str, Any], *, raw_payload: str | None = None,
+              source: str = "delivery", keep_raw: bool = False) -> Claim:
         """Record the delivery and claim the event (committed at once); see ``Claim.decision``.
 
         ``raw_payload`` is the event's JSON text as received, stored as is; without it the
-        event is serialised.
+        event is serialised. ``source`` says who delivered (delivery, retry, sweep). With
+        ``keep_raw`` the text goes to ``raw_payload`` and ``event`` (a storable placeholder)
+        to ``payload``: for bodies PostgreSQL cannot hold as jsonb.
         """
         event_id, event_type, created_at, livemode = event_fields(event)
-        payload = raw_payload if raw_payload is not None else json.dumps(event, default=str)
+        if source not in ATTEMPT_SOURCES:
+            raise ValueError(f"source must be one of {ATTEMPT_SOURCES}, not {source!r}")
+        if keep_raw:
+            payload, raw = json.dumps(event, default=str), raw_payload
+        else:
+            payload, raw = (raw_payload if raw_payload is not None else json.dumps(event, default=str)), None
         with self.engine.begin() as conn:
             row = conn.execute(SQL["begin_event"], {
                 "stripe_event_id": event_id, "event_type": event_type, "payload": payload,
                 "stripe_created_at": created_at, "livemode": livemode,
-                "stale_after": self.stale_after,
+                "stale_after": self.stale_after, "source": source, "raw_payload": raw,
             }).one()
         return Claim(event_id, event_type, row.decision, row.attempt, row.previous_status)
 
@@ -190,12 +186,19 @@ class EventTracker:
         }).scalar())
 
     def fail(self, claim: Claim, error: BaseException | str, *, category: str | None = None,
-             context: Mapping[str, Any] | None = None) -> bool:
-        """Record the attempt as failed (own transaction); False if superseded."""
+             retryable: bool | None = None, context: Mapping[str, Any] | None = None) -> bool:
+        """Record the attempt as failed (own transaction); False if superseded.
+
+        The category and whether a retry can help come from ``classify(error)`` unless given;
+        ``webhook_event_fail`` plans the next retry from them.
+        """
         if isinstance(error, BaseException):
             message = error_message(error)
             details = error_details(error, claim=claim, context=context)
-            category = category or categorise(error)
+            verdict = classify(error)
+            details["classified_as"] = verdict.reason
+            category = category or verdict.category
+            retryable = verdict.retryable if retryable is None else retryable
         else:
             message = str(error)[:MESSAGE_CHARS]
             details = {"context": dict(context or {}), "attempt": claim.attempt,
@@ -205,11 +208,12 @@ class EventTracker:
                 "stripe_event_id": claim.stripe_event_id, "error_message": message,
                 "error_details": json.dumps(details, default=str),
                 "error_category": category or "unknown", "attempt": claim.attempt,
+                "retryable": retryable,
             }).scalar())
 
     @contextmanager
     def track(self, event: Mapping[str, Any], *, raw_payload: str | None = None,
-              context: Mapping[str, Any] | None = None) -> Iterator[Attempt]:
+              context: Mapping[str, Any] | None = None, source: str = "delivery") -> Iterator[Attempt]:
         """Claim the event, run the block in a transaction, then record the outcome.
 
         Raises DuplicateDelivery or EventInProgress on entry when this delivery must not be
@@ -217,7 +221,7 @@ class EventTracker:
         block's work is rolled back), and re-raises the block's own exception once the
         failure is recorded.
         """
-        claim = self.begin(event, raw_payload=raw_payload)
+        claim = self.begin(event, raw_payload=raw_payload, source=source)
         if claim.decision == SKIP_DUPLICATE:
             raise DuplicateDelivery(claim, f"event {claim.stripe_event_id} was already processed")
         if claim.decision == RETRY_LATER:

@@ -6,7 +6,7 @@ SELECT decision, attempt, previous_status
 FROM public.webhook_event_begin(
     CAST(:stripe_event_id AS text), CAST(:event_type AS text), CAST(:payload AS jsonb),
     CAST(:stripe_created_at AS timestamptz), CAST(:livemode AS boolean),
-    CAST(:stale_after AS interval))
+    CAST(:stale_after AS interval), CAST(:source AS text), CAST(:raw_payload AS text))
 
 -- name: complete_event
 -- Mark this attempt completed; false when the attempt no longer owns the event.
@@ -15,14 +15,16 @@ SELECT public.webhook_event_complete(
     CAST(:registration_id AS uuid), CAST(:attempt AS integer))
 
 -- name: fail_event
--- Mark this attempt failed with its error; false when the attempt no longer owns the event.
+-- Mark this attempt failed with its error and the classifier's verdict (the function plans
+-- the next retry); false when the attempt no longer owns the event.
 SELECT public.webhook_event_fail(
     CAST(:stripe_event_id AS text), CAST(:error_message AS text),
-    CAST(:error_details AS jsonb), CAST(:error_category AS text), CAST(:attempt AS integer))
+    CAST(:error_details AS jsonb), CAST(:error_category AS text), CAST(:attempt AS integer),
+    CAST(:retryable AS boolean))
 
 -- name: tracking_ready
 -- True when the tracking functions exist (the migrations have been applied).
-SELECT to_regprocedure('public.webhook_event_begin(text, text, jsonb, timestamptz, boolean, interval)') IS NOT NULL
+SELECT to_regprocedure('public.webhook_event_begin(text, text, jsonb, timestamptz, boolean, interval, text, text)') IS NOT NULL
    AND to_regprocedure('public.webhook_event_complete(text, text, uuid, integer)') IS NOT NULL
-   AND to_regprocedure('public.webhook_event_fail(text, text, jsonb, text, integer)') IS NOT NULL
+   AND to_regprocedure('public.webhook_event_fail(text, text, jsonb, text, integer, boolean)') IS NOT NULL
    AS ready

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from dashboard import data, figures
+from dashboard import text
 from dashboard.columns import utc_time
 
 TOP_FINGERPRINTS = 25
@@ -24,9 +25,9 @@ cols[2].metric("Retrying", f"{retrying:,}", help="Pending or processing again af
                border=True)
 
 failures = data.query_df("failures_by_bucket_and_type", start=window.start, end=window.end, bucket=window.bucket)
-st.plotly_chart(figures.failures_by_type_chart(failures, bucket=window.bucket, x_range=(window.start, window.end)),
+text.plotly_chart(figures.failures_by_type_chart(failures, bucket=window.bucket, x_range=(window.start, window.end)),
                 key="failures_by_type")
-st.plotly_chart(figures.outcomes_chart(outcomes), key="outcomes")
+text.plotly_chart(figures.outcomes_chart(outcomes), key="outcomes")
 
 st.subheader("Top error messages")
 st.caption("Messages grouped with ids, e-mail addresses and numbers replaced by placeholders; "
@@ -34,7 +35,7 @@ st.caption("Messages grouped with ids, e-mail addresses and numbers replaced by 
 if fingerprints.empty:
     st.info("The failed events carry no error message.")
 else:
-    st.dataframe(fingerprints, hide_index=True, key="fingerprints", column_config={
+    text.dataframe(fingerprints, hide_index=True, key="fingerprints", column_config={
         "fingerprint": st.column_config.TextColumn("Error (normalised)", width="large"),
         "events": st.column_config.NumberColumn("Events"),
         "still_failing": st.column_config.NumberColumn("Still failing"),

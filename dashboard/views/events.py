@@ -6,9 +6,33 @@ import streamlit as st
 
 from dashboard import data, explorer, figures, metrics
 from dashboard.columns import utc_time
+from dashboard import text
+from dashboard.text import markdown_literal
 
 window = data.current_window()
 st.title("Events")
+
+if st.toggle("Only events that never arrived", key="events_missed",
+             help="Events Stripe sent in the window that have no row here, as found by the "
+                  "sweep (python -m jobs sweep), with what became of them."):
+    missed = data.query_df("missed_events_page", start=window.start, end=window.end,
+                           limit=explorer.EXPORT_MAX_ROWS)
+    if missed.empty:
+        st.info(f"No missed event in the {window.label} (as of the last sweep).",
+                icon=":material/task_alt:")
+        st.stop()
+    missed.insert(4, "amount_shown", metrics.amounts_column(
+        missed.rename(columns={"amount": "amount_total"})))
+    st.caption(f"{len(missed):,} events Stripe sent in the {window.label} that the app never "
+               "recorded, newest first. Status: missing (no row), replayed (re-delivered, not "
+               "completed yet), arrived (a row came, not completed), recovered (completed).")
+    st.dataframe(missed.drop(columns=["amount", "currency"]), hide_index=True, column_config={
+        "amount_shown": "amount", "stripe_created_at": utc_time("Stripe created"),
+        "found_at": utc_time("found"), "replayed_at": utc_time("replayed"),
+        "recovered_at": utc_time("recovered"), "retry_deadline": utc_time("Stripe retries until"),
+        "retention_deadline": utc_time("Stripe forgets it"),
+    })
+    st.stop()
 
 types = data.query_df("event_types", start=window.start, end=window.end)
 status_col, type_col, search_col = st.columns([2, 3, 4])
@@ -55,7 +79,7 @@ download_col.download_button(
     help=f"All {min(total, explorer.EXPORT_MAX_ROWS):,} filtered events"
          + (f" (the newest {explorer.EXPORT_MAX_ROWS:,})" if total > explorer.EXPORT_MAX_ROWS else ""))
 
-table = st.dataframe(
+table = text.dataframe(
     rows, key=f"events_table_{filters_key}_{page_number}", hide_index=True, on_select="rerun",
     selection_mode="single-row",
     # When, what, how it went and why it failed first; the rest may scroll off to the right.
@@ -88,7 +112,7 @@ if not event:
     st.warning("This event is no longer in the database (moved to the archive by cleanup?).")
     st.stop()
 
-st.subheader(f"{event['event_type']} · {event['stripe_event_id']}")
+st.subheader(f"{markdown_literal(event['event_type'])} · {markdown_literal(event['stripe_event_id'])}")
 cols = st.columns(4)
 cols[0].metric("Status", event["processing_status"])
 cols[1].metric("Attempts", event["attempts"])
@@ -99,7 +123,8 @@ times = [("received", event.get("created_at")), ("created at Stripe", event.get(
          ("processing started", event.get("processing_started_at")), ("processed", event.get("processed_at"))]
 st.caption(" · ".join(f"{label} {value:%Y-%m-%d %H:%M:%S} UTC" for label, value in times if value is not None))
 if event.get("error_message"):
-    st.error(f"**Error{' (' + event['error_category'] + ')' if event.get('error_category') else ''}**")
+    category = f" ({markdown_literal(event['error_category'])})" if event.get("error_category") else ""
+    st.error(f"**Error{category}**")
     st.code(event["error_message"], language=None, wrap_lines=True)
 if event.get("error_details"):
     with st.expander("Error details"):

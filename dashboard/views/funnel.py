@@ -6,6 +6,7 @@ from datetime import timedelta
 import streamlit as st
 
 from dashboard import data, figures, metrics
+from dashboard import text
 from dashboard.columns import utc_time
 
 STALE_AFTER = {"1 hour": timedelta(hours=1), "24 hours": timedelta(hours=24), "7 days": timedelta(days=7)}
@@ -34,8 +35,8 @@ else:
                    help="A payment event was recorded but the registration is not completed: "
                         "reconciliation fixes or queues these.")
     left, right = st.columns(2)
-    left.plotly_chart(figures.funnel_chart(totals), key="funnel")
-    right.plotly_chart(figures.conversion_chart(by_bucket, bucket=window.bucket, x_range=(window.start, window.end)),
+    text.plotly_chart(where=left, fig=figures.funnel_chart(totals), key="funnel")
+    text.plotly_chart(where=right, fig=figures.conversion_chart(by_bucket, bucket=window.bucket, x_range=(window.start, window.end)),
                        key="conversion")
 
 st.subheader("Stale pending registrations")
@@ -52,7 +53,7 @@ else:
     st.caption(f"{total:,} registrations pending for longer than {stale_label} (whatever the window)"
                + (f"; the oldest {STALE_LIST_ROWS} are listed." if total > STALE_LIST_ROWS else "."))
     shown = stale.assign(amount=metrics.amounts_column(stale))
-    st.dataframe(shown[["created_at", "email", "amount", "stripe_checkout_session_id", "id"]], hide_index=True,
+    text.dataframe(shown[["created_at", "email", "amount", "stripe_checkout_session_id", "id"]], hide_index=True,
                  key="stale", column_config={
                      "created_at": utc_time("Created"),
                      "email": "E-mail", "amount": "Amount", "stripe_checkout_session_id": "Checkout Session",

@@ -1,67 +1,97 @@
 """Health: database size and growth, every job's history, cleanup runs, and a Run cleanup
-action (a dry run unless confirmed) that writes through the jobs layer, never through the
-dashboard's read-only connection."""
+action (a dry run unless confirmed): ``python -m jobs cleanup`` started in the background
+through the dashboard's write gateway (dashboard/gateway.py), followed with live progress,
+its outcome read from the run record and the exit code."""
+
+from dataclasses import fields
 
 import pandas as pd
 import streamlit as st
 
-from core.db import check_connection, create_jobs_engine
-from core.errors import ConfigError, JobBusy
-from core.settings import get_settings
-from dashboard import data
+from core.errors import ConfigError
+from dashboard import data, gateway
+from dashboard import text
 from dashboard.columns import row_id, utc_time
 from dashboard import health_figures as hf
 from jobs import cleanup
 from jobs.health_snapshot import human_bytes
+from jobs.runtime import job_is_running
+from queries import fetch_one
 
 RECENT_RUNS = 200
 CLEANUP_RUNS = 30
 RESULT_KEY = "cleanup_result"
 CONFIRM_KEY = "cleanup_confirm"
+RUN_SLOT = "cleanup_run"  # the gateway's BackgroundRun this browser session started
+PROGRESS_EVERY_S = 1.0
 SNAPSHOT_HINT = ("Record one with `python -m jobs health-snapshot` (the scheduler takes one every hour, "
                  "and every cleanup takes one).")
 
 
-def jobs_database_problem() -> str | None:
-    """Why this dashboard process cannot run a job, or None."""
-    settings = get_settings()
-    if settings.DASHBOARD_DATABASE_URL and not settings.DATABASE_URL:
-        # The jobs engine would fall back to the embedded database: the wrong one.
-        return ("Running cleanup from here needs DATABASE_URL (a read-write URL) in the dashboard's "
-                "environment; only DASHBOARD_DATABASE_URL is set.")
-    return None
+def cleanup_result(run: gateway.BackgroundRun) -> tuple[str, str, list[str]]:
+    """What to show for a finished cleanup run: (st function name, headline, report lines)."""
+    outcome = run.outcome()
+    label = "Dry run" if "--dry-run" in run.args else "Cleanup"
+    if outcome.state == "refused":
+        return "error", f"{label} did not start: {outcome.reason}", []
+    if outcome.state == "busy":
+        return "warning", outcome.reason or "Another cleanup run is in progress; nothing was done.", []
+    if outcome.report is None:
+        return "error", f"{label} failed: {outcome.reason or f'exit code {outcome.exit_code}'}", []
+    known = {f.name for f in fields(cleanup.CleanupReport)}
+    report = cleanup.CleanupReport(**{key: value for key, value in outcome.report.items() if key in known})
+    kind = {"done": "success", "needs_person": "warning"}.get(outcome.state, "error")
+    return kind, f"{label} finished: {report.status} (run {report.run_id})", report.summary_lines()[1:]
 
 
-def run_cleanup(*, dry_run: bool, pending_days: int, events_days: int, skip_registrations: bool) -> None:
-    """Run cleanup through the jobs layer and keep its outcome for the next rerun."""
-    engine = None
-    label = "Dry run" if dry_run else "Cleanup"
-    with st.status(f"{label} running…", expanded=True) as status:
-        line = st.empty()
-        try:
-            engine = create_jobs_engine()
-            check_connection(engine)
-            report = cleanup.run(engine, now=data.utc_now(), dry_run=dry_run, pending_days=pending_days,
-                                 events_days=events_days, skip_registrations=skip_registrations,
-                                 trigger="dashboard", progress=line.write)
-        except ConfigError as exc:
-            st.session_state[RESULT_KEY] = ("error", f"{label} did not start: {exc}", [])
-        except JobBusy as exc:
-            st.session_state[RESULT_KEY] = ("warning", str(exc), [])
-        except Exception as exc:  # shown, not raised: the page must stay usable
-            st.session_state[RESULT_KEY] = ("error", f"{label} failed: {type(exc).__name__}: {exc}", [])
-        else:
-            kind = {"failed": "error", "needs_review": "warning"}.get(report.status, "success")
-            st.session_state[RESULT_KEY] = (kind, f"{label} finished: {report.status} (run {report.run_id})",
-                                            report.summary_lines()[1:])
-        finally:
-            if engine is not None:
-                engine.dispose()
-        status.update(label=f"{label} finished", state="complete")
-    data.refresh()
+def collect_finished_cleanup() -> None:
+    """Keep the outcome of the cleanup this session started once it ended, and drop cached
+    results, before any section reads them."""
+    run = gateway.remembered(RUN_SLOT)
+    if run is not None and run.finished:
+        st.session_state[RESULT_KEY] = cleanup_result(run)
+        gateway.forget(RUN_SLOT)
+        data.refresh()
+
+
+def start_cleanup(*, dry_run: bool, pending_days: int, events_days: int, skip_registrations: bool) -> None:
+    """Start cleanup in the background through the gateway; the page follows it."""
+    args = ["--pending-days", pending_days, "--events-days", events_days]
+    args += ["--dry-run"] * dry_run + ["--skip-registrations"] * skip_registrations
+    st.session_state.pop(RESULT_KEY, None)
+    try:
+        gateway.remember(RUN_SLOT, gateway.start("cleanup", *args, actor=gateway.actor()))
+    except ConfigError as exc:
+        st.session_state[RESULT_KEY] = ("error", f"{'Dry run' if dry_run else 'Cleanup'} did not start: {exc}", [])
     st.rerun()
 
 
+def cleanup_running_elsewhere() -> bool:
+    """Uncached: does some process (cron, the scheduler, another browser) hold cleanup's lock?"""
+    with data.get_engine().connect() as conn:
+        return job_is_running(conn, cleanup.JOB)
+
+
+@st.fragment(run_every=PROGRESS_EVERY_S)
+def cleanup_progress() -> None:
+    """Follows a running cleanup once a second until it ends, then redraws the page."""
+    run = gateway.remembered(RUN_SLOT)
+    if (run is not None and run.finished) or (run is None and not cleanup_running_elsewhere()):
+        st.rerun()
+    row = fetch_one(data.get_engine(), "cleanup_running_run") or {}
+    if run is None:
+        st.warning(f"**A cleanup run is in progress** (started from {row.get('trigger', 'elsewhere')}); "
+                   "Run cleanup is available again when it ends.", icon=":material/hourglass_top:")
+    label = "Dry run" if row.get("dry_run") or (run is not None and "--dry-run" in run.args) else "Cleanup"
+    parts = [f"{int(row.get('events_archived') or 0):,} of {int(row.get('events_matched') or 0):,} events "
+             f"archived in {int(row.get('event_batches') or 0):,} batches"]
+    if row and not row.get("registrations_skipped"):
+        parts.append(f"{int(row.get('stale_pending_found') or 0):,} stale pending registrations found, "
+                     f"{int(row.get('registrations_archived') or 0):,} removed")
+    st.info(f"**{label} #{row.get('id', '…')} running**: " + "; ".join(parts) + ".", icon=":material/sync:")
+
+
+collect_finished_cleanup()
 window = data.current_window()
 st.title("Health")
 
@@ -101,12 +131,12 @@ elif sizes.empty and growth.empty:
             f"{tables['taken_at'].iloc[0]:%Y-%m-%d %H:%M} UTC. {SNAPSHOT_HINT}", icon=":material/info:")
 if not (sizes.empty and growth.empty):
     left, right = st.columns(2)
-    left.plotly_chart(hf.database_size_chart(sizes, x_range=span), key="database_size")
-    right.plotly_chart(hf.table_size_chart(growth, x_range=span), key="table_sizes")
-    st.plotly_chart(hf.table_rows_chart(growth, x_range=span), key="table_rows")
+    text.plotly_chart(where=left, fig=hf.database_size_chart(sizes, x_range=span), key="database_size")
+    text.plotly_chart(where=right, fig=hf.table_size_chart(growth, x_range=span), key="table_sizes")
+    text.plotly_chart(hf.table_rows_chart(growth, x_range=span), key="table_rows")
 if not tables.empty:
     with st.expander(f"Tables at the latest snapshot ({tables['taken_at'].iloc[0]:%Y-%m-%d %H:%M} UTC)"):
-        st.dataframe(tables.drop(columns=["taken_at", "database_size_bytes"]), hide_index=True, key="tables",
+        text.dataframe(tables.drop(columns=["taken_at", "database_size_bytes"]), hide_index=True, key="tables",
                      column_config={
                          "table_name": "Table",
                          "total_bytes": st.column_config.NumberColumn("Size (bytes)", format="compact"),
@@ -120,7 +150,7 @@ summary = data.query_df("job_summary", since=window.start)
 if summary.empty:
     st.info("No job has run yet.", icon=":material/info:")
 else:
-    st.dataframe(hf.job_table(summary), hide_index=True, key="job_summary", column_config={
+    text.dataframe(hf.job_table(summary), hide_index=True, key="job_summary", column_config={
         "job": "Job", "last_status": "Last status", "last_run_at": utc_time("Last run"),
         "last_success_at": utc_time("Last success"), "last_failure_at": utc_time("Last failure"),
         "last_duration_s": st.column_config.NumberColumn("Last duration (s)", format="%.1f"),
@@ -132,9 +162,9 @@ else:
     job_choice = st.selectbox("Runs of", ["every job", *summary["job"].tolist()], key="health_job_filter")
     history = data.query_df("job_history", start=window.start, end=window.end, limit=RECENT_RUNS,
                             job=None if job_choice == "every job" else job_choice)
-    st.plotly_chart(hf.job_duration_chart(history, x_range=span), key="job_durations")
+    text.plotly_chart(hf.job_duration_chart(history, x_range=span), key="job_durations")
     with st.expander(f"Latest {min(len(history), RECENT_RUNS)} runs in the {window.label}"):
-        st.dataframe(hf.job_runs_table(history), hide_index=True, key="job_history", column_config={
+        text.dataframe(hf.job_runs_table(history), hide_index=True, key="job_history", column_config={
             "id": row_id("Run"), "job": "Job", "status": "Status",
             "trigger": "Started from", "started_at": utc_time("Started"), "finished_at": utc_time("Finished"),
             "duration_s": st.column_config.NumberColumn("Duration (s)", format="%.1f"), "host": "Host",
@@ -146,8 +176,8 @@ st.subheader("Cleanup")
 if cleanups.empty:
     st.info("Cleanup has not run yet.", icon=":material/info:")
 else:
-    st.plotly_chart(hf.cleanup_chart(cleanups), key="cleanup_runs")
-    st.dataframe(hf.cleanup_table(cleanups), hide_index=True, key="cleanup_history", column_config={
+    text.plotly_chart(hf.cleanup_chart(cleanups), key="cleanup_runs")
+    text.dataframe(hf.cleanup_table(cleanups), hide_index=True, key="cleanup_history", column_config={
         "id": row_id("Run"), "status": "Status", "trigger": "Started from",
         "started_at": utc_time("Started"),
         "dry_run": st.column_config.CheckboxColumn("Dry run"),
@@ -164,7 +194,7 @@ else:
     removed = data.query_df("recently_archived_registrations", limit=50)
     if not removed.empty:
         with st.expander("Registrations cleanup removed most recently (kept in registrations_archive)"):
-            st.dataframe(hf.archived_registrations_table(removed), hide_index=True, key="archived_registrations",
+            text.dataframe(hf.archived_registrations_table(removed), hide_index=True, key="archived_registrations",
                          column_config={
                              "email": "E-mail", "amount": "Amount", "created_at": utc_time("Created"),
                              "archived_at": utc_time("Removed"), "archive_reason": "Why",
@@ -175,7 +205,10 @@ else:
 
 
 st.subheader("Run cleanup")
-problem = jobs_database_problem()
+if gateway.remembered(RUN_SLOT) is not None or cleanup_running_elsewhere():
+    cleanup_progress()
+    st.stop()
+problem = gateway.problem()
 if problem:
     st.warning(problem, icon=":material/block:")
 options = st.columns(3)
@@ -189,7 +222,7 @@ chosen = dict(pending_days=int(pending_days), events_days=int(events_days), skip
 buttons = st.columns([1, 1, 4])
 if buttons[0].button("Dry run", type="primary", icon=":material/preview:", key="cleanup_dry_run",
                      disabled=bool(problem), help="Count what cleanup would do; change nothing."):
-    run_cleanup(dry_run=True, **chosen)
+    start_cleanup(dry_run=True, **chosen)
 if buttons[1].button("Run for real…", icon=":material/delete_sweep:", key="cleanup_for_real",
                      disabled=bool(problem)):
     st.session_state[CONFIRM_KEY] = True
@@ -204,7 +237,7 @@ if st.session_state.get(CONFIRM_KEY):
         confirm, cancel = st.columns([1, 5])
         if confirm.button("Yes, run cleanup", type="primary", key="cleanup_confirmed"):
             del st.session_state[CONFIRM_KEY]
-            run_cleanup(dry_run=False, **chosen)
+            start_cleanup(dry_run=False, **chosen)
         if cancel.button("Cancel", key="cleanup_cancelled"):
             del st.session_state[CONFIRM_KEY]
             st.rerun()
@@ -212,3 +245,37 @@ if st.session_state.get(CONFIRM_KEY):
 if RESULT_KEY in st.session_state:
     kind, headline, lines = st.session_state[RESULT_KEY]
     getattr(st, kind)("\n\n".join([f"**{headline}**", *lines]))
+
+
+# --- health reports (python -m jobs health-report) ----------------------------------------
+def health_reports_section() -> None:
+    """Past weekly reports; the chosen one shown as mailed (sandboxed HTML) or as its text part."""
+    from dashboard import reports as hr
+
+    st.subheader("Health reports")
+    listed = data.query_df("health_report_list", limit=hr.REPORTS_LISTED)
+    if listed.empty:
+        st.info("No health report yet. `python -m jobs health-report` builds and mails one "
+                "(the schedule does every Monday morning); `--dry-run` only records it.", icon=":material/info:")
+        return
+    st.dataframe(hr.report_table(listed), hide_index=True, key="health_reports", column_config={
+        "id": row_id("Report"), "period_start": utc_time("From"), "period_end": utc_time("To (exclusive)"),
+        "status": "Status", "recipients": "Recipients", "sent_at": utc_time("Sent"), "attempts": "Attempts",
+        "trigger": "Started from", "subject": "Subject", "error": st.column_config.TextColumn("Error", width="large"),
+    })
+    labels = {int(row["id"]): hr.report_label(row) for _, row in listed.iterrows()}
+    chosen = st.selectbox("Show report", list(labels), format_func=labels.get, key="health_report_choice")
+    report = data.query_df("health_report_content", report_id=int(chosen))
+    if report.empty:
+        return
+    shown = report.iloc[0]
+    as_text = st.toggle("Plain-text part", key="health_report_as_text")
+    if as_text:
+        st.code(str(shown["text"]), language=None, wrap_lines=True)
+    else:
+        st.iframe(hr.sandboxed_frame(str(shown["html"])), height=hr.FRAME_HEIGHT)
+    st.download_button("Download HTML", str(shown["html"]).encode("utf-8"), key="health_report_download",
+                       file_name=f"health-report-{shown['period_end']:%Y-%m-%d}.html", mime="text/html")
+
+
+health_reports_section()

@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, figures, metrics
+from dashboard import text
 from dashboard.window import allowed_buckets
 
 window = data.current_window()
@@ -23,6 +24,13 @@ previous = data.query_row("event_kpis", start=window.previous.start, end=window.
 # "Usually" means the last week at most: older traffic says little about today's rhythm,
 # and the gap query sorts every event it covers.
 gaps = data.query_row("event_gaps", start=max(window.start, window.end - timedelta(days=7)), end=window.end)
+
+# Events Stripe sent that never arrived (found by the sweep) matter most when nothing
+# arrives at all, so this comes before the empty state.
+missed = metrics.missed_events_alert(data.query_row("missed_events_open"),
+                                     data.query_df("missed_money_at_risk").to_dict("records"), now)
+if missed:
+    st.error(missed, icon=":material/report:")
 
 last_event_at = current.get("last_event_at")
 if last_event_at is None:
@@ -60,8 +68,8 @@ statuses = pd.DataFrame({"processing_status": figures.STATUSES,
                          "events": [int(current.get(s) or 0) for s in figures.STATUSES]})
 
 span = (window.start, window.end)
-st.plotly_chart(figures.volume_chart(by_bucket, bucket=window.bucket, x_range=span), key="volume")
+text.plotly_chart(figures.volume_chart(by_bucket, bucket=window.bucket, x_range=span), key="volume")
 left, right = st.columns(2)
-left.plotly_chart(figures.failure_rate_chart(by_bucket, bucket=window.bucket, x_range=span), key="failure_rate")
-right.plotly_chart(figures.status_chart(statuses), key="statuses")
-st.plotly_chart(figures.event_types_chart(types), key="event_types")
+text.plotly_chart(where=left, fig=figures.failure_rate_chart(by_bucket, bucket=window.bucket, x_range=span), key="failure_rate")
+text.plotly_chart(where=right, fig=figures.status_chart(statuses), key="statuses")
+text.plotly_chart(figures.event_types_chart(types), key="event_types")

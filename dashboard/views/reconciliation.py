@@ -1,10 +1,10 @@
 """Reconciliation: the last run's five numbers, Run now with live progress, the manual
 review queue with a resolve action, and the history of runs.
 
-Reads go through the dashboard's read-only engine (``dashboard.data``). The two writes,
-running a reconciliation and resolving an item, go through the jobs layer: Run now starts
-``python -m jobs reconcile`` as a child process, and resolving calls
-``jobs.review.resolve_item`` with a read-write engine of its own.
+Reads go through the dashboard's read-only engine (``dashboard.data``). The two writes go
+through the dashboard's write gateway (``dashboard/gateway.py``): Run now starts
+``python -m jobs reconcile`` in the background and reads its outcome from the exit code and
+the run record; resolving calls ``jobs.review.resolve_item`` with the gateway's engine.
 """
 
 from __future__ import annotations
@@ -12,17 +12,18 @@ from __future__ import annotations
 import sqlalchemy as sa
 import streamlit as st
 
-from core.db import create_jobs_engine, jobs_url
 from core.errors import ConfigError
 from core.settings import get_settings
-from dashboard import data
+from dashboard import auth, data, gateway
 from dashboard.columns import row_id, utc_time
 from dashboard import reconciliation_figures as rf
+from dashboard import text
+from dashboard.text import markdown_literal
 from jobs import reconcile, review
 from jobs.runtime import job_is_running
 from queries import fetch_one
 
-LAUNCH_KEY = "reconciliation_launch"    # the BackgroundRun this browser session started
+LAUNCH_KEY = "reconciliation_launch"    # the gateway's BackgroundRun this browser session started
 RESULT_KEY = "reconciliation_result"    # its outcome, shown until the next run
 FLASH_KEY = "reconciliation_flash"      # a one-time success message after resolving
 PROGRESS_EVERY_S = 1.0
@@ -49,27 +50,13 @@ HISTORY_COLUMNS = {
 KIND_COLUMNS = {"kind": "Mismatch", "action": "Outcome", "items": st.column_config.NumberColumn("Items")}
 
 
-@st.cache_resource(show_spinner=False, max_entries=2)
-def _jobs_engine(url: str):
-    """Read-write engine for the jobs layer's writes (never used for the page's reads)."""
-    return create_jobs_engine(get_settings(DATABASE_URL=url))
-
-
-def write_blocker(settings) -> str | None:
-    """Why this dashboard process may not write, or None."""
-    if settings.DASHBOARD_DATABASE_URL and not settings.DATABASE_URL:
-        return ("This dashboard reads through DASHBOARD_DATABASE_URL only; set DATABASE_URL "
-                "(read-write) in its environment to run reconciliation and resolve items here, "
-                "or use `python -m jobs reconcile` and `python -m jobs review`.")
-    return None
-
-
 def run_blocker(settings) -> str | None:
+    """Why Run now cannot start here, or None."""
     if not settings.STRIPE_API_KEY:
         return ("STRIPE_API_KEY is not set in the dashboard's environment (with STRIPE_API_BASE "
                 "for a local Stripe server), so it cannot run reconciliation; "
                 "`python -m jobs reconcile` works wherever the key is set.")
-    return write_blocker(settings)
+    return gateway.problem(settings)
 
 
 def live_state() -> dict:
@@ -110,16 +97,16 @@ def last_run_section() -> None:
     show_five(last)
     st.caption(describe_run(last))
     if last["status"] == "failed":
-        st.error(f"**The last run failed** and its numbers are incomplete: {last.get('error')}",
+        st.error(f"**The last run failed** and its numbers are incomplete: {markdown_literal(last.get('error'))}",
                  icon=":material/error:")
 
 
 @st.fragment(run_every=PROGRESS_EVERY_S)
 def progress_panel() -> None:
     """Follows a running reconciliation once a second until it ends."""
-    launch = st.session_state.get(LAUNCH_KEY)
+    launch = gateway.remembered(LAUNCH_KEY)
     state = live_state()
-    if (launch is not None and launch.poll() is not None) or (launch is None and not state["running"]):
+    if (launch is not None and launch.finished) or (launch is None and not state["running"]):
         data.refresh()  # a run started elsewhere has new numbers too
         st.rerun()  # finished: redraw the whole page with the report
     row = state["run"] or {}
@@ -134,18 +121,20 @@ def progress_panel() -> None:
             icon=":material/sync:")
 
 
-def show_outcome(outcome: dict) -> None:
-    report = outcome.get("report")
-    if report is None:
-        message = outcome.get("message") or f"exit code {outcome.get('exit_code')}"
-        if "another reconcile run is in progress" in message:
-            st.warning(f"**Not started**: {message.removeprefix('skipped: ')}", icon=":material/hourglass_top:")
-        else:
-            st.error(f"**The run did not finish**: {message.removeprefix('failed: ').removeprefix('error: ')}",
-                     icon=":material/error:")
+def show_outcome(outcome: gateway.Outcome) -> None:
+    report = outcome.report
+    if outcome.state == "busy":
+        st.warning(f"**Not started**: {outcome.reason}", icon=":material/hourglass_top:")
+        return
+    if report is None or "run_id" not in report:
+        st.error(f"**The run did not finish**: {outcome.reason or f'exit code {outcome.exit_code}'}",
+                 icon=":material/error:")
         return
     run_id = int(report["run_id"])
     run = data.query_row("reconciliation_run", run_id=run_id)
+    if outcome.state == "failed":
+        st.error(f"**Run #{run_id} failed**: {(run or {}).get('error') or outcome.reason}", icon=":material/error:")
+        return
     st.success(f"**Run #{run_id} finished.** {describe_run(run) if run else ''}",
                icon=":material/task_alt:")
     # The numbers at the top of the page are this run's already, unless another run ended since.
@@ -153,8 +142,8 @@ def show_outcome(outcome: dict) -> None:
         show_five(run or report)
     kinds = data.query_df("reconciliation_kinds_for_run", run_id=run_id)
     if not kinds.empty:
-        st.dataframe(rf.kinds_table(kinds), hide_index=True, column_config=KIND_COLUMNS)
-    if outcome.get("exit_code") == 3:
+        text.dataframe(rf.kinds_table(kinds), hide_index=True, column_config=KIND_COLUMNS)
+    if outcome.state == "needs_person":
         if (run or report).get("dry_run"):
             st.info("A real run would put the items that need a person in the review queue; "
                     "this dry run queued nothing.", icon=":material/person_alert:")
@@ -165,16 +154,16 @@ def show_outcome(outcome: dict) -> None:
 def collect_finished_run() -> None:
     """Keep the outcome of a run this session started once it ended, and drop cached
     results, before any section reads them."""
-    launch = st.session_state.get(LAUNCH_KEY)
-    if launch is not None and launch.poll() is not None:
+    launch = gateway.remembered(LAUNCH_KEY)
+    if launch is not None and launch.finished:
         st.session_state[RESULT_KEY] = launch.outcome()
-        del st.session_state[LAUNCH_KEY]
+        gateway.forget(LAUNCH_KEY)
         data.refresh()
 
 
 def run_now_section(settings) -> None:
     st.subheader("Run now")
-    launch = st.session_state.get(LAUNCH_KEY)
+    launch = gateway.remembered(LAUNCH_KEY)
     if launch is not None or live_state()["running"]:
         progress_panel()
         return
@@ -192,21 +181,22 @@ def run_now_section(settings) -> None:
         submitted = st.form_submit_button("Run now", type="primary", icon=":material/play_arrow:",
                                           disabled=blocker is not None)
     if submitted:
+        refusal = auth.write_refusal(settings)
+        if refusal:
+            st.error(refusal, icon=":material/block:")
+            return
         if live_state()["running"]:
             st.warning("**A reconciliation run is already in progress**; try again when it ends.",
                        icon=":material/hourglass_top:")
             return
         st.session_state.pop(RESULT_KEY, None)
-        st.session_state[LAUNCH_KEY] = reconcile.start_in_background(
-            lookback_days=int(lookback), dry_run=bool(dry_run), trigger="dashboard")
+        args = ["--lookback-days", int(lookback)] + ["--dry-run"] * bool(dry_run)
+        try:
+            gateway.remember(LAUNCH_KEY, gateway.start("reconcile", *args, actor=gateway.actor()))
+        except ConfigError as exc:
+            st.error(f"**Not started**: {exc}", icon=":material/error:")
+            return
         st.rerun()
-
-
-def _default_resolver() -> str:
-    try:
-        return str(st.user.get("email") or st.user.get("name") or "")
-    except Exception:  # no user information outside OIDC logins
-        return ""
 
 
 def review_section(settings) -> None:
@@ -221,51 +211,55 @@ def review_section(settings) -> None:
     st.caption(f"{len(items)} open item(s), critical first. Resolve one once it is dealt with "
                "(refund, fix by hand, ...); it stays in the history.")
     table = items.assign(kind=items["kind"].map(rf.kind_label))
-    st.dataframe(table[["id", "severity", "kind", "reason", "stripe_checkout_session_id", "registration_id",
+    text.dataframe(table[["id", "severity", "kind", "reason", "stripe_checkout_session_id", "registration_id",
                         "created_at", "last_seen_at"]], hide_index=True, column_config=ITEM_COLUMNS)
     labels = {int(row["id"]): rf.item_choice_label(row) for row in items.to_dict("records")}
     chosen = st.selectbox("Item", list(labels), format_func=labels.get, key="reconciliation_item")
     item = data.query_row("reconciliation_item", item_id=int(chosen))
     if not item:
         return
-    st.markdown(f"**{rf.kind_label(item['kind'])}** ({item['severity']}): "
-                f"{(item.get('details') or {}).get('reason', '')}")
-    st.dataframe(rf.facts_table(item.get("details")), hide_index=True,
+    st.markdown(f"**{markdown_literal(rf.kind_label(item['kind']))}** ({markdown_literal(item['severity'])}): "
+                f"{markdown_literal((item.get('details') or {}).get('reason', ''))}")
+    text.dataframe(rf.facts_table(item.get("details")), hide_index=True,
                  column_config={"field": "Field", "local": "Local registration"})
-    blocker = write_blocker(settings)
+    blocker = gateway.problem(settings)
     if blocker:
         st.info(blocker, icon=":material/info:")
     with st.form(f"reconciliation_resolve_{item['id']}", clear_on_submit=True):
         note = st.text_area("Resolution note", placeholder="What was done: refunded, fixed the row by hand, …")
-        by = st.text_input("Resolved by", value=_default_resolver())
+        by = gateway.actor()
+        st.caption(f"Recorded as resolved by {markdown_literal(by)} (the logged-in identity).")
         resolve = st.form_submit_button("Resolve", icon=":material/check:", disabled=blocker is not None)
     if resolve:
+        refusal = auth.write_refusal(settings)
+        if refusal:
+            st.error(refusal, icon=":material/block:")
+            return
+        by = auth.current_identity()
         try:
-            review.resolve_item(_jobs_engine(jobs_url(settings)), int(item["id"]), note=note, by=by,
-                                now=data.utc_now())
+            gateway.call(review.resolve_item, int(item["id"]), note=note, by=by, now=data.utc_now())
         except (review.ItemNotOpen, ConfigError) as exc:
             st.error(str(exc), icon=":material/error:")
             return
-        except sa.exc.SQLAlchemyError as exc:
-            st.error(f"Could not save the resolution: {str(getattr(exc, 'orig', exc)).splitlines()[0]}",
-                     icon=":material/error:")
+        except gateway.WriteFailed as exc:
+            st.error(f"Could not save the resolution: {exc}", icon=":material/error:")
             return
         data.refresh()
-        st.session_state[FLASH_KEY] = f"Item #{item['id']} resolved by {by.strip()}."
+        st.session_state[FLASH_KEY] = f"Item #{item['id']} resolved by {markdown_literal(by)}."
         st.rerun()
 
 
 def history_section() -> None:
     st.subheader("History")
     history = data.query_df("reconciliation_run_history", limit=200)
-    st.plotly_chart(rf.run_history_chart(history), key="reconciliation_history")
+    text.plotly_chart(rf.run_history_chart(history), key="reconciliation_history")
     if not history.empty:
         with st.expander(f"Last {len(history)} runs"):
-            st.dataframe(rf.history_table(history), hide_index=True, column_config=HISTORY_COLUMNS)
+            text.dataframe(rf.history_table(history), hide_index=True, column_config=HISTORY_COLUMNS)
     resolved = data.query_df("reconciliation_resolved_items", limit=200)
     if not resolved.empty:
         with st.expander(f"Resolved items ({len(resolved)} most recent)"):
-            st.dataframe(resolved.assign(kind=resolved["kind"].map(rf.kind_label)), hide_index=True,
+            text.dataframe(resolved.assign(kind=resolved["kind"].map(rf.kind_label)), hide_index=True,
                          column_config=ITEM_COLUMNS)
 
 

@@ -1,0 +1,226 @@
+"""Time to detect: from a failed payment event's commit to the alert arriving at a webhook.
+
+    python bench/time_to_detect.py --quick           # 20 incidents, small receiver load
+    python bench/time_to_detect.py                   # 40 incidents, 2 watchers, 200k events of history
+
+On a throwaway database (see receiver_load.ThrowawayDatabase), with a history of completed
+events so the rules' queries have rows to read:
+
+1. Time to detect. Starts ``python -m jobs watch`` (``--watchers`` processes, the default
+   MONITOR_ALERT_INTERVAL_S of 10 s) sending to an HTTP sink on 127.0.0.1, then injects
+   incidents one after another: a checkout.session.completed delivery recorded and failed
+   through the tracking functions, as a handler does. The clock starts just before the
+   failure's COMMIT and stops when the sink has read the firing notification; then the
+   event is completed (Stripe's retry succeeding) and the resolved message awaited. Prints
+   p50 / p95 / max of both, and checks each message arrived exactly once.
+2. The triggers' cost on the receiver: the receiver load of receiver_load.py (5 % failing
+   events, so the failure triggers do fire) with the alert triggers disabled and enabled,
+   alternating, in the same run. Prints requests/s of each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+import sqlalchemy as sa  # noqa: E402
+
+from jobs import migrate  # noqa: E402
+from receiver_load import (Sender, ThrowawayDatabase, build_workload, free_port, insert_registrations,  # noqa: E402
+                           percentile, start_receiver)
+from tests.alert_sinks import HttpSink  # noqa: E402
+
+ALERT_TRIGGERS = ("webhook_events_alert_failed_insert", "webhook_events_alert_failed_update")
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores ({model}), {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def load_history(engine, events: int) -> None:
+    """Completed events over the last 30 days (a steady endpoint), so rules read real ranges."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("""
+            INSERT INTO webhook_events (stripe_event_id, event_type, processing_status, payload, attempts,
+                                        created_at, processed_at, processing_duration_ms, updated_at)
+            SELECT 'evt_hist_' || g, 'checkout.session.completed', 'completed', '{}'::jsonb, 1,
+                   now() - (g * interval '30 days' / :n), now() - (g * interval '30 days' / :n), 40, now()
+            FROM generate_series(1, :n) AS g"""), {"n": events})
+        conn.execute(sa.text("ANALYZE webhook_events"))
+
+
+def start_watchers(url: str, sink_url: str, count: int, log_dir: Path) -> list[subprocess.Popen]:
+    env = {**os.environ, "DATABASE_URL": url, "MONITOR_ALERT_WEBHOOK_URL": sink_url,
+           "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env.pop("MONITOR_ALERT_INTERVAL_S", None)  # the default, 10 s: detection must not depend on it
+    watchers = []
+    for n in range(count):
+        log = open(log_dir / f"watch-{n}.log", "w")
+        watchers.append(subprocess.Popen([sys.executable, "-m", "jobs", "watch"], cwd=REPO, env=env,
+                                         stdout=log, stderr=subprocess.STDOUT))
+    return watchers
+
+
+def wait_listening(engine, count: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            if conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity "
+                                    "WHERE query ILIKE 'LISTEN monitor_alerts%'")).scalar() >= count:
+                return
+        time.sleep(0.1)
+    raise SystemExit("the watch processes did not start listening within 60 s")
+
+
+def inject_incidents(engine, sink: HttpSink, incidents: int, rng: random.Random) -> tuple[list[float], list[float]]:
+    detect, resolve = [], []
+    for n in range(incidents):
+        event_id = f"evt_bench_{uuid.uuid4().hex[:20]}"
+        with engine.begin() as conn:
+            conn.execute(sa.text("SELECT * FROM webhook_event_begin(:id, 'checkout.session.completed', "
+                                 "CAST('{}' AS jsonb))"), {"id": event_id})
+        expected = len(sink.received) + 1
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT webhook_event_fail(:id, 'registration not found', NULL, 'validation')"),
+                         {"id": event_id})
+            started = time.time()
+            conn.commit()
+        received = sink.wait_for(expected, timeout=30)
+        if len(received) < expected:
+            raise SystemExit(f"incident {n + 1}: no notification within 30 s")
+        detect.append(received[expected - 1].at - started)
+        time.sleep(rng.uniform(0.05, 0.3))
+        with engine.connect() as conn:
+            conn.execute(sa.text("UPDATE webhook_events SET processing_status = 'completed', updated_at = now() "
+                                 "WHERE stripe_event_id = :id"), {"id": event_id})
+            started = time.time()
+            conn.commit()
+        received = sink.wait_for(expected + 1, timeout=30)
+        if len(received) < expected + 1:
+            raise SystemExit(f"incident {n + 1}: no resolved message within 30 s")
+        resolve.append(received[expected].at - started)
+        time.sleep(rng.uniform(0.2, 1.0))
+    return detect, resolve
+
+
+def receiver_throughput(engine, url: str, events: int, concurrency: int, rng: random.Random, log_file) -> float:
+    with engine.begin() as conn:
+        conn.execute(sa.text("TRUNCATE webhook_events, registrations CASCADE"))
+    registrations, workload, order = build_workload(events, 0.10, 0.05, rng)
+    insert_registrations(engine, registrations)
+    port = free_port()
+    receiver = start_receiver(url, port, 1, log_file)
+    try:
+        sender = Sender(port)
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            results = [r for batch in pool.map(sender.deliver, (workload[e]["body"] for e in order)) for r in batch]
+        elapsed = time.perf_counter() - started
+    finally:
+        receiver.terminate()
+        receiver.wait(timeout=30)
+    return len(results) / elapsed
+
+
+def set_triggers(engine, enabled: bool) -> None:
+    with engine.begin() as conn:
+        for name in ALERT_TRIGGERS:
+            conn.execute(sa.text(f"ALTER TABLE webhook_events {'ENABLE' if enabled else 'DISABLE'} TRIGGER {name}"))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--incidents", type=int, default=40, help="failures to detect (default 40)")
+    parser.add_argument("--watchers", type=int, default=2, help="watch processes (default 2)")
+    parser.add_argument("--history", type=int, default=200_000, help="completed events of history (default 200,000)")
+    parser.add_argument("--load-events", type=int, default=2000, help="receiver load per round (default 2000)")
+    parser.add_argument("--rounds", type=int, default=4, help="receiver rounds with triggers off and on (default 4)")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument("--quick", action="store_true", help="20 incidents, 1 watcher, small history and load")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.incidents, args.watchers, args.history, args.load_events, args.rounds = 20, 1, 20_000, 300, 1
+    rng = random.Random(args.seed)
+    print(f"machine: {machine()}")
+
+    with ThrowawayDatabase() as url, tempfile.TemporaryDirectory(prefix="ttd-bench-") as folder:
+        engine = sa.create_engine(url)
+        migrate.run(engine)
+        load_history(engine, args.history)
+
+        with HttpSink() as sink:
+            watchers = start_watchers(url, sink.url, args.watchers, Path(folder))
+            try:
+                wait_listening(engine, args.watchers)
+                time.sleep(1.0)
+                detect, resolve = inject_incidents(engine, sink, args.incidents, rng)
+                time.sleep(2.0)  # a duplicate would arrive now
+            finally:
+                for watcher in watchers:
+                    watcher.send_signal(signal.SIGTERM)
+                for watcher in watchers:
+                    watcher.wait(timeout=30)
+        kinds = Counter((r.json()["alert_id"], r.json()["status"]) for r in sink.received)
+        duplicates = sum(n - 1 for n in kinds.values())
+        print(f"time to detect: {args.incidents} incidents (failed checkout.session.completed committed -> "
+              f"firing notification read by the webhook sink), {args.watchers} watch process(es), "
+              f"{args.history:,} events of history")
+        for label, values in (("detect", detect), ("resolve", resolve)):
+            ms = [v * 1000 for v in values]
+            print(f"  {label:<8} p50 {statistics.median(ms):7.0f} ms   p95 {percentile(ms, 95):7.0f} ms   "
+                  f"max {max(ms):7.0f} ms")
+        print(f"  messages {len(sink.received)} for {args.incidents} incidents (firing + resolved each), "
+              f"sent twice: {duplicates}")
+
+        with tempfile.NamedTemporaryFile("w+", prefix="receiver-", suffix=".log") as log_file:
+            results: dict[bool, list[float]] = {False: [], True: []}
+            # One warm-up round first (not counted), then off/on in alternating order, so
+            # neither side always runs on the colder or the busier moment.
+            receiver_throughput(engine, url, args.load_events, args.concurrency, rng, log_file)
+            for round_number in range(args.rounds):
+                for enabled in ((False, True) if round_number % 2 == 0 else (True, False)):
+                    set_triggers(engine, enabled)
+                    results[enabled].append(receiver_throughput(engine, url, args.load_events, args.concurrency,
+                                                                rng, log_file))
+            set_triggers(engine, True)
+        off, on = statistics.median(results[False]), statistics.median(results[True])
+        print(f"trigger cost on the receiver: {args.load_events} events (5 % failing) x {args.rounds} round(s), "
+              f"concurrency {args.concurrency}")
+        print(f"  triggers off {off:7.1f} requests/s   on {on:7.1f} requests/s   change {100 * (on - off) / off:+.1f} %"
+              f"   (rounds: off {', '.join(f'{v:.0f}' for v in results[False])}; "
+              f"on {', '.join(f'{v:.0f}' for v in results[True])})")
+        engine.dispose()
+        p95 = percentile([v * 1000 for v in detect], 95)
+        if duplicates or p95 > 5000:
+            print("FAILED: " + ("a message was sent twice" if duplicates else f"p95 {p95:.0f} ms is over 5 s"))
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

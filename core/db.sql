@@ -1,0 +1,13 @@
+-- Statements of the engine factories (core/db.py).
+
+-- name: ping
+-- One round trip: is the database there, and does it let us in?
+SELECT 1
+
+-- name: dashboard_session
+-- Run once on every new dashboard connection, outside any transaction, so the settings last
+-- the session: every transaction read-only unless it says otherwise, no statement longer
+-- than :timeout_ms milliseconds, and a name to tell the dashboard apart in pg_stat_activity.
+SELECT set_config('default_transaction_read_only', 'on', false),
+       set_config('statement_timeout', CAST(:timeout_ms AS text), false),
+       set_config('application_name', 'webhook-monitor-dashboard', false)

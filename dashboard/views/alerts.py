@@ -1,0 +1,128 @@
+"""Alerts: what fires now (acknowledge it, or silence it for a while), the history of the
+window with started / fired / resolved and time to detect, and each notification's delivery.
+
+Reads go through the read-only engine (``dashboard.data``); acknowledging and silencing are
+writes, made through the dashboard's write path and recorded with who did it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import streamlit as st
+
+from core.errors import ConfigError, MonitorError
+from dashboard import alert_figures as af
+from dashboard import data, gateway
+from dashboard.columns import row_id, utc_time
+from jobs.alerting import actions
+
+HISTORY_LIMIT = 500
+FLASH_KEY = "alerts_flash"
+
+FIRING_COLUMNS = {
+    "id": row_id("Alert"), "severity": "Severity", "rule": "Rule",
+    "summary": st.column_config.TextColumn("Summary", width="large"),
+    "started_at": utc_time("Began", seconds=True), "fired_at": utc_time("Fired", seconds=True),
+    "last_notified_at": utc_time("Last told"), "acknowledged_by": "Acknowledged by",
+    "silenced_until": utc_time("Silenced until"),
+}
+HISTORY_COLUMNS = {
+    "id": row_id("Alert"), "severity": "Severity", "rule": "Rule", "status": "Status",
+    "summary": st.column_config.TextColumn("Summary", width="large"),
+    "started_at": utc_time("Began", seconds=True), "fired_at": utc_time("Fired", seconds=True),
+    "resolved_at": utc_time("Resolved", seconds=True), "time_to_detect": "Time to detect", "lasted": "Lasted",
+    "notifications_sent": st.column_config.NumberColumn("Sent"),
+    "notifications_not_sent": st.column_config.NumberColumn("Not sent (yet)"),
+    "acknowledged_by": "Acknowledged by",
+}
+NOTIFICATION_COLUMNS = {
+    "channel": "Channel", "kind": "Kind", "status": "Delivery", "attempts": st.column_config.NumberColumn("Attempts"),
+    "error": st.column_config.TextColumn("Last error", width="large"), "created_at": utc_time("Queued", seconds=True),
+    "sent_at": utc_time("Sent", seconds=True), "next_attempt_at": utc_time("Next attempt", seconds=True),
+}
+
+
+def _who() -> str:
+    """The signed-in user, as a default for the name field (empty without a login that names one)."""
+    who = gateway.actor()
+    return "" if who == "dashboard" else who
+
+
+def firing_section() -> None:
+    st.subheader("Firing now")
+    flash = st.session_state.pop(FLASH_KEY, None)
+    if flash:
+        st.success(flash, icon=":material/task_alt:")
+    firing = data.query_df("alerts_firing", now=data.utc_now())
+    if firing.empty:
+        st.success("Nothing is firing.", icon=":material/notifications_off:")
+        return
+    st.dataframe(firing[list(FIRING_COLUMNS)], hide_index=True, column_config=FIRING_COLUMNS)
+    rows = {int(row["id"]): row for row in firing.to_dict("records")}
+    chosen = st.selectbox("Alert", list(rows), format_func=lambda i: af.firing_label(rows[i]), key="alerts_chosen")
+    alert = rows[int(chosen)]
+    problem = gateway.problem()
+    if problem:
+        st.info(problem, icon=":material/info:")
+    left, right = st.columns(2)
+    with left.form(f"alerts_ack_{alert['id']}", clear_on_submit=True):
+        st.caption("Acknowledge: you are on it. No more reminders; it still resolves (and says so).")
+        by = st.text_input("Your name", value=_who(), key=f"alerts_ack_by_{alert['id']}")
+        acknowledge = st.form_submit_button("Acknowledge", icon=":material/check:",
+                                            disabled=problem is not None or alert.get("acknowledged_by") is not None)
+    with right.form(f"alerts_silence_{alert['id']}", clear_on_submit=True):
+        st.caption("Silence: no message at all about this alert's subject for a while.")
+        length = st.selectbox("For", list(af.SILENCE_CHOICES), index=1)
+        reason = st.text_input("Reason", placeholder="deploying the fix, known Stripe incident, …")
+        silencer = st.text_input("Your name", value=_who(), key=f"alerts_silence_by_{alert['id']}")
+        silence = st.form_submit_button("Silence", icon=":material/notifications_paused:",
+                                        disabled=problem is not None)
+    try:
+        if acknowledge:
+            gateway.call(actions.acknowledge, int(alert["id"]), actor=by, now=data.utc_now())
+            st.session_state[FLASH_KEY] = f"Alert #{alert['id']} acknowledged by {by.strip()}."
+        elif silence:
+            gateway.call(actions.silence, str(alert["fingerprint"]), duration=timedelta(hours=af.SILENCE_CHOICES[length]),
+                   actor=silencer, now=data.utc_now(), reason=reason)
+            st.session_state[FLASH_KEY] = f"{alert['fingerprint']} silenced for {length} by {silencer.strip()}."
+        else:
+            return
+    except (MonitorError, ConfigError) as exc:
+        st.error(str(exc), icon=":material/error:")
+        return
+    data.refresh()
+    st.rerun()
+
+
+def history_section(window) -> None:
+    st.subheader("History")
+    history = data.query_df("alerts_history", start=window.start, end=window.end, limit=HISTORY_LIMIT)
+    summary = data.query_row("alert_detection_summary", start=window.start, end=window.end)
+    cols = st.columns(4)
+    cols[0].metric("Alerts fired", f"{int(summary.get('alerts') or 0):,}", border=True)
+    cols[1].metric("Median time to detect", af.format_duration(summary.get("median_s")), border=True)
+    cols[2].metric("p95 time to detect", af.format_duration(summary.get("p95_s")), border=True)
+    cols[3].metric("Slowest", af.format_duration(summary.get("max_s")), border=True)
+    st.plotly_chart(af.time_to_detect_chart(history, (window.start, window.end)), key="alerts_ttd")
+    if history.empty:
+        st.caption(af.NO_ALERTS)
+        return
+    table = af.history_table(history)
+    st.dataframe(table[list(HISTORY_COLUMNS)], hide_index=True, column_config=HISTORY_COLUMNS)
+    rows = {int(row["id"]): row for row in history.to_dict("records")}
+    chosen = st.selectbox("Deliveries of alert", list(rows), format_func=lambda i: af.firing_label(rows[i]),
+                          key="alerts_history_chosen")
+    notifications = data.query_df("alert_notifications_of", alert_id=int(chosen))
+    if notifications.empty:
+        st.caption("No notification was queued for this alert (no channel configured, or it was silenced).")
+    else:
+        st.dataframe(notifications[list(NOTIFICATION_COLUMNS)], hide_index=True, column_config=NOTIFICATION_COLUMNS)
+
+
+window = data.current_window()
+st.title("Alerts")
+st.caption("What `python -m jobs watch` detected and whom it told. Times are UTC; time to detect runs from "
+           "when the condition began (e.g. the first failed delivery) to when the alert fired.")
+firing_section()
+history_section(window)

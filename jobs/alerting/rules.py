@@ -1,0 +1,235 @@
+"""The alert rules: each one a named query in ``rules.sql`` and a pure function judging it.
+
+A rule function takes the query's rows, ``now`` and the settings, and returns the
+conditions that hold now (a list of ``Condition``; empty when all is well). It reads no
+clock and touches no database, so tests are tables of rows in, conditions out. The
+life cycle (pending -> firing -> resolved, notifications) is not a rule's business: see
+``jobs.alerting.lifecycle``.
+
+Adding a rule (the whole change):
+
+1. a ``-- name: my_rule`` block in ``rules.sql`` returning the facts;
+2. a function here decorated with ``@rule("my_rule", params=..., page=...)`` that turns the
+   rows into conditions (``subject`` tells incidents apart: one alert per rule + subject);
+3. the name in the ``alerts_rule_check`` constraint (a new migration) if it is not there
+   yet, and a settings field for each threshold.
+
+``RULES`` (name -> Rule) is what ``watch`` evaluates, in declaration order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from core.settings import Settings
+
+SEVERITIES = ("info", "warning", "critical")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One thing that is wrong right now, as a rule sees it."""
+
+    subject: str  # tells incidents of one rule apart ("" when the rule has one incident)
+    severity: str  # info | warning | critical
+    summary: str  # one line for people
+    started_at: datetime  # when the condition began (time to detect counts from here)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    evaluate: Callable[..., list[Condition]]  # (rows, *, now, settings) -> conditions
+    params: Callable[[Settings, datetime], dict[str, Any]]  # the query's parameters
+    page: str  # dashboard page (URL path) showing the subject
+    hold: Callable[[Settings], timedelta] = lambda settings: timedelta(0)
+    query: str = ""  # named block in rules.sql; defaults to the rule's name
+
+    def __post_init__(self) -> None:
+        if not self.query:
+            object.__setattr__(self, "query", self.name)
+
+    def fingerprint(self, condition: Condition) -> str:
+        return f"{self.name}:{condition.subject}" if condition.subject else self.name
+
+
+RULES: dict[str, Rule] = {}
+
+
+def rule(name: str, *, params: Callable[[Settings, datetime], dict[str, Any]], page: str,
+         hold: Callable[[Settings], timedelta] | None = None, query: str | None = None):
+    """Register the decorated function as the rule ``name``."""
+
+    def register(function: Callable[..., list[Condition]]) -> Callable[..., list[Condition]]:
+        if name in RULES:
+            raise ValueError(f"alert rule {name!r} is defined twice")
+        RULES[name] = Rule(name, function, params, page, hold or (lambda settings: timedelta(0)),
+                           query or name)
+        return function
+
+    return register
+
+
+def _at_most(moment: datetime | None, now: datetime) -> datetime:
+    """A row's time, never later than ``now`` (rows written by the live clock in a test that passes an older now)."""
+    return now if moment is None or moment > now else moment
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}" + ("" if count == 1 else "s")
+
+
+def _minutes(value: float) -> str:
+    minutes = value / 60
+    if minutes >= 120:
+        return f"{minutes / 60:.1f} h"
+    return f"{minutes:.0f} min"
+
+
+# --- the rules ------------------------------------------------------------------------------
+
+@rule("payment_event_failed", page="errors",
+      params=lambda s, now: {"since": now - timedelta(hours=s.MONITOR_ALERT_PAYMENT_LOOKBACK_HOURS)})
+def payment_event_failed(rows: list[dict], *, now: datetime, settings: Settings) -> list[Condition]:
+    """Any failed checkout.session.* event is money at risk: critical at once, one alert per event type."""
+    conditions = []
+    for row in rows:
+        failed = int(row["failed"])
+        conditions.append(Condition(
+            subject=row["event_type"], severity="critical",
+            summary=f"{_plural(failed, 'failed ' + row['event_type'] + ' event')}: payments may not be recorded",
+            started_at=_at_most(row["first_failed_at"], now),
+            details={"event_type": row["event_type"], "failed": failed,
+                     "first_failed_at": row["first_failed_at"], "last_failed_at": row["last_failed_at"],
+                     "example_event_ids": list(row["example_event_ids"] or []),
+                     "last_error": row["last_error"]}))
+    return conditions
+
+
+@rule("failure_rate", page="errors",
+      params=lambda s, now: {"since": now - timedelta(minutes=s.MONITOR_ALERT_FAILURE_WINDOW_MINUTES), "until": now},
+      hold=lambda s: timedelta(seconds=s.MONITOR_ALERT_FAILURE_HOLD_S))
+def failure_rate(rows: list[dict], *, now: datetime, settings: Settings) -> list[Condition]:
+    """The share of failed events over the last minutes, once enough events arrived."""
+    if not rows:
+        return []
+    events, failed = int(rows[0]["events"] or 0), int(rows[0]["failed"] or 0)
+    if events < settings.MONITOR_ALERT_FAILURE_MIN_EVENTS or failed == 0:
+        return []
+    rate = failed / events
+    if rate >= settings.MONITOR_ALERT_FAILURE_RATE_CRITICAL:
+        severity, threshold = "critical", settings.MONITOR_ALERT_FAILURE_RATE_CRITICAL
+    elif rate >= settings.MONITOR_ALERT_FAILURE_RATE_WARNING:
+        severity, threshold = "warning", settings.MONITOR_ALERT_FAILURE_RATE_WARNING
+    else:
+        return []
+    window = settings.MONITOR_ALERT_FAILURE_WINDOW_MINUTES
+    return [Condition(
+        subject="", severity=severity,
+        summary=f"{rate:.0%} of webhook events failed in the last {window} min ({failed:,} of {events:,})",
+        started_at=_at_most(rows[0]["first_failed_at"], now),
+        details={"events": events, "failed": failed, "rate": round(rate, 4), "threshold": threshold,
+                 "window_minutes": window})]
+
+
+@rule("silence", page="",
+      params=lambda s, now: {"until": now, "baseline_hours": s.MONITOR_ALERT_SILENCE_BASELINE_HOURS})
+def silence(rows: list[dict], *, now: datetime, settings: Settings) -> list[Condition]:
+    """No event for far longer than the usual gap, after steady traffic (a quiet endpoint never fires)."""
+    if not rows or rows[0]["last_event_at"] is None:
+        return []
+    last_event_at, baseline = rows[0]["last_event_at"], int(rows[0]["baseline_events"] or 0)
+    if baseline < settings.MONITOR_ALERT_SILENCE_MIN_EVENTS:
+        return []
+    usual_gap = timedelta(hours=settings.MONITOR_ALERT_SILENCE_BASELINE_HOURS) / baseline
+    threshold = max(timedelta(minutes=settings.MONITOR_ALERT_SILENCE_MIN_MINUTES),
+                    settings.MONITOR_ALERT_SILENCE_FACTOR * usual_gap)
+    silent_for = now - last_event_at
+    if silent_for <= threshold:
+        return []
+    return [Condition(
+        subject="", severity="critical",
+        summary=f"No webhook event for {_minutes(silent_for.total_seconds())} "
+                f"(events usually arrive every {_minutes(usual_gap.total_seconds())})",
+        started_at=last_event_at + threshold,
+        details={"last_event_at": last_event_at, "silent_seconds": int(silent_for.total_seconds()),
+                 "usual_gap_seconds": round(usual_gap.total_seconds(), 1),
+                 "threshold_seconds": int(threshold.total_seconds()), "baseline_events": baseline})]
+
+
+@rule("stuck_events", page="events",
+      params=lambda s, now: {"stuck_before": now - timedelta(minutes=s.MONITOR_STUCK_MINUTES)})
+def stuck_events(rows: list[dict], *, now: datetime, settings: Settings) -> list[Condition]:
+    """Events 'processing' for longer than MONITOR_STUCK_MINUTES: a worker died or hangs."""
+    if not rows or not rows[0]["stuck"]:
+        return []
+    stuck = int(rows[0]["stuck"])
+    oldest = rows[0]["oldest_started_at"]
+    return [Condition(
+        subject="", severity="warning",
+        summary=f"{_plural(stuck, 'event')} stuck in processing for more than {settings.MONITOR_STUCK_MINUTES} min",
+        started_at=_at_most(oldest + timedelta(minutes=settings.MONITOR_STUCK_MINUTES), now),
+        details={"stuck": stuck, "oldest_started_at": oldest,
+                 "example_event_ids": list(rows[0]["example_event_ids"] or [])})]
+
+
+@rule("review_needed", page="reconciliation", params=lambda s, now: {})
+def review_needed(rows: list[dict], *, now: datetime, settings: Settings) -> list[Condition]:
+    """Reconciliation items waiting for a person: critical for completed_not_paid, else warning."""
+    by_severity: dict[str, list[dict]] = {"critical": [], "warning": []}
+    for row in rows:
+        by_severity["critical" if row["kind"] == "completed_not_paid" else "warning"].append(row)
+    conditions = []
+    for severity, group in by_severity.items():
+        if not group:
+            continue
+        items = sum(int(row["items"]) for row in group)
+        kinds = {row["kind"]: int(row["items"]) for row in group}
+        what = ("registrations completed but not paid in Stripe" if severity == "critical"
+                else "reconciliation " + ("item waits" if items == 1 else "items wait") + " for a person")
+        conditions.append(Condition(
+            subject=severity, severity=severity,
+            summary=f"{items:,} {what} ({', '.join(f'{kind}: {n}' for kind, n in kinds.items())})",
+            started_at=_at_most(min(row["oldest_at"] for row in group), now),
+            details={"items": items, "kinds": kinds,
+                     "example_item_ids": [i for row in group for i in (row["example_item_ids"] or [])][:5]}))
+    return conditions
+
+
+@rule("job_failed", page="health", params=lambda s, now: {"since": now - timedelta(days=30)})
+def job_failed(rows: list[dict], *, now: datetime, settings: Settings) -> list[Condition]:
+    """A job whose last run failed, or a scheduled job that missed its time (one alert per job)."""
+    from jobs.schedule import latest_due, load_schedule_quietly
+
+    grace = timedelta(minutes=settings.MONITOR_ALERT_JOB_GRACE_MINUTES)
+    schedule = load_schedule_quietly(settings)
+    conditions = []
+    for row in rows:
+        job = row["job"]
+        if row["last_status"] == "failed":
+            finished = row["last_done_finished_at"] or row["last_done_started_at"]
+            conditions.append(Condition(
+                subject=job, severity="warning", summary=f"The last {job} run failed: {row['last_error'] or 'no error recorded'}",
+                started_at=_at_most(finished, now),
+                details={"job": job, "run_id": row["last_done_run_id"], "error": row["last_error"],
+                         "finished_at": finished}))
+            continue
+        # Missed: the job is run by the scheduler (it has scheduled runs), a fire time passed
+        # more than the grace ago, and no run of it started since.
+        entry = schedule.get(job)
+        if entry is None or row["last_scheduled_at"] is None:
+            continue
+        fire_time = latest_due(entry, now - grace)
+        if fire_time is None:
+            continue
+        if row["last_started_at"] is not None and row["last_started_at"] >= fire_time - timedelta(minutes=1):
+            continue
+        conditions.append(Condition(
+            subject=job, severity="warning",
+            summary=f"{job} was due at {fire_time:%Y-%m-%d %H:%M} UTC and has not run (is `schedule` running?)",
+            started_at=fire_time + grace,
+            details={"job": job, "missed_fire_time": fire_time, "last_started_at": row["last_started_at"]}))
+    return conditions

@@ -1,0 +1,81 @@
+-- Facts each alert rule judges (jobs/alerting/rules.py). One block per rule, named after it;
+-- each reads only a few index ranges, since watch runs them every few seconds.
+
+-- name: payment_event_failed
+-- Failed checkout.session.* events received since :since, per event type: how many, when
+-- the first failure was committed, a few event ids and the latest error.
+SELECT event_type,
+       count(*)                                                   AS failed,
+       min(coalesce(processed_at, updated_at, created_at))        AS first_failed_at,
+       max(coalesce(processed_at, updated_at, created_at))        AS last_failed_at,
+       (array_agg(stripe_event_id ORDER BY created_at DESC))[1:5] AS example_event_ids,
+       (array_agg(error_message ORDER BY created_at DESC))[1]     AS last_error
+FROM webhook_events
+WHERE processing_status = 'failed'
+  AND created_at >= :since
+  AND event_type LIKE 'checkout.session.%'
+GROUP BY event_type
+ORDER BY event_type;
+
+-- name: failure_rate
+-- Events received in [:since, :until) and how many of them are failed now (an event whose
+-- retry succeeded no longer counts).
+SELECT count(*)                                           AS events,
+       count(*) FILTER (WHERE processing_status = 'failed') AS failed,
+       min(created_at) FILTER (WHERE processing_status = 'failed') AS first_failed_at
+FROM webhook_events
+WHERE created_at >= :since AND created_at < :until;
+
+-- name: silence
+-- The last event received before :until, and how many events arrived in the :baseline_hours
+-- hours before it (the traffic the silence is measured against).
+WITH last_event AS (
+    SELECT max(created_at) AS last_event_at FROM webhook_events WHERE created_at < :until
+)
+SELECT last_event.last_event_at,
+       (SELECT count(*) FROM webhook_events
+         WHERE created_at > last_event.last_event_at - make_interval(hours => CAST(:baseline_hours AS integer))
+           AND created_at <= last_event.last_event_at) AS baseline_events
+FROM last_event;
+
+-- name: stuck_events
+-- Events still 'processing' whose attempt began before :stuck_before.
+SELECT count(*)                                                  AS stuck,
+       min(coalesce(processing_started_at, updated_at, created_at)) AS oldest_started_at,
+       (array_agg(stripe_event_id ORDER BY created_at))[1:5]       AS example_event_ids
+FROM webhook_events
+WHERE processing_status = 'processing'
+  AND coalesce(processing_started_at, updated_at, created_at) < :stuck_before
+HAVING count(*) > 0;
+
+-- name: review_needed
+-- Open manual-review items (dry runs excepted), per kind.
+SELECT kind,
+       count(*)        AS items,
+       min(created_at) AS oldest_at,
+       (array_agg(id ORDER BY created_at))[1:5] AS example_item_ids
+FROM reconciliation_items
+WHERE action = 'manual_review' AND resolved_at IS NULL AND NOT dry_run
+GROUP BY kind
+ORDER BY kind;
+
+-- name: job_failed
+-- Per job: its last finished run (status, error, times) and its last run of any kind,
+-- and its last scheduled run (a job that has one is being run by `schedule`).
+SELECT j.job,
+       last_done.status      AS last_status,
+       last_done.error       AS last_error,
+       last_done.started_at  AS last_done_started_at,
+       last_done.finished_at AS last_done_finished_at,
+       last_done.id          AS last_done_run_id,
+       (SELECT max(started_at) FROM job_runs r WHERE r.job = j.job) AS last_started_at,
+       (SELECT max(started_at) FROM job_runs r WHERE r.job = j.job AND r.trigger = 'schedule') AS last_scheduled_at
+FROM (SELECT DISTINCT job FROM job_runs WHERE started_at >= :since) AS j
+LEFT JOIN LATERAL (
+    SELECT id, status, error, started_at, finished_at
+    FROM job_runs r
+    WHERE r.job = j.job AND r.status IN ('completed', 'needs_review', 'failed')
+    ORDER BY r.started_at DESC
+    LIMIT 1
+) AS last_done ON true
+ORDER BY j.job;

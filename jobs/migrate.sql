@@ -1,0 +1,26 @@
+-- The ledger of `python -m jobs migrate` (jobs/migrate.py); the migrations themselves are
+-- the files in migrations/, each run as one script.
+
+-- name: lock
+-- Serialise concurrent migrate runs (two containers starting at once): waits for the other.
+SELECT pg_advisory_lock(:key)
+
+-- name: unlock
+-- Release the lock taken by lock on this same connection.
+SELECT pg_advisory_unlock(:key)
+
+-- name: create_ledger
+-- The ledger: one row per applied migration file, with the checksum of what was applied.
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    name       text PRIMARY KEY,
+    checksum   text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+
+-- name: applied
+-- Every migration applied so far, with its checksum.
+SELECT name, checksum FROM schema_migrations
+
+-- name: record_applied
+-- Record a migration as applied, in the same transaction as the migration itself.
+INSERT INTO schema_migrations (name, checksum) VALUES (:name, :checksum)

@@ -1,0 +1,140 @@
+"""The Alerts page, the critical-alert banner on every page, and the alert actions
+(acknowledge, silence) recorded with who did them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from core.settings import get_settings
+from dashboard import alert_figures as af
+from jobs.alerting import actions, lifecycle
+from tests.apptest_support import login_off, open_dashboard  # noqa: F401 (fixture)
+from tests.factories import add_event
+
+
+def now_utc():
+    return datetime.now(timezone.utc)
+
+
+def fire(engine, now, *, error="boom", event_type="checkout.session.completed", channels=("webhook",)):
+    with engine.begin() as conn:
+        add_event(conn, created_at=now - timedelta(seconds=3), status="failed", error=error, event_type=event_type)
+    return lifecycle.evaluate(engine, now=now, settings=get_settings(), channels=list(channels))
+
+
+def test_alerts_page_on_an_empty_database(db, login_off):
+    at = open_dashboard("views/alerts.py")
+    assert not at.exception, at.exception
+    assert not at.error
+    assert any("Nothing is firing" in s.value for s in at.success)
+
+
+def test_firing_alert_shows_on_the_page_with_history_and_deliveries(db, login_off):
+    now = now_utc()
+    fire(db, now)
+    at = open_dashboard("views/alerts.py")
+    assert not at.exception, at.exception
+    firing, history = at.dataframe[0].value, at.dataframe[1].value
+    assert list(firing["rule"]) == ["payment_event_failed"] and list(firing["severity"]) == ["critical"]
+    assert list(history["status"]) == ["firing"]
+    assert history["time_to_detect"].iloc[0].endswith("s")
+    deliveries = at.dataframe[2].value
+    assert list(deliveries["channel"]) == ["webhook"] and list(deliveries["status"]) == ["pending"]
+    assert any(m.label == "Alerts fired" and m.value == "1" for m in at.metric)
+
+
+def test_banner_on_every_page_while_a_critical_alert_fires(db, login_off):
+    at = open_dashboard("views/overview.py")
+    assert not [e for e in at.error if "critical alert" in e.value]
+    fire(db, now_utc())
+    for page in ("views/overview.py", "views/events.py", "views/alerts.py"):
+        at = open_dashboard(page)
+        banners = [e.value for e in at.error if "critical alert is firing" in e.value]
+        assert banners and "payment\\_event\\_failed" in banners[0], page
+
+
+def test_banner_shows_outside_text_as_text():
+    critical = pd.DataFrame([{"rule": "job_failed", "summary": "[click](http://evil.example) **now** <b>x</b>",
+                              "acknowledged_by": None}])
+    text = af.banner_text(critical)
+    assert "\\[click\\]\\(http\\:" in text and "\\*\\*now\\*\\*" in text and "\\<b\\>" in text
+
+
+def test_banner_text_counts_several_alerts():
+    critical = pd.DataFrame([{"rule": "silence", "summary": "quiet", "acknowledged_by": "ana"},
+                             {"rule": "payment_event_failed", "summary": "x", "acknowledged_by": None}])
+    text = af.banner_text(critical)
+    assert text.startswith("**2 critical alerts firing**") and "(and 1 more)" in text and "ana" in text
+    assert af.banner_text(critical.iloc[0:0]) is None
+
+
+def test_acknowledge_is_recorded_and_stops_reminders(db):
+    now = now_utc()
+    report = fire(db, now)
+    alert_id = report.fired[0]["id"]
+    with pytest.raises(actions.AlertActionRefused, match="say who you are"):
+        actions.acknowledge(db, alert_id, actor="  ", now=now)
+    actions.acknowledge(db, alert_id, actor="ana@example.com", now=now)
+    with pytest.raises(actions.AlertActionRefused, match="acknowledged already"):
+        actions.acknowledge(db, alert_id, actor="bob", now=now)
+    with db.connect() as conn:
+        row = conn.execute(sa.text("SELECT acknowledged_by, acknowledged_at FROM alerts")).one()
+    assert row.acknowledged_by == "ana@example.com" and row.acknowledged_at == now
+    lifecycle.evaluate(db, now=now + timedelta(hours=5), settings=get_settings(), channels=["webhook"])
+    with db.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM alert_notifications WHERE kind = 'reminder'")).scalar() == 0
+
+
+def test_silence_is_recorded_with_who_and_until_and_can_be_ended(db):
+    now = now_utc()
+    fingerprint = "payment_event_failed:checkout.session.completed"
+    with pytest.raises(actions.AlertActionRefused, match="at most 30 days"):
+        actions.silence(db, fingerprint, duration=timedelta(days=31), actor="ana", now=now)
+    actions.silence(db, fingerprint, duration=timedelta(hours=4), actor="ana", now=now, reason="deploying the fix")
+    fire(db, now)
+    with db.connect() as conn:
+        silence = conn.execute(sa.text("SELECT created_by, until, reason FROM alert_silences")).one()
+        assert conn.execute(sa.text("SELECT count(*) FROM alert_notifications")).scalar() == 0
+    assert silence.created_by == "ana" and silence.until == now + timedelta(hours=4)
+    assert silence.reason == "deploying the fix"
+    assert actions.end_silence(db, fingerprint, now=now + timedelta(minutes=1)) == 1
+    lifecycle.evaluate(db, now=now + timedelta(minutes=2), settings=get_settings(), channels=["webhook"])
+    with db.connect() as conn:
+        assert conn.execute(sa.text("SELECT kind FROM alert_notifications")).scalars().all() == ["firing"]
+
+
+def test_acknowledge_and_silence_from_the_page_go_through_the_gateway_with_a_name(db, login_off):
+    now = now_utc()
+    alert_id = fire(db, now).fired[0]["id"]
+    at = open_dashboard("views/alerts.py")
+    at.text_input(key=f"alerts_ack_by_{alert_id}").input("ana@example.com")
+    next(b for b in at.button if b.label == "Acknowledge").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert any("acknowledged by ana@example.com" in s.value for s in at.success)
+    at.text_input(key=f"alerts_silence_by_{alert_id}").input("bob")
+    next(b for b in at.button if b.label == "Silence").click()
+    at.run()
+    assert not at.exception, at.exception
+    with db.connect() as conn:
+        assert conn.execute(sa.text("SELECT acknowledged_by FROM alerts")).scalar() == "ana@example.com"
+        silence = conn.execute(sa.text("SELECT fingerprint, created_by, until - created_at AS length "
+                                       "FROM alert_silences")).one()
+    assert silence.fingerprint == "payment_event_failed:checkout.session.completed"
+    assert silence.created_by == "bob" and silence.length == timedelta(hours=4)
+    assert list(at.dataframe[0].value["silenced_until"].notna()) == [True]
+
+
+def test_an_action_without_a_name_is_refused_on_the_page(db, login_off):
+    alert_id = fire(db, now_utc()).fired[0]["id"]
+    at = open_dashboard("views/alerts.py")
+    at.text_input(key=f"alerts_ack_by_{alert_id}").input("   ")
+    next(b for b in at.button if b.label == "Acknowledge").click()
+    at.run()
+    assert any("say who you are" in e.value for e in at.error)
+    with db.connect() as conn:
+        assert conn.execute(sa.text("SELECT acknowledged_by FROM alerts WHERE id = :id"), {"id": alert_id}).scalar() is None

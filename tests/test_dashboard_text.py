@@ -1,0 +1,62 @@
+"""External text stays text: Markdown, Plotly labels and table cells."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from dashboard import figures
+from dashboard.text import figure_literal, formula_safe, markdown_literal, plotly_literal
+
+VIEWS = Path(__file__).resolve().parent.parent / "dashboard" / "views"
+HOSTILE = [
+    "![x](http://127.0.0.1:9/pixel)",
+    "<img src=http://127.0.0.1:9/pixel>",
+    "[click](javascript:alert(1))",
+    "**bold** _em_ `code` # heading",
+    ":red[alert] :material/lock: $x^2$",
+    "line one\n\n- item\n1. item",
+    "<script>alert(1)</script>",
+    "a\\b",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_markdown_literal_leaves_no_markup(text):
+    escaped = markdown_literal(text)
+    assert "\n" not in escaped and "\r" not in escaped  # one line: no lists, headings or paragraphs
+    # Every punctuation character is backslash-escaped, so CommonMark shows it as itself.
+    unescaped = re.sub(r"\\[^A-Za-z0-9\s]", "", escaped)
+    assert not re.search(r"[\\`*_{}\[\]<>()#+\-.!|~:$&\"'=^]", unescaped), unescaped
+    # Dropping the escapes gives the text back.
+    assert re.sub(r"\\(.)", r"\1", escaped) == re.sub(r"[\r\n]+", " ", text)
+
+
+def test_plotly_labels_are_escaped_where_charts_are_drawn():
+    types = pd.DataFrame({"event_type": ['<a href="http://127.0.0.1:9/">x</a>', "checkout.session.completed"],
+                          "events": [3, 4], "completed": [1, 4], "failed": [2, 0]})
+    fig = figure_literal(figures.event_types_chart(types))
+    labels = {label for trace in fig.data for label in trace.y}
+    assert '&lt;a href="http://127.0.0.1:9/"&gt;x&lt;/a&gt;' in labels and "checkout.session.completed" in labels
+    assert not any(isinstance(value, str) for value in fig.data[0].x)  # numbers untouched
+    named = figure_literal(go.Figure(go.Bar(x=[1], y=[2], name="<b>n</b>")))
+    assert named.data[0].name == "&lt;b&gt;n&lt;/b&gt;"
+    assert plotly_literal(5) == 5 and plotly_literal(None) is None
+
+
+def test_formula_cells_are_defused_and_numbers_kept():
+    frame = pd.DataFrame({"text": ["=1+1", "+cmd", "-2", "@SUM(A1)", "\tx", "\rx", "plain", None],
+                          "n": [-1, 2, 3, 4, 5, 6, 7, 8]})
+    safe = formula_safe(frame)
+    assert list(safe["text"])[:7] == ["'=1+1", "'+cmd", "'-2", "'@SUM(A1)", "'\tx", "'\rx", "plain"]
+    assert list(safe["n"]) == list(frame["n"]) and frame["text"][0] == "=1+1"  # the input is not changed
+
+
+def test_every_page_draws_tables_and_charts_through_the_helpers():
+    for view in VIEWS.glob("*.py"):
+        source = view.read_text()
+        assert not re.search(r"\b(st|left|right|col\w*)\.(dataframe|data_editor|table|plotly_chart)\(", source), view.name
