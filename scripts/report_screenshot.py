@@ -20,14 +20,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
-sys.path.insert(0, str(REPO / "scripts"))
+from devharness import ThrowawayDatabase
+from devharness.browser import CHROMIUM, CHROMIUM_ARGS
+# The launcher beside this script: Python puts a script's own folder first on sys.path.
+from run_demo import DEMO_STRIPE_KEY, start_local_stripe
 
-from receiver_load import ThrowawayDatabase  # noqa: E402
-from run_demo import DEMO_STRIPE_KEY, stop, wait_listening  # noqa: E402
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -47,22 +45,16 @@ def main(argv=None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="health-report-"))
     html_path = args.html or folder / "report.html"
     state = folder / "stripe-state.json"
-    with ThrowawayDatabase() as url:
-        port = free_port()
-        env = {**os.environ, "DATABASE_URL": url, "MONITOR_DASHBOARD_URL": "https://monitor.example.org",
-               "STRIPE_API_BASE": f"http://127.0.0.1:{port}", "STRIPE_API_KEY": DEMO_STRIPE_KEY}
+    with ThrowawayDatabase() as database:
+        env = {**os.environ, "DATABASE_URL": database.url, "MONITOR_DASHBOARD_URL": "https://monitor.example.org"}
         env.pop("DASHBOARD_DATABASE_URL", None)
-        jobs(env, ["migrate"], ["demo-data", "--events-per-day", str(args.events_per_day), "--stripe-state", str(state)])
-        stripe = subprocess.Popen([sys.executable, "-m", "local_stripe", "--state", str(state), "--host", "127.0.0.1",
-                                   "--port", str(port), "--api-key", DEMO_STRIPE_KEY], cwd=REPO, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            wait_listening(port, stripe, "the local Stripe server")
+        jobs(env, ["demo-data", "--events-per-day", str(args.events_per_day), "--stripe-state", str(state)])
+        # Port 0: a port the kernel picks; the server says which.
+        with start_local_stripe(state, 0, env) as stripe:
+            env.update(STRIPE_API_BASE=stripe.ready_value.group(1), STRIPE_API_KEY=DEMO_STRIPE_KEY)
             # reconcile and cleanup exit 3 when they leave items for a person: expected here.
             jobs(env, ["reconcile"], ["cleanup"], ["health-snapshot"], allowed=(0, 3))
             jobs(env, ["health-report", "--dry-run", "--output", str(html_path)])
-        finally:
-            stop(stripe)
     shoot(html_path, args.out, width=args.width)
     print(f"wrote {args.out}")
     return 0

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from core.db import create_dashboard_engine, create_jobs_engine
-from devharness import ThrowawayDatabase, empty_tables, patched_env
+from devharness import ThrowawayDatabase, empty_tables, patched_env, refused_port
 from devharness import project_tables as list_project_tables
 
 REPO = Path(__file__).resolve().parent.parent
@@ -60,3 +60,11 @@ def dashboard_engine(db):
     engine = create_dashboard_engine()
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def down_port() -> int:
+    """A loopback port where connections are refused ("the server is down"), held for the test
+    so that nothing starts listening there meanwhile."""
+    with refused_port() as port:
+        yield port
