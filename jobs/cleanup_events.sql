@@ -23,7 +23,9 @@ WHERE created_at < :cutoff
 -- archive already knows (same id or event id) are left alone so no batch repeats forever.
 -- :resume_from is the previous batch's newest created_at: each batch starts where the last
 -- one ended instead of walking again over the index entries of rows already moved.
--- Every column of webhook_events is copied (a test fails when one is added but not here).
+-- Every column of webhook_events is copied (a test fails when one is added but not here),
+-- except retry_claimed_until: a lease held while a re-delivery is in flight, meaningless
+-- once the event is archived.
 WITH batch AS (
     SELECT e.id
     FROM webhook_events e
@@ -40,11 +42,12 @@ WITH batch AS (
         id, stripe_event_id, event_type, processing_status, payload, error_message, attempts,
         created_at, processed_at, processing_duration_ms, stripe_created_at, livemode,
         processing_started_at, error_category, error_details, updated_at, outcome, registration_id,
-        archived_at, cleanup_run_id)
+        recovery_action, alert_level, next_retry_at, raw_payload, archived_at, cleanup_run_id)
     SELECT e.id, e.stripe_event_id, e.event_type, e.processing_status, e.payload, e.error_message,
            e.attempts, e.created_at, e.processed_at, e.processing_duration_ms, e.stripe_created_at,
            e.livemode, e.processing_started_at, e.error_category, e.error_details, e.updated_at,
-           e.outcome, e.registration_id, :archived_at, :run_id
+           e.outcome, e.registration_id, e.recovery_action, e.alert_level, e.next_retry_at,
+           e.raw_payload, :archived_at, :run_id
     FROM webhook_events e JOIN batch ON batch.id = e.id
     ON CONFLICT DO NOTHING
     RETURNING id

@@ -29,14 +29,9 @@ Safety:
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any
 
 from core.errors import EXIT_NEEDS_PERSON, EXIT_OK
-from core.runs import TRIGGERS
 from jobs.reconcile_rules import (AUTO_FIX_KINDS, KIND_RULES, Mismatch, Registration,  # noqa: F401
                                   assess, find_mismatches, index_registrations, is_paid,
                                   match_registration, session_facts)
@@ -45,57 +40,6 @@ from jobs.reconcile_run import (CHUNK_SIZE, FIVE_FIELDS, JOB_NAME, SQL, Reconcil
 
 HELP = ("compare Stripe's Checkout Sessions with local registrations: fix the obvious "
         "mismatches, queue the rest for a person")
-
-
-# --- runs started from the dashboard ----------------------------------------------------
-
-@dataclass
-class BackgroundRun:
-    """``python -m jobs reconcile --json`` running as a child process (the dashboard's Run
-    now). Its own process and connection do the writes; the caller only polls."""
-
-    process: Any
-    output: Any  # temporary file collecting stdout (the JSON report)
-    errors: Any  # temporary file collecting stderr (the one-line reason on failure)
-    lookback_days: int
-    dry_run: bool
-    started_at: datetime
-
-    def poll(self) -> int | None:
-        """The exit code once finished, else None."""
-        return self.process.poll()
-
-    def outcome(self) -> dict[str, Any]:
-        """After it finished: exit code, the JSON report (None on failure) and the message."""
-        self.output.seek(0)
-        self.errors.seek(0)
-        text, errors = self.output.read(), self.errors.read()
-        try:
-            report = json.loads(text) if text.strip() else None
-        except json.JSONDecodeError:
-            report = None
-        lines = [line for line in errors.strip().splitlines() if line.strip()]
-        return {"exit_code": self.process.returncode, "report": report,
-                "message": lines[-1] if lines else ""}
-
-
-def start_in_background(*, lookback_days: int, dry_run: bool, trigger: str = "dashboard") -> BackgroundRun:
-    """Start a reconciliation in a child process with this process's environment."""
-    import subprocess
-    import sys
-    import tempfile
-    from pathlib import Path
-
-    command = [sys.executable, "-m", "jobs", "reconcile", "--json", "--trigger", trigger,
-               "--lookback-days", str(int(lookback_days))]
-    if dry_run:
-        command.append("--dry-run")
-    output = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
-    errors = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
-    process = subprocess.Popen(command, cwd=Path(__file__).resolve().parent.parent,
-                               stdout=output, stderr=errors, stdin=subprocess.DEVNULL)
-    return BackgroundRun(process, output, errors, int(lookback_days), dry_run,
-                         datetime.now(timezone.utc))
 
 
 # --- command line -------------------------------------------------------------------------
@@ -116,8 +60,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default %(default)s)")
     parser.add_argument("--dry-run", action="store_true",
                         help="record what would be done; change no registration")
-    # Who started the run (the dashboard's Run now button passes 'dashboard').
-    parser.add_argument("--trigger", choices=TRIGGERS, default="cli", help=argparse.SUPPRESS)
 
 
 def main(args: argparse.Namespace, ctx) -> int:
@@ -127,7 +69,7 @@ def main(args: argparse.Namespace, ctx) -> int:
     engine = ctx.jobs_engine()
     started = time.monotonic()
     report = run(engine, now=ctx.now(), gateway=gateway, lookback_days=args.lookback_days,
-                 dry_run=args.dry_run, trigger=args.trigger)
+                 dry_run=args.dry_run, trigger=ctx.trigger)
     if args.json:
         ctx.print_json(report.as_dict())
     else:

@@ -21,14 +21,13 @@ from typing import Iterator
 from sqlalchemy.engine import Connection, Engine
 
 from core.errors import JobBusy, MonitorError
+from core.runs import TRIGGERS  # noqa: F401  (who started a run: job_runs.trigger)
 from core.sql import load_package
 
 SQL = load_package("jobs", "runtime.sql")
 
 # First half of the two-int advisory lock key, so our locks never collide with the app's.
 LOCK_NAMESPACE = 0x5748  # "WH"
-# Who started a run (job_runs.trigger; the column's CHECK lists the same values).
-TRIGGERS = ("cli", "dashboard", "schedule", "test")
 # A job's progress is written at most this often (each write is a short transaction).
 PROGRESS_EVERY_S = 0.5
 

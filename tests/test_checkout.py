@@ -85,3 +85,9 @@ def test_completing_never_takes_a_session_another_row_records(db):
                                                   amount_total=2500, currency="eur", completed_at=NOW)
         assert _row(conn, other)["processing_status"] == "pending"
         assert _row(conn, holder)["stripe_checkout_session_id"] == "cs_test_taken"
+
+
+def test_the_dashboard_labels_every_mismatch_kind_and_no_other():
+    from dashboard.reconciliation_figures import KIND_LABELS
+
+    assert set(KIND_LABELS) == set(checkout.MISMATCH_KINDS)

@@ -179,13 +179,17 @@ def test_archive_keeps_every_column_of_webhook_events(db):
         archive_columns = set(conn.execute(sa.text("""
             SELECT column_name FROM information_schema.columns
             WHERE table_schema = current_schema() AND table_name = 'webhook_events_archive'""")).scalars())
-        assert set(columns) <= archive_columns
+        # retry_claimed_until is a lease held while a re-delivery is in flight (jobs/retry.py):
+        # the one column an archived event has no use for.
+        assert set(columns) - {"retry_claimed_until"} <= archive_columns
         add_event(conn, created_at=OLD, duration_ms=5, error_category="network")
         # Fill every column, so a column the archival statement leaves out shows up as a difference.
         conn.execute(sa.text("""UPDATE webhook_events SET outcome = 'registration_completed',
                                 registration_id = gen_random_uuid(), error_details = '{"k": 1}',
-                                processing_started_at = created_at, error_message = 'earlier attempt'"""))
-        before = conn.execute(sa.text("SELECT to_jsonb(e) FROM webhook_events e")).scalar_one()
+                                processing_started_at = created_at, error_message = 'earlier attempt',
+                                recovery_action = 'investigate', alert_level = 'warning',
+                                next_retry_at = created_at, raw_payload = '{"id": "evt_raw"}'"""))
+        before = conn.execute(sa.text("SELECT to_jsonb(e) - 'retry_claimed_until' FROM webhook_events e")).scalar_one()
     cleanup.run(db, now=NOW, skip_registrations=True, trigger="cli")
     with db.connect() as conn:
         after = conn.execute(sa.text("SELECT to_jsonb(a) FROM webhook_events_archive a")).scalar_one()

@@ -22,8 +22,8 @@ def test_the_frame_sandboxes_the_report_and_escapes_it():
 
 def test_health_page_lists_reports_and_shows_one(db, login_off):  # noqa: F811
     build_week(db)
-    health_report.run(db, now=NOW, end=END.date(), recipients=["ops@example.org"], trigger="test")
-    health_report.run(db, now=NOW + timedelta(days=7), end=(END + timedelta(days=7)).date(), trigger="test",
+    health_report.run(db, now=NOW, end=END.date(), recipients=["ops@example.org"], trigger="cli")
+    health_report.run(db, now=NOW + timedelta(days=7), end=(END + timedelta(days=7)).date(), trigger="cli",
                       not_sent_reason="not mailed: MONITOR_SMTP_URL is not set")
     at = open_dashboard("views/health.py")
     assert not at.exception, at.exception

@@ -40,7 +40,7 @@ def test_snapshot_records_sizes_rows_and_oldest_row_per_table(db):
     assert datetime.fromisoformat(events["oldest_row_at"]) == oldest
     assert tables["registrations_archive"]["oldest_row_at"] is None  # empty table
     assert snapshot.id == row["id"] and snapshot.tables["webhook_events"].row_estimate == 30
-    assert tuple(job) == ("health-snapshot", "completed", "test")
+    assert tuple(job) == ("health-snapshot", "completed", "schedule")
 
 
 def test_snapshots_accumulate_so_growth_can_be_charted(db):

@@ -125,7 +125,7 @@ def job_runs(db):
              "another health-snapshot run holds the lock"),
             ("h_end", "health-snapshot", "completed", "schedule", at(hours=3), 40, None),
             # Starts at the same instant as r_ok: inserted later, so listed first.
-            ("h_tie", "health-snapshot", "completed", "test", at(hours=1), 30, None),
+            ("h_tie", "health-snapshot", "completed", "cli", at(hours=1), 30, None),
         ]:
             finished = None if duration_ms is None else started_at + timedelta(milliseconds=duration_ms)
             ids[label] = insert(conn, "job_runs", {

@@ -130,7 +130,7 @@ def test_resolve_without_a_note_says_so(db, stripe_server):
 def test_resolving_needs_a_logged_in_identity(db, stripe_server):
     now = datetime.now(timezone.utc)
     seed_mismatches(db, stripe_server, now)
-    reconcile.run(db, now=now, gateway=gateway_from_settings(), trigger="test")
+    reconcile.run(db, now=now, gateway=gateway_from_settings(), trigger="cli")
     at = page(identity=None).run()
     at.text_area[0].input("refunded the customer")
     next(b for b in at.button if b.label == "Resolve").click().run()

@@ -47,7 +47,7 @@ def test_external_text_loads_nothing_while_pages_render(db, stripe_server):
         hostile_type = f"![t]({sink.url}/pixel-type)<img src=\"{sink.url}/img-type\">"
         stripe_server.add_session(id="cs_test_hostile", created=int(now.timestamp()) - 600,
                                   client_reference_id=hostile_ref, status="complete")
-        reconcile.run(db, now=now, gateway=gateway_from_settings(), trigger="test")
+        reconcile.run(db, now=now, gateway=gateway_from_settings(), trigger="cli")
         with db.begin() as conn:
             add_event(conn, created_at=now - timedelta(minutes=5), event_type=hostile_type)
             add_event(conn, created_at=now - timedelta(minutes=4), event_type=hostile_type, status="failed",

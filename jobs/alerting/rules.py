@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
+from core.checkout import MISMATCH_KINDS
 from core.settings import Settings
 
 SEVERITIES = ("info", "warning", "critical")
@@ -178,10 +179,12 @@ def stuck_events(rows: list[dict], *, now: datetime, settings: Settings) -> list
 
 @rule("review_needed", page="reconciliation", params=lambda s, now: {})
 def review_needed(rows: list[dict], *, now: datetime, settings: Settings) -> list[Condition]:
-    """Reconciliation items waiting for a person: critical for completed_not_paid, else warning."""
+    """Reconciliation items waiting for a person: critical for a kind declared critical
+    (completed_not_paid, see core.checkout.MISMATCH_KINDS), else warning."""
     by_severity: dict[str, list[dict]] = {"critical": [], "warning": []}
     for row in rows:
-        by_severity["critical" if row["kind"] == "completed_not_paid" else "warning"].append(row)
+        declared = MISMATCH_KINDS.get(row["kind"], ("manual_review", "warning"))[1]
+        by_severity["critical" if declared == "critical" else "warning"].append(row)
     conditions = []
     for severity, group in by_severity.items():
         if not group:
