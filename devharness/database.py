@@ -112,15 +112,22 @@ def _scratch_database(server_url: str, prefix: str):
     return url, drop
 
 
+def data_folder(prefix: str) -> Path:
+    """A new temporary folder an embedded PostgreSQL can keep its data in (the caller removes it).
+
+    A folder of its own, not a test runner's numbered temporary folder: those get pruned (and
+    their root reset to owner-only), which can pull the data from under a run still going.
+    Run as root, PostgreSQL runs as its own user, which must pass through this folder (the
+    embedded start never opens up folders it did not create)."""
+    folder = Path(tempfile.mkdtemp(prefix=f"{prefix.replace('_', '-')}-"))
+    folder.chmod(0o711)
+    return folder
+
+
 def _embedded_database(prefix: str, durable: bool):
     from core.embedded import embedded_url, stop_embedded
 
-    # A folder of its own, not a test runner's numbered temporary folder: those get pruned,
-    # which can pull the data from under another run still going.
-    data_dir = Path(tempfile.mkdtemp(prefix=f"{prefix.replace('_', '-')}-"))
-    # Run as root, PostgreSQL runs as its own user, which must pass through this folder (the
-    # embedded start never opens up folders it did not create).
-    data_dir.chmod(0o711)
+    data_dir = data_folder(prefix)
     try:
         url = embedded_url(data_dir, keep_running=False)
         if not durable:

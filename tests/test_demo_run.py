@@ -11,15 +11,14 @@ import shutil
 import signal
 import socket
 import sys
-import tempfile
 import urllib.request
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from core.embedded import embedded_running, embedded_url, stop_embedded
 from devharness import ManagedProcess, http_ready
+from devharness.database import data_folder
 from tests.conftest import REPO
 
 LAUNCHER = REPO / "scripts" / "run_demo.py"
@@ -64,7 +63,7 @@ def data_dir():
     """A folder of its own for MONITOR_DATA_DIR, not under pytest's temporary root: the embedded
     server runs as another user when tests run as root, and every pytest session starting on
     the machine resets that root to owner-only access."""
-    folder = Path(tempfile.mkdtemp(prefix="demo-run-"))
+    folder = data_folder("demo-run")
     yield folder
     shutil.rmtree(folder, ignore_errors=True)
 
