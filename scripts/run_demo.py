@@ -87,8 +87,7 @@ def start_local_stripe(state_path: Path, port: int, env: dict[str, str]) -> Mana
             [sys.executable, "-m", "local_stripe", "--state", str(state_path), "--host", "127.0.0.1",
              "--port", str(on_port), "--api-key", DEMO_STRIPE_KEY, "--rate-limit", "25"],
             name="the local Stripe server", cwd=REPO, env=env,
-            ready=line_ready(r"local Stripe API on (http://127\.0\.0\.1:\d+)"),
-            stop_signal=signal.SIGINT, stop_timeout_s=10)
+            ready=line_ready(r"local Stripe API on (http://127\.0\.0\.1:\d+)"), stop_timeout_s=10)
 
     preferred = process(port)
     try:
@@ -112,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     if ignored:
         say(f"ignoring {' and '.join(ignored)}: the demo runs on the embedded database only")
     signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl+C stops the demo even when it was started with SIGINT ignored (a background job
+    # of a shell without job control), which Python would otherwise keep ignoring.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     from core.errors import MonitorError
 
@@ -133,15 +135,15 @@ def main(argv: list[str] | None = None) -> int:
         where = f"http://127.0.0.1:{args.port}" if args.port else "a free port (Streamlit prints its URL)"
         say(f"dashboard on {where} (login disabled: it listens on 127.0.0.1 only); "
             f"local Stripe on {stripe_url}. Ctrl+C stops both.")
-        # Its output goes to this terminal; Ctrl+C (SIGINT) is how Streamlit stops cleanly.
+        # Its output goes to this terminal. Ctrl+C reaches it from the terminal; otherwise it is
+        # stopped with SIGTERM, which it handles as cleanly (SIGINT may be ignored, see above).
         dashboard = ManagedProcess(
             [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"),
              "--server.headless", "true", "--server.address", "127.0.0.1",
              "--server.port", str(args.port), "--browser.gatherUsageStats", "false"],
-            name="the dashboard", cwd=REPO, env=env, capture=False,
-            stop_signal=signal.SIGINT, stop_timeout_s=10).start()
+            name="the dashboard", cwd=REPO, env=env, capture=False, stop_timeout_s=10).start()
         code = dashboard.wait()
-        if code not in (0, -signal.SIGINT):
+        if code not in (0, -signal.SIGINT, -signal.SIGTERM):
             say(f"the dashboard exited with code {code}")
             return 1
         return 0
