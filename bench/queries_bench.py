@@ -69,6 +69,9 @@ PARAMETERS: dict[str, Callable[[Sample], Any]] = {
     "job": lambda s: None,
     "run_id": lambda s: s.run_id,
     "item_id": lambda s: s.item_id,
+    "report_id": lambda s: 1,
+    "now": lambda s: s.now,
+    "alert_id": lambda s: 1,
 }
 
 # Second measurements for queries whose cost depends on a filter: label -> overrides.

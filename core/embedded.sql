@@ -32,7 +32,8 @@ BEGIN
         WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.proname LIKE 'pg\_%advisory\_%lock%'
           AND p.proname NOT LIKE '%unlock%'
     LOOP
-        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', lock_function);
+        -- regprocedure's text is the quoted signature, e.g. pg_advisory_lock(bigint)
+        EXECUTE 'REVOKE EXECUTE ON FUNCTION ' || lock_function::text || ' FROM PUBLIC';
     END LOOP;
 END
 $$

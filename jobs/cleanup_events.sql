@@ -26,6 +26,7 @@ WHERE created_at < :cutoff
 -- Every column of webhook_events is copied (a test fails when one is added but not here),
 -- except retry_claimed_until: a lease held while a re-delivery is in flight, meaningless
 -- once the event is archived.
+-- The moved events' rows of webhook_event_attempts are removed with them.
 WITH batch AS (
     SELECT e.id
     FROM webhook_events e
@@ -50,11 +51,16 @@ WITH batch AS (
            e.raw_payload, :archived_at, :run_id
     FROM webhook_events e JOIN batch ON batch.id = e.id
     ON CONFLICT DO NOTHING
-    RETURNING id
+    RETURNING id, stripe_event_id
 ), moved AS (
     -- = ANY(ARRAY(...)) keeps this a primary-key lookup; a join here may be planned as a
     -- scan of the whole table for every batch.
     DELETE FROM webhook_events e WHERE e.id = ANY (ARRAY(SELECT id FROM archived))
     RETURNING e.created_at
+), attempts_removed AS (
+    -- The archived events' attempt rows go with them, so webhook_event_attempts stays as
+    -- lean as webhook_events (a unique-index lookup per event).
+    DELETE FROM webhook_event_attempts a
+    WHERE a.stripe_event_id = ANY (ARRAY(SELECT stripe_event_id FROM archived))
 )
 SELECT count(*) AS moved, max(created_at) AS last_created_at FROM moved

@@ -206,6 +206,8 @@ def run(engine: Engine, *, now: datetime, days: int = DEFAULT_DAYS,
                 ("describe_errors", "writing error messages"),
                 ("stage_checkouts", "computing registrations and Checkout Sessions"),
                 ("insert_events", "writing webhook_events"),
+                ("insert_attempts", "writing webhook_event_attempts"),
+                ("plan_demo_retries", None),
                 ("insert_registrations", "writing registrations"),
             ]
             for name, label in steps:

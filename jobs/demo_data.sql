@@ -56,7 +56,7 @@ SELECT (SELECT count(*) FROM webhook_events)                  AS events,
 -- name: clear_demo_rows
 -- Replace a previous demo load: its events, registrations and everything derived from them.
 TRUNCATE webhook_events, webhook_events_archive, registrations, registrations_archive,
-         reconciliation_items, reconciliation_runs, cleanup_runs
+         reconciliation_items, reconciliation_runs, cleanup_runs, webhook_event_attempts
 
 -- name: stage_events
 -- One row per webhook event to write. Segments: 'base' (the history, daily rhythm over
@@ -536,6 +536,44 @@ SELECT s.row_id,
        coalesce(s.started_at + interval '1 millisecond' * s.duration_ms, s.started_at, s.created_at)
 FROM demo_slots s
 ORDER BY s.created_at
+
+-- name: insert_attempts
+-- One webhook_event_attempts row per attempt of the events that failed at least once, as the
+-- tracking functions write them: the failed attempts with their error (a recovered event's
+-- too), then the attempt that completed a recovered event. Retries alternate between
+-- Stripe's deliveries and the monitor's retry job.
+INSERT INTO webhook_event_attempts (
+    stripe_event_id, event_type, attempt, source, started_at, finished_at, duration_ms, outcome,
+    error_message, error_category, retryable)
+SELECT s.stripe_event_id, s.event_type, n.attempt,
+       CASE WHEN n.attempt > 1 AND n.attempt % 2 = 0 THEN 'retry' ELSE 'delivery' END,
+       t.started,
+       t.started + interval '1 millisecond' * coalesce(s.duration_ms, 0),
+       coalesce(s.duration_ms, 0),
+       CASE WHEN n.attempt < s.attempts OR s.final_status = 'failed' THEN 'failed' ELSE 'completed' END,
+       CASE WHEN n.attempt < s.attempts OR s.final_status = 'failed' THEN s.error_message END,
+       CASE WHEN n.attempt < s.attempts OR s.final_status = 'failed' THEN s.category END,
+       CASE WHEN n.attempt < s.attempts OR s.final_status = 'failed' THEN s.category <> 'validation' END
+FROM demo_slots s
+CROSS JOIN LATERAL generate_series(1, s.attempts) AS n (attempt)
+CROSS JOIN LATERAL (SELECT s.created_at + (s.started_at - s.created_at) * (n.attempt - 1)
+                                          / greatest(s.attempts - 1, 1) AS started) AS t
+WHERE s.delivery_failed AND s.final_status IN ('completed', 'failed') AND s.started_at IS NOT NULL
+
+-- name: plan_demo_retries
+-- The failed events' plan, by the rule webhook_event_fail applies (error_retry_policy): the
+-- next automatic retry while attempts remain, else a person.
+UPDATE webhook_events e
+SET next_retry_at   = CASE WHEN cardinality(p.retry_delays_s) > 0 AND e.attempts < p.max_attempts
+                           THEN coalesce(e.processed_at, e.created_at)
+                                + make_interval(secs => p.retry_delays_s[least(e.attempts, cardinality(p.retry_delays_s))])
+                      END,
+    recovery_action = CASE WHEN cardinality(p.retry_delays_s) > 0 AND e.attempts < p.max_attempts
+                           THEN p.recovery_action ELSE p.recovery_action_exhausted END,
+    alert_level     = CASE WHEN cardinality(p.retry_delays_s) > 0 AND e.attempts < p.max_attempts
+                           THEN p.alert_level ELSE 'critical' END
+FROM error_retry_policy p
+WHERE e.processing_status = 'failed' AND p.category = e.error_category
 
 -- name: insert_registrations
 -- The registrations in the state their webhooks left them (stale pendings and the planted

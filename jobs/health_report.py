@@ -25,7 +25,8 @@ from sqlalchemy.engine import Engine
 from core import mail
 from core.errors import ConfigError, JobFailed
 from core.sql import load_package
-from dashboard.metrics import format_duration, format_money, format_percent
+from core.checkout import format_money
+from core.formatting import format_duration, format_percent
 from jobs import report_data
 from jobs.health_snapshot import human_bytes
 from jobs.runtime import recorded_run
@@ -48,7 +49,7 @@ TEMPLATES = Environment(
     keep_trailing_newline=True,
 )
 # Dashboard pages the report links to (Streamlit's URL path of each page module).
-PAGES = {"overview": "", "events": "events", "errors": "errors", "funnel": "funnel",
+PAGES = {"overview": "", "events": "events", "errors": "errors", "funnel": "funnel", "alerts": "alerts",
          "reconciliation": "reconciliation", "health": "health"}
 
 
@@ -69,6 +70,13 @@ def _delta_count(now: Any, before: Any) -> str:
     if now is None or before is None:
         return ""
     return f"{int(now) - int(before):+,}"
+
+
+def _detect(seconds: Any) -> str:
+    """Detection and resolution times: whole seconds up to 10 minutes ('90 s'), then coarser."""
+    if seconds is None:
+        return "–"
+    return f"{float(seconds):,.0f} s" if float(seconds) < 600 else format_duration(seconds)
 
 
 def _day(moment: datetime) -> str:
@@ -111,6 +119,9 @@ def present(data: report_data.ReportData, *, dashboard_url: str | None, generate
          "delta": "" if rate is None or rate_before is None else f"{(rate - rate_before) * 100:+.1f} pp"},
         {"label": "Failed (still)", "value": _count(ev.get("failed")), "before": _count(ev_before.get("failed")),
          "delta": _delta_count(ev.get("failed"), ev_before.get("failed"))},
+        {"label": "Recovered after a failed attempt", "value": _count(now.outcomes.get("recovered")),
+         "before": _count(before.outcomes.get("recovered")),
+         "delta": _delta_count(now.outcomes.get("recovered"), before.outcomes.get("recovered"))},
         {"label": "p95 processing time", "value": format_duration(None if p95 is None else p95 / 1000),
          "before": format_duration(None if p95_before is None else p95_before / 1000),
          "delta": "" if p95 is None or p95_before is None else f"{p95 - p95_before:+,.0f} ms"},
@@ -125,6 +136,7 @@ def present(data: report_data.ReportData, *, dashboard_url: str | None, generate
     categories_before = {c["category"]: c["failed"] for c in before.failures_by_category}
     worst = max((c["failed"] for c in now.failures_by_category), default=0)
     categories = [{"category": c["category"], "failed": _count(c["failed"]),
+                   "retry_planned": _count(c["retry_planned"]), "needs_person": _count(c["needs_person"]),
                    "before": _count(categories_before.get(c["category"], 0)), "width": _bar(c["failed"], worst)}
                   for c in now.failures_by_category]
     groups = [{"fingerprint": g["fingerprint"], "events": _count(g["events"]),
@@ -150,6 +162,10 @@ def present(data: report_data.ReportData, *, dashboard_url: str | None, generate
              "last_success": f"{j['last_success_at']:%Y-%m-%d %H:%M}" if j.get("last_success_at") else "never",
              "runs": _count(j["runs"]), "failures": _count(j["failures"]),
              "failed": j["last_status"] == "failed"} for j in data.jobs]
+    missed, missed_before, missed_open = now.missed, before.missed, data.missed_open
+    oldest_missing, last_sweep = missed_open.get("oldest_at"), missed_open.get("last_sweep_at")
+    alerts, alerts_before = now.alerts, before.alerts
+    detect = alerts.get("median_s")
     attention = [dict(item, url=_link(dashboard_url, item["page"])) for item in data.attention]
     label = period_label(now.start, now.end)
     urgent = sum(1 for item in attention if item["level"] != "info")
@@ -197,6 +213,29 @@ def present(data: report_data.ReportData, *, dashboard_url: str | None, generate
                      ("+" if growth_before >= 0 else "-") + human_bytes(abs(growth_before)),
                      "snapshots": database.get("snapshots") or 0},
         "jobs": jobs,
+        "missed": {
+            "sweeps": _count(missed.get("sweeps")), "failed_sweeps": _count(missed.get("failed_sweeps")),
+            "found": _count(missed.get("found")), "found_before": _count(missed_before.get("found")),
+            "replayed": _count(missed.get("replayed")), "recovered": _count(missed.get("recovered")),
+            "still_missing": _count(missed.get("still_missing")),
+            "open_now": _count(missed_open.get("open_events")),
+            "oldest": f"{oldest_missing:%Y-%m-%d %H:%M}" if oldest_missing else None,
+            "last_sweep": f"{last_sweep:%Y-%m-%d %H:%M}" if last_sweep else "never",
+            "money": [format_money(m["amount"], m["currency"]) or "–" for m in data.missed_money],
+        },
+        "alerts": {
+            "fired": _count(alerts.get("alerts")), "fired_before": _count(alerts_before.get("alerts")),
+            "median_detect": _detect(detect), "p95_detect": _detect(alerts.get("p95_s")),
+            "max_detect": _detect(alerts.get("max_s")),
+            "median_detect_before": _detect(alerts_before.get("median_s")),
+            "target": _detect(report_data.DETECT_TARGET_S),
+            "target_met": None if detect is None else detect <= report_data.DETECT_TARGET_S,
+            "rules": [{"rule": r["rule"], "fired": _count(r["fired"]), "critical": _count(r["critical"]),
+                       "resolved": _count(r["resolved"]), "still_firing": _count(r["still_firing"]),
+                       "firing": bool(r["still_firing"]),
+                       "median_detect": _detect(r["median_detect_s"]),
+                       "median_resolve": _detect(r["median_resolve_s"])} for r in data.alert_rules],
+        },
         "links": {page: _link(dashboard_url, page) for page in PAGES},
     }
 

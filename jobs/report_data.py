@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from dashboard.metrics import format_duration
 from queries import QUERIES
 
 # The seed's success metric: 90 % or more of discrepancies resolved automatically.
@@ -28,6 +29,8 @@ P95_RISE_FACTOR = 1.5
 P95_FLOOR_MS = 500
 # A success rate this much lower than the week before's is called out.
 SUCCESS_DROP = 0.02
+# The seed's success metric: failures detected in under a minute.
+DETECT_TARGET_S = 60
 
 
 def _plain(value: Any) -> Any:
@@ -39,15 +42,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def rows(conn: Connection, name: str, **params: Any) -> list[dict[str, Any]]:
-    """A dashboard query's rows as plain dicts (the same statement the page runs)."""
-    result = conn.execute(QUERIES[name].statement, params).mappings()
-    return [{key: _plain(value) for key, value in row.items()} for row in result]
+def plain(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of a dashboard query (``QUERIES.all``: the statement the page runs) as plain values."""
+    return [{key: _plain(value) for key, value in item.items()} for item in found]
 
 
-def row(conn: Connection, name: str, **params: Any) -> dict[str, Any]:
-    found = rows(conn, name, **params)
-    return found[0] if found else {}
+def first(found: list[dict[str, Any]]) -> dict[str, Any]:
+    """The one row of a totals query as plain values ({} when it returned none)."""
+    return plain(found)[0] if found else {}
 
 
 @dataclass
@@ -62,6 +64,9 @@ class PeriodNumbers:
     reconciliation: dict[str, Any]
     cleanup: dict[str, Any]
     database: dict[str, Any]
+    missed: dict[str, Any]
+    alerts: dict[str, Any]
+    outcomes: dict[str, int]
 
     @property
     def auto_fixed_share(self) -> float | None:
@@ -81,6 +86,9 @@ class ReportData:
     review_queue: dict[str, Any]
     review_amounts: list[dict[str, Any]]
     jobs: list[dict[str, Any]]
+    alert_rules: list[dict[str, Any]]
+    missed_open: dict[str, Any]
+    missed_money: list[dict[str, Any]]
     stuck_minutes: int
     attention: list[dict[str, str]] = field(default_factory=list)
 
@@ -99,7 +107,7 @@ class ReportData:
 
 def _database(conn: Connection, start: datetime, end: datetime) -> dict[str, Any]:
     """Size at the period's first and last daily snapshot and the growth between them."""
-    sizes = rows(conn, "database_size_history", start=start, end=end, bucket="day")
+    sizes = plain(QUERIES.all(conn, "database_size_history", start=start, end=end, bucket="day"))
     if not sizes:
         return {"snapshots": 0, "first_bytes": None, "last_bytes": None, "growth_bytes": None,
                 "last_taken_at": None}
@@ -114,14 +122,23 @@ def period_numbers(conn: Connection, *, start: datetime, end: datetime, stuck_mi
     return PeriodNumbers(
         start=start,
         end=end,
-        events=row(conn, "event_kpis", start=start, end=end,
-                   stuck_before=end - timedelta(minutes=stuck_minutes)),
-        failures_by_category=rows(conn, "failed_events_by_category", start=start, end=end),
-        payments=rows(conn, "completed_payments_by_currency", start=start, end=end),
-        reconciliation=row(conn, "reconciliation_period_summary", start=start, end=end),
-        cleanup=row(conn, "cleanup_period_summary", start=start, end=end),
+        events=first(QUERIES.all(conn, "event_kpis", start=start, end=end,
+                   stuck_before=end - timedelta(minutes=stuck_minutes))),
+        failures_by_category=plain(QUERIES.all(conn, "failed_events_by_category", start=start, end=end)),
+        payments=plain(QUERIES.all(conn, "completed_payments_by_currency", start=start, end=end)),
+        reconciliation=first(QUERIES.all(conn, "reconciliation_period_summary", start=start, end=end)),
+        cleanup=first(QUERIES.all(conn, "cleanup_period_summary", start=start, end=end)),
         database=_database(conn, start, end),
+        missed=first(QUERIES.all(conn, "missed_events_period_summary", start=start, end=end)),
+        alerts=first(QUERIES.all(conn, "alert_detection_summary", start=start, end=end)),
+        outcomes=_outcomes(QUERIES.all(conn, "failure_outcomes", start=start, end=end)),
     )
+
+
+def _outcomes(per_type: list[dict[str, Any]]) -> dict[str, int]:
+    """The Errors page's failure outcomes per event type, summed: events that failed at least
+    once and are still failed, recovered by a later attempt, or being retried."""
+    return {key: sum(int(row[key] or 0) for row in per_type) for key in ("still_failing", "recovered", "retrying")}
 
 
 def collect(conn: Connection, *, start: datetime, end: datetime, stuck_minutes: int = 15) -> ReportData:
@@ -130,14 +147,18 @@ def collect(conn: Connection, *, start: datetime, end: datetime, stuck_minutes: 
     data = ReportData(
         current=period_numbers(conn, start=start, end=end, stuck_minutes=stuck_minutes),
         previous=period_numbers(conn, start=start - length, end=start, stuck_minutes=stuck_minutes),
-        days=rows(conn, "events_by_bucket", start=start, end=end, bucket="day"),
-        error_groups=rows(conn, "error_fingerprints", start=start, end=end, limit=TOP_ERROR_GROUPS),
-        reconciliation_kinds=rows(conn, "reconciliation_kinds_in_period", start=start, end=end),
-        review_queue=row(conn, "review_queue_at", start=start, end=end),
-        review_amounts=rows(conn, "review_amounts_at", end=end),
+        days=plain(QUERIES.all(conn, "events_by_bucket", start=start, end=end, bucket="day")),
+        error_groups=plain(QUERIES.all(conn, "error_fingerprints", start=start, end=end, limit=TOP_ERROR_GROUPS)),
+        reconciliation_kinds=plain(QUERIES.all(conn, "reconciliation_kinds_in_period", start=start, end=end)),
+        review_queue=first(QUERIES.all(conn, "review_queue_at", start=start, end=end)),
+        review_amounts=plain(QUERIES.all(conn, "review_amounts_at", end=end)),
         # The run building this report shows as 'running': not news to its reader.
-        jobs=[job for job in rows(conn, "job_summary", since=start)
+        jobs=[job for job in plain(QUERIES.all(conn, "job_summary", since=start))
               if not (job["job"] == "health-report" and job["last_status"] == "running")],
+        alert_rules=plain(QUERIES.all(conn, "alerts_by_rule_in_period", start=start, end=end)),
+        # Missed events matter until recovered, whatever the period: these are as of now.
+        missed_open=first(QUERIES.all(conn, "missed_events_open")),
+        missed_money=plain(QUERIES.all(conn, "missed_money_at_risk")),
         stuck_minutes=stuck_minutes,
     )
     data.attention = needs_attention(data)
@@ -169,9 +190,28 @@ def needs_attention(data: ReportData) -> list[dict[str, str]]:
     failed = events.get("failed") or 0
     if failed:
         categories = ", ".join(f"{c['category']} {c['failed']:,}" for c in now.failures_by_category)
+        unplanned = sum(c.get("needs_person") or 0 for c in now.failures_by_category)
         found.append(_attention("critical" if _payment_failures(data) else "warning",
-                                f"{failed:,} event{'s' if failed != 1 else ''} of this period are still failed "
-                                f"({categories}).", "errors"))
+                                f"{failed:,} event{'s' if failed != 1 else ''} of this period "
+                                + ("is" if failed == 1 else "are") + f" still failed ({categories}); "
+                                + (f"{unplanned:,} with no automatic retry planned." if unplanned
+                                   else "every one has an automatic retry planned."), "errors"))
+    missing = data.missed_open.get("open_events") or 0
+    if missing:
+        found.append(_attention("critical", f"{missing:,} event{'s' if missing != 1 else ''} Stripe sent never "
+                                "reached the app and " + ("is" if missing == 1 else "are") + " not recovered yet "
+                                "(replay them with python -m jobs sweep --replay).", "events"))
+    firing = sum(rule.get("still_firing") or 0 for rule in data.alert_rules)
+    if firing:
+        found.append(_attention("warning", f"{firing:,} alert{'s' if firing != 1 else ''} of this period "
+                                + ("is" if firing == 1 else "are") + " still firing.", "alerts"))
+    detect = now.alerts.get("median_s")
+    if detect is not None and detect > DETECT_TARGET_S:
+        found.append(_attention("warning", f"Alerts took {format_duration(detect)} to detect (median), above "
+                                f"the {DETECT_TARGET_S} s target.", "alerts"))
+    if now.missed.get("failed_sweeps"):
+        found.append(_attention("warning", f"{now.missed['failed_sweeps']:,} sweep(s) for missed events failed.",
+                                "events"))
     stuck = events.get("stuck") or 0
     if stuck:
         found.append(_attention("warning", f"{stuck:,} event{'s have' if stuck != 1 else ' has'} been 'processing' "
@@ -221,7 +261,5 @@ def _payment_failures(data: ReportData) -> bool:
 
 def period_for(*, days: int, end: date | None, now: datetime) -> tuple[datetime, datetime]:
     """[start, end) of the report: ``days`` days before ``end`` (00:00 UTC that day), or before now."""
-    from datetime import time, timezone
-
     stop = now if end is None else datetime.combine(end, time(0), tzinfo=timezone.utc)
     return stop - timedelta(days=days), stop

@@ -10,22 +10,14 @@ GROUP BY 1, 2
 ORDER BY 1, 2
 
 -- name: error_fingerprints
--- Error messages of events received in [start, end), grouped by a fingerprint: the message
--- with UUIDs, Stripe-style ids (evt_1Nx..., cs_test_a1...), long hex strings, e-mail
--- addresses and numbers replaced by placeholders and whitespace collapsed, so "timeout after
--- 3012 ms for evt_1" and "timeout after 95 ms for evt_2" count as one error. Largest first,
+-- Error messages of events received in [start, end), grouped by their fingerprint
+-- (public.error_fingerprint, migrations/0061: ids, e-mail addresses and numbers replaced by
+-- placeholders, so "timeout after 3012 ms for evt_1" and "timeout after 95 ms for evt_2"
+-- count as one error). Largest first,
 -- at most :limit fingerprints; still_failing counts the events that are failed now.
 WITH messages AS (
     SELECT event_type, processing_status, created_at, error_message,
-           left(btrim(regexp_replace(
-               regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
-                   error_message,
-                   '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '<uuid>', 'gi'),
-                   '\m[a-z]{2,10}_(?:[a-z]+_)?(?=[A-Za-z_]*[0-9])[A-Za-z0-9]{6,}\M', '<id>', 'g'),
-                   '\m[0-9a-f]{12,}\M', '<hex>', 'gi'),
-                   '[^\s<>@]+@[^\s<>@]+\.[a-z]{2,}', '<email>', 'gi'),
-                   '[0-9]+(\.[0-9]+)?', '<n>', 'g'),
-               '\s+', ' ', 'g')), 300) AS fingerprint
+           public.error_fingerprint(error_message) AS fingerprint
     FROM webhook_events
     WHERE created_at >= :start AND created_at < :end
       AND error_message IS NOT NULL AND error_message <> ''
@@ -56,3 +48,118 @@ WHERE created_at >= :start AND created_at < :end
   AND (processing_status = 'failed' OR attempts > 1)
 GROUP BY event_type
 ORDER BY still_failing DESC, recovered DESC, event_type
+
+-- name: failed_attempts_by_bucket_and_category
+-- Failed attempts that ended in [start, end), per time bucket (:bucket 'hour' or 'day', UTC)
+-- and error category, counted by attempt: a failure a later retry recovered counts too.
+-- Events failed before attempts were kept (no attempts row) count once, at their failure.
+WITH failures AS (
+    SELECT a.finished_at AS failed_at, a.error_category
+    FROM webhook_event_attempts a
+    WHERE a.outcome = 'failed' AND a.finished_at >= :start AND a.finished_at < :end
+    UNION ALL
+    SELECT coalesce(e.processed_at, e.created_at), e.error_category
+    FROM webhook_events e
+    WHERE e.processing_status = 'failed'
+      AND coalesce(e.processed_at, e.created_at) >= :start AND coalesce(e.processed_at, e.created_at) < :end
+      AND NOT EXISTS (SELECT 1 FROM webhook_event_attempts a WHERE a.stripe_event_id = e.stripe_event_id)
+)
+SELECT date_trunc(:bucket, failed_at, 'UTC') AS bucket,
+       coalesce(error_category, 'unknown') AS category,
+       count(*) AS failed
+FROM failures
+GROUP BY 1, 2
+ORDER BY 1, 2
+
+-- name: error_groups
+-- Failed attempts that ended in [start, end), grouped by the error's fingerprint
+-- (public.error_fingerprint): per group its category, the attempts that failed, the events
+-- they belong to and what became of them (recovered = completed since, archived included;
+-- still failing; needs a person = failed with no automatic retry planned), the next planned
+-- retry, the recovery action of the still-failing events, first and last failure, an
+-- example. Most failed attempts first, at most :limit groups.
+WITH failures AS (
+    SELECT a.stripe_event_id, a.error_message, a.error_category, a.finished_at AS failed_at
+    FROM webhook_event_attempts a
+    WHERE a.outcome = 'failed' AND a.finished_at >= :start AND a.finished_at < :end
+    UNION ALL
+    SELECT e.stripe_event_id, e.error_message, e.error_category, coalesce(e.processed_at, e.created_at)
+    FROM webhook_events e
+    WHERE e.processing_status = 'failed'
+      AND coalesce(e.processed_at, e.created_at) >= :start AND coalesce(e.processed_at, e.created_at) < :end
+      AND NOT EXISTS (SELECT 1 FROM webhook_event_attempts a WHERE a.stripe_event_id = e.stripe_event_id)
+), per_event AS (
+    SELECT public.error_fingerprint(coalesce(nullif(btrim(f.error_message), ''), 'unspecified error')) AS fingerprint,
+           f.stripe_event_id,
+           count(*) AS failed_attempts,
+           min(f.failed_at) AS first_failed,
+           max(f.failed_at) AS last_failed,
+           max(f.error_category) AS category,
+           min(f.error_message) AS example
+    FROM failures f
+    GROUP BY 1, 2
+)
+SELECT p.fingerprint,
+       mode() WITHIN GROUP (ORDER BY p.category)                                      AS category,
+       sum(p.failed_attempts)::bigint                                                 AS failed_attempts,
+       count(*)                                                                       AS events,
+       count(*) FILTER (WHERE e.processing_status = 'completed' OR x.id IS NOT NULL)  AS recovered,
+       count(*) FILTER (WHERE e.processing_status = 'failed')                         AS still_failing,
+       count(*) FILTER (WHERE e.processing_status = 'failed' AND e.next_retry_at IS NULL) AS needs_person,
+       min(e.next_retry_at) FILTER (WHERE e.processing_status = 'failed')             AS next_retry_at,
+       mode() WITHIN GROUP (ORDER BY e.recovery_action)
+           FILTER (WHERE e.processing_status = 'failed')                              AS recovery_action,
+       min(p.first_failed)                                                            AS first_seen,
+       max(p.last_failed)                                                             AS last_seen,
+       string_agg(DISTINCT coalesce(e.event_type, x.event_type), ', ')                AS event_types,
+       left(min(p.example), 500)                                                      AS example
+FROM per_event p
+LEFT JOIN webhook_events e ON e.stripe_event_id = p.stripe_event_id
+LEFT JOIN webhook_events_archive x ON x.stripe_event_id = p.stripe_event_id
+GROUP BY p.fingerprint
+ORDER BY failed_attempts DESC, last_seen DESC
+LIMIT :limit
+
+-- name: error_group_failing_events
+-- The events of one error group (:fingerprint, as error_groups returns it) that are failed
+-- now, failed attempts in [start, end): what Retry now would re-deliver, oldest first, at
+-- most :limit.
+SELECT e.stripe_event_id, e.event_type, e.error_category, e.recovery_action, e.next_retry_at,
+       e.attempts, e.created_at
+FROM webhook_events e
+WHERE e.processing_status = 'failed'
+  AND e.stripe_event_id IN (
+      SELECT a.stripe_event_id
+      FROM webhook_event_attempts a
+      WHERE a.outcome = 'failed' AND a.finished_at >= :start AND a.finished_at < :end
+        AND public.error_fingerprint(coalesce(nullif(btrim(a.error_message), ''), 'unspecified error')) = :fingerprint
+      UNION
+      SELECT f.stripe_event_id
+      FROM webhook_events f
+      WHERE f.processing_status = 'failed'
+        AND coalesce(f.processed_at, f.created_at) >= :start AND coalesce(f.processed_at, f.created_at) < :end
+        AND public.error_fingerprint(coalesce(nullif(btrim(f.error_message), ''), 'unspecified error')) = :fingerprint
+        AND NOT EXISTS (SELECT 1 FROM webhook_event_attempts a WHERE a.stripe_event_id = f.stripe_event_id))
+ORDER BY e.created_at
+LIMIT :limit
+
+-- name: failure_plan
+-- Every failed event now (whatever the window), by category: how many wait for an automatic
+-- retry (and when the next is due) and how many need a person.
+SELECT coalesce(e.error_category, 'unknown') AS category,
+       count(*) FILTER (WHERE e.next_retry_at IS NOT NULL) AS retry_planned,
+       count(*) FILTER (WHERE e.next_retry_at IS NULL)     AS needs_person,
+       min(e.next_retry_at)                                AS next_retry_at
+FROM webhook_events e
+WHERE e.processing_status = 'failed'
+GROUP BY 1
+ORDER BY 1
+
+-- name: event_attempts
+-- Every attempt of one event (:stripe_event_id), oldest first: who ran it, when, how long,
+-- how it ended, the error and the plan made after it.
+SELECT a.attempt, a.source, a.started_at, a.finished_at, a.duration_ms, a.outcome,
+       a.error_category, a.error_message, a.recovery_action, a.alert_level, a.next_retry_at
+FROM webhook_event_attempts a
+WHERE a.stripe_event_id = :stripe_event_id
+ORDER BY a.attempt

@@ -41,6 +41,7 @@ WHERE created_at >= :start AND created_at < :end
 -- Everything recorded about one event, by its Stripe id (evt_...).
 SELECT stripe_event_id, event_type, processing_status, attempts, created_at, stripe_created_at,
        processing_started_at, processed_at, processing_duration_ms, error_message,
-       error_category, error_details, livemode, payload
+       error_category, error_details, livemode, payload,
+       recovery_action, alert_level, next_retry_at, raw_payload
 FROM webhook_events
 WHERE stripe_event_id = :stripe_event_id

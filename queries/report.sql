@@ -6,8 +6,12 @@
 -- name: failed_events_by_category
 -- Events received in [start, end) that are failed now, per error_category (the classifier's
 -- cause: network, database, stripe, validation, unknown; 'uncategorised' for failures
--- recorded without one), largest first.
-SELECT coalesce(error_category, 'uncategorised') AS category, count(*) AS failed
+-- recorded without one), largest first: how many, how many have an automatic retry planned
+-- (next_retry_at set by the error policy) and how many wait for a person (none planned).
+SELECT coalesce(error_category, 'uncategorised')              AS category,
+       count(*)                                               AS failed,
+       count(*) FILTER (WHERE next_retry_at IS NOT NULL)      AS retry_planned,
+       count(*) FILTER (WHERE next_retry_at IS NULL)          AS needs_person
 FROM webhook_events
 WHERE processing_status = 'failed' AND created_at >= :start AND created_at < :end
 GROUP BY 1
@@ -103,3 +107,38 @@ LIMIT :limit
 SELECT id, period_start, period_end, status, subject, html, text
 FROM health_reports
 WHERE id = :report_id
+
+-- name: missed_events_period_summary
+-- Sweeps started in [start, end) (dry runs left out: runs, failed runs) and the events Stripe
+-- sent that a sweep first found missing in the period: how many, how many were replayed,
+-- how many are recovered by now (replayed successfully, or arrived late on their own) and
+-- how many are still missing.
+SELECT
+    (SELECT count(*) FROM sweep_runs
+      WHERE NOT dry_run AND status <> 'running' AND started_at >= :start AND started_at < :end) AS sweeps,
+    (SELECT count(*) FROM sweep_runs
+      WHERE NOT dry_run AND status = 'failed' AND started_at >= :start AND started_at < :end)  AS failed_sweeps,
+    count(*)                                                        AS found,
+    count(*) FILTER (WHERE replayed_at IS NOT NULL)                 AS replayed,
+    count(*) FILTER (WHERE status IN ('recovered', 'arrived'))      AS recovered,
+    count(*) FILTER (WHERE status IN ('missing', 'replayed'))       AS still_missing
+FROM missed_events
+WHERE found_at >= :start AND found_at < :end
+
+-- name: alerts_by_rule_in_period
+-- Alerts fired in [start, end) per rule: how many, how many critical, how many are resolved
+-- and still firing now, the median time to detect (fired - started: from the condition's
+-- start, e.g. the failed delivery's commit, to the alert) and the median time to resolve
+-- (resolved - fired) of the resolved ones, in seconds. Most alerts first.
+SELECT rule,
+       count(*)                                                   AS fired,
+       count(*) FILTER (WHERE severity = 'critical')              AS critical,
+       count(*) FILTER (WHERE status = 'resolved')                AS resolved,
+       count(*) FILTER (WHERE status = 'firing')                  AS still_firing,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM fired_at - started_at)) AS median_detect_s,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM resolved_at - fired_at))
+           FILTER (WHERE status = 'resolved')                     AS median_resolve_s
+FROM alerts
+WHERE fired_at >= :start AND fired_at < :end
+GROUP BY rule
+ORDER BY fired DESC, rule

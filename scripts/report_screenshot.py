@@ -5,8 +5,9 @@ Debian's Chromium with JavaScript off (as a mail client shows it), on fresh demo
     python scripts/report_screenshot.py --out /tmp/report.png --html /tmp/report.html
 
 Loads demo history ending now into a throwaway database (as scripts/screenshot.py does),
-runs reconciliation and cleanup against the local Stripe server holding the demo's Checkout
-Sessions, takes a health snapshot, builds the report of the last 7 days with
+runs reconciliation, cleanup and a sweep for missed events against the local Stripe server
+holding the demo's Checkout Sessions and events, evaluates the alert rules once, takes a
+health snapshot, builds the report of the last 7 days with
 ``python -m jobs health-report --dry-run --output`` and photographs the file at a mail
 client's width.
 """
@@ -22,10 +23,10 @@ from pathlib import Path
 
 from devharness import ThrowawayDatabase
 from devharness.browser import CHROMIUM, CHROMIUM_ARGS
-# The launcher beside this script: Python puts a script's own folder first on sys.path.
-from run_demo import DEMO_STRIPE_KEY, start_local_stripe
+from local_stripe.server import LocalStripe, StripeState
 
 REPO = Path(__file__).resolve().parent.parent
+DEMO_STRIPE_KEY = "sk_test_report_screenshot_0000000000"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -46,15 +47,16 @@ def main(argv=None) -> int:
     html_path = args.html or folder / "report.html"
     state = folder / "stripe-state.json"
     with ThrowawayDatabase() as database:
-        env = {**os.environ, "DATABASE_URL": database.url, "MONITOR_DASHBOARD_URL": "https://monitor.example.org"}
+        env = {**os.environ, "DATABASE_URL": database.url, "MONITOR_DASHBOARD_URL": "https://monitor.example.org",
+               "STRIPE_API_KEY": DEMO_STRIPE_KEY}
         env.pop("DASHBOARD_DATABASE_URL", None)
         jobs(env, ["demo-data", "--events-per-day", str(args.events_per_day), "--stripe-state", str(state)])
-        # Port 0: a port the kernel picks; the server says which.
-        with start_local_stripe(state, 0, env) as stripe:
-            env.update(STRIPE_API_BASE=stripe.ready_value.group(1), STRIPE_API_KEY=DEMO_STRIPE_KEY)
-            # reconcile and cleanup exit 3 when they leave items for a person: expected here.
-            jobs(env, ["reconcile"], ["cleanup"], ["health-snapshot"], allowed=(0, 3))
-            jobs(env, ["health-report", "--dry-run", "--output", str(html_path)])
+        with LocalStripe(StripeState.from_file(state), api_keys=[DEMO_STRIPE_KEY]) as stripe:
+            env["STRIPE_API_BASE"] = stripe.url
+            # These exit 3 when they leave something for a person: expected on demo data.
+            jobs(env, ["reconcile"], ["cleanup"], ["sweep", "--lookback-hours", "168"], ["watch", "--once"],
+                 ["health-snapshot"], allowed=(0, 3))
+        jobs(env, ["health-report", "--dry-run", "--output", str(html_path)])
     shoot(html_path, args.out, width=args.width)
     print(f"wrote {args.out}")
     return 0

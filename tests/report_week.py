@@ -26,12 +26,16 @@ WEEK = {
     "stuck": 1,
     "success_rate": 8 / 11,
     "events_before": 5,          # all completed
-    "categories": [{"category": "network", "failed": 2}, {"category": "validation", "failed": 1}],
+    "categories": [{"category": "network", "failed": 2, "retry_planned": 1, "needs_person": 1},
+                   {"category": "validation", "failed": 1, "retry_planned": 0, "needs_person": 1}],
+    "recovered": 1,
     "discrepancies": 10,         # 9 auto-fixed + 1 sent to review
     "auto_fixed": 9,
     "open_items": 2,             # the week's completed_not_paid (critical) + an older amount_mismatch
     "events_archived": 40,
     "growth_bytes": 500_000,
+    "missed_found": 3,           # one replayed and recovered, one arrived late, one still missing
+    "alerts_fired": 3,           # detected after 20 s, 40 s and 90 s; one still firing
 }
 
 
@@ -55,6 +59,12 @@ def build_week(engine) -> None:
                   event_type="checkout.session.completed")
         for i in range(5):
             add_event(conn, created_at=BEFORE + timedelta(days=i, hours=9), duration_ms=50)
+        # One network failure has its automatic retry planned; one completed event needed two
+        # attempts (recovered).
+        conn.execute(sa.text("""UPDATE webhook_events SET next_retry_at = created_at + interval '1 hour'
+                                WHERE error_message = 'connect timeout after 95 ms to db-7'"""))
+        conn.execute(sa.text("""UPDATE webhook_events SET attempts = 2
+                                WHERE processing_status = 'completed' AND processing_duration_ms = 300"""))
 
         # Payments completed in the week: 3 x 25.00 EUR and 1 x 500 JPY.
         for i in range(3):
@@ -87,6 +97,41 @@ def build_week(engine) -> None:
         for at, size in ((START + timedelta(hours=1), 10_000_000), (END - timedelta(hours=1), 10_500_000)):
             conn.execute(sa.text("""INSERT INTO database_health_snapshots (taken_at, database_size_bytes)
                                     VALUES (:at, :size)"""), {"at": at, "size": size})
+
+        # A sweep found 3 events Stripe sent that never arrived: one replayed and recovered, one
+        # arrived late on its own, one (49.00 USD) still missing.
+        sweep_id = conn.execute(sa.text("""
+            INSERT INTO sweep_runs (status, trigger, lookback_hours, window_start, window_end, started_at,
+                                    finished_at, stripe_events_found, missing_found)
+            VALUES ('needs_review', 'schedule', 72, :at - interval '72 hours', :at, :at, :at, 40, 3)
+            RETURNING id"""), {"at": START + timedelta(days=1)}).scalar_one()
+        for i, (status, amount) in enumerate((("recovered", 2500), ("arrived", None), ("missing", 4900))):
+            at = START + timedelta(days=1)
+            conn.execute(sa.text("""
+                INSERT INTO missed_events (stripe_event_id, event_type, stripe_created_at, status, found_at,
+                    sweep_run_id, last_seen_at, amount, currency, retry_deadline, retention_deadline, payload,
+                    replayed_at, recovered_at)
+                VALUES (:id, 'checkout.session.completed', :created, :status, :at, :sweep, :at, :amount,
+                        :currency, :created + interval '3 days', :created + interval '30 days', '{}'::jsonb,
+                        :replayed, :recovered)"""),
+                {"id": f"evt_missed_{i}", "created": at - timedelta(hours=5), "status": status, "at": at,
+                 "sweep": sweep_id, "amount": amount, "currency": "usd" if amount == 4900 else "eur",
+                 "replayed": at + timedelta(minutes=1) if status == "recovered" else None,
+                 "recovered": at + timedelta(minutes=2) if status in ("recovered", "arrived") else None})
+
+        # Alerts: a failed payment event (detected in 20 s, resolved in an hour), a failure rate
+        # (40 s, 30 min) and the missed events (90 s, still firing).
+        for rule, severity, started, detect_s, resolve in (
+                ("payment_event_failed", "critical", START + timedelta(days=2, hours=3), 20, timedelta(hours=1)),
+                ("failure_rate", "warning", START + timedelta(days=4), 40, timedelta(minutes=30)),
+                ("missed_events", "critical", START + timedelta(days=1), 90, None)):
+            fired = started + timedelta(seconds=detect_s)
+            conn.execute(sa.text("""
+                INSERT INTO alerts (rule, fingerprint, severity, status, summary, started_at, fired_at,
+                                    resolved_at, last_seen_at)
+                VALUES (:rule, :rule, :severity, :status, :rule, :started, :fired, :resolved, :fired)"""),
+                {"rule": rule, "severity": severity, "status": "resolved" if resolve else "firing",
+                 "started": started, "fired": fired, "resolved": fired + resolve if resolve else None})
 
         # Jobs: reconcile and health-snapshot fine, cleanup's last run failed.
         for job, status, at in (("reconcile", "completed", START + timedelta(days=6)),

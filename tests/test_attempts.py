@@ -113,3 +113,23 @@ def test_a_handler_in_another_language_calls_the_old_signatures(db):
                              "p_event_type => 'charge.succeeded', p_payload => CAST('{}' AS jsonb))"))
         assert conn.execute(sa.text("SELECT webhook_event_complete('evt_ts_1')")).scalar()
     assert [r["outcome"] for r in attempts(db, "evt_ts_1")] == ["failed", "completed"]
+
+
+def test_cleanup_takes_an_archived_events_attempts_with_it(db):
+    from datetime import datetime, timezone
+
+    from jobs import cleanup
+
+    tracker = EventTracker(db)
+    old, recent = (checkout_session_event("payment_intent.created") for _ in range(2))
+    for sample in (old, recent):
+        claim = tracker.begin(sample)
+        tracker.fail(claim, ConnectionResetError("reset"))
+        with tracker.track(sample) as attempt:
+            attempt.outcome = "ignored"
+    with db.begin() as conn:
+        conn.execute(sa.text("UPDATE webhook_events SET created_at = now() - interval '200 days' "
+                             "WHERE stripe_event_id = :id"), {"id": old["id"]})
+    cleanup.run(db, now=datetime.now(timezone.utc), skip_registrations=True, trigger="cli")
+    assert attempts(db, old["id"]) == []
+    assert [r["outcome"] for r in attempts(db, recent["id"])] == ["failed", "completed"]

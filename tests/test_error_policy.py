@@ -8,7 +8,6 @@ import threading
 from datetime import datetime, timedelta, timezone
 
 import httpx
-import psycopg
 import pytest
 import sqlalchemy as sa
 import stripe

@@ -61,18 +61,23 @@ def test_one_multipart_message_per_run_with_the_weeks_numbers(week):
     assert outcome.status == "sent" and outcome.retried == []
     assert message.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
-    assert message["Subject"] == "Webhook health 16–22 Nov 2026: 6 things need attention"
+    assert message["Subject"] == "Webhook health 16–22 Nov 2026: 8 things need attention"
     assert message["To"] == "ops@example.org, cto@example.org"
     text = message.get_body(("plain",)).get_content().replace("\r\n", "\n")
     html = message.get_body(("html",)).get_content().replace("\r\n", "\n")
-    for words in ("3 events of this period are still failed (network 2, validation 1).",
+    for words in ("3 events of this period are still failed (network 2, validation 1); 2 with no automatic "
+                  "retry planned.", "2   retry planned 1, needs a person 1; before: 0",
                   "Fixed automatically: 9 of 10 = 90.0% (target 90%, met", "75.00 EUR", "500 JPY",
                   "Money waiting for a decision: 25.00 EUR, 49.00 USD", "Events received                            12",
-                  "https://monitor.example.org/errors"):
+                  "https://monitor.example.org/errors",
+                  "Found: 3 (before: 0); replayed 1, recovered 2, still missing 1",
+                  "Time to detect: median 40 s (target 60 s; before: –), p95 85 s, longest 90 s"):
         assert words in text, words
     for words in ("72.7%", "75.00 EUR", "500 JPY", "49.00 USD", 'href="https://monitor.example.org/reconciliation"',
                   "connect timeout after &lt;n&gt; ms to db-&lt;n&gt;",
-                  "Money waiting for a decision: 25.00 EUR (1 item), 49.00 USD (1 item)."):
+                  "Money waiting for a decision: 25.00 EUR (1 item), 49.00 USD (1 item).",
+                  "money at risk 49.00 USD", "<code style=\"font-family:Menlo,Consolas,monospace;font-size:12px;\">"
+                  "payment_event_failed</code>"):
         assert words in html, words
     assert "<script" not in html.lower() and "&lt;script&gt;alert" in html  # an error message is text, not markup
     [row] = _reports(week)
@@ -121,7 +126,7 @@ def test_a_failed_send_is_retried_by_the_next_scheduled_run(week):
     assert outcome.status == "sent" and outcome.retried == [{"report_id": 1, "status": "sent", "error": None}]
     assert [subject.split(":")[0] for subject in subjects] == ["Webhook health 23–29 Nov 2026",
                                                                "Webhook health 16–22 Nov 2026"]
-    assert subjects[1] == "Webhook health 16–22 Nov 2026: 6 things need attention"  # as first built
+    assert subjects[1] == "Webhook health 16–22 Nov 2026: 8 things need attention"  # as first built
     first, second = _reports(week)
     assert (first["status"], first["attempts"], first["sent_at"]) == ("sent", 2, NOW + timedelta(days=7))
     assert (second["status"], second["trigger"]) == ("sent", "schedule")

@@ -46,9 +46,13 @@ def test_daily_events_and_error_groups_are_the_pages_queries(week, dashboard_eng
     assert data.error_groups[0]["first_seen"] == START + timedelta(days=2, hours=3)
 
 
-def test_failures_by_category_reconciliation_cleanup_and_growth(week):
+def test_failures_by_category_reconciliation_cleanup_and_growth(week, dashboard_engine):
     data = _collect(week)
     assert data.current.failures_by_category == WEEK["categories"]
+    outcomes = fetch_df(dashboard_engine, "failure_outcomes", start=START, end=END)
+    assert data.current.outcomes == {"still_failing": outcomes["still_failing"].sum(),
+                                     "recovered": outcomes["recovered"].sum(), "retrying": 0}
+    assert data.current.outcomes["recovered"] == WEEK["recovered"]
     recon = data.current.reconciliation
     assert (recon["runs"], recon["discrepancies"], recon["auto_fixed"], recon["manual_review"]) == (1, 10, 9, 1)
     assert data.current.auto_fixed_share == pytest.approx(0.9)
@@ -66,6 +70,23 @@ def test_failures_by_category_reconciliation_cleanup_and_growth(week):
     assert data.previous.database["growth_bytes"] is None
 
 
+def test_missed_events_and_alerts_with_time_to_detect_and_resolve(week, dashboard_engine):
+    data = _collect(week)
+    missed = data.current.missed
+    assert (missed["sweeps"], missed["found"], missed["replayed"], missed["recovered"], missed["still_missing"]) == (
+        1, WEEK["missed_found"], 1, 2, 1)
+    assert data.missed_open["open_events"] == 1 and data.missed_money == [
+        {"currency": "usd", "amount": 4900, "events": 1}]
+    shown = fetch_one(dashboard_engine, "alert_detection_summary", start=START, end=END)
+    assert data.current.alerts["alerts"] == shown["alerts"] == WEEK["alerts_fired"]
+    assert data.current.alerts["median_s"] == pytest.approx(shown["median_s"]) == pytest.approx(40)
+    assert data.current.alerts["max_s"] == pytest.approx(90)
+    rules = {r["rule"]: r for r in data.alert_rules}
+    assert rules["payment_event_failed"]["median_resolve_s"] == pytest.approx(3600)
+    assert rules["missed_events"]["still_firing"] == 1 and rules["missed_events"]["median_resolve_s"] is None
+    assert data.previous.alerts["alerts"] == 0 and data.previous.alerts["median_s"] is None
+
+
 def test_review_queue_is_as_it_stood_at_the_end_of_the_period(week):
     # A week earlier, only the older amount_mismatch was open.
     data = _collect(week, start=BEFORE, end=START)
@@ -76,12 +97,16 @@ def test_needs_attention_lists_what_a_person_should_look_at(week):
     texts = [(a["level"], a["text"]) for a in _collect(week).attention]
     assert texts[0][0] == "critical"
     joined = " | ".join(text for _, text in texts)
-    assert "3 events of this period are still failed (network 2, validation 1)" in joined
+    assert ("3 events of this period are still failed (network 2, validation 1); "
+            "2 with no automatic retry planned.") in joined
     assert "2 reconciliation items wait for a person (1 critical)" in joined
     assert "The last cleanup run failed: OperationalError: disk full" in joined
     assert "1 event has been 'processing' for more than 15 minutes" in joined
     assert "below the 90% target" not in joined  # 90 % exactly meets it
     assert "success rate fell from 100.0% to 72.7%" in joined
+    assert "1 event Stripe sent never reached the app and is not recovered yet" in joined
+    assert "1 alert of this period is still firing." in joined
+    assert "to detect (median)" not in joined  # 40 s meets the one-minute target
 
 
 def test_an_empty_week_says_so_and_divides_nothing_by_zero(db):

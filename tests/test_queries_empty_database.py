@@ -27,6 +27,9 @@ VALUES = {
     "run_id": 1,
     "item_id": 1,
     "job": "reconcile",
+    "alert_id": 1,
+    "now": NOW,
+    "fingerprint": "TimeoutError: mailer timed out after <n> ms",
     "report_id": 1,
 }
 PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")

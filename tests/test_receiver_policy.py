@@ -3,9 +3,11 @@ and keeps its internals to itself (issue 10, item 7)."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -140,3 +142,62 @@ def test_an_unsupported_payload_shape_is_a_validation_failure(receiver, db):
     status, answer = receiver.deliver(event, secret=NEW_SECRET)
     assert (status, answer["retry"], answer["error_category"]) == (200, False, "validation")
     assert "data.object" in answer["error"] and "Traceback" not in json.dumps(answer)
+
+
+def test_served_with_serve_config_half_sent_headers_are_cut_off(engine, db):
+    import uvicorn
+
+    from tracking.receiver import server_config
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(server_config(Receiver(engine=engine, webhook_secret=NEW_SECRET),
+                                          header_timeout_s=1.0, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        slow = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(20)]
+        for client in slow:
+            client.sendall(b"POST /stripe/webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nStripe-Sig")
+        started = time.monotonic()
+        assert all(client.recv(1024) == b"" for client in slow)  # closed by the server
+        assert time.monotonic() - started < 8
+        for client in slow:
+            client.close()
+        # An ordinary client, two requests on one kept-alive connection, is served.
+        client = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        for _ in range(2):
+            client.request("GET", "/healthz")
+            response = client.getresponse()
+            assert (response.status, json.loads(response.read())) == (200, {"status": "ok"})
+        client.close()
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def test_python_m_tracking_receiver_serves_with_the_time_limits(database_url, db):
+    from devharness import ManagedProcess, http_ready, listening_socket, socket_url
+
+    sock = listening_socket(inheritable=True)
+    url = socket_url(sock)
+    port = sock.getsockname()[1]
+    command = [sys.executable, "-m", "tracking.receiver", "--fd", str(sock.fileno()), "--header-timeout", "1"]
+    with ManagedProcess(command, name="receiver", pass_sockets=[sock], ready=http_ready(f"{url}/healthz"),
+                        extra_env={"STRIPE_WEBHOOK_SECRET": f"{NEW_SECRET},{OLD_SECRET}"}):
+        body = json.dumps(checkout_session_event("payment_intent.created")).encode()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("POST", "/stripe/webhook", body=body, headers={"Stripe-Signature": sign(body, OLD_SECRET)})
+        assert conn.getresponse().status == 200
+        conn.close()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
+            slow.sendall(b"POST /stripe/webhook HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            started = time.monotonic()
+            assert slow.recv(1024) == b"" and time.monotonic() - started < 8
+    assert event_count(db) == 1

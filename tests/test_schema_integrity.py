@@ -26,7 +26,7 @@ def check_values(engine, table: str, column: str) -> set[str]:
     return set(re.findall(r"'([^']*)'::text", found[0]))
 
 
-RUN_TABLES = ["job_runs", "reconciliation_runs", "cleanup_runs", "database_health_snapshots"]
+RUN_TABLES = ["job_runs", "reconciliation_runs", "cleanup_runs", "database_health_snapshots", "health_reports"]
 
 
 @pytest.mark.parametrize("table", RUN_TABLES)
@@ -41,9 +41,7 @@ def test_every_table_with_a_trigger_column_accepts_only_declared_triggers(engine
             SELECT table_name FROM information_schema.columns
             WHERE table_schema = 'public' AND column_name = 'trigger'""")).scalars())
     assert set(RUN_TABLES) <= tables
-    # health_reports (migration 0090) still allows 'test': it needs a migration after 0090
-    # giving it a CHECK within TRIGGERS.
-    for table in sorted(tables - {"health_reports"}):
+    for table in sorted(tables):
         assert check_values(engine, table, "trigger") <= set(TRIGGERS), table
 
 

@@ -52,8 +52,8 @@ from core.settings import get_settings
 from tracking.registrations import apply_event
 from tracking.signing import stripe_signature
 from tracking.tracker import (
-    DEFAULT_STALE_AFTER, RETRY_LATER, SKIP_DUPLICATE, SQL, AttemptSuperseded, EventTracker,
-    InvalidEvent, error_message, event_fields,
+    DEFAULT_STALE_AFTER, RETRY_LATER, SKIP_DUPLICATE, SQL, AttemptSuperseded, EventTracker, FailureNotRecorded,
+    error_message, event_fields,
 )
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ class Receiver:
         if self.webhook_secret is None or self.engine is None:
             settings = get_settings()
             self.webhook_secret = self.webhook_secret or settings.STRIPE_WEBHOOK_SECRET
-            if not self.webhook_secret:
+            if not self.secrets():
                 raise ConfigError(
                     "STRIPE_WEBHOOK_SECRET is not set: the receiver cannot verify that deliveries "
                     "come from Stripe and does not start. Set it to the endpoint's signing secret "
@@ -310,6 +310,8 @@ class Receiver:
         except AttemptSuperseded:
             return 409, {"status": "in_progress", "event_id": claim.stripe_event_id,
                          "detail": "another delivery took this event over"}
+        except FailureNotRecorded as exc:  # the database went away mid-attempt: Stripe must retry
+            return self.unavailable(claim.stripe_event_id, exc.__cause__ or exc)
         except Exception as exc:
             return self.failed(claim.stripe_event_id, claim.event_type, claim.attempt, exc)
         return 200, {"status": "ignored" if outcome.label == "ignored" else "processed",
@@ -371,3 +373,82 @@ def _too_large(limit: int) -> JSONResponse:
 
 
 app = Receiver()
+
+
+# --- serving with a time limit on request headers ---------------------------------------------
+
+def header_timeout_protocol(timeout_s: float = HEADER_TIMEOUT_S):
+    """uvicorn's h11 protocol that closes a connection whose request headers have not all
+    arrived ``timeout_s`` after it opened (or after the previous response): uvicorn itself
+    waits for headers forever, so slow clients could hold every connection."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderTimeoutH11Protocol(H11Protocol):
+        _header_timer = None
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._arm_header_timer()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.cycle is not None and not self.cycle.response_complete:
+                self._cancel_header_timer()  # headers complete: the app's body timeout takes over
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm_header_timer()
+
+        def connection_lost(self, exc) -> None:
+            self._cancel_header_timer()
+            super().connection_lost(exc)
+
+        def _arm_header_timer(self) -> None:
+            self._cancel_header_timer()
+            self._header_timer = self.loop.call_later(timeout_s, self._headers_too_slow)
+
+        def _cancel_header_timer(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _headers_too_slow(self) -> None:
+            self._header_timer = None
+            if self.cycle is None or self.cycle.response_complete:
+                log.warning("closed a connection whose request headers did not arrive within %.0f s", timeout_s)
+                self.transport.close()
+
+    return HeaderTimeoutH11Protocol
+
+
+def server_config(app_: Any = None, *, host: str = "127.0.0.1", port: int = 8000,
+                  header_timeout_s: float = HEADER_TIMEOUT_S, **kwargs: Any):
+    """A uvicorn Config for the receiver with the header time limit (``serve`` uses it)."""
+    import uvicorn
+
+    return uvicorn.Config(app_ if app_ is not None else app, host=host, port=port,
+                          http=header_timeout_protocol(header_timeout_s), lifespan="on", **kwargs)
+
+
+def serve(argv: list[str] | None = None) -> None:
+    """``python -m tracking.receiver [--host H] [--port P | --fd N] [--header-timeout S]``:
+    uvicorn with the time limits."""
+    import argparse
+
+    import uvicorn
+
+    parser = argparse.ArgumentParser(prog="python -m tracking.receiver", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--fd", type=int, help="serve on this inherited, listening socket descriptor instead")
+    parser.add_argument("--header-timeout", type=float, default=HEADER_TIMEOUT_S, metavar="SECONDS",
+                        help=f"close a connection whose request headers take longer (default {HEADER_TIMEOUT_S:.0f})")
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    uvicorn.Server(server_config(host=args.host, port=args.port, fd=args.fd, log_level=args.log_level,
+                                 header_timeout_s=args.header_timeout)).run()
+
+
+if __name__ == "__main__":
+    serve()

@@ -34,7 +34,6 @@ from typing import Any, Iterator, Mapping
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from core.error_policy import CATEGORIES as ERROR_CATEGORIES  # noqa: F401 (re-exported)
 from core.error_policy import ATTEMPT_SOURCES, PayloadError, classify
 from core.sql import load_package
 
@@ -72,6 +71,12 @@ class EventInProgress(TrackingSignal):
 
 class AttemptSuperseded(TrackingSignal):
     """The event was reclaimed by another worker while this one ran; this work was rolled back."""
+
+
+class FailureNotRecorded(TrackingSignal):
+    """The attempt failed and its failure could not be recorded either (the database went
+    away): the row stays 'processing' until reclaimed. Answer 5xx, whatever the error, so
+    the delivery comes again; raised from the attempt's own exception."""
 
 
 @dataclass(frozen=True)
@@ -256,4 +261,6 @@ class EventTracker:
                 log.error("could not record the failure of event %s (%s); it stays 'processing' "
                           "until reclaimed: %s", claim.stripe_event_id, error_message(exc),
                           error_message(record_exc))
+                raise FailureNotRecorded(claim, f"event {claim.stripe_event_id} failed and the failure "
+                                                "could not be recorded") from exc
             raise

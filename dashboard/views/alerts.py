@@ -12,6 +12,7 @@ from datetime import timedelta
 import streamlit as st
 
 from core.errors import ConfigError, MonitorError
+from dashboard import text
 from dashboard import alert_figures as af
 from dashboard import data, gateway
 from dashboard.columns import row_id, utc_time
@@ -58,7 +59,7 @@ def firing_section() -> None:
     if firing.empty:
         st.success("Nothing is firing.", icon=":material/notifications_off:")
         return
-    st.dataframe(firing[list(FIRING_COLUMNS)], hide_index=True, column_config=FIRING_COLUMNS)
+    text.dataframe(firing[list(FIRING_COLUMNS)], hide_index=True, column_config=FIRING_COLUMNS)
     rows = {int(row["id"]): row for row in firing.to_dict("records")}
     chosen = st.selectbox("Alert", list(rows), format_func=lambda i: af.firing_label(rows[i]), key="alerts_chosen")
     alert = rows[int(chosen)]
@@ -104,12 +105,12 @@ def history_section(window) -> None:
     cols[1].metric("Median time to detect", af.format_duration(summary.get("median_s")), border=True)
     cols[2].metric("p95 time to detect", af.format_duration(summary.get("p95_s")), border=True)
     cols[3].metric("Slowest", af.format_duration(summary.get("max_s")), border=True)
-    st.plotly_chart(af.time_to_detect_chart(history, (window.start, window.end)), key="alerts_ttd")
+    text.plotly_chart(af.time_to_detect_chart(history, (window.start, window.end)), key="alerts_ttd")
     if history.empty:
         st.caption(af.NO_ALERTS)
         return
     table = af.history_table(history)
-    st.dataframe(table[list(HISTORY_COLUMNS)], hide_index=True, column_config=HISTORY_COLUMNS)
+    text.dataframe(table[list(HISTORY_COLUMNS)], hide_index=True, column_config=HISTORY_COLUMNS)
     rows = {int(row["id"]): row for row in history.to_dict("records")}
     chosen = st.selectbox("Deliveries of alert", list(rows), format_func=lambda i: af.firing_label(rows[i]),
                           key="alerts_history_chosen")
@@ -117,7 +118,7 @@ def history_section(window) -> None:
     if notifications.empty:
         st.caption("No notification was queued for this alert (no channel configured, or it was silenced).")
     else:
-        st.dataframe(notifications[list(NOTIFICATION_COLUMNS)], hide_index=True, column_config=NOTIFICATION_COLUMNS)
+        text.dataframe(notifications[list(NOTIFICATION_COLUMNS)], hide_index=True, column_config=NOTIFICATION_COLUMNS)
 
 
 window = data.current_window()

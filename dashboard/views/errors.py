@@ -1,46 +1,185 @@
-"""Errors: what fails, how often and since when; whether retries recovered the failures."""
+"""Errors: what fails, by category and over time; each error group's category, recovery
+action, attempts (recovered ones included) and what happens next; Retry now for one event
+or a whole group: the plan (how many) first, then ``python -m jobs retry`` in the background
+through the dashboard's write gateway (dashboard/gateway.py), followed with its progress."""
 
 import streamlit as st
 
-from dashboard import data, figures
-from dashboard import text
+from core.errors import ConfigError
+from core.settings import get_settings
+from dashboard import data, figures, gateway, text
+from dashboard import error_figures as ef
+from dashboard.text import markdown_literal
 from dashboard.columns import utc_time
 
-TOP_FINGERPRINTS = 25
+TOP_GROUPS = 25
+RETRY_MAX_EVENTS = 2000  # one Retry now re-delivers at most this many events of a group
+RUN_SLOT = "retry_run"  # the gateway's BackgroundRun this browser session started
+RESULT_KEY = "retry_result"
+PLAN_KEY = "retry_plan"
+PROGRESS_EVERY_S = 1.0
 
+
+def collect_finished_retry() -> None:
+    """Keep the outcome of the retry this session started once it ended; drop cached data."""
+    run = gateway.remembered(RUN_SLOT)
+    if run is not None and run.finished:
+        st.session_state[RESULT_KEY] = run.outcome()
+        gateway.forget(RUN_SLOT)
+        data.refresh()
+
+
+def start_retry(event_ids: list[str]) -> None:
+    st.session_state.pop(RESULT_KEY, None)
+    st.session_state.pop(PLAN_KEY, None)
+    args = [arg for event_id in event_ids for arg in ("--event-id", event_id)]
+    try:
+        gateway.remember(RUN_SLOT, gateway.start("retry", *args, actor=gateway.actor()))
+    except ConfigError as exc:
+        st.session_state[RESULT_KEY] = exc
+    st.rerun()
+
+
+@st.fragment(run_every=PROGRESS_EVERY_S)
+def retry_progress() -> None:
+    """Follows the running retry once a second until it ends, then redraws the page."""
+    run = gateway.remembered(RUN_SLOT)
+    if run is None or run.finished:
+        st.rerun()
+    progress = ((run.record() or {}).get("progress") or {})
+    done, total = int(progress.get("done") or 0), int(progress.get("total") or 0)
+    st.progress(done / total if total else 0.0,
+                text=f"Re-delivering: {done:,} of {total:,}" if total else "Re-delivery starting…")
+
+
+def show_outcome(outcome) -> None:
+    if isinstance(outcome, Exception):
+        st.error(f"**Retry did not start**: {markdown_literal(outcome)}", icon=":material/error:")
+        return
+    report = outcome.report or {}
+    if outcome.state in ("refused", "failed") or not report:
+        st.error(f"**Retry failed**: {markdown_literal(outcome.reason or f'exit code {outcome.exit_code}')}",
+                 icon=":material/error:")
+        return
+    skipped = report.get("skipped") or {}
+    st.success(f"**Re-delivered {report.get('delivered', 0):,} of {report.get('planned', 0):,}**: "
+               f"{report.get('completed', 0):,} completed, {report.get('failed_again', 0):,} failed again "
+               f"(the app planned their next retry), {report.get('failed_permanently', 0):,} failed for good"
+               + (f"; {len(skipped):,} not re-delivered (no longer failed)" if skipped else "") + ".",
+               icon=":material/task_alt:")
+
+
+def replay_problem() -> str | None:
+    """Why nothing can be re-delivered from here (no endpoint configured), or None."""
+    try:
+        configured = get_settings().MONITOR_REPLAY_URL
+    except ConfigError as exc:
+        return str(exc)
+    if not configured:
+        return ("Retry now re-delivers to the app's endpoint: set MONITOR_REPLAY_URL (and STRIPE_WEBHOOK_SECRET) "
+                "in the dashboard's environment.")
+    return None
+
+
+def retry_section(groups) -> None:
+    st.subheader("Retry now")
+    if gateway.remembered(RUN_SLOT) is not None:
+        retry_progress()
+        return
+    if RESULT_KEY in st.session_state:
+        show_outcome(st.session_state[RESULT_KEY])
+    failing = groups[groups["still_failing"] > 0]
+    if failing.empty:
+        st.info("Nothing in this window is still failing.", icon=":material/check_circle:")
+        return
+    problem = gateway.problem() or replay_problem()
+    if problem:
+        st.warning(problem, icon=":material/block:")
+    labels = {row["fingerprint"]: f"{row['category']} · {row['still_failing']:,} failing · {row['fingerprint'][:90]}"
+              for _, row in failing.iterrows()}
+    fingerprint = st.selectbox("Error group", list(labels), format_func=labels.get, key="retry_group")
+    events = data.query_df("error_group_failing_events", start=window.start, end=window.end,
+                           fingerprint=fingerprint, limit=RETRY_MAX_EVENTS)
+    if events.empty:
+        st.info("The events of this group are no longer failed.", icon=":material/check_circle:")
+        return
+    one = st.selectbox("Event", ["all of this group"] + list(events["stripe_event_id"]), key="retry_event",
+                       help="Re-deliver one event of the group, or every event of it that is still failed.")
+    chosen = list(events["stripe_event_id"]) if one == "all of this group" else [one]
+    left, right = st.columns([1, 4])
+    if left.button("Retry now…", type="primary", icon=":material/replay:", key="retry_plan_button",
+                   disabled=bool(problem)):
+        st.session_state[PLAN_KEY] = chosen
+    planned = st.session_state.get(PLAN_KEY)
+    if planned:
+        categories = events[events["stripe_event_id"].isin(planned)]["error_category"].value_counts()
+        with st.container(border=True):
+            st.warning(f"Re-deliver **{len(planned):,}** failed event(s) to MONITOR_REPLAY_URL as Stripe would "
+                       f"({', '.join(f'{name} {count}' for name, count in categories.items())})? Completed or "
+                       "processing events are never re-delivered.", icon=":material/replay:")
+            confirm, cancel = st.columns([1, 5])
+            if confirm.button("Yes, re-deliver", type="primary", key="retry_confirmed"):
+                start_retry(planned)
+            if cancel.button("Cancel", key="retry_cancelled"):
+                del st.session_state[PLAN_KEY]
+                st.rerun()
+
+
+collect_finished_retry()
 window = data.current_window()
 st.title("Errors")
 
+plan = ef.plan_summary(data.query_df("failure_plan"))
 outcomes = data.query_df("failure_outcomes", start=window.start, end=window.end)
-fingerprints = data.query_df("error_fingerprints", start=window.start, end=window.end, limit=TOP_FINGERPRINTS)
-if outcomes.empty and fingerprints.empty:
+groups = data.query_df("error_groups", start=window.start, end=window.end, limit=TOP_GROUPS)
+if outcomes.empty and groups.empty and not any(plan.values()):
     st.success(f"No failed or retried events in the {window.label}.", icon=":material/check_circle:")
     st.stop()
 
-still_failing, recovered, retrying = (int(outcomes[c].sum()) for c in ("still_failing", "recovered", "retrying"))
-cols = st.columns(3)
-cols[0].metric("Still failing", f"{still_failing:,}", help="Events whose latest attempt failed.", border=True)
+still_failing, recovered, retrying = (int(outcomes[c].sum()) if not outcomes.empty else 0
+                                      for c in ("still_failing", "recovered", "retrying"))
+cols = st.columns(5)
+cols[0].metric("Still failing", f"{still_failing:,}", help="Events received in the window whose latest attempt "
+               "failed.", border=True)
 cols[1].metric("Recovered", f"{recovered:,}", help="Completed on a later attempt (attempts > 1).", border=True)
 cols[2].metric("Retrying", f"{retrying:,}", help="Pending or processing again after an earlier attempt.",
                border=True)
+cols[3].metric("Retry planned", f"{plan['retry_planned']:,}", border=True,
+               help="Failed events (any time) with an automatic retry planned by the error policy.")
+cols[4].metric("Needs a person", f"{plan['needs_person']:,}", border=True,
+               help="Failed events (any time) no automatic retry will fix: a validation error, a permanent "
+               "Stripe error, or the retries are used up. Fix the cause, then Retry now.")
 
+by_category = data.query_df("failed_attempts_by_bucket_and_category", start=window.start, end=window.end,
+                            bucket=window.bucket)
+text.plotly_chart(ef.failures_by_category_chart(by_category, bucket=window.bucket, x_range=(window.start, window.end)),
+                  key="failures_by_category")
 failures = data.query_df("failures_by_bucket_and_type", start=window.start, end=window.end, bucket=window.bucket)
+left, right = st.columns(2)
 text.plotly_chart(figures.failures_by_type_chart(failures, bucket=window.bucket, x_range=(window.start, window.end)),
-                key="failures_by_type")
-text.plotly_chart(figures.outcomes_chart(outcomes), key="outcomes")
+                  where=left, key="failures_by_type")
+text.plotly_chart(figures.outcomes_chart(outcomes), where=right, key="outcomes")
 
-st.subheader("Top error messages")
-st.caption("Messages grouped with ids, e-mail addresses and numbers replaced by placeholders; "
-           "'still failing' counts the events of that group whose latest attempt failed.")
-if fingerprints.empty:
-    st.info("The failed events carry no error message.")
+st.subheader("Error groups")
+st.caption("Failed attempts in the window grouped by message (ids, e-mail addresses and numbers replaced by "
+           "placeholders), recovered ones included: 'recovered' events completed on a later attempt, "
+           "'still failing' ones are failed now; 'next' is the next planned retry or 'needs a person'.")
+if groups.empty:
+    st.info("No failed attempts in this window.")
 else:
-    text.dataframe(fingerprints, hide_index=True, key="fingerprints", column_config={
-        "fingerprint": st.column_config.TextColumn("Error (normalised)", width="large"),
-        "events": st.column_config.NumberColumn("Events"),
-        "still_failing": st.column_config.NumberColumn("Still failing"),
-        "first_seen": utc_time("First seen"),
-        "last_seen": utc_time("Last seen"),
-        "event_types": "Event types",
-        "example": st.column_config.TextColumn("Example message"),
-    })
+    text.dataframe(ef.error_groups_table(groups, now=data.utc_now()), hide_index=True, key="error_groups",
+                 column_config={
+                     "fingerprint": st.column_config.TextColumn("Error (normalised)", width="large"),
+                     "category": "Category",
+                     "failed_attempts": st.column_config.NumberColumn("Failed attempts"),
+                     "events": st.column_config.NumberColumn("Events"),
+                     "recovered": st.column_config.NumberColumn("Recovered"),
+                     "still_failing": st.column_config.NumberColumn("Still failing"),
+                     "next": "Next",
+                     "recovery_action": st.column_config.TextColumn("Recovery action", width="medium"),
+                     "first_seen": utc_time("First failure"),
+                     "last_seen": utc_time("Last failure"),
+                     "event_types": "Event types",
+                     "example": st.column_config.TextColumn("Example message"),
+                 })
+    retry_section(groups)

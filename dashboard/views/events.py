@@ -4,6 +4,7 @@ import hashlib
 
 import streamlit as st
 
+from core.error_policy import RECOVERY_ACTIONS
 from dashboard import data, explorer, figures, metrics
 from dashboard.columns import utc_time
 from dashboard import text
@@ -26,7 +27,7 @@ if st.toggle("Only events that never arrived", key="events_missed",
     st.caption(f"{len(missed):,} events Stripe sent in the {window.label} that the app never "
                "recorded, newest first. Status: missing (no row), replayed (re-delivered, not "
                "completed yet), arrived (a row came, not completed), recovered (completed).")
-    st.dataframe(missed.drop(columns=["amount", "currency"]), hide_index=True, column_config={
+    text.dataframe(missed.drop(columns=["amount", "currency"]), hide_index=True, column_config={
         "amount_shown": "amount", "stripe_created_at": utc_time("Stripe created"),
         "found_at": utc_time("found"), "replayed_at": utc_time("replayed"),
         "recovered_at": utc_time("recovered"), "retry_deadline": utc_time("Stripe retries until"),
@@ -126,9 +127,29 @@ if event.get("error_message"):
     category = f" ({markdown_literal(event['error_category'])})" if event.get("error_category") else ""
     st.error(f"**Error{category}**")
     st.code(event["error_message"], language=None, wrap_lines=True)
+if event["processing_status"] == "failed":
+    action = RECOVERY_ACTIONS.get(event.get("recovery_action") or "", "-")
+    planned = event.get("next_retry_at")
+    nxt = f"next automatic retry {planned:%Y-%m-%d %H:%M:%S} UTC" if planned is not None else "no automatic retry planned"
+    st.caption(f"Category {event.get('error_category') or 'unknown'} · alert level {event.get('alert_level') or '-'} "
+               f"· {nxt}")
+    st.text(f"Recovery action: {action}")
 if event.get("error_details"):
     with st.expander("Error details"):
         st.json(event["error_details"], expanded=True)
+history = data.query_df("event_attempts", stripe_event_id=event["stripe_event_id"])
+if not history.empty:
+    with st.expander(f"Retry history ({len(history)} attempts)", expanded=event["processing_status"] != "completed"):
+        text.dataframe(history, hide_index=True, key="event_attempts", column_config={
+            "attempt": st.column_config.NumberColumn("#"), "source": "Run by",
+            "started_at": utc_time("Started", seconds=True), "finished_at": utc_time("Ended", seconds=True),
+            "duration_ms": st.column_config.NumberColumn("Duration (ms)"), "outcome": "Outcome",
+            "error_category": "Category", "error_message": st.column_config.TextColumn("Error", width="medium"),
+            "recovery_action": "Recovery action", "alert_level": "Alert level",
+            "next_retry_at": utc_time("Next retry planned", seconds=True)})
+if event.get("raw_payload"):
+    with st.expander("Body as received (PostgreSQL could not store it as JSON)"):
+        st.text(event["raw_payload"][:20000])
 url = explorer.stripe_event_url(event["stripe_event_id"], bool(event["livemode"]))
 if url:
     st.link_button("Open in the Stripe Dashboard", url, icon=":material/open_in_new:")

@@ -124,16 +124,17 @@ def progress_panel() -> None:
 def show_outcome(outcome: gateway.Outcome) -> None:
     report = outcome.report
     if outcome.state == "busy":
-        st.warning(f"**Not started**: {outcome.reason}", icon=":material/hourglass_top:")
+        st.warning(f"**Not started**: {markdown_literal(outcome.reason)}", icon=":material/hourglass_top:")
         return
     if report is None or "run_id" not in report:
-        st.error(f"**The run did not finish**: {outcome.reason or f'exit code {outcome.exit_code}'}",
+        st.error(f"**The run did not finish**: {markdown_literal(outcome.reason or f'exit code {outcome.exit_code}')}",
                  icon=":material/error:")
         return
     run_id = int(report["run_id"])
     run = data.query_row("reconciliation_run", run_id=run_id)
     if outcome.state == "failed":
-        st.error(f"**Run #{run_id} failed**: {(run or {}).get('error') or outcome.reason}", icon=":material/error:")
+        st.error(f"**Run #{run_id} failed**: {markdown_literal((run or {}).get('error') or outcome.reason)}",
+                 icon=":material/error:")
         return
     st.success(f"**Run #{run_id} finished.** {describe_run(run) if run else ''}",
                icon=":material/task_alt:")
@@ -194,7 +195,7 @@ def run_now_section(settings) -> None:
         try:
             gateway.remember(LAUNCH_KEY, gateway.start("reconcile", *args, actor=gateway.actor()))
         except ConfigError as exc:
-            st.error(f"**Not started**: {exc}", icon=":material/error:")
+            st.error(f"**Not started**: {markdown_literal(exc)}", icon=":material/error:")
             return
         st.rerun()
 
