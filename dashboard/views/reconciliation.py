@@ -1,5 +1,6 @@
 """Reconciliation: the last run's five numbers, Run now with live progress, the manual
-review queue with a resolve action, and the history of runs.
+review queue with a resolve action, the history of runs, and the events Stripe sent that never
+arrived (the sweep: ``dashboard/missed_section.py``).
 
 Reads go through the dashboard's read-only engine (``dashboard.data``). The two writes go
 through the dashboard's write gateway (``dashboard/gateway.py``): Run now starts
@@ -16,6 +17,7 @@ from core.errors import ConfigError
 from core.settings import get_settings
 from dashboard import auth, data, gateway
 from dashboard.columns import row_id, utc_time
+from dashboard import missed_section
 from dashboard import reconciliation_figures as rf
 from dashboard import text
 from dashboard.text import markdown_literal
@@ -243,7 +245,7 @@ def review_section(settings) -> None:
             st.error(str(exc), icon=":material/error:")
             return
         except gateway.WriteFailed as exc:
-            st.error(f"Could not save the resolution: {exc}", icon=":material/error:")
+            st.error(f"Could not save the resolution: {markdown_literal(exc)}", icon=":material/error:")
             return
         data.refresh()
         st.session_state[FLASH_KEY] = f"Item #{item['id']} resolved by {markdown_literal(by)}."
@@ -266,10 +268,12 @@ def history_section() -> None:
 
 st.title("Reconciliation")
 st.caption("Stripe's Checkout Sessions compared with the local registrations: obvious mismatches "
-           "are fixed automatically, the rest wait here for a person.")
+           "are fixed automatically, the rest wait here for a person. Below: Stripe's events the "
+           "app never recorded.")
 page_settings = get_settings()
 collect_finished_run()
 last_run_section()
 run_now_section(page_settings)
 review_section(page_settings)
 history_section()
+missed_section.render(page_settings)
