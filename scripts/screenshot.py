@@ -7,6 +7,7 @@ Loads demo history ending now (``python -m jobs demo-data``) into a throwaway da
 embedded PostgreSQL in a temporary folder, or a scratch database on DATABASE_URL's server,
 dropped afterwards), starts the dashboard with ``streamlit run`` on a free loopback port behind
 a one-off password, logs in and photographs the page with Debian's Chromium (/usr/bin/chromium).
+Needs the project installed (``make install``): it imports the ``devharness`` package.
 """
 
 from __future__ import annotations
@@ -18,15 +19,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
-
-from receiver_load import ThrowawayDatabase  # noqa: E402
-from tests.browser_support import (  # noqa: E402
+from devharness import ThrowawayDatabase, patched_env
+from devharness.browser import (
     CHROMIUM, PLOTLY_SELECTOR, chromium_page, exception_texts, log_in, password_env, streamlit_server,
     wait_for_count, wait_for_script,
 )
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -44,23 +43,12 @@ def main(argv=None) -> int:
     if not CHROMIUM.exists():
         print(f"error: {CHROMIUM} is missing (apt-get install chromium)", file=sys.stderr)
         return 2
-    database_url = os.environ.get("DATABASE_URL")
-    with ThrowawayDatabase() as url:
-        env = {**os.environ, "DATABASE_URL": url}
-        env.pop("DASHBOARD_DATABASE_URL", None)
-        for command in (["migrate"], ["demo-data", "--events-per-day", str(args.events_per_day),
-                                      "--no-stripe-state"]):
-            subprocess.run([sys.executable, "-m", "jobs", *command], cwd=REPO, env=env, check=True,
-                           stdout=subprocess.DEVNULL)
-        os.environ["DATABASE_URL"] = url
-        try:
-            shoot(args)
-        finally:
-            # Leave the environment as the caller had it (main() may be called from Python).
-            if database_url is None:
-                os.environ.pop("DATABASE_URL", None)
-            else:
-                os.environ["DATABASE_URL"] = database_url
+    # The environment is the caller's again afterwards (main() may be called from Python).
+    with ThrowawayDatabase() as database, \
+            patched_env(DATABASE_URL=database.url, DASHBOARD_DATABASE_URL=None):
+        subprocess.run([sys.executable, "-m", "jobs", "demo-data", "--events-per-day", str(args.events_per_day),
+                        "--no-stripe-state"], cwd=REPO, env=os.environ, check=True, stdout=subprocess.DEVNULL)
+        shoot(args)
     print(f"wrote {args.out}")
     return 0
 
