@@ -171,12 +171,14 @@ def test_one_listing_covers_a_page_of_rows_without_retrieving_each(db, stripe_se
     assert stripe_server.counts["list_checkout_sessions"] == 1
 
 
-def test_stripe_refusing_the_key_removes_nothing_and_exits_1(db, stripe_server, mixed, monkeypatch):
+def test_stripe_refusing_the_key_removes_nothing_and_is_a_configuration_error(db, stripe_server, mixed,
+                                                                             monkeypatch):
     monkeypatch.setenv("STRIPE_API_KEY", "sk_test_not_the_right_one")
     before = registrations(db)
     result = subprocess.run([sys.executable, "-m", "jobs", "cleanup"], capture_output=True, text=True)
-    assert result.returncode == 1 and "Traceback" not in result.stderr + result.stdout
-    assert "Stripe refused the API key" in result.stdout
+    assert result.returncode == 2 and "Traceback" not in result.stderr + result.stdout
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and "Stripe refused the API key" in line and "STRIPE_API_KEY" in line
     assert registrations(db) == before and registrations(db, "registrations_archive") == {}
     with db.connect() as conn:
         assert conn.execute(sa.text("SELECT status, registrations_unchecked FROM cleanup_runs")).one() == ("failed", 6)
