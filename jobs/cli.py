@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "hash-password": "jobs.hash_password",
     "retry": "jobs.retry",
     "watch": "jobs.watch",
+    "status": "jobs.status",
 }
 
 
