@@ -17,7 +17,7 @@ if str(ROOT) not in sys.path:
 
 from core.errors import ConfigError  # noqa: E402
 from core.settings import get_settings  # noqa: E402
-from dashboard import auth, chrome  # noqa: E402
+from dashboard import auth, chrome, verdict_view  # noqa: E402
 
 VIEWS = Path(__file__).parent / "views"
 
@@ -47,6 +47,8 @@ pages = {
     ],
 }
 page = st.navigation(pages)
+verdict_view.register_pages(pages)
 chrome.sidebar()
+chrome.status()
 chrome.alert_banner()
 page.run()

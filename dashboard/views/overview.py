@@ -6,7 +6,7 @@ from datetime import timedelta
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, figures, metrics
+from dashboard import data, figures, metrics, verdict_view
 from dashboard import text
 from dashboard.window import allowed_buckets
 
@@ -15,6 +15,11 @@ now = data.utc_now()
 stuck_minutes = data.stuck_minutes()
 
 st.title("Overview")
+
+try:
+    verdict_view.panel(data.verdict())
+except data.DatabaseProblem as exc:
+    data.show_problem(exc)
 
 # The stuck threshold is a minute boundary so the cache key changes at most once a minute.
 stuck_before = now.replace(second=0, microsecond=0) - timedelta(minutes=stuck_minutes)
