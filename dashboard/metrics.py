@@ -147,3 +147,9 @@ def _is_missing_time(value: Any) -> bool:
         return bool(pd.isna(value))
     except (TypeError, ValueError):
         return False
+
+
+def plural(count: Any, word: str, words: str | None = None) -> str:
+    """'1 event', '2 events', '1,234 events' (``words`` for an irregular plural)."""
+    number = int(_number(count) or 0)
+    return f"{number:,} {word if number == 1 else (words or word + 's')}"
