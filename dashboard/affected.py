@@ -35,7 +35,7 @@ def affected_table(rows: pd.DataFrame, now: datetime) -> pd.DataFrame:
         created = pd.Timestamp(row["created_at"]).to_pydatetime()
         review = row.get("review_item_id")
         has_review = review is not None and not pd.isna(review)
-        why = "paid, not completed" if row.get("paid_event_id") else "in review"
+        why = "paid, not completed" if pd.notna(row.get("paid_event_id")) else "in review"
         records.append({
             "email": row["email"] or "–",
             "amount": format_money(row["amount_total"], row["currency"]) or "–",
