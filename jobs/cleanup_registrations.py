@@ -146,7 +146,8 @@ def _hand_to_reconciliation(run: "CleanupRun", gateway, paid_sessions: dict[str,
     r = run.report
     registration_ids = list(paid_sessions)
     result = check_registrations(run.engine, gateway, registration_ids, now=run.now,
-                                 trigger="cleanup", dry_run=r.dry_run, session_ids=paid_sessions)
+                                 trigger="cleanup", dry_run=r.dry_run, session_ids=paid_sessions,
+                                 record=not r.dry_run)  # a dry run leaves no reconciliation run
     r.registrations_fixed = result.auto_fixed_count
     r.registrations_queued = result.manual_review_needed
     r.reconciliation_run_id = result.run_id
