@@ -117,6 +117,14 @@ def stop(process: subprocess.Popen | None) -> None:
         process.wait()
 
 
+def demo_exports(stripe_url: str, *, unset_database: bool = False) -> str:
+    """A shell line setting the demo's Stripe settings (and leaving DATABASE_URL out when set)."""
+    import shlex
+
+    line = f"export STRIPE_API_BASE={shlex.quote(stripe_url)} STRIPE_API_KEY={shlex.quote(DEMO_STRIPE_KEY)}"
+    return line + ("; unset DATABASE_URL" if unset_database else "")
+
+
 def _interrupt(signum, frame):
     # SIGTERM (a process manager, a test) stops the children the way Ctrl+C does.
     raise KeyboardInterrupt
@@ -154,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
 
         say(f"dashboard on http://127.0.0.1:{args.port} (login disabled: it listens on "
             f"127.0.0.1 only); local Stripe on {stripe_url}. Ctrl+C stops both.")
+        # The same settings for another terminal, so `python -m jobs reconcile` (sweep,
+        # cleanup, status) can be tried against the demo at once.
+        say("to run the jobs against the demo from another shell, paste:")
+        print(demo_exports(stripe_url, unset_database=bool(ignored)), flush=True)
         dashboard = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"),
              "--server.headless", "true", "--server.address", "127.0.0.1",
