@@ -21,7 +21,10 @@ from dashboard import auth, chrome, verdict_view  # noqa: E402
 
 VIEWS = Path(__file__).parent / "views"
 
-st.set_page_config(page_title="Webhook monitor", page_icon=":material/monitoring:", layout="wide")
+# The favicon is a file of this project: a Material icon name would make every visit fetch
+# it from a third-party font host (fails on locked-down networks, and tells that host).
+st.set_page_config(page_title="Webhook monitor", page_icon=str(Path(__file__).parent / "static" / "favicon.png"),
+                   layout="wide")
 
 try:
     settings = get_settings()
@@ -29,9 +32,8 @@ except ConfigError as exc:
     st.error(f"**The dashboard's configuration is invalid**: {exc}", icon=":material/settings:")
     st.stop()
 if auth.require_login(settings) == "none":
-    st.warning("**Login is off** (MONITOR_AUTH=none): anyone who can reach this address sees the "
-               "dashboard. This is accepted only because the server listens on a loopback address.",
-               icon=":material/lock_open:")
+    st.caption(":material/lock_open: **Login is off** (MONITOR_AUTH=none): allowed only because the "
+               "server listens on a loopback address.")
 
 pages = {
     "Webhooks": [

@@ -4,6 +4,7 @@ e-mail and Checkout Session, the registration an event touched."""
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -94,4 +95,22 @@ def test_a_link_from_who_is_affected_opens_their_events(troubled_db):
         page.goto(f"{server.url}/events?q={SESSION}&since={since}")
         wait_for_script(page)
         page.get_by_text(re.compile(f"^1 event concerning {re.escape(SESSION)} since {since}")).wait_for()
+        assert not exception_texts(page), server.log()
+
+
+def test_every_page_loads_only_from_the_dashboard_and_the_login_off_banner_is_one_line(troubled_db):
+    with streamlit_server(env={"MONITOR_AUTH": "none"}) as server, chromium_page() as page:
+        hosts: set[str] = set()
+        page.on("request", lambda request: hosts.add(urlsplit(request.url).hostname or request.url[:20]))
+        page.goto(server.url)
+        wait_for_script(page)
+        banner = page.get_by_text("Login is off")
+        assert banner.is_visible() and banner.bounding_box()["height"] < 40  # one line
+        for title in ("Events", "Errors", "Funnel", "Alerts", "Reconciliation", "Health", "Overview"):
+            open_page(page, title)
+        page.wait_for_timeout(1000)
+        icon = page.locator('link[rel="shortcut icon"], link[rel="icon"]').first.get_attribute("href")
+        assert not icon.startswith("http") or urlsplit(icon).hostname == "127.0.0.1", icon
+        # data: URLs have no host; everything else came from the dashboard itself.
+        assert {host for host in hosts if not host.startswith(("data:", "blob:"))} == {"127.0.0.1"}, hosts
         assert not exception_texts(page), server.log()
