@@ -206,6 +206,11 @@ def review_section(settings) -> None:
         st.success(flash, icon=":material/task_alt:")
     items = data.query_df("reconciliation_open_items", limit=500)
     if items.empty:
+        if not data.query_row("reconciliation_last_run"):
+            # No comfort before anything was checked: an empty queue means nothing yet.
+            st.info("The queue is empty because nothing has been checked yet: no reconciliation has run.",
+                    icon=":material/hourglass_empty:")
+            return
         st.success("Nothing needs a person.", icon=":material/done_all:")
         return
     st.caption(f"{len(items)} open item(s), critical first. Resolve one once it is dealt with "
