@@ -8,7 +8,6 @@ from urllib.parse import urlsplit
 from datetime import datetime, timedelta, timezone
 
 import pytest
-import sqlalchemy as sa
 
 from tests.browser_support import (chromium_page, exception_texts, log_in, open_page, password_env,
                                    streamlit_server, wait_for_script)
