@@ -113,3 +113,14 @@ def test_every_page_loads_only_from_the_dashboard_and_the_login_off_banner_is_on
         # data: URLs have no host; everything else came from the dashboard itself.
         assert {host for host in hosts if not host.startswith(("data:", "blob:"))} == {"127.0.0.1"}, hosts
         assert not exception_texts(page), server.log()
+
+
+def test_an_error_group_links_to_its_failing_events(troubled_db):
+    # The group's link, as the Errors page's "Its events" cell holds it.
+    with streamlit_server(env={"MONITOR_AUTH": "none"}) as server, chromium_page() as page:
+        page.goto(f"{server.url}/events?group=registration+locked")
+        wait_for_script(page)
+        page.locator('[data-testid="stSidebar"]').get_by_text("30d", exact=True).click()
+        wait_for_script(page)
+        page.get_by_text(re.compile(r"^1 event of this group failed now")).wait_for()
+        assert not exception_texts(page), server.log()

@@ -16,15 +16,37 @@ st.title("Events")
 
 # Opened from a link (the status verdict, the Overview's tiles, who is affected): start with
 # the filters the link names.
-linked = links.fresh_params("events", ["view", "status", "type", "q", "since"])
+linked = links.fresh_params("events", ["view", "status", "type", "q", "since", "group"])
 if linked:
     view = linked.get("view", [""])[0]
-    st.session_state["events_view"] = "stuck" if view == "stuck" else None
+    st.session_state["events_view"] = "stuck" if view == "stuck" else "group" if linked.get("group") else None
+    st.session_state["events_group"] = linked.get("group", [None])[0]
     st.session_state["events_missed"] = view == "missed"
     st.session_state["events_statuses"] = [s for s in linked.get("status", []) if s in figures.STATUSES]
     st.session_state["events_linked_types"] = linked.get("type", [])
     st.session_state["events_search"] = linked.get("q", [""])[0]
     st.session_state["events_since"] = linked.get("since", [None])[0]
+
+if st.session_state.get("events_view") == "group" and st.session_state.get("events_group"):
+    fingerprint = st.session_state["events_group"]
+    failing = data.query_df("error_group_failing_events", fingerprint=fingerprint, start=window.start,
+                            end=window.end, limit=explorer.EXPORT_MAX_ROWS)
+    if st.button("Show all events", icon=":material/list:", key="events_group_back"):
+        st.session_state["events_view"] = None
+        st.rerun()
+    st.markdown(f"**Error group** {markdown_literal(fingerprint)}")
+    if failing.empty:
+        st.success(f"No event of this group is failing now (failures in the {window.label}).",
+                   icon=":material/task_alt:")
+        st.stop()
+    st.caption(f"{metrics.plural(len(failing), 'event')} of this group failed now (failed attempts in the "
+               f"{window.label}), oldest first. Search an event id to see its detail.")
+    text.dataframe(failing, hide_index=True, key="group_events", column_config={
+        "stripe_event_id": st.column_config.TextColumn("Event id"), "event_type": "Type",
+        "error_category": "Category", "recovery_action": "Recovery action",
+        "next_retry_at": utc_time("Next retry", seconds=True), "attempts": st.column_config.NumberColumn("Attempts"),
+        "created_at": utc_time("Received", seconds=True)})
+    st.stop()
 
 if st.session_state.get("events_view") == "stuck":
     stuck_minutes = data.stuck_minutes()
