@@ -1,16 +1,18 @@
 # The README's two commands: `make run` (dashboard on the embedded database with demo data)
-# and `make test`. Each creates the virtual environment and installs what it needs.
+# and `make test`. Each creates the virtual environment and installs what it needs, from the
+# lock file: every package pinned with its hash, so every install gets the same files.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+LOCK_OPTIONS := --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links
 
-.PHONY: run test install clean-venv
+.PHONY: run test install lock audit clean-venv
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -22,6 +24,17 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# After changing the dependencies in pyproject.toml: pin them again (pip-tools).
+lock: $(STAMP)
+	$(PY) -m pip install --quiet pip-tools
+	$(PY) -m piptools compile $(LOCK_OPTIONS) -o requirements.lock pyproject.toml
+	$(PY) -m piptools compile $(LOCK_OPTIONS) --extra dev -o requirements-dev.lock pyproject.toml
+
+# Known vulnerabilities in the pinned packages (pip-audit); skipped, saying so, when
+# PyPI's vulnerability data cannot be reached.
+audit: $(STAMP)
+	$(PY) scripts/audit_dependencies.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import multiprocessing as mp
 import resource
 import sys
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -36,6 +38,8 @@ from jobs.stripe_gateway import DEFAULT_REQUESTS_PER_SECOND, StripeGateway
 
 API_KEY = "sk_test_sweep_bench"
 WINDOW = timedelta(days=30) - timedelta(hours=1)  # inside the 720-hour lookback
+# The newest event is older than the sweep's in-flight grace, so every event is swept.
+NEWEST_AGE = timedelta(minutes=10)
 
 
 def event_id(n: int) -> str:
@@ -107,6 +111,24 @@ def serve_events(n_events: int, start_ts: float, step_s: float, limit: int | Non
     server.serve_forever()
 
 
+def backend_cpu_s(engine) -> dict[int, float]:
+    """CPU seconds (user + system) each PostgreSQL backend of this database has used so far,
+    by pid, from /proc (the server runs on this machine): the database's own cost, whatever
+    else competes for the CPUs."""
+    tick = os.sysconf("SC_CLK_TCK")
+    with engine.connect() as conn:
+        pids = conn.execute(sa.text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()")).scalars().all()
+    used = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used[pid] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return used
+
+
 def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
@@ -125,7 +147,7 @@ def main() -> int:
     n = args.events
     now = datetime.now(timezone.utc).replace(microsecond=0)
     start = (now - WINDOW).timestamp()
-    step = WINDOW.total_seconds() / max(n, 1)
+    step = (WINDOW - NEWEST_AGE).total_seconds() / max(n, 1)
     missing = sum(undelivered(i) or answered_unrecorded(i) for i in range(n))
     n_undelivered = sum(undelivered(i) for i in range(n))
     n_archived = sum(archived(i) and not undelivered(i) and not answered_unrecorded(i) for i in range(n))
@@ -162,11 +184,14 @@ def main() -> int:
             print(f"  local Stripe serving {n:,} events at {base}", file=sys.stderr)
             gateway = StripeGateway(API_KEY, api_base=base, requests_per_second=args.rate)
             before = peak_mib()
+            cpu_before = backend_cpu_s(engine)
             started = time.monotonic()
             report = sweep.run(engine, now=now, gateway=gateway,
                                event_types=sweep_event_types(DEFAULT_SWEEP_EVENT_TYPES),
                                lookback_hours=720, progress=lambda m: print(m, file=sys.stderr))
             wall = time.monotonic() - started
+            cpu_after = backend_cpu_s(engine)
+            database_cpu = sum(used - cpu_before.get(pid, 0.0) for pid, used in cpu_after.items())
         finally:
             server.terminate()
             server.join(timeout=10)
@@ -178,8 +203,10 @@ def main() -> int:
     print(f"stripe requests       {report.stripe_requests:,} made, minimum {minimum:,} "
           f"({math.ceil(n / 100):,} pages + {math.ceil(n_undelivered / 100):,} undelivered pages); "
           f"{report.rate_limited} answered 429")
-    print(f"compare with database {report.compare_ms / 1000:.2f} s in all "
-          f"({math.ceil(n / sweep.COMPARE_BATCH)} anti-joins of {sweep.COMPARE_BATCH:,} ids)")
+    print(f"compare with database {report.compare_ms / 1000:.2f} s wall in all "
+          f"({math.ceil(n / sweep.COMPARE_BATCH)} statements of {sweep.COMPARE_BATCH:,} ids); "
+          f"database CPU for the whole sweep {database_cpu:.2f} s; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"peak memory           {peak_mib():.0f} MiB (before the run: {before:.0f} MiB)")
     expected = {"stripe_events_found": n, "undelivered_found": n_undelivered, "missing_found": missing,
                 "delivered_unrecorded": missing - n_undelivered, "stripe_pages": minimum}

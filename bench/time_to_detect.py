@@ -13,9 +13,14 @@ events so the rules' queries have rows to read:
    failure's COMMIT and stops when the sink has read the firing notification; then the
    event is completed (Stripe's retry succeeding) and the resolved message awaited. Prints
    p50 / p95 / max of both, and checks each message arrived exactly once.
-2. The triggers' cost on the receiver: the receiver load of receiver_load.py (5 % failing
+2. The triggers' time as PostgreSQL itself accounts it (EXPLAIN ANALYZE lists each
+   trigger's time and calls) for one UPDATE of many events to completed and to failed.
+   Then their cost per recorded event: the tracking functions' begin + complete and
+   begin + fail, each committed as a handler does, with the triggers off and on in
+   alternating batches (medians: on a shared machine this is far steadier than HTTP load).
+3. The triggers' cost on the receiver: the receiver load of receiver_load.py (5 % failing
    events, so the failure triggers do fire) with the alert triggers disabled and enabled,
-   alternating, in the same run. Prints requests/s of each.
+   alternating, in the same run, after a warm-up round. Prints requests/s of each.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
@@ -146,6 +152,76 @@ def receiver_throughput(engine, url: str, events: int, concurrency: int, rng: ra
     return len(results) / elapsed
 
 
+def statement_cost(engine, url: str, batches: int, per_batch: int) -> dict[tuple[str, bool], float]:
+    """Median microseconds per recorded event (begin + complete, or begin + fail, each its own
+    commit, as a handler does) with the alert triggers off and on, in alternating batches, while
+    a session listens (as watch does) and drains the notifications."""
+    import psycopg
+
+    listener = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
+    listener.execute("LISTEN monitor_alerts")
+    stop = threading.Event()
+
+    def drain() -> None:
+        while not stop.is_set():
+            for _ in listener.notifies(timeout=0.2):
+                pass
+
+    thread = threading.Thread(target=drain, daemon=True)
+    thread.start()
+    samples: dict[tuple[str, bool], list[float]] = {}
+    try:
+        with engine.connect() as conn:
+            for batch in range(batches):
+                for enabled in ((False, True) if batch % 2 == 0 else (True, False)):
+                    set_triggers(engine, enabled)
+                    for outcome in ("complete", "fail"):
+                        started = time.perf_counter()
+                        for _ in range(per_batch):
+                            event_id = f"evt_cost_{uuid.uuid4().hex[:20]}"
+                            conn.execute(sa.text("SELECT * FROM webhook_event_begin(:id, 'checkout.session.completed', "
+                                                 "CAST('{}' AS jsonb))"), {"id": event_id})
+                            conn.commit()
+                            if outcome == "complete":
+                                conn.execute(sa.text("SELECT webhook_event_complete(:id)"), {"id": event_id})
+                            else:
+                                conn.execute(sa.text("SELECT webhook_event_fail(:id, 'bench failure')"), {"id": event_id})
+                            conn.commit()
+                        samples.setdefault((outcome, enabled), []).append(
+                            (time.perf_counter() - started) / per_batch * 1e6)
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+        set_triggers(engine, True)
+    return {key: statistics.median(values) for key, values in samples.items()}
+
+
+def trigger_time_in_plan(engine, rows: int) -> dict[str, tuple[float, int, float]]:
+    """PostgreSQL's own account of the triggers (EXPLAIN ANALYZE): for ``rows`` events going
+    processing -> completed and processing -> failed in one statement, each alert trigger's
+    total time (ms) and calls, and the statement's total time; rolled back afterwards."""
+    import re
+
+    found: dict[str, tuple[float, int, float]] = {}
+    with engine.connect() as conn:
+        for outcome in ("completed", "failed"):
+            conn.execute(sa.text("""
+                INSERT INTO webhook_events (stripe_event_id, event_type, processing_status, payload, attempts,
+                                            processing_started_at)
+                SELECT 'evt_plan_' || g, 'checkout.session.completed', 'processing', '{}'::jsonb, 1, now()
+                FROM generate_series(1, :n) AS g"""), {"n": rows})
+            plan = "\n".join(conn.execute(sa.text(
+                "EXPLAIN (ANALYZE, FORMAT TEXT) UPDATE webhook_events SET processing_status = :status "
+                "WHERE stripe_event_id LIKE 'evt_plan_%'"), {"status": outcome}).scalars())
+            conn.rollback()
+            total = float(re.search(r"Execution Time: ([\d.]+) ms", plan).group(1))
+            trigger = re.search(r"Trigger webhook_events_alert_failed_update: time=([\d.]+) calls=(\d+)", plan)
+            found[outcome] = (float(trigger.group(1)) if trigger else 0.0, int(trigger.group(2)) if trigger else 0,
+                              total)
+    return found
+
+
 def set_triggers(engine, enabled: bool) -> None:
     with engine.begin() as conn:
         for name in ALERT_TRIGGERS:
@@ -160,11 +236,15 @@ def main(argv=None) -> int:
     parser.add_argument("--load-events", type=int, default=2000, help="receiver load per round (default 2000)")
     parser.add_argument("--rounds", type=int, default=4, help="receiver rounds with triggers off and on (default 4)")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--plan-rows", type=int, default=20_000, help="events in the EXPLAIN ANALYZE update")
+    parser.add_argument("--cost-batches", type=int, default=20, help="alternating batches for the statement cost")
+    parser.add_argument("--cost-events", type=int, default=200, help="events per batch for the statement cost")
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--quick", action="store_true", help="20 incidents, 1 watcher, small history and load")
     args = parser.parse_args(argv)
     if args.quick:
         args.incidents, args.watchers, args.history, args.load_events, args.rounds = 20, 1, 20_000, 300, 1
+        args.cost_batches, args.cost_events, args.plan_rows = 4, 50, 2000
     rng = random.Random(args.seed)
     print(f"machine: {machine()}")
 
@@ -196,6 +276,20 @@ def main(argv=None) -> int:
                   f"max {max(ms):7.0f} ms")
         print(f"  messages {len(sink.received)} for {args.incidents} incidents (firing + resolved each), "
               f"sent twice: {duplicates}")
+
+        plan = trigger_time_in_plan(engine, args.plan_rows)
+        print(f"trigger time inside PostgreSQL (EXPLAIN ANALYZE of one UPDATE of {args.plan_rows:,} processing events):")
+        for outcome, (trigger_ms, calls, total_ms) in plan.items():
+            print(f"  -> {outcome:<9} trigger {trigger_ms:7.1f} ms for {calls:,} calls   statement {total_ms:8.1f} ms   "
+                  f"share {100 * trigger_ms / total_ms:4.1f} %")
+
+        cost = statement_cost(engine, url, args.cost_batches, args.cost_events)
+        print(f"trigger cost per recorded event (tracking functions, one commit each, a session listening; "
+              f"median of {args.cost_batches} alternating batches of {args.cost_events}):")
+        for outcome in ("complete", "fail"):
+            off_us, on_us = cost[(outcome, False)], cost[(outcome, True)]
+            print(f"  begin + {outcome:<8} triggers off {off_us:7.0f} µs   on {on_us:7.0f} µs   "
+                  f"change {100 * (on_us - off_us) / off_us:+.1f} %")
 
         with tempfile.NamedTemporaryFile("w+", prefix="receiver-", suffix=".log") as log_file:
             results: dict[bool, list[float]] = {False: [], True: []}

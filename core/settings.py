@@ -23,7 +23,9 @@ from core.errors import ConfigError
 APP_NAME = "stripe-webhook-monitor"
 DEFAULT_SCHEDULE = ("reconcile=0 3 * * *;cleanup=30 3 * * *;health-snapshot=0 * * * *;"
                     "health-report=0 7 * * 1;retry=* * * * *;"
-                    "sweep=*/5 * * * *;sweep-daily=45 3 * * *")
+                    # The daily sweep starts off the short one's 5-minute beat, so it never finds
+                    # the sweep lock taken at its time.
+                    "sweep=*/5 * * * *;sweep-daily=47 3 * * *")
 DEFAULT_SWEEP_EVENT_TYPES = ("checkout.session.completed,checkout.session.async_payment_succeeded,"
                              "checkout.session.async_payment_failed,checkout.session.expired")
 

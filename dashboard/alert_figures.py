@@ -10,21 +10,11 @@ import plotly.graph_objects as go
 
 from dashboard.figures import TimeRange, apply_layout, empty_figure, time_axis
 from dashboard.metrics import format_duration
+from dashboard.text import markdown_literal
 
 SEVERITY_COLORS = {"critical": "#c62828", "warning": "#ef6c00", "info": "#1565c0"}
 SILENCE_CHOICES = {"1 hour": 1, "4 hours": 4, "12 hours": 12, "1 day": 24, "3 days": 72, "7 days": 168}
 NO_ALERTS = "No alert fired in this window"
-
-
-def escape_markdown(text: Any) -> str:
-    """Outside text (error messages, event types) shown literally inside Streamlit Markdown."""
-    out = []
-    for char in str(text):
-        if char in "\\`*_{}[]()<>#+-.!|~$:":
-            out.append("\\" + char)
-        else:
-            out.append(char)
-    return "".join(out).replace("\n", " ")
 
 
 def banner_text(critical: pd.DataFrame) -> str | None:
@@ -35,11 +25,11 @@ def banner_text(critical: pd.DataFrame) -> str | None:
     first = critical.iloc[0]
     lead = (f"**{count} critical alert{'s' if count > 1 else ''} firing**" if count > 1
             else "**A critical alert is firing**")
-    text = f"{lead}: {escape_markdown(first['rule'])}: {escape_markdown(first['summary'])}"
+    text = f"{lead}: {markdown_literal(first['rule'])}: {markdown_literal(first['summary'])}"
     if count > 1:
         text += f" (and {count - 1} more)"
     if first.get("acknowledged_by"):
-        text += f". Acknowledged by {escape_markdown(first['acknowledged_by'])}"
+        text += f". Acknowledged by {markdown_literal(first['acknowledged_by'])}"
     return text + ". See the Alerts page."
 
 

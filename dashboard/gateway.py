@@ -6,22 +6,24 @@ process) and the single answer to "can this dashboard write?". Short writes run 
 transaction; long jobs (cleanup, reconciliation, and any job of ``python -m jobs``) run in
 the background as their own process, exactly as from a terminal, and the page follows them.
 
-API, for every page that writes (Run cleanup, Run now and Resolve use it today)::
+API, for every page that writes (Run cleanup, Run now, Resolve, acknowledging and
+silencing alerts use it today)::
 
     from dashboard import gateway
 
     problem = gateway.problem()   # None, or why this dashboard cannot write: show it and
                                   # disable the button (every write also refuses by itself)
+    who = gateway.actor()         # the logged-in identity every write records
 
     # One named statement (a core.sql block that names :actor, who did it), one transaction:
-    rows = gateway.write(SQL, "acknowledge_alert", actor=gateway.actor(), alert_id=7)
+    rows = gateway.write(SQL, "close_thing", actor=who, thing_id=7)
 
     # A domain function that owns its checks and statements, run with the gateway's engine
     # (it gets the engine as its first argument):
     gateway.call(review.resolve_item, item_id, note=note, by=name, now=now)
 
     # A long job in the background: `python -m jobs <command> <args> --json --trigger dashboard`
-    run = gateway.start("cleanup", "--dry-run", actor=gateway.actor())
+    run = gateway.start("cleanup", "--dry-run", actor=who)
     gateway.remember(SLOT, run)       # keep it in this browser session: survives navigation
     run = gateway.remembered(SLOT)    # the same handle on a later script run (or None)
     run.finished                      # has the process exited?
@@ -34,8 +36,14 @@ API, for every page that writes (Run cleanup, Run now and Resolve use it today):
 ``Outcome.state`` comes from the exit code (declared once in ``core.errors``) and the run
 record, never from message text: ``done`` (exit 0), ``needs_person`` (3), ``refused`` (2:
 bad usage or configuration, nothing done), ``busy`` (1 and the record says ``skipped``:
-another run held the job's lock) and ``failed`` (1, or the process died). ``reason`` is the
-command's last line on stderr, only ever shown as text; ``report`` its ``--json`` output.
+another run held the job's lock) and ``failed`` (1, or the process died). ``report`` is the
+command's ``--json`` report (None when it failed); ``reason`` the one line saying why it
+failed (the ``error`` of the CLI's JSON error object, else its last line on stderr), only
+ever shown as text (``dashboard.text.markdown_literal``).
+
+Inside a browser session every write (``engine()``, so ``write``, ``call`` and ``start``)
+checks again that the session is still logged in and, with login off, still a local request
+(``dashboard.auth.write_refusal``); a refusal is ``WriteRefused``, a ``ConfigError``.
 
 A run's handle lives in a registry of this process keyed by ``run.key``; the session keeps
 only the key, so a page visited again (or another page) finds the same run, and a job keeps
@@ -54,6 +62,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -64,7 +73,7 @@ import sqlalchemy as sa
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from core.db import check_connection, create_jobs_engine, jobs_url
+from core.db import create_jobs_engine, jobs_url
 from core.errors import EXIT_FAILED, EXIT_NEEDS_PERSON, EXIT_OK, EXIT_USAGE, ConfigError, MonitorError
 from core.settings import Settings, get_settings
 from core.sql import Statements, load_package
@@ -78,6 +87,7 @@ KEEP_RUNS = 50
 # A job records its start a moment after its process starts; a job_runs row of the same
 # host and pid older than the start minus this is an old process's.
 CLOCK_SLACK = timedelta(seconds=60)
+WATCH_EVERY_S = 0.25
 _CLI_PREFIX = re.compile(r"^(error|failed|skipped): ")
 
 T = TypeVar("T")
@@ -262,6 +272,19 @@ class BackgroundRun:
                 self._outcome = self._collect()
             return self._outcome
 
+    def _watch(self) -> None:
+        """In a thread of its own: record who started the run as soon as its row exists, and
+        collect the outcome when the process ends (which also reaps it), so both happen even
+        when nobody has the page open."""
+        while not self.finished and self._record_id is None:
+            try:
+                self.record()
+            except Exception:  # the page shows database problems; this thread only retries
+                pass
+            time.sleep(WATCH_EVERY_S)
+        self.process.wait()
+        self.outcome()
+
     def _collect(self) -> Outcome:
         code = int(self.process.returncode)
         try:
@@ -269,8 +292,13 @@ class BackgroundRun:
         except (sa.exc.SQLAlchemyError, ConfigError):
             record = None
         report = _json_report(_read(self._stdout))
-        lines = [line.strip() for line in _read(self._stderr).splitlines() if line.strip()]
-        reason = _CLI_PREFIX.sub("", lines[-1]) if lines else ""
+        reason = ""
+        if report is not None and set(report) == {"error", "outcome", "exit_code"}:
+            # Under --json the command line reports a failure as this object, not a report.
+            reason, report = str(report["error"]), None
+        if not reason:
+            lines = [line.strip() for line in _read(self._stderr).splitlines() if line.strip()]
+            reason = _CLI_PREFIX.sub("", lines[-1]) if lines else ""
         if not reason and code < 0:
             reason = f"the job's process was stopped (signal {-code})"
         for stream in (self._stdout, self._stderr):
@@ -308,6 +336,7 @@ def start(command: str, *args: str, actor: str) -> BackgroundRun:
     process = subprocess.Popen(argv, cwd=PROJECT_ROOT, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL,
                                env=os.environ.copy(), start_new_session=True)
     run = BackgroundRun(uuid.uuid4().hex, command, tuple(map(str, args)), who, started, process, stdout, stderr)
+    threading.Thread(target=run._watch, name=f"watch {command} {process.pid}", daemon=True).start()
     with _RUNS_LOCK:
         _RUNS[run.key] = run
         finished = [key for key, r in _RUNS.items() if r.finished]
@@ -343,6 +372,3 @@ def forget(slot: str) -> None:
     st.session_state.pop(slot, None)
 
 
-def check() -> None:
-    """Connect once with the read-write engine (ConfigError with one line when it cannot)."""
-    check_connection(engine())

@@ -3,12 +3,13 @@ warning. Plain functions of query rows and ``now`` (no Streamlit), unit-tested."
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from core.checkout import format_money
+from core.formatting import format_duration, format_percent  # noqa: F401 (the pages import them from here)
+from core.formatting import number as _number
 
 # The endpoint counts as silent when the time since the last event exceeds this many times
 # the usual (median) gap, and never before this floor: a quiet night with one event an hour
@@ -27,43 +28,9 @@ class Kpi:
     help: str | None = None
 
 
-def _number(value: Any) -> float | None:
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number
-
-
-def format_duration(seconds: float | None) -> str:
-    """'850 ms', '12.3 s', '7 min', '3 h 5 min', '2 d 4 h'; '–' for no value."""
-    seconds = _number(seconds)
-    if seconds is None:
-        return "–"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes = int(seconds // 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"
-
-
 def amounts_column(rows) -> list[str | None]:
     """``format_money`` of each row's ``amount_total`` and ``currency`` (query rows as a DataFrame)."""
     return [format_money(amount, currency) for amount, currency in zip(rows["amount_total"], rows["currency"])]
-
-
-def format_percent(rate: float | None) -> str:
-    rate = _number(rate)
-    return "–" if rate is None else f"{rate * 100:.1f}%"
 
 
 def _zero_is_neutral(kpis: list[Kpi]) -> list[Kpi]:

@@ -226,6 +226,13 @@ def run(engine: Engine, *, now: datetime, gateway=None, api_key_mode: str | None
     cleanup = CleanupRun(engine, report, now=now, trigger=trigger, batch_size=batch_size, progress=progress)
     try:
         with recorded_run(engine, JOB, now=now, trigger=trigger) as job:
+            shown = cleanup.progress
+
+            def progress_line(message: str) -> None:  # on a terminal, and in job_runs for the dashboard
+                shown(message)
+                job.report_progress(message=message)
+
+            cleanup.progress = progress_line
             cleanup.start()
             try:
                 if not skip_registrations and gateway is None:

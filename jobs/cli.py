@@ -1,6 +1,10 @@
 """``python -m jobs <command>``: a table of commands, each a module with
 ``HELP``, ``add_arguments(parser)`` and ``main(args, ctx) -> exit code``.
 
+Only the command being run is imported: ``--help`` reads each module's ``HELP`` from its
+source, so listing the commands loads neither the scheduler's library nor Stripe's, and no
+command imports the dashboard.
+
 Exit codes (public contract): 0 done, 1 the job failed, 2 bad usage or configuration,
 3 done but something needs a person.
 """
@@ -8,15 +12,18 @@ Exit codes (public contract): 0 done, 1 the job failed, 2 bad usage or configura
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
+import importlib.util
 import json
 import sys
+from pathlib import Path
 from datetime import datetime, timezone
 from functools import cached_property
 
 from core.errors import (EXIT_FAILED, EXIT_NEEDS_PERSON, EXIT_OK, EXIT_USAGE,  # noqa: F401
                          ConfigError, JobBusy, JobFailed)
-from jobs.runtime import TRIGGERS
+from core.runs import TRIGGERS
 
 # command name -> module; each module keeps its job logic and its CLI glue together.
 COMMANDS: dict[str, str] = {
@@ -77,7 +84,24 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_help(module_name: str) -> str:
+    """A command module's ``HELP``, read from its source without importing it."""
+    spec = importlib.util.find_spec(module_name)
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "HELP" for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise LookupError(f"{module_name} declares no HELP")
+
+
+def _chosen_command(argv: list[str]) -> str | None:
+    """The command named on the command line (the first word that is not an option)."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser, with the options of the command ``argv`` names (of every command when
+    ``argv`` is None: that imports them all)."""
     parser = _Parser(
         prog="python -m jobs",
         description="Jobs of the Stripe webhook monitor: migrations, demo data, "
@@ -88,21 +112,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--traceback", action="store_true",
                         help="show the full traceback when something fails (for bug reports)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    chosen = _chosen_command(argv) if argv is not None else None
     for name, module_name in COMMANDS.items():
+        help_text = command_help(module_name)
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        if argv is not None and name != chosen:
+            continue  # never parsed: its module stays unimported
         module = importlib.import_module(module_name)
-        sub = commands.add_parser(name, help=module.HELP, description=module.HELP)
         sub.add_argument("--json", action="store_true",
                          help="print a machine-readable summary on stdout")
         module.add_arguments(sub)
-        if "--trigger" not in sub._option_string_actions:  # a command may declare its own
-            # Who started the run, recorded in job_runs (the dashboard passes 'dashboard').
-            sub.add_argument("--trigger", choices=TRIGGERS, default="cli", help=argparse.SUPPRESS)
+        # Who started the run, recorded in job_runs (the dashboard's gateway passes 'dashboard').
+        sub.add_argument("--trigger", choices=TRIGGERS, default="cli", help=argparse.SUPPRESS)
         sub.set_defaults(_module=module)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()

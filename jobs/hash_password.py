@@ -12,7 +12,7 @@ import getpass
 import sys
 
 from core.errors import ConfigError
-from dashboard.auth import hash_password
+from core.passwords import hash_password
 
 HELP = "print a password hash for the dashboard login (MONITOR_PASSWORD_HASH)"
 MIN_LENGTH = 8

@@ -26,7 +26,7 @@ from core import mail
 from core.errors import ConfigError, JobFailed
 from core.sql import load_package
 from core.checkout import format_money
-from dashboard.metrics import format_duration, format_percent
+from core.formatting import format_duration, format_percent
 from jobs import report_data
 from jobs.health_snapshot import human_bytes
 from jobs.runtime import recorded_run

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from dashboard.metrics import format_duration
+from core.formatting import format_duration
 from queries import QUERIES
 
 # The seed's success metric: 90 % or more of discrepancies resolved automatically.

@@ -77,7 +77,10 @@ def _sweep(engine: Engine, now: datetime, *, lookback_hours: int):
     if settings.MONITOR_REPLAY_URL:  # configured: what the sweep finds is re-delivered at once
         from jobs.delivery import Redeliverer
 
-        redeliver = Redeliverer.from_settings(settings, source="sweep")
+        try:
+            redeliver = Redeliverer.from_settings(settings, source="sweep")
+        except ConfigError as exc:  # finding missed events must not depend on replaying them
+            log.warning("sweep: not replaying (%s)", exc)
     try:
         return sweep.run(engine, now=now, gateway=gateway_from_settings(settings),
                          event_types=sweep_event_types(settings.MONITOR_SWEEP_EVENT_TYPES),

@@ -48,6 +48,9 @@ MAX_TYPES_PER_REQUEST = 20  # Stripe's limit for types[]
 COMPARE_BATCH = 1000  # events compared with webhook_events per statement
 REPLAY_LIMIT = 500  # replays per run at most (the next run continues)
 REPORT_LIMIT = 50  # missing events listed in the report itself
+# Stripe delivers a new event within seconds; one younger than this may still be on its way,
+# so the window ends this long before ``now`` (a sweep never reports an event in flight).
+IN_FLIGHT_GRACE = timedelta(minutes=2)
 STRIPE_RETRY_WINDOW = timedelta(days=3)
 STRIPE_RETENTION = timedelta(days=30)
 
@@ -99,10 +102,12 @@ class SweepReport:
 
 
 def request_filters(types: Iterable[str]) -> list[dict[str, Any]]:
-    """The fewest list requests covering ``types``: exact types in groups of 20
-    (``types[]``), each ``group.*`` on its own (``type``; Stripe takes no wildcard in types)."""
-    exact = [t for t in types if not t.endswith("*")]
+    """The fewest list requests covering ``types``, each event listed once: exact types in
+    groups of 20 (``types[]``), each ``group.*`` on its own (``type``; Stripe takes no
+    wildcard in types), exact types a group covers left out."""
     groups = [t for t in types if t.endswith("*")]
+    # An exact type a group already covers would list its events twice.
+    exact = [t for t in types if not t.endswith("*") and not any(t.startswith(g[:-1]) for g in groups)]
     filters: list[dict[str, Any]] = [{"types": exact[n:n + MAX_TYPES_PER_REQUEST]}
                                      for n in range(0, len(exact), MAX_TYPES_PER_REQUEST)]
     filters += [{"type": group} for group in groups]
@@ -145,7 +150,7 @@ def run(engine: Engine, *, now: datetime, gateway: EventSource,
     if not filters:
         raise ConfigError("no event type to sweep; set MONITOR_SWEEP_EVENT_TYPES")
     say = progress or (lambda _message: None)
-    window_end = now
+    window_end = now - IN_FLIGHT_GRACE
     window_start = now - timedelta(hours=int(lookback_hours))
     report = SweepReport(None, "running", dry_run, redeliver is not None and not dry_run,
                          int(lookback_hours), window_start, window_end)
@@ -156,9 +161,9 @@ def run(engine: Engine, *, now: datetime, gateway: EventSource,
             report.run_id = SQL.execute(
                 conn, "start_run", trigger=trigger, dry_run=dry_run, replay=report.replay,
                 lookback_hours=int(lookback_hours), window_start=window_start,
-                window_end=window_end, started_at=now).scalar_one()
+                window_end=window_end, started_at=now, job_run_id=job.id).scalar_one()
         try:
-            _sweep(engine, report, gateway, filters, now=now, say=say)
+            _sweep(engine, report, gateway, filters, now=now, say=say, job=job)
             if report.replay:
                 _replay(engine, report, redeliver, now=now, say=say)
             if not dry_run:
@@ -177,7 +182,7 @@ def run(engine: Engine, *, now: datetime, gateway: EventSource,
 
 
 def _sweep(engine: Engine, report: SweepReport, gateway: EventSource,
-           filters: list[dict[str, Any]], *, now: datetime, say) -> None:
+           filters: list[dict[str, Any]], *, now: datetime, say, job=None) -> None:
     gte, lt = int(report.window_start.timestamp()), int(report.window_end.timestamp())
     # Pass 1: what Stripe itself reports as not (yet) delivered to every endpoint.
     undelivered: set[str] = set()
@@ -197,6 +202,9 @@ def _sweep(engine: Engine, report: SweepReport, gateway: EventSource,
             if len(batch) >= COMPARE_BATCH:
                 _compare(engine, report, batch, undelivered, now=now)
                 batch = []
+                if job is not None:  # for whoever follows the run (the dashboard)
+                    job.report_progress(events_read=report.stripe_events_found,
+                                        pages=gateway.pages_read, missing=report.missing_found)
             if time.monotonic() - last_said >= 2:
                 last_said = time.monotonic()
                 say(f"  {report.stripe_events_found:,} events read ({gateway.pages_read:,} pages), "
@@ -266,8 +274,8 @@ def _finish(engine: Engine, report: SweepReport, gateway: EventSource, started: 
                "compare_ms": round(report.compare_ms, 1), "missing": report.missing}
     with engine.begin() as conn:
         SQL.execute(conn, "finish_run", id=report.run_id, status=report.status,
-                    # The run started at ``now`` (= window_end); the duration is monotonic.
-                    finished_at=report.window_end + timedelta(milliseconds=duration_ms),
+                    # The run started at ``now``; the duration is monotonic.
+                    finished_at=report.window_end + IN_FLIGHT_GRACE + timedelta(milliseconds=duration_ms),
                     duration_ms=duration_ms, stripe_events_found=report.stripe_events_found,
                     undelivered_found=report.undelivered_found, missing_found=report.missing_found,
                     delivered_unrecorded=report.delivered_unrecorded, missing_new=report.missing_new,

@@ -1,9 +1,9 @@
 -- name: start_run
 -- A sweep begins: its row, 'running' until it ends.
 INSERT INTO sweep_runs (status, trigger, dry_run, replay, lookback_hours, window_start,
-                        window_end, started_at)
+                        window_end, started_at, job_run_id)
 VALUES ('running', :trigger, :dry_run, :replay, :lookback_hours, :window_start, :window_end,
-        :started_at)
+        :started_at, :job_run_id)
 RETURNING id
 
 -- name: finish_run

@@ -118,7 +118,8 @@ def watch(engine: Engine, *, settings: Settings, channels: Mapping[str, Channel]
             report = run_once(engine, now=clock(), settings=settings, channels=channels, host=host)
             on_report(report, why)
             why = "interval"
-        except (psycopg.OperationalError, sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        except (psycopg.OperationalError, sa.exc.OperationalError, sa.exc.InterfaceError,
+                sa.exc.PendingRollbackError) as exc:
             log.warning("database unreachable (%s); retrying in %.1f s", error_line(exc), reconnect_delay)
             if listener is not None:
                 try:

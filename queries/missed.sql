@@ -34,3 +34,28 @@ SELECT id, status, trigger, dry_run, replay, lookback_hours, started_at, duratio
 FROM sweep_runs
 ORDER BY started_at DESC, id DESC
 LIMIT :limit
+
+-- name: missed_events_open_list
+-- Open missed events (no completed row yet), money at risk first: what a replay would send.
+SELECT stripe_event_id, event_type, amount, currency, stripe_created_at, status,
+       stripe_says_delivered, replay_attempts, last_replay_error, retry_deadline, retention_deadline
+FROM missed_events
+WHERE status IN ('missing', 'replayed')
+ORDER BY amount DESC NULLS LAST, stripe_created_at, id
+LIMIT :limit
+
+-- name: sweep_run
+-- One sweep by id.
+SELECT id, status, trigger, dry_run, replay, lookback_hours, started_at, duration_ms,
+       stripe_events_found, undelivered_found, missing_found, delivered_unrecorded, missing_new,
+       replayed, recovered, still_missing, stripe_requests, error
+FROM sweep_runs
+WHERE id = :run_id
+
+-- name: sweep_progress
+-- What the running sweep has done so far (its job_runs progress), if one runs.
+SELECT started_at, trigger, progress
+FROM job_runs
+WHERE job = 'sweep' AND status = 'running'
+ORDER BY started_at DESC
+LIMIT 1

@@ -3,8 +3,10 @@
 1. migrate the embedded database (in ``MONITOR_DATA_DIR``);
 2. load fresh demo data (so the history ends now; ``--keep-data`` reuses what is there);
 3. start the local Stripe server on 127.0.0.1 in the background, serving the demo's
-   Checkout Sessions, so reconciliation and cleanup work from the dashboard;
-4. run Streamlit in the foreground. Ctrl+C stops both.
+   Checkout Sessions and events, so reconciliation, cleanup and the sweep work from the
+   dashboard;
+4. sweep the last 72 hours once, so the missed events are there to see;
+5. run Streamlit in the foreground. Ctrl+C stops both.
 
 The demo's settings (``MONITOR_AUTH=none``, ``STRIPE_API_BASE``, ``STRIPE_API_KEY``) are
 given to these child processes only, never to the calling shell. ``DATABASE_URL`` and
@@ -130,6 +132,22 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def sweep_for_missed_events(env: dict[str, str]) -> None:
+    """One sweep of the last 72 hours, as the schedule would run, so the dashboard opens
+    with the events Stripe sent that the demo app never recorded."""
+    result = subprocess.run([sys.executable, "-m", "jobs", "sweep", "--json"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=300)
+    try:
+        import json
+
+        found = json.loads(result.stdout)["missing_found"]
+    except (ValueError, KeyError):
+        say(f"the sweep for missed events did not finish: {result.stderr.strip()[-300:]}")
+        return
+    say(f"the sweep found {found} event(s) Stripe sent that the app never recorded "
+        "(Overview, Events and Reconciliation show them)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     ignored = [name for name in DATABASE_SETTINGS if os.environ.get(name)]
@@ -159,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
              "--port", str(stripe_port), "--api-key", DEMO_STRIPE_KEY, "--rate-limit", "25"],
             cwd=REPO, env=env)
         wait_listening(stripe_port, stripe, "the local Stripe server")
+        sweep_for_missed_events(env)
 
         say(f"dashboard on http://127.0.0.1:{args.port} (login disabled: it listens on "
             f"127.0.0.1 only); local Stripe on {stripe_url}. Ctrl+C stops both.")

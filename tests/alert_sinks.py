@@ -1,5 +1,5 @@
-"""Real servers on 127.0.0.1 that alert channels deliver to, for tests and the bench:
-an HTTP sink (generic webhook and Slack incoming webhook); mail goes to devharness.smtp."""
+"""A real HTTP server on 127.0.0.1 that alert channels deliver to (the generic webhook and
+Slack's incoming webhook), for tests and the bench. E-mail goes to devharness.smtp.SmtpServer."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from devharness.ports import listening_socket
 
 
 @dataclass
@@ -49,7 +51,11 @@ class HttpSink:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        # Bound and listening before the server object exists: no gap for another process.
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler, bind_and_activate=False)
+        self.server.socket.close()
+        self.server.socket = listening_socket()
+        self.server.server_address = self.server.socket.getsockname()
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property

@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timedelta, timezone
 
-import pytest
 import sqlalchemy as sa
 import stripe
 
@@ -85,10 +84,11 @@ def test_slack_gets_block_kit_with_severity_numbers_and_a_dashboard_link(db):
     kinds = [block["type"] for block in body["blocks"]]
     assert kinds == ["header", "section", "context", "actions"]
     assert "Critical" in body["blocks"][0]["text"]["text"]
-    fields = " ".join(f["text"] for f in body["blocks"][1]["fields"])
-    assert "*failed*\n1" in fields
-    # Outside text (the error message) is escaped, not rendered as markup or links.
-    assert "&lt;b&gt;not&lt;/b&gt;" in fields and "<b>" not in fields
+    fields = body["blocks"][1]["fields"]
+    assert "failed: 1" in [f["text"] for f in fields]
+    # Outside text (the error message) is plain text: shown as written, never as markup or links.
+    assert {f["type"] for f in fields} == {"plain_text"} and body["blocks"][1]["text"]["type"] == "plain_text"
+    assert "last_error: registration <b>not</b> found" in [f["text"] for f in fields]
     assert body["blocks"][3]["elements"][0]["url"] == "https://monitor.example.com/errors"
 
 
@@ -167,11 +167,22 @@ def test_email_is_sent_as_text_and_html_through_smtp(db):
         channels = {"email": EmailChannel(smtp.url, "monitor@example.com", ["ops@example.com", "cto@example.com"])}
         fire_payment_alert(db, now, channels)
         assert delivery.deliver(db, now=now, channels=channels, dashboard_url=DASHBOARD).sent == 1
-        [(_, recipients, _)] = smtp.envelopes
-        [parsed] = smtp.messages
+        [(_sender, recipients, _raw)] = smtp.envelopes
+        [mail] = smtp.messages
     assert recipients == ["ops@example.com", "cto@example.com"]
-    assert parsed["Subject"].startswith("[CRITICAL] payment_event_failed:")
-    text = parsed.get_body(("plain",)).get_content()
-    html = parsed.get_body(("html",)).get_content()
+    assert mail["Subject"].startswith("[CRITICAL] payment_event_failed:")
+    text = mail.get_body(("plain",)).get_content()
+    html = mail.get_body(("html",)).get_content()
     assert "Dashboard: https://monitor.example.com/errors" in text
     assert "&lt;b&gt;not&lt;/b&gt;" in html and "<b>not</b>" not in html
+
+
+def test_email_channel_comes_from_the_settings(monkeypatch):
+    from core.settings import get_settings
+    from jobs.alerting.channels import EmailChannel, from_settings
+
+    monkeypatch.setenv("MONITOR_SMTP_URL", "smtp://127.0.0.1:2525")
+    monkeypatch.setenv("MONITOR_EMAIL_FROM", "monitor@example.com")
+    monkeypatch.setenv("MONITOR_ALERT_EMAIL_TO", "ops@example.com, cto@example.com")
+    channel = from_settings(get_settings())["email"]
+    assert isinstance(channel, EmailChannel) and channel.recipients == ["ops@example.com", "cto@example.com"]

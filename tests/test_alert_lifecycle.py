@@ -266,3 +266,19 @@ def test_a_broken_rule_is_reported_and_the_others_still_run(db):
                                 rules={"stuck_events": broken, "payment_event_failed": RULES["payment_event_failed"]})
     assert "ZeroDivisionError" in report.errors["stuck_events"]
     assert [a["rule"] for a in report.fired] == ["payment_event_failed"]
+
+
+def test_a_rule_whose_query_fails_in_the_database_spoils_nothing_else(db):
+    from jobs.alerting.rules import Rule
+
+    # The database refuses the parameter: the rule's savepoint is rolled back, the rest goes on.
+    broken = Rule("stuck_events", RULES["stuck_events"].evaluate, lambda s, now: {"stuck_before": "not a time"},
+                  "events")
+    now = now_utc()
+    with db.begin() as conn:
+        add_event(conn, created_at=now, status="failed")
+    report = lifecycle.evaluate(db, now=now, settings=get_settings(), channels=CHANNELS,
+                                rules={"stuck_events": broken, "payment_event_failed": RULES["payment_event_failed"]})
+    assert "stuck_events" in report.errors
+    assert [a["rule"] for a in report.fired] == ["payment_event_failed"]
+    assert len(notifications(db)) == 2

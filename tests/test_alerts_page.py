@@ -5,12 +5,17 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from streamlit.testing.v1 import AppTest
 
 from core.settings import get_settings
 from dashboard import alert_figures as af
+from dashboard import auth, data
+from dashboard.text import markdown_literal
 from jobs.alerting import actions, lifecycle
 from tests.apptest_support import login_off, open_dashboard  # noqa: F401 (fixture)
 from tests.factories import add_event
@@ -54,14 +59,14 @@ def test_banner_on_every_page_while_a_critical_alert_fires(db, login_off):
     for page in ("views/overview.py", "views/events.py", "views/alerts.py"):
         at = open_dashboard(page)
         banners = [e.value for e in at.error if "critical alert is firing" in e.value]
-        assert banners and "payment\\_event\\_failed" in banners[0], page
+        assert banners and markdown_literal("payment_event_failed") in banners[0], page
 
 
 def test_banner_shows_outside_text_as_text():
     critical = pd.DataFrame([{"rule": "job_failed", "summary": "[click](http://evil.example) **now** <b>x</b>",
                               "acknowledged_by": None}])
     text = af.banner_text(critical)
-    assert "\\[click\\]\\(http\\:" in text and "\\*\\*now\\*\\*" in text and "\\<b\\>" in text
+    assert markdown_literal("[click](http://evil.example) **now** <b>x</b>") in text
 
 
 def test_banner_text_counts_several_alerts():
@@ -107,34 +112,45 @@ def test_silence_is_recorded_with_who_and_until_and_can_be_ended(db):
         assert conn.execute(sa.text("SELECT kind FROM alert_notifications")).scalars().all() == ["firing"]
 
 
-def test_acknowledge_and_silence_from_the_page_go_through_the_gateway_with_a_name(db, login_off):
+PAGE = str(Path(__file__).resolve().parent.parent / "dashboard" / "views" / "alerts.py")
+
+
+def page(identity: str | None = "ana@example.com") -> AppTest:
+    """The Alerts page as a session logged in as ``identity`` (what the entry script's login sets)."""
+    data.refresh()
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.user = {"is_logged_in": True, "email": "ana@example.com"}
+    if identity is not None:
+        at.session_state[auth.IDENTITY_KEY] = identity
+    return at
+
+
+def test_acknowledge_and_silence_from_the_page_are_recorded_with_the_logged_in_identity(db):
     now = now_utc()
-    alert_id = fire(db, now).fired[0]["id"]
-    at = open_dashboard("views/alerts.py")
-    at.text_input(key=f"alerts_ack_by_{alert_id}").input("ana@example.com")
-    next(b for b in at.button if b.label == "Acknowledge").click()
-    at.run()
+    fire(db, now)
+    at = page().run()
+    assert not at.text_input or all("Reason" in t.label for t in at.text_input)  # no typed name
+    assert any(markdown_literal("ana@example.com") in c.value for c in at.caption)
+    next(b for b in at.button if b.label == "Acknowledge").click().run()
     assert not at.exception, at.exception
-    assert any("acknowledged by ana@example.com" in s.value for s in at.success)
-    at.text_input(key=f"alerts_silence_by_{alert_id}").input("bob")
-    next(b for b in at.button if b.label == "Silence").click()
-    at.run()
+    assert any(f"acknowledged by {markdown_literal('ana@example.com')}" in s.value for s in at.success)
+    at.text_input[0].input("deploying the fix")
+    next(b for b in at.button if b.label == "Silence").click().run()
     assert not at.exception, at.exception
     with db.connect() as conn:
         assert conn.execute(sa.text("SELECT acknowledged_by FROM alerts")).scalar() == "ana@example.com"
-        silence = conn.execute(sa.text("SELECT fingerprint, created_by, until - created_at AS length "
+        silence = conn.execute(sa.text("SELECT fingerprint, created_by, reason, until - created_at AS length "
                                        "FROM alert_silences")).one()
     assert silence.fingerprint == "payment_event_failed:checkout.session.completed"
-    assert silence.created_by == "bob" and silence.length == timedelta(hours=4)
+    assert silence.created_by == "ana@example.com" and silence.length == timedelta(hours=4)
+    assert silence.reason == "deploying the fix"
     assert list(at.dataframe[0].value["silenced_until"].notna()) == [True]
 
 
-def test_an_action_without_a_name_is_refused_on_the_page(db, login_off):
+def test_acting_on_an_alert_needs_a_logged_in_identity(db):
     alert_id = fire(db, now_utc()).fired[0]["id"]
-    at = open_dashboard("views/alerts.py")
-    at.text_input(key=f"alerts_ack_by_{alert_id}").input("   ")
-    next(b for b in at.button if b.label == "Acknowledge").click()
-    at.run()
-    assert any("say who you are" in e.value for e in at.error)
+    at = page(identity=None).run()
+    next(b for b in at.button if b.label == "Acknowledge").click().run()
+    assert any("Log in to change anything" in e.value for e in at.error)
     with db.connect() as conn:
         assert conn.execute(sa.text("SELECT acknowledged_by FROM alerts WHERE id = :id"), {"id": alert_id}).scalar() is None

@@ -5,6 +5,7 @@ outcome comes from the exit code and the run record."""
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 from core.sql import SqlParameterError, Statements, parse
 from dashboard import gateway
 from jobs.runtime import job_lock
+from tests.factories import add_event
 
 
 def finished(run: gateway.BackgroundRun, timeout_s: float = 60) -> gateway.Outcome:
@@ -107,3 +109,31 @@ def test_a_write_the_database_refuses_changes_nothing(db):
     with pytest.raises(gateway.WriteFailed, match="job_runs_status_check"):
         gateway.write(statements, "two_rows", actor="ana")
     assert job_runs(db) == []
+
+
+def test_who_started_a_run_is_recorded_even_when_nobody_follows_it(db):
+    run = gateway.start("health-snapshot", actor="ana@example.com")
+    deadline = time.monotonic() + 30
+    while not [row for row in job_runs(db) if row["started_by"]]:
+        assert time.monotonic() < deadline, job_runs(db)
+        time.sleep(0.1)
+    [row] = job_runs(db)
+    assert row["started_by"] == "ana@example.com" and row["pid"] == run.pid
+    run.process.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while run._outcome is None:  # collected (and the process reaped) by its watcher
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert run.outcome().state == "done"
+
+
+def test_a_cleanup_started_here_leaves_its_progress_lines_in_its_record(db):
+    now = datetime.now(timezone.utc)
+    with db.begin() as conn:
+        for i in range(5):
+            add_event(conn, created_at=now - timedelta(days=100, minutes=i), duration_ms=20)
+    outcome = finished(gateway.start("cleanup", "--skip-registrations", "--batch-size", "2", actor="ana"))
+    assert outcome.state == "done", outcome.reason
+    assert outcome.report["events_archived"] == 5 and outcome.record["summary"]["events_archived"] == 5
+    # The first line is always written (later ones at most twice a second).
+    assert outcome.record["progress"]["message"].startswith("events: ")

@@ -57,6 +57,8 @@ def test_formula_cells_are_defused_and_numbers_kept():
 
 
 def test_every_page_draws_tables_and_charts_through_the_helpers():
-    for view in VIEWS.glob("*.py"):
+    for view in [*VIEWS.glob("*.py"), *VIEWS.parent.glob("*.py")]:
+        if view.name == "text.py":
+            continue
         source = view.read_text()
         assert not re.search(r"\b(st|left|right|col\w*)\.(dataframe|data_editor|table|plotly_chart)\(", source), view.name

@@ -6,16 +6,20 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
-from core.embedded import embedded_running, embedded_url
+from core.embedded import embedded_running, embedded_url, stop_embedded
 from tests.conftest import REPO
 
 LAUNCHER = REPO / "scripts" / "run_demo.py"
@@ -59,7 +63,19 @@ def wait_for_health(url: str, launcher: subprocess.Popen, timeout_s: float = 120
     raise AssertionError(f"{url} did not answer within {timeout_s:.0f} s")
 
 
-def test_launcher_serves_demo_data_and_stops_everything_on_ctrl_c(tmp_path):
+@pytest.fixture
+def data_folder():
+    """A data folder PostgreSQL's own user can pass through when the tests run as root
+    (pytest's tmp_path sits in a private folder, which the embedded start will not open)."""
+    folder = Path(tempfile.mkdtemp(prefix="demo-run-"))
+    folder.chmod(0o711)
+    yield folder
+    stop_embedded(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_launcher_serves_demo_data_and_stops_everything_on_ctrl_c(data_folder):
+    tmp_path = data_folder
     key = launcher_module().DEMO_STRIPE_KEY
     dashboard_port, stripe_port = free_port(), free_port()
     env = {**os.environ, "MONITOR_DATA_DIR": str(tmp_path),

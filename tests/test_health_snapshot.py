@@ -67,3 +67,18 @@ def test_cli_json(db):
                                         (5 * 1024 ** 3, "5.0 GB")])
 def test_human_bytes(size, text):
     assert human_bytes(size) == text
+
+
+def test_a_snapshot_taken_as_of_30_days_ago_finishes_completed(db):
+    """A job handed a `now` long past (a backfill, a test) measures its duration on the
+    monotonic clock: it finishes `completed` with its real, short duration."""
+    month_ago = NOW - timedelta(days=30)
+    snapshot = health_snapshot.run(db, now=month_ago, trigger="cli")
+    with db.connect() as conn:
+        run = conn.execute(sa.text("SELECT status, started_at, finished_at, duration_ms, error, summary "
+                                   "FROM job_runs WHERE job = 'health-snapshot'")).mappings().one()
+    assert (run["status"], run["error"]) == ("completed", None)
+    assert 0 <= run["duration_ms"] < 60_000
+    assert run["started_at"] == month_ago
+    assert run["finished_at"] == month_ago + timedelta(milliseconds=run["duration_ms"])
+    assert run["summary"]["snapshot_id"] == snapshot.id

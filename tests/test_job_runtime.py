@@ -1,3 +1,4 @@
+import os
 from datetime import datetime, timezone
 
 import pytest
@@ -62,3 +63,16 @@ def test_error_line_is_one_readable_line():
     assert error_line(ValueError("bad value\nTraceback detail")) == "ValueError: bad value"
     assert error_line(RuntimeError()) == "RuntimeError"
     assert error_line(KeyboardInterrupt()) == "interrupted"
+
+
+def test_progress_is_recorded_at_most_every_half_second_unless_forced(db):
+    with recorded_run(db, "example", now=NOW) as run:
+        assert run.report_progress(done=1, total=3)
+        assert not run.report_progress(done=2, total=3)  # too soon: skipped
+        with db.connect() as conn:
+            assert conn.execute(sa.text("SELECT progress FROM job_runs")).scalar() == {"done": 1, "total": 3}
+        assert run.report_progress(force=True, done=3, total=3, message="last batch")
+    with db.connect() as conn:
+        row = conn.execute(sa.text("SELECT status, progress, pid, host FROM job_runs")).mappings().one()
+    assert row["status"] == "completed" and row["progress"] == {"done": 3, "total": 3, "message": "last batch"}
+    assert row["pid"] == os.getpid() and row["host"]

@@ -31,8 +31,6 @@ VALUES = {
     "now": NOW,
     "fingerprint": "TimeoutError: mailer timed out after <n> ms",
     "report_id": 1,
-    "now": NOW,
-    "alert_id": 1,
 }
 PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 

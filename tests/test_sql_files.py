@@ -7,6 +7,7 @@ happens to run is checked too."""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from importlib import resources
@@ -22,9 +23,13 @@ SQL_FILES = [(package, entry.name) for package in PACKAGES
              for entry in sorted(resources.files(package).iterdir(), key=lambda e: e.name)
              if entry.name.endswith(".sql")]
 PYTHON_FILES = sorted(path for package in PACKAGES for path in (REPO / package).rglob("*.py"))
-# Functions that run a named dashboard query: name -> index of the query-name argument.
-DASHBOARD_QUERY_FUNCTIONS = {"query_df": 0, "query_row": 0, "fetch": 0, "fetch_df": 1, "fetch_one": 1}
+# Functions that run a named dashboard query: name -> index of the query-name argument
+# (the dashboard's data helpers, queries' own, and the health report's rows/row).
+DASHBOARD_QUERY_FUNCTIONS = {"query_df": 0, "query_row": 0, "fetch": 0, "fetch_df": 1, "fetch_one": 1,
+                             "rows": 1, "row": 1}
 STATEMENT_METHODS = {"execute", "one", "all", "scalar"}
+# Dollar-quoted bodies ($$ ... $$, $fn$ ... $fn$) and quoted strings ('it''s').
+LITERALS = re.compile(r"\$(\w*)\$.*?\$\1\$|'(?:[^']|'')*'", re.DOTALL)
 
 
 @pytest.mark.parametrize("package, filename", SQL_FILES, ids=[f"{p}/{f}" for p, f in SQL_FILES])
@@ -33,7 +38,8 @@ def test_every_statement_is_documented_and_binds_named_parameters(package, filen
     assert statements, f"{package}/{filename} holds no statement"
     for query in statements.values():
         assert query.doc, f"{query.source}: add a comment under the name saying what it does"
-        assert "%s" not in query.sql and "%(" not in query.sql, f"{query.source}: use :named parameters"
+        code = LITERALS.sub("''", query.sql)  # format('%s', ...) inside a string is PostgreSQL's own
+        assert "%s" not in code and "%(" not in code, f"{query.source}: use :named parameters"
 
 
 @pytest.mark.parametrize("path", PYTHON_FILES, ids=[str(p.relative_to(REPO)) for p in PYTHON_FILES])
@@ -55,15 +61,13 @@ def _module_name(path: Path) -> str:
 
 
 def _loaded(value: ast.AST) -> Statements | None:
-    """The statements a module-level expression loads (load_package / sql_files.load in it)."""
+    """The statements a module-level expression loads (a load_package call in it)."""
     for node in ast.walk(value):
         if isinstance(node, ast.Call) and all(isinstance(a, ast.Constant) for a in node.args):
             func = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
             args = [a.value for a in node.args]
             if func == "load_package" and args:
                 return load_package(*args)
-            if func == "load" and len(args) == 1 and str(args[0]).endswith(".sql"):
-                return load_package("jobs", args[0])
     return None
 
 
@@ -77,6 +81,8 @@ def _statement_names(sources: dict[Path, str]) -> dict[str, dict[str, Statements
     names: dict[str, dict[str, Statements]] = {module: {} for module in trees}
     for module, tree in trees.items():
         for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and (loaded := _loaded(node)) is not None:
+                names[module][node.name + "()"] = loaded  # a function returning statements
             if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
                 loaded = _loaded(node.value)
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -114,6 +120,9 @@ def _call_sites(sources: dict[Path, str]):
             func = node.func
             attr = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
             owner = func.value.id if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) else None
+            if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call) \
+                    and isinstance(func.value.func, ast.Name):
+                owner = func.value.func.id + "()"  # queue_sql().all(...)
             # SQL.execute(conn, "name", **params) and .one / .all / .scalar
             if attr in STATEMENT_METHODS and owner in known and len(node.args) >= 2 \
                     and isinstance(node.args[1], ast.Constant):

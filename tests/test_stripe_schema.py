@@ -15,7 +15,7 @@ from core.stripe_api import API_VERSION
 from jobs import demo_data
 from local_stripe import checkout_session, checkout_session_event, event
 from tests.stripe_schema import api_version, errors
-from tests.stripe_server import API_KEY, stripe_server  # noqa: F401
+from tests.stripe_server import API_KEY
 
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
 

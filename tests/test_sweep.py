@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -20,7 +21,6 @@ from jobs.stripe_gateway import gateway_from_settings
 from local_stripe import checkout_session
 from tests.conftest import REPO
 from tests.factories import add_event
-from tests.stripe_server import stripe_server  # noqa: F401
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 TYPES = sweep_event_types(DEFAULT_SWEEP_EVENT_TYPES)
@@ -138,6 +138,14 @@ def test_dry_run_records_no_event(db, stripe_server):
         assert conn.execute(sa.text("SELECT dry_run FROM sweep_runs")).scalar_one() is True
 
 
+def test_events_still_in_flight_are_left_alone(db, stripe_server):
+    stripe_server.add_event("checkout.session.completed", checkout_session(created=ts(-timedelta(seconds=30))),
+                            id="evt_just_created", created=ts(-timedelta(seconds=30)), pending_webhooks=1)
+    report = sweep_now(db)
+    assert report.stripe_events_found == 0 and missed(db) == {}
+    assert report.window_end == NOW - sweep.IN_FLIGHT_GRACE
+
+
 def test_a_short_lookback_leaves_older_events_alone(db, stripe_server):
     plant(stripe_server, db)
     report = sweep_now(db, lookback_hours=6)
@@ -173,8 +181,8 @@ def test_429s_beyond_the_retries_fail_the_run_and_record_nothing(db, stripe_serv
 def test_pages_are_the_fewest_stripe_allows(db, stripe_server):
     for n in range(250):
         stripe_server.add_event("checkout.session.completed", checkout_session(
-            created=ts(-timedelta(minutes=n + 1))), id=f"evt_{n:04d}",
-            created=ts(-timedelta(minutes=n + 1)), pending_webhooks=1 if n < 120 else 0)
+            created=ts(-timedelta(minutes=n + 3))), id=f"evt_{n:04d}",
+            created=ts(-timedelta(minutes=n + 3)), pending_webhooks=1 if n < 120 else 0)
     report = sweep_now(db)
     assert report.stripe_events_found == 250 and report.missing_found == 250
     assert report.undelivered_found == 120
@@ -186,6 +194,8 @@ def test_more_than_twenty_types_and_groups_are_split_as_stripe_requires(db, stri
     types = [f"custom.event_{n}" for n in range(30)] + ["checkout.session.completed", "invoice.*"]
     filters = sweep.request_filters(types)
     assert [len(f.get("types", [])) for f in filters] == [20, 11, 0] and filters[-1] == {"type": "invoice.*"}
+    assert sweep.request_filters(["invoice.paid", "invoice.*", "charge.succeeded"]) == [
+        {"types": ["charge.succeeded"]}, {"type": "invoice.*"}]
     stripe_server.add_event("invoice.paid", {"id": "in_1", "object": "invoice", "amount": 1},
                             id="evt_invoice", created=ts(-timedelta(hours=1)), pending_webhooks=1)
     stripe_server.add_event("checkout.session.completed", checkout_session(created=ts(-timedelta(hours=1))),
@@ -204,9 +214,14 @@ def test_command_line(db, stripe_server, database_url, tmp_path):
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines()[-1].startswith("error: --lookback-hours must be")
 
-    # The CLI works with the wall clock: plant an event of the last hour.
-    stripe_server.add_event("checkout.session.completed", checkout_session(), id="evt_recent",
-                            pending_webhooks=1, delivery_success=False)
+    # The CLI works with the wall clock: plant an event of the last hour, and one of the last
+    # seconds, which may still be on its way and is left alone.
+    ten_minutes_ago = int(time.time()) - 600
+    stripe_server.add_event("checkout.session.completed", checkout_session(created=ten_minutes_ago),
+                            id="evt_recent", created=ten_minutes_ago, pending_webhooks=1,
+                            delivery_success=False)
+    stripe_server.add_event("checkout.session.completed", checkout_session(), id="evt_in_flight",
+                            pending_webhooks=1)
     found = subprocess.run([sys.executable, "-m", "jobs", "sweep", "--lookback-hours", "1", "--json"],
                            cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert found.returncode == 3, found.stderr
@@ -247,3 +262,21 @@ def test_a_refused_stripe_key_is_a_configuration_error(db, stripe_server, databa
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("error: Stripe refused the API key") and "check STRIPE_API_KEY" in line
     assert json.loads(result.stdout)["exit_code"] == 2
+
+
+def test_the_schedule_runs_a_short_and_a_daily_sweep(db, stripe_server, monkeypatch):
+    from jobs import schedule
+
+    plant(stripe_server, db)
+    # A replay URL without a signing secret: the sweep still finds, it only does not replay.
+    monkeypatch.setenv("MONITOR_REPLAY_URL", "http://127.0.0.1:9/stripe/webhook")
+    monkeypatch.delenv("STRIPE_WEBHOOK_SECRET", raising=False)
+    now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    for job in ("sweep", "sweep-daily"):
+        outcome = schedule.fire(db, job, fire_time=now, now=now)
+        assert outcome.status == "ran", outcome
+    with db.connect() as conn:
+        runs = conn.execute(sa.text(
+            "SELECT trigger, lookback_hours, replay FROM sweep_runs ORDER BY id")).all()
+    assert [tuple(r) for r in runs] == [("schedule", sweep.SCHEDULED_LOOKBACK_HOURS, False),
+                                        ("schedule", sweep.DEFAULT_LOOKBACK_HOURS, False)]

@@ -13,7 +13,6 @@ from jobs import sweep
 from jobs.stripe_gateway import gateway_from_settings
 from local_stripe import checkout_session
 from tests.factories import add_registration
-from tests.stripe_server import stripe_server  # noqa: F401
 from devharness import AsgiServerThread, refused_port
 from jobs import delivery
 from tracking.receiver import Receiver

@@ -2,7 +2,7 @@
 window with started / fired / resolved and time to detect, and each notification's delivery.
 
 Reads go through the read-only engine (``dashboard.data``); acknowledging and silencing are
-writes, made through the dashboard's write path and recorded with who did it.
+writes, made through the dashboard's write gateway and recorded with the logged-in identity.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from datetime import timedelta
 import streamlit as st
 
 from core.errors import ConfigError, MonitorError
-from dashboard import text
+from core.settings import get_settings
 from dashboard import alert_figures as af
-from dashboard import data, gateway
+from dashboard import auth, data, gateway, text
 from dashboard.columns import row_id, utc_time
+from dashboard.text import markdown_literal
 from jobs.alerting import actions
 
 HISTORY_LIMIT = 500
@@ -44,12 +45,6 @@ NOTIFICATION_COLUMNS = {
 }
 
 
-def _who() -> str:
-    """The signed-in user, as a default for the name field (empty without a login that names one)."""
-    who = gateway.actor()
-    return "" if who == "dashboard" else who
-
-
 def firing_section() -> None:
     st.subheader("Firing now")
     flash = st.session_state.pop(FLASH_KEY, None)
@@ -63,34 +58,41 @@ def firing_section() -> None:
     rows = {int(row["id"]): row for row in firing.to_dict("records")}
     chosen = st.selectbox("Alert", list(rows), format_func=lambda i: af.firing_label(rows[i]), key="alerts_chosen")
     alert = rows[int(chosen)]
-    problem = gateway.problem()
+    settings = get_settings()
+    problem = gateway.problem(settings)
     if problem:
         st.info(problem, icon=":material/info:")
+    st.caption(f"Recorded as done by {markdown_literal(gateway.actor() or 'nobody')} (the logged-in identity).")
     left, right = st.columns(2)
-    with left.form(f"alerts_ack_{alert['id']}", clear_on_submit=True):
+    with left.form(f"alerts_ack_{alert['id']}"):
         st.caption("Acknowledge: you are on it. No more reminders; it still resolves (and says so).")
-        by = st.text_input("Your name", value=_who(), key=f"alerts_ack_by_{alert['id']}")
         acknowledge = st.form_submit_button("Acknowledge", icon=":material/check:",
                                             disabled=problem is not None or alert.get("acknowledged_by") is not None)
     with right.form(f"alerts_silence_{alert['id']}", clear_on_submit=True):
         st.caption("Silence: no message at all about this alert's subject for a while.")
-        length = st.selectbox("For", list(af.SILENCE_CHOICES), index=1)
-        reason = st.text_input("Reason", placeholder="deploying the fix, known Stripe incident, …")
-        silencer = st.text_input("Your name", value=_who(), key=f"alerts_silence_by_{alert['id']}")
+        length = st.selectbox("For", list(af.SILENCE_CHOICES), index=1, key=f"alerts_silence_for_{alert['id']}")
+        reason = st.text_input("Reason", placeholder="deploying the fix, known Stripe incident, …",
+                               key=f"alerts_silence_reason_{alert['id']}")
         silence = st.form_submit_button("Silence", icon=":material/notifications_paused:",
                                         disabled=problem is not None)
+    if not (acknowledge or silence):
+        return
+    refusal = auth.write_refusal(settings)
+    if refusal:
+        st.error(refusal, icon=":material/block:")
+        return
+    by = auth.current_identity() or ""
     try:
         if acknowledge:
             gateway.call(actions.acknowledge, int(alert["id"]), actor=by, now=data.utc_now())
-            st.session_state[FLASH_KEY] = f"Alert #{alert['id']} acknowledged by {by.strip()}."
-        elif silence:
-            gateway.call(actions.silence, str(alert["fingerprint"]), duration=timedelta(hours=af.SILENCE_CHOICES[length]),
-                   actor=silencer, now=data.utc_now(), reason=reason)
-            st.session_state[FLASH_KEY] = f"{alert['fingerprint']} silenced for {length} by {silencer.strip()}."
+            st.session_state[FLASH_KEY] = f"Alert #{alert['id']} acknowledged by {markdown_literal(by)}."
         else:
-            return
+            gateway.call(actions.silence, str(alert["fingerprint"]), duration=timedelta(hours=af.SILENCE_CHOICES[length]),
+                         actor=by, now=data.utc_now(), reason=reason)
+            st.session_state[FLASH_KEY] = (f"{markdown_literal(alert['fingerprint'])} silenced for {length} "
+                                           f"by {markdown_literal(by)}.")
     except (MonitorError, ConfigError) as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(markdown_literal(exc), icon=":material/error:")
         return
     data.refresh()
     st.rerun()

@@ -7,6 +7,7 @@ from dataclasses import fields
 from datetime import timedelta
 
 import pandas as pd
+import sqlalchemy as sa
 import streamlit as st
 
 from core.errors import ConfigError
@@ -17,6 +18,7 @@ from dashboard.schedule_table import schedule_table
 from dashboard.text import markdown_literal
 from jobs.schedule import load_schedule_quietly
 from dashboard.columns import row_id, utc_time
+from dashboard.text import markdown_literal
 from dashboard import health_figures as hf
 from jobs import cleanup
 from jobs.health_snapshot import human_bytes
@@ -38,15 +40,16 @@ def cleanup_result(run: gateway.BackgroundRun) -> tuple[str, str, list[str]]:
     outcome = run.outcome()
     label = "Dry run" if "--dry-run" in run.args else "Cleanup"
     if outcome.state == "refused":
-        return "error", f"{label} did not start: {outcome.reason}", []
+        return "error", f"{label} did not start: {markdown_literal(outcome.reason)}", []
     if outcome.state == "busy":
-        return "warning", outcome.reason or "Another cleanup run is in progress; nothing was done.", []
-    if outcome.report is None:
-        return "error", f"{label} failed: {outcome.reason or f'exit code {outcome.exit_code}'}", []
+        return "warning", markdown_literal(outcome.reason or "Another cleanup run is in progress; nothing was done."), []
+    if outcome.report is None or "run_id" not in outcome.report:
+        return "error", f"{label} failed: {markdown_literal(outcome.reason or f'exit code {outcome.exit_code}')}", []
     known = {f.name for f in fields(cleanup.CleanupReport)}
     report = cleanup.CleanupReport(**{key: value for key, value in outcome.report.items() if key in known})
     kind = {"done": "success", "needs_person": "warning"}.get(outcome.state, "error")
-    return kind, f"{label} finished: {report.status} (run {report.run_id})", report.summary_lines()[1:]
+    return (kind, f"{label} finished: {report.status} (run {report.run_id})",
+            [markdown_literal(line) for line in report.summary_lines()[1:]])
 
 
 def collect_finished_cleanup() -> None:
@@ -67,14 +70,18 @@ def start_cleanup(*, dry_run: bool, pending_days: int, events_days: int, skip_re
     try:
         gateway.remember(RUN_SLOT, gateway.start("cleanup", *args, actor=gateway.actor()))
     except ConfigError as exc:
-        st.session_state[RESULT_KEY] = ("error", f"{'Dry run' if dry_run else 'Cleanup'} did not start: {exc}", [])
+        st.session_state[RESULT_KEY] = ("error", f"{'Dry run' if dry_run else 'Cleanup'} did not start: "
+                                                 f"{markdown_literal(exc)}", [])
     st.rerun()
 
 
 def cleanup_running_elsewhere() -> bool:
     """Uncached: does some process (cron, the scheduler, another browser) hold cleanup's lock?"""
-    with data.get_engine().connect() as conn:
-        return job_is_running(conn, cleanup.JOB)
+    try:
+        with data.get_engine().connect() as conn:
+            return job_is_running(conn, cleanup.JOB)
+    except sa.exc.DBAPIError as exc:
+        data.show_problem(data.DatabaseProblem(data.describe_database_error(data.database_url(), exc)))
 
 
 @st.fragment(run_every=PROGRESS_EVERY_S)
@@ -93,7 +100,10 @@ def cleanup_progress() -> None:
     if row and not row.get("registrations_skipped"):
         parts.append(f"{int(row.get('stale_pending_found') or 0):,} stale pending registrations found, "
                      f"{int(row.get('registrations_archived') or 0):,} removed")
-    st.info(f"**{label} #{row.get('id', '…')} running**: " + "; ".join(parts) + ".", icon=":material/sync:")
+    record = run.record() if run is not None else None
+    latest = ((record or {}).get("progress") or {}).get("message")
+    st.info(f"**{label} #{row.get('id', '…')} running**: " + "; ".join(parts) + "."
+            + (f"\n\nLatest: {markdown_literal(latest)}" if latest else ""), icon=":material/sync:")
 
 
 collect_finished_cleanup()

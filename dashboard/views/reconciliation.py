@@ -1,5 +1,6 @@
 """Reconciliation: the last run's five numbers, Run now with live progress, the manual
-review queue with a resolve action, and the history of runs.
+review queue with a resolve action, the history of runs, and the events Stripe sent that never
+arrived (the sweep: ``dashboard/missed_section.py``).
 
 Reads go through the dashboard's read-only engine (``dashboard.data``). The two writes go
 through the dashboard's write gateway (``dashboard/gateway.py``): Run now starts
@@ -16,6 +17,7 @@ from core.errors import ConfigError
 from core.settings import get_settings
 from dashboard import auth, data, explorer, gateway, links
 from dashboard.columns import row_id, utc_time
+from dashboard import missed_section
 from dashboard import reconciliation_figures as rf
 from dashboard import text
 from dashboard.text import markdown_literal
@@ -124,16 +126,17 @@ def progress_panel() -> None:
 def show_outcome(outcome: gateway.Outcome) -> None:
     report = outcome.report
     if outcome.state == "busy":
-        st.warning(f"**Not started**: {outcome.reason}", icon=":material/hourglass_top:")
+        st.warning(f"**Not started**: {markdown_literal(outcome.reason)}", icon=":material/hourglass_top:")
         return
     if report is None or "run_id" not in report:
-        st.error(f"**The run did not finish**: {outcome.reason or f'exit code {outcome.exit_code}'}",
+        st.error(f"**The run did not finish**: {markdown_literal(outcome.reason or f'exit code {outcome.exit_code}')}",
                  icon=":material/error:")
         return
     run_id = int(report["run_id"])
     run = data.query_row("reconciliation_run", run_id=run_id)
     if outcome.state == "failed":
-        st.error(f"**Run #{run_id} failed**: {(run or {}).get('error') or outcome.reason}", icon=":material/error:")
+        st.error(f"**Run #{run_id} failed**: {markdown_literal((run or {}).get('error') or outcome.reason)}",
+                 icon=":material/error:")
         return
     st.success(f"**Run #{run_id} finished.** {describe_run(run) if run else ''}",
                icon=":material/task_alt:")
@@ -194,7 +197,7 @@ def run_now_section(settings) -> None:
         try:
             gateway.remember(LAUNCH_KEY, gateway.start("reconcile", *args, actor=gateway.actor()))
         except ConfigError as exc:
-            st.error(f"**Not started**: {exc}", icon=":material/error:")
+            st.error(f"**Not started**: {markdown_literal(exc)}", icon=":material/error:")
             return
         st.rerun()
 
@@ -254,7 +257,7 @@ def review_section(settings) -> None:
             st.error(str(exc), icon=":material/error:")
             return
         except gateway.WriteFailed as exc:
-            st.error(f"Could not save the resolution: {exc}", icon=":material/error:")
+            st.error(f"Could not save the resolution: {markdown_literal(exc)}", icon=":material/error:")
             return
         data.refresh()
         st.session_state[FLASH_KEY] = f"Item #{item['id']} resolved by {markdown_literal(by)}."
@@ -277,10 +280,12 @@ def history_section() -> None:
 
 st.title("Reconciliation")
 st.caption("Stripe's Checkout Sessions compared with the local registrations: obvious mismatches "
-           "are fixed automatically, the rest wait here for a person.")
+           "are fixed automatically, the rest wait here for a person. Below: Stripe's events the "
+           "app never recorded.")
 page_settings = get_settings()
 collect_finished_run()
 last_run_section()
 run_now_section(page_settings)
 review_section(page_settings)
 history_section()
+missed_section.render(page_settings)

@@ -11,7 +11,8 @@ format and sends it, raising on failure; retries and recording are ``delivery``'
   (the SDK validates blocks and reports Slack's error text, e.g. ``invalid_blocks``).
 - email: through ``core.mail`` (MONITOR_SMTP_URL, MONITOR_EMAIL_FROM), text and HTML.
 
-Text from outside (event types, error messages) is escaped for Slack's mrkdwn and HTML.
+Text from outside (event types, error messages) goes into Slack as plain_text and is
+escaped in HTML.
 """
 
 from __future__ import annotations
@@ -102,26 +103,28 @@ class WebhookChannel:
             raise DeliveryError(f"webhook {_host(self.url)} answered {response.status_code}: {response.text[:200]}")
 
 
-def _mrkdwn(text: Any) -> str:
-    """Slack mrkdwn with &, <, > escaped (Slack's documented escaping), so outside text stays text."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def slack_text(text: str) -> str:
+    """Slack's escaping of &, < and > for the fallback text, so outside text cannot mention or link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def slack_blocks(body: dict[str, Any]) -> list:
     """Block Kit: severity and summary, the numbers, a link to the dashboard page."""
     from slack_sdk.models.blocks import (ActionsBlock, ButtonElement, ContextBlock, HeaderBlock,
-                                         MarkdownTextObject, PlainTextObject, SectionBlock)
+                                         PlainTextObject, SectionBlock)
 
     resolved = body["status"] == "resolved"
     mark = "✅" if resolved else SEVERITY_MARK.get(body["severity"], "")
     state = "Resolved" if resolved else body["severity"].capitalize()
     numbers = [(k, v) for k, v in body["details"].items() if isinstance(v, (int, float, str)) and v is not None]
-    fields = [MarkdownTextObject(text=f"*{_mrkdwn(k)}*\n{_mrkdwn(v)}"[:2000]) for k, v in numbers[:10]]
+    # Plain text wherever outside text goes (summaries and details hold event types and error
+    # messages): Slack shows it as written, no formatting, links or mentions.
+    fields = [PlainTextObject(text=f"{k}: {v}"[:2000], emoji=False) for k, v in numbers[:10]]
     blocks = [
         HeaderBlock(text=PlainTextObject(text=f"{mark} {state}: {body['rule']}"[:150], emoji=True)),
-        SectionBlock(text=MarkdownTextObject(text=_mrkdwn(body["summary"])[:3000]), fields=fields or None),
-        ContextBlock(elements=[MarkdownTextObject(text=" · ".join(
-            f"{label} {_mrkdwn(body[key])}" for label, key in
+        SectionBlock(text=PlainTextObject(text=body["summary"][:3000], emoji=False), fields=fields or None),
+        ContextBlock(elements=[PlainTextObject(text=" · ".join(
+            f"{label} {body[key]}" for label, key in
             (("started", "started_at"), ("fired", "fired_at"), ("resolved", "resolved_at")) if body[key]))]),
     ]
     if body["url"]:
@@ -141,7 +144,7 @@ class SlackChannel:
 
         client = WebhookClient(self.url, timeout=int(self.timeout) or 1, user_agent_prefix=USER_AGENT)
         try:
-            response = client.send(text=headline(body), blocks=slack_blocks(body))
+            response = client.send(text=slack_text(headline(body)), blocks=slack_blocks(body))
         except Exception as exc:  # URLError, timeouts: slack_sdk uses urllib
             raise DeliveryError(f"slack {_host(self.url)}: {type(exc).__name__}: {exc}") from None
         if response.status_code != 200:
@@ -195,8 +198,9 @@ def from_settings(settings: Settings) -> dict[str, Channel]:
         channels["webhook"] = WebhookChannel(settings.MONITOR_ALERT_WEBHOOK_URL, settings.MONITOR_ALERT_WEBHOOK_SECRET)
     if settings.MONITOR_ALERT_SLACK_WEBHOOK_URL:
         channels["slack"] = SlackChannel(settings.MONITOR_ALERT_SLACK_WEBHOOK_URL)
-    smtp_url = getattr(settings, "MONITOR_SMTP_URL", None)
-    sender = getattr(settings, "MONITOR_EMAIL_FROM", None)
+    smtp_url, sender = settings.MONITOR_SMTP_URL, settings.MONITOR_EMAIL_FROM
     if settings.MONITOR_ALERT_EMAIL_TO and smtp_url and sender:
-        channels["email"] = EmailChannel(smtp_url, sender, [a.strip() for a in settings.MONITOR_ALERT_EMAIL_TO.split(",")])
+        from core.mail import parse_addresses
+
+        channels["email"] = EmailChannel(smtp_url, sender, parse_addresses(settings.MONITOR_ALERT_EMAIL_TO))
     return channels

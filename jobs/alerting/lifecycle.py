@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Sequence
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core.settings import Settings
@@ -79,6 +80,10 @@ def evaluate(engine: Engine, *, now: datetime, settings: Settings, channels: Seq
         for rule in rules.values():
             try:
                 current[rule.name] = {rule.fingerprint(c): c for c in judge(conn, rule, now=now, settings=settings)}
+            except sa.exc.DBAPIError as exc:
+                if exc.connection_invalidated:  # the database went away: not this rule's fault
+                    raise
+                report.errors[rule.name] = error_line(exc)
             except Exception as exc:  # one broken rule must not silence the others
                 report.errors[rule.name] = error_line(exc)
 
@@ -121,6 +126,8 @@ def evaluate(engine: Engine, *, now: datetime, settings: Settings, channels: Seq
                 alert_id = SQL.scalar(conn, "insert_alert", rule=rule.name, fingerprint=fingerprint,
                                       severity=condition.severity, summary=condition.summary, details=details,
                                       started_at=min(pending["started_at"], now), now=now, page=rule.page)
+                if alert_id is None:  # fired meanwhile by an evaluation outside the lock (none should exist)
+                    continue
                 report.fired.append({"id": alert_id, "rule": rule.name, "fingerprint": fingerprint,
                                      "severity": condition.severity, "summary": condition.summary})
                 if fingerprint not in silenced:

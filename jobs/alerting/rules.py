@@ -98,12 +98,16 @@ def payment_event_failed(rows: list[dict], *, now: datetime, settings: Settings)
     """Any failed checkout.session.* event is money at risk: critical at once, one alert per event type."""
     conditions = []
     for row in rows:
-        failed = int(row["failed"])
+        failed, without_retry = int(row["failed"]), int(row["without_retry"] or 0)
+        retry_note = ("no automatic retry will fix " + ("it" if failed == 1 else "them") if without_retry == failed
+                      else f"{without_retry:,} without an automatic retry" if without_retry else "a retry is planned")
         conditions.append(Condition(
             subject=row["event_type"], severity="critical",
-            summary=f"{_plural(failed, 'failed ' + row['event_type'] + ' event')}: payments may not be recorded",
+            summary=f"{_plural(failed, 'failed ' + row['event_type'] + ' event')}: payments may not be recorded "
+                    f"({retry_note})",
             started_at=_at_most(row["first_failed_at"], now),
-            details={"event_type": row["event_type"], "failed": failed,
+            details={"event_type": row["event_type"], "failed": failed, "without_automatic_retry": without_retry,
+                     "next_retry_at": row["next_retry_at"],
                      "first_failed_at": row["first_failed_at"], "last_failed_at": row["last_failed_at"],
                      "example_event_ids": list(row["example_event_ids"] or []),
                      "last_error": row["last_error"]}))
@@ -175,6 +179,34 @@ def stuck_events(rows: list[dict], *, now: datetime, settings: Settings) -> list
         started_at=_at_most(oldest + timedelta(minutes=settings.MONITOR_STUCK_MINUTES), now),
         details={"stuck": stuck, "oldest_started_at": oldest,
                  "example_event_ids": list(rows[0]["example_event_ids"] or [])})]
+
+
+@rule("missed_events", page="reconciliation", params=lambda s, now: {})
+def missed_events(rows: list[dict], *, now: datetime, settings: Settings) -> list[Condition]:
+    """Events Stripe sent that the app never recorded (found by the sweep, not yet recovered):
+    one critical alert, the money at risk first in its summary."""
+    if not rows:
+        return []
+    from core.checkout import format_money
+
+    events = sum(int(row["events"]) for row in rows)
+    money = [format_money(row["amount"], row["currency"]) for row in rows if row["amount"] is not None]
+    money = [m for m in money if m]
+    first_created = min(row["first_created_at"] for row in rows)
+    first_forgotten = min(row["first_forgotten_at"] for row in rows)
+    missed = f"{_plural(events, 'event')} Stripe sent never reached the app"
+    summary = (f"{', '.join(money)} at risk: {missed}" if money else missed) + \
+        f" (Stripe forgets the first on {first_forgotten:%Y-%m-%d %H:%M} UTC; replay with `sweep --replay`)"
+    examples = [event_id for row in rows for event_id in (row["example_event_ids"] or [])]
+    return [Condition(
+        subject="", severity="critical", summary=summary,
+        started_at=_at_most(first_created, now),
+        details={"events": events,
+                 "money_at_risk": {row["currency"]: int(row["amount"]) for row in rows
+                                   if row["amount"] is not None},
+                 "first_created_at": first_created,
+                 "first_found_at": min(row["first_found_at"] for row in rows),
+                 "first_forgotten_at": first_forgotten, "example_event_ids": examples[:5]})]
 
 
 @rule("review_needed", page="reconciliation", params=lambda s, now: {})

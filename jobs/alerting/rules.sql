@@ -2,10 +2,13 @@
 -- each reads only a few index ranges, since watch runs them every few seconds.
 
 -- name: payment_event_failed
--- Failed checkout.session.* events received since :since, per event type: how many, when
--- the first failure was committed, a few event ids and the latest error.
+-- Failed checkout.session.* events received since :since, per event type: how many, how
+-- many no automatic retry will fix (error policy: next_retry_at unset), the next planned
+-- retry, when the first failure was committed, a few event ids and the latest error.
 SELECT event_type,
        count(*)                                                   AS failed,
+       count(*) FILTER (WHERE next_retry_at IS NULL)              AS without_retry,
+       min(next_retry_at)                                         AS next_retry_at,
        min(coalesce(processed_at, updated_at, created_at))        AS first_failed_at,
        max(coalesce(processed_at, updated_at, created_at))        AS last_failed_at,
        (array_agg(stripe_event_id ORDER BY created_at DESC))[1:5] AS example_event_ids,
@@ -79,3 +82,19 @@ LEFT JOIN LATERAL (
     LIMIT 1
 ) AS last_done ON true
 ORDER BY j.job;
+
+-- name: missed_events
+-- Events Stripe sent that the sweep found with no row and that still have no completed one,
+-- per currency (NULL: events without an amount): how many, the money, the oldest, when the
+-- sweep first found one, when Stripe forgets the first, a few event ids (largest first).
+SELECT currency,
+       count(*)                                                                AS events,
+       sum(amount)                                                             AS amount,
+       min(stripe_created_at)                                                  AS first_created_at,
+       min(found_at)                                                           AS first_found_at,
+       min(retention_deadline)                                                 AS first_forgotten_at,
+       (array_agg(stripe_event_id ORDER BY amount DESC NULLS LAST, stripe_created_at))[1:5] AS example_event_ids
+FROM missed_events
+WHERE status IN ('missing', 'replayed')
+GROUP BY currency
+ORDER BY sum(amount) DESC NULLS LAST, currency;

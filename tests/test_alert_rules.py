@@ -1,0 +1,113 @@
+"""The alert rules as pure functions: rows and ``now`` in, conditions out (tables of cases)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from core.settings import get_settings
+from jobs.alerting.rules import RULES
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
+
+
+def judge(rule, rows, **overrides):
+    return RULES[rule].evaluate(rows, now=NOW, settings=get_settings(**overrides))
+
+
+@pytest.mark.parametrize("events, failed, expected", [
+    (10, 5, None),            # fewer than MONITOR_ALERT_FAILURE_MIN_EVENTS (20)
+    (100, 0, None),
+    (100, 9, None),           # 9 % < 10 %
+    (100, 10, "warning"),
+    (100, 24, "warning"),
+    (100, 25, "critical"),
+    (20, 20, "critical"),
+])
+def test_failure_rate_thresholds(events, failed, expected):
+    rows = [{"events": events, "failed": failed, "first_failed_at": NOW - timedelta(minutes=3)}]
+    conditions = judge("failure_rate", rows)
+    assert [c.severity for c in conditions] == ([expected] if expected else [])
+
+
+def test_failure_rate_thresholds_are_settings():
+    rows = [{"events": 50, "failed": 5, "first_failed_at": NOW}]
+    assert judge("failure_rate", rows, MONITOR_ALERT_FAILURE_RATE_WARNING=0.2,
+                 MONITOR_ALERT_FAILURE_RATE_CRITICAL=0.5) == []
+    [condition] = judge("failure_rate", rows, MONITOR_ALERT_FAILURE_MIN_EVENTS=50)
+    assert condition.summary == "10% of webhook events failed in the last 10 min (5 of 50)"
+
+
+@pytest.mark.parametrize("baseline, silent_minutes, fires", [
+    (1440, 29, False),   # a gap of 1 min x 10 = 10 min, but never before 30 min
+    (1440, 31, True),
+    (100, 140, False),   # 24 h / 100 = 14.4 min x 10 = 144 min
+    (100, 145, True),
+    (49, 10_000, False),  # no steady traffic to miss
+])
+def test_silence_needs_steady_traffic_and_a_long_gap(baseline, silent_minutes, fires):
+    rows = [{"last_event_at": NOW - timedelta(minutes=silent_minutes), "baseline_events": baseline}]
+    assert bool(judge("silence", rows)) is fires
+
+
+def test_silence_without_any_event_says_nothing():
+    assert judge("silence", [{"last_event_at": None, "baseline_events": 0}]) == []
+
+
+@pytest.mark.parametrize("failed, without_retry, note", [
+    (1, 1, "(no automatic retry will fix it)"),
+    (3, 3, "(no automatic retry will fix them)"),
+    (3, 1, "(1 without an automatic retry)"),
+    (2, 0, "(a retry is planned)"),
+])
+def test_payment_event_failed_says_whether_a_retry_will_come(failed, without_retry, note):
+    rows = [{"event_type": "checkout.session.completed", "failed": failed, "without_retry": without_retry,
+             "next_retry_at": None, "first_failed_at": NOW - timedelta(seconds=2), "last_failed_at": NOW,
+             "example_event_ids": ["evt_1"], "last_error": "x"}]
+    [condition] = judge("payment_event_failed", rows)
+    assert condition.severity == "critical" and condition.subject == "checkout.session.completed"
+    assert condition.summary.endswith(note)
+    assert RULES["payment_event_failed"].fingerprint(condition) == "payment_event_failed:checkout.session.completed"
+
+
+def test_a_row_written_after_the_given_now_starts_the_condition_at_now():
+    rows = [{"event_type": "checkout.session.expired", "failed": 1, "without_retry": 1, "next_retry_at": None,
+             "first_failed_at": NOW + timedelta(hours=1), "last_failed_at": NOW + timedelta(hours=1),
+             "example_event_ids": [], "last_error": None}]
+    assert judge("payment_event_failed", rows)[0].started_at == NOW
+
+
+def job_row(job="reconcile", status="completed", last_started=None, last_scheduled=None):
+    return {"job": job, "last_status": status, "last_error": "boom" if status == "failed" else None,
+            "last_done_started_at": last_started, "last_done_finished_at": last_started, "last_done_run_id": 1,
+            "last_started_at": last_started, "last_scheduled_at": last_scheduled}
+
+
+@pytest.mark.parametrize("row, fires", [
+    # Scheduled daily at 03:00, due at 03:00 today, grace 30 min, now 12:00.
+    (job_row(last_started=datetime(2026, 11, 29, 3, tzinfo=timezone.utc),
+             last_scheduled=datetime(2026, 11, 29, 3, tzinfo=timezone.utc)), True),
+    (job_row(last_started=datetime(2026, 11, 30, 3, tzinfo=timezone.utc),
+             last_scheduled=datetime(2026, 11, 30, 3, tzinfo=timezone.utc)), False),
+    # Never run by the scheduler (cron users): a missed time is not ours to judge.
+    (job_row(last_started=datetime(2026, 11, 20, 3, tzinfo=timezone.utc)), False),
+    # Not in the schedule at all.
+    (job_row(job="health-report", last_started=datetime(2026, 11, 1, tzinfo=timezone.utc),
+             last_scheduled=datetime(2026, 11, 1, tzinfo=timezone.utc)), False),
+    (job_row(status="failed", last_started=datetime(2026, 11, 30, 3, tzinfo=timezone.utc)), True),
+])
+def test_job_failed_on_a_failed_run_or_a_missed_scheduled_time(row, fires):
+    conditions = judge("job_failed", [row], MONITOR_SCHEDULE="reconcile=0 3 * * *")
+    assert bool(conditions) is fires
+    if fires:
+        assert conditions[0].subject == row["job"] and conditions[0].severity == "warning"
+
+
+def test_review_needed_splits_by_severity():
+    rows = [{"kind": "completed_not_paid", "items": 2, "oldest_at": NOW, "example_item_ids": [1, 2]},
+            {"kind": "amount_mismatch", "items": 1, "oldest_at": NOW, "example_item_ids": [3]},
+            {"kind": "paid_but_failed", "items": 4, "oldest_at": NOW, "example_item_ids": [4]}]
+    conditions = {c.subject: c for c in judge("review_needed", rows)}
+    assert conditions["critical"].details["items"] == 2
+    assert conditions["warning"].details["kinds"] == {"amount_mismatch": 1, "paid_but_failed": 4}

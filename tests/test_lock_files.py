@@ -1,0 +1,65 @@
+"""Reproducible installs: the lock files pin every dependency with hashes, the README's
+commands install from them, and the dependency audit says when it cannot run."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import socket
+import tomllib
+
+import pytest
+
+from tests.conftest import REPO
+from tests.http_sink import http_sink
+
+_spec = importlib.util.spec_from_file_location("audit_dependencies", REPO / "scripts" / "audit_dependencies.py")
+_audit = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_audit)
+audit_data_problem = _audit.audit_data_problem
+
+
+def requirement_name(spec: str) -> str:
+    return re.split(r"[\[<>=!~ ;]", spec, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def pins(lock: str) -> dict[str, list[str]]:
+    """{package: [hashes]} of a pip-compile lock file."""
+    found: dict[str, list[str]] = {}
+    current = None
+    for line in (REPO / lock).read_text().splitlines():
+        pinned = re.match(r"^([A-Za-z0-9_.\-]+)==\S+", line)
+        if pinned:
+            current = pinned.group(1).lower().replace("_", "-")
+            found[current] = []
+        elif current and "--hash=sha256:" in line:
+            found[current].append(line.split("--hash=sha256:")[1].split()[0])
+    return found
+
+
+@pytest.mark.parametrize("lock, groups", [("requirements.lock", ["runtime"]),
+                                          ("requirements-dev.lock", ["runtime", "dev"])])
+def test_every_dependency_is_pinned_with_hashes(lock, groups):
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = {"runtime": project["dependencies"], "dev": project["optional-dependencies"]["dev"]}
+    pinned = pins(lock)
+    missing = [spec for group in groups for spec in wanted[group] if requirement_name(spec) not in pinned]
+    assert missing == [], f"{lock} lacks {missing}: run `make lock` after changing pyproject.toml"
+    assert all(hashes for hashes in pinned.values())
+    assert "--index-url" not in (REPO / lock).read_text()  # no machine's own package index in it
+
+
+def test_the_readme_commands_install_from_the_lock():
+    makefile = (REPO / "Makefile").read_text()
+    assert "pip install --quiet --require-hashes -r requirements-dev.lock" in makefile
+    assert "pip install --quiet --no-deps -e ." in makefile
+    assert "make audit" in (REPO / ".ci" / "run").read_text()
+
+
+def test_the_audit_says_when_its_data_is_unreachable():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens here once closed
+    assert "not reachable" in audit_data_problem(f"http://127.0.0.1:{port}/pypi/pip/24.0/json", timeout_s=2)
+    with http_sink() as sink:  # a server that answers, but not with vulnerability data
+        assert audit_data_problem(f"{sink.url}/pypi/pip/24.0/json", timeout_s=2) is not None
