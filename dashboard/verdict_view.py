@@ -24,13 +24,20 @@ def register_pages(pages: dict[str, list]) -> None:
             _PAGES.setdefault(page.url_path, page)
 
 
-def _link(reason, where) -> None:
+SIDEBAR_CHARS = 36
+
+
+def _link(reason, where, *, short: bool = False) -> None:
     page = _PAGES.get(reason.page)
-    label = markdown_literal(reason.summary)
+    text = reason.summary
+    if short and len(text) > SIDEBAR_CHARS:  # the sidebar is narrow: the whole line is the tooltip
+        text = text[:SIDEBAR_CHARS - 1].rstrip() + "…"
+    label = markdown_literal(text)
     if page is None:  # outside the app (AppTest of one page): plain text
         where.markdown(f"- {label}")
         return
-    where.page_link(page, label=label, icon=":material/arrow_forward:", query_params=reason.query or None)
+    where.page_link(page, label=label, icon=":material/arrow_forward:", query_params=reason.query or None,
+                    help=reason.summary if short else None)
 
 
 def panel(verdict, *, where=None) -> None:
@@ -47,4 +54,4 @@ def sidebar(verdict) -> None:
     with st.sidebar:
         st.markdown(f"{ICONS[verdict.state]} **Status: {verdict.state}**")
         for reason in verdict.reasons:
-            _link(reason, st)
+            _link(reason, st, short=True)

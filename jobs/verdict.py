@@ -51,13 +51,13 @@ class Reason:
     state: str  # degraded | down
     summary: str  # one line for people
     page: str  # dashboard page (URL path) showing it
-    query: dict[str, str] = field(default_factory=dict)  # that page's query parameters
+    query: dict[str, Any] = field(default_factory=dict)  # that page's query parameters (str or list)
 
     def link(self, base_url: str | None = None) -> str:
         """The page's path (or full URL under ``base_url``) with its query parameters."""
         from urllib.parse import urlencode
 
-        path = "/" + self.page + (("?" + urlencode(self.query)) if self.query else "")
+        path = "/" + self.page + (("?" + urlencode(self.query, doseq=True)) if self.query else "")
         return (base_url.rstrip("/") + path) if base_url else path
 
 
@@ -128,9 +128,14 @@ def decide(facts: Facts, *, now: datetime, settings: Settings) -> Verdict:
     reasons.extend(_failure_rate(facts.failure_rate, settings))
     for condition in judged("stuck_events"):
         reasons.append(Reason("stuck_events", DEGRADED, condition.summary, "events", {"view": "stuck"}))
-    for condition in judged("payment_event_failed"):
-        reasons.append(Reason("payment_event_failed", DEGRADED, condition.summary, "events",
-                              {"status": "failed", "type": condition.details["event_type"]}))
+    failed_checkout = judged("payment_event_failed")  # one condition per event type: one reason
+    if failed_checkout:
+        failed = sum(int(c.details["failed"]) for c in failed_checkout)
+        types = sorted(c.details["event_type"] for c in failed_checkout)
+        summary = (failed_checkout[0].summary if len(failed_checkout) == 1 else
+                   f"{_plural(failed, 'failed checkout event')} ({len(types)} types): payments may not be recorded")
+        reasons.append(Reason("payment_event_failed", DEGRADED, summary, "events",
+                              {"status": "failed", "type": types if len(types) > 1 else types[0]}))
     for condition in judged("review_needed"):
         if condition.severity == "critical":
             reasons.append(Reason("review_critical", DEGRADED,

@@ -126,3 +126,14 @@ def test_command_exit_codes_and_json(db, database_url):
     assert body["status"] == "degraded"
     [reason] = body["reasons"]
     assert reason["code"] == "stuck_events" and reason["link"] == "https://monitor.example.org/events?view=stuck"
+
+
+def test_failed_checkout_events_of_several_types_are_one_reason(db):
+    with db.begin() as conn:
+        steady_traffic(conn, until=NOW)
+        for event_type in ("checkout.session.completed", "checkout.session.expired"):
+            add_event(conn, created_at=NOW - timedelta(hours=2), status="failed", error="boom", event_type=event_type)
+    [reason] = verdict(db).reasons
+    assert reason.summary == "2 failed checkout events (2 types): payments may not be recorded"
+    assert reason.link() == ("/events?status=failed&type=checkout.session.completed"
+                             "&type=checkout.session.expired")
