@@ -20,7 +20,10 @@ def fresh_params(page: str, names: Iterable[str]) -> dict[str, list[str]]:
     params = {name: st.query_params.get_all(name) for name in names if st.query_params.get_all(name)}
     signature = (page, tuple(sorted((k, tuple(v)) for k, v in params.items())))
     applied = st.session_state.setdefault(_APPLIED, {})
-    if not params or applied.get(page) == signature:
+    if not params:
+        applied.pop(page, None)  # visited without a link: the same link later applies again
+        return {}
+    if applied.get(page) == signature:
         return {}
     applied[page] = signature
     return params

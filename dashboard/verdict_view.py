@@ -40,6 +40,15 @@ def _link(reason, where, *, short: bool = False) -> None:
                     help=reason.summary if short else None)
 
 
+def link_to(page_path: str, label: str, query: dict | None = None, *, where=None) -> None:
+    """A link to one of the app's pages (by URL path) with query parameters; nothing when the
+    page is not registered (a page run alone, as in AppTest)."""
+    page = _PAGES.get(page_path)
+    if page is not None:
+        (where or st).page_link(page, label=markdown_literal(label), icon=":material/arrow_forward:",
+                                query_params=query or None)
+
+
 def panel(verdict, *, where=None) -> None:
     """The verdict as a coloured box with one link per reason (the Overview's top)."""
     where = where or st

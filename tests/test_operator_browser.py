@@ -56,6 +56,12 @@ def test_verdict_links_to_the_stuck_events(troubled_db):
         page.get_by_text(re.compile(r"^1 event still processing after more than")).wait_for()
         assert not exception_texts(page), server.log()
 
+        # The Stuck tile's number links to the same events.
+        open_page(page, "Overview")
+        main.get_by_role("link", name="The 1 stuck event").click()
+        wait_for_script(page)
+        page.get_by_text(re.compile(r"^1 event still processing after more than")).wait_for()
+
 
 def test_who_is_affected_and_search_by_email_and_session(troubled_db):
     with streamlit_server(env=password_env(PASSWORD)) as server, chromium_page() as page:
