@@ -52,6 +52,9 @@ class Sample:
         self.failed_event_id = conn.execute(sa.text(
             "SELECT stripe_event_id FROM webhook_events WHERE processing_status = 'failed' "
             "ORDER BY created_at DESC LIMIT 1")).scalar()
+        self.fingerprint = conn.execute(sa.text(
+            "SELECT error_fingerprint FROM webhook_events WHERE processing_status = 'failed' "
+            "AND error_fingerprint IS NOT NULL ORDER BY created_at DESC LIMIT 1")).scalar()
         self.run_id = conn.execute(sa.text("SELECT max(id) FROM reconciliation_runs")).scalar() or 1
         self.item_id = conn.execute(sa.text("SELECT max(id) FROM reconciliation_items")).scalar() or 1
 
@@ -76,6 +79,7 @@ PARAMETERS: dict[str, Callable[[Sample], Any]] = {
     "item_id": lambda s: s.item_id,
     "report_id": lambda s: 1,
     "now": lambda s: s.now,
+    "fingerprint": lambda s: s.fingerprint,
     "alert_id": lambda s: 1,
 }
 

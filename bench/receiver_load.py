@@ -13,6 +13,10 @@ as Stripe would. Prints throughput and latency, then verifies: exactly one row p
 event, nothing left processing, no registration completed twice, every registration in the
 state its events call for, and every failure recorded with its error. Exit code 1 when a
 check fails.
+
+``--compare-rollups`` delivers the same workload four times in the same database, with the
+rollup triggers of ``migrations/0110_event_rollups.sql`` off, on, on, off, and prints the
+throughput of each and their ratio.
 """
 
 from __future__ import annotations
@@ -269,6 +273,8 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--quick", action="store_true", help="200 events at concurrency 8, to check it runs")
+    parser.add_argument("--compare-rollups", action="store_true",
+                        help="run the workload four times, rollup triggers off, on, on, off, and compare throughput")
     args = parser.parse_args(argv)
     if args.quick:
         args.events, args.concurrency = 200, 8
@@ -278,50 +284,93 @@ def main(argv=None) -> int:
         engine = sa.create_engine(url)
         migrate.run(engine)
         registrations, events, order = build_workload(args.events, args.duplicates, args.failures, rng)
-        insert_registrations(engine, registrations)
-        port = free_port()
-        receiver = start_receiver(url, port, args.workers, log_file)
-        try:
-            sender = Sender(port)
-            started = time.perf_counter()
-            with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
-                results = [r for batch in pool.map(sender.deliver, (events[e]["body"] for e in order)) for r in batch]
-            elapsed = time.perf_counter() - started
-        finally:
-            receiver.terminate()
-            receiver.wait(timeout=30)
-
-        latencies = [seconds * 1000 for _, _, seconds in results]
-        answers = Counter(status for _, status, _ in results)
-        codes = Counter(code for code, _, _ in results)
-        kinds = Counter(spec["kind"] for spec in events.values())
-        print(f"receiver load: {len(events)} distinct events, {len(order)} deliveries "
-              f"({len(order) - len(events)} duplicates), {len(results) - len(order)} redeliveries after 409, "
-              f"concurrency {args.concurrency}, {args.workers} worker(s)")
-        print("  events by kind: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())))
-        print(f"  throughput     {len(results) / elapsed:8.1f} requests/s  ({elapsed:.2f} s)")
-        print(f"  latency p50    {statistics.median(latencies):8.1f} ms")
-        print(f"  latency p95    {percentile(latencies, 95):8.1f} ms")
-        print(f"  latency p99    {percentile(latencies, 99):8.1f} ms")
-        print("  answers: " + ", ".join(f"{code} {answer} x{n}" for (code, answer), n in
-                                        sorted(Counter((c, a) for c, a, _ in results).items())))
-
-        problems = verify(engine, events, answers)
+        # --compare-rollups: the same workload with the rollup triggers off and on, in the
+        # order off, on, on, off so a machine getting slower or faster mid-run favours neither.
+        modes = ["off", "on", "on", "off"] if args.compare_rollups else [None]
+        throughput: dict[str, list[float]] = {"on": [], "off": []}
+        failed = False
+        for round_number, mode in enumerate(modes):
+            if round_number:
+                reset_tables(engine)
+            if mode is not None:
+                set_rollup_triggers(engine, enabled=mode == "on")
+                print(f"--- round {round_number + 1}: rollup triggers {mode}")
+            insert_registrations(engine, registrations)
+            rate, ok = one_round(args, url, engine, events, order, log_file)
+            failed = failed or not ok
+            if mode is not None:
+                throughput[mode].append(rate)
+        if args.compare_rollups:
+            set_rollup_triggers(engine, enabled=True)
+            on, off = statistics.mean(throughput["on"]), statistics.mean(throughput["off"])
+            print(f"rollup triggers on: {on:.1f} requests/s, off: {off:.1f} requests/s "
+                  f"(mean of {len(throughput['on'])} rounds each): on/off = {on / off:.1%}")
         engine.dispose()
-        if codes.keys() - {200, 409, 500}:
-            problems.append(f"unexpected HTTP answers: {dict(codes)}")
-        if problems:
-            print(f"FAILED: {len(problems)} problem(s)")
-            for problem in problems[:20]:
-                print(f"  - {problem}")
-            log_file.seek(0)
-            tail = log_file.read()[-2000:]
-            if tail.strip():
-                print("receiver log (end):\n" + tail)
-            return 1
-        print("verified: one row per distinct event, none left processing, no registration completed twice, "
-              "registrations in their expected states, every failure recorded with its error")
-        return 0
+        return 1 if failed else 0
+
+
+ROLLUP_TRIGGERS = ("webhook_events_rollup", "webhook_events_rollup_fold")
+
+
+def set_rollup_triggers(engine, *, enabled: bool) -> None:
+    """Turn the rollup maintenance triggers (migrations/0110_event_rollups.sql) on or off."""
+    with engine.begin() as conn:
+        for trigger in ROLLUP_TRIGGERS:
+            conn.execute(sa.text(f"ALTER TABLE webhook_events {'ENABLE' if enabled else 'DISABLE'} TRIGGER {trigger}"))
+
+
+def reset_tables(engine) -> None:
+    """Empty what a round writes, so the next round delivers the same events as new."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("TRUNCATE webhook_events, webhook_event_attempts, registrations, "
+                             "webhook_event_rollup, webhook_event_duration_rollup, webhook_event_rollup_delta"))
+
+
+def one_round(args, url: str, engine, events: dict, order: list, log_file) -> tuple[float, bool]:
+    """Deliver the workload once through a fresh receiver; print figures and checks.
+    Returns (requests per second, every check passed)."""
+    port = free_port()
+    receiver = start_receiver(url, port, args.workers, log_file)
+    try:
+        sender = Sender(port)
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+            results = [r for batch in pool.map(sender.deliver, (events[e]["body"] for e in order)) for r in batch]
+        elapsed = time.perf_counter() - started
+    finally:
+        receiver.terminate()
+        receiver.wait(timeout=30)
+
+    latencies = [seconds * 1000 for _, _, seconds in results]
+    answers = Counter(status for _, status, _ in results)
+    codes = Counter(code for code, _, _ in results)
+    kinds = Counter(spec["kind"] for spec in events.values())
+    print(f"receiver load: {len(events)} distinct events, {len(order)} deliveries "
+          f"({len(order) - len(events)} duplicates), {len(results) - len(order)} redeliveries after 409, "
+          f"concurrency {args.concurrency}, {args.workers} worker(s)")
+    print("  events by kind: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())))
+    print(f"  throughput     {len(results) / elapsed:8.1f} requests/s  ({elapsed:.2f} s)")
+    print(f"  latency p50    {statistics.median(latencies):8.1f} ms")
+    print(f"  latency p95    {percentile(latencies, 95):8.1f} ms")
+    print(f"  latency p99    {percentile(latencies, 99):8.1f} ms")
+    print("  answers: " + ", ".join(f"{code} {answer} x{n}" for (code, answer), n in
+                                    sorted(Counter((c, a) for c, a, _ in results).items())))
+
+    problems = verify(engine, events, answers)
+    if codes.keys() - {200, 409, 500}:
+        problems.append(f"unexpected HTTP answers: {dict(codes)}")
+    if problems:
+        print(f"FAILED: {len(problems)} problem(s)")
+        for problem in problems[:20]:
+            print(f"  - {problem}")
+        log_file.seek(0)
+        tail = log_file.read()[-2000:]
+        if tail.strip():
+            print("receiver log (end):\n" + tail)
+        return len(results) / elapsed, False
+    print("verified: one row per distinct event, none left processing, no registration completed twice, "
+          "registrations in their expected states, every failure recorded with its error")
+    return len(results) / elapsed, True
 
 
 if __name__ == "__main__":

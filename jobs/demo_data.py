@@ -205,10 +205,15 @@ def run(engine: Engine, *, now: datetime, days: int = DEFAULT_DAYS,
                 ("settle_events", None),
                 ("describe_errors", "writing error messages"),
                 ("stage_checkouts", "computing registrations and Checkout Sessions"),
+                ("drop_secondary_indexes", None),
+                ("pause_rollup_triggers", None),
                 ("insert_events", "writing webhook_events"),
                 ("insert_attempts", "writing webhook_event_attempts"),
                 ("plan_demo_retries", None),
+                ("resume_rollup_triggers", None),
+                ("rebuild_rollups", "computing the rollups"),
                 ("insert_registrations", "writing registrations"),
+                ("create_secondary_indexes", "building indexes"),
             ]
             for name, label in steps:
                 step_started = time.monotonic()
