@@ -168,7 +168,7 @@ if summary.empty:
 else:
     text.dataframe(hf.job_table(summary), hide_index=True, key="job_summary", column_config={
         "job": "Job", "last_status": "Last status", "last_run_at": utc_time("Last run"),
-        "last_success_at": utc_time("Last success"), "last_failure_at": utc_time("Last failure"),
+        "last_success_at": "Last success (UTC)", "last_failure_at": "Last failure (UTC)",
         "last_duration_s": st.column_config.NumberColumn("Last duration (s)", format="%.1f"),
         "avg_duration_s": st.column_config.NumberColumn(f"Average (s), {window.label}", format="%.1f"),
         "runs": st.column_config.NumberColumn(f"Runs, {window.label}"),
