@@ -95,7 +95,8 @@ class Settings(BaseSettings):
     MONITOR_STUCK_MINUTES: int = Field(
         15,
         ge=1,
-        description="An event still 'processing' after this many minutes counts as stuck.",
+        description="An event still 'processing' after this many minutes counts as stuck "
+        "(at least MONITOR_RECLAIM_MINUTES).",
     )
     MONITOR_SCHEDULE: str = Field(
         DEFAULT_SCHEDULE,
@@ -258,6 +259,27 @@ class Settings(BaseSettings):
             return None
         parse_allowed_emails(value)
         return value.strip()
+
+    # --- crash safety: taking over an event from a worker (tracking/, issue 17) -------------
+    MONITOR_RECLAIM_MINUTES: int = Field(
+        5,
+        ge=1,
+        le=1440,
+        description="A re-delivery takes over an event still 'processing' after this many "
+        "minutes although its worker still holds its database connection (a hung worker). A "
+        "worker that died is taken over at the next delivery, whatever this says. Must not "
+        "exceed MONITOR_STUCK_MINUTES.",
+    )
+
+    @model_validator(mode="after")
+    def _reclaim_before_stuck(self):
+        # "Stuck" means nobody will finish it: an event a live worker may still legitimately
+        # hold (up to the reclaim time) must not be reported stuck.
+        if self.MONITOR_RECLAIM_MINUTES > self.MONITOR_STUCK_MINUTES:
+            raise ValueError(f"MONITOR_RECLAIM_MINUTES ({self.MONITOR_RECLAIM_MINUTES}) must not exceed "
+                             f"MONITOR_STUCK_MINUTES ({self.MONITOR_STUCK_MINUTES}): an event its worker "
+                             "may still hold would be reported stuck")
+        return self
 
     @field_validator("DATABASE_URL", "DASHBOARD_DATABASE_URL")
     @classmethod

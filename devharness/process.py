@@ -185,6 +185,20 @@ class ManagedProcess:
                 self.popen.wait(timeout=self.stop_timeout_s)
         return self.popen.returncode
 
+    def kill_tree(self) -> list[int]:
+        """SIGKILL the process and every descendant at once (a crash: nothing runs its
+        shutdown), e.g. uvicorn's workers with their supervisor; the pids killed."""
+        if self.popen is None or self.popen.poll() is not None:
+            return []
+        pids = [self.popen.pid, *descendants(self.popen.pid)]
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.popen.wait(timeout=self.stop_timeout_s)
+        return pids
+
     def close(self) -> None:
         """Stop, and remove the log file the process was given (unless the caller chose it)."""
         self.stop()
@@ -217,6 +231,28 @@ class ManagedProcess:
     def log_tail(self, chars: int = LOG_TAIL_CHARS) -> str:
         text = self.log()
         return text if len(text) <= chars else "…" + text[-chars:]
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux: read from /proc), children first."""
+    found: list[int] = []
+    queue = [pid]
+    while queue:
+        parent = queue.pop(0)
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except FileNotFoundError:
+            continue
+        for task in tasks:
+            try:
+                text = Path(f"/proc/{parent}/task/{task}/children").read_text()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            for child in map(int, text.split()):
+                if child not in found:
+                    found.append(child)
+                    queue.append(child)
+    return found
 
 
 def _slug(name: str) -> str:

@@ -7,7 +7,10 @@ path (jobs/delivery.py: the stored JSON, a fresh signature with the first
 STRIPE_WEBHOOK_SECRET), so the app records the attempt, applies the event once, and plans
 the next retry itself if it fails again.
 
-- Only ``failed`` events are re-delivered: never a completed one, nor one being processed.
+- Only ``failed`` events are re-delivered, and ``processing`` ones whose worker is gone
+  (its attempt held the event's liveness lock, migrations/0120, and the lock is free: a
+  worker killed or a database restarted mid-attempt); never a completed one, nor one a live
+  worker is processing.
 - Each event is claimed in the database for the run (``retry_claimed_until``), so several
   retry processes (the schedule's, a dashboard's Retry now, a person's) can overlap and still
   deliver each event once. That claim, not the job lock, is what makes overlapping runs
@@ -38,7 +41,7 @@ from core.error_policy import CATEGORIES
 from core.errors import EXIT_NEEDS_PERSON, EXIT_OK, JobFailed
 from core.sql import load_package
 from jobs.delivery import DeliveryResult, Redeliverer, event_body
-from jobs.runtime import JobRun, recorded_run
+from jobs.runtime import JobRun, recorded_run, while_database_unreachable
 
 HELP = "re-deliver failed events to MONITOR_REPLAY_URL: the given ones, else those whose retry is due"
 JOB = "retry"
@@ -202,8 +205,9 @@ def _deliver(engine: Engine, report: RetryReport, client: Redeliverer, *, now: d
             try:
                 list(pool.map(deliver_one, claimed))
             finally:
-                with engine.begin() as conn:
-                    SQL.execute(conn, "release_events", ids=claimed_ids, until=until)
+                # Also after a database restart: unreleased claims would keep these events
+                # from the next run until the lease lapses.
+                _release(engine, claimed_ids, until)
             say(f"re-delivered {report.delivered:,} of {total:,}")
             job.report_progress(done=report.delivered, total=total, completed=counts["completed"],
                                 message=f"re-delivered {report.delivered:,} of {total:,}")
@@ -223,6 +227,13 @@ def _deliver(engine: Engine, report: RetryReport, client: Redeliverer, *, now: d
     if down:
         raise JobFailed(f"MONITOR_REPLAY_URL ({client.url}) did not take the re-deliveries: {down[0]}; "
                         f"{report.delivered} of {report.planned} were delivered, the rest are unchanged")
+
+
+@while_database_unreachable
+def _release(engine: Engine, ids: list[str], until: datetime) -> None:
+    """Give back this run's claims (retried while the database is restarting)."""
+    with engine.begin() as conn:
+        SQL.execute(conn, "release_events", ids=ids, until=until)
 
 
 def _remaining(engine: Engine, report: RetryReport) -> None:

@@ -5,11 +5,16 @@ Durations come from the monotonic clock, never from the wall clock minus the ``n
 was given: a job may be handed any ``now`` (tests, backfills, a run "as of" last month), and
 it still finishes ``completed`` with its real duration. A long job reports what it has done
 so far with ``JobRun.report_progress(...)``; the dashboard shows it while the run lasts.
+
+A run whose database goes away under it (a restart, a failover) still ends recorded: the
+run's end is written again, with backoff, for up to FINISH_RETRY_S while the database is
+unreachable, and the job's own error is what propagates, never the bookkeeping's.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
@@ -18,6 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Iterator
 
+import sqlalchemy as sa
+import tenacity
 from sqlalchemy.engine import Connection, Engine
 
 from core.errors import JobBusy, MonitorError
@@ -30,6 +37,11 @@ SQL = load_package("jobs", "runtime.sql")
 LOCK_NAMESPACE = 0x5748  # "WH"
 # A job's progress is written at most this often (each write is a short transaction).
 PROGRESS_EVERY_S = 0.5
+# How long the end of a run is retried while the database cannot be reached, so that a run
+# cut short by a database restart is recorded 'failed' with its reason, not left 'running'.
+FINISH_RETRY_S = 30.0
+
+log = logging.getLogger(__name__)
 
 
 def error_line(exc: BaseException) -> str:
@@ -95,8 +107,13 @@ def job_lock(engine: Engine, job: str) -> Iterator[Connection]:
         try:
             yield conn
         finally:
-            SQL.execute(conn, "unlock", ns=LOCK_NAMESPACE, job=job)
-            conn.commit()
+            try:
+                SQL.execute(conn, "unlock", ns=LOCK_NAMESPACE, job=job)
+                conn.commit()
+            except sa.exc.DBAPIError:
+                # The session is gone (database restarted) and its lock with it; end it for
+                # sure, and let the job's own error, if any, be the one that propagates.
+                conn.invalidate()
     finally:
         conn.close()
 
@@ -128,12 +145,32 @@ def recorded_run(engine: Engine, job: str, *, now: datetime, trigger: str = "cli
         _finish(engine, run, "skipped", error=str(exc))
         raise
     except BaseException as exc:
-        _finish(engine, run, "failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+        try:
+            _finish(engine, run, "failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+        except Exception as record_exc:  # the job's error matters more than the bookkeeping's
+            log.error("run %s of %s failed and could not be recorded as failed: %s",
+                      run.id, job, error_line(record_exc))
         raise
     else:
         _finish(engine, run, run.status)
 
 
+def _database_unreachable(exc: BaseException) -> bool:
+    """A lost or refused connection (worth waiting for), not an error in the statement."""
+    return isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)) or (
+        isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated)
+
+
+# For a short write that must not be lost to a database restart (a run's end, releasing
+# what a run claimed): tried again with backoff for up to FINISH_RETRY_S while the database
+# cannot be reached; any other error, or the database still gone after that, is raised.
+while_database_unreachable = tenacity.retry(
+    retry=tenacity.retry_if_exception(_database_unreachable),
+    stop=tenacity.stop_after_delay(FINISH_RETRY_S),
+    wait=tenacity.wait_exponential(multiplier=0.25, max=4), reraise=True)
+
+
+@while_database_unreachable
 def _finish(engine: Engine, run: JobRun, status: str, *, error: str | None = None) -> None:
     duration_ms = run.elapsed_ms()
     with engine.begin() as conn:

@@ -245,3 +245,31 @@ def test_the_default_schedule_retries_every_minute():
     from core.settings import DEFAULT_SCHEDULE, schedule_entries
 
     assert schedule_entries(DEFAULT_SCHEDULE)["retry"] == "* * * * *"
+
+
+def test_an_event_a_dead_worker_left_processing_is_redelivered_and_a_live_ones_is_not(receiver, db):
+    reg = "7b4a7a0e-0000-4000-8000-0000000000d1"
+    with db.begin() as conn:
+        add_registration(conn, created_at=now(), registration_id=reg)
+    orphan = checkout_session_event("checkout.session.completed", registration_id=reg)
+    worker = ("import json, os, sys\n"
+              "from core.db import create_jobs_engine\n"
+              "from tracking.tracker import EventTracker\n"
+              "with EventTracker(create_jobs_engine()).track(json.loads(sys.argv[1])):\n"
+              "    os._exit(9)  # killed mid-attempt\n")
+    died = subprocess.run([sys.executable, "-c", worker, json.dumps(orphan)], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert died.returncode == 9, died.stderr
+    live_tracker = EventTracker(db)
+    live = checkout_session_event("payment_intent.created")
+    claim = live_tracker.begin(live, hold=True)  # a live worker, mid-attempt, holding its lock
+    try:
+        report = retry.run(db, now=now())
+        assert (report.planned, report.delivered, report.completed) == (1, 1, 1)
+        assert receiver.seen[orphan["id"]] == 1 and receiver.seen[live["id"]] == 0
+        assert event_row(db, orphan["id"])["processing_status"] == "completed"
+        assert registration_row(db, reg)["processing_status"] == "completed"
+        assert event_row(db, live["id"])["processing_status"] == "processing"
+    finally:
+        with live_tracker.attempt(claim) as attempt:
+            attempt.outcome = "ignored"

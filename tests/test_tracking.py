@@ -16,7 +16,7 @@ import stripe
 
 from tests.conftest import REPO
 from tests.factories import add_registration
-from tracking.registrations import EventValidationError, RegistrationNotFound
+from tracking.registrations import EventValidationError, RegistrationNotFound, apply_event
 from tracking.samples import checkout_session_event
 from tracking.tracker import (
     AttemptSuperseded, DuplicateDelivery, EventInProgress, EventTracker, InvalidEvent, categorise,
@@ -134,7 +134,9 @@ def test_functions_run_as_the_caller_with_a_pinned_search_path(engine):
             SELECT proname, prosecdef, proconfig FROM pg_proc
             WHERE proname LIKE 'webhook\\_event\\_%' AND pronamespace = 'public'::regnamespace
             ORDER BY proname""")).all()
-    assert [r.proname for r in rows] == ["webhook_event_begin", "webhook_event_complete", "webhook_event_fail"]
+    assert [r.proname for r in rows] == ["webhook_event_begin", "webhook_event_complete", "webhook_event_fail",
+                                         "webhook_event_hold", "webhook_event_lock", "webhook_event_lock_held",
+                                         "webhook_event_release"]
     for row in rows:
         assert row.prosecdef is False
         assert row.proconfig == ['search_path=""']
@@ -225,7 +227,7 @@ def test_twenty_concurrent_deliveries_of_one_event_process_it_exactly_once(db):
     assert (row["processing_status"], row["attempts"]) == ("completed", 1)
 
 
-def test_a_worker_that_dies_mid_processing_leaves_processing_until_reclaimed(db, database_url):
+def test_a_worker_that_dies_mid_processing_is_taken_over_by_the_next_delivery(db, database_url):
     registration = add_registration_now(db)
     event = checkout_session_event("checkout.session.completed", registration_id=registration)
     worker = textwrap.dedent("""
@@ -245,13 +247,61 @@ def test_a_worker_that_dies_mid_processing_leaves_processing_until_reclaimed(db,
     assert event_row(db, event["id"])["processing_status"] == "processing"
     assert registration_status(db, registration) == "pending"  # its work never committed
 
-    with pytest.raises(EventInProgress):
-        with EventTracker(db).track(event):
-            pass
-    # Past the stale threshold (zero here), the next delivery takes it over.
-    with EventTracker(db, stale_after=timedelta(0)).track(event) as attempt:
+    # Its lock died with its connection: the very next delivery takes over, no waiting for
+    # the (default, five-minute) time limit.
+    with EventTracker(db).track(event) as attempt:
         assert (attempt.claim.decision, attempt.claim.attempt, attempt.claim.previous_status) == ("process", 2, "processing")
+        attempt.outcome = apply_event(attempt.conn, event).label
     assert event_row(db, event["id"])["processing_status"] == "completed"
+    assert registration_status(db, registration) == "completed"
+    with db.connect() as conn:
+        outcomes = conn.execute(sa.text("SELECT attempt, outcome, holds_lock FROM webhook_event_attempts "
+                                        "WHERE stripe_event_id = :id ORDER BY attempt"), {"id": event["id"]}).all()
+    assert [tuple(row) for row in outcomes] == [(1, "superseded", True), (2, "completed", True)]
+
+
+def test_a_live_worker_keeps_its_event_until_it_finishes(db):
+    event = checkout_session_event("checkout.session.expired", registration_id=add_registration_now(db))
+    tracker = EventTracker(db)
+    running = tracker.attempt(tracker.begin(event))
+    attempt = running.__enter__()  # mid-attempt: its connection holds the event's lock
+    try:
+        with pytest.raises(EventInProgress):
+            with EventTracker(db).track(event):
+                pass
+        attempt.outcome = "first"
+    finally:
+        running.__exit__(None, None, None)
+    row = event_row(db, event["id"])
+    assert (row["processing_status"], row["attempts"], row["outcome"]) == ("completed", 1, "first")
+    with db.connect() as conn:  # released: a pooled connection keeps no lock behind
+        assert conn.execute(sa.text("SELECT webhook_event_lock_held(:id)"), {"id": event["id"]}).scalar() is False
+
+
+def test_a_hung_worker_is_taken_over_once_the_time_limit_passes(db):
+    event = checkout_session_event("checkout.session.expired", registration_id=add_registration_now(db))
+    hung = EventTracker(db)
+    running = hung.attempt(hung.begin(event))
+    running.__enter__()  # alive (lock held) but never finishing
+    with pytest.raises(EventInProgress):
+        with EventTracker(db, stale_after=timedelta(minutes=5)).track(event):
+            pass
+    with EventTracker(db, stale_after=timedelta(0)).track(event) as attempt:
+        assert attempt.claim.attempt == 2
+        attempt.outcome = "taken over"
+    with pytest.raises(AttemptSuperseded):  # the hung one wakes up: its work is rolled back
+        running.__exit__(None, None, None)
+    assert event_row(db, event["id"])["outcome"] == "taken over"
+
+
+def test_a_caller_that_never_takes_the_lock_keeps_the_time_rule(db):
+    # psql, another language, an older tracker: begin only. Its worker cannot prove it is
+    # alive, so it is not presumed dead before the time limit either.
+    with db.begin() as conn:
+        assert tuple(begin_sql(conn, "evt_nolock"))[0] == "process"
+    with db.begin() as conn:
+        assert tuple(begin_sql(conn, "evt_nolock")) == ("retry_later", 1, "processing")
+        assert tuple(begin_sql(conn, "evt_nolock", stale_after="0 seconds")) == ("process", 2, "processing")
 
 
 def test_a_superseded_attempt_rolls_back_its_work(db):

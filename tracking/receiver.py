@@ -20,8 +20,9 @@ that PostgreSQL cannot store as jsonb (``\u0000``, nesting deeper than ``MAX_JSO
 the text is kept in ``raw_payload`` and ``payload`` holds a storable placeholder.
 
 Configuration: STRIPE_WEBHOOK_SECRET (one or more comma-separated secrets, any of which may
-have signed a delivery; required: without it the receiver refuses to start) and
-DATABASE_URL, as everywhere in the project. ``python -m tracking.receiver`` serves it under
+have signed a delivery; required: without it the receiver refuses to start),
+MONITOR_RECLAIM_MINUTES (when a re-delivery takes over an event from a worker that hangs; one
+whose process died is taken over at once) and DATABASE_URL, as everywhere in the project. ``python -m tracking.receiver`` serves it under
 uvicorn with a time limit on request headers as well (see ``serve``).
 """
 
@@ -52,7 +53,7 @@ from core.settings import get_settings
 from tracking.registrations import apply_event
 from tracking.signing import stripe_signature
 from tracking.tracker import (
-    DEFAULT_STALE_AFTER, RETRY_LATER, SKIP_DUPLICATE, SQL, AttemptSuperseded, EventTracker, FailureNotRecorded,
+    RETRY_LATER, SKIP_DUPLICATE, SQL, AttemptSuperseded, EventTracker, FailureNotRecorded,
     error_message, event_fields,
 )
 
@@ -108,12 +109,12 @@ class Receiver:
     environment (tests, embedding); otherwise they come from the settings at startup."""
 
     def __init__(self, *, engine: Engine | None = None, webhook_secret: str | None = None,
-                 stale_after: timedelta = DEFAULT_STALE_AFTER, max_body_bytes: int = MAX_BODY_BYTES,
+                 stale_after: timedelta | None = None, max_body_bytes: int = MAX_BODY_BYTES,
                  pool_size: int = POOL_SIZE, body_timeout_s: float = BODY_TIMEOUT_S):
         self.engine = engine
         self.webhook_secret = webhook_secret  # one or more, comma-separated
         self.body_timeout_s = body_timeout_s
-        self.stale_after = stale_after
+        self.stale_after = stale_after  # None: MONITOR_RECLAIM_MINUTES at start
         self.max_body_bytes = max_body_bytes
         self.pool_size = pool_size
         self.tracker: EventTracker | None = None
@@ -144,6 +145,9 @@ class Receiver:
                 self.engine = create_jobs_engine(settings, pool_size=self.pool_size, max_overflow=0,
                                                  pool_timeout=30)
                 self._owns_engine = True
+        if self.stale_after is None:
+            # The fallback for a hung worker; a dead one is taken over at once (tracking.tracker).
+            self.stale_after = timedelta(minutes=get_settings().MONITOR_RECLAIM_MINUTES)
         self.tracker = EventTracker(self.engine, stale_after=self.stale_after)
         problem = self.database_problem()
         if problem:
@@ -287,7 +291,7 @@ class Receiver:
             return self.record_unprocessable(text, str(exc), source)
 
         try:
-            claim = self.tracker.begin(event, raw_payload=text, source=source)
+            claim = self.tracker.begin(event, raw_payload=text, source=source, hold=True)
         except sa.exc.DBAPIError as exc:
             verdict = classify(exc)
             if verdict.category == "validation":  # \u0000, too deep or too large for jsonb

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import threading
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -157,15 +158,25 @@ class EventTracker:
     def __init__(self, engine: Engine, *, stale_after: timedelta = DEFAULT_STALE_AFTER):
         self.engine = engine
         self.stale_after = stale_after
+        # Connections of 'process' claims, holding the event's lock, until attempt() runs.
+        self._claimed: dict[tuple[str, int], Connection] = {}
+        self._claimed_lock = threading.Lock()
 
     def begin(self, event: Mapping[str, Any], *, raw_payload: str | None = None,
-              source: str = "delivery", keep_raw: bool = False) -> Claim:
+              source: str = "delivery", keep_raw: bool = False, hold: bool = False) -> Claim:
         """Record the delivery and claim the event (committed at once); see ``Claim.decision``.
 
         ``raw_payload`` is the event's JSON text as received, stored as is; without it the
         event is serialised. ``source`` says who delivered (delivery, retry, sweep). With
         ``keep_raw`` the text goes to ``raw_payload`` and ``event`` (a storable placeholder)
         to ``payload``: for bodies PostgreSQL cannot hold as jsonb.
+
+        ``hold``: claim on the connection the attempt will work on, which takes the event's
+        liveness lock before the claim commits, so there is no moment at which this process
+        could die leaving a claim the next delivery cannot take over at once. A 'process'
+        claim made so must then go to ``attempt`` (or ``fail``), which give that connection
+        back; ``track`` and the receiver do this. Without ``hold`` the lock is taken when the
+        attempt starts.
         """
         event_id, event_type, created_at, livemode = event_fields(event)
         if source not in ATTEMPT_SOURCES:
@@ -174,13 +185,39 @@ class EventTracker:
             payload, raw = json.dumps(event, default=str), raw_payload
         else:
             payload, raw = (raw_payload if raw_payload is not None else json.dumps(event, default=str)), None
-        with self.engine.begin() as conn:
-            row = conn.execute(SQL["begin_event"], {
-                "stripe_event_id": event_id, "event_type": event_type, "payload": payload,
-                "stripe_created_at": created_at, "livemode": livemode,
-                "stale_after": self.stale_after, "source": source, "raw_payload": raw,
-            }).one()
-        return Claim(event_id, event_type, row.decision, row.attempt, row.previous_status)
+        # With hold, the connection that claims the event takes its liveness lock first and,
+        # when the claim is 'process', stays checked out for the attempt's work: from the
+        # commit of the claim on, the event is held by a session that ends if this process dies.
+        conn = self.engine.connect()
+        locked = False
+        try:
+            with conn.begin():
+                if hold:
+                    locked = bool(conn.execute(SQL["lock_event"], {"stripe_event_id": event_id}).scalar())
+                row = conn.execute(SQL["begin_event"], {
+                    "stripe_event_id": event_id, "event_type": event_type, "payload": payload,
+                    "stripe_created_at": created_at, "livemode": livemode,
+                    "stale_after": self.stale_after, "source": source, "raw_payload": raw,
+                }).one()
+        except BaseException:
+            self._let_go(conn, event_id, locked)
+            raise
+        claim = Claim(event_id, event_type, row.decision, row.attempt, row.previous_status)
+        if claim.decision == PROCESS and locked:
+            with self._claimed_lock:
+                self._claimed[(event_id, claim.attempt)] = conn
+        else:
+            self._let_go(conn, event_id, locked)
+        return claim
+
+    def _take_claimed(self, claim: Claim) -> Connection | None:
+        with self._claimed_lock:
+            return self._claimed.pop((claim.stripe_event_id, claim.attempt), None)
+
+    def _let_go(self, conn: Connection, event_id: str, locked: bool) -> None:
+        if locked:
+            self.release(conn, event_id)
+        conn.close()
 
     def complete(self, conn: Connection, claim: Claim, *, outcome: str | None = None,
                  registration_id: str | None = None) -> bool:
@@ -191,8 +228,10 @@ class EventTracker:
         }).scalar())
 
     def fail(self, claim: Claim, error: BaseException | str, *, category: str | None = None,
-             retryable: bool | None = None, context: Mapping[str, Any] | None = None) -> bool:
-        """Record the attempt as failed (own transaction); False if superseded.
+             retryable: bool | None = None, context: Mapping[str, Any] | None = None,
+             conn: Connection | None = None) -> bool:
+        """Record the attempt as failed (own transaction, on ``conn`` if given, which must not
+        be in a transaction); False if superseded.
 
         The category and whether a retry can help come from ``classify(error)`` unless given;
         ``webhook_event_fail`` plans the next retry from them.
@@ -208,13 +247,26 @@ class EventTracker:
             message = str(error)[:MESSAGE_CHARS]
             details = {"context": dict(context or {}), "attempt": claim.attempt,
                        "event_type": claim.event_type}
-        with self.engine.begin() as conn:
-            return bool(conn.execute(SQL["fail_event"], {
-                "stripe_event_id": claim.stripe_event_id, "error_message": message,
-                "error_details": json.dumps(details, default=str),
-                "error_category": category or "unknown", "attempt": claim.attempt,
-                "retryable": retryable,
-            }).scalar())
+        params = {
+            "stripe_event_id": claim.stripe_event_id, "error_message": message,
+            "error_details": json.dumps(details, default=str),
+            "error_category": category or "unknown", "attempt": claim.attempt,
+            "retryable": retryable,
+        }
+        if conn is None:
+            claimed = self._take_claimed(claim)
+            if claimed is not None:  # begin, then fail without an attempt (an unprocessable body)
+                try:
+                    with claimed.begin():
+                        return bool(claimed.execute(SQL["fail_event"], params).scalar())
+                finally:
+                    self._let_go(claimed, claim.stripe_event_id, True)
+            with self.engine.begin() as own:
+                return bool(own.execute(SQL["fail_event"], params).scalar())
+        if conn.in_transaction():
+            conn.rollback()
+        with conn.begin():
+            return bool(conn.execute(SQL["fail_event"], params).scalar())
 
     @contextmanager
     def track(self, event: Mapping[str, Any], *, raw_payload: str | None = None,
@@ -226,7 +278,7 @@ class EventTracker:
         block's work is rolled back), and re-raises the block's own exception once the
         failure is recorded.
         """
-        claim = self.begin(event, raw_payload=raw_payload, source=source)
+        claim = self.begin(event, raw_payload=raw_payload, source=source, hold=True)
         if claim.decision == SKIP_DUPLICATE:
             raise DuplicateDelivery(claim, f"event {claim.stripe_event_id} was already processed")
         if claim.decision == RETRY_LATER:
@@ -237,12 +289,26 @@ class EventTracker:
 
     @contextmanager
     def attempt(self, claim: Claim, *, context: Mapping[str, Any] | None = None) -> Iterator[Attempt]:
-        """Run the block for a claim whose decision is 'process' (see ``track``)."""
+        """Run the block for a claim whose decision is 'process' (see ``track``).
+
+        The work runs on the connection that claimed the event in ``begin`` and holds its
+        liveness lock (migrations/0120; a claim made elsewhere takes it here with
+        ``webhook_event_hold``): if this process dies, PostgreSQL frees the lock and the next
+        delivery takes the event over at once instead of after ``stale_after``. A 'process'
+        claim from ``begin`` must be followed by ``attempt``, which returns its connection.
+        The lock is released once the outcome is recorded; the failure of an attempt is
+        recorded on the same connection, so an attempt never needs two pooled connections.
+        """
         if claim.decision != PROCESS:
             raise ValueError(f"event {claim.stripe_event_id} was not claimed for processing ({claim.decision})")
         attempt_context = dict(context or {})
+        conn = self._take_claimed(claim)
+        held = conn is not None
         try:
-            with self.engine.begin() as conn:
+            if conn is None:  # claimed elsewhere, or the lock was busy: prove it now if we can
+                conn = self.engine.connect()
+                held = self.hold(conn, claim)
+            with conn.begin():
                 attempt = Attempt(claim, conn, context=attempt_context)
                 yield attempt
                 if not self.complete(conn, claim, outcome=attempt.outcome,
@@ -255,12 +321,37 @@ class EventTracker:
         except Exception as exc:
             # The block's transaction is rolled back by now; the failure gets its own.
             try:
-                self.fail(claim, exc, context=attempt_context)
+                self.fail(claim, exc, context=attempt_context, conn=conn)
             except Exception as record_exc:
-                # The row stays 'processing' and is reclaimed once stale; say why it is not failed.
+                # The row stays 'processing'; once this session's lock is gone (below) the
+                # next delivery takes it over. Say why it is not failed.
                 log.error("could not record the failure of event %s (%s); it stays 'processing' "
-                          "until reclaimed: %s", claim.stripe_event_id, error_message(exc),
-                          error_message(record_exc))
+                          "until the next delivery takes it over: %s", claim.stripe_event_id,
+                          error_message(exc), error_message(record_exc))
                 raise FailureNotRecorded(claim, f"event {claim.stripe_event_id} failed and the failure "
                                                 "could not be recorded") from exc
             raise
+        finally:
+            if conn is not None:
+                if held:
+                    self.release(conn, claim.stripe_event_id)
+                conn.close()
+
+    def hold(self, conn: Connection, claim: Claim) -> bool:
+        """Take the event's liveness lock on ``conn`` (committed); False when not held."""
+        with conn.begin():
+            return bool(conn.execute(SQL["hold_event"], {
+                "stripe_event_id": claim.stripe_event_id, "attempt": claim.attempt}).scalar())
+
+    def release(self, conn: Connection, event_id: str) -> None:
+        """Release the event's liveness lock held by ``conn``. If that fails the session is
+        ended instead (which frees the lock), so a pooled connection never keeps it."""
+        try:
+            if conn.in_transaction():
+                conn.rollback()
+            with conn.begin():
+                conn.execute(SQL["release_event"], {"stripe_event_id": event_id})
+        except Exception as exc:
+            log.warning("could not release the lock of event %s (%s); closing its connection",
+                        event_id, error_message(exc))
+            conn.invalidate()

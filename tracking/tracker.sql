@@ -27,4 +27,21 @@ SELECT public.webhook_event_fail(
 SELECT to_regprocedure('public.webhook_event_begin(text, text, jsonb, timestamptz, boolean, interval, text, text)') IS NOT NULL
    AND to_regprocedure('public.webhook_event_complete(text, text, uuid, integer)') IS NOT NULL
    AND to_regprocedure('public.webhook_event_fail(text, text, jsonb, text, integer, boolean)') IS NOT NULL
+   AND to_regprocedure('public.webhook_event_lock(text)') IS NOT NULL
+   AND to_regprocedure('public.webhook_event_hold(text, integer)') IS NOT NULL
+   AND to_regprocedure('public.webhook_event_release(text)') IS NOT NULL
    AS ready
+
+-- name: lock_event
+-- Take the event's liveness lock for this session if free, before begin_event on the same
+-- connection (migrations/0120): the attempt begin opens is then marked as holding it.
+SELECT public.webhook_event_lock(CAST(:stripe_event_id AS text))
+
+-- name: hold_event
+-- Take the event's liveness lock on the connection doing the work (migrations/0120): a
+-- re-delivery takes the event over at once if this session ends. False: not held.
+SELECT public.webhook_event_hold(CAST(:stripe_event_id AS text), CAST(:attempt AS integer))
+
+-- name: release_event
+-- Release the event's liveness lock if this session holds it.
+SELECT public.webhook_event_release(CAST(:stripe_event_id AS text))

@@ -1,0 +1,376 @@
+"""Fault scenarios run against real processes, shared by the test suite and ``bench/faults.py``.
+
+Each scenario sets up real servers (the reference receiver under uvicorn with its workers,
+the database it is given), injects one fault the way production meets it (a SIGKILL, not
+an exception raised on purpose), lets the system recover as it would by itself (Stripe
+repeating its deliveries), and returns a :class:`ScenarioResult` that counts what was lost
+or duplicated. Tests assert on the counts; the bench prints them as a table.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
+from core.db import normalise_url
+from core.sql import load_package
+from devharness.ports import listening_socket, socket_url
+from devharness.process import ManagedProcess, http_ready
+from local_stripe.objects import checkout_session_event
+from tracking.signing import stripe_signature
+
+SQL = load_package("devharness", "faults.sql")
+REPO = Path(__file__).resolve().parent.parent
+SECRET = "whsec_fault_scenarios"
+WEBHOOK_PATH = "/stripe/webhook"
+
+
+@dataclass
+class ScenarioResult:
+    """One row of the table: what was there before and after, and what went wrong."""
+
+    scenario: str
+    before: int  # events (or rows) the scenario started with / sent
+    after: int  # of those, in their final state once recovered
+    lost: int
+    duplicated: int
+    stuck: int  # left 'processing' (or a job left running) after recovery
+    recover_s: float | None  # from the restart (fault cleared) to everything in its final state
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.lost == 0 and self.duplicated == 0 and self.stuck == 0 and self.after == self.before
+
+
+# --- the receiver as deployed ---------------------------------------------------------------
+
+def receiver_process(database_url: str, *, workers: int = 2, extra_env: Mapping[str, str] | None = None,
+                     name: str = "receiver") -> tuple[ManagedProcess, str]:
+    """``uvicorn tracking.receiver:app --workers N`` on a loopback socket bound beforehand; its URL."""
+    sock = listening_socket(backlog=1024)
+    url = socket_url(sock)
+    command = [sys.executable, "-m", "uvicorn", "tracking.receiver:app", "--fd", str(sock.fileno()),
+               "--log-level", "warning"]
+    if workers > 1:
+        command += ["--workers", str(workers)]
+    env = {"DATABASE_URL": database_url, "STRIPE_WEBHOOK_SECRET": SECRET, "DASHBOARD_DATABASE_URL": None,
+           **(extra_env or {})}
+    return ManagedProcess(command, name=name, cwd=REPO, extra_env=env, pass_sockets=[sock],
+                          ready=http_ready(url + "/healthz"), timeout_s=60), url
+
+
+def deliver(url: str, event: Mapping[str, Any], *, timeout_s: float = 15) -> int:
+    """POST the event signed as Stripe signs it; the status code, or 0 when no answer came."""
+    body = json.dumps(event).encode()
+    headers = {"Content-Type": "application/json",
+               "Stripe-Signature": stripe_signature(body, SECRET, timestamp=int(time.time()))}
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout_s)
+    try:
+        conn.request("POST", WEBHOOK_PATH, body=body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    except (OSError, http.client.HTTPException):  # refused, reset, cut short, timed out: it is gone
+        return 0
+    finally:
+        conn.close()
+
+
+def redeliver_until_done(url: str, events: list[Mapping[str, Any]], *, deadline_s: float,
+                         concurrency: int = 8, pause_s: float = 0.2) -> tuple[float | None, int]:
+    """Deliver every event again, as Stripe does, repeating those not answered 2xx (409 in
+    progress, 5xx, no answer) until all are or ``deadline_s`` passes. (seconds taken or None,
+    deliveries sent)."""
+    started = time.monotonic()
+    pending = list(events)
+    sent = 0
+    with ThreadPoolExecutor(concurrency) as pool:
+        while pending:
+            statuses = list(pool.map(lambda e: deliver(url, e), pending))
+            sent += len(pending)
+            pending = [e for e, status in zip(pending, statuses) if not 200 <= status < 300]
+            if not pending:
+                break
+            if time.monotonic() - started > deadline_s:
+                return None, sent
+            time.sleep(pause_s)
+    return time.monotonic() - started, sent
+
+
+# --- scenario: the receiver killed during a burst ---------------------------------------------
+
+def receiver_killed_mid_burst(database_url: str, *, events: int = 200, workers: int = 2,
+                              kill_at: float = 0.2, held: int = 3, concurrency: int = 16,
+                              deadline_s: float = 60, extra_env: Mapping[str, str] | None = None,
+                              ) -> ScenarioResult:
+    """SIGKILL the receiver (supervisor and workers) ``kill_at`` of the way into a burst of
+    paid-checkout deliveries, restart it, and repeat every delivery not answered 2xx.
+
+    ``held`` registrations are locked by the scenario before the burst, so that many
+    attempts are certainly mid-way (inside PostgreSQL, holding their event) when the kill
+    comes; the locks are let go right after it. Every event must end completed exactly once
+    and every registration completed, within ``deadline_s`` of the restart.
+    """
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    registrations = [str(uuid.uuid4()) for _ in range(events)]
+    batch = [checkout_session_event("checkout.session.completed", registration_id=rid,
+                                    event_id=f"evt_fault_{uuid.uuid4().hex[:20]}") for rid in registrations]
+    ids = [e["id"] for e in batch]
+    try:
+        with engine.begin() as conn:
+            for rid in registrations:
+                SQL.execute(conn, "add_pending_registration", id=rid, email=f"{rid[:8]}@example.com")
+        blocker = engine.connect()
+        blocker.begin()
+        SQL.all(blocker, "lock_registrations", ids=registrations[:held])
+        answered: dict[str, int] = {}
+        killed_at_answer = max(held + 1, int(events * kill_at))
+        receiver, url = receiver_process(database_url, workers=workers, extra_env=extra_env)
+        processing_at_kill = 0
+        with receiver:
+            kill_now = threading.Event()
+
+            def send(event):
+                answered[event["id"]] = deliver(url, event)
+                if len(answered) >= killed_at_answer:
+                    kill_now.set()
+
+            with ThreadPoolExecutor(concurrency) as pool:
+                # The held events first, so they are certainly in flight at the kill.
+                futures = [pool.submit(send, e) for e in batch]
+                # Wait for the held attempts to hold their events, and for the burst's share.
+                wait_until(lambda: SQL.scalar(engine, "held_attempts", ids=ids[:held]) == held, 30)
+                kill_now.wait(60)
+                receiver.kill_tree()
+                for future in futures:
+                    future.result()
+            blocker.rollback()  # the killed workers' statements end; their sessions with them
+            blocker.close()
+            processing_at_kill = SQL.scalar(engine, "processing_events", ids=ids)
+        unanswered = [e for e in batch if not 200 <= answered.get(e["id"], 0) < 300]
+        restarted, url = receiver_process(database_url, workers=workers, extra_env=extra_env,
+                                          name="receiver-restarted")
+        with restarted:
+            recover_s, redelivered = redeliver_until_done(url, unanswered, deadline_s=deadline_s)
+            # Every attempt has answered: a lock still held now would be a leak in a live worker.
+            leaked_locks = SQL.scalar(engine, "leaked_locks")
+        result = count_outcomes(engine, "receiver SIGKILL mid-burst + redelivery", ids, registrations)
+        result.recover_s = recover_s
+        result.detail.update(workers=workers, processing_at_kill=processing_at_kill,
+                             unanswered_at_kill=len(unanswered), redelivered=redelivered,
+                             leaked_locks=leaked_locks)
+        return result
+    finally:
+        engine.dispose()
+
+
+def count_outcomes(engine: sa.Engine, scenario: str, ids: list[str], registrations: list[str]) -> ScenarioResult:
+    """Lost: an event with no row or not completed, or a registration not completed.
+    Duplicated: an event with more than one row or more than one completed attempt, or a
+    registration named by more than one completed event."""
+    outcomes = SQL.all(engine, "event_outcomes", ids=ids)
+    states = SQL.all(engine, "registration_states", ids=registrations)
+    completed = sum(1 for o in outcomes if o["status"] == "completed" and o["completed_attempts"] == 1)
+    lost_events = sum(1 for o in outcomes if o["rows"] == 0 or o["status"] not in ("completed", "processing"))
+    lost_registrations = sum(1 for s in states if s["processing_status"] != "completed") + (len(registrations) - len(states))
+    duplicated = (sum(1 for o in outcomes if o["rows"] > 1 or o["completed_attempts"] > 1)
+                  + sum(1 for s in states if s["completed_events"] > 1))
+    stuck = sum(1 for o in outcomes if o["status"] == "processing")
+    return ScenarioResult(scenario, before=len(ids), after=completed, lost=lost_events + lost_registrations,
+                          duplicated=duplicated, stuck=stuck, recover_s=None,
+                          detail={"registrations_completed": len(states) - lost_registrations})
+
+
+def wait_until(condition, timeout_s: float, pause_s: float = 0.05) -> bool:
+    """Poll ``condition`` until it is true (True) or ``timeout_s`` passes (False)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(pause_s)
+    return bool(condition())
+
+
+# --- scenario: PostgreSQL restarted under a job -----------------------------------------------
+
+def restart_embedded(data_dir: Path, *, down_s: float = 1.0) -> None:
+    """Stop the embedded PostgreSQL of ``data_dir`` (fast shutdown: every session is ended,
+    open transactions roll back), keep it down ``down_s``, start it again."""
+    from core.embedded import embedded_url, stop_embedded
+
+    stop_embedded(data_dir)
+    time.sleep(down_s)
+    embedded_url(data_dir, keep_running=False)
+
+
+def jobs_command(database_url: str, *args: str, extra_env: Mapping[str, str] | None = None) -> ManagedProcess:
+    """``python -m jobs ARGS`` as a managed child process (started by the caller)."""
+    env = {"DATABASE_URL": database_url, "DASHBOARD_DATABASE_URL": None, **(extra_env or {})}
+    return ManagedProcess([sys.executable, "-m", "jobs", *args], name=f"jobs-{args[0]}", cwd=REPO,
+                          extra_env=env, stop_timeout_s=30)
+
+
+def postgres_restarted_during_cleanup(database_url: str, data_dir: Path, *, events: int = 50_000,
+                                      batch_size: int = 200, down_s: float = 1.0) -> ScenarioResult:
+    """Restart PostgreSQL while ``cleanup`` archives old events in batches: the run must end
+    with exit 1 and be recorded failed with its reason, its lock must be free, and the next
+    run must archive the rest, each event exactly once."""
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    prefix = f"evt_cleanup_{uuid.uuid4().hex[:8]}_"
+    try:
+        with engine.begin() as conn:
+            SQL.execute(conn, "add_old_completed_events", prefix=prefix, n=events, days_ago=200)
+        first = jobs_command(database_url, "cleanup", "--skip-registrations", "--batch-size", str(batch_size))
+        first.start()
+        try:
+            # Restart once some batches are in: mid-run, not before or after it.
+            wait_until(lambda: SQL.one(engine, "archive_counts", prefix=prefix)["archived"] >= 2 * batch_size, 60,
+                       pause_s=0.01)
+            archived_at_restart = SQL.one(engine, "archive_counts", prefix=prefix)["archived"]
+            restart_embedded(data_dir, down_s=down_s)
+            restarted = time.monotonic()
+            first_exit = first.wait(120)
+            first_log = first.log_tail(600)
+        finally:
+            first.close()
+        engine.dispose()
+        runs = SQL.all(engine, "job_runs_of", job="cleanup")
+        lock_free = not SQL.scalar(engine, "job_lock_held", job="cleanup")
+        second = jobs_command(database_url, "cleanup", "--skip-registrations", "--batch-size", str(batch_size))
+        second.start()
+        try:
+            second_exit = second.wait(300)
+        finally:
+            second.close()
+        recover_s = time.monotonic() - restarted
+        counts = SQL.one(engine, "archive_counts", prefix=prefix)
+        lost = events - counts["archived_distinct"] - counts["live"]
+        duplicated = counts["archived"] - counts["archived_distinct"] + (
+            counts["live"] + counts["archived_distinct"] - events if counts["live"] and counts["archived_distinct"] else 0)
+        first_run = runs[0] if runs else {}
+        result = ScenarioResult(
+            f"PostgreSQL restarted ({down_s:g} s down) during cleanup of {events} events",
+            before=events, after=counts["archived_distinct"], lost=max(lost, 0), duplicated=duplicated,
+            stuck=counts["live"], recover_s=recover_s if second_exit == 0 else None,
+            detail={"archived_at_restart": archived_at_restart, "first_exit": first_exit,
+                    "first_run": f"{first_run.get('status')}: {(first_run.get('error') or '')[:80]}",
+                    "lock_free_after": lock_free, "second_exit": second_exit})
+        result.detail["first_log"] = first_log if first_exit != 1 else ""
+        return result
+    finally:
+        engine.dispose()
+
+
+def postgres_restarted_under_receiver(database_url: str, data_dir: Path, *, events: int = 300, workers: int = 2,
+                                      restart_at: float = 0.3, down_s: float = 2.0, concurrency: int = 16,
+                                      deadline_s: float = 60) -> ScenarioResult:
+    """Restart PostgreSQL ``restart_at`` of the way into a burst of deliveries to a running
+    receiver: deliveries during the outage are refused (503, nothing recorded) or fail
+    mid-attempt; the receiver is not restarted, Stripe repeats every delivery not answered
+    2xx. Every event must end completed exactly once."""
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    registrations = [str(uuid.uuid4()) for _ in range(events)]
+    batch = [checkout_session_event("checkout.session.completed", registration_id=rid,
+                                    event_id=f"evt_pgrestart_{uuid.uuid4().hex[:20]}") for rid in registrations]
+    ids = [e["id"] for e in batch]
+    try:
+        with engine.begin() as conn:
+            for rid in registrations:
+                SQL.execute(conn, "add_pending_registration", id=rid, email=f"{rid[:8]}@example.com")
+        receiver, url = receiver_process(database_url, workers=workers)
+        with receiver:
+            answered: dict[str, int] = {}
+            restart_now = threading.Event()
+
+            def send(event):
+                answered[event["id"]] = deliver(url, event)
+                if len(answered) >= int(events * restart_at):
+                    restart_now.set()
+
+            with ThreadPoolExecutor(concurrency) as pool:
+                futures = [pool.submit(send, e) for e in batch]
+                restart_now.wait(60)
+                restart_embedded(data_dir, down_s=down_s)
+                restarted = time.monotonic()
+                for future in futures:
+                    future.result()
+            statuses = Counter(answered.values())
+            unanswered = [e for e in batch if not 200 <= answered.get(e["id"], 0) < 300]
+            recover_s, redelivered = redeliver_until_done(url, unanswered, deadline_s=deadline_s)
+            recover_s = None if recover_s is None else time.monotonic() - restarted
+            leaked_locks = SQL.scalar(engine, "leaked_locks")
+        result = count_outcomes(engine, f"PostgreSQL restarted ({down_s:g} s down) under the receiver "
+                                        f"({workers} workers) during {events} deliveries", ids, registrations)
+        result.recover_s = recover_s
+        result.detail.update(answers_during_burst=dict(sorted(statuses.items())), redelivered=redelivered,
+                             leaked_locks=leaked_locks)
+        return result
+    finally:
+        engine.dispose()
+
+
+def postgres_restarted_during_retry(database_url: str, data_dir: Path, *, events: int = 300, workers: int = 2,
+                                    restart_after: int = 30, down_s: float = 1.0) -> ScenarioResult:
+    """Restart PostgreSQL while ``retry`` re-delivers due failed events through the receiver:
+    the run must end with exit 1, recorded failed, and the next run (right away, not after
+    the claims' 10-minute lease) must complete the rest, each event applied once."""
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    registrations = [str(uuid.uuid4()) for _ in range(events)]
+    batch = [checkout_session_event("checkout.session.completed", registration_id=rid,
+                                    event_id=f"evt_retry_{uuid.uuid4().hex[:20]}") for rid in registrations]
+    ids = [e["id"] for e in batch]
+    try:
+        with engine.begin() as conn:
+            for rid, event in zip(registrations, batch):
+                SQL.execute(conn, "add_pending_registration", id=rid, email=f"{rid[:8]}@example.com")
+                SQL.execute(conn, "add_failed_event", id=event["id"], type=event["type"], payload=json.dumps(event))
+        receiver, url = receiver_process(database_url, workers=workers)
+        with receiver:
+            env = {"MONITOR_REPLAY_URL": url + WEBHOOK_PATH, "STRIPE_WEBHOOK_SECRET": SECRET}
+            first = jobs_command(database_url, "retry", "--concurrency", "4", extra_env=env)
+            first.start()
+            try:
+                wait_until(lambda: SQL.scalar(engine, "completed_count", ids=ids) >= restart_after, 60, pause_s=0.01)
+                completed_at_restart = SQL.scalar(engine, "completed_count", ids=ids)
+                restart_embedded(data_dir, down_s=down_s)
+                restarted = time.monotonic()
+                first_exit = first.wait(120)
+                first_log = first.log_tail(400)
+            finally:
+                first.close()
+            runs = SQL.all(engine, "job_runs_of", job="retry")
+            second = jobs_command(database_url, "retry", "--concurrency", "4", extra_env=env)
+            second.start()
+            try:
+                second_exit = second.wait(300)
+                second_log = second.log_tail(400)
+            finally:
+                second.close()
+            recover_s = time.monotonic() - restarted
+            leaked_locks = SQL.scalar(engine, "leaked_locks")
+        result = count_outcomes(engine, f"PostgreSQL restarted ({down_s:g} s down) during retry of {events} "
+                                        "failed events", ids, registrations)
+        first_run = runs[0] if runs else {}
+        result.recover_s = recover_s if result.ok else None
+        result.detail.update(completed_at_restart=completed_at_restart, first_exit=first_exit,
+                             first_run=f"{first_run.get('status')}: {(first_run.get('error') or '')[:80]}",
+                             second_exit=second_exit, leaked_locks=leaked_locks)
+        if not result.ok:
+            result.detail.update(first_log=first_log, second_log=second_log)
+        return result
+    finally:
+        engine.dispose()

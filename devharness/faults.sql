@@ -1,0 +1,84 @@
+-- What the fault scenarios (devharness/faults.py) set up and count.
+
+-- name: add_pending_registration
+-- A registration waiting for its payment, as the app writes it before Checkout.
+INSERT INTO registrations (id, email, processing_status, created_at)
+VALUES (CAST(:id AS uuid), :email, 'pending', now())
+
+-- name: lock_registrations
+-- Hold these registrations' rows (FOR UPDATE) so the attempts that apply them wait,
+-- mid-delivery, inside PostgreSQL.
+SELECT id FROM registrations WHERE id = ANY(CAST(:ids AS uuid[])) FOR UPDATE
+
+-- name: processing_events
+-- How many of these events are left 'processing'.
+SELECT count(*) FROM webhook_events
+WHERE stripe_event_id = ANY(CAST(:ids AS text[])) AND processing_status = 'processing'
+
+-- name: held_attempts
+-- How many of these events have an attempt that holds the liveness lock right now.
+SELECT count(*) FROM webhook_event_attempts AS a
+WHERE a.stripe_event_id = ANY(CAST(:ids AS text[])) AND a.outcome = 'processing' AND a.holds_lock
+  AND public.webhook_event_lock_held(a.stripe_event_id)
+
+-- name: event_outcomes
+-- Per event of the list: its rows, its status, and how many of its attempts completed.
+SELECT ids.id AS stripe_event_id,
+       (SELECT count(*) FROM webhook_events AS e WHERE e.stripe_event_id = ids.id) AS rows,
+       (SELECT e.processing_status FROM webhook_events AS e WHERE e.stripe_event_id = ids.id) AS status,
+       (SELECT count(*) FROM webhook_event_attempts AS a
+         WHERE a.stripe_event_id = ids.id AND a.outcome = 'completed') AS completed_attempts
+FROM unnest(CAST(:ids AS text[])) AS ids (id)
+
+-- name: registration_states
+-- Per registration of the list: its status and how many completed events name it.
+SELECT r.id::text AS id, r.processing_status,
+       (SELECT count(*) FROM webhook_events AS e
+         WHERE e.registration_id = r.id AND e.processing_status = 'completed') AS completed_events
+FROM registrations AS r
+WHERE r.id = ANY(CAST(:ids AS uuid[]))
+
+-- name: leaked_locks
+-- How many liveness locks are held at all (none once every attempt has finished).
+SELECT count(*) FROM pg_locks
+WHERE locktype = 'advisory' AND granted AND classid = 22341 AND objsubid = 2
+  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+
+-- name: add_old_completed_events
+-- :n completed events created :days_ago days ago, for cleanup to archive.
+INSERT INTO webhook_events (stripe_event_id, event_type, processing_status, payload, attempts,
+                            created_at, processed_at, updated_at, outcome)
+SELECT :prefix || g, 'checkout.session.completed', 'completed',
+       jsonb_build_object('id', :prefix || g, 'type', 'checkout.session.completed'), 1,
+       now() - make_interval(days => :days_ago) + g * interval '1 second',
+       now() - make_interval(days => :days_ago) + g * interval '1 second', now(), 'ignored'
+FROM generate_series(1, :n) AS g
+
+-- name: archive_counts
+-- Where the scenario's events are: still live, archived, archived distinct ids.
+SELECT (SELECT count(*) FROM webhook_events WHERE stripe_event_id LIKE :prefix || '%') AS live,
+       (SELECT count(*) FROM webhook_events_archive WHERE stripe_event_id LIKE :prefix || '%') AS archived,
+       (SELECT count(DISTINCT stripe_event_id) FROM webhook_events_archive
+         WHERE stripe_event_id LIKE :prefix || '%') AS archived_distinct
+
+-- name: job_runs_of
+-- The runs of a job, oldest first.
+SELECT id, status, error, finished_at FROM job_runs WHERE job = :job ORDER BY id
+
+-- name: job_lock_held
+-- True while some session holds the job's advisory lock (jobs/runtime.py's key).
+SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+                AND classid = 22344 AND objid = hashtext(:job)::oid)
+
+-- name: add_failed_event
+-- An event whose attempt failed on a network error, its automatic retry due now.
+INSERT INTO webhook_events (stripe_event_id, event_type, processing_status, payload, attempts,
+                            error_message, error_category, recovery_action, alert_level,
+                            next_retry_at, processed_at)
+VALUES (:id, :type, 'failed', CAST(:payload AS jsonb), 1, 'ConnectError: the app was down', 'network',
+        'retry_with_backoff', 'warning', now() - interval '1 minute', now() - interval '2 minutes')
+
+-- name: completed_count
+-- How many of these events are completed.
+SELECT count(*) FROM webhook_events
+WHERE stripe_event_id = ANY(CAST(:ids AS text[])) AND processing_status = 'completed'

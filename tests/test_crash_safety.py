@@ -1,0 +1,74 @@
+"""Crash safety against real processes (devharness/faults.py; bench/faults.py runs the same
+scenarios at full size and prints the table in docs/reliability.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+from devharness import ThrowawayDatabase, patched_env
+from devharness.faults import (postgres_restarted_during_cleanup, postgres_restarted_during_retry,
+                               postgres_restarted_under_receiver,
+                               receiver_killed_mid_burst)
+
+
+def test_a_receiver_killed_mid_burst_loses_nothing_and_recovers_at_the_next_delivery(database_url, db):
+    # Five minutes is the hung-worker limit (MONITOR_RECLAIM_MINUTES' default): recovering in
+    # seconds proves the dead workers' events were taken over because they died, not by time.
+    result = receiver_killed_mid_burst(database_url, events=60, workers=2, held=3, deadline_s=30,
+                                       extra_env={"MONITOR_RECLAIM_MINUTES": "5"})
+    assert result.detail["processing_at_kill"] >= 3  # the kill left attempts mid-way
+    assert (result.lost, result.duplicated, result.stuck) == (0, 0, 0), result
+    assert result.after == result.before == 60
+    assert result.detail["registrations_completed"] == 60
+    assert result.recover_s is not None and result.recover_s < 30, result
+    assert result.detail["leaked_locks"] == 0
+
+
+@pytest.fixture
+def private_embedded_database():
+    """A migrated database on an embedded PostgreSQL of its own, which a test may restart
+    without disturbing the session's server."""
+    with patched_env({"DATABASE_URL": None}):
+        database = ThrowawayDatabase(prefix="crash_safety").__enter__()
+    try:
+        yield database
+    finally:
+        database.close()
+
+
+def test_postgres_restarted_under_cleanup_fails_the_run_clearly_and_the_next_run_finishes(private_embedded_database):
+    database = private_embedded_database
+    result = postgres_restarted_during_cleanup(database.url, database.data_dir, events=5000, batch_size=100)
+    assert result.detail["archived_at_restart"] < 5000  # the restart came mid-run
+    assert result.detail["first_exit"] == 1, result.detail
+    # Recorded failed with its reason, although the database was down when the run ended.
+    assert result.detail["first_run"].startswith("failed: OperationalError"), result.detail
+    assert result.detail["lock_free_after"] is True
+    assert result.detail["second_exit"] == 0
+    assert (result.lost, result.duplicated, result.stuck, result.after) == (0, 0, 0, 5000), result
+
+
+def test_postgres_restarted_under_the_receiver_loses_no_delivery(private_embedded_database):
+    database = private_embedded_database
+    result = postgres_restarted_under_receiver(database.url, database.data_dir, events=120, restart_at=0.3,
+                                               down_s=1.0, deadline_s=30)
+    assert set(result.detail["answers_during_burst"]) - {200}, result.detail  # the outage was felt
+    assert (result.lost, result.duplicated, result.stuck, result.after) == (0, 0, 0, 120), result
+    assert result.detail["registrations_completed"] == 120
+    assert result.recover_s is not None and result.recover_s < 30
+    assert result.detail["leaked_locks"] == 0
+
+
+def test_postgres_restarted_under_retry_leaves_no_claim_behind_and_the_next_run_finishes(private_embedded_database):
+    # The outage outlasts the deliveries in flight, so the run gives back its claims while
+    # PostgreSQL is down: unreleased, they would hide these events from every run for the
+    # claims' 10-minute lease.
+    database = private_embedded_database
+    result = postgres_restarted_during_retry(database.url, database.data_dir, events=200, restart_after=20,
+                                             down_s=4.0)
+    assert result.detail["completed_at_restart"] < 200  # the restart came mid-run
+    assert result.detail["second_exit"] == 0
+    # a run that could not go on is recorded failed; one that rode the outage out, completed
+    assert result.detail["first_run"].split(":")[0] in ("failed", "completed"), result.detail
+    assert (result.lost, result.duplicated, result.stuck, result.after) == (0, 0, 0, 200), result
+    assert result.detail["registrations_completed"] == 200
