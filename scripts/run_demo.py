@@ -103,6 +103,14 @@ def start_local_stripe(state_path: Path, port: int, env: dict[str, str]) -> Mana
     return process(0).start()
 
 
+def demo_exports(stripe_url: str, *, unset_database: bool = False) -> str:
+    """A shell line setting the demo's Stripe settings (and leaving DATABASE_URL out when set)."""
+    import shlex
+
+    line = f"export STRIPE_API_BASE={shlex.quote(stripe_url)} STRIPE_API_KEY={shlex.quote(DEMO_STRIPE_KEY)}"
+    return line + ("; unset DATABASE_URL" if unset_database else "")
+
+
 def _interrupt(signum, frame):
     # SIGTERM (a process manager, a test) stops the children the way Ctrl+C does.
     raise KeyboardInterrupt
@@ -156,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         where = f"http://127.0.0.1:{args.port}" if args.port else "a free port (Streamlit prints its URL)"
         say(f"dashboard on {where} (login disabled: it listens on 127.0.0.1 only); "
             f"local Stripe on {stripe_url}. Ctrl+C stops both.")
+        # The same settings for another terminal, so `python -m jobs reconcile` (sweep,
+        # cleanup, status) can be tried against the demo at once.
+        say("to run the jobs against the demo from another shell, paste:")
+        print(demo_exports(stripe_url, unset_database=bool(ignored)), flush=True)
         # Its output goes to this terminal. Ctrl+C reaches it from the terminal; otherwise it is
         # stopped with SIGTERM, which it handles as cleanly (SIGINT may be ignored, see above).
         dashboard = ManagedProcess(

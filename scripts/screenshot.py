@@ -2,6 +2,7 @@
 
     python scripts/screenshot.py                      # writes docs/screenshot-overview.png
     python scripts/screenshot.py --window 7d --out /tmp/overview-7d.png
+    python scripts/screenshot.py --all                # every page: docs/screenshot-<page>.png
 
 Loads demo history ending now (``python -m jobs demo-data``) into a throwaway database (an
 embedded PostgreSQL in a temporary folder, or a scratch database on DATABASE_URL's server,
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from devharness import ThrowawayDatabase, patched_env
 from devharness.browser import (
-    CHROMIUM, PLOTLY_SELECTOR, chromium_page, exception_texts, log_in, password_env, streamlit_server,
+    CHROMIUM, PLOTLY_SELECTOR, chromium_page, exception_texts, log_in, open_page, password_env, streamlit_server,
     wait_for_count, wait_for_script,
 )
 
@@ -35,7 +36,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--events-per-day", type=int, default=800)
     parser.add_argument("--width", type=int, default=1400)
     parser.add_argument("--height", type=int, default=1500)
+    parser.add_argument("--all", action="store_true",
+                        help="photograph every page into docs/screenshot-<page>.png (--out is ignored)")
     return parser.parse_args(argv)
+
+
+PAGES = ["Overview", "Events", "Errors", "Funnel", "Alerts", "Reconciliation", "Health"]
 
 
 def main(argv=None) -> int:
@@ -49,7 +55,6 @@ def main(argv=None) -> int:
         subprocess.run([sys.executable, "-m", "jobs", "demo-data", "--events-per-day", str(args.events_per_day),
                         "--no-stripe-state"], cwd=REPO, env=os.environ, check=True, stdout=subprocess.DEVNULL)
         shoot(args)
-    print(f"wrote {args.out}")
     return 0
 
 
@@ -61,13 +66,20 @@ def shoot(args) -> None:
         log_in(page, password)
         page.locator('[data-testid="stSidebar"]').get_by_text(args.window, exact=True).click()
         wait_for_script(page)
-        wait_for_count(page, PLOTLY_SELECTOR, 4)
-        page.wait_for_timeout(1500)  # let Plotly finish its transitions
-        if exception_texts(page):
-            raise SystemExit(f"the overview shows an exception: {exception_texts(page)}")
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        # Top of the page: KPIs and the volume chart; the whole page would be too tall to read.
-        page.screenshot(path=str(args.out), full_page=False)
+        shots = [(title, REPO / "docs" / f"screenshot-{title.lower()}.png") for title in PAGES] \
+            if args.all else [("Overview", args.out)]
+        for title, out in shots:
+            if title != "Overview" or args.all:
+                open_page(page, title)
+            if title == "Overview":
+                wait_for_count(page, PLOTLY_SELECTOR, 4)
+            page.wait_for_timeout(1500)  # let Plotly finish its transitions
+            if exception_texts(page):
+                raise SystemExit(f"the {title} page shows an exception: {exception_texts(page)}")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            # Top of the page; the whole page would be too tall to read.
+            page.screenshot(path=str(out), full_page=False)
+            print(f"wrote {out}")
 
 
 if __name__ == "__main__":

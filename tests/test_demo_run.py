@@ -94,6 +94,9 @@ def test_launcher_serves_demo_data_and_stops_everything_on_ctrl_c(data_dir):
     dashboard_port, stripe_port = (int(url.rsplit(":", 1)[1]) for url in (dashboard_url, stripe_url))
     assert launcher.returncode == 0, output
     assert "ignoring DATABASE_URL" in output
+    # The demo's Stripe settings, ready to paste into another shell.
+    assert (f"export STRIPE_API_BASE=http://127.0.0.1:{stripe_port} STRIPE_API_KEY={key}; unset DATABASE_URL"
+            in output.splitlines())
     assert not listening(dashboard_port) and not listening(stripe_port)
     # The embedded server the demo started stopped with it: nothing is left running.
     assert "stopped the embedded PostgreSQL" in output
