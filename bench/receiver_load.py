@@ -41,7 +41,7 @@ import sqlalchemy as sa
 import stripe
 
 from devharness import ManagedProcess, ProcessFailed, ThrowawayDatabase, http_ready, listening_socket, socket_url
-from tracking.samples import checkout_session_event
+from local_stripe.objects import checkout_session_event
 
 REPO = Path(__file__).resolve().parent.parent
 

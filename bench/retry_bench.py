@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from devharness import ManagedProcess, ThrowawayDatabase, http_ready, listening_socket, socket_url
 from jobs import retry
 from jobs.delivery import Redeliverer
-from tracking.samples import checkout_session_event
+from local_stripe.objects import checkout_session_event
 from tracking.signing import stripe_signature
 
 SECRET = "whsec_bench_retry"

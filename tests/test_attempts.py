@@ -9,7 +9,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from core.error_policy import ALERT_LEVELS, ATTEMPT_OUTCOMES, ATTEMPT_SOURCES, CATEGORIES, POLICY, RECOVERY_ACTIONS
-from tracking.samples import checkout_session_event
+from local_stripe.objects import checkout_session_event
 from tracking.tracker import EventTracker
 
 

@@ -10,7 +10,7 @@ from core.settings import get_settings
 from jobs.delivery import Redeliverer, event_body, webhook_secrets
 from tests.test_receiver import SECRET, ServerThread, event_row
 from tracking.receiver import WEBHOOK_PATH, Receiver
-from tracking.samples import checkout_session_event
+from local_stripe.objects import checkout_session_event
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import stripe
 from core.error_policy import ALERT_LEVELS, CATEGORIES, POLICY, RECOVERY_ACTIONS, PayloadError, classify, plan
 from tests.stripe_server import API_KEY, stripe_server  # noqa: F401
 from tracking.registrations import EventValidationError, RegistrationNotFound, apply_event
-from tracking.samples import checkout_session_event
+from local_stripe.objects import checkout_session_event
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 

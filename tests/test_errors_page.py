@@ -15,7 +15,7 @@ from queries import fetch_df
 from tests.apptest_support import login_off, open_dashboard  # noqa: F401
 from tests.test_receiver import SECRET, ServerThread, event_row
 from tracking.receiver import WEBHOOK_PATH, Receiver
-from tracking.samples import checkout_session_event
+from local_stripe.objects import checkout_session_event
 from tracking.tracker import EventTracker
 
 

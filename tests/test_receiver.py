@@ -21,7 +21,7 @@ from devharness import (AsgiServerThread, ManagedProcess, ProcessFailed, http_re
 from tests.conftest import REPO
 from tests.factories import add_registration
 from tracking.receiver import MAX_BODY_BYTES, Receiver
-from tracking.samples import checkout_session_event
+from local_stripe.objects import checkout_session_event
 
 SECRET = "whsec_test_receiver_secret"
 

@@ -20,7 +20,7 @@ from devharness import AsgiServerThread
 from tests.factories import add_registration
 from tests.test_receiver import SECRET, ServerThread, event_count, event_row, registration_row, sign
 from tracking.receiver import MAX_JSON_DEPTH, Receiver
-from tracking.samples import checkout_session_event
+from local_stripe.objects import checkout_session_event
 
 NEW_SECRET, OLD_SECRET = "whsec_rotated_new", "whsec_rotated_old"
 

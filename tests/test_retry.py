@@ -21,7 +21,7 @@ from tests.conftest import REPO
 from tests.factories import add_registration
 from tests.test_receiver import SECRET, ServerThread, event_row, registration_row
 from tracking.receiver import WEBHOOK_PATH, Receiver
-from tracking.samples import checkout_session_event
+from local_stripe.objects import checkout_session_event
 from tracking.tracker import EventTracker
 
 

@@ -17,7 +17,7 @@ import stripe
 from tests.conftest import REPO
 from tests.factories import add_registration
 from tracking.registrations import EventValidationError, RegistrationNotFound, apply_event
-from tracking.samples import checkout_session_event
+from local_stripe.objects import checkout_session_event
 from tracking.tracker import (
     AttemptSuperseded, DuplicateDelivery, EventInProgress, EventTracker, InvalidEvent, categorise,
 )
