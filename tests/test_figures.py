@@ -165,3 +165,21 @@ def test_time_charts_span_the_whole_window_in_utc():
     assert start == pd.Timestamp("2026-11-20 09:30")
     # Without a window the axis fits the data, as before.
     assert figures.volume_chart(buckets()).layout.xaxis.range is None
+
+
+def test_job_runs_chart_tells_jobs_apart_and_shows_each_runs_status():
+    from dashboard import health_figures
+
+    history = pd.DataFrame({
+        "job": ["reconcile", "cleanup", "reconcile", "health-snapshot"],
+        "status": ["completed", "completed", "failed", "needs_review"],
+        "started_at": HOURS + [T0 + timedelta(hours=3)],
+        "duration_ms": [12000, 3000, 500, 800],
+    })
+    fig = health_figures.job_duration_chart(history)
+    assert [t.name for t in fig.data] == ["cleanup", "health-snapshot", "reconcile"]  # one legend entry per job
+    reconcile = fig.data[2]
+    assert list(reconcile.y) == [12.0, 0.5] and list(reconcile.marker.symbol) == ["circle", "x"]
+    assert [row[0] for row in reconcile.customdata] == ["completed", "failed"]
+    assert fig.data[1].customdata[0][0] == "needs review"
+    assert fig.layout.title.text == "Job runs" and "✕ failed" in fig.layout.title.subtitle.text
