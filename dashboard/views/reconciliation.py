@@ -103,6 +103,9 @@ def last_run_section() -> None:
                  icon=":material/error:")
 
 
+PROGRESS_KEY = "reconcile_progress_seen"  # the highest counters shown so far, per run
+
+
 @st.fragment(run_every=PROGRESS_EVERY_S)
 def progress_panel() -> None:
     """Follows a running reconciliation once a second until it ends."""
@@ -116,11 +119,12 @@ def progress_panel() -> None:
         st.warning("**A reconciliation run is already in progress** (started from "
                    f"{row.get('trigger', 'elsewhere')}); Run now is available again when it ends.",
                    icon=":material/hourglass_top:")
-    pages, sessions = int(row.get("pages_read") or 0), int(row.get("sessions_checked") or 0)
-    st.info(f"**Run #{row.get('id', '…')} in progress**: {pages:,} pages read, {sessions:,} "
-            f"sessions checked, {int(row.get('stripe_requests') or 0):,} Stripe requests, "
-            f"{int(row.get('mismatches_detected') or 0):,} mismatches so far.",
-            icon=":material/sync:")
+    counters = rf.progress_counters(state["run"], st.session_state.get(PROGRESS_KEY))
+    st.session_state[PROGRESS_KEY] = counters
+    line, done = rf.progress_summary(counters)
+    st.info(f"**Run #{counters['id'] or '…'} in progress**: {line}", icon=":material/sync:")
+    if done is not None:
+        st.progress(done)
 
 
 def show_outcome(outcome: gateway.Outcome) -> None:
