@@ -39,3 +39,30 @@ def test_the_bucket_follows_the_window(month_of_events, login_off):
     days = {pd.Timestamp(x).normalize() for x in chart["data"][0]["x"]}
     assert len(chart["data"][0]["x"]) == len(days) <= 31
 
+
+
+@pytest.fixture
+def sample_history(db):
+    from tests.dashboard_samples import add_sample_history
+
+    with db.begin() as conn:
+        add_sample_history(conn, datetime.now(timezone.utc))
+    return db
+
+
+# A metric's label is cut with "…" past the width of its tile (five tiles in a row on a laptop
+# screen leave about this many characters); the help text says the rest.
+MAX_METRIC_LABEL = 20
+
+
+def test_metric_labels_are_short_enough_to_read_whole(sample_history, login_off):
+    at = open_dashboard()
+    at.sidebar.button_group(key="window_choice").set_value("7d").run()
+    labels = {}
+    for page in ["views/overview.py", "views/errors.py", "views/funnel.py", "views/reconciliation.py",
+                 "views/health.py", "views/alerts.py"]:
+        at.switch_page(page).run()
+        assert not at.exception, at.exception
+        labels.update({m.label: page for m in at.metric})
+    assert "Paid, not completed" in labels and "Still failing" in labels  # the pages drew their tiles
+    assert {label: page for label, page in labels.items() if len(label) > MAX_METRIC_LABEL} == {}
