@@ -49,4 +49,6 @@ def test_30d_after_7d_per_hour_shows_day_buckets(month_of_events):
         page.get_by_text("Events per day by status").wait_for()
         assert 28 <= volume_bars(page) <= 31  # one bar per day, not 720 hourly ones
         assert not page.get_by_text("Events per hour by status").count()
+        # And 720 hourly bars cannot be asked for: 30 days are shown per day only.
+        assert not page.locator('[data-testid="stMain"]').get_by_text("per hour", exact=True).count()
         assert not exception_texts(page), server.log()
