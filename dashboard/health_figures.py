@@ -91,7 +91,7 @@ def table_rows_chart(growth: pd.DataFrame, *, top: int = 6, x_range: TimeRange |
     fig = go.Figure()
     for name in frame.columns:
         fig.add_scatter(x=frame.index, y=frame[name], name=name, mode="lines+markers", connectgaps=False)
-    fig.update_yaxes(title_text="rows", rangemode="tozero", tickformat="~s")
+    fig.update_yaxes(title_text="rows", rangemode="tozero", tickformat=",")
     time_axis(fig, frame.index, x_range)
     return apply_layout(fig, title)
 
