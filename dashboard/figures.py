@@ -20,6 +20,14 @@ STATUS_COLORS = {
     "processing": "#f9a825",
     "pending": "#90a4ae",
 }
+# The one wording of each status on every chart and table (the database's names stay as they are).
+STATUS_LABELS = {
+    "completed": "completed",
+    "failed": "failed",
+    "processing": "processing",
+    "pending": "pending",
+}
+UNFINISHED_LABEL = f"{STATUS_LABELS['pending']} or {STATUS_LABELS['processing']}"
 OUTCOME_COLORS = {"still_failing": "#c62828", "retrying": "#f9a825", "recovered": "#2e7d32"}
 OUTCOME_LABELS = {"still_failing": "still failing", "retrying": "retrying", "recovered": "recovered"}
 FUNNEL_STEPS = [("created", "Created"), ("checkout_started", "Checkout started"),
@@ -34,6 +42,32 @@ def apply_layout(fig: go.Figure, title: str, **kwargs) -> go.Figure:
     """The look every dashboard chart shares: title, tight margins, unified hover by default."""
     kwargs.setdefault("hovermode", "x unified")
     fig.update_layout(title=title, margin=dict(l=10, r=10, t=50, b=10), legend_title_text="", **kwargs)
+    # One number format on every chart: 11,474 (never Plotly's "11.474k" beside a "9259" tile).
+    # Both are ignored by date axes and leave a percent tickformat alone.
+    fig.update_xaxes(separatethousands=True, exponentformat="none")
+    fig.update_yaxes(separatethousands=True, exponentformat="none")
+    return fig
+
+
+def bucket_start(moment, bucket: str) -> pd.Timestamp:
+    """The start of the ``bucket`` ('hour' or 'day', UTC) that ``moment`` falls in."""
+    return _naive_utc(moment).floor("D" if bucket == "day" else "h")
+
+
+def mark_partial_bucket(fig: go.Figure, bucket: str, x_range: TimeRange | None) -> go.Figure:
+    """Shade the last bucket when the window ends inside it: it is still filling up, so its
+    lower bar is not a drop in traffic."""
+    if x_range is None:
+        return fig
+    end = _naive_utc(x_range[1])
+    start = bucket_start(x_range[1], bucket)
+    if start >= end:
+        return fig
+    # Bars are centred on their bucket's start, so the shaded band is centred there too.
+    half = BUCKET_LENGTH.get(bucket, timedelta(hours=1)) / 2
+    fig.add_vrect(x0=start - half, x1=start + half, fillcolor="#90a4ae", opacity=0.18, line_width=0,
+                  annotation_text=f"this {bucket} so far", annotation_position="top left",
+                  annotation_font=dict(size=11, color="#607d8b"))
     return fig
 
 
@@ -82,10 +116,11 @@ def volume_chart(buckets: pd.DataFrame, *, bucket: str = "hour", x_range: TimeRa
         return empty_figure(title)
     fig = go.Figure()
     for status in STATUSES:
-        fig.add_bar(x=buckets["bucket"], y=buckets[status], name=status,
+        fig.add_bar(x=buckets["bucket"], y=buckets[status], name=STATUS_LABELS[status],
                     marker_color=STATUS_COLORS[status])
     fig.update_yaxes(title_text="events", rangemode="tozero")
     time_axis(fig, buckets["bucket"], x_range, pad=_bar_pad(bucket))
+    mark_partial_bucket(fig, bucket, x_range)
     return apply_layout(fig, title, barmode="stack")
 
 
@@ -112,17 +147,22 @@ def failure_rate_chart(buckets: pd.DataFrame, *, bucket: str = "hour",
 
 
 def status_chart(statuses: pd.DataFrame) -> go.Figure:
-    """Donut of events per status (columns ``processing_status``, ``events``)."""
+    """Horizontal bars of events per status, each with its count and share (columns
+    ``processing_status``, ``events``). Bars, not a donut: lengths compare at a glance."""
     title = "Status breakdown"
     statuses = statuses[statuses["events"] > 0] if not statuses.empty else statuses
     if statuses.empty:
         return empty_figure(title)
-    fig = go.Figure(go.Pie(labels=statuses["processing_status"], values=statuses["events"], hole=0.5,
-                           sort=False, marker=dict(colors=[STATUS_COLORS.get(s, "#9e9e9e")
-                                                           for s in statuses["processing_status"]])))
-    # Labels inside the slices: outside ones of thin slices collide with the title.
-    fig.update_traces(textinfo="percent", textposition="inside")
-    return apply_layout(fig, title, hovermode=False)
+    total = int(statuses["events"].sum())
+    statuses = statuses.iloc[::-1]  # the first status at the top
+    counts = [int(n) for n in statuses["events"]]
+    fig = go.Figure(go.Bar(
+        y=[STATUS_LABELS.get(s, s) for s in statuses["processing_status"]], x=counts, orientation="h",
+        text=[f"{n:,} ({n / total:.1%})" for n in counts], textposition="auto",
+        marker_color=[STATUS_COLORS.get(s, "#9e9e9e") for s in statuses["processing_status"]],
+        hovertemplate="%{y}: %{x:,} events<extra></extra>"))
+    fig.update_xaxes(title_text="events", rangemode="tozero")
+    return apply_layout(fig, title, hovermode=False, showlegend=False)
 
 
 def event_types_chart(types: pd.DataFrame, *, top: int = 15) -> go.Figure:
@@ -133,9 +173,9 @@ def event_types_chart(types: pd.DataFrame, *, top: int = 15) -> go.Figure:
     types = types.nlargest(top, "events").iloc[::-1]  # largest at the top
     other = types["events"] - types["completed"] - types["failed"]
     fig = go.Figure()
-    for name, values, color in [("completed", types["completed"], STATUS_COLORS["completed"]),
-                                ("failed", types["failed"], STATUS_COLORS["failed"]),
-                                ("in progress", other, STATUS_COLORS["processing"])]:
+    for name, values, color in [(STATUS_LABELS["completed"], types["completed"], STATUS_COLORS["completed"]),
+                                (STATUS_LABELS["failed"], types["failed"], STATUS_COLORS["failed"]),
+                                (UNFINISHED_LABEL, other, STATUS_COLORS["processing"])]:
         fig.add_bar(y=types["event_type"], x=values, name=name, orientation="h", marker_color=color)
     fig.update_xaxes(title_text="events")
     return apply_layout(fig, title, barmode="stack", hovermode="y unified")

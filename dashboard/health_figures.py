@@ -91,7 +91,7 @@ def table_rows_chart(growth: pd.DataFrame, *, top: int = 6, x_range: TimeRange |
     fig = go.Figure()
     for name in frame.columns:
         fig.add_scatter(x=frame.index, y=frame[name], name=name, mode="lines+markers", connectgaps=False)
-    fig.update_yaxes(title_text="rows", rangemode="tozero", tickformat="~s")
+    fig.update_yaxes(title_text="rows", rangemode="tozero", tickformat=",")
     time_axis(fig, frame.index, x_range)
     return apply_layout(fig, title)
 
@@ -105,21 +105,39 @@ def size_change(history: pd.DataFrame) -> tuple[int | None, int | None]:
     return latest, (latest - first if len(ordered) > 1 else None)
 
 
+# A run's status is its marker's shape (its colour says which job it was).
+JOB_STATUS_SYMBOLS = {
+    "completed": "circle",
+    "needs_review": "diamond",
+    "failed": "x",
+    "skipped": "circle-open",
+    "running": "triangle-up",
+}
+
+
+JOB_SYMBOL_KEY = "colour: job · ● completed, ✕ failed, ◆ needs review, ○ skipped"
+
+
 def job_duration_chart(history: pd.DataFrame, *, x_range: TimeRange | None = None) -> go.Figure:
-    """Each run's duration by start time, one colour per status (rows of ``job_history``)."""
+    """Each run's duration by start time: one colour (and legend entry) per job, the run's
+    status as the marker's shape (rows of ``job_history``)."""
     title = "Job runs"
     finished = history.dropna(subset=["duration_ms"]) if not history.empty else history
     if finished.empty:
         return empty_figure(title)
     fig = go.Figure()
-    for status, runs in finished.groupby("status", sort=False):
-        fig.add_scatter(x=runs["started_at"], y=runs["duration_ms"] / 1000, mode="markers",
-                        name=status_label(status),
-                        marker=dict(color=JOB_STATUS_COLORS.get(status, "#607d8b"), size=9),
-                        customdata=runs[["job"]], hovertemplate="%{customdata[0]}: %{y:.1f} s<extra></extra>")
+    for job, runs in finished.groupby("job", sort=True):
+        statuses = [status_label(s) for s in runs["status"]]
+        fig.add_scatter(x=runs["started_at"], y=runs["duration_ms"] / 1000, mode="markers", name=job,
+                        marker=dict(size=9, symbol=[JOB_STATUS_SYMBOLS.get(s, "circle") for s in runs["status"]],
+                                    line=dict(width=1)),
+                        customdata=[[status] for status in statuses],
+                        hovertemplate=f"{job}: %{{y:,.1f}} s, %{{customdata[0]}}<extra></extra>")
     fig.update_yaxes(title_text="duration (s)", rangemode="tozero")
     time_axis(fig, finished["started_at"], x_range, title="run started (UTC)")
-    return apply_layout(fig, title, hovermode="closest")
+    apply_layout(fig, title, hovermode="closest")
+    fig.update_layout(title_subtitle_text=JOB_SYMBOL_KEY, margin_t=70)
+    return fig
 
 
 def cleanup_chart(runs: pd.DataFrame) -> go.Figure:

@@ -76,7 +76,7 @@ def describe(run: dict) -> str:
     mode = " (dry run)" if run.get("dry_run") else " with replay" if run.get("replay") else ""
     return (f"Sweep #{run['id']}{mode} of the last {run['lookback_hours']} h, started from "
             f"{run['trigger']} at {run['started_at']:%Y-%m-%d %H:%M} UTC: "
-            f"{int(run['stripe_events_found']):,} events at Stripe, {int(run['missing_found']):,} "
+            f"{metrics.plural(run['stripe_events_found'], 'event')} at Stripe, {int(run['missing_found']):,} "
             f"missing ({int(run['delivered_unrecorded']):,} answered 2xx unrecorded), "
             f"{int(run['replayed']):,} replayed, {int(run['recovered']):,} recovered, "
             f"{int(run['still_missing']):,} still missing.")
@@ -99,7 +99,8 @@ def progress() -> None:
     who = "this page" if launch is not None else "elsewhere (schedule or a terminal)"
     row = fetch_one(data.get_engine(), "sweep_progress") or {}
     done = row.get("progress") or {}
-    so_far = (f" {int(done.get('events_read', 0)):,} events read in {int(done.get('pages', 0)):,} pages, "
+    so_far = (f" {metrics.plural(done.get('events_read', 0), 'event')} read in "
+              f"{metrics.plural(done.get('pages', 0), 'page')}, "
               f"{int(done.get('missing', 0)):,} missing so far." if done else "")
     st.info(f"**A sweep is running** (started from {who}).{so_far} The actions come back when it ends.",
             icon=":material/sync:")

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.figures import apply_layout, empty_figure, time_axis
+from dashboard.figures import apply_layout, empty_figure
 from core.checkout import format_money
 
 FIVE = [
@@ -40,11 +40,61 @@ def five_numbers(run: dict[str, Any]) -> list[tuple[str, str, str]]:
     return [(label, f"{int(run.get(key) or 0):,}", help_text) for key, label, help_text in FIVE]
 
 
+PROGRESS_COUNTERS = ("pages_read", "sessions_checked", "stripe_requests", "mismatches_detected")
+
+
+def progress_counters(row: dict[str, Any] | None, seen: dict[str, Any] | None) -> dict[str, Any]:
+    """A running run's counters, never below what was already shown for the same run.
+
+    The progress row can briefly be missing (between two reads, or before the run wrote its
+    first page), and a counter must not jump back to zero on screen when it does.
+    """
+    row = row or {}
+    seen = seen if seen and (not row.get("id") or seen.get("id") == row.get("id")) else {}
+    merged = {"id": row.get("id") or seen.get("id"),
+              "expected_sessions": row.get("expected_sessions") or seen.get("expected_sessions")}
+    for key in PROGRESS_COUNTERS:
+        merged[key] = max(int(row.get(key) or 0), int(seen.get(key) or 0))
+    return merged
+
+
+def progress_summary(counters: dict[str, Any]) -> tuple[str, float | None]:
+    """(one line, share done or None) for a running run's counters (``progress_counters``).
+
+    The total is the last comparable run's count of sessions: an estimate, said as one, and
+    the bar stops short of full until the run really ends.
+    """
+    sessions, expected = counters["sessions_checked"], counters.get("expected_sessions")
+    counts = (f"{counters['pages_read']:,} {'page' if counters['pages_read'] == 1 else 'pages'} read, "
+              f"{counters['stripe_requests']:,} Stripe "
+              f"{'request' if counters['stripe_requests'] == 1 else 'requests'}, "
+              f"{counters['mismatches_detected']:,} "
+              f"{'mismatch' if counters['mismatches_detected'] == 1 else 'mismatches'} so far")
+    if expected:
+        expected = int(expected)
+        return (f"{sessions:,} of about {expected:,} sessions checked (the last run over the same "
+                f"days checked {expected:,}); {counts}.", min(sessions / expected, 0.99))
+    return (f"{sessions:,} {'session' if sessions == 1 else 'sessions'} checked (no earlier run to estimate the total from); {counts}."), None
+
+
+def run_label(run_id: Any, started_at: Any) -> str:
+    """A run on the history chart's axis: its number and start, to the minute (UTC)."""
+    moment = pd.Timestamp(started_at)
+    moment = moment.tz_convert("UTC") if moment.tzinfo is not None else moment
+    return f"#{int(run_id)} · {moment:%b %d %H:%M}"
+
+
 def run_history_chart(history: pd.DataFrame) -> go.Figure:
-    """Per run: auto-fixed and needing-a-person stacked; failed runs marked at zero."""
+    """Per run, oldest first: auto-fixed and needing-a-person stacked; failed runs marked at zero.
+
+    One evenly spaced bar per run, labelled "#12 · Nov 30 12:20": on a time axis, runs minutes
+    apart got sub-second ticks ("12:20:24.5915") and bars too thin to see.
+    """
     title = "Mismatches per run"
     if history.empty:
         return empty_figure(title, NO_RUNS)
+    history = history.sort_values(["started_at", "id"])
+    history = history.assign(run=[run_label(i, t) for i, t in zip(history["id"], history["started_at"])])
     done = history[history["status"] == "completed"]
     failed = history[history["status"] == "failed"]
     fig = go.Figure()
@@ -55,16 +105,17 @@ def run_history_chart(history: pd.DataFrame) -> go.Figure:
             continue
         for column, name, color in (("auto_fixed_count", "auto-fixed", AUTO_COLOR),
                                     ("manual_review_needed", "need a person", MANUAL_COLOR)):
-            fig.add_bar(x=runs["started_at"], y=runs[column], name=name + suffix, marker_color=color,
+            fig.add_bar(x=runs["run"], y=runs[column], name=name + suffix, marker_color=color,
                         marker_pattern_shape=pattern, customdata=runs[["id"]].to_numpy(),
-                        hovertemplate=f"run %{{customdata[0]}}: %{{y}} {name}{suffix}<extra></extra>")
+                        hovertemplate=f"run %{{customdata[0]}}: %{{y:,}} {name}{suffix}<extra></extra>")
     if not failed.empty:
-        fig.add_scatter(x=failed["started_at"], y=[0] * len(failed), mode="markers", name="failed run",
+        fig.add_scatter(x=failed["run"], y=[0] * len(failed), mode="markers", name="failed run",
                         marker=dict(symbol="x", size=12, color=FAILED_COLOR),
                         customdata=failed[["id", "error"]].fillna("").to_numpy(),
                         hovertemplate="run %{customdata[0]} failed: %{customdata[1]}<extra></extra>")
     fig.update_yaxes(title_text="mismatches", rangemode="tozero")
-    time_axis(fig, history["started_at"], title="run started (UTC)")
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=list(history["run"]),
+                     title_text="run started (UTC)")
     return apply_layout(fig, title, barmode="stack", hovermode="closest")
 
 

@@ -75,12 +75,27 @@ def formula_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return safe
 
 
+MISSING_TEXT = "–"
+
+
+def fill_missing_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose empty text cells read "–" instead of Streamlit's grey "None" (numbers and
+    times keep their type, and their column's format)."""
+    filled = frame.copy()
+    for column in filled.columns:
+        text = filled[column].dtype == object or pd.api.types.is_string_dtype(filled[column])
+        if text and filled[column].isna().any():
+            filled[column] = filled[column].astype(object).where(filled[column].notna(), MISSING_TEXT)
+    return filled
+
+
 def dataframe(frame: pd.DataFrame, *, where=None, **kwargs):
     """``st.dataframe`` for every table the dashboard shows: its cells formula-safe, so the
-    table toolbar's CSV download cannot carry a formula into a spreadsheet."""
+    table toolbar's CSV download cannot carry a formula into a spreadsheet, and an empty text
+    cell shows "–", not a grey "None"."""
     import streamlit as st
 
-    return (where or st).dataframe(formula_safe(frame), **kwargs)
+    return (where or st).dataframe(fill_missing_text(formula_safe(frame)), **kwargs)
 
 
 # Trace attributes whose strings Plotly draws as (HTML-like) text: category axes, legend

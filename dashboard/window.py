@@ -17,8 +17,9 @@ PRESETS: dict[str, timedelta] = {
 }
 CUSTOM = "Custom"
 CHOICES = [*PRESETS, CUSTOM]
-# More hourly bars than this make an unreadable chart (and a needlessly long series).
-MAX_HOURLY_BUCKETS = 24 * 31
+# More hourly bars than this make an unreadable chart (and a needlessly long series): a week
+# of hours (168 bars) still reads; 30 days (720 bars) does not, so it is shown per day.
+MAX_HOURLY_BUCKETS = 24 * 7
 
 
 @dataclass(frozen=True)

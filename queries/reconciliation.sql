@@ -23,11 +23,16 @@ WHERE id = :run_id
 -- name: reconciliation_running_run
 -- The newest run still marked running: its progress columns are updated while it goes.
 -- (A row left 'running' by a killed process is told apart by the job's advisory lock.)
-SELECT id, trigger, lookback_days, dry_run, started_at, pages_read, sessions_checked,
-       stripe_requests, mismatches_detected, auto_fixed_count, manual_review_needed
-FROM reconciliation_runs
-WHERE status = 'running'
-ORDER BY started_at DESC, id DESC
+-- expected_sessions: what the last completed run over the same number of days checked, the
+-- best guess of this run's total (Stripe's list API gives no count up front); NULL if none.
+SELECT r.id, r.trigger, r.lookback_days, r.dry_run, r.started_at, r.pages_read, r.sessions_checked,
+       r.stripe_requests, r.mismatches_detected, r.auto_fixed_count, r.manual_review_needed,
+       (SELECT p.sessions_checked FROM reconciliation_runs p
+        WHERE p.status = 'completed' AND p.lookback_days = r.lookback_days AND p.id <> r.id
+        ORDER BY p.started_at DESC, p.id DESC LIMIT 1) AS expected_sessions
+FROM reconciliation_runs r
+WHERE r.status = 'running'
+ORDER BY r.started_at DESC, r.id DESC
 LIMIT 1
 
 -- name: reconciliation_run_history

@@ -62,3 +62,16 @@ def test_every_page_draws_tables_and_charts_through_the_helpers():
             continue
         source = view.read_text()
         assert not re.search(r"\b(st|left|right|col\w*)\.(dataframe|data_editor|table|plotly_chart)\(", source), view.name
+
+
+def test_tables_show_a_dash_not_none_for_empty_text_cells():
+    import pandas as pd
+
+    from dashboard.text import fill_missing_text
+
+    frame = pd.DataFrame({"error": ["boom", None], "note": pd.Series([None, None], dtype=object), "runs": [1.0, None],
+                          "at": pd.to_datetime(["2026-11-30", None])})
+    filled = fill_missing_text(frame)
+    assert list(filled["error"]) == ["boom", "–"] and list(filled["note"]) == ["–", "–"]
+    # Numbers and times keep their type (their column formats still apply).
+    assert filled["runs"].dtype == "float64" and str(filled["at"].dtype).startswith("datetime64")

@@ -57,7 +57,7 @@ def test_bad_choices_are_refused():
         resolve_window("Custom", NOW)
 
 
-@pytest.mark.parametrize("days, buckets", [(1, ["hour"]), (7, ["hour", "day"]), (30, ["hour", "day"]),
+@pytest.mark.parametrize("days, buckets", [(1, ["hour"]), (7, ["hour", "day"]), (8, ["day"]), (30, ["day"]),
                                            (90, ["day"])])
 def test_allowed_buckets(days, buckets):
     window = Window(NOW - timedelta(days=days), NOW, "day", "x")

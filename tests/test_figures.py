@@ -48,11 +48,14 @@ def test_failure_rate_chart_with_only_unfinished_events():
     assert no_data(figures.failure_rate_chart(only_pending))
 
 
-def test_status_chart_skips_zero_slices():
+def test_status_chart_is_bars_with_counts_and_shares_and_skips_zero_statuses():
     fig = figures.status_chart(pd.DataFrame({"processing_status": ["completed", "failed", "pending"],
-                                             "events": [9, 1, 0]}))
-    assert list(fig.data[0].labels) == ["completed", "failed"]
-    assert list(fig.data[0].values) == [9, 1]
+                                             "events": [9259, 2215, 0]}))
+    (bars,) = fig.data
+    assert bars.type == "bar" and bars.orientation == "h"  # no donut
+    assert list(bars.y) == ["failed", "completed"]  # drawn bottom-up: completed on top
+    assert list(bars.x) == [2215, 9259]
+    assert list(bars.text) == ["2,215 (19.3%)", "9,259 (80.7%)"]
     assert no_data(figures.status_chart(pd.DataFrame({"processing_status": [], "events": []})))
 
 
@@ -63,6 +66,41 @@ def test_event_types_chart_shows_largest_on_top_and_the_in_progress_rest():
     completed, failed, rest = fig.data
     assert list(completed.y) == ["c", "b"]  # horizontal bars draw bottom-up: largest last
     assert list(failed.x) == [0, 3] and list(rest.x) == [0, 2]
+    # The status names are the volume chart's: no "in progress" beside "pending/processing".
+    assert rest.name == "pending or processing"
+
+
+def test_every_chart_speaks_of_statuses_with_the_same_names():
+    volume = {t.name for t in figures.volume_chart(buckets()).data}
+    statuses = figures.status_chart(pd.DataFrame({"processing_status": figures.STATUSES,
+                                                  "events": [1, 1, 1, 1]}))
+    assert volume == set(statuses.data[0].y) == set(figures.STATUS_LABELS.values())
+
+
+def test_charts_write_counts_in_full_with_thousands_separators():
+    # Plotly would write 11474 as "11.474k" on an axis or in a hover beside a "9259" tile.
+    for fig in [figures.volume_chart(buckets()), figures.event_types_chart(pd.DataFrame(
+            {"event_type": ["a"], "events": [11474], "failed": [1], "completed": [11473]}))]:
+        for axis in (fig.layout.xaxis, fig.layout.yaxis):
+            assert axis.exponentformat == "none" and axis.separatethousands is True
+    # A percent axis keeps its own format.
+    assert figures.failure_rate_chart(buckets()).layout.yaxis.tickformat == ".0%"
+
+
+def test_the_bucket_still_filling_up_is_marked():
+    # The window ends at 12:31: the 12:00 bar holds 31 minutes, not a drop in traffic.
+    open_window = (T0 - timedelta(hours=21, minutes=29), T0 + timedelta(hours=2, minutes=31))
+    fig = figures.volume_chart(buckets(), bucket="hour", x_range=open_window)
+    (band,) = fig.layout.shapes
+    assert (pd.Timestamp(band.x0), pd.Timestamp(band.x1)) == (
+        pd.Timestamp("2026-11-20 11:30"), pd.Timestamp("2026-11-20 12:30"))
+    assert [a.text for a in fig.layout.annotations] == ["this hour so far"]
+    # Day buckets: the current day is marked as a day.
+    daily = figures.volume_chart(buckets(), bucket="day", x_range=open_window)
+    assert [a.text for a in daily.layout.annotations] == ["this day so far"]
+    # A window of whole buckets (a custom range of days) has no partial bucket.
+    whole = (datetime(2026, 11, 19, tzinfo=timezone.utc), datetime(2026, 11, 21, tzinfo=timezone.utc))
+    assert not figures.volume_chart(buckets(), bucket="day", x_range=whole).layout.shapes
 
 
 def test_failures_by_type_chart_one_trace_per_type():
@@ -127,3 +165,21 @@ def test_time_charts_span_the_whole_window_in_utc():
     assert start == pd.Timestamp("2026-11-20 09:30")
     # Without a window the axis fits the data, as before.
     assert figures.volume_chart(buckets()).layout.xaxis.range is None
+
+
+def test_job_runs_chart_tells_jobs_apart_and_shows_each_runs_status():
+    from dashboard import health_figures
+
+    history = pd.DataFrame({
+        "job": ["reconcile", "cleanup", "reconcile", "health-snapshot"],
+        "status": ["completed", "completed", "failed", "needs_review"],
+        "started_at": HOURS + [T0 + timedelta(hours=3)],
+        "duration_ms": [12000, 3000, 500, 800],
+    })
+    fig = health_figures.job_duration_chart(history)
+    assert [t.name for t in fig.data] == ["cleanup", "health-snapshot", "reconcile"]  # one legend entry per job
+    reconcile = fig.data[2]
+    assert list(reconcile.y) == [12.0, 0.5] and list(reconcile.marker.symbol) == ["circle", "x"]
+    assert [row[0] for row in reconcile.customdata] == ["completed", "failed"]
+    assert fig.data[1].customdata[0][0] == "needs review"
+    assert fig.layout.title.text == "Job runs" and "✕ failed" in fig.layout.title.subtitle.text

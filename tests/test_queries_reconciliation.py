@@ -189,6 +189,8 @@ def test_running_run_is_the_newest_one_still_marked_running(tiny, dashboard_engi
         "id": tiny["running"], "trigger": "dashboard", "lookback_days": 7, "dry_run": False,
         "started_at": T0, "pages_read": 3, "sessions_checked": 250, "stripe_requests": 3,
         "mismatches_detected": 1, "auto_fixed_count": 0, "manual_review_needed": 1,
+        # Its estimated total: what the last completed run over 7 days checked.
+        "expected_sessions": 12,
     }
 
 

@@ -256,3 +256,44 @@ def test_kinds_table_in_words():
     assert rf.kinds_table(kinds).to_dict("records") == [
         {"kind": "paid, still pending", "action": "auto-fixed", "items": 3},
         {"kind": "amount differs", "action": "needs a person", "items": 1}]
+
+
+def test_history_chart_axis_names_runs_to_the_minute():
+    # Three runs seconds apart (Run now, clicked again): on a time axis they got ticks like
+    # "12:20:24.5915" and bars too thin to see; here each run is one readable bar.
+    start = pd.Timestamp("2026-11-30 12:20:24.591", tz="UTC")
+    history = pd.DataFrame([
+        {"id": 7, "status": "completed", "dry_run": False, "started_at": start + pd.Timedelta(seconds=40),
+         "auto_fixed_count": 1, "manual_review_needed": 0, "error": None},
+        {"id": 6, "status": "completed", "dry_run": False, "started_at": start,
+         "auto_fixed_count": 2, "manual_review_needed": 1, "error": None},
+        {"id": 8, "status": "failed", "dry_run": False, "started_at": start + pd.Timedelta(minutes=3),
+         "auto_fixed_count": 0, "manual_review_needed": 0, "error": "boom"},
+    ])
+    fig = rf.run_history_chart(history)
+    assert fig.layout.xaxis.type == "category"
+    assert list(fig.layout.xaxis.categoryarray) == ["#6 · Nov 30 12:20", "#7 · Nov 30 12:21", "#8 · Nov 30 12:23"]
+    assert list(fig.data[0].x) == ["#6 · Nov 30 12:20", "#7 · Nov 30 12:21"]
+
+
+def test_progress_never_falls_back_to_zero_and_shows_a_total():
+    first = rf.progress_counters({"id": 4, "pages_read": 3, "sessions_checked": 250, "stripe_requests": 4,
+                                  "mismatches_detected": 2, "expected_sessions": 1000}, None)
+    line, done = rf.progress_summary(first)
+    assert line.startswith("250 of about 1,000 sessions checked") and done == 0.25
+    # The progress row missing for a moment (or a counter read before an update) keeps what was shown.
+    again = rf.progress_counters(None, first)
+    assert rf.progress_summary(again) == (line, done)
+    lower = rf.progress_counters({"id": 4, "pages_read": 0, "sessions_checked": 0, "stripe_requests": 0,
+                                  "mismatches_detected": 0, "expected_sessions": 1000}, first)
+    assert lower["sessions_checked"] == 250
+    # More sessions than last time: the bar stays short of full until the run ends.
+    more = rf.progress_counters({"id": 4, "sessions_checked": 1500, "expected_sessions": 1000}, first)
+    assert rf.progress_summary(more)[1] == 0.99
+    # A new run starts from its own numbers; with no earlier run there is no invented total.
+    fresh = rf.progress_counters({"id": 5, "sessions_checked": 1, "pages_read": 1, "stripe_requests": 1,
+                                  "mismatches_detected": 1}, first)
+    line, done = rf.progress_summary(fresh)
+    assert done is None
+    assert line == ("1 session checked (no earlier run to estimate the total from); 1 page read, "
+                    "1 Stripe request, 1 mismatch so far.")

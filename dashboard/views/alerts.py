@@ -104,8 +104,10 @@ def history_section(window) -> None:
     summary = data.query_row("alert_detection_summary", start=window.start, end=window.end)
     cols = st.columns(4)
     cols[0].metric("Alerts fired", f"{int(summary.get('alerts') or 0):,}", border=True)
-    cols[1].metric("Median time to detect", af.format_duration(summary.get("median_s")), border=True)
-    cols[2].metric("p95 time to detect", af.format_duration(summary.get("p95_s")), border=True)
+    cols[1].metric("Median to detect", af.format_duration(summary.get("median_s")), border=True,
+                   help="Median time from the moment an alert's condition began to the alert firing.")
+    cols[2].metric("p95 to detect", af.format_duration(summary.get("p95_s")), border=True,
+                   help="95 % of the alerts fired within this time of their condition beginning.")
     cols[3].metric("Slowest", af.format_duration(summary.get("max_s")), border=True)
     text.plotly_chart(af.time_to_detect_chart(history, (window.start, window.end)), key="alerts_ttd")
     if history.empty:

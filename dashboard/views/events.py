@@ -80,7 +80,7 @@ if st.toggle("Only events that never arrived", key="events_missed",
         st.stop()
     missed.insert(4, "amount_shown", metrics.amounts_column(
         missed.rename(columns={"amount": "amount_total"})))
-    st.caption(f"{len(missed):,} events Stripe sent in the {window.label} that the app never "
+    st.caption(f"{metrics.plural(len(missed), 'event')} Stripe sent in the {window.label} that the app never "
                "recorded, newest first. Status: missing (no row), replayed (re-delivered, not "
                "completed yet), arrived (a row came, not completed), recovered (completed).")
     text.dataframe(missed.drop(columns=["amount", "currency"]), hide_index=True, column_config={

@@ -31,9 +31,12 @@ else:
         share = None if step == "created" else f"{metrics.format_percent(totals[step] / created)} of created"
         col.metric(label, f"{totals[step]:,}", share, delta_color="off", delta_arrow="off", border=True)
     cols = st.columns(3)
-    cols[0].metric("Median time to completion", metrics.format_duration(times.get("median_seconds")), border=True)
-    cols[1].metric("p95 time to completion", metrics.format_duration(times.get("p95_seconds")), border=True)
-    cols[2].metric("Paid but not completed", f"{totals['paid'] - totals['completed']:,}", border=True,
+    # Short labels (the help says the rest): a long one is cut to "Median time to complete…".
+    cols[0].metric("Median to complete", metrics.format_duration(times.get("median_seconds")), border=True,
+                   help="Median time from a registration's creation to its completion.")
+    cols[1].metric("p95 to complete", metrics.format_duration(times.get("p95_seconds")), border=True,
+                   help="95 % of the completed registrations completed within this time of their creation.")
+    cols[2].metric("Paid, not completed", f"{totals['paid'] - totals['completed']:,}", border=True,
                    help="A payment event was recorded but the registration is not completed: "
                         "reconciliation fixes or queues these.")
     left, right = st.columns(2)
@@ -77,7 +80,7 @@ if stale.empty:
     st.success(f"No registration has been pending for longer than {stale_label}.", icon=":material/check_circle:")
 else:
     total = int(stale["total"].iloc[0])
-    st.caption(f"{total:,} registrations pending for longer than {stale_label} (whatever the window)"
+    st.caption(f"{metrics.plural(total, 'registration')} pending for longer than {stale_label} (whatever the window)"
                + (f"; the oldest {STALE_LIST_ROWS} are listed." if total > STALE_LIST_ROWS else "."))
     shown = stale.assign(amount=metrics.amounts_column(stale))
     text.dataframe(shown[["created_at", "email", "amount", "stripe_checkout_session_id", "id"]], hide_index=True,

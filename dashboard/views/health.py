@@ -95,8 +95,8 @@ def cleanup_progress() -> None:
         st.warning(f"**A cleanup run is in progress** (started from {row.get('trigger', 'elsewhere')}); "
                    "Run cleanup is available again when it ends.", icon=":material/hourglass_top:")
     label = "Dry run" if row.get("dry_run") or (run is not None and "--dry-run" in run.args) else "Cleanup"
-    parts = [f"{int(row.get('events_archived') or 0):,} of {int(row.get('events_matched') or 0):,} events "
-             f"archived in {int(row.get('event_batches') or 0):,} batches"]
+    parts = [f"{int(row.get('events_archived') or 0):,} of {metrics.plural(row.get('events_matched'), 'event')} "
+             f"archived in {metrics.plural(row.get('event_batches'), 'batch', 'batches')}"]
     if row and not row.get("registrations_skipped"):
         parts.append(f"{int(row.get('stale_pending_found') or 0):,} stale pending registrations found, "
                      f"{int(row.get('registrations_archived') or 0):,} removed")
@@ -170,9 +170,11 @@ else:
         "job": "Job", "last_status": "Last status", "last_run_at": utc_time("Last run"),
         "last_success_at": "Last success (UTC)", "last_failure_at": "Last failure (UTC)",
         "last_duration_s": st.column_config.NumberColumn("Last duration (s)", format="%.1f"),
-        "avg_duration_s": st.column_config.NumberColumn(f"Average (s), {window.label}", format="%.1f"),
-        "runs": st.column_config.NumberColumn(f"Runs, {window.label}"),
-        "failures": st.column_config.NumberColumn(f"Failures, {window.label}"),
+        # Short headers (a long one is cut to "Failures, last…"); the help names the window.
+        "avg_duration_s": st.column_config.NumberColumn("Average (s)", format="%.1f",
+                                                        help=f"Average duration in the {window.label}"),
+        "runs": st.column_config.NumberColumn("Runs", help=f"Runs started in the {window.label}"),
+        "failures": st.column_config.NumberColumn("Failures", help=f"Failed runs in the {window.label}"),
         "last_error": st.column_config.TextColumn("Last error", width="large"),
     })
     linked_job = links.fresh_params("health", ["job"]).get("job", [None])[0]
@@ -182,7 +184,7 @@ else:
     history = data.query_df("job_history", start=window.start, end=window.end, limit=RECENT_RUNS,
                             job=None if job_choice == "every job" else job_choice)
     text.plotly_chart(hf.job_duration_chart(history, x_range=span), key="job_durations")
-    with st.expander(f"Latest {min(len(history), RECENT_RUNS)} runs in the {window.label}",
+    with st.expander(f"Latest {metrics.plural(min(len(history), RECENT_RUNS), 'run')} in the {window.label}",
                      expanded=job_choice != "every job"):
         text.dataframe(hf.job_runs_table(history), hide_index=True, key="job_history", column_config={
             "id": row_id("Run"), "job": "Job", "status": "Status",

@@ -73,7 +73,10 @@ if not int(current.get("events_received") or 0):
 
 buckets = allowed_buckets(window)
 if len(buckets) > 1:
-    bucket = st.segmented_control("Chart buckets", buckets, default=window.bucket, key="overview_bucket",
+    # One key per window: a bucket picked for the 7d window must not carry over to another
+    # window, which starts at its own default bucket.
+    bucket = st.segmented_control("Chart buckets", buckets, default=window.bucket,
+                                  key=f"overview_bucket_{window.label}",
                                   format_func=lambda b: f"per {b}") or window.bucket
     window = window.with_bucket(bucket)
 

@@ -15,7 +15,7 @@ import streamlit as st
 
 from core.errors import ConfigError
 from core.settings import get_settings
-from dashboard import auth, data, explorer, gateway, links
+from dashboard import auth, data, explorer, gateway, links, metrics
 from dashboard.columns import row_id, utc_time
 from dashboard import missed_section
 from dashboard import reconciliation_figures as rf
@@ -86,8 +86,8 @@ def describe_run(run: dict) -> str:
     seconds = (run.get("duration_ms") or 0) / 1000
     return (f"Run #{run['id']} ({mode}, started from {run['trigger']}), last {run['lookback_days']} "
             f"days, finished {when:%Y-%m-%d %H:%M} UTC in {seconds:.1f}s: "
-            f"{int(run.get('sessions_checked') or 0):,} sessions checked with "
-            f"{int(run.get('stripe_requests') or 0):,} Stripe requests.")
+            f"{metrics.plural(run.get('sessions_checked'), 'session')} checked with "
+            f"{metrics.plural(run.get('stripe_requests'), 'Stripe request')}.")
 
 
 def last_run_section() -> None:
@@ -103,6 +103,9 @@ def last_run_section() -> None:
                  icon=":material/error:")
 
 
+PROGRESS_KEY = "reconcile_progress_seen"  # the highest counters shown so far, per run
+
+
 @st.fragment(run_every=PROGRESS_EVERY_S)
 def progress_panel() -> None:
     """Follows a running reconciliation once a second until it ends."""
@@ -116,11 +119,12 @@ def progress_panel() -> None:
         st.warning("**A reconciliation run is already in progress** (started from "
                    f"{row.get('trigger', 'elsewhere')}); Run now is available again when it ends.",
                    icon=":material/hourglass_top:")
-    pages, sessions = int(row.get("pages_read") or 0), int(row.get("sessions_checked") or 0)
-    st.info(f"**Run #{row.get('id', '…')} in progress**: {pages:,} pages read, {sessions:,} "
-            f"sessions checked, {int(row.get('stripe_requests') or 0):,} Stripe requests, "
-            f"{int(row.get('mismatches_detected') or 0):,} mismatches so far.",
-            icon=":material/sync:")
+    counters = rf.progress_counters(state["run"], st.session_state.get(PROGRESS_KEY))
+    st.session_state[PROGRESS_KEY] = counters
+    line, done = rf.progress_summary(counters)
+    st.info(f"**Run #{counters['id'] or '…'} in progress**: {line}", icon=":material/sync:")
+    if done is not None:
+        st.progress(done)
 
 
 def show_outcome(outcome: gateway.Outcome) -> None:
@@ -269,7 +273,7 @@ def history_section() -> None:
     history = data.query_df("reconciliation_run_history", limit=200)
     text.plotly_chart(rf.run_history_chart(history), key="reconciliation_history")
     if not history.empty:
-        with st.expander(f"Last {len(history)} runs"):
+        with st.expander("Last run" if len(history) == 1 else f"Last {len(history)} runs"):
             text.dataframe(rf.history_table(history), hide_index=True, column_config=HISTORY_COLUMNS)
     resolved = data.query_df("reconciliation_resolved_items", limit=200)
     if not resolved.empty:
