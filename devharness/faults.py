@@ -374,3 +374,78 @@ def postgres_restarted_during_retry(database_url: str, data_dir: Path, *, events
         return result
     finally:
         engine.dispose()
+
+
+# --- Stripe failing for a while ----------------------------------------------------------
+
+def stripe_failing_during_sweep(database_url: str, *, status: int = 500, failures: int = 20, events: int = 50,
+                                recorded: int = 10) -> ScenarioResult:
+    """Stripe answers ``status`` (500 or 429) to the next ``failures`` Events API requests while
+    ``python -m jobs sweep`` runs (a local Stripe server on 127.0.0.1, the job a real process).
+
+    ``events`` events of the last hour exist at Stripe; the app recorded ``recorded`` of them,
+    so the rest are missed. A run whose retries the outage outlasts must exit 1 and be
+    recorded failed with nothing recorded as found; then Stripe is back (the queued failures
+    cleared) and the next run records every missed event once. An outage shorter than the
+    bounded retries is ridden out by the first run. Counts: before/after are the missed
+    events at Stripe / recorded; requests made during the outage show the retries are bounded.
+    """
+    from local_stripe import LocalStripe, StripeState, checkout_session, event
+    from local_stripe.faults import LIST_EVENTS
+
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    prefix = f"evt_stripe_{status}_{uuid.uuid4().hex[:8]}_"
+    api_key = "sk_test_faultscenarios000000000000"
+    server = LocalStripe(StripeState(), api_keys={api_key}).start()
+    try:
+        created = int(time.time()) - 600
+        for i in range(events):
+            server.state.add_event(event("checkout.session.completed", checkout_session(created=created),
+                                         id=f"{prefix}{i:05d}", created=created, pending_webhooks=1,
+                                         delivery_success=False))
+        with engine.begin() as conn:
+            for i in range(recorded):
+                SQL.execute(conn, "add_recorded_event", stripe_event_id=f"{prefix}{i:05d}")
+        missed = events - recorded
+        env = {"STRIPE_API_BASE": server.url, "STRIPE_API_KEY": api_key}
+        server.faults.fail_next(failures, status=status, endpoint=LIST_EVENTS)
+        started = time.monotonic()
+        first = jobs_command(database_url, "sweep", "--lookback-hours", "2", "--json", extra_env=env)
+        first.start()
+        try:
+            first_exit = first.wait(180)
+        finally:
+            first.close()
+        first_s = time.monotonic() - started
+        requests_first = server.faults.counts[LIST_EVENTS]
+        failures_left = len(server.faults._queued)
+        server.faults.reset()  # Stripe is back
+        recorded_after_first = SQL.one(engine, "missed_counts", prefix=prefix)["recorded"]
+        cleared = time.monotonic()
+        second = jobs_command(database_url, "sweep", "--lookback-hours", "2", "--json", extra_env=env)
+        second.start()
+        try:
+            second_exit = second.wait(180)
+        finally:
+            second.close()
+        recover_s = time.monotonic() - cleared
+        counts = SQL.one(engine, "missed_counts", prefix=prefix)
+        runs = SQL.all(engine, "job_runs_of", job="sweep")[-2:]
+        first_run, second_run = (runs + [{}, {}])[:2]
+        # A first run that exited 1 but was recorded a success, or recorded found events
+        # although it failed, counts as lost trust: reported in the detail and checked by tests.
+        return ScenarioResult(
+            f"Stripe answering {status} to {failures} requests during sweep ({missed} missed events)",
+            before=missed, after=counts["recorded_distinct"],
+            lost=max(missed - counts["recorded_distinct"], 0),
+            duplicated=counts["recorded"] - counts["recorded_distinct"],
+            stuck=0, recover_s=recover_s if second_exit in (0, 3) else None,
+            detail={"first_exit": first_exit, "first_s": round(first_s, 1),
+                    "first_run": f"{first_run.get('status')}: {(first_run.get('error') or '')[:90]}",
+                    "requests_during_outage": requests_first, "failures_left": failures_left,
+                    "recorded_by_first": recorded_after_first, "second_exit": second_exit,
+                    "second_run": second_run.get("status"),
+                    "lock_free_after": not SQL.scalar(engine, "job_lock_held", job="sweep")})
+    finally:
+        server.stop()
+        engine.dispose()

@@ -82,3 +82,13 @@ VALUES (:id, :type, 'failed', CAST(:payload AS jsonb), 1, 'ConnectError: the app
 -- How many of these events are completed.
 SELECT count(*) FROM webhook_events
 WHERE stripe_event_id = ANY(CAST(:ids AS text[])) AND processing_status = 'completed'
+
+-- name: missed_counts
+-- Missed events the sweep recorded among the scenario's ids (prefix), and how many distinct.
+SELECT count(*) AS recorded, count(DISTINCT stripe_event_id) AS recorded_distinct
+FROM missed_events WHERE stripe_event_id LIKE :prefix || '%'
+
+-- name: add_recorded_event
+-- An event the app received and completed (the sweep must not count it as missed).
+INSERT INTO webhook_events (stripe_event_id, event_type, processing_status, payload, attempts, processed_at)
+VALUES (:stripe_event_id, 'checkout.session.completed', 'completed', CAST('{}' AS jsonb), 1, now())
