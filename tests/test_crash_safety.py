@@ -8,7 +8,7 @@ import pytest
 from devharness import ThrowawayDatabase, patched_env
 from devharness.faults import (postgres_restarted_during_cleanup, postgres_restarted_during_retry,
                                postgres_restarted_under_receiver,
-                               receiver_killed_mid_burst)
+                               receiver_killed_mid_burst, stripe_failing_during_sweep)
 
 
 def test_a_receiver_killed_mid_burst_loses_nothing_and_recovers_at_the_next_delivery(database_url, db):
@@ -72,3 +72,23 @@ def test_postgres_restarted_under_retry_leaves_no_claim_behind_and_the_next_run_
     assert result.detail["first_run"].split(":")[0] in ("failed", "completed"), result.detail
     assert (result.lost, result.duplicated, result.stuck, result.after) == (0, 0, 0, 200), result
     assert result.detail["registrations_completed"] == 200
+
+
+def test_stripe_failing_longer_than_the_retries_fails_the_sweep_and_the_next_run_finds_everything(database_url, db):
+    result = stripe_failing_during_sweep(database_url, status=500, failures=20, events=30, recorded=5)
+    assert result.detail["first_exit"] == 1, result.detail
+    # bounded: the first request and the library's 3 retries, then it gives up
+    assert result.detail["requests_during_outage"] == 4, result.detail
+    assert result.detail["first_run"].startswith("failed: StripeUnavailable: Stripe answered 500"), result.detail
+    assert result.detail["recorded_by_first"] == 0  # nothing half-found by a failed run
+    assert result.detail["lock_free_after"] is True
+    assert result.detail["second_exit"] == 3 and result.detail["second_run"] == "needs_review"
+    assert (result.before, result.after, result.lost, result.duplicated) == (25, 25, 0, 0), result
+
+
+def test_a_short_stripe_rate_limit_is_waited_out_by_the_same_sweep(database_url, db):
+    result = stripe_failing_during_sweep(database_url, status=429, failures=2, events=30, recorded=5)
+    assert result.detail["first_exit"] == 3, result.detail  # found the missed events despite the 429s
+    assert result.detail["requests_during_outage"] == 4  # two 429s, then one page for each of the two passes
+    assert result.detail["recorded_by_first"] == 25
+    assert (result.before, result.after, result.lost, result.duplicated) == (25, 25, 0, 0), result
