@@ -449,3 +449,72 @@ def stripe_failing_during_sweep(database_url: str, *, status: int = 500, failure
     finally:
         server.stop()
         engine.dispose()
+
+
+def stripe_failing_during_reconcile(database_url: str, *, status: int = 500, failures: int = 20,
+                                    registrations: int = 30, fail_after: int = 10) -> ScenarioResult:
+    """Stripe starts answering ``status`` to ``failures`` requests once ``python -m jobs
+    reconcile`` has re-read ``fail_after`` sessions for its fixes (mid-run). ``registrations``
+    are pending locally while their sessions are paid at Stripe (lost webhooks: auto-fixes).
+    The run the outage outlasts must exit 1, be recorded failed, keep the fixes it made
+    (each in its own transaction); the next run fixes the rest, none twice."""
+    from local_stripe import LocalStripe, StripeState, checkout_session
+    from local_stripe.faults import RETRIEVE_SESSION
+
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    api_key = "sk_test_faultscenarios000000000000"
+    server = LocalStripe(StripeState(), api_keys={api_key}).start()
+    ids = [str(uuid.uuid4()) for _ in range(registrations)]
+    try:
+        created = int(time.time()) - 3600
+        with engine.begin() as conn:
+            for reg_id in ids:
+                session_id = f"cs_test_{uuid.uuid4().hex}"
+                server.state.add_checkout_session(checkout_session(id=session_id, created=created,
+                                                                   client_reference_id=reg_id))
+                SQL.execute(conn, "add_pending_registration_with_session", id=reg_id, session_id=session_id)
+        outage = threading.Event()
+
+        def start_outage(endpoint: str, params: dict[str, Any]) -> None:
+            if endpoint == RETRIEVE_SESSION and server.faults.counts[RETRIEVE_SESSION] >= fail_after \
+                    and not outage.is_set():
+                outage.set()
+                server.faults.fail_next(failures, status=status)
+
+        server.faults.before(start_outage)
+        env = {"STRIPE_API_BASE": server.url, "STRIPE_API_KEY": api_key}
+        first = jobs_command(database_url, "reconcile", "--lookback-days", "1", "--json", extra_env=env)
+        first.start()
+        try:
+            first_exit = first.wait(180)
+        finally:
+            first.close()
+        requests_first = server.faults.total
+        failures_left = len(server.faults._queued)
+        fixed_by_first = SQL.one(engine, "reconcile_fix_counts", ids=ids)["completed"]
+        server.faults.reset()  # Stripe is back
+        cleared = time.monotonic()
+        second = jobs_command(database_url, "reconcile", "--lookback-days", "1", "--json", extra_env=env)
+        second.start()
+        try:
+            second_exit = second.wait(180)
+        finally:
+            second.close()
+        recover_s = time.monotonic() - cleared
+        counts = SQL.one(engine, "reconcile_fix_counts", ids=ids)
+        runs = SQL.all(engine, "job_runs_of", job="reconcile")[-2:]
+        first_run, second_run = (runs + [{}, {}])[:2]
+        return ScenarioResult(
+            f"Stripe answering {status} to {failures} requests mid-reconcile ({registrations} lost payments)",
+            before=registrations, after=counts["completed"], lost=registrations - counts["completed"],
+            duplicated=counts["fixes"] - counts["fixed_distinct"], stuck=0,
+            recover_s=recover_s if second_exit == 0 else None,
+            detail={"first_exit": first_exit, "outage_started": outage.is_set(),
+                    "first_run": f"{first_run.get('status')}: {(first_run.get('error') or '')[:90]}",
+                    "requests_first_run": requests_first, "failures_left": failures_left,
+                    "fixed_by_first": fixed_by_first, "second_exit": second_exit,
+                    "second_run": second_run.get("status"),
+                    "lock_free_after": not SQL.scalar(engine, "job_lock_held", job="reconcile")})
+    finally:
+        server.stop()
+        engine.dispose()

@@ -92,3 +92,19 @@ FROM missed_events WHERE stripe_event_id LIKE :prefix || '%'
 -- An event the app received and completed (the sweep must not count it as missed).
 INSERT INTO webhook_events (stripe_event_id, event_type, processing_status, payload, attempts, processed_at)
 VALUES (:stripe_event_id, 'checkout.session.completed', 'completed', CAST('{}' AS jsonb), 1, now())
+
+-- name: add_pending_registration_with_session
+-- A registration still pending although its Checkout Session was paid (a lost webhook).
+INSERT INTO registrations (id, stripe_checkout_session_id, email, processing_status, amount_total, currency,
+                           created_at)
+VALUES (CAST(:id AS uuid), :session_id, 'someone@example.com', 'pending', 2500, 'eur', now() - interval '1 hour')
+
+-- name: reconcile_fix_counts
+-- Of these registrations: how many completed, and the auto-fix items recorded for them
+-- (a fix applied twice shows as more items than registrations fixed).
+SELECT (SELECT count(*) FROM registrations
+        WHERE id = ANY(CAST(:ids AS uuid[])) AND processing_status = 'completed') AS completed,
+       (SELECT count(*) FROM reconciliation_items
+        WHERE registration_id = ANY(CAST(:ids AS uuid[])) AND action = 'auto_fixed' AND NOT dry_run) AS fixes,
+       (SELECT count(DISTINCT registration_id) FROM reconciliation_items
+        WHERE registration_id = ANY(CAST(:ids AS uuid[])) AND action = 'auto_fixed' AND NOT dry_run) AS fixed_distinct

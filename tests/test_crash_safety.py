@@ -8,7 +8,8 @@ import pytest
 from devharness import ThrowawayDatabase, patched_env
 from devharness.faults import (postgres_restarted_during_cleanup, postgres_restarted_during_retry,
                                postgres_restarted_under_receiver,
-                               receiver_killed_mid_burst, stripe_failing_during_sweep)
+                               receiver_killed_mid_burst, stripe_failing_during_reconcile,
+                               stripe_failing_during_sweep)
 
 
 def test_a_receiver_killed_mid_burst_loses_nothing_and_recovers_at_the_next_delivery(database_url, db):
@@ -92,3 +93,15 @@ def test_a_short_stripe_rate_limit_is_waited_out_by_the_same_sweep(database_url,
     assert result.detail["requests_during_outage"] == 4  # two 429s, then one page for each of the two passes
     assert result.detail["recorded_by_first"] == 25
     assert (result.before, result.after, result.lost, result.duplicated) == (25, 25, 0, 0), result
+
+
+def test_stripe_failing_mid_reconcile_fails_the_run_keeps_its_fixes_and_the_next_run_fixes_the_rest(database_url, db):
+    result = stripe_failing_during_reconcile(database_url, status=500, failures=20, registrations=30, fail_after=10)
+    assert result.detail["outage_started"] is True
+    assert result.detail["first_exit"] == 1, result.detail
+    assert result.detail["first_run"].startswith("failed: StripeUnavailable: Stripe answered 500"), result.detail
+    assert 0 < result.detail["fixed_by_first"] < 30  # the outage came mid-run; its fixes stay
+    assert result.detail["failures_left"] > 0  # the retries gave up before Stripe came back: bounded
+    assert result.detail["lock_free_after"] is True
+    assert (result.detail["second_exit"], result.detail["second_run"]) == (0, "completed")
+    assert (result.before, result.after, result.lost, result.duplicated) == (30, 30, 0, 0), result
