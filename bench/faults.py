@@ -22,7 +22,8 @@ import sys
 
 from devharness import ThrowawayDatabase, empty_tables
 from devharness.faults import (ScenarioResult, postgres_restarted_during_cleanup, postgres_restarted_during_retry,
-                               postgres_restarted_under_receiver, receiver_killed_mid_burst)
+                               postgres_restarted_under_receiver, receiver_killed_mid_burst,
+                               stripe_failing_during_reconcile, stripe_failing_during_sweep)
 
 
 def table(results: list[ScenarioResult]) -> str:
@@ -62,6 +63,19 @@ def main(argv: list[str] | None = None) -> int:
                                                held=0, concurrency=32, deadline_s=120)
             result.scenario = (f"receiver ({workers} workers) SIGKILL at {kill_at:.0%} of {events} deliveries, "
                                "restart, redelivery")
+            results.append(result)
+            print(table([result]).splitlines()[-1], flush=True)
+        # Stripe answering errors for a while: an outage the retries outlast (the run fails,
+        # recorded failed; the next completes), and a short one the same run waits out.
+        stripe_plans = [(stripe_failing_during_sweep, 500, 50), (stripe_failing_during_sweep, 429, 3),
+                        (stripe_failing_during_reconcile, 500, 50), (stripe_failing_during_reconcile, 429, 3)]
+        if not args.quick:
+            stripe_plans.insert(2, (stripe_failing_during_sweep, 429, 50))  # 6 backoffs: up to a minute
+        for scenario, status, failures in stripe_plans:
+            empty_tables(engine)
+            size = {"events": events // 5} if scenario is stripe_failing_during_sweep else {
+                "registrations": events // 5, "fail_after": events // 20}
+            result = scenario(database.url, status=status, failures=failures, **size)
             results.append(result)
             print(table([result]).splitlines()[-1], flush=True)
         if database.data_dir is None:
