@@ -518,3 +518,70 @@ def stripe_failing_during_reconcile(database_url: str, *, status: int = 500, fai
     finally:
         server.stop()
         engine.dispose()
+
+
+# --- a notification channel down during an incident, two watch processes -------------------
+
+def watch_processes(database_url: str, count: int, *, extra_env: Mapping[str, str]) -> list[ManagedProcess]:
+    """``count`` started ``python -m jobs watch`` processes (as on two machines)."""
+    processes = []
+    for n in range(count):
+        process = jobs_command(database_url, "watch", extra_env=extra_env)
+        process.name = f"watch-{n}"
+        processes.append(process.start())
+    return processes
+
+
+def channel_down_during_incident(database_url: str, *, alerts: int = 5, watchers: int = 2, down_s: float = 5.0,
+                                 deadline_s: float = 60) -> ScenarioResult:
+    """An incident (``alerts`` failed checkout event types: one alert each) while the alert
+    webhook answers 503 for ``down_s``, with ``watchers`` watch processes running. Each alert
+    must be recorded at once, its firing notification delivered once when the channel is back,
+    and the resolved one (after the events are fixed) once too."""
+    from tests.alert_sinks import HttpSink
+
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    env = {"MONITOR_ALERT_WEBHOOK_URL": None, "MONITOR_ALERT_INTERVAL_S": "1"}
+    prefix = f"evt_incident_{uuid.uuid4().hex[:8]}_"
+    with HttpSink(status=503) as sink:
+        env["MONITOR_ALERT_WEBHOOK_URL"] = sink.url
+        processes = watch_processes(database_url, watchers, extra_env=env)
+        try:
+            if not wait_until(lambda: SQL.scalar(engine, "watchers_listening") >= watchers, 30):
+                raise RuntimeError("watch processes did not start: " + processes[0].log_tail(600))
+            ids = []
+            with engine.begin() as conn:
+                for i in range(alerts):
+                    ids.append(f"{prefix}{i}")
+                    SQL.execute(conn, "fail_checkout_event", id=ids[-1], type=f"checkout.session.incident_{i}")
+            # The alerts are recorded and their notifications tried (and failed) while it is down.
+            tried = wait_until(lambda: sink.attempts >= alerts, 30)
+            time.sleep(down_s)
+            states_down = {f"{r['kind']}/{r['status']}": r["n"] for r in SQL.all(engine, "alert_notification_states")}
+            attempts_down = sink.attempts
+            sink.status = 200  # the channel is back
+            back = time.monotonic()
+            wait_until(lambda: len({r.json()["alert_id"] for r in sink.received}) >= alerts, deadline_s, pause_s=0.1)
+            recover_s = time.monotonic() - back
+            with engine.begin() as conn:
+                SQL.execute(conn, "complete_events", ids=ids)
+            wait_until(lambda: len(sink.received) >= 2 * alerts, deadline_s, pause_s=0.1)
+            time.sleep(3.0)  # anything sent twice would arrive now
+        finally:
+            exits = [process.stop() for process in processes]
+            for process in processes:
+                process.close()
+    bodies = [r.json() for r in sink.received]
+    sent = Counter((b["alert_id"], b["status"]) for b in bodies)
+    firing = {a for a, status in sent if status == "firing"}
+    resolved = {a for a, status in sent if status == "resolved"}
+    states = {f"{r['kind']}/{r['status']}": r["n"] for r in SQL.all(engine, "alert_notification_states")}
+    engine.dispose()
+    return ScenarioResult(
+        f"alert webhook answering 503 for {down_s:g} s during an incident of {alerts} alerts, {watchers} watch processes",
+        before=2 * alerts, after=len(firing) + len(resolved),
+        lost=2 * alerts - len(firing) - len(resolved),
+        duplicated=sum(n - 1 for n in sent.values()), stuck=sum(n for k, n in states.items() if not k.endswith("/sent")),
+        recover_s=recover_s if len(firing) == alerts else None,
+        detail={"tried_while_down": tried, "attempts_while_down": attempts_down, "while_down": states_down,
+                "firing_delivered": len(firing), "resolved_delivered": len(resolved), "watch_exits": exits})

@@ -108,3 +108,25 @@ SELECT (SELECT count(*) FROM registrations
         WHERE registration_id = ANY(CAST(:ids AS uuid[])) AND action = 'auto_fixed' AND NOT dry_run) AS fixes,
        (SELECT count(DISTINCT registration_id) FROM reconciliation_items
         WHERE registration_id = ANY(CAST(:ids AS uuid[])) AND action = 'auto_fixed' AND NOT dry_run) AS fixed_distinct
+
+-- name: fail_checkout_event
+-- A checkout event whose handling failed, recorded through the tracking functions as a
+-- handler does (a permanent error: no automatic retry).
+SELECT webhook_event_fail(:id, 'registration not found')
+FROM webhook_event_begin(:id, :type, CAST('{}' AS jsonb))
+
+-- name: complete_events
+-- The events' problem fixed (their alert resolves).
+UPDATE webhook_events SET processing_status = 'completed', processed_at = now()
+WHERE stripe_event_id = ANY(CAST(:ids AS text[]))
+
+-- name: watchers_listening
+-- Sessions listening for alert notifications (started watch processes).
+SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'LISTEN monitor_alerts%'
+
+-- name: alert_notification_states
+-- Notifications of the alerts of these event types, per status.
+SELECT n.kind, n.status, count(*) AS n, max(n.attempts) AS max_attempts
+FROM alert_notifications n JOIN alerts a ON a.id = n.alert_id
+WHERE a.rule = 'payment_event_failed'
+GROUP BY n.kind, n.status ORDER BY n.kind, n.status
