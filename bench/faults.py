@@ -21,7 +21,7 @@ import platform
 import sys
 
 from devharness import ThrowawayDatabase, empty_tables
-from devharness.faults import (ScenarioResult, postgres_restarted_during_cleanup, postgres_restarted_during_retry,
+from devharness.faults import (channel_down_during_incident, ScenarioResult, postgres_restarted_during_cleanup, postgres_restarted_during_retry,
                                postgres_restarted_under_receiver, receiver_killed_mid_burst,
                                stripe_failing_during_reconcile, stripe_failing_during_sweep)
 
@@ -78,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
             result = scenario(database.url, status=status, failures=failures, **size)
             results.append(result)
             print(table([result]).splitlines()[-1], flush=True)
+        empty_tables(engine)
+        result = channel_down_during_incident(database.url, alerts=5 if args.quick else 20, watchers=2,
+                                              down_s=5.0 if args.quick else 30.0, deadline_s=120)
+        results.append(result)
+        print(table([result]).splitlines()[-1], flush=True)
         if database.data_dir is None:
             print("DATABASE_URL is set: the PostgreSQL restart scenarios need the embedded server; skipped")
         else:

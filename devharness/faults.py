@@ -538,7 +538,7 @@ def channel_down_during_incident(database_url: str, *, alerts: int = 5, watchers
     webhook answers 503 for ``down_s``, with ``watchers`` watch processes running. Each alert
     must be recorded at once, its firing notification delivered once when the channel is back,
     and the resolved one (after the events are fixed) once too."""
-    from tests.alert_sinks import HttpSink
+    from devharness.sinks import HttpSink
 
     engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
     env = {"MONITOR_ALERT_WEBHOOK_URL": None, "MONITOR_ALERT_INTERVAL_S": "1"}

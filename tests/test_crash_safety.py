@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from devharness import ThrowawayDatabase, patched_env
-from devharness.faults import (postgres_restarted_during_cleanup, postgres_restarted_during_retry,
+from devharness.faults import (channel_down_during_incident, postgres_restarted_during_cleanup, postgres_restarted_during_retry,
                                postgres_restarted_under_receiver,
                                receiver_killed_mid_burst, stripe_failing_during_reconcile,
                                stripe_failing_during_sweep)
@@ -105,3 +105,15 @@ def test_stripe_failing_mid_reconcile_fails_the_run_keeps_its_fixes_and_the_next
     assert result.detail["lock_free_after"] is True
     assert (result.detail["second_exit"], result.detail["second_run"]) == (0, "completed")
     assert (result.before, result.after, result.lost, result.duplicated) == (30, 30, 0, 0), result
+
+
+def test_an_alert_channel_down_during_an_incident_gets_every_notification_once_when_it_is_back(database_url, db):
+    # Two watch processes, as on two machines: each notification still goes out once.
+    result = channel_down_during_incident(database_url, alerts=3, watchers=2, down_s=2.0, deadline_s=45)
+    assert result.detail["tried_while_down"] is True
+    # recorded while the channel was down, none of them marked sent
+    assert sum(result.detail["while_down"].values()) == 3 and "firing/sent" not in result.detail["while_down"]
+    assert (result.detail["firing_delivered"], result.detail["resolved_delivered"]) == (3, 3)
+    assert (result.lost, result.duplicated, result.stuck) == (0, 0, 0), result
+    assert result.recover_s is not None and result.recover_s < 45
+    assert result.detail["watch_exits"] == [0, 0]

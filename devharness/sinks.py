@@ -1,0 +1,82 @@
+"""A real HTTP server on 127.0.0.1 that alert channels deliver to (the generic webhook and
+Slack's incoming webhook), for tests and the bench. E-mail goes to devharness.smtp.SmtpServer."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from devharness.ports import listening_socket
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float  # time.time() when the request was read
+
+    def json(self):
+        return json.loads(self.body)
+
+
+class HttpSink:
+    """Records every POST; answers ``status`` (set it to 503 to play a channel that is down)."""
+
+    def __init__(self, status: int = 200, reply: bytes = b"ok"):
+        self.status = status
+        self.reply = reply
+        self.received: list[Received] = []
+        self.attempts = 0
+        self._arrived = threading.Condition()
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's naming)
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                status = sink.status
+                with sink._arrived:
+                    sink.attempts += 1
+                    if 200 <= status < 300:
+                        sink.received.append(Received(self.path, dict(self.headers), body, time.time()))
+                    sink._arrived.notify_all()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(sink.reply)))
+                self.end_headers()
+                self.wfile.write(sink.reply)
+
+            def log_message(self, *args):
+                pass
+
+        # Bound and listening before the server object exists: no gap for another process.
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler, bind_and_activate=False)
+        self.server.socket.close()
+        self.server.socket = listening_socket()
+        self.server.server_address = self.server.socket.getsockname()
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
+        """Wait until ``count`` requests were accepted; return them."""
+        deadline = time.monotonic() + timeout
+        with self._arrived:
+            while len(self.received) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._arrived.wait(left)
+            return list(self.received)
+
+    def __enter__(self) -> "HttpSink":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
