@@ -21,9 +21,9 @@ import platform
 import sys
 
 from devharness import ThrowawayDatabase, empty_tables
-from devharness.faults import (channel_down_during_incident, ScenarioResult, postgres_restarted_during_cleanup, postgres_restarted_during_retry,
-                               postgres_restarted_under_receiver, receiver_killed_mid_burst,
-                               stripe_failing_during_reconcile, stripe_failing_during_sweep)
+from devharness.faults import (ScenarioResult, channel_down_during_incident, postgres_restarted_during_cleanup,
+                               postgres_restarted_during_retry, postgres_restarted_under_receiver, postgres_restarted_under_watch,
+                               receiver_killed_mid_burst, stripe_failing_during_reconcile, stripe_failing_during_sweep)
 
 
 def table(results: list[ScenarioResult]) -> str:
@@ -89,6 +89,13 @@ def main(argv: list[str] | None = None) -> int:
             empty_tables(engine)
             result = postgres_restarted_under_receiver(database.url, database.data_dir, events=events // 2,
                                                        down_s=2.0, concurrency=32, deadline_s=120)
+            results.append(result)
+            print(table([result]).splitlines()[-1], flush=True)
+            empty_tables(engine)
+            result = postgres_restarted_under_watch(database.url, database.data_dir, down_s=4.0,
+                                                    alerts=5 if args.quick else 20)
+            if result.ok:
+                result.detail.pop("log", None)
             results.append(result)
             print(table([result]).splitlines()[-1], flush=True)
             empty_tables(engine)

@@ -585,3 +585,46 @@ def channel_down_during_incident(database_url: str, *, alerts: int = 5, watchers
         recover_s=recover_s if len(firing) == alerts else None,
         detail={"tried_while_down": tried, "attempts_while_down": attempts_down, "while_down": states_down,
                 "firing_delivered": len(firing), "resolved_delivered": len(resolved), "watch_exits": exits})
+
+
+def postgres_restarted_under_watch(database_url: str, data_dir: Path, *, down_s: float = 2.0, alerts: int = 3,
+                                   deadline_s: float = 60) -> ScenarioResult:
+    """PostgreSQL restarted under a running ``watch``: it must reconnect by itself and catch
+    up, i.e. notify the alerts of failures committed while it was reconnecting (``alerts``
+    event types failing right after the restart), each once, plus the one from before."""
+    from devharness.sinks import HttpSink
+
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    prefix = f"evt_pgwatch_{uuid.uuid4().hex[:8]}_"
+    with HttpSink() as sink:
+        processes = watch_processes(database_url, 1, extra_env={"MONITOR_ALERT_WEBHOOK_URL": sink.url,
+                                                                "MONITOR_ALERT_INTERVAL_S": "2"})
+        try:
+            if not wait_until(lambda: SQL.scalar(engine, "watchers_listening") >= 1, 30):
+                raise RuntimeError("watch did not start: " + processes[0].log_tail(600))
+            with engine.begin() as conn:
+                SQL.execute(conn, "fail_checkout_event", id=f"{prefix}before", type="checkout.session.before_restart")
+            delivered_before = len(sink.wait_for(1, timeout=20))
+            restart_embedded(data_dir, down_s=down_s)
+            restarted = time.monotonic()
+            with engine.begin() as conn:  # failures land before watch is back: it must catch up
+                for i in range(alerts):
+                    SQL.execute(conn, "fail_checkout_event", id=f"{prefix}{i}", type=f"checkout.session.after_{i}")
+            sink.wait_for(1 + alerts, timeout=deadline_s)
+            recover_s = time.monotonic() - restarted
+            time.sleep(3.0)  # anything sent twice would arrive now
+            alive = processes[0].popen.poll() is None
+        finally:
+            exits = [process.stop() for process in processes]
+            log = processes[0].log_tail(400)
+            for process in processes:
+                process.close()
+    engine.dispose()
+    sent = Counter((r.json()["alert_id"], r.json()["status"]) for r in sink.received)
+    expected = 1 + alerts
+    return ScenarioResult(
+        f"PostgreSQL restarted ({down_s:g} s down) under watch, {alerts} alerts while it reconnects",
+        before=expected, after=len(sent), lost=expected - len(sent), duplicated=sum(n - 1 for n in sent.values()),
+        stuck=0, recover_s=recover_s if len(sent) >= expected else None,
+        detail={"delivered_before_restart": delivered_before, "watch_alive_after": alive, "watch_exit": exits[0],
+                "log": "" if len(sent) >= expected else log})

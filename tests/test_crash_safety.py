@@ -7,9 +7,8 @@ import pytest
 
 from devharness import ThrowawayDatabase, patched_env
 from devharness.faults import (channel_down_during_incident, postgres_restarted_during_cleanup, postgres_restarted_during_retry,
-                               postgres_restarted_under_receiver,
-                               receiver_killed_mid_burst, stripe_failing_during_reconcile,
-                               stripe_failing_during_sweep)
+                               postgres_restarted_under_receiver, postgres_restarted_under_watch, receiver_killed_mid_burst,
+                               stripe_failing_during_reconcile, stripe_failing_during_sweep)
 
 
 def test_a_receiver_killed_mid_burst_loses_nothing_and_recovers_at_the_next_delivery(database_url, db):
@@ -117,3 +116,12 @@ def test_an_alert_channel_down_during_an_incident_gets_every_notification_once_w
     assert (result.lost, result.duplicated, result.stuck) == (0, 0, 0), result
     assert result.recover_s is not None and result.recover_s < 45
     assert result.detail["watch_exits"] == [0, 0]
+
+
+def test_postgres_restarted_under_watch_reconnects_and_notifies_what_failed_meanwhile(private_embedded_database):
+    database = private_embedded_database
+    result = postgres_restarted_under_watch(database.url, database.data_dir, down_s=2.0, alerts=3, deadline_s=45)
+    assert result.detail["delivered_before_restart"] == 1
+    assert result.detail["watch_alive_after"] is True, result.detail  # rode the restart out, no supervisor needed
+    assert (result.before, result.after, result.lost, result.duplicated) == (4, 4, 0, 0), result
+    assert result.recover_s is not None and result.recover_s < 45
