@@ -23,7 +23,8 @@ import sys
 from devharness import ThrowawayDatabase, empty_tables
 from devharness.faults import (ScenarioResult, channel_down_during_incident, postgres_restarted_during_cleanup,
                                postgres_restarted_during_retry, postgres_restarted_under_receiver, postgres_restarted_under_watch,
-                               receiver_killed_mid_burst, stripe_failing_during_reconcile, stripe_failing_during_sweep)
+                               receiver_killed_mid_burst, stripe_failing_during_reconcile, stripe_failing_during_sweep,
+                               two_schedulers)
 
 
 def table(results: list[ScenarioResult]) -> str:
@@ -81,6 +82,12 @@ def main(argv: list[str] | None = None) -> int:
         empty_tables(engine)
         result = channel_down_during_incident(database.url, alerts=5 if args.quick else 20, watchers=2,
                                               down_s=5.0 if args.quick else 30.0, deadline_s=120)
+        results.append(result)
+        print(table([result]).splitlines()[-1], flush=True)
+        empty_tables(engine)
+        result = two_schedulers(database.url, fire_times=1 if args.quick else 2)
+        if result.ok:
+            result.detail.pop("logs", None)
         results.append(result)
         print(table([result]).splitlines()[-1], flush=True)
         if database.data_dir is None:

@@ -628,3 +628,38 @@ def postgres_restarted_under_watch(database_url: str, data_dir: Path, *, down_s:
         stuck=0, recover_s=recover_s if len(sent) >= expected else None,
         detail={"delivered_before_restart": delivered_before, "watch_alive_after": alive, "watch_exit": exits[0],
                 "log": "" if len(sent) >= expected else log})
+
+
+def two_schedulers(database_url: str, *, fire_times: int = 2, job: str = "health-snapshot") -> ScenarioResult:
+    """Two ``python -m jobs schedule`` processes (two machines) with ``job`` due every minute,
+    kept running over ``fire_times`` minute boundaries: each fire time must run the job once.
+    Takes about ``fire_times`` minutes (cron times have minute resolution): bench only."""
+    from datetime import datetime, timezone
+
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    env = {"MONITOR_SCHEDULE": f"{job}=* * * * *", "MONITOR_SCHEDULE_TIMEZONE": "UTC"}
+    started = datetime.now(timezone.utc)
+    processes = []
+    for n in range(2):
+        process = jobs_command(database_url, "schedule", extra_env=env)
+        process.name = f"schedule-{n}"
+        processes.append(process.start())
+    try:
+        # until the fire_times-th minute boundary after the start has passed, plus the run
+        boundary = (started.replace(second=0, microsecond=0).timestamp() + 60 * fire_times)
+        time.sleep(max(0.0, boundary - time.time()) + 8.0)
+        alive = [process.popen.poll() is None for process in processes]
+    finally:
+        exits = [process.stop() for process in processes]
+        logs = [process.log_tail(300) for process in processes]
+        for process in processes:
+            process.close()
+    runs = {r["status"]: r["n"] for r in SQL.all(engine, "job_runs_since", job=job, since=started)}
+    engine.dispose()
+    total = sum(runs.values())
+    return ScenarioResult(
+        f"two schedule processes, {job} due every minute, {fire_times} fire times",
+        before=fire_times, after=min(total, fire_times), lost=max(fire_times - total, 0),
+        duplicated=max(total - fire_times, 0), stuck=runs.get("running", 0), recover_s=None if total < fire_times else 0.0,
+        detail={"runs": runs, "both_alive": all(alive), "exits": exits,
+                "logs": "" if total == fire_times else " / ".join(logs)})

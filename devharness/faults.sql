@@ -130,3 +130,8 @@ SELECT n.kind, n.status, count(*) AS n, max(n.attempts) AS max_attempts
 FROM alert_notifications n JOIN alerts a ON a.id = n.alert_id
 WHERE a.rule = 'payment_event_failed'
 GROUP BY n.kind, n.status ORDER BY n.kind, n.status
+
+-- name: job_runs_since
+-- Runs of a job started at or after :since, by status.
+SELECT status, count(*) AS n FROM job_runs
+WHERE job = :job AND started_at >= :since GROUP BY status ORDER BY status
