@@ -22,16 +22,12 @@ import statistics
 import sys
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
+import sqlalchemy as sa
 
-import sqlalchemy as sa  # noqa: E402
+from devharness import ThrowawayDatabase
+from jobs import cleanup, migrate
 
-from jobs import cleanup, migrate  # noqa: E402
-from receiver_load import ThrowawayDatabase  # noqa: E402
 
 FILL_CHUNK = 50_000
 # Old events: a realistic checkout.session.completed payload (about 0.6 kB of JSON).
@@ -126,7 +122,8 @@ def main() -> int:
     events_days = cleanup.DEFAULT_EVENTS_DAYS
     now = datetime.now(timezone.utc)
 
-    with ThrowawayDatabase() as url:
+    with ThrowawayDatabase(migrate=False) as database:
+        url = database.url
         engine = sa.create_engine(url, pool_size=4)
         migrate.run(engine)
         print(f"cleanup bench: {args.events:,} old events, batches of {args.batch_size:,}, "

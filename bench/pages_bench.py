@@ -22,11 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
+from devharness import ThrowawayDatabase, patched_env
 
-from receiver_load import ThrowawayDatabase  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 PAGES = ["overview", "events", "errors", "funnel", "reconciliation", "health"]
 WINDOWS = ["24h", "7d", "30d"]
@@ -77,20 +75,10 @@ def render_ms(page: str, window: str, *, cold: bool) -> float:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    saved = {key: os.environ.get(key) for key in ("DATABASE_URL", "DASHBOARD_DATABASE_URL", "MONITOR_AUTH")}
-    with ThrowawayDatabase() as url:
-        try:
-            os.environ["DATABASE_URL"] = url
-            os.environ.pop("DASHBOARD_DATABASE_URL", None)
-            os.environ["MONITOR_AUTH"] = "none"
-            bench(args, url)
-        finally:
-            # Leave the environment as the caller had it (main() may be called from Python).
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+    # The environment is the caller's again afterwards (main() may be called from Python).
+    with ThrowawayDatabase(migrate=False) as database, \
+            patched_env(DATABASE_URL=database.url, DASHBOARD_DATABASE_URL=None, MONITOR_AUTH="none"):
+        bench(args, database.url)
     return 0
 
 

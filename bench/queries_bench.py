@@ -24,21 +24,16 @@ import statistics
 import sys
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any, Callable
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
+import sqlalchemy as sa
 
-import sqlalchemy as sa  # noqa: E402
+from core.db import create_dashboard_engine
+from core.settings import get_settings
+from devharness import ThrowawayDatabase
+from jobs import demo_data, migrate
+from queries import QUERIES, Query, fetch_df
 
-from receiver_load import ThrowawayDatabase  # noqa: E402
-
-from core.db import create_dashboard_engine  # noqa: E402
-from core.settings import get_settings  # noqa: E402
-from jobs import demo_data, migrate  # noqa: E402
-from queries import QUERIES, Query, fetch_df  # noqa: E402
 
 DASHBOARD_TIMEOUT_MS = get_settings().MONITOR_STATEMENT_TIMEOUT_MS
 
@@ -211,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[int, dict[str, float]] = {}
     for size in args.sizes:
         print(f"{size:,} events: loading {args.days} days of demo history", flush=True)
-        with ThrowawayDatabase() as url:
+        with ThrowawayDatabase(migrate=False) as database:
+            url = database.url
             events, seconds = load(url, size, days=args.days, now=now)
             print(f"  loaded {events:,} events in {seconds:.1f} s; timing {len(cases())} queries "
                   f"× {args.runs} runs ({args.window_days}-day window)", flush=True)

@@ -3,9 +3,10 @@
     python bench/receiver_load.py --quick                 # 200 deliveries at concurrency 8
     python bench/receiver_load.py --events 5000 --concurrency 32
 
-Starts ``uvicorn tracking.receiver:app`` in a subprocess on a free port, against a throwaway
-database (an embedded PostgreSQL in a temporary folder, or a scratch database created on
-DATABASE_URL's server and dropped afterwards). Sends N distinct events plus 10% duplicate
+Starts ``uvicorn tracking.receiver:app`` in a subprocess, handed a listening loopback socket,
+against a throwaway migrated database (``devharness.ThrowawayDatabase``: an embedded PostgreSQL
+in a temporary folder, or a scratch database created on DATABASE_URL's server and dropped
+afterwards). Sends N distinct events plus 10% duplicate
 deliveries at concurrency C, in shuffled order, signed as Stripe signs them. Some events fail
 for real: checkout sessions without payment_status, and paid sessions whose registration
 does not exist. A 409 answer (another delivery of the event in progress) is delivered again,
@@ -24,12 +25,8 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import random
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -40,59 +37,17 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
+import sqlalchemy as sa
+import stripe
+
+from devharness import ManagedProcess, ProcessFailed, ThrowawayDatabase, http_ready, listening_socket, socket_url
+from tracking.samples import checkout_session_event
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-import sqlalchemy as sa  # noqa: E402
-import stripe  # noqa: E402
-
-from core.db import normalise_url  # noqa: E402
-from jobs import migrate  # noqa: E402
-from tracking.samples import checkout_session_event  # noqa: E402
 
 SECRET = "whsec_bench_receiver_load"
 # Share of distinct events per kind; what is left after failures is split by these weights.
 KIND_WEIGHTS = {"paid": 70, "expired": 10, "async_failed": 5, "unknown": 15}
-
-
-# --- database ---------------------------------------------------------------------------
-
-class ThrowawayDatabase:
-    """An embedded PostgreSQL in a temporary folder, or a scratch database on DATABASE_URL's server.
-
-    What to remove is decided on entry, so changing DATABASE_URL inside the block is safe.
-    """
-
-    def __enter__(self) -> str:
-        server_url = os.environ.get("DATABASE_URL")
-        if server_url:
-            admin = sa.create_engine(normalise_url(server_url), isolation_level="AUTOCOMMIT")
-            name = f"receiver_bench_{uuid.uuid4().hex[:8]}"
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-            url = sa.engine.make_url(normalise_url(server_url)).set(database=name) \
-                .render_as_string(hide_password=False)
-
-            def drop() -> None:
-                with admin.connect() as conn:
-                    conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-                admin.dispose()
-        else:
-            from core.embedded import embedded_url, stop_embedded
-
-            folder = Path(tempfile.mkdtemp(prefix="receiver-bench-"))
-            folder.chmod(0o711)  # as root the server's own user passes through it
-            url = embedded_url(folder)
-
-            def drop() -> None:
-                # Stop the server before its folder goes: it needs the folder to shut down.
-                stop_embedded(folder)
-                shutil.rmtree(folder, ignore_errors=True)
-        self._drop = drop
-        return url
-
-    def __exit__(self, *exc):
-        self._drop()
 
 
 # --- workload ---------------------------------------------------------------------------
@@ -143,33 +98,16 @@ def insert_registrations(engine, registrations) -> None:
 
 # --- receiver ---------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_receiver(url: str, port: int, workers: int, log_file) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": url, "STRIPE_WEBHOOK_SECRET": SECRET}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "tracking.receiver:app", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
-        cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            raise SystemExit(f"the receiver exited with code {process.returncode}; see {log_file.name}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return process
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            process.kill()
-            raise SystemExit(f"the receiver did not become healthy within 60 s; see {log_file.name}")
-        time.sleep(0.1)
+def receiver_process(url: str, workers: int, log_path: str) -> tuple[ManagedProcess, int]:
+    """``uvicorn tracking.receiver:app`` handed a listening loopback socket (ready once /healthz
+    answers 200), and that socket's port."""
+    sock = listening_socket()
+    port = sock.getsockname()[1]
+    return ManagedProcess(
+        [sys.executable, "-m", "uvicorn", "tracking.receiver:app", "--fd", str(sock.fileno()),
+         "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
+        name="receiver", cwd=REPO, extra_env={"DATABASE_URL": url, "STRIPE_WEBHOOK_SECRET": SECRET},
+        pass_sockets=[sock], ready=http_ready(socket_url(sock) + "/healthz"), log_path=log_path), port
 
 
 class Sender:
@@ -280,9 +218,9 @@ def main(argv=None) -> int:
         args.events, args.concurrency = 200, 8
     rng = random.Random(args.seed)
 
-    with ThrowawayDatabase() as url, tempfile.NamedTemporaryFile("w+", prefix="receiver-", suffix=".log") as log_file:
+    with ThrowawayDatabase() as database, tempfile.NamedTemporaryFile("w+", prefix="receiver-", suffix=".log") as log_file:
+        url = database.url
         engine = sa.create_engine(url)
-        migrate.run(engine)
         registrations, events, order = build_workload(args.events, args.duplicates, args.failures, rng)
         # --compare-rollups: the same workload with the rollup triggers off and on, in the
         # order off, on, on, off so a machine getting slower or faster mid-run favours neither.
@@ -329,17 +267,17 @@ def reset_tables(engine) -> None:
 def one_round(args, url: str, engine, events: dict, order: list, log_file) -> tuple[float, bool]:
     """Deliver the workload once through a fresh receiver; print figures and checks.
     Returns (requests per second, every check passed)."""
-    port = free_port()
-    receiver = start_receiver(url, port, args.workers, log_file)
+    receiver, port = receiver_process(url, args.workers, log_file.name)
     try:
+        receiver.start()
+    except ProcessFailed as exc:
+        raise SystemExit(str(exc)) from None
+    with receiver:
         sender = Sender(port)
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
             results = [r for batch in pool.map(sender.deliver, (events[e]["body"] for e in order)) for r in batch]
         elapsed = time.perf_counter() - started
-    finally:
-        receiver.terminate()
-        receiver.wait(timeout=30)
 
     latencies = [seconds * 1000 for _, _, seconds in results]
     answers = Counter(status for _, status, _ in results)

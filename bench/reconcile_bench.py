@@ -27,19 +27,15 @@ import sys
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
+import sqlalchemy as sa
 
-import sqlalchemy as sa  # noqa: E402
+from core.db import create_jobs_engine
+from core.settings import get_settings
+from devharness import ThrowawayDatabase
+from jobs import migrate, reconcile
+from jobs.stripe_gateway import DEFAULT_REQUESTS_PER_SECOND, StripeGateway
 
-from core.db import create_jobs_engine  # noqa: E402
-from core.settings import get_settings  # noqa: E402
-from jobs import migrate, reconcile  # noqa: E402
-from jobs.stripe_gateway import DEFAULT_REQUESTS_PER_SECOND, StripeGateway  # noqa: E402
-from receiver_load import ThrowawayDatabase  # noqa: E402
 
 API_KEY = "sk_test_reconcile_bench"
 WINDOW = timedelta(days=6, hours=12)  # all inside the default 7-day lookback
@@ -150,7 +146,8 @@ def main() -> int:
     start = now - WINDOW
     step = WINDOW / max(n, 1)
 
-    with ThrowawayDatabase() as url:
+    with ThrowawayDatabase(migrate=False) as database:
+        url = database.url
         engine = create_jobs_engine(get_settings(DATABASE_URL=url))
         migrate.run(engine)
         filled = time.monotonic()

@@ -3,7 +3,7 @@
     python bench/time_to_detect.py --quick           # 20 incidents, small receiver load
     python bench/time_to_detect.py                   # 40 incidents, 2 watchers, 200k events of history
 
-On a throwaway database (see receiver_load.ThrowawayDatabase), with a history of completed
+On a throwaway database (devharness.ThrowawayDatabase), with a history of completed
 events so the rules' queries have rows to read:
 
 1. Time to detect. Starts ``python -m jobs watch`` (``--watchers`` processes, the default
@@ -41,16 +41,14 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import sqlalchemy as sa
+
+from devharness import ThrowawayDatabase
+from devharness.http_sink import HttpSink
+# The benchmark beside this one: Python puts a script's own folder first on sys.path.
+from receiver_load import Sender, build_workload, insert_registrations, percentile, receiver_process
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
-
-import sqlalchemy as sa  # noqa: E402
-
-from jobs import migrate  # noqa: E402
-from receiver_load import (Sender, ThrowawayDatabase, build_workload, free_port, insert_registrations,  # noqa: E402
-                           percentile, start_receiver)
-from tests.alert_sinks import HttpSink  # noqa: E402
 
 ALERT_TRIGGERS = ("webhook_events_alert_failed_insert", "webhook_events_alert_failed_update")
 
@@ -80,8 +78,7 @@ def load_history(engine, events: int) -> None:
 
 
 def start_watchers(url: str, sink_url: str, count: int, log_dir: Path) -> list[subprocess.Popen]:
-    env = {**os.environ, "DATABASE_URL": url, "MONITOR_ALERT_WEBHOOK_URL": sink_url,
-           "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ, "DATABASE_URL": url, "MONITOR_ALERT_WEBHOOK_URL": sink_url}
     env.pop("MONITOR_ALERT_INTERVAL_S", None)  # the default, 10 s: detection must not depend on it
     watchers = []
     for n in range(count):
@@ -138,17 +135,13 @@ def receiver_throughput(engine, url: str, events: int, concurrency: int, rng: ra
         conn.execute(sa.text("TRUNCATE webhook_events, registrations CASCADE"))
     registrations, workload, order = build_workload(events, 0.10, 0.05, rng)
     insert_registrations(engine, registrations)
-    port = free_port()
-    receiver = start_receiver(url, port, 1, log_file)
-    try:
+    receiver, port = receiver_process(url, 1, log_file.name)
+    with receiver:
         sender = Sender(port)
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
             results = [r for batch in pool.map(sender.deliver, (workload[e]["body"] for e in order)) for r in batch]
         elapsed = time.perf_counter() - started
-    finally:
-        receiver.terminate()
-        receiver.wait(timeout=30)
     return len(results) / elapsed
 
 
@@ -248,9 +241,9 @@ def main(argv=None) -> int:
     rng = random.Random(args.seed)
     print(f"machine: {machine()}")
 
-    with ThrowawayDatabase() as url, tempfile.TemporaryDirectory(prefix="ttd-bench-") as folder:
+    with ThrowawayDatabase() as database, tempfile.TemporaryDirectory(prefix="ttd-bench-") as folder:
+        url = database.url
         engine = sa.create_engine(url)
-        migrate.run(engine)
         load_history(engine, args.history)
 
         with HttpSink() as sink:

@@ -41,7 +41,8 @@ MISMATCH_KINDS: dict[str, tuple[str, str]] = {
     "paid_but_pending": ("auto_fixed", "info"),
     "expired_but_pending": ("auto_fixed", "info"),
     "paid_but_failed": ("manual_review", "warning"),
-    "paid_no_registration": ("manual_review", "warning"),
+    # Someone paid and has nothing: as urgent as a registration nobody paid for.
+    "paid_no_registration": ("manual_review", "critical"),
     "completed_not_paid": ("manual_review", "critical"),
     "completed_missing_in_stripe": ("manual_review", "warning"),
     "amount_mismatch": ("manual_review", "warning"),

@@ -17,11 +17,14 @@ if str(ROOT) not in sys.path:
 
 from core.errors import ConfigError  # noqa: E402
 from core.settings import get_settings  # noqa: E402
-from dashboard import auth, chrome  # noqa: E402
+from dashboard import auth, chrome, verdict_view  # noqa: E402
 
 VIEWS = Path(__file__).parent / "views"
 
-st.set_page_config(page_title="Webhook monitor", page_icon=":material/monitoring:", layout="wide")
+# The favicon is a file of this project: a Material icon name would make every visit fetch
+# it from a third-party font host (fails on locked-down networks, and tells that host).
+st.set_page_config(page_title="Webhook monitor", page_icon=str(Path(__file__).parent / "static" / "favicon.png"),
+                   layout="wide")
 
 try:
     settings = get_settings()
@@ -29,9 +32,8 @@ except ConfigError as exc:
     st.error(f"**The dashboard's configuration is invalid**: {exc}", icon=":material/settings:")
     st.stop()
 if auth.require_login(settings) == "none":
-    st.warning("**Login is off** (MONITOR_AUTH=none): anyone who can reach this address sees the "
-               "dashboard. This is accepted only because the server listens on a loopback address.",
-               icon=":material/lock_open:")
+    st.caption(":material/lock_open: **Login is off** (MONITOR_AUTH=none): allowed only because the "
+               "server listens on a loopback address.")
 
 pages = {
     "Webhooks": [
@@ -47,6 +49,8 @@ pages = {
     ],
 }
 page = st.navigation(pages)
+verdict_view.register_pages(pages)
 chrome.sidebar()
+chrome.status()
 chrome.alert_banner()
 page.run()

@@ -60,6 +60,17 @@ def _auto_refresh(seconds: int) -> None:
     tick()
 
 
+def status() -> None:
+    """The status verdict in the sidebar, each reason linking to its page."""
+    from dashboard import verdict_view
+
+    try:
+        verdict = data.verdict()
+    except data.DatabaseProblem:
+        return  # the page itself says what is wrong with the database
+    verdict_view.sidebar(verdict)
+
+
 def alert_banner() -> None:
     """A banner on every page while a critical alert fires (the page itself reports a database problem)."""
     from dashboard.alert_figures import banner_text

@@ -122,6 +122,7 @@ def show_problem(exc: BaseException) -> None:
 def refresh() -> None:
     """Forget every cached result, so the next run reads fresh data."""
     _cached_query.clear()
+    _cached_verdict.clear()
 
 
 def stuck_minutes() -> int:
@@ -139,3 +140,22 @@ def current_window() -> Window:
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, max_entries=16, show_spinner=False)
+def _cached_verdict(url: str, now: datetime):
+    from jobs.verdict import status
+
+    try:
+        return status(get_engine(), now=now, settings=get_settings())
+    except sa.exc.DBAPIError as exc:
+        raise DatabaseProblem(describe_database_error(url, exc)) from None
+
+
+def verdict():
+    """The status verdict (jobs.verdict), the same one ``python -m jobs status`` prints.
+
+    Judged at the current minute, so every page of one minute shares one computation;
+    raises DatabaseProblem with a readable message.
+    """
+    return _cached_verdict(database_url(), utc_now().replace(second=0, microsecond=0))

@@ -12,6 +12,9 @@ SEARCH_MAX_CHARS = 200
 PAGE_SIZE = 50
 EXPORT_MAX_ROWS = 50_000
 _EVENT_ID = re.compile(r"^evt_[A-Za-z0-9_]{1,255}$")
+_SESSION_ID = re.compile(r"^cs_(test|live)_[A-Za-z0-9_]{1,255}$")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def clean_search(text: str | None) -> str | None:
@@ -32,6 +35,54 @@ def stripe_event_url(event_id: str, livemode: bool) -> str | None:
     if not isinstance(event_id, str) or not _EVENT_ID.match(event_id):
         return None
     return f"https://dashboard.stripe.com/{'' if livemode else 'test/'}events/{event_id}"
+
+
+def stripe_session_url(session_id: str, livemode: bool | None = None) -> str | None:
+    """The Checkout Session's page in the Stripe Dashboard, or None for an odd id.
+
+    The mode comes from the id itself (``cs_test_``/``cs_live_``) when ``livemode`` is None.
+    """
+    if not isinstance(session_id, str) or not _SESSION_ID.match(session_id):
+        return None
+    live = session_id.startswith("cs_live_") if livemode is None else bool(livemode)
+    return f"https://dashboard.stripe.com/{'' if live else 'test/'}checkout/sessions/{session_id}"
+
+
+def customer_search(text: str | None) -> str | None:
+    """The search text when it names who an event concerns (an e-mail address, a Checkout
+    Session id or a registration id): those are matched exactly against the payload and the
+    registration, not as a substring of the event id or error. None otherwise."""
+    if text and (_EMAIL.match(text) or _SESSION_ID.match(text) or _UUID.match(text)):
+        return text
+    return None
+
+
+def parse_day(text: str | None):
+    """A ``YYYY-MM-DD`` day (from a link) as 00:00 UTC that day, or None when absent or odd."""
+    from datetime import datetime, timezone
+
+    try:
+        return datetime.strptime(str(text), "%Y-%m-%d").replace(tzinfo=timezone.utc) if text else None
+    except ValueError:
+        return None
+
+
+def registration_table(registration: dict) -> pd.DataFrame:
+    """One registration as field/value rows (amount in currency units, times in UTC)."""
+    from core.checkout import format_money
+
+    def when(value):
+        return f"{value:%Y-%m-%d %H:%M} UTC" if value is not None else "–"
+
+    rows = [("Registration", registration.get("registration_id")),
+            ("E-mail", registration.get("email")),
+            ("Status", registration.get("processing_status")),
+            ("Amount", format_money(registration.get("amount_total"), registration.get("currency"))),
+            ("Checkout Session", registration.get("stripe_checkout_session_id")),
+            ("Created", when(registration.get("created_at"))),
+            ("Completed", when(registration.get("completed_at")))]
+    return pd.DataFrame([(field, "–" if value is None else str(value)) for field, value in rows],
+                        columns=["field", "value"])
 
 
 def csv_bytes(rows: pd.DataFrame) -> bytes:

@@ -177,8 +177,19 @@ def job_table(summary: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     shown = summary.assign(last_status=summary["last_status"].map(status_label),
                            last_duration_s=summary["last_duration_ms"].astype("float64") / 1000,
-                           avg_duration_s=summary["avg_duration_ms"].astype("float64") / 1000)
+                           avg_duration_s=summary["avg_duration_ms"].astype("float64") / 1000,
+                           # Words instead of a grey "None": a job that never failed says so.
+                           last_success_at=summary["last_success_at"].map(lambda t: _when(t, "never")),
+                           last_failure_at=summary["last_failure_at"].map(lambda t: _when(t, "never")),
+                           last_error=summary["last_error"].map(lambda e: "" if e is None or pd.isna(e) else e))
     return shown[columns]
+
+
+def _when(moment, missing: str) -> str:
+    """A UTC time to the minute, or ``missing`` when there is none."""
+    if moment is None or pd.isna(moment):
+        return missing
+    return f"{pd.Timestamp(moment):%Y-%m-%d %H:%M}"
 
 
 def cleanup_table(runs: pd.DataFrame) -> pd.DataFrame:

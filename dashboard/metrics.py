@@ -48,6 +48,10 @@ def _count_delta(current: Any, previous: Any) -> str | None:
 
 def event_kpis(current: dict, previous: dict, *, stuck_minutes: int) -> list[Kpi]:
     """The tiles for a window's ``event_kpis`` row, with deltas against the previous window."""
+    if not int(_number(previous.get("events_received")) or 0):
+        # The window before holds no event (a fresh install, history cleaned up): "+5,627"
+        # against nothing says nothing, so no tile shows a delta.
+        previous = {}
     rate, rate_before = _number(current.get("success_rate")), _number(previous.get("success_rate"))
     p95, p95_before = _number(current.get("p95_duration_ms")), _number(previous.get("p95_duration_ms"))
     return _zero_is_neutral([
@@ -114,3 +118,9 @@ def _is_missing_time(value: Any) -> bool:
         return bool(pd.isna(value))
     except (TypeError, ValueError):
         return False
+
+
+def plural(count: Any, word: str, words: str | None = None) -> str:
+    """'1 event', '2 events', '1,234 events' (``words`` for an irregular plural)."""
+    number = int(_number(count) or 0)
+    return f"{number:,} {word if number == 1 else (words or word + 's')}"

@@ -6,7 +6,9 @@
 - :mod:`devharness.process`: a child process started, waited for until it answers, stopped
   with a timeout, its output kept in a log file and shown when it fails;
 - :mod:`devharness.database`: a throwaway, migrated PostgreSQL database;
-- :mod:`devharness.env`: environment variables set for a block and restored after it.
+- :mod:`devharness.env`: environment variables set for a block and restored after it;
+- :mod:`devharness.http_sink` and :mod:`devharness.smtp`: servers alert channels deliver to;
+- :mod:`devharness.browser`: the dashboard under ``streamlit run``, driven by Chromium.
 
 Nothing here is imported by the product; the project installs it so that ``tests/``,
 ``bench/`` and ``scripts/`` import it without touching ``sys.path``.

@@ -10,16 +10,20 @@ from devharness.ports import listening_socket, socket_url
 
 class AsgiServerThread:
     """``with AsgiServerThread(app) as server:`` serves ``app`` on ``server.url`` until the
-    block ends (lifespan events on). Raises RuntimeError if uvicorn does not start."""
+    block ends (lifespan events on). ``config``: a whole ``uvicorn.Config`` instead of ``app``
+    (its host and port are not used: the server is handed the socket). Raises RuntimeError if
+    uvicorn does not start."""
 
-    def __init__(self, app, *, start_timeout_s: float = 20, log_level: str = "warning"):
+    def __init__(self, app=None, *, config=None, start_timeout_s: float = 20, log_level: str = "warning"):
         import uvicorn
 
+        if (app is None) == (config is None):
+            raise TypeError("give either app or config")
         self.sock = listening_socket()
         self.port = self.sock.getsockname()[1]
         self.url = socket_url(self.sock)
         self.start_timeout_s = start_timeout_s
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="on"))
+        self.server = uvicorn.Server(config or uvicorn.Config(app, log_level=log_level, lifespan="on"))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
                                        name="asgi-server", daemon=True)
 

@@ -8,8 +8,8 @@ server) is started in a new temporary folder, stopped and deleted at the end.
     with ThrowawayDatabase() as db:
         run_things(db.url)            # db.data_dir: the embedded server's folder, or None
 
-The embedded server runs without fsync and synchronous commit (nothing in it must survive a
-crash), which makes each commit, and each TRUNCATE, many times cheaper.
+``durable=False`` runs the embedded server without fsync and synchronous commit (nothing in
+it must survive a crash), which makes each commit, and each TRUNCATE, many times cheaper.
 :func:`empty_tables` empties the project's tables between tests.
 """
 
@@ -50,12 +50,16 @@ class ThrowawayDatabase:
 
     What to remove is decided on entry, so changing ``DATABASE_URL`` inside the block is safe.
     ``migrate``: apply the project's migrations before handing the database over.
+    ``durable=False``: an embedded server runs without fsync and synchronous commit (tests:
+    commits and TRUNCATEs get many times cheaper). Benchmarks keep the default, so their
+    figures are those of a server configured as deployed.
     """
 
     def __init__(self, *, server_url: str | None = None, migrate: bool = True,
-                 prefix: str = "webhook_monitor_scratch"):
+                 durable: bool = True, prefix: str = "webhook_monitor_scratch"):
         self.server_url = server_url
         self.migrate = migrate
+        self.durable = durable
         self.prefix = prefix
         self.url: str | None = None
         self.data_dir: Path | None = None
@@ -66,7 +70,7 @@ class ThrowawayDatabase:
         if server_url:
             self.url, self._drop = _scratch_database(server_url, self.prefix)
         else:
-            self.url, self.data_dir, self._drop = _embedded_database(self.prefix)
+            self.url, self.data_dir, self._drop = _embedded_database(self.prefix, self.durable)
         try:
             if self.migrate:
                 from jobs import migrate
@@ -108,18 +112,26 @@ def _scratch_database(server_url: str, prefix: str):
     return url, drop
 
 
-def _embedded_database(prefix: str):
+def data_folder(prefix: str) -> Path:
+    """A new temporary folder an embedded PostgreSQL can keep its data in (the caller removes it).
+
+    A folder of its own, not a test runner's numbered temporary folder: those get pruned (and
+    their root reset to owner-only), which can pull the data from under a run still going.
+    Run as root, PostgreSQL runs as its own user, which must pass through this folder (the
+    embedded start never opens up folders it did not create)."""
+    folder = Path(tempfile.mkdtemp(prefix=f"{prefix.replace('_', '-')}-"))
+    folder.chmod(0o711)
+    return folder
+
+
+def _embedded_database(prefix: str, durable: bool):
     from core.embedded import embedded_url, stop_embedded
 
-    # A folder of its own, not a test runner's numbered temporary folder: those get pruned,
-    # which can pull the data from under another run still going.
-    data_dir = Path(tempfile.mkdtemp(prefix=f"{prefix.replace('_', '-')}-"))
-    # Run as root, PostgreSQL runs as its own user, which must pass through this folder (the
-    # embedded start never opens up folders it did not create).
-    data_dir.chmod(0o711)
+    data_dir = data_folder(prefix)
     try:
         url = embedded_url(data_dir, keep_running=False)
-        _trade_durability_for_speed(url)
+        if not durable:
+            _trade_durability_for_speed(url)
     except BaseException:
         shutil.rmtree(data_dir, ignore_errors=True)
         raise

@@ -538,7 +538,7 @@ def channel_down_during_incident(database_url: str, *, alerts: int = 5, watchers
     webhook answers 503 for ``down_s``, with ``watchers`` watch processes running. Each alert
     must be recorded at once, its firing notification delivered once when the channel is back,
     and the resolved one (after the events are fixed) once too."""
-    from devharness.sinks import HttpSink
+    from devharness.http_sink import HttpSink
 
     engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
     env = {"MONITOR_ALERT_WEBHOOK_URL": None, "MONITOR_ALERT_INTERVAL_S": "1"}
@@ -592,7 +592,7 @@ def postgres_restarted_under_watch(database_url: str, data_dir: Path, *, down_s:
     """PostgreSQL restarted under a running ``watch``: it must reconnect by itself and catch
     up, i.e. notify the alerts of failures committed while it was reconnecting (``alerts``
     event types failing right after the restart), each once, plus the one from before."""
-    from devharness.sinks import HttpSink
+    from devharness.http_sink import HttpSink
 
     engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
     prefix = f"evt_pgwatch_{uuid.uuid4().hex[:8]}_"

@@ -207,7 +207,8 @@ class ManagedProcess:
             self._own_log_dir = None
 
     def __enter__(self) -> "ManagedProcess":
-        return self.start()
+        """Start (unless ``start()`` was called already); the block ends with ``close()``."""
+        return self if self.popen is not None else self.start()
 
     def __exit__(self, *exc) -> None:
         self.close()

@@ -250,8 +250,10 @@ def run(engine: Engine, *, now: datetime, gateway=None, api_key_mode: str | None
             finally:
                 cleanup.save(finished=True)
                 _summarise(job, report)
-    except JobFailed:
-        if report.run_id is None:
+    except JobFailed as exc:
+        # A run Stripe interrupted is reported (status 'failed'); a refused key is a
+        # configuration error the caller must see (exit 2), and so is a run never started.
+        if report.run_id is None or isinstance(exc, ConfigError):
             raise
     return report
 

@@ -19,6 +19,7 @@ from core.sql import load_package
 from jobs.cleanup_decisions import SESSION_SEARCH_BEFORE, Decision, SessionIndex, decide, other_mode, search_windows
 from jobs.reconcile_run import check_registrations
 from jobs.runtime import error_line
+from jobs.stripe_gateway import StripeKeyRejected
 
 if TYPE_CHECKING:
     from jobs.cleanup import CleanupRun
@@ -74,14 +75,15 @@ def clean_registrations(run: "CleanupRun", gateway, api_key_mode: str | None) ->
             run.save()
             run.progress(f"registrations: {checked:,} of {r.stale_pending_found:,} checked, "
                          f"{r.registrations_archived:,} {'would be ' if r.dry_run else ''}archived")
-    except ConfigError:
-        raise
     except Exception as exc:
-        if not _is_stripe_failure(exc):
+        rejected = isinstance(exc, StripeKeyRejected)
+        if isinstance(exc, ConfigError) and not rejected or not _is_stripe_failure(exc):
             raise
         # Stop asking: rows not yet checked stay as they are until Stripe answers again.
         r.registrations_unchecked += r.stale_pending_found - checked
         r.error = f"Stripe could not be asked about every stale registration: {error_line(exc)}"
+        if rejected:  # a configuration error (exit 2), recorded like any interrupted run
+            raise
     if paid:
         _hand_to_reconciliation(run, gateway, paid)
     if r.error:
@@ -144,7 +146,8 @@ def _hand_to_reconciliation(run: "CleanupRun", gateway, paid_sessions: dict[str,
     r = run.report
     registration_ids = list(paid_sessions)
     result = check_registrations(run.engine, gateway, registration_ids, now=run.now,
-                                 trigger="cleanup", dry_run=r.dry_run, session_ids=paid_sessions)
+                                 trigger="cleanup", dry_run=r.dry_run, session_ids=paid_sessions,
+                                 record=not r.dry_run)  # a dry run leaves no reconciliation run
     r.registrations_fixed = result.auto_fixed_count
     r.registrations_queued = result.manual_review_needed
     r.reconciliation_run_id = result.run_id

@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "hash-password": "jobs.hash_password",
     "retry": "jobs.retry",
     "watch": "jobs.watch",
+    "status": "jobs.status",
 }
 
 

@@ -145,7 +145,14 @@ def assess(session: Mapping[str, Any] | None, registration: Registration | None)
                           and registration.amount_total != session.get("amount_total"))
         currency_differs = (registration.currency is not None and session.get("currency") is not None
                             and registration.currency.lower() != str(session["currency"]).lower())
-        if amount_differs or currency_differs:
+        if currency_differs:  # its own reason: a refund in one currency and a charge in another
+            return Mismatch("amount_mismatch", sid, registration.id,
+                            f"currency differs: Stripe was paid in {str(session['currency']).upper()} "
+                            f"({_money(session.get('amount_total'), session.get('currency'))}), "
+                            f"registration expects {registration.currency.upper()} "
+                            f"({_money(registration.amount_total, registration.currency)})",
+                            stripe, local)
+        if amount_differs:
             return Mismatch("amount_mismatch", sid, registration.id,
                             f"Stripe was paid {_money(session.get('amount_total'), session.get('currency'))}, "
                             f"registration expects {_money(registration.amount_total, registration.currency)}",

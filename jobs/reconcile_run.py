@@ -104,8 +104,8 @@ class Reconciler:
         self._pages_at_start = gateway.pages_read
 
     # outcomes of handle(): what became of one mismatch
-    FIXED, WOULD_FIX, SUPERSEDED, QUEUED, STILL_OPEN, ALREADY_RESOLVED = (
-        "fixed", "would_fix", "superseded", "queued", "still_open", "already_resolved")
+    FIXED, WOULD_FIX, SUPERSEDED, QUEUED, STILL_OPEN, ALREADY_RESOLVED, WOULD_QUEUE = (
+        "fixed", "would_fix", "superseded", "queued", "still_open", "already_resolved", "would_queue")
 
     def handle(self, mismatch: Mismatch, session: Mapping[str, Any] | None,
                registration: Registration | None, *,
@@ -356,7 +356,8 @@ def run(engine: Engine, *, now: datetime, gateway, lookback_days: int = 7, dry_r
 
 def check_registrations(engine: Engine, gateway, registration_ids: Iterable[str], *, now: datetime,
                         trigger: str = "cleanup", dry_run: bool = False,
-                        session_ids: Mapping[str, str] | None = None) -> ReconcileReport:
+                        session_ids: Mapping[str, str] | None = None,
+                        record: bool = True) -> ReconcileReport:
     """Reconcile exactly these registrations, retrieving each one's session from Stripe.
 
     ``session_ids`` names, per registration id, the session to check instead of the one the
@@ -368,7 +369,14 @@ def check_registrations(engine: Engine, gateway, registration_ids: Iterable[str]
     ``report.checks`` maps each registration id found to a :class:`RegistrationCheck`
     (the session as Stripe has it now, the mismatch kind, what was done). It takes no lock:
     every write it makes is safe alongside a window run.
+
+    ``record=False`` (with ``dry_run``) only judges: no run row, no review item, nothing
+    written; ``report.run_id`` stays None and each check's outcome says what a real run
+    would do (``would_fix`` or ``would_queue``). Cleanup's dry run uses it, so a preview
+    leaves no reconciliation run behind.
     """
+    if not record and not dry_run:
+        raise ValueError("only a dry run may skip recording")
     wanted = sorted({canonical for rid in registration_ids
                      if (canonical := checkout.registration_id(str(rid)))})
     registrations: list[Registration] = []
@@ -397,11 +405,23 @@ def check_registrations(engine: Engine, gateway, registration_ids: Iterable[str]
                     report.stripe_payments_found += 1
             mismatch = assess(session, registration)
             kind = outcome = None
-            if mismatch is not None:
+            if mismatch is not None and not record:
+                kind = mismatch.kind
+                outcome = Reconciler.WOULD_FIX if mismatch.auto_fixable else Reconciler.WOULD_QUEUE
+                report.mismatches_detected += 1
+                report.by_kind[kind] += 1
+                if mismatch.auto_fixable:
+                    report.auto_fixed_count += 1
+                else:
+                    report.manual_review_needed += 1
+            elif mismatch is not None:
                 final, outcome = reconciler.handle(mismatch, session, registration, session_is_fresh=True)
                 kind = final.kind if final is not None else mismatch.kind
             report.checks[registration.id] = RegistrationCheck(registration.id, lookup, session,
                                                                kind, outcome)
 
+    if not record:
+        body(Reconciler(engine, gateway, report, now=now))
+        return report
     _run_recorded(engine, body, report, gateway, now=now, job_run_id=None)
     return report

@@ -81,6 +81,42 @@ def resolve_item(engine: Engine, item_id: int, *, note: str, by: str, now: datet
     return Resolution(item_id, now, by, note)
 
 
+def _when(value: Any) -> Any:
+    """A Stripe timestamp (Unix seconds) or an ISO 8601 time as 'YYYY-MM-DD HH:MM UTC'."""
+    from datetime import datetime, timezone
+
+    try:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            moment = datetime.fromtimestamp(value, timezone.utc)
+        elif isinstance(value, str):
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        else:
+            return value
+    except (ValueError, OverflowError, OSError):
+        return value
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc)
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+def readable_facts(facts: dict[str, Any]) -> list[tuple[str, Any]]:
+    """One side's facts for people: the amount in currency units (with its currency), times
+    as UTC dates; everything else as recorded."""
+    from core.checkout import format_money
+
+    shown = []
+    for key, value in facts.items():
+        if key == "currency" and "amount_total" in facts:
+            continue  # shown with the amount
+        if key == "amount_total":
+            value = format_money(value, facts.get("currency")) or "-"
+            key = "amount"
+        elif key in ("created", "created_at", "completed_at", "expires_at", "updated_at"):
+            value = _when(value) if value is not None else "-"
+        shown.append((key, "-" if value is None else value))
+    return shown
+
+
 def describe(item: dict[str, Any]) -> list[str]:
     """An item as lines of text: what, both sides' facts, its state."""
     details = item.get("details") or {}
@@ -90,12 +126,16 @@ def describe(item: dict[str, Any]) -> list[str]:
     if item.get("last_seen_at"):
         lines.append(f"  last seen    {item['last_seen_at']:%Y-%m-%d %H:%M} by run {item['last_seen_run_id']}")
     lines.append(f"  reason       {details.get('reason', '')}")
-    lines.append(f"  session      {item.get('stripe_checkout_session_id') or '-'}")
+    session = item.get("stripe_checkout_session_id")
+    lines.append(f"  session      {session or '-'}")
+    if session and str(session).startswith(("cs_test_", "cs_live_")):
+        mode = "" if str(session).startswith("cs_live_") else "test/"
+        lines.append(f"  in Stripe    https://dashboard.stripe.com/{mode}checkout/sessions/{session}")
     lines.append(f"  registration {item.get('registration_id') or '-'}")
     for side, title in (("stripe", "Stripe says"), ("local", "Local row says")):
         facts = details.get(side)
         lines.append(f"  {title}:" + ("" if facts else " (nothing)"))
-        for key, value in (facts or {}).items():
+        for key, value in readable_facts(facts or {}):
             lines.append(f"    {key:<27} {value}")
     if item.get("resolved_at"):
         lines.append(f"  resolved     {item['resolved_at']:%Y-%m-%d %H:%M} by {item['resolved_by']}: "

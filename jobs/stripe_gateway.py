@@ -47,8 +47,12 @@ class StripeUnavailable(JobFailed):
     """Stripe could not be read completely (unreachable, key refused, retries exhausted)."""
 
 
-class StripeKeyRejected(StripeUnavailable):
-    """Stripe refused the API key (401) or its permissions (403)."""
+class StripeKeyRejected(StripeUnavailable, ConfigError):
+    """Stripe refused the API key (401) or its permissions (403).
+
+    A configuration error (exit 2: fix STRIPE_API_KEY), not a failed run: retrying the same
+    command cannot help. Still a StripeUnavailable, so every job stops asking Stripe at once.
+    """
 
 
 class PacedHTTPClient(HTTPClient):

@@ -88,18 +88,24 @@ ORDER BY 1, 2
 -- still failing; needs a person = failed with no automatic retry planned), the next planned
 -- retry, the recovery action of the still-failing events, first and last failure, an
 -- example. Most failed attempts first, at most :limit groups.
+-- The fingerprints are the ones written with each failure (webhook_event_attempts and
+-- webhook_events.error_fingerprint, migrations/0110 and 0112; 'unspecified error' for a
+-- failure without a message), not computed by regex here; the window's failed attempts and
+-- failed events are index ranges (migrations/0112).
 WITH failures AS (
-    SELECT a.stripe_event_id, a.error_message, a.error_category, a.finished_at AS failed_at
+    SELECT a.stripe_event_id, a.error_fingerprint AS fingerprint, a.error_message, a.error_category,
+           a.finished_at AS failed_at
     FROM webhook_event_attempts a
     WHERE a.outcome = 'failed' AND a.finished_at >= :start AND a.finished_at < :end
     UNION ALL
-    SELECT e.stripe_event_id, e.error_message, e.error_category, coalesce(e.processed_at, e.created_at)
+    SELECT e.stripe_event_id, coalesce(nullif(e.error_fingerprint, ''), 'unspecified error'), e.error_message,
+           e.error_category, coalesce(e.processed_at, e.created_at)
     FROM webhook_events e
     WHERE e.processing_status = 'failed'
       AND coalesce(e.processed_at, e.created_at) >= :start AND coalesce(e.processed_at, e.created_at) < :end
       AND NOT EXISTS (SELECT 1 FROM webhook_event_attempts a WHERE a.stripe_event_id = e.stripe_event_id)
 ), per_event AS (
-    SELECT public.error_fingerprint(coalesce(nullif(btrim(f.error_message), ''), 'unspecified error')) AS fingerprint,
+    SELECT f.fingerprint,
            f.stripe_event_id,
            count(*) AS failed_attempts,
            min(f.failed_at) AS first_failed,
@@ -133,7 +139,8 @@ LIMIT :limit
 -- name: error_group_failing_events
 -- The events of one error group (:fingerprint, as error_groups returns it) that are failed
 -- now, failed attempts in [start, end): what Retry now would re-deliver, oldest first, at
--- most :limit.
+-- most :limit. Reads the fingerprints written with each failure (an index range per group,
+-- migrations/0112).
 SELECT e.stripe_event_id, e.event_type, e.error_category, e.recovery_action, e.next_retry_at,
        e.attempts, e.created_at
 FROM webhook_events e
@@ -142,13 +149,13 @@ WHERE e.processing_status = 'failed'
       SELECT a.stripe_event_id
       FROM webhook_event_attempts a
       WHERE a.outcome = 'failed' AND a.finished_at >= :start AND a.finished_at < :end
-        AND public.error_fingerprint(coalesce(nullif(btrim(a.error_message), ''), 'unspecified error')) = :fingerprint
+        AND a.error_fingerprint = :fingerprint
       UNION
       SELECT f.stripe_event_id
       FROM webhook_events f
       WHERE f.processing_status = 'failed'
         AND coalesce(f.processed_at, f.created_at) >= :start AND coalesce(f.processed_at, f.created_at) < :end
-        AND public.error_fingerprint(coalesce(nullif(btrim(f.error_message), ''), 'unspecified error')) = :fingerprint
+        AND coalesce(nullif(f.error_fingerprint, ''), 'unspecified error') = :fingerprint
         AND NOT EXISTS (SELECT 1 FROM webhook_event_attempts a WHERE a.stripe_event_id = f.stripe_event_id))
 ORDER BY e.created_at
 LIMIT :limit

@@ -22,13 +22,10 @@ import tempfile
 from pathlib import Path
 
 from devharness import ThrowawayDatabase
+from devharness.browser import CHROMIUM, CHROMIUM_ARGS
 from local_stripe.server import LocalStripe, StripeState
 
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
-# Debian's Chromium as DESIGN.md starts it (Playwright cannot download browsers here).
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 DEMO_STRIPE_KEY = "sk_test_report_screenshot_0000000000"
 
 

@@ -18,17 +18,14 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from devharness import ManagedProcess, ProcessFailed, line_ready
+
 REPO = Path(__file__).resolve().parent.parent
-# Importable without an installed project too (python scripts/run_demo.py from a checkout).
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 DEMO_STRIPE_KEY = "sk_test_demo_local_stripe_000000000000"
 DATABASE_SETTINGS = ("DATABASE_URL", "DASHBOARD_DATABASE_URL")
 
@@ -40,9 +37,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="scripts/run_demo.py",
         description="Run the dashboard on the embedded database with demo data and a local "
         "Stripe server (what 'make run' does).")
-    parser.add_argument("--port", type=int, default=8501, help="dashboard port (default %(default)s)")
+    parser.add_argument("--port", type=int, default=8501,
+                        help="dashboard port (default %(default)s; 0: a free one)")
     parser.add_argument("--stripe-port", type=int, default=12111,
-                        help="local Stripe port (default %(default)s; a free one if taken)")
+                        help="local Stripe port (default %(default)s; a free one if taken, or 0)")
     parser.add_argument("--days", type=int, default=demo_data.DEFAULT_DAYS,
                         help="days of demo history (default %(default)s)")
     parser.add_argument("--events-per-day", type=int, default=demo_data.DEFAULT_EVENTS_PER_DAY,
@@ -84,39 +82,33 @@ def prepare_database(args: argparse.Namespace) -> Path:
     return state_path
 
 
-def free_port(preferred: int) -> int:
-    """``preferred`` when nothing listens there on 127.0.0.1, else a free port."""
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", preferred))
-            return preferred
-        except OSError:
-            probe.bind(("127.0.0.1", 0))
-            return probe.getsockname()[1]
+def start_local_stripe(state_path: Path, port: int, env: dict[str, str]) -> ManagedProcess:
+    """The local Stripe server on ``port``, or on a port the kernel picks when that one is taken
+    (or 0); returned once it listens, its URL in ``ready_value.group(1)`` (it says which)."""
+    def process(on_port: int) -> ManagedProcess:
+        return ManagedProcess(
+            [sys.executable, "-m", "local_stripe", "--state", str(state_path), "--host", "127.0.0.1",
+             "--port", str(on_port), "--api-key", DEMO_STRIPE_KEY, "--rate-limit", "25"],
+            name="the local Stripe server", cwd=REPO, env=env,
+            ready=line_ready(r"local Stripe API on (http://127\.0\.0\.1:\d+)"), stop_timeout_s=10)
 
-
-def wait_listening(port: int, process: subprocess.Popen, what: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with code {process.returncode} while starting")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{what} did not start listening on port {port} within {timeout_s:.0f} s")
-
-
-def stop(process: subprocess.Popen | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.send_signal(signal.SIGINT)
+    preferred = process(port)
     try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        return preferred.start()
+    except ProcessFailed:
+        taken = port != 0 and "cannot listen" in preferred.log()
+        preferred.close()
+        if not taken:
+            raise
+    return process(0).start()
+
+
+def demo_exports(stripe_url: str, *, unset_database: bool = False) -> str:
+    """A shell line setting the demo's Stripe settings (and leaving DATABASE_URL out when set)."""
+    import shlex
+
+    line = f"export STRIPE_API_BASE={shlex.quote(stripe_url)} STRIPE_API_KEY={shlex.quote(DEMO_STRIPE_KEY)}"
+    return line + ("; unset DATABASE_URL" if unset_database else "")
 
 
 def _interrupt(signum, frame):
@@ -146,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     if ignored:
         say(f"ignoring {' and '.join(ignored)}: the demo runs on the embedded database only")
     signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl+C stops the demo even when it was started with SIGINT ignored (a background job
+    # of a shell without job control), which Python would otherwise keep ignoring.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     from core.errors import MonitorError
 
@@ -159,27 +154,29 @@ def main(argv: list[str] | None = None) -> int:
     stripe = dashboard = None
     try:
         state_path = prepare_database(args)
-        stripe_port = free_port(args.stripe_port)
-        stripe_url = f"http://127.0.0.1:{stripe_port}"
         env = {key: value for key, value in os.environ.items() if key not in DATABASE_SETTINGS}
+        stripe = start_local_stripe(state_path, args.stripe_port, env)
+        stripe_url = stripe.ready_value.group(1)
         env.update(MONITOR_AUTH="none", STRIPE_API_BASE=stripe_url, STRIPE_API_KEY=DEMO_STRIPE_KEY)
 
-        stripe = subprocess.Popen(
-            [sys.executable, "-m", "local_stripe", "--state", str(state_path), "--host", "127.0.0.1",
-             "--port", str(stripe_port), "--api-key", DEMO_STRIPE_KEY, "--rate-limit", "25"],
-            cwd=REPO, env=env)
-        wait_listening(stripe_port, stripe, "the local Stripe server")
         sweep_for_missed_events(env)
 
-        say(f"dashboard on http://127.0.0.1:{args.port} (login disabled: it listens on "
-            f"127.0.0.1 only); local Stripe on {stripe_url}. Ctrl+C stops both.")
-        dashboard = subprocess.Popen(
+        where = f"http://127.0.0.1:{args.port}" if args.port else "a free port (Streamlit prints its URL)"
+        say(f"dashboard on {where} (login disabled: it listens on 127.0.0.1 only); "
+            f"local Stripe on {stripe_url}. Ctrl+C stops both.")
+        # The same settings for another terminal, so `python -m jobs reconcile` (sweep,
+        # cleanup, status) can be tried against the demo at once.
+        say("to run the jobs against the demo from another shell, paste:")
+        print(demo_exports(stripe_url, unset_database=bool(ignored)), flush=True)
+        # Its output goes to this terminal. Ctrl+C reaches it from the terminal; otherwise it is
+        # stopped with SIGTERM, which it handles as cleanly (SIGINT may be ignored, see above).
+        dashboard = ManagedProcess(
             [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"),
              "--server.headless", "true", "--server.address", "127.0.0.1",
              "--server.port", str(args.port), "--browser.gatherUsageStats", "false"],
-            cwd=REPO, env=env)
+            name="the dashboard", cwd=REPO, env=env, capture=False, stop_timeout_s=10).start()
         code = dashboard.wait()
-        if code not in (0, -signal.SIGINT):
+        if code not in (0, -signal.SIGINT, -signal.SIGTERM):
             say(f"the dashboard exited with code {code}")
             return 1
         return 0
@@ -190,8 +187,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
-        stop(dashboard)
-        stop(stripe)
+        for process in (dashboard, stripe):
+            if process is not None:
+                process.close()
         if started_database:
             try:
                 stop_embedded(data_dir)

@@ -2,11 +2,13 @@
 
     python scripts/screenshot.py                      # writes docs/screenshot-overview.png
     python scripts/screenshot.py --window 7d --out /tmp/overview-7d.png
+    python scripts/screenshot.py --all                # every page: docs/screenshot-<page>.png
 
 Loads demo history ending now (``python -m jobs demo-data``) into a throwaway database (an
 embedded PostgreSQL in a temporary folder, or a scratch database on DATABASE_URL's server,
 dropped afterwards), starts the dashboard with ``streamlit run`` on a free loopback port behind
 a one-off password, logs in and photographs the page with Debian's Chromium (/usr/bin/chromium).
+Needs the project installed (``make install``): it imports the ``devharness`` package.
 """
 
 from __future__ import annotations
@@ -18,15 +20,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
-
-from receiver_load import ThrowawayDatabase  # noqa: E402
-from tests.browser_support import (  # noqa: E402
-    CHROMIUM, PLOTLY_SELECTOR, chromium_page, exception_texts, log_in, password_env, streamlit_server,
+from devharness import ThrowawayDatabase, patched_env
+from devharness.browser import (
+    CHROMIUM, PLOTLY_SELECTOR, chromium_page, exception_texts, log_in, open_page, password_env, streamlit_server,
     wait_for_count, wait_for_script,
 )
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -36,7 +36,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--events-per-day", type=int, default=800)
     parser.add_argument("--width", type=int, default=1400)
     parser.add_argument("--height", type=int, default=1500)
+    parser.add_argument("--all", action="store_true",
+                        help="photograph every page into docs/screenshot-<page>.png (--out is ignored)")
     return parser.parse_args(argv)
+
+
+PAGES = ["Overview", "Events", "Errors", "Funnel", "Alerts", "Reconciliation", "Health"]
 
 
 def main(argv=None) -> int:
@@ -44,24 +49,12 @@ def main(argv=None) -> int:
     if not CHROMIUM.exists():
         print(f"error: {CHROMIUM} is missing (apt-get install chromium)", file=sys.stderr)
         return 2
-    database_url = os.environ.get("DATABASE_URL")
-    with ThrowawayDatabase() as url:
-        env = {**os.environ, "DATABASE_URL": url}
-        env.pop("DASHBOARD_DATABASE_URL", None)
-        for command in (["migrate"], ["demo-data", "--events-per-day", str(args.events_per_day),
-                                      "--no-stripe-state"]):
-            subprocess.run([sys.executable, "-m", "jobs", *command], cwd=REPO, env=env, check=True,
-                           stdout=subprocess.DEVNULL)
-        os.environ["DATABASE_URL"] = url
-        try:
-            shoot(args)
-        finally:
-            # Leave the environment as the caller had it (main() may be called from Python).
-            if database_url is None:
-                os.environ.pop("DATABASE_URL", None)
-            else:
-                os.environ["DATABASE_URL"] = database_url
-    print(f"wrote {args.out}")
+    # The environment is the caller's again afterwards (main() may be called from Python).
+    with ThrowawayDatabase() as database, \
+            patched_env(DATABASE_URL=database.url, DASHBOARD_DATABASE_URL=None):
+        subprocess.run([sys.executable, "-m", "jobs", "demo-data", "--events-per-day", str(args.events_per_day),
+                        "--no-stripe-state"], cwd=REPO, env=os.environ, check=True, stdout=subprocess.DEVNULL)
+        shoot(args)
     return 0
 
 
@@ -73,13 +66,20 @@ def shoot(args) -> None:
         log_in(page, password)
         page.locator('[data-testid="stSidebar"]').get_by_text(args.window, exact=True).click()
         wait_for_script(page)
-        wait_for_count(page, PLOTLY_SELECTOR, 4)
-        page.wait_for_timeout(1500)  # let Plotly finish its transitions
-        if exception_texts(page):
-            raise SystemExit(f"the overview shows an exception: {exception_texts(page)}")
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        # Top of the page: KPIs and the volume chart; the whole page would be too tall to read.
-        page.screenshot(path=str(args.out), full_page=False)
+        shots = [(title, REPO / "docs" / f"screenshot-{title.lower()}.png") for title in PAGES] \
+            if args.all else [("Overview", args.out)]
+        for title, out in shots:
+            if title != "Overview" or args.all:
+                open_page(page, title)
+            if title == "Overview":
+                wait_for_count(page, PLOTLY_SELECTOR, 4)
+            page.wait_for_timeout(1500)  # let Plotly finish its transitions
+            if exception_texts(page):
+                raise SystemExit(f"the {title} page shows an exception: {exception_texts(page)}")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            # Top of the page; the whole page would be too tall to read.
+            page.screenshot(path=str(out), full_page=False)
+            print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The alert channels' test server, for tests (it lives in devharness, which the fault
-bench uses too)."""
+"""The HTTP sink alert tests deliver to; it lives in ``devharness.http_sink`` (the benchmarks
+use it too)."""
 
-from devharness.sinks import HttpSink, Received  # noqa: F401
+from devharness.http_sink import HttpSink, Received  # noqa: F401 (re-exported)

@@ -12,34 +12,27 @@ Shared by every browser test (marker ``browser``)::
             open_page(page, "Reconciliation")
             assert not exception_texts(page)
 
-The server runs as a subprocess in the repository folder with the test process's
-environment (so DATABASE_URL points at the test database) plus ``env``. Chromium is
-``/usr/bin/chromium`` (Playwright cannot download browsers here); without it the test is
-skipped with a reason, unless CI is set, where a missing browser is a failure.
+The helpers live in ``devharness.browser`` (scripts use them too). The server runs as a
+subprocess in the repository folder with the test process's environment (so DATABASE_URL
+points at the test database) plus ``env``. Chromium is ``/usr/bin/chromium`` (Playwright
+cannot download browsers here); without it the test is skipped with a reason, unless CI is
+set, where a missing browser is a failure.
 """
 
 from __future__ import annotations
 
 import os
-import sys
-import time
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from devharness import ManagedProcess, http_ready, line_ready
-
-REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-EXCEPTION_SELECTOR = '[data-testid="stException"]'
-PLOTLY_SELECTOR = ".js-plotly-plot"
+from devharness import browser
+from devharness.browser import (  # noqa: F401 (re-exported for the tests)
+    CHROMIUM, CHROMIUM_ARGS, EXCEPTION_SELECTOR, PLOTLY_SELECTOR, REPO, StreamlitServer,
+    exception_texts, log_in, open_page, password_env, streamlit_server, wait_for_count,
+    wait_for_script,
+)
 
 
 def require_chromium() -> None:
@@ -52,58 +45,6 @@ def require_chromium() -> None:
     pytest.skip(message)
 
 
-def password_env(password: str) -> dict[str, str]:
-    """Environment for a server that asks for ``password`` (and never for an OIDC login)."""
-    from dashboard.auth import hash_password
-
-    return {"MONITOR_AUTH": "password", "MONITOR_PASSWORD_HASH": hash_password(password)}
-
-
-@dataclass
-class StreamlitServer:
-    url: str
-    process: ManagedProcess
-
-    @property
-    def log_path(self) -> Path:
-        return self.process.log_path
-
-    def log(self) -> str:
-        """Everything the server printed so far (for assertion messages)."""
-        return self.process.log()
-
-
-# Streamlit binds port 0 itself (a port the kernel picks: nothing to race for) and says which.
-_ANNOUNCED_URL = line_ready(r"URL: (http://127\.0\.0\.1:\d+)")
-
-
-def _streamlit_healthy(process: ManagedProcess) -> str | None:
-    """The server's URL once it announced it and /_stcore/health answers "ok"."""
-    announced = _ANNOUNCED_URL(process)
-    if not announced:
-        return None
-    url = announced.group(1)
-    return url if http_ready(f"{url}/_stcore/health")(process) else None
-
-
-_streamlit_healthy.__doc__ = "announces its URL and /_stcore/health answers"
-
-
-@contextmanager
-def streamlit_server(*, env: dict[str, str] | None = None, app: str = "dashboard/app.py",
-                     timeout_s: float = 90) -> Iterator[StreamlitServer]:
-    """``streamlit run app`` on a loopback port of the kernel's choice; stopped on exit."""
-    command = [
-        sys.executable, "-m", "streamlit", "run", app,
-        "--server.headless", "true", "--server.address", "127.0.0.1",
-        "--server.port", "0", "--browser.gatherUsageStats", "false",
-        "--server.fileWatcherType", "none",
-    ]
-    with ManagedProcess(command, name="streamlit", cwd=REPO, extra_env=env, ready=_streamlit_healthy,
-                        timeout_s=timeout_s) as process:
-        yield StreamlitServer(process.ready_value, process)
-
-
 @contextmanager
 def chromium_page(*, width: int = 1400, height: int = 1000, extra_args: tuple[str, ...] = (),
                   downloads: bool = False) -> Iterator["Page"]:  # noqa: F821
@@ -113,56 +54,6 @@ def chromium_page(*, width: int = 1400, height: int = 1000, extra_args: tuple[st
     ``downloads`` lets the page save downloads (``page.expect_download()``).
     """
     require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, *extra_args])
-        try:
-            context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=downloads)
-            page = context.new_page()
-            page.set_default_timeout(30_000)
-            yield page
-        finally:
-            browser.close()
-
-
-def wait_for_script(page, *, timeout_ms: int = 30_000) -> None:
-    """Wait until the app is connected and its script run has finished."""
-    # A run may not have started yet right after a click; give it a moment to begin.
-    page.wait_for_timeout(300)
-    page.wait_for_selector(
-        '[data-testid="stApp"][data-test-script-state="notRunning"]'
-        '[data-test-connection-state="CONNECTED"]',
-        state="attached", timeout=timeout_ms)
-
-
-def log_in(page, password: str) -> None:
-    """Fill the dashboard's password form and wait for the app behind it."""
-    wait_for_script(page)
-    page.get_by_label("Password", exact=True).fill(password)
-    page.get_by_role("button", name="Log in").click()
-    wait_for_script(page)
-
-
-def open_page(page, title: str) -> None:
-    """Click a page's entry in the sidebar navigation and wait for it to render."""
-    page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
-    wait_for_script(page)
-
-
-def wait_for_count(page, selector: str, at_least: int, *, timeout_ms: int = 30_000) -> int:
-    """Wait until ``selector`` matches at least ``at_least`` elements; return the count seen.
-
-    Plotly charts draw one after another after the script run ends, so one match is not all.
-    """
-    deadline = time.monotonic() + timeout_ms / 1000
-    count = page.locator(selector).count()
-    while count < at_least and time.monotonic() < deadline:
-        page.wait_for_timeout(200)
-        count = page.locator(selector).count()
-    return count
-
-
-def exception_texts(page) -> list[str]:
-    """The text of every exception box on the page (empty when there is none)."""
-    return page.locator(EXCEPTION_SELECTOR).all_inner_texts()
+    with browser.chromium_page(width=width, height=height, extra_args=extra_args,
+                               downloads=downloads) as page:
+        yield page

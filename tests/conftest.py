@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from core.db import create_dashboard_engine, create_jobs_engine
-from devharness import ThrowawayDatabase, empty_tables, patched_env
+from devharness import ThrowawayDatabase, empty_tables, patched_env, refused_port
 from devharness import project_tables as list_project_tables
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,7 +27,8 @@ pytest_plugins = ["tests.stripe_server"]
 @pytest.fixture(scope="session")
 def database_url() -> str:
     """URL of an empty, migrated test database; exported as DATABASE_URL for the session."""
-    with ThrowawayDatabase(prefix="webhook_monitor_test") as database:
+    # Not durable: an embedded test server skips fsync (its data dies with the session).
+    with ThrowawayDatabase(prefix="webhook_monitor_test", durable=False) as database:
         env = {"DATABASE_URL": database.url, "DASHBOARD_DATABASE_URL": None}
         if database.data_dir is not None:
             env["MONITOR_DATA_DIR"] = str(database.data_dir)
@@ -59,3 +60,11 @@ def dashboard_engine(db):
     engine = create_dashboard_engine()
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def down_port() -> int:
+    """A loopback port where connections are refused ("the server is down"), held for the test
+    so that nothing starts listening there meanwhile."""
+    with refused_port() as port:
+        yield port

@@ -93,15 +93,19 @@ def test_paid_session_is_fixed_and_unpaid_or_missing_ones_are_archived_with_reas
     assert second.registrations_archived == 0 and registrations(db, "registrations_archive") == archived
 
 
-def test_dry_run_changes_no_registration(db, stripe_server, mixed):
+def test_dry_run_changes_no_registration_and_records_no_reconciliation(db, stripe_server, mixed):
     before = registrations(db)
     report = run_cleanup(db, now=NOW, dry_run=True, trigger="cli")
     assert registrations(db) == before and registrations(db, "registrations_archive") == {}
     assert (report.registrations_archived, report.registrations_kept_paid, report.registrations_fixed) == (3, 1, 1)
-    assert "3 would be archived" in "\n".join(report.summary_lines())
+    summary = "\n".join(report.summary_lines())
+    assert "3 would be archived" in summary and "(1 would be fixed, 0 for manual review)" in summary
+    assert report.reconciliation_run_id is None
     with db.connect() as conn:
         assert conn.execute(sa.text("SELECT dry_run FROM cleanup_runs")).scalar() is True
-        assert conn.execute(sa.text("SELECT dry_run FROM reconciliation_runs")).scalar() is True
+        # A preview leaves no reconciliation run and no review item behind.
+        assert conn.execute(sa.text("SELECT count(*) FROM reconciliation_runs")).scalar() == 0
+        assert conn.execute(sa.text("SELECT count(*) FROM reconciliation_items")).scalar() == 0
 
 
 def test_paid_session_with_another_amount_is_queued_and_cli_exits_3(db, stripe_server):
@@ -171,12 +175,14 @@ def test_one_listing_covers_a_page_of_rows_without_retrieving_each(db, stripe_se
     assert stripe_server.counts["list_checkout_sessions"] == 1
 
 
-def test_stripe_refusing_the_key_removes_nothing_and_exits_1(db, stripe_server, mixed, monkeypatch):
+def test_stripe_refusing_the_key_removes_nothing_and_is_a_configuration_error(db, stripe_server, mixed,
+                                                                             monkeypatch):
     monkeypatch.setenv("STRIPE_API_KEY", "sk_test_not_the_right_one")
     before = registrations(db)
     result = subprocess.run([sys.executable, "-m", "jobs", "cleanup"], capture_output=True, text=True)
-    assert result.returncode == 1 and "Traceback" not in result.stderr + result.stdout
-    assert "Stripe refused the API key" in result.stdout
+    assert result.returncode == 2 and "Traceback" not in result.stderr + result.stdout
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and "Stripe refused the API key" in line and "STRIPE_API_KEY" in line
     assert registrations(db) == before and registrations(db, "registrations_archive") == {}
     with db.connect() as conn:
         assert conn.execute(sa.text("SELECT status, registrations_unchecked FROM cleanup_runs")).one() == ("failed", 6)

@@ -73,3 +73,13 @@ def test_silence_warning(silent_minutes, median_gap_s, expected):
 
 def test_no_silence_warning_without_any_event():
     assert silence_warning(None, None, NOW) is None
+
+
+def test_no_deltas_when_the_window_before_has_no_event():
+    from dashboard.metrics import event_kpis
+
+    current = {"events_received": 120, "failed": 3, "stuck": 1, "success_rate": 0.97, "p95_duration_ms": 300}
+    empty_before = {"events_received": 0, "failed": 0, "stuck": 0, "success_rate": None, "p95_duration_ms": None}
+    assert [k.delta for k in event_kpis(current, empty_before, stuck_minutes=15)] == [None] * 5
+    before = {**current, "events_received": 100, "failed": 1}
+    assert event_kpis(current, before, stuck_minutes=15)[0].delta == "+20"

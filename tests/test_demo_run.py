@@ -6,20 +6,19 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import socket
-import subprocess
 import sys
-import tempfile
-import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from core.embedded import embedded_running, embedded_url, stop_embedded
+from devharness import ManagedProcess, http_ready
+from devharness.database import data_folder
 from tests.conftest import REPO
 
 LAUNCHER = REPO / "scripts" / "run_demo.py"
@@ -30,12 +29,6 @@ def launcher_module():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # the launcher runs only under __main__
     return module
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def listening(port: int) -> bool:
@@ -52,65 +45,70 @@ def get(url: str, headers: dict | None = None) -> tuple[int, bytes]:
         return response.status, response.read()
 
 
-def wait_for_health(url: str, launcher: subprocess.Popen, timeout_s: float = 120) -> int:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert launcher.poll() is None, f"launcher exited early with code {launcher.returncode}"
-        try:
-            return get(url)[0]
-        except OSError:
-            time.sleep(0.5)
-    raise AssertionError(f"{url} did not answer within {timeout_s:.0f} s")
+def demo_ready(launcher: ManagedProcess) -> tuple[str, str] | None:
+    """(dashboard URL, local Stripe URL) once both are announced and the dashboard is healthy."""
+    output = launcher.log()
+    dashboard = re.search(r"URL: (http://127\.0\.0\.1:\d+)", output)
+    stripe = re.search(r"local Stripe on (http://127\.0\.0\.1:\d+)", output)
+    if not (dashboard and stripe and http_ready(dashboard.group(1) + "/_stcore/health")(launcher)):
+        return None
+    return dashboard.group(1), stripe.group(1)
+
+
+demo_ready.__doc__ = "both URLs announced and /_stcore/health answering"
 
 
 @pytest.fixture
-def data_folder():
-    """A data folder PostgreSQL's own user can pass through when the tests run as root
-    (pytest's tmp_path sits in a private folder, which the embedded start will not open)."""
-    folder = Path(tempfile.mkdtemp(prefix="demo-run-"))
-    folder.chmod(0o711)
+def data_dir():
+    """A folder of its own for MONITOR_DATA_DIR, not under pytest's temporary root: the embedded
+    server runs as another user when tests run as root, and every pytest session starting on
+    the machine resets that root to owner-only access."""
+    folder = data_folder("demo-run")
     yield folder
-    stop_embedded(folder)
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_launcher_serves_demo_data_and_stops_everything_on_ctrl_c(data_folder):
-    tmp_path = data_folder
+def test_launcher_serves_demo_data_and_stops_everything_on_ctrl_c(data_dir):
     key = launcher_module().DEMO_STRIPE_KEY
-    dashboard_port, stripe_port = free_port(), free_port()
-    env = {**os.environ, "MONITOR_DATA_DIR": str(tmp_path),
+    env = {**os.environ, "MONITOR_DATA_DIR": str(data_dir),
            # A configured database the demo must leave alone (it is not even reachable).
            "DATABASE_URL": "postgresql://nobody:secret@127.0.0.1:1/not_for_the_demo"}
     for name in ("STRIPE_API_BASE", "STRIPE_API_KEY", "MONITOR_AUTH", "DASHBOARD_DATABASE_URL"):
         env.pop(name, None)
-    launcher = subprocess.Popen(
-        [sys.executable, str(LAUNCHER), "--port", str(dashboard_port), "--stripe-port", str(stripe_port),
+    # Port 0: the dashboard and the local Stripe server each listen where the kernel says and
+    # print their URL, read from the launcher's output.
+    launcher = ManagedProcess(
+        [sys.executable, str(LAUNCHER), "--port", "0", "--stripe-port", "0",
          "--days", "2", "--events-per-day", "100"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        assert wait_for_health(f"http://127.0.0.1:{dashboard_port}/_stcore/health", launcher) == 200
-        status, body = get(f"http://127.0.0.1:{stripe_port}/v1/checkout/sessions?limit=3",
-                           {"Authorization": f"Bearer {key}"})
+        name="run_demo.py", cwd=data_dir, env=env, ready=demo_ready, timeout_s=120,
+        stop_signal=signal.SIGINT, stop_timeout_s=60)
+    with launcher:
+        dashboard_url, stripe_url = launcher.ready_value
+        status, body = get(f"{stripe_url}/v1/checkout/sessions?limit=3", {"Authorization": f"Bearer {key}"})
         sessions = json.loads(body)["data"]
         assert status == 200 and len(sessions) == 3
         assert all(s["object"] == "checkout.session" for s in sessions)
-    finally:
-        launcher.send_signal(signal.SIGINT)
-        output, _ = launcher.communicate(timeout=60)
+        launcher.stop()  # Ctrl+C
+        output = launcher.log()
 
+    dashboard_port, stripe_port = (int(url.rsplit(":", 1)[1]) for url in (dashboard_url, stripe_url))
     assert launcher.returncode == 0, output
     assert "ignoring DATABASE_URL" in output
+    # The demo's Stripe settings, ready to paste into another shell.
+    assert (f"export STRIPE_API_BASE=http://127.0.0.1:{stripe_port} STRIPE_API_KEY={key}; unset DATABASE_URL"
+            in output.splitlines())
     assert not listening(dashboard_port) and not listening(stripe_port)
     # The embedded server the demo started stopped with it: nothing is left running.
     assert "stopped the embedded PostgreSQL" in output
-    assert not embedded_running(tmp_path)
-    # The data went into the embedded database of MONITOR_DATA_DIR; attaching here with
-    # keep_running=False starts it again and stops it when the test session ends.
-    engine = sa.create_engine(embedded_url(tmp_path, keep_running=False))
+    assert not embedded_running(data_dir)
+    # The data went into the embedded database of MONITOR_DATA_DIR; attaching here starts it
+    # again, stopped once read.
+    engine = sa.create_engine(embedded_url(data_dir, keep_running=False))
     try:
         with engine.connect() as conn:
             events = conn.execute(sa.text("SELECT count(*) FROM webhook_events")).scalar()
             registrations = conn.execute(sa.text("SELECT count(*) FROM registrations")).scalar()
     finally:
         engine.dispose()
+        stop_embedded(data_dir)
     assert events >= 200 and registrations > 0

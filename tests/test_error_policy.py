@@ -28,12 +28,6 @@ def raised(fn) -> BaseException:
     raise AssertionError("expected an exception")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 # --- PostgreSQL ----------------------------------------------------------------------------
 
 @pytest.fixture
@@ -109,8 +103,8 @@ def test_integrity_errors_by_meaning(db):
     assert (classify(missing).category, classify(missing).retryable) == ("validation", False)
 
 
-def test_an_unreachable_database_is_a_transient_database_error():
-    engine = sa.create_engine(f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/none")
+def test_an_unreachable_database_is_a_transient_database_error(down_port):
+    engine = sa.create_engine(f"postgresql+psycopg://nobody@127.0.0.1:{down_port}/none")
     exc = raised(lambda: engine.connect())
     engine.dispose()
     assert (classify(exc).category, classify(exc).retryable) == ("database", True)
@@ -149,8 +143,8 @@ def test_stripe_errors_from_the_local_server(stripe_server, status, error_type, 
     assert result.recovery_action == ("retry_with_backoff" if retryable else "check_stripe_access")
 
 
-def test_a_stripe_server_that_is_down_is_a_transient_stripe_error():
-    client = stripe.StripeClient(API_KEY, base_addresses={"api": f"http://127.0.0.1:{free_port()}"},
+def test_a_stripe_server_that_is_down_is_a_transient_stripe_error(down_port):
+    client = stripe.StripeClient(API_KEY, base_addresses={"api": f"http://127.0.0.1:{down_port}"},
                                  max_network_retries=0)
     exc = raised(lambda: client.v1.checkout.sessions.list())
     assert isinstance(exc, stripe.APIConnectionError)
@@ -159,11 +153,11 @@ def test_a_stripe_server_that_is_down_is_a_transient_stripe_error():
 
 # --- sockets and HTTP ------------------------------------------------------------------------
 
-def test_a_refused_socket_and_http_errors_are_network_errors():
-    refused = raised(lambda: socket.create_connection(("127.0.0.1", free_port()), timeout=5))
+def test_a_refused_socket_and_http_errors_are_network_errors(down_port):
+    refused = raised(lambda: socket.create_connection(("127.0.0.1", down_port), timeout=5))
     assert isinstance(refused, ConnectionRefusedError)
     assert (classify(refused).category, classify(refused).retryable) == ("network", True)
-    via_httpx = raised(lambda: httpx.get(f"http://127.0.0.1:{free_port()}/", timeout=5))
+    via_httpx = raised(lambda: httpx.get(f"http://127.0.0.1:{down_port}/", timeout=5))
     assert (classify(via_httpx).category, classify(via_httpx).transient) == ("network", True)
     dns = raised(lambda: socket.getaddrinfo("name.invalid", 80))
     assert classify(dns).category == "network"

@@ -165,3 +165,29 @@ def test_without_a_replay_url_retry_now_says_what_to_set(history, login_off, mon
     at = open_dashboard("views/errors.py")
     assert any("set MONITOR_REPLAY_URL" in w.value for w in at.warning)
     assert at.button(key="retry_plan_button").disabled
+
+
+def test_failures_without_a_message_are_one_group_and_each_groups_failing_events_are_found(db):
+    """The fingerprints written with each failure: failed events without a message or with only
+    whitespace group as 'unspecified error'; a group's failing events are found whether the
+    failure is an attempt or an event failed before attempts were kept."""
+    from tests.factories import add_event
+
+    tracker = EventTracker(db)
+    tracked = checkout_session_event("payment_intent.created")
+    fail(tracker, tracked, RuntimeError("boom 17"))
+    now = datetime.now(timezone.utc)
+    with db.begin() as conn:
+        silent = {add_event(conn, created_at=now - timedelta(minutes=5), status="failed", error=error,
+                            error_category="unknown", duration_ms=10) for error in (None, "  ")}
+        legacy = add_event(conn, created_at=now - timedelta(minutes=4), status="failed", error="RuntimeError: boom 3",
+                           error_category="unknown", duration_ms=10)
+    groups = fetch_df(db, "error_groups", **window(), limit=10).set_index("fingerprint")
+    assert groups.loc["unspecified error", "events"] == 2
+    assert groups.loc["RuntimeError: boom <n>", "events"] == 2
+    def failing(fingerprint):
+        return set(fetch_df(db, "error_group_failing_events", **window(), fingerprint=fingerprint,
+                            limit=10)["stripe_event_id"])
+    assert failing("unspecified error") == silent
+    assert failing("RuntimeError: boom <n>") == {tracked["id"], legacy}
+    assert failing("no such error") == set()

@@ -77,7 +77,7 @@ def test_page_shows_growth_jobs_and_cleanup_history(history):
     jobs = table_with(at, "last_success_at").set_index("job")
     assert set(jobs.index) == {"cleanup", "health-snapshot", "reconcile"}
     assert jobs.loc["reconcile", "last_status"] == "failed" and "Stripe answered 500" in jobs.loc["reconcile", "last_error"]
-    assert pd.isna(jobs.loc["reconcile", "last_success_at"])
+    assert jobs.loc["reconcile", "last_success_at"] == "never"
     assert jobs.loc["cleanup", "last_status"] == "completed"
     runs = table_with(at, "registrations_kept_paid")
     assert runs["events_archived"].tolist() == [0] and not runs["dry_run"].iloc[0]
@@ -231,6 +231,10 @@ def test_tables_speak_words_not_column_values():
                              "last_success_at": NOW, "last_failure_at": None, "last_duration_ms": 1500,
                              "avg_duration_ms": 1500, "runs": 1, "failures": 0, "last_error": None}])
     assert hf.job_table(summary)["last_status"].tolist() == ["needs review"]
+    # No grey "None" cells: a job that never failed says "never", with no error text.
+    [row] = hf.job_table(summary).to_dict("records")
+    assert (row["last_failure_at"], row["last_error"]) == ("never", "")
+    assert row["last_success_at"] == f"{NOW:%Y-%m-%d %H:%M}"
     runs = pd.DataFrame([{"id": 1, "job": "reconcile", "status": "needs_review", "trigger": "cli",
                           "started_at": NOW, "finished_at": NOW, "duration_ms": 2500, "host": "h",
                           "error": None, "summary": {}}])

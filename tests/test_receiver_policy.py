@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 import pytest
 import sqlalchemy as sa
 
+from devharness import AsgiServerThread
 from tests.factories import add_registration
 from tests.test_receiver import SECRET, ServerThread, event_count, event_row, registration_row, sign
 from tracking.receiver import MAX_JSON_DEPTH, Receiver
@@ -145,22 +146,12 @@ def test_an_unsupported_payload_shape_is_a_validation_failure(receiver, db):
 
 
 def test_served_with_serve_config_half_sent_headers_are_cut_off(engine, db):
-    import uvicorn
-
     from tracking.receiver import server_config
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(server_config(Receiver(engine=engine, webhook_secret=NEW_SECRET),
-                                          header_timeout_s=1.0, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+    config = server_config(Receiver(engine=engine, webhook_secret=NEW_SECRET), header_timeout_s=1.0,
+                           log_level="warning")
+    with AsgiServerThread(config=config) as server:
+        port = server.port
         slow = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(20)]
         for client in slow:
             client.sendall(b"POST /stripe/webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nStripe-Sig")
@@ -176,10 +167,6 @@ def test_served_with_serve_config_half_sent_headers_are_cut_off(engine, db):
             response = client.getresponse()
             assert (response.status, json.loads(response.read())) == (200, {"status": "ok"})
         client.close()
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 def test_python_m_tracking_receiver_serves_with_the_time_limits(database_url, db):

@@ -423,10 +423,11 @@ def test_cli_stripe_down_is_a_failed_run_with_a_clear_message(db, stripe_server,
     assert run["status"] == "failed" and "cannot reach Stripe" in run["error"]
 
 
-def test_cli_bad_key(db, stripe_server, monkeypatch, capsys):
+def test_cli_bad_key_is_a_configuration_error(db, stripe_server, monkeypatch, capsys):
     monkeypatch.setenv("STRIPE_API_KEY", "sk_test_not_the_right_one")
-    assert cli(["reconcile"]) == 1
-    assert "Stripe refused the API key" in capsys.readouterr().err
+    assert cli(["reconcile"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: ") and "Stripe refused the API key" in line and "check STRIPE_API_KEY" in line
     assert runs(db)[0]["status"] == "failed"
 
 

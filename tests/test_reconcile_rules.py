@@ -102,3 +102,16 @@ def test_find_mismatches_matches_by_session_id_before_client_reference():
         ("paid_but_pending", "cs_test_b", REG_ID),
         ("paid_no_registration", "cs_test_c", None),
     ]
+
+
+def test_a_different_currency_is_its_own_reason():
+    mismatch = assess(session(currency="usd", amount=2500), registration("completed", amount=2500))
+    assert mismatch.kind == "amount_mismatch"
+    assert mismatch.reason.startswith("currency differs: Stripe was paid in USD (25.00 USD), "
+                                      "registration expects EUR (25.00 EUR)")
+    other_amount = assess(session(amount=9900), registration("completed"))
+    assert other_amount.reason == "Stripe was paid 99.00 EUR, registration expects 25.00 EUR"
+
+
+def test_paid_without_a_registration_is_critical():
+    assert assess(session(), None).severity == "critical"

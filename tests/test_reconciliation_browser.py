@@ -27,6 +27,8 @@ def test_run_now_on_the_demo_shows_the_report(db, demo):  # noqa: F811
         log_in(page, PASSWORD)
         open_page(page, "Reconciliation")
         assert page.get_by_text("No reconciliation has run yet").is_visible(), server.log()
+        assert page.get_by_text("nothing has been checked yet").is_visible()
+        assert not page.get_by_text("Nothing needs a person").count()
 
         page.get_by_role("button", name="Run now").click()
         page.get_by_text(re.compile(r"Run #\d+ finished")).wait_for(timeout=120_000)

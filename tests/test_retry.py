@@ -19,7 +19,6 @@ from jobs import retry
 from jobs.delivery import Redeliverer
 from tests.conftest import REPO
 from tests.factories import add_registration
-from tests.test_delivery import free_port
 from tests.test_receiver import SECRET, ServerThread, event_row, registration_row
 from tracking.receiver import WEBHOOK_PATH, Receiver
 from tracking.samples import checkout_session_event
@@ -186,12 +185,12 @@ def test_completed_and_processing_events_are_never_redelivered(receiver, db):
     assert sum(receiver.seen.values()) == 0
 
 
-def test_a_replay_url_that_is_down_fails_the_run_and_changes_nothing(receiver, db, monkeypatch):
+def test_a_replay_url_that_is_down_fails_the_run_and_changes_nothing(receiver, db, monkeypatch, down_port):
     for _ in range(3):
         failed_event(db, ConnectionResetError("peer reset"))
     make_due(db)
     before = events_table(db)
-    monkeypatch.setenv("MONITOR_REPLAY_URL", f"http://127.0.0.1:{free_port()}/stripe/webhook")
+    monkeypatch.setenv("MONITOR_REPLAY_URL", f"http://127.0.0.1:{down_port}/stripe/webhook")
     result = cli()
     assert result.returncode == EXIT_FAILED
     assert "MONITOR_REPLAY_URL" in result.stderr and "did not take the re-deliveries" in result.stderr

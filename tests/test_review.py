@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -44,6 +45,21 @@ def test_show_prints_both_sides(db, open_item, capsys):
     assert "Stripe says:" in out and "Local row says:" in out
     assert "payment_status" in out and "paid" in out
     assert "ana@example.com" in out and "failed" in out
+
+
+def test_show_prints_amounts_in_currency_units_and_times_as_dates(db, open_item, capsys):
+    assert cli(["review", "show", str(open_item)]) == 0
+    lines = [line.split(None, 1) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    facts = {}
+    for parts in lines:
+        if len(parts) == 2:
+            facts.setdefault(parts[0], []).append(parts[1].strip())
+    assert facts["amount"] == ["25.00 EUR", "25.00 EUR"]  # Stripe's 2500 cents, both sides
+    assert "amount_total" not in facts and "currency" not in facts
+    [stripe_created] = facts["created"]
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC", stripe_created)
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC", facts["created_at"][0])
+    assert facts["in"] == ["Stripe    https://dashboard.stripe.com/test/checkout/sessions/cs_test_review_me"]
 
 
 def test_resolve_closes_the_item_and_keeps_it_as_history(db, open_item, capsys):

@@ -253,6 +253,17 @@ def test_the_demo_sweep_finds_the_events_the_app_never_received(db, stripe_serve
     assert any(not r["stripe_says_delivered"] for r in rows.values())
 
 
+def test_a_refused_stripe_key_is_a_configuration_error(db, stripe_server, database_url):
+    env = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(REPO),
+           "STRIPE_API_KEY": "sk_test_revoked_long_ago"}
+    result = subprocess.run([sys.executable, "-m", "jobs", "sweep", "--json"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: Stripe refused the API key") and "check STRIPE_API_KEY" in line
+    assert json.loads(result.stdout)["exit_code"] == 2
+
+
 def test_the_schedule_runs_a_short_and_a_daily_sweep(db, stripe_server, monkeypatch):
     from jobs import schedule
 

@@ -3,6 +3,8 @@ action, attempts (recovered ones included) and what happens next; Retry now for 
 or a whole group: the plan (how many) first, then ``python -m jobs retry`` in the background
 through the dashboard's write gateway (dashboard/gateway.py), followed with its progress."""
 
+from urllib.parse import urlencode
+
 import streamlit as st
 
 from core.errors import ConfigError
@@ -167,8 +169,14 @@ st.caption("Failed attempts in the window grouped by message (ids, e-mail addres
 if groups.empty:
     st.info("No failed attempts in this window.")
 else:
-    text.dataframe(ef.error_groups_table(groups, now=data.utc_now()), hide_index=True, key="error_groups",
+    groups_shown = ef.error_groups_table(groups, now=data.utc_now())
+    # Each group links to its failing events (the Events page lists them for the same window).
+    groups_shown.insert(1, "failing_events", [
+        "/events?" + urlencode({"group": fingerprint}) if still else None
+        for fingerprint, still in zip(groups_shown["fingerprint"], groups_shown["still_failing"])])
+    text.dataframe(groups_shown, hide_index=True, key="error_groups",
                  column_config={
+                     "failing_events": st.column_config.LinkColumn("Its events", display_text="failing events"),
                      "fingerprint": st.column_config.TextColumn("Error (normalised)", width="large"),
                      "category": "Category",
                      "failed_attempts": st.column_config.NumberColumn("Failed attempts"),

@@ -1,17 +1,73 @@
 """Events: filter, search and page through the recorded events; one event's full detail."""
 
 import hashlib
+from datetime import timedelta
 
 import streamlit as st
 
 from core.error_policy import RECOVERY_ACTIONS
-from dashboard import data, explorer, figures, metrics
+from dashboard import data, explorer, figures, links, metrics
 from dashboard.columns import utc_time
 from dashboard import text
 from dashboard.text import markdown_literal
 
 window = data.current_window()
 st.title("Events")
+
+# Opened from a link (the status verdict, the Overview's tiles, who is affected): start with
+# the filters the link names.
+linked = links.fresh_params("events", ["view", "status", "type", "q", "since", "group"])
+if linked:
+    view = linked.get("view", [""])[0]
+    st.session_state["events_view"] = "stuck" if view == "stuck" else "group" if linked.get("group") else None
+    st.session_state["events_group"] = linked.get("group", [None])[0]
+    st.session_state["events_missed"] = view == "missed"
+    st.session_state["events_statuses"] = [s for s in linked.get("status", []) if s in figures.STATUSES]
+    st.session_state["events_linked_types"] = linked.get("type", [])
+    st.session_state["events_search"] = linked.get("q", [""])[0]
+    st.session_state["events_since"] = linked.get("since", [None])[0]
+
+if st.session_state.get("events_view") == "group" and st.session_state.get("events_group"):
+    fingerprint = st.session_state["events_group"]
+    failing = data.query_df("error_group_failing_events", fingerprint=fingerprint, start=window.start,
+                            end=window.end, limit=explorer.EXPORT_MAX_ROWS)
+    if st.button("Show all events", icon=":material/list:", key="events_group_back"):
+        st.session_state["events_view"] = None
+        st.rerun()
+    st.markdown(f"**Error group** {markdown_literal(fingerprint)}")
+    if failing.empty:
+        st.success(f"No event of this group is failing now (failures in the {window.label}).",
+                   icon=":material/task_alt:")
+        st.stop()
+    st.caption(f"{metrics.plural(len(failing), 'event')} of this group failed now (failed attempts in the "
+               f"{window.label}), oldest first. Search an event id to see its detail.")
+    text.dataframe(failing, hide_index=True, key="group_events", column_config={
+        "stripe_event_id": st.column_config.TextColumn("Event id"), "event_type": "Type",
+        "error_category": "Category", "recovery_action": "Recovery action",
+        "next_retry_at": utc_time("Next retry", seconds=True), "attempts": st.column_config.NumberColumn("Attempts"),
+        "created_at": utc_time("Received", seconds=True)})
+    st.stop()
+
+if st.session_state.get("events_view") == "stuck":
+    stuck_minutes = data.stuck_minutes()
+    stuck_before = data.utc_now().replace(second=0, microsecond=0) - timedelta(minutes=stuck_minutes)
+    stuck = data.query_df("stuck_events_list", stuck_before=stuck_before, limit=explorer.EXPORT_MAX_ROWS)
+    if st.button("Show all events", icon=":material/list:"):
+        st.session_state["events_view"] = None
+        st.rerun()
+    if stuck.empty:
+        st.success(f"No event is stuck: none has been processing for more than {stuck_minutes} min.",
+                   icon=":material/task_alt:")
+        st.stop()
+    st.caption(f"{metrics.plural(len(stuck), 'event')} still processing after more than {stuck_minutes} min "
+               "(whatever the window), oldest first: the handler died or hangs on them.")
+    text.dataframe(stuck, hide_index=True, key="stuck_events", column_config={
+        "stripe_event_id": st.column_config.TextColumn("Event id"), "event_type": "Type",
+        "processing_status": "Status", "attempts": st.column_config.NumberColumn("Attempts"),
+        "created_at": utc_time("Received", seconds=True),
+        "processing_started_at": utc_time("Processing since", seconds=True),
+        "livemode": st.column_config.CheckboxColumn("Live")})
+    st.stop()
 
 if st.toggle("Only events that never arrived", key="events_missed",
              help="Events Stripe sent in the window that have no row here, as found by the "
@@ -36,19 +92,31 @@ if st.toggle("Only events that never arrived", key="events_missed",
     st.stop()
 
 types = data.query_df("event_types", start=window.start, end=window.end)
+type_options = sorted(types["event_type"]) if not types.empty else []
+linked_types = st.session_state.pop("events_linked_types", None)
+if linked_types is not None:
+    st.session_state["events_types"] = [t for t in linked_types if t in type_options]
 status_col, type_col, search_col = st.columns([2, 3, 4])
 statuses = status_col.multiselect("Status", figures.STATUSES, key="events_statuses", placeholder="Any status")
-event_types = type_col.multiselect("Event type", sorted(types["event_type"]) if not types.empty else [],
+event_types = type_col.multiselect("Event type", type_options,
                                    key="events_types", placeholder="Any type")
 typed = search_col.text_input("Search", key="events_search",
-                              placeholder="Part of an event id (evt_…) or of an error message")
+                              placeholder="E-mail, Checkout Session id (cs_…), registration id, or part of an event id or error")
 search = explorer.clean_search(typed)
 if search and len(typed.strip()) > explorer.SEARCH_MAX_CHARS:
     search_col.caption(f"Only the first {explorer.SEARCH_MAX_CHARS} characters are searched for.")
 
-filters = dict(start=window.start, end=window.end, statuses=sorted(statuses),
+who = explorer.customer_search(search)
+start = window.start
+if who:
+    # A link from "who is affected" covers the person's events since the registration's day.
+    since = explorer.parse_day(st.session_state.get("events_since"))
+    start = min(start, since) if since else start
+filters = dict(start=start, end=window.end, statuses=sorted(statuses),
                event_types=sorted(event_types), search=search)
-total = int(data.query_row("events_count", **filters).get("events") or 0)
+page_query, count_query = ("events_of_customer_page", "events_of_customer_count") if who else \
+    ("events_page", "events_count")
+total = int(data.query_row(count_query, **filters).get("events") or 0)
 if total == 0:
     hint = "Try another window or fewer filters." if (statuses or event_types or search) else \
         "Choose a longer window in the sidebar."
@@ -59,17 +127,19 @@ if total == 0:
 filters_key = hashlib.sha256(repr(sorted(filters.items())).encode()).hexdigest()[:16]
 pages = explorer.page_count(total)
 page_number = st.pagination(pages, key=f"events_page_{filters_key}") if pages > 1 else 1
-rows = data.query_df("events_page", **filters, limit=explorer.PAGE_SIZE,
+rows = data.query_df(page_query, **filters, limit=explorer.PAGE_SIZE,
                      offset=(page_number - 1) * explorer.PAGE_SIZE)
 
 caption_col, download_col = st.columns([4, 1], vertical_alignment="center")
-caption_col.caption(f"{total:,} events in the {window.label}, newest first · page {page_number} of {pages}. "
+scope = (f"concerning {who} since {start:%Y-%m-%d}" if who and start < window.start
+         else f"concerning {who} in the {window.label}" if who else f"in the {window.label}")
+caption_col.caption(f"{metrics.plural(total, 'event')} {markdown_literal(scope)}, newest first · page {page_number} of {pages}. "
                     "Select a row to see its detail.")
 
 
 def _export() -> bytes:
     try:
-        return explorer.csv_bytes(data.fetch("events_page", **filters, limit=explorer.EXPORT_MAX_ROWS, offset=0))
+        return explorer.csv_bytes(data.fetch(page_query, **filters, limit=explorer.EXPORT_MAX_ROWS, offset=0))
     except data.DatabaseProblem as exc:
         return f"error: {exc}\n".encode()
 
@@ -150,6 +220,14 @@ if not history.empty:
 if event.get("raw_payload"):
     with st.expander("Body as received (PostgreSQL could not store it as JSON)"):
         st.text(event["raw_payload"][:20000])
+registration = data.query_row("registration_of_event", stripe_event_id=event["stripe_event_id"])
+if registration:
+    st.markdown("**Registration it touched**" + (" (archived by cleanup)" if registration.get("archived") else ""))
+    text.dataframe(explorer.registration_table(registration), hide_index=True, key="event_registration",
+                   column_config={"field": "Field", "value": "Value"})
+    session_url = explorer.stripe_session_url(registration.get("stripe_checkout_session_id"), bool(event["livemode"]))
+    if session_url:
+        st.link_button("Open its Checkout Session in the Stripe Dashboard", session_url, icon=":material/open_in_new:")
 url = explorer.stripe_event_url(event["stripe_event_id"], bool(event["livemode"]))
 if url:
     st.link_button("Open in the Stripe Dashboard", url, icon=":material/open_in_new:")

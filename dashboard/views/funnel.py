@@ -5,12 +5,14 @@ from datetime import timedelta
 
 import streamlit as st
 
-from dashboard import data, figures, metrics
+from dashboard import affected, data, figures, metrics
 from dashboard import text
 from dashboard.columns import utc_time
 
 STALE_AFTER = {"1 hour": timedelta(hours=1), "24 hours": timedelta(hours=24), "7 days": timedelta(days=7)}
 STALE_LIST_ROWS = 200
+AFFECTED_LIST_ROWS = 500
+AFFECTED_PAID_DAYS = timedelta(days=30)
 
 window = data.current_window()
 now = data.utc_now()
@@ -38,6 +40,31 @@ else:
     text.plotly_chart(where=left, fig=figures.funnel_chart(totals), key="funnel")
     text.plotly_chart(where=right, fig=figures.conversion_chart(by_bucket, bucket=window.bucket, x_range=(window.start, window.end)),
                        key="conversion")
+
+st.subheader("Who is affected")
+# Paid events of the last 30 days: a session is paid within a day of its registration (it
+# expires after 24 h) and Stripe retries a delivery for 3 days; bounding the lookup keeps it
+# to an index range however long the history.
+affected_rows = data.query_df("affected_registrations", since=now.replace(second=0, microsecond=0) - AFFECTED_PAID_DAYS,
+                              limit=AFFECTED_LIST_ROWS)
+if affected_rows.empty:
+    st.success("Nobody paid without a completed registration, and no review item concerns a registration.",
+               icon=":material/check_circle:")
+else:
+    affected_total = int(affected_rows["total"].iloc[0])
+    st.caption(f"{affected_total:,} {'person' if affected_total == 1 else 'people'} (whatever the window): "
+               "paid in the last 30 days but the registration is not completed, or an open review item "
+               "concerns the registration; oldest first"
+               + (f", the first {AFFECTED_LIST_ROWS} listed." if affected_total > AFFECTED_LIST_ROWS else "."))
+    text.dataframe(affected.affected_table(affected_rows, now), hide_index=True, key="affected",
+                   column_order=["email", "amount", "status", "age", "session", "events", "stripe", "review"],
+                   column_config={
+                       "email": "E-mail", "amount": "Amount", "status": "Status", "age": "Age",
+                       "session": "Checkout Session",
+                       "events": st.column_config.LinkColumn("Events", display_text="events"),
+                       "stripe": st.column_config.LinkColumn("Stripe", display_text="open in Stripe"),
+                       "review": st.column_config.LinkColumn("Review item", display_text="review item"),
+                   })
 
 st.subheader("Stale pending registrations")
 # Checkout Sessions expire after 24 hours by default, so a registration pending for longer

@@ -4,14 +4,19 @@ through the dashboard's write gateway (dashboard/gateway.py), followed with live
 its outcome read from the run record and the exit code."""
 
 from dataclasses import fields
+from datetime import timedelta
 
 import pandas as pd
 import sqlalchemy as sa
 import streamlit as st
 
 from core.errors import ConfigError
-from dashboard import data, gateway
+from core.settings import get_settings
+from dashboard import data, gateway, links, metrics
 from dashboard import text
+from dashboard.schedule_table import schedule_table
+from dashboard.text import markdown_literal
+from jobs.schedule import load_schedule_quietly
 from dashboard.columns import row_id, utc_time
 from dashboard.text import markdown_literal
 from dashboard import health_figures as hf
@@ -103,6 +108,7 @@ def cleanup_progress() -> None:
 
 collect_finished_cleanup()
 window = data.current_window()
+page_settings = get_settings()
 st.title("Health")
 
 # --- database size and growth ------------------------------------------------------------
@@ -111,9 +117,9 @@ growth = data.query_df("table_growth", start=window.start, end=window.end, bucke
 tables = data.query_df("latest_tables")
 cleanups = data.query_df("cleanup_history", limit=CLEANUP_RUNS)
 
-latest_size, change = hf.size_change(sizes)
-if latest_size is None and not tables.empty:
-    latest_size = int(tables["database_size_bytes"].iloc[0])
+_, change = hf.size_change(sizes)
+# The size now, read live: a fresh install has no snapshot yet and still has a size.
+latest_size = data.query_row("database_size_now").get("database_size_bytes")
 rows = dict(zip(tables["table_name"], tables["row_estimate"])) if not tables.empty else {}
 cols = st.columns(4)
 cols[0].metric("Database size", human_bytes(latest_size), border=True,
@@ -162,24 +168,60 @@ if summary.empty:
 else:
     text.dataframe(hf.job_table(summary), hide_index=True, key="job_summary", column_config={
         "job": "Job", "last_status": "Last status", "last_run_at": utc_time("Last run"),
-        "last_success_at": utc_time("Last success"), "last_failure_at": utc_time("Last failure"),
+        "last_success_at": "Last success (UTC)", "last_failure_at": "Last failure (UTC)",
         "last_duration_s": st.column_config.NumberColumn("Last duration (s)", format="%.1f"),
         "avg_duration_s": st.column_config.NumberColumn(f"Average (s), {window.label}", format="%.1f"),
         "runs": st.column_config.NumberColumn(f"Runs, {window.label}"),
         "failures": st.column_config.NumberColumn(f"Failures, {window.label}"),
         "last_error": st.column_config.TextColumn("Last error", width="large"),
     })
+    linked_job = links.fresh_params("health", ["job"]).get("job", [None])[0]
+    if linked_job in summary["job"].tolist():  # opened from a link to one job (the status verdict)
+        st.session_state["health_job_filter"] = linked_job
     job_choice = st.selectbox("Runs of", ["every job", *summary["job"].tolist()], key="health_job_filter")
     history = data.query_df("job_history", start=window.start, end=window.end, limit=RECENT_RUNS,
                             job=None if job_choice == "every job" else job_choice)
     text.plotly_chart(hf.job_duration_chart(history, x_range=span), key="job_durations")
-    with st.expander(f"Latest {min(len(history), RECENT_RUNS)} runs in the {window.label}"):
+    with st.expander(f"Latest {min(len(history), RECENT_RUNS)} runs in the {window.label}",
+                     expanded=job_choice != "every job"):
         text.dataframe(hf.job_runs_table(history), hide_index=True, key="job_history", column_config={
             "id": row_id("Run"), "job": "Job", "status": "Status",
             "trigger": "Started from", "started_at": utc_time("Started"), "finished_at": utc_time("Finished"),
             "duration_s": st.column_config.NumberColumn("Duration (s)", format="%.1f"), "host": "Host",
             "error": st.column_config.TextColumn("Error", width="large"),
         })
+
+    if not history.empty:
+        runs = {int(row["id"]): row for row in history.to_dict("records")}
+        chosen_run = st.selectbox(
+            "Output of run", list(runs), index=0, key="health_run_output",
+            format_func=lambda rid: f"#{rid} {runs[rid]['job']} {runs[rid]['status']} "
+                                    f"{runs[rid]['started_at']:%Y-%m-%d %H:%M} UTC")
+        picked_run = runs[chosen_run]
+        if picked_run.get("error") and not pd.isna(picked_run["error"]):
+            st.code(picked_run["error"], language=None, wrap_lines=True)
+        st.json(picked_run.get("summary") or {}, expanded=1)
+
+# --- schedule ----------------------------------------------------------------------------
+st.subheader("Schedule")
+entries = list(load_schedule_quietly(page_settings).values())
+if not entries:
+    st.info("MONITOR_SCHEDULE is invalid or empty: `python -m jobs schedule --show` says why.",
+            icon=":material/info:")
+else:
+    last_runs = {row["job"]: row for row in summary.to_dict("records")} if not summary.empty else {}
+    scheduled = schedule_table(entries, last_runs, data.utc_now(),
+                               grace=timedelta(minutes=page_settings.MONITOR_ALERT_JOB_GRACE_MINUTES))
+    overdue = scheduled[scheduled["state"] != "on time"]
+    if not overdue.empty:
+        st.warning(f"{metrics.plural(len(overdue), 'scheduled job')} overdue: "
+                   + ", ".join(markdown_literal(job) for job in overdue["job"])
+                   + ". Is `python -m jobs schedule` running?", icon=":material/schedule:")
+    st.caption(f"When `python -m jobs schedule` runs each job (MONITOR_SCHEDULE, times in "
+               f"{markdown_literal(page_settings.MONITOR_SCHEDULE_TIMEZONE)}), its last run and its next.")
+    text.dataframe(scheduled, hide_index=True, key="schedule", column_config={
+        "job": "Job", "schedule": "Cron", "last_run_at": utc_time("Last run"), "last_status": "Last status",
+        "next_run_at": utc_time("Next run"), "state": st.column_config.TextColumn("State", width="large")})
 
 # --- cleanup -----------------------------------------------------------------------------
 st.subheader("Cleanup")

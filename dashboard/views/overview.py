@@ -6,7 +6,7 @@ from datetime import timedelta
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, figures, metrics
+from dashboard import data, figures, metrics, verdict_view
 from dashboard import text
 from dashboard.window import allowed_buckets
 
@@ -15,6 +15,11 @@ now = data.utc_now()
 stuck_minutes = data.stuck_minutes()
 
 st.title("Overview")
+
+try:
+    verdict_view.panel(data.verdict())
+except data.DatabaseProblem as exc:
+    data.show_problem(exc)
 
 # The stuck threshold is a minute boundary so the cache key changes at most once a minute.
 stuck_before = now.replace(second=0, microsecond=0) - timedelta(minutes=stuck_minutes)
@@ -49,6 +54,16 @@ for column, kpi in zip(columns, tiles):
     column.metric(kpi.label, kpi.value, kpi.delta, delta_color=kpi.delta_color, help=kpi.help, border=True)
 columns[-1].metric("Last event", metrics.format_duration(max((now - last_event_at).total_seconds(), 0)),
                    help=f"Time since the last event, received {last_event_at:%Y-%m-%d %H:%M:%S} UTC.", border=True)
+stuck_now = int(current.get("stuck") or 0)
+failed_now = int(current.get("failed") or 0)
+if stuck_now or failed_now:  # a number that invites a question links to its answer
+    link_cols = st.columns(4)
+    if stuck_now:
+        verdict_view.link_to("events", f"The {metrics.plural(stuck_now, 'stuck event')}", {"view": "stuck"},
+                             where=link_cols[0])
+    if failed_now:
+        verdict_view.link_to("events", f"The {metrics.plural(failed_now, 'failed event')}", {"status": "failed"},
+                             where=link_cols[1])
 st.caption(f"Deltas compare the {window.label} with the "
            f"{metrics.format_duration(window.length.total_seconds())} before it.")
 

@@ -15,7 +15,7 @@ import streamlit as st
 
 from core.errors import ConfigError
 from core.settings import get_settings
-from dashboard import auth, data, gateway
+from dashboard import auth, data, explorer, gateway, links
 from dashboard.columns import row_id, utc_time
 from dashboard import missed_section
 from dashboard import reconciliation_figures as rf
@@ -209,6 +209,11 @@ def review_section(settings) -> None:
         st.success(flash, icon=":material/task_alt:")
     items = data.query_df("reconciliation_open_items", limit=500)
     if items.empty:
+        if not data.query_row("reconciliation_last_run"):
+            # No comfort before anything was checked: an empty queue means nothing yet.
+            st.info("The queue is empty because nothing has been checked yet: no reconciliation has run.",
+                    icon=":material/hourglass_empty:")
+            return
         st.success("Nothing needs a person.", icon=":material/done_all:")
         return
     st.caption(f"{len(items)} open item(s), critical first. Resolve one once it is dealt with "
@@ -217,6 +222,9 @@ def review_section(settings) -> None:
     text.dataframe(table[["id", "severity", "kind", "reason", "stripe_checkout_session_id", "registration_id",
                         "created_at", "last_seen_at"]], hide_index=True, column_config=ITEM_COLUMNS)
     labels = {int(row["id"]): rf.item_choice_label(row) for row in items.to_dict("records")}
+    linked = links.fresh_params("reconciliation", ["item"]).get("item", [""])[0]
+    if linked.isdigit() and int(linked) in labels:  # opened from a link to one item
+        st.session_state["reconciliation_item"] = int(linked)
     chosen = st.selectbox("Item", list(labels), format_func=labels.get, key="reconciliation_item")
     item = data.query_row("reconciliation_item", item_id=int(chosen))
     if not item:
@@ -225,6 +233,10 @@ def review_section(settings) -> None:
                 f"{markdown_literal((item.get('details') or {}).get('reason', ''))}")
     text.dataframe(rf.facts_table(item.get("details")), hide_index=True,
                  column_config={"field": "Field", "local": "Local registration"})
+    session_url = explorer.stripe_session_url(item.get("stripe_checkout_session_id"))
+    if session_url:
+        st.link_button("Open the Checkout Session in the Stripe Dashboard", session_url,
+                       icon=":material/open_in_new:")
     blocker = gateway.problem(settings)
     if blocker:
         st.info(blocker, icon=":material/info:")

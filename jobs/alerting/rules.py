@@ -212,7 +212,7 @@ def missed_events(rows: list[dict], *, now: datetime, settings: Settings) -> lis
 @rule("review_needed", page="reconciliation", params=lambda s, now: {})
 def review_needed(rows: list[dict], *, now: datetime, settings: Settings) -> list[Condition]:
     """Reconciliation items waiting for a person: critical for a kind declared critical
-    (completed_not_paid, see core.checkout.MISMATCH_KINDS), else warning."""
+    (completed_not_paid and paid_no_registration, see core.checkout.MISMATCH_KINDS), else warning."""
     by_severity: dict[str, list[dict]] = {"critical": [], "warning": []}
     for row in rows:
         declared = MISMATCH_KINDS.get(row["kind"], ("manual_review", "warning"))[1]
@@ -223,7 +223,9 @@ def review_needed(rows: list[dict], *, now: datetime, settings: Settings) -> lis
             continue
         items = sum(int(row["items"]) for row in group)
         kinds = {row["kind"]: int(row["items"]) for row in group}
-        what = ("registrations completed but not paid in Stripe" if severity == "critical"
+        what = ("critical reconciliation " + ("item waits" if items == 1 else "items wait")
+                + " for a person (paid without a registration, or completed without payment)"
+                if severity == "critical"
                 else "reconciliation " + ("item waits" if items == 1 else "items wait") + " for a person")
         conditions.append(Condition(
             subject=severity, severity=severity,

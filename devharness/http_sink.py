@@ -1,5 +1,10 @@
-"""A real HTTP server on 127.0.0.1 that alert channels deliver to (the generic webhook and
-Slack's incoming webhook), for tests and the bench. E-mail goes to devharness.smtp.SmtpServer."""
+"""A real HTTP server on 127.0.0.1 that alert channels deliver to (generic webhook and Slack
+incoming webhook), for tests and the benchmarks; mail goes to :mod:`devharness.smtp`.
+
+    with HttpSink() as sink:               # sink.url: http://127.0.0.1:PORT/hook
+        ...
+        [message] = sink.wait_for(1)
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,6 @@ import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-from devharness.ports import listening_socket
 
 
 @dataclass
@@ -51,12 +54,12 @@ class HttpSink:
             def log_message(self, *args):
                 pass
 
-        # Bound and listening before the server object exists: no gap for another process.
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler, bind_and_activate=False)
-        self.server.socket.close()
-        self.server.socket = listening_socket()
-        self.server.server_address = self.server.socket.getsockname()
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # Port 0: the kernel picks a free port as the server binds it (nothing to race for).
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        # A short poll, so that leaving the block does not wait up to half a second.
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.01},
+                                       name="http-sink", daemon=True)
 
     @property
     def url(self) -> str:

@@ -1,0 +1,122 @@
+-- Who is affected: the people behind the numbers, and events found by who they concern.
+--
+-- "Paid" is what the funnel counts as paid: a checkout.session.completed event with
+-- payment_status 'paid', or a checkout.session.async_payment_succeeded event, recorded for
+-- the registration's Checkout Session.
+
+-- name: affected_registrations
+-- Registrations that are not completed although their session was paid (a paid event
+-- received since :since), or that an open manual-review item of reconciliation
+-- concerns: who, how much, the session, the paid event and the review item; oldest first,
+-- at most :limit rows; total is how many there are in all.
+WITH paid AS (
+    SELECT DISTINCT ON (e.payload -> 'data' -> 'object' ->> 'id')
+           e.payload -> 'data' -> 'object' ->> 'id' AS session_id,
+           e.stripe_event_id, e.created_at, e.livemode
+    FROM webhook_events e
+    WHERE e.created_at >= :since
+      AND e.event_type IN ('checkout.session.completed', 'checkout.session.async_payment_succeeded')
+      AND (e.event_type = 'checkout.session.async_payment_succeeded'
+           OR e.payload -> 'data' -> 'object' ->> 'payment_status' = 'paid')
+    ORDER BY e.payload -> 'data' -> 'object' ->> 'id', e.created_at DESC
+), open_items AS (
+    SELECT DISTINCT ON (i.registration_id) i.registration_id, i.id, i.kind
+    FROM reconciliation_items i
+    WHERE i.action = 'manual_review' AND i.resolved_at IS NULL AND NOT i.dry_run
+      AND i.registration_id IS NOT NULL
+    ORDER BY i.registration_id, i.created_at DESC
+)
+SELECT CAST(r.id AS text)          AS registration_id,
+       r.email,
+       r.amount_total,
+       r.currency,
+       r.stripe_checkout_session_id,
+       r.processing_status,
+       r.created_at,
+       paid.stripe_event_id        AS paid_event_id,
+       paid.created_at             AS paid_at,
+       coalesce(paid.livemode, r.stripe_checkout_session_id LIKE 'cs\_live\_%') AS livemode,
+       open_items.id               AS review_item_id,
+       open_items.kind             AS review_kind,
+       count(*) OVER ()            AS total
+FROM registrations r
+LEFT JOIN paid ON paid.session_id = r.stripe_checkout_session_id
+LEFT JOIN open_items ON open_items.registration_id = r.id
+WHERE r.processing_status <> 'completed'
+  AND (paid.session_id IS NOT NULL OR open_items.id IS NOT NULL)
+ORDER BY r.created_at, r.id
+LIMIT :limit
+
+-- name: events_of_customer_page
+-- One page of the events received in [start, end) that concern :search, newest first: an
+-- e-mail address (the session's customer e-mail, any case), a Checkout Session id, or a
+-- registration id (the row the handler touched, or the session's client_reference_id or
+-- metadata.registration_id). Same status and type filters as events_page.
+SELECT stripe_event_id, event_type, processing_status, attempts, created_at, processed_at,
+       processing_duration_ms, error_message, livemode
+FROM webhook_events
+WHERE created_at >= :start AND created_at < :end
+  AND (cardinality(CAST(:statuses AS text[])) = 0
+       OR processing_status = ANY (CAST(:statuses AS text[])))
+  AND (cardinality(CAST(:event_types AS text[])) = 0
+       OR event_type = ANY (CAST(:event_types AS text[])))
+  AND (lower(payload -> 'data' -> 'object' -> 'customer_details' ->> 'email') = lower(CAST(:search AS text))
+       OR lower(payload -> 'data' -> 'object' ->> 'customer_email') = lower(CAST(:search AS text))
+       OR payload -> 'data' -> 'object' ->> 'id' = CAST(:search AS text)
+       OR CAST(registration_id AS text) = lower(CAST(:search AS text))
+       OR payload -> 'data' -> 'object' ->> 'client_reference_id' = CAST(:search AS text)
+       OR payload -> 'data' -> 'object' -> 'metadata' ->> 'registration_id' = CAST(:search AS text))
+ORDER BY created_at DESC, id DESC
+LIMIT :limit OFFSET :offset
+
+-- name: events_of_customer_count
+-- How many events received in [start, end) concern :search (see events_of_customer_page).
+SELECT count(*) AS events
+FROM webhook_events
+WHERE created_at >= :start AND created_at < :end
+  AND (cardinality(CAST(:statuses AS text[])) = 0
+       OR processing_status = ANY (CAST(:statuses AS text[])))
+  AND (cardinality(CAST(:event_types AS text[])) = 0
+       OR event_type = ANY (CAST(:event_types AS text[])))
+  AND (lower(payload -> 'data' -> 'object' -> 'customer_details' ->> 'email') = lower(CAST(:search AS text))
+       OR lower(payload -> 'data' -> 'object' ->> 'customer_email') = lower(CAST(:search AS text))
+       OR payload -> 'data' -> 'object' ->> 'id' = CAST(:search AS text)
+       OR CAST(registration_id AS text) = lower(CAST(:search AS text))
+       OR payload -> 'data' -> 'object' ->> 'client_reference_id' = CAST(:search AS text)
+       OR payload -> 'data' -> 'object' -> 'metadata' ->> 'registration_id' = CAST(:search AS text))
+
+-- name: registration_of_event
+-- The registration an event touched: the row the handler recorded on the event, else the
+-- one with the event's Checkout Session (or its client_reference_id), archived ones too.
+WITH event AS (
+    SELECT registration_id,
+           payload -> 'data' -> 'object' ->> 'id'                  AS object_id,
+           payload -> 'data' -> 'object' ->> 'client_reference_id' AS reference
+    FROM webhook_events
+    WHERE stripe_event_id = :stripe_event_id
+)
+SELECT CAST(r.id AS text) AS registration_id, r.email, r.processing_status, r.amount_total, r.currency,
+       r.stripe_checkout_session_id, r.created_at, r.completed_at, false AS archived
+FROM registrations r, event
+WHERE r.id = event.registration_id
+   OR r.stripe_checkout_session_id = event.object_id
+   OR CAST(r.id AS text) = event.reference
+UNION ALL
+SELECT CAST(a.id AS text), a.email, a.processing_status, a.amount_total, a.currency,
+       a.stripe_checkout_session_id, a.created_at, a.completed_at, true
+FROM registrations_archive a, event
+WHERE a.id = event.registration_id
+   OR a.stripe_checkout_session_id = event.object_id
+   OR CAST(a.id AS text) = event.reference
+LIMIT 1
+
+-- name: stuck_events_list
+-- Events still 'processing' since before :stuck_before (whatever the window), oldest
+-- first, at most :limit rows: the events behind the "Stuck" tile.
+SELECT stripe_event_id, event_type, processing_status, attempts, created_at,
+       coalesce(processing_started_at, created_at) AS processing_started_at, livemode
+FROM webhook_events
+WHERE processing_status = 'processing'
+  AND coalesce(processing_started_at, created_at) < :stuck_before
+ORDER BY coalesce(processing_started_at, created_at), id
+LIMIT :limit

@@ -1,0 +1,71 @@
+"""Who is affected: the affected_registrations query on real rows, the table built from it,
+and the explorer's customer search and Stripe session links."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from dashboard.affected import affected_table
+from dashboard.explorer import customer_search, stripe_session_url
+from queries import fetch_df
+from tests.factories import add_event, add_registration
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+
+
+def paid_event(conn, session_id: str, *, at: datetime, email: str = "x@example.com", paid: bool = True):
+    return add_event(conn, created_at=at, payload={
+        "id": "evt", "type": "checkout.session.completed",
+        "data": {"object": {"id": session_id, "payment_status": "paid" if paid else "unpaid",
+                            "customer_details": {"email": email}}}})
+
+
+def test_paid_but_not_completed_and_open_review_items_are_listed_with_links(db, dashboard_engine):
+    with db.begin() as conn:
+        paid = add_registration(conn, created_at=NOW - timedelta(days=9), session_id="cs_test_paid",
+                                email="paid@example.com", amount_total=2500, currency="jpy")
+        paid_event(conn, "cs_test_paid", at=NOW - timedelta(days=9))
+        done = add_registration(conn, created_at=NOW - timedelta(days=1), status="completed", session_id="cs_test_done")
+        paid_event(conn, "cs_test_done", at=NOW - timedelta(days=1))
+        add_registration(conn, created_at=NOW - timedelta(days=1), session_id="cs_test_unpaid")
+        paid_event(conn, "cs_test_unpaid", at=NOW - timedelta(days=1), paid=False)
+        reviewed = add_registration(conn, created_at=NOW - timedelta(days=2), status="failed",
+                                    session_id="cs_test_review", email="review@example.com")
+        run_id = conn.execute(sa.text(
+            "INSERT INTO reconciliation_runs (trigger, status, started_at, lookback_days, window_start, window_end)"
+            " VALUES ('cli', 'completed', :t, 7, :t, :t) RETURNING id"), {"t": NOW}).scalar()
+        item_id = conn.execute(sa.text(
+            "INSERT INTO reconciliation_items (run_id, kind, action, registration_id, stripe_checkout_session_id)"
+            " VALUES (:run, 'paid_but_failed', 'manual_review', :rid, 'cs_test_review') RETURNING id"),
+            {"run": run_id, "rid": reviewed}).scalar()
+    rows = fetch_df(dashboard_engine, "affected_registrations", since=NOW - timedelta(days=30), limit=50)
+    assert list(rows["registration_id"]) == [paid, reviewed] and done not in set(rows["registration_id"])
+    assert set(rows["total"]) == {2}
+    table = affected_table(rows, NOW)
+    first, second = table.to_dict("records")
+    assert first["email"] == "paid@example.com" and first["amount"] == "2,500 JPY"
+    assert first["age"] == "9 d" and first["status"] == "pending (paid, not completed)"
+    assert first["stripe"] == "https://dashboard.stripe.com/test/checkout/sessions/cs_test_paid"
+    assert first["events"] == "/events?q=cs_test_paid&since=2026-11-11" and pd.isna(first["review"])
+    assert second["review"] == f"/reconciliation?item={item_id}" and second["status"] == "failed (in review)"
+
+
+@pytest.mark.parametrize("typed, who", [
+    ("ada@example.com", "ada@example.com"),
+    ("cs_test_a1B2", "cs_test_a1B2"),
+    ("6f1c1a4e-3b1e-4c1e-9a55-0c8a1f6f3a10", "6f1c1a4e-3b1e-4c1e-9a55-0c8a1f6f3a10"),
+    ("deadlock", None),
+    ("evt_123", None),
+])
+def test_customer_search_recognises_emails_sessions_and_registration_ids(typed, who):
+    assert customer_search(typed) == who
+
+
+def test_stripe_session_links_follow_the_mode():
+    assert stripe_session_url("cs_live_abc") == "https://dashboard.stripe.com/checkout/sessions/cs_live_abc"
+    assert stripe_session_url("cs_test_abc") == "https://dashboard.stripe.com/test/checkout/sessions/cs_test_abc"
+    assert stripe_session_url("javascript:alert(1)") is None
