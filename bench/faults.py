@@ -1,7 +1,12 @@
 """Fault scenarios against real processes: a table of what was lost, duplicated or stuck.
 
     python bench/faults.py            # full size: 1,000 deliveries, 2 and 4 receiver workers
-    python bench/faults.py --quick    # 200 deliveries, 2 workers, smaller cleanup
+    python bench/faults.py --quick    # 200 deliveries, 2 workers, smaller cleanup and incident
+
+Besides the receiver and PostgreSQL restarts: Stripe (a local_stripe server) answering 500
+or 429 under ``sweep`` and ``reconcile``, the alert webhook down during an incident under
+two ``watch`` processes, two ``schedule`` processes (about two minutes: cron times have
+minute resolution), and PostgreSQL restarted under ``watch``.
 
 Each scenario runs on a throwaway database (an embedded PostgreSQL in a temporary folder,
 or a scratch database on DATABASE_URL's server) with the reference receiver under uvicorn
