@@ -1,7 +1,12 @@
 """Fault scenarios against real processes: a table of what was lost, duplicated or stuck.
 
     python bench/faults.py            # full size: 1,000 deliveries, 2 and 4 receiver workers
-    python bench/faults.py --quick    # 200 deliveries, 2 workers, smaller cleanup
+    python bench/faults.py --quick    # 200 deliveries, 2 workers, smaller cleanup and incident
+
+Besides the receiver and PostgreSQL restarts: Stripe (a local_stripe server) answering 500
+or 429 under ``sweep`` and ``reconcile``, the alert webhook down during an incident under
+two ``watch`` processes, two ``schedule`` processes (about two minutes: cron times have
+minute resolution), and PostgreSQL restarted under ``watch``.
 
 Each scenario runs on a throwaway database (an embedded PostgreSQL in a temporary folder,
 or a scratch database on DATABASE_URL's server) with the reference receiver under uvicorn
@@ -21,8 +26,10 @@ import platform
 import sys
 
 from devharness import ThrowawayDatabase, empty_tables
-from devharness.faults import (ScenarioResult, postgres_restarted_during_cleanup, postgres_restarted_during_retry,
-                               postgres_restarted_under_receiver, receiver_killed_mid_burst)
+from devharness.faults import (ScenarioResult, channel_down_during_incident, postgres_restarted_during_cleanup,
+                               postgres_restarted_during_retry, postgres_restarted_under_receiver, postgres_restarted_under_watch,
+                               receiver_killed_mid_burst, stripe_failing_during_reconcile, stripe_failing_during_sweep,
+                               two_schedulers)
 
 
 def table(results: list[ScenarioResult]) -> str:
@@ -64,12 +71,43 @@ def main(argv: list[str] | None = None) -> int:
                                "restart, redelivery")
             results.append(result)
             print(table([result]).splitlines()[-1], flush=True)
+        # Stripe answering errors for a while: an outage the retries outlast (the run fails,
+        # recorded failed; the next completes), and a short one the same run waits out.
+        stripe_plans = [(stripe_failing_during_sweep, 500, 50), (stripe_failing_during_sweep, 429, 3),
+                        (stripe_failing_during_reconcile, 500, 50), (stripe_failing_during_reconcile, 429, 3)]
+        if not args.quick:
+            stripe_plans.insert(2, (stripe_failing_during_sweep, 429, 50))  # 6 backoffs: up to a minute
+        for scenario, status, failures in stripe_plans:
+            empty_tables(engine)
+            size = {"events": events // 5} if scenario is stripe_failing_during_sweep else {
+                "registrations": events // 5, "fail_after": events // 20}
+            result = scenario(database.url, status=status, failures=failures, **size)
+            results.append(result)
+            print(table([result]).splitlines()[-1], flush=True)
+        empty_tables(engine)
+        result = channel_down_during_incident(database.url, alerts=5 if args.quick else 20, watchers=2,
+                                              down_s=5.0 if args.quick else 30.0, deadline_s=120)
+        results.append(result)
+        print(table([result]).splitlines()[-1], flush=True)
+        empty_tables(engine)
+        result = two_schedulers(database.url, fire_times=1 if args.quick else 2)
+        if result.ok:
+            result.detail.pop("logs", None)
+        results.append(result)
+        print(table([result]).splitlines()[-1], flush=True)
         if database.data_dir is None:
             print("DATABASE_URL is set: the PostgreSQL restart scenarios need the embedded server; skipped")
         else:
             empty_tables(engine)
             result = postgres_restarted_under_receiver(database.url, database.data_dir, events=events // 2,
                                                        down_s=2.0, concurrency=32, deadline_s=120)
+            results.append(result)
+            print(table([result]).splitlines()[-1], flush=True)
+            empty_tables(engine)
+            result = postgres_restarted_under_watch(database.url, database.data_dir, down_s=4.0,
+                                                    alerts=5 if args.quick else 20)
+            if result.ok:
+                result.detail.pop("log", None)
             results.append(result)
             print(table([result]).splitlines()[-1], flush=True)
             empty_tables(engine)

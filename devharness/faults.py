@@ -374,3 +374,292 @@ def postgres_restarted_during_retry(database_url: str, data_dir: Path, *, events
         return result
     finally:
         engine.dispose()
+
+
+# --- Stripe failing for a while ----------------------------------------------------------
+
+def stripe_failing_during_sweep(database_url: str, *, status: int = 500, failures: int = 20, events: int = 50,
+                                recorded: int = 10) -> ScenarioResult:
+    """Stripe answers ``status`` (500 or 429) to the next ``failures`` Events API requests while
+    ``python -m jobs sweep`` runs (a local Stripe server on 127.0.0.1, the job a real process).
+
+    ``events`` events of the last hour exist at Stripe; the app recorded ``recorded`` of them,
+    so the rest are missed. A run whose retries the outage outlasts must exit 1 and be
+    recorded failed with nothing recorded as found; then Stripe is back (the queued failures
+    cleared) and the next run records every missed event once. An outage shorter than the
+    bounded retries is ridden out by the first run. Counts: before/after are the missed
+    events at Stripe / recorded; requests made during the outage show the retries are bounded.
+    """
+    from local_stripe import LocalStripe, StripeState, checkout_session, event
+    from local_stripe.faults import LIST_EVENTS
+
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    prefix = f"evt_stripe_{status}_{uuid.uuid4().hex[:8]}_"
+    api_key = "sk_test_faultscenarios000000000000"
+    server = LocalStripe(StripeState(), api_keys={api_key}).start()
+    try:
+        created = int(time.time()) - 600
+        for i in range(events):
+            server.state.add_event(event("checkout.session.completed", checkout_session(created=created),
+                                         id=f"{prefix}{i:05d}", created=created, pending_webhooks=1,
+                                         delivery_success=False))
+        with engine.begin() as conn:
+            for i in range(recorded):
+                SQL.execute(conn, "add_recorded_event", stripe_event_id=f"{prefix}{i:05d}")
+        missed = events - recorded
+        env = {"STRIPE_API_BASE": server.url, "STRIPE_API_KEY": api_key}
+        server.faults.fail_next(failures, status=status, endpoint=LIST_EVENTS)
+        started = time.monotonic()
+        first = jobs_command(database_url, "sweep", "--lookback-hours", "2", "--json", extra_env=env)
+        first.start()
+        try:
+            first_exit = first.wait(180)
+        finally:
+            first.close()
+        first_s = time.monotonic() - started
+        requests_first = server.faults.counts[LIST_EVENTS]
+        failures_left = len(server.faults._queued)
+        server.faults.reset()  # Stripe is back
+        recorded_after_first = SQL.one(engine, "missed_counts", prefix=prefix)["recorded"]
+        cleared = time.monotonic()
+        second = jobs_command(database_url, "sweep", "--lookback-hours", "2", "--json", extra_env=env)
+        second.start()
+        try:
+            second_exit = second.wait(180)
+        finally:
+            second.close()
+        recover_s = time.monotonic() - cleared
+        counts = SQL.one(engine, "missed_counts", prefix=prefix)
+        runs = SQL.all(engine, "job_runs_of", job="sweep")[-2:]
+        first_run, second_run = (runs + [{}, {}])[:2]
+        # A first run that exited 1 but was recorded a success, or recorded found events
+        # although it failed, counts as lost trust: reported in the detail and checked by tests.
+        return ScenarioResult(
+            f"Stripe answering {status} to {failures} requests during sweep ({missed} missed events)",
+            before=missed, after=counts["recorded_distinct"],
+            lost=max(missed - counts["recorded_distinct"], 0),
+            duplicated=counts["recorded"] - counts["recorded_distinct"],
+            stuck=0, recover_s=recover_s if second_exit in (0, 3) else None,
+            detail={"first_exit": first_exit, "first_s": round(first_s, 1),
+                    "first_run": f"{first_run.get('status')}: {(first_run.get('error') or '')[:90]}",
+                    "requests_during_outage": requests_first, "failures_left": failures_left,
+                    "recorded_by_first": recorded_after_first, "second_exit": second_exit,
+                    "second_run": second_run.get("status"),
+                    "lock_free_after": not SQL.scalar(engine, "job_lock_held", job="sweep")})
+    finally:
+        server.stop()
+        engine.dispose()
+
+
+def stripe_failing_during_reconcile(database_url: str, *, status: int = 500, failures: int = 20,
+                                    registrations: int = 30, fail_after: int = 10) -> ScenarioResult:
+    """Stripe starts answering ``status`` to ``failures`` requests once ``python -m jobs
+    reconcile`` has re-read ``fail_after`` sessions for its fixes (mid-run). ``registrations``
+    are pending locally while their sessions are paid at Stripe (lost webhooks: auto-fixes).
+    The run the outage outlasts must exit 1, be recorded failed, keep the fixes it made
+    (each in its own transaction); the next run fixes the rest, none twice."""
+    from local_stripe import LocalStripe, StripeState, checkout_session
+    from local_stripe.faults import RETRIEVE_SESSION
+
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    api_key = "sk_test_faultscenarios000000000000"
+    server = LocalStripe(StripeState(), api_keys={api_key}).start()
+    ids = [str(uuid.uuid4()) for _ in range(registrations)]
+    try:
+        created = int(time.time()) - 3600
+        with engine.begin() as conn:
+            for reg_id in ids:
+                session_id = f"cs_test_{uuid.uuid4().hex}"
+                server.state.add_checkout_session(checkout_session(id=session_id, created=created,
+                                                                   client_reference_id=reg_id))
+                SQL.execute(conn, "add_pending_registration_with_session", id=reg_id, session_id=session_id)
+        outage = threading.Event()
+
+        def start_outage(endpoint: str, params: dict[str, Any]) -> None:
+            if endpoint == RETRIEVE_SESSION and server.faults.counts[RETRIEVE_SESSION] >= fail_after \
+                    and not outage.is_set():
+                outage.set()
+                server.faults.fail_next(failures, status=status)
+
+        server.faults.before(start_outage)
+        env = {"STRIPE_API_BASE": server.url, "STRIPE_API_KEY": api_key}
+        first = jobs_command(database_url, "reconcile", "--lookback-days", "1", "--json", extra_env=env)
+        first.start()
+        try:
+            first_exit = first.wait(180)
+        finally:
+            first.close()
+        requests_first = server.faults.total
+        failures_left = len(server.faults._queued)
+        fixed_by_first = SQL.one(engine, "reconcile_fix_counts", ids=ids)["completed"]
+        server.faults.reset()  # Stripe is back
+        cleared = time.monotonic()
+        second = jobs_command(database_url, "reconcile", "--lookback-days", "1", "--json", extra_env=env)
+        second.start()
+        try:
+            second_exit = second.wait(180)
+        finally:
+            second.close()
+        recover_s = time.monotonic() - cleared
+        counts = SQL.one(engine, "reconcile_fix_counts", ids=ids)
+        runs = SQL.all(engine, "job_runs_of", job="reconcile")[-2:]
+        first_run, second_run = (runs + [{}, {}])[:2]
+        return ScenarioResult(
+            f"Stripe answering {status} to {failures} requests mid-reconcile ({registrations} lost payments)",
+            before=registrations, after=counts["completed"], lost=registrations - counts["completed"],
+            duplicated=counts["fixes"] - counts["fixed_distinct"], stuck=0,
+            recover_s=recover_s if second_exit == 0 else None,
+            detail={"first_exit": first_exit, "outage_started": outage.is_set(),
+                    "first_run": f"{first_run.get('status')}: {(first_run.get('error') or '')[:90]}",
+                    "requests_first_run": requests_first, "failures_left": failures_left,
+                    "fixed_by_first": fixed_by_first, "second_exit": second_exit,
+                    "second_run": second_run.get("status"),
+                    "lock_free_after": not SQL.scalar(engine, "job_lock_held", job="reconcile")})
+    finally:
+        server.stop()
+        engine.dispose()
+
+
+# --- a notification channel down during an incident, two watch processes -------------------
+
+def watch_processes(database_url: str, count: int, *, extra_env: Mapping[str, str]) -> list[ManagedProcess]:
+    """``count`` started ``python -m jobs watch`` processes (as on two machines)."""
+    processes = []
+    for n in range(count):
+        process = jobs_command(database_url, "watch", extra_env=extra_env)
+        process.name = f"watch-{n}"
+        processes.append(process.start())
+    return processes
+
+
+def channel_down_during_incident(database_url: str, *, alerts: int = 5, watchers: int = 2, down_s: float = 5.0,
+                                 deadline_s: float = 60) -> ScenarioResult:
+    """An incident (``alerts`` failed checkout event types: one alert each) while the alert
+    webhook answers 503 for ``down_s``, with ``watchers`` watch processes running. Each alert
+    must be recorded at once, its firing notification delivered once when the channel is back,
+    and the resolved one (after the events are fixed) once too."""
+    from devharness.http_sink import HttpSink
+
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    env = {"MONITOR_ALERT_WEBHOOK_URL": None, "MONITOR_ALERT_INTERVAL_S": "1"}
+    prefix = f"evt_incident_{uuid.uuid4().hex[:8]}_"
+    with HttpSink(status=503) as sink:
+        env["MONITOR_ALERT_WEBHOOK_URL"] = sink.url
+        processes = watch_processes(database_url, watchers, extra_env=env)
+        try:
+            if not wait_until(lambda: SQL.scalar(engine, "watchers_listening") >= watchers, 30):
+                raise RuntimeError("watch processes did not start: " + processes[0].log_tail(600))
+            ids = []
+            with engine.begin() as conn:
+                for i in range(alerts):
+                    ids.append(f"{prefix}{i}")
+                    SQL.execute(conn, "fail_checkout_event", id=ids[-1], type=f"checkout.session.incident_{i}")
+            # The alerts are recorded and their notifications tried (and failed) while it is down.
+            tried = wait_until(lambda: sink.attempts >= alerts, 30)
+            time.sleep(down_s)
+            states_down = {f"{r['kind']}/{r['status']}": r["n"] for r in SQL.all(engine, "alert_notification_states")}
+            attempts_down = sink.attempts
+            sink.status = 200  # the channel is back
+            back = time.monotonic()
+            wait_until(lambda: len({r.json()["alert_id"] for r in sink.received}) >= alerts, deadline_s, pause_s=0.1)
+            recover_s = time.monotonic() - back
+            with engine.begin() as conn:
+                SQL.execute(conn, "complete_events", ids=ids)
+            wait_until(lambda: len(sink.received) >= 2 * alerts, deadline_s, pause_s=0.1)
+            time.sleep(3.0)  # anything sent twice would arrive now
+        finally:
+            exits = [process.stop() for process in processes]
+            for process in processes:
+                process.close()
+    bodies = [r.json() for r in sink.received]
+    sent = Counter((b["alert_id"], b["status"]) for b in bodies)
+    firing = {a for a, status in sent if status == "firing"}
+    resolved = {a for a, status in sent if status == "resolved"}
+    states = {f"{r['kind']}/{r['status']}": r["n"] for r in SQL.all(engine, "alert_notification_states")}
+    engine.dispose()
+    return ScenarioResult(
+        f"alert webhook answering 503 for {down_s:g} s during an incident of {alerts} alerts, {watchers} watch processes",
+        before=2 * alerts, after=len(firing) + len(resolved),
+        lost=2 * alerts - len(firing) - len(resolved),
+        duplicated=sum(n - 1 for n in sent.values()), stuck=sum(n for k, n in states.items() if not k.endswith("/sent")),
+        recover_s=recover_s if len(firing) == alerts else None,
+        detail={"tried_while_down": tried, "attempts_while_down": attempts_down, "while_down": states_down,
+                "firing_delivered": len(firing), "resolved_delivered": len(resolved), "watch_exits": exits})
+
+
+def postgres_restarted_under_watch(database_url: str, data_dir: Path, *, down_s: float = 2.0, alerts: int = 3,
+                                   deadline_s: float = 60) -> ScenarioResult:
+    """PostgreSQL restarted under a running ``watch``: it must reconnect by itself and catch
+    up, i.e. notify the alerts of failures committed while it was reconnecting (``alerts``
+    event types failing right after the restart), each once, plus the one from before."""
+    from devharness.http_sink import HttpSink
+
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    prefix = f"evt_pgwatch_{uuid.uuid4().hex[:8]}_"
+    with HttpSink() as sink:
+        processes = watch_processes(database_url, 1, extra_env={"MONITOR_ALERT_WEBHOOK_URL": sink.url,
+                                                                "MONITOR_ALERT_INTERVAL_S": "2"})
+        try:
+            if not wait_until(lambda: SQL.scalar(engine, "watchers_listening") >= 1, 30):
+                raise RuntimeError("watch did not start: " + processes[0].log_tail(600))
+            with engine.begin() as conn:
+                SQL.execute(conn, "fail_checkout_event", id=f"{prefix}before", type="checkout.session.before_restart")
+            delivered_before = len(sink.wait_for(1, timeout=20))
+            restart_embedded(data_dir, down_s=down_s)
+            restarted = time.monotonic()
+            with engine.begin() as conn:  # failures land before watch is back: it must catch up
+                for i in range(alerts):
+                    SQL.execute(conn, "fail_checkout_event", id=f"{prefix}{i}", type=f"checkout.session.after_{i}")
+            sink.wait_for(1 + alerts, timeout=deadline_s)
+            recover_s = time.monotonic() - restarted
+            time.sleep(3.0)  # anything sent twice would arrive now
+            alive = processes[0].popen.poll() is None
+        finally:
+            exits = [process.stop() for process in processes]
+            log = processes[0].log_tail(400)
+            for process in processes:
+                process.close()
+    engine.dispose()
+    sent = Counter((r.json()["alert_id"], r.json()["status"]) for r in sink.received)
+    expected = 1 + alerts
+    return ScenarioResult(
+        f"PostgreSQL restarted ({down_s:g} s down) under watch, {alerts} alerts while it reconnects",
+        before=expected, after=len(sent), lost=expected - len(sent), duplicated=sum(n - 1 for n in sent.values()),
+        stuck=0, recover_s=recover_s if len(sent) >= expected else None,
+        detail={"delivered_before_restart": delivered_before, "watch_alive_after": alive, "watch_exit": exits[0],
+                "log": "" if len(sent) >= expected else log})
+
+
+def two_schedulers(database_url: str, *, fire_times: int = 2, job: str = "health-snapshot") -> ScenarioResult:
+    """Two ``python -m jobs schedule`` processes (two machines) with ``job`` due every minute,
+    kept running over ``fire_times`` minute boundaries: each fire time must run the job once.
+    Takes about ``fire_times`` minutes (cron times have minute resolution): bench only."""
+    from datetime import datetime, timezone
+
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    env = {"MONITOR_SCHEDULE": f"{job}=* * * * *", "MONITOR_SCHEDULE_TIMEZONE": "UTC"}
+    started = datetime.now(timezone.utc)
+    processes = []
+    for n in range(2):
+        process = jobs_command(database_url, "schedule", extra_env=env)
+        process.name = f"schedule-{n}"
+        processes.append(process.start())
+    try:
+        # until the fire_times-th minute boundary after the start has passed, plus the run
+        boundary = (started.replace(second=0, microsecond=0).timestamp() + 60 * fire_times)
+        time.sleep(max(0.0, boundary - time.time()) + 8.0)
+        alive = [process.popen.poll() is None for process in processes]
+    finally:
+        exits = [process.stop() for process in processes]
+        logs = [process.log_tail(300) for process in processes]
+        for process in processes:
+            process.close()
+    runs = {r["status"]: r["n"] for r in SQL.all(engine, "job_runs_since", job=job, since=started)}
+    engine.dispose()
+    total = sum(runs.values())
+    return ScenarioResult(
+        f"two schedule processes, {job} due every minute, {fire_times} fire times",
+        before=fire_times, after=min(total, fire_times), lost=max(fire_times - total, 0),
+        duplicated=max(total - fire_times, 0), stuck=runs.get("running", 0), recover_s=None if total < fire_times else 0.0,
+        detail={"runs": runs, "both_alive": all(alive), "exits": exits,
+                "logs": "" if total == fire_times else " / ".join(logs)})

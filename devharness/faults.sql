@@ -82,3 +82,56 @@ VALUES (:id, :type, 'failed', CAST(:payload AS jsonb), 1, 'ConnectError: the app
 -- How many of these events are completed.
 SELECT count(*) FROM webhook_events
 WHERE stripe_event_id = ANY(CAST(:ids AS text[])) AND processing_status = 'completed'
+
+-- name: missed_counts
+-- Missed events the sweep recorded among the scenario's ids (prefix), and how many distinct.
+SELECT count(*) AS recorded, count(DISTINCT stripe_event_id) AS recorded_distinct
+FROM missed_events WHERE stripe_event_id LIKE :prefix || '%'
+
+-- name: add_recorded_event
+-- An event the app received and completed (the sweep must not count it as missed).
+INSERT INTO webhook_events (stripe_event_id, event_type, processing_status, payload, attempts, processed_at)
+VALUES (:stripe_event_id, 'checkout.session.completed', 'completed', CAST('{}' AS jsonb), 1, now())
+
+-- name: add_pending_registration_with_session
+-- A registration still pending although its Checkout Session was paid (a lost webhook).
+INSERT INTO registrations (id, stripe_checkout_session_id, email, processing_status, amount_total, currency,
+                           created_at)
+VALUES (CAST(:id AS uuid), :session_id, 'someone@example.com', 'pending', 2500, 'eur', now() - interval '1 hour')
+
+-- name: reconcile_fix_counts
+-- Of these registrations: how many completed, and the auto-fix items recorded for them
+-- (a fix applied twice shows as more items than registrations fixed).
+SELECT (SELECT count(*) FROM registrations
+        WHERE id = ANY(CAST(:ids AS uuid[])) AND processing_status = 'completed') AS completed,
+       (SELECT count(*) FROM reconciliation_items
+        WHERE registration_id = ANY(CAST(:ids AS uuid[])) AND action = 'auto_fixed' AND NOT dry_run) AS fixes,
+       (SELECT count(DISTINCT registration_id) FROM reconciliation_items
+        WHERE registration_id = ANY(CAST(:ids AS uuid[])) AND action = 'auto_fixed' AND NOT dry_run) AS fixed_distinct
+
+-- name: fail_checkout_event
+-- A checkout event whose handling failed, recorded through the tracking functions as a
+-- handler does (a permanent error: no automatic retry).
+SELECT webhook_event_fail(:id, 'registration not found')
+FROM webhook_event_begin(:id, :type, CAST('{}' AS jsonb))
+
+-- name: complete_events
+-- The events' problem fixed (their alert resolves).
+UPDATE webhook_events SET processing_status = 'completed', processed_at = now()
+WHERE stripe_event_id = ANY(CAST(:ids AS text[]))
+
+-- name: watchers_listening
+-- Sessions listening for alert notifications (started watch processes).
+SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'LISTEN monitor_alerts%'
+
+-- name: alert_notification_states
+-- Notifications of the alerts of these event types, per status.
+SELECT n.kind, n.status, count(*) AS n, max(n.attempts) AS max_attempts
+FROM alert_notifications n JOIN alerts a ON a.id = n.alert_id
+WHERE a.rule = 'payment_event_failed'
+GROUP BY n.kind, n.status ORDER BY n.kind, n.status
+
+-- name: job_runs_since
+-- Runs of a job started at or after :since, by status.
+SELECT status, count(*) AS n FROM job_runs
+WHERE job = :job AND started_at >= :since GROUP BY status ORDER BY status

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from devharness import ThrowawayDatabase, patched_env
-from devharness.faults import (postgres_restarted_during_cleanup, postgres_restarted_during_retry,
-                               postgres_restarted_under_receiver,
-                               receiver_killed_mid_burst)
+from devharness.faults import (channel_down_during_incident, postgres_restarted_during_cleanup, postgres_restarted_during_retry,
+                               postgres_restarted_under_receiver, postgres_restarted_under_watch, receiver_killed_mid_burst,
+                               stripe_failing_during_reconcile, stripe_failing_during_sweep)
 
 
 def test_a_receiver_killed_mid_burst_loses_nothing_and_recovers_at_the_next_delivery(database_url, db):
@@ -72,3 +72,56 @@ def test_postgres_restarted_under_retry_leaves_no_claim_behind_and_the_next_run_
     assert result.detail["first_run"].split(":")[0] in ("failed", "completed"), result.detail
     assert (result.lost, result.duplicated, result.stuck, result.after) == (0, 0, 0, 200), result
     assert result.detail["registrations_completed"] == 200
+
+
+def test_stripe_failing_longer_than_the_retries_fails_the_sweep_and_the_next_run_finds_everything(database_url, db):
+    result = stripe_failing_during_sweep(database_url, status=500, failures=20, events=30, recorded=5)
+    assert result.detail["first_exit"] == 1, result.detail
+    # bounded: the first request and the library's 3 retries, then it gives up
+    assert result.detail["requests_during_outage"] == 4, result.detail
+    assert result.detail["first_run"].startswith("failed: StripeUnavailable: Stripe answered 500"), result.detail
+    assert result.detail["recorded_by_first"] == 0  # nothing half-found by a failed run
+    assert result.detail["lock_free_after"] is True
+    assert result.detail["second_exit"] == 3 and result.detail["second_run"] == "needs_review"
+    assert (result.before, result.after, result.lost, result.duplicated) == (25, 25, 0, 0), result
+
+
+def test_a_short_stripe_rate_limit_is_waited_out_by_the_same_sweep(database_url, db):
+    result = stripe_failing_during_sweep(database_url, status=429, failures=2, events=30, recorded=5)
+    assert result.detail["first_exit"] == 3, result.detail  # found the missed events despite the 429s
+    assert result.detail["requests_during_outage"] == 4  # two 429s, then one page for each of the two passes
+    assert result.detail["recorded_by_first"] == 25
+    assert (result.before, result.after, result.lost, result.duplicated) == (25, 25, 0, 0), result
+
+
+def test_stripe_failing_mid_reconcile_fails_the_run_keeps_its_fixes_and_the_next_run_fixes_the_rest(database_url, db):
+    result = stripe_failing_during_reconcile(database_url, status=500, failures=20, registrations=30, fail_after=10)
+    assert result.detail["outage_started"] is True
+    assert result.detail["first_exit"] == 1, result.detail
+    assert result.detail["first_run"].startswith("failed: StripeUnavailable: Stripe answered 500"), result.detail
+    assert 0 < result.detail["fixed_by_first"] < 30  # the outage came mid-run; its fixes stay
+    assert result.detail["failures_left"] > 0  # the retries gave up before Stripe came back: bounded
+    assert result.detail["lock_free_after"] is True
+    assert (result.detail["second_exit"], result.detail["second_run"]) == (0, "completed")
+    assert (result.before, result.after, result.lost, result.duplicated) == (30, 30, 0, 0), result
+
+
+def test_an_alert_channel_down_during_an_incident_gets_every_notification_once_when_it_is_back(database_url, db):
+    # Two watch processes, as on two machines: each notification still goes out once.
+    result = channel_down_during_incident(database_url, alerts=3, watchers=2, down_s=2.0, deadline_s=45)
+    assert result.detail["tried_while_down"] is True
+    # recorded while the channel was down, none of them marked sent
+    assert sum(result.detail["while_down"].values()) == 3 and "firing/sent" not in result.detail["while_down"]
+    assert (result.detail["firing_delivered"], result.detail["resolved_delivered"]) == (3, 3)
+    assert (result.lost, result.duplicated, result.stuck) == (0, 0, 0), result
+    assert result.recover_s is not None and result.recover_s < 45
+    assert result.detail["watch_exits"] == [0, 0]
+
+
+def test_postgres_restarted_under_watch_reconnects_and_notifies_what_failed_meanwhile(private_embedded_database):
+    database = private_embedded_database
+    result = postgres_restarted_under_watch(database.url, database.data_dir, down_s=2.0, alerts=3, deadline_s=45)
+    assert result.detail["delivered_before_restart"] == 1
+    assert result.detail["watch_alive_after"] is True, result.detail  # rode the restart out, no supervisor needed
+    assert (result.before, result.after, result.lost, result.duplicated) == (4, 4, 0, 0), result
+    assert result.recover_s is not None and result.recover_s < 45
