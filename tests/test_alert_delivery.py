@@ -13,7 +13,7 @@ import stripe
 from core.settings import get_settings
 from jobs.alerting import delivery, lifecycle
 from jobs.alerting.channels import SlackChannel, WebhookChannel
-from tests.alert_sinks import HttpSink
+from devharness.http_sink import HttpSink
 from tests.factories import add_event
 
 SECRET = "whsec_alert_test_secret"

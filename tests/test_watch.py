@@ -21,7 +21,7 @@ from core.db import create_jobs_engine
 from core.settings import get_settings
 from jobs import watch
 from jobs.alerting.channels import WebhookChannel
-from tests.alert_sinks import HttpSink
+from devharness.http_sink import HttpSink
 from tests.factories import add_event
 
 
