@@ -235,7 +235,7 @@ class Receiver:
         """None when the database answers and has the tracking functions, else why not."""
         try:
             with self.engine.connect() as conn:
-                ready = conn.execute(SQL["tracking_ready"]).scalar()
+                ready = SQL.execute(conn, "tracking_ready").scalar()
         except sa.exc.DBAPIError as exc:
             return connection_problem(self.engine.url, exc)
         if not ready:

@@ -110,8 +110,8 @@ def apply_event(conn: Connection, event: Mapping[str, Any]) -> Outcome:
                 f"(client_reference_id {session.client_reference_id!r})")
         return Outcome("no_registration")
 
-    params = {"registration_id": registration["id"], "session_id": session.id,
-              "amount_total": session.amount_total, "currency": session.currency}
+    which = {"registration_id": registration["id"], "session_id": session.id}
+    seen = {**which, "amount_total": session.amount_total, "currency": session.currency}
     if paid:
         # A paid session completes its pending registration even if the app had since
         # started another session for it: the customer paid, and the paid one is recorded.
@@ -123,25 +123,23 @@ def apply_event(conn: Connection, event: Mapping[str, Any]) -> Outcome:
         # An abandoned earlier session expiring or failing says nothing about the current one.
         return Outcome("other_session_ignored", registration["id"])
     if event_type == COMPLETED:
-        return _conditional(conn, "note_checkout_details", params, registration, "awaiting_payment")
+        return _conditional(conn, "note_checkout_details", seen, registration, "awaiting_payment")
     if event_type == ASYNC_FAILED:
-        return _conditional(conn, "fail_registration", params, registration, "registration_failed")
-    return _conditional(conn, "expire_registration", params, registration, "registration_expired")
+        return _conditional(conn, "fail_registration", seen, registration, "registration_failed")
+    return _conditional(conn, "expire_registration", which, registration, "registration_expired")
 
 
 def _find_registration(conn: Connection, session: CheckoutSession) -> Mapping[str, Any] | None:
     """The session's registration by checkout.match_registration's rule, locked."""
     return checkout.match_registration(
         session.id, session.client_reference_id,
-        by_session_id=lambda sid: conn.execute(SQL["registration_by_session"],
-                                               {"session_id": sid}).mappings().first(),
-        by_id=lambda rid: conn.execute(SQL["registration_by_id"],
-                                       {"registration_id": rid}).mappings().first())
+        by_session_id=lambda sid: SQL.execute(conn, "registration_by_session", session_id=sid).mappings().first(),
+        by_id=lambda rid: SQL.execute(conn, "registration_by_id", registration_id=rid).mappings().first())
 
 
 def _conditional(conn: Connection, query: str, params: dict, registration: Mapping[str, Any],
                  label: str) -> Outcome:
-    changed = conn.execute(SQL[query], params).first() is not None
+    changed = SQL.execute(conn, query, **params).first() is not None
     if changed:
         return Outcome(label, registration["id"])
     return Outcome(f"registration_already_{registration['processing_status']}", registration["id"])

@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, Mapping
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from core.error_policy import ATTEMPT_SOURCES, PayloadError, classify
@@ -41,7 +40,7 @@ from core.sql import load_package
 log = logging.getLogger(__name__)
 
 # Built once: each delivery runs several of these statements.
-SQL: dict[str, sa.TextClause] = {name: query.statement for name, query in load_package("tracking").items()}
+SQL = load_package("tracking")
 
 PROCESS, SKIP_DUPLICATE, RETRY_LATER = "process", "skip_duplicate", "retry_later"
 DEFAULT_STALE_AFTER = timedelta(minutes=5)
@@ -193,12 +192,11 @@ class EventTracker:
         try:
             with conn.begin():
                 if hold:
-                    locked = bool(conn.execute(SQL["lock_event"], {"stripe_event_id": event_id}).scalar())
-                row = conn.execute(SQL["begin_event"], {
-                    "stripe_event_id": event_id, "event_type": event_type, "payload": payload,
-                    "stripe_created_at": created_at, "livemode": livemode,
-                    "stale_after": self.stale_after, "source": source, "raw_payload": raw,
-                }).one()
+                    locked = bool(SQL.execute(conn, "lock_event", stripe_event_id=event_id).scalar())
+                row = SQL.execute(
+                    conn, "begin_event", stripe_event_id=event_id, event_type=event_type, payload=payload,
+                    stripe_created_at=created_at, livemode=livemode, stale_after=self.stale_after,
+                    source=source, raw_payload=raw).one()
         except BaseException:
             self._let_go(conn, event_id, locked)
             raise
@@ -222,10 +220,8 @@ class EventTracker:
     def complete(self, conn: Connection, claim: Claim, *, outcome: str | None = None,
                  registration_id: str | None = None) -> bool:
         """Mark the attempt completed inside the caller's transaction; False if superseded."""
-        return bool(conn.execute(SQL["complete_event"], {
-            "stripe_event_id": claim.stripe_event_id, "outcome": outcome,
-            "registration_id": registration_id, "attempt": claim.attempt,
-        }).scalar())
+        return bool(SQL.execute(conn, "complete_event", stripe_event_id=claim.stripe_event_id, outcome=outcome,
+                                registration_id=registration_id, attempt=claim.attempt).scalar())
 
     def fail(self, claim: Claim, error: BaseException | str, *, category: str | None = None,
              retryable: bool | None = None, context: Mapping[str, Any] | None = None,
@@ -258,15 +254,15 @@ class EventTracker:
             if claimed is not None:  # begin, then fail without an attempt (an unprocessable body)
                 try:
                     with claimed.begin():
-                        return bool(claimed.execute(SQL["fail_event"], params).scalar())
+                        return bool(SQL.execute(claimed, "fail_event", **params).scalar())
                 finally:
                     self._let_go(claimed, claim.stripe_event_id, True)
             with self.engine.begin() as own:
-                return bool(own.execute(SQL["fail_event"], params).scalar())
+                return bool(SQL.execute(own, "fail_event", **params).scalar())
         if conn.in_transaction():
             conn.rollback()
         with conn.begin():
-            return bool(conn.execute(SQL["fail_event"], params).scalar())
+            return bool(SQL.execute(conn, "fail_event", **params).scalar())
 
     @contextmanager
     def track(self, event: Mapping[str, Any], *, raw_payload: str | None = None,
@@ -340,8 +336,8 @@ class EventTracker:
     def hold(self, conn: Connection, claim: Claim) -> bool:
         """Take the event's liveness lock on ``conn`` (committed); False when not held."""
         with conn.begin():
-            return bool(conn.execute(SQL["hold_event"], {
-                "stripe_event_id": claim.stripe_event_id, "attempt": claim.attempt}).scalar())
+            return bool(SQL.execute(conn, "hold_event", stripe_event_id=claim.stripe_event_id,
+                                    attempt=claim.attempt).scalar())
 
     def release(self, conn: Connection, event_id: str) -> None:
         """Release the event's liveness lock held by ``conn``. If that fails the session is
@@ -350,7 +346,7 @@ class EventTracker:
             if conn.in_transaction():
                 conn.rollback()
             with conn.begin():
-                conn.execute(SQL["release_event"], {"stripe_event_id": event_id})
+                SQL.execute(conn, "release_event", stripe_event_id=event_id)
         except Exception as exc:
             log.warning("could not release the lock of event %s (%s); closing its connection",
                         event_id, error_message(exc))
