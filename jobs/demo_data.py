@@ -207,6 +207,7 @@ def run(engine: Engine, *, now: datetime, days: int = DEFAULT_DAYS,
                 ("stage_checkouts", "computing registrations and Checkout Sessions"),
                 ("drop_secondary_indexes", None),
                 ("pause_rollup_triggers", None),
+                ("pause_registration_rollup_triggers", None),
                 ("insert_events", "writing webhook_events"),
                 ("insert_attempts", "writing webhook_event_attempts"),
                 ("plan_demo_retries", None),
@@ -214,6 +215,8 @@ def run(engine: Engine, *, now: datetime, days: int = DEFAULT_DAYS,
                 ("rebuild_rollups", "computing the rollups"),
                 ("insert_registrations", "writing registrations"),
                 ("create_secondary_indexes", "building indexes"),
+                ("resume_registration_rollup_triggers", None),
+                ("rebuild_registration_rollups", "computing the registration rollups"),
             ]
             for name, label in steps:
                 step_started = time.monotonic()

@@ -14,12 +14,16 @@ SET LOCAL work_mem = '128MB'
 
 -- name: analyze_loaded
 -- Fresh statistics right after the load, so the dashboard's first queries get good plans.
-ANALYZE webhook_events, registrations, webhook_event_rollup, webhook_event_duration_rollup
+ANALYZE webhook_events, registrations, webhook_event_rollup, webhook_event_duration_rollup,
+        registration_funnel_rollup, registration_completion_rollup, registration_payment_rollup,
+        checkout_paid_sessions
 
 -- name: vacuum_loaded
 -- A bulk load leaves the visibility map empty, so index-only scans (the dashboard's window
 -- queries) would still visit every row until autovacuum came by. Outside a transaction.
-VACUUM (ANALYZE) webhook_events, registrations, webhook_event_rollup, webhook_event_duration_rollup
+VACUUM (ANALYZE) webhook_events, registrations, webhook_event_rollup, webhook_event_duration_rollup,
+        registration_funnel_rollup, registration_completion_rollup, registration_payment_rollup,
+        checkout_paid_sessions
 
 -- name: create_uniform
 -- demo_u(seed, i, salt): a uniform number in [0, 1) for row i and purpose salt.
@@ -456,6 +460,35 @@ ALTER TABLE webhook_events DISABLE TRIGGER webhook_events_rollup
 -- name: rebuild_rollups
 -- The rollups of the loaded rows, computed set-based.
 SELECT webhook_rollup_rebuild()
+
+-- name: pause_registration_rollup_triggers
+-- The registration rollups' triggers (migrations/0135_registration_rollups.sql): one on
+-- registrations, three on the paid Checkout Session events of webhook_events, each a probe
+-- per loaded row; rebuild_registration_rollups computes the rollups set-based after the load
+-- instead. Inside this transaction: no other writer sees the tables without them.
+DO $$
+BEGIN
+    ALTER TABLE registrations DISABLE TRIGGER registrations_rollup;
+    ALTER TABLE webhook_events DISABLE TRIGGER webhook_events_registration_paid;
+    ALTER TABLE webhook_events DISABLE TRIGGER webhook_events_registration_paid_update;
+    ALTER TABLE webhook_events DISABLE TRIGGER webhook_events_registration_paid_delete;
+END
+$$
+
+-- name: resume_registration_rollup_triggers
+-- The registration rollups' triggers back on (pause_registration_rollup_triggers).
+DO $$
+BEGIN
+    ALTER TABLE registrations ENABLE TRIGGER registrations_rollup;
+    ALTER TABLE webhook_events ENABLE TRIGGER webhook_events_registration_paid;
+    ALTER TABLE webhook_events ENABLE TRIGGER webhook_events_registration_paid_update;
+    ALTER TABLE webhook_events ENABLE TRIGGER webhook_events_registration_paid_delete;
+END
+$$
+
+-- name: rebuild_registration_rollups
+-- The registration rollups of the loaded rows, computed set-based.
+SELECT registration_rollup_rebuild()
 
 -- name: resume_rollup_triggers
 -- The rollup trigger back on (pause_rollup_triggers).

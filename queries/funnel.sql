@@ -12,46 +12,56 @@
 -- name: funnel_by_bucket
 -- Registrations created in [start, end) per bucket (:bucket 'hour' or 'day', UTC) and how
 -- many of them reached each step. Only buckets with registrations are returned.
--- A registration that is completed is paid without a lookup; for the others, whether a paid
--- event was recorded for its session is one probe of the partial index on the paid
--- Checkout Session events by session id (migrations/0113), not a hash of every checkout
--- event of the window.
-SELECT date_trunc(:bucket, r.created_at, 'UTC')                       AS bucket,
-       count(*)                                                        AS created,
-       count(*) FILTER (WHERE r.stripe_checkout_session_id IS NOT NULL) AS checkout_started,
-       count(*) FILTER (WHERE r.stripe_checkout_session_id IS NOT NULL
-                          AND (r.processing_status = 'completed' OR p.paid))
-                                                                       AS paid,
-       count(*) FILTER (WHERE r.stripe_checkout_session_id IS NOT NULL
-                          AND r.processing_status = 'completed')       AS completed
-FROM registrations r
-LEFT JOIN LATERAL (
-    SELECT true AS paid
-    FROM webhook_events e
-    WHERE r.processing_status <> 'completed'
-      AND e.event_type IN ('checkout.session.completed', 'checkout.session.async_payment_succeeded')
-      AND e.payload -> 'data' -> 'object' ->> 'id' = r.stripe_checkout_session_id
-      -- A session's events come after its registration was created.
-      AND e.created_at >= :start
-      AND (e.event_type = 'checkout.session.async_payment_succeeded'
-           OR e.payload -> 'data' -> 'object' ->> 'payment_status' = 'paid')
-    LIMIT 1
-) p ON true
-WHERE r.created_at >= :start AND r.created_at < :end
+-- Whole hours come from the registration rollups, the window's partial first and last hour
+-- from the rows (registration_funnel_counts, migrations/0135): the cost follows the
+-- window's length, not the number of registrations in it. "Paid" counts a paid event
+-- recorded for the session whenever it arrived (a session's events come after its
+-- registration).
+SELECT date_trunc(:bucket, bucket, 'UTC')                                 AS bucket,
+       CAST(sum(registrations) AS bigint)                                 AS created,
+       CAST(coalesce(sum(registrations) FILTER (WHERE has_session), 0) AS bigint) AS checkout_started,
+       CAST(coalesce(sum(registrations) FILTER (WHERE has_session AND paid), 0) AS bigint) AS paid,
+       CAST(coalesce(sum(registrations) FILTER (WHERE has_session AND completed), 0) AS bigint) AS completed
+FROM registration_funnel_counts(:start, :end)
 GROUP BY 1
+HAVING sum(registrations) <> 0
 ORDER BY 1
 
 -- name: completion_times
 -- Time from creation to completion, in seconds, of the registrations created in
--- [start, end) that are completed: how many, the median and the 95th percentile.
-SELECT count(*)                                                         AS completed,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - created_at))
-                                                                        AS median_seconds,
-       percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - created_at))
-                                                                        AS p95_seconds
-FROM registrations
-WHERE created_at >= :start AND created_at < :end
-  AND processing_status = 'completed' AND completed_at IS NOT NULL
+-- [start, end) that are completed: how many, the median and the 95th percentile. The count
+-- comes from the registration rollups (migrations/0135); the percentiles are exact
+-- (percentile_cont over the rows) while the window holds at most 20,000 completed
+-- registrations, and beyond that read from the completion-time histogram, within 2.5 % of
+-- the exact value (the bin holding percentile_cont's lower rank, its geometric middle).
+WITH histogram AS MATERIALIZED (
+    SELECT bin, registrations,
+           sum(registrations) OVER (ORDER BY bin) AS running,
+           sum(registrations) OVER ()             AS total
+    FROM registration_completion_window(:start, :end)
+), counted AS (
+    SELECT coalesce(max(total), 0) AS completed FROM histogram
+)
+SELECT CAST(c.completed AS bigint) AS completed,
+       CASE WHEN c.completed = 0 THEN NULL
+            WHEN c.completed <= 20000 THEN
+                (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - created_at))
+                 FROM registrations
+                 WHERE created_at >= :start AND created_at < :end
+                   AND processing_status = 'completed' AND completed_at IS NOT NULL)
+            ELSE (SELECT registration_completion_bin_value(min(bin)) FROM histogram
+                  WHERE running >= 0.5 * (total - 1) + 1)
+       END AS median_seconds,
+       CASE WHEN c.completed = 0 THEN NULL
+            WHEN c.completed <= 20000 THEN
+                (SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - created_at))
+                 FROM registrations
+                 WHERE created_at >= :start AND created_at < :end
+                   AND processing_status = 'completed' AND completed_at IS NOT NULL)
+            ELSE (SELECT registration_completion_bin_value(min(bin)) FROM histogram
+                  WHERE running >= 0.95 * (total - 1) + 1)
+       END AS p95_seconds
+FROM counted c
 
 -- name: stale_pending_registrations
 -- Registrations still pending that were created before :stale_before (whatever the

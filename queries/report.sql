@@ -77,11 +77,13 @@ ORDER BY 1
 
 -- name: completed_payments_by_currency
 -- Registrations completed in [start, end) (by completed_at), per currency: how many and
--- the amount in Stripe's minor units.
-SELECT lower(currency) AS currency, count(*) AS registrations, sum(amount_total) AS amount_total
-FROM registrations
-WHERE processing_status = 'completed' AND completed_at >= :start AND completed_at < :end
-GROUP BY 1
+-- the amount in Stripe's minor units (null when none of them has an amount). Whole hours
+-- from the registration rollups, the partial edge hours from the rows
+-- (registration_payment_window, migrations/0135).
+SELECT nullif(currency, '')                                              AS currency,
+       registrations,
+       CASE WHEN amounts > 0 THEN amount_total END                       AS amount_total
+FROM registration_payment_window(:start, :end)
 ORDER BY 1
 
 -- name: cleanup_period_summary

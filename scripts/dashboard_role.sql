@@ -29,7 +29,9 @@ BEGIN
         'database_health_snapshots', 'scheduled_runs', 'health_reports', 'webhook_event_attempts',
         'alerts', 'alert_pending', 'alert_notifications', 'alert_silences',
         'sweep_runs', 'missed_events', 'login_throttle',
-        'webhook_event_rollup', 'webhook_event_duration_rollup', 'webhook_event_rollup_delta'
+        'webhook_event_rollup', 'webhook_event_duration_rollup', 'webhook_event_rollup_delta',
+        'registration_funnel_rollup', 'registration_completion_rollup', 'registration_payment_rollup',
+        'registration_rollup_delta', 'checkout_paid_sessions'
     ] LOOP
         IF to_regclass('public.' || project_table) IS NULL THEN
             CONTINUE;  -- e.g. registrations skipped with --without-reference
