@@ -33,18 +33,21 @@
 -- (completed_at of completed rows, for the payments' edge hours) to it, nothing else.
 -- "Paid" means a paid event for the session exists in webhook_events, whenever it was
 -- recorded (the query this replaces looked only at events since the window's start; a
--- session's events come after its registration, so the numbers are the same). One race is
--- not covered: a registration whose session id is written in a transaction running at the
--- same time as the first paid event of that session (before either commits) keeps "not
--- paid" until registration_rollup_rebuild(); Stripe sends that event only after the customer
--- paid on the page the session id was created for, so the session id is written long before.
+-- session's events come after its registration, so the numbers are the same).
+-- Concurrency: the events' trigger locks the registration it moves, so a registration
+-- completed (or expired) while the first paid event of its session is being recorded lands
+-- right whichever commits first. One race is not covered: a registration whose session id
+-- is written in a transaction running at the same time as the first paid event of that
+-- session (before either commits) keeps "not paid" until registration_rollup_rebuild();
+-- Stripe sends that event only after the customer paid on the page the session was created
+-- for, and the app writes the session id when it creates the session, long before.
 
 CREATE INDEX IF NOT EXISTS registrations_completed_at_idx
     ON registrations (completed_at) WHERE processing_status = 'completed';
 
 -- Completion-time bins, over milliseconds as the duration bins of migrations/0110: bin 0
 -- holds times under 1 ms; bin k >= 1 holds times t with 1.05^(k-1) <= t < 1.05^k ms (1 s is
--- bin 143, 1 h bin 311, 30 days bin 457). A percentile read from the histogram is the
+-- bin 142, 1 h bin 310, 30 days bin 445). A percentile read from the histogram is the
 -- geometric middle of its bin: within 2.5 % of the exact value.
 CREATE OR REPLACE FUNCTION public.registration_completion_bin(p_seconds double precision)
 RETURNS smallint
@@ -374,6 +377,9 @@ BEGIN
                    g.currency, g.amount_total
             FROM public.registrations g
             WHERE g.stripe_checkout_session_id = v_session AND g.processing_status <> 'completed'
+            -- Waits for a transaction changing the registration right now (completing it, say),
+            -- then sees it as that one left it: that one's trigger read the session as it was.
+            FOR UPDATE
         LOOP
             PERFORM public.registration_rollup_append(
                 -1, r.created_at, r.stripe_checkout_session_id, r.processing_status, r.completed_at,
