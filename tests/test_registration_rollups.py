@@ -243,7 +243,7 @@ def test_percentiles_from_the_histogram_are_within_their_documented_error(db):
             INSERT INTO registrations (email, processing_status, amount_total, currency, created_at, completed_at)
             SELECT 'p' || n || '@example.com', 'completed', 2500, 'eur', t.created,
                    t.created + make_interval(secs => 0.2 * exp(12 * ((n * 7919) % 25000) / 25000.0 * ((n * 104729) % 997) / 997.0))
-            FROM generate_series(1, 25000) AS n,
+            FROM generate_series(CAST(1 AS bigint), 25000) AS n,
                  LATERAL (SELECT CAST(:now AS timestamptz) - make_interval(secs => (n * 37) % (6 * 86400))) AS t (created)
             """), {"now": NOW})
     window = {"start": NOW - timedelta(days=7), "end": NOW}
