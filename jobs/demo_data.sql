@@ -16,14 +16,14 @@ SET LOCAL work_mem = '128MB'
 -- Fresh statistics right after the load, so the dashboard's first queries get good plans.
 ANALYZE webhook_events, registrations, webhook_event_rollup, webhook_event_duration_rollup,
         registration_funnel_rollup, registration_completion_rollup, registration_payment_rollup,
-        checkout_paid_sessions
+        checkout_paid_sessions, registration_completion_daily
 
 -- name: vacuum_loaded
 -- A bulk load leaves the visibility map empty, so index-only scans (the dashboard's window
 -- queries) would still visit every row until autovacuum came by. Outside a transaction.
 VACUUM (ANALYZE) webhook_events, registrations, webhook_event_rollup, webhook_event_duration_rollup,
         registration_funnel_rollup, registration_completion_rollup, registration_payment_rollup,
-        checkout_paid_sessions
+        checkout_paid_sessions, registration_completion_daily
 
 -- name: create_uniform
 -- demo_u(seed, i, salt): a uniform number in [0, 1) for row i and purpose salt.

@@ -8,7 +8,10 @@
 --   session), how many registrations.
 -- * registration_completion_rollup: per hour of created_at, a histogram of the completed
 --   registrations' time from creation to completion over fixed bins
---   (registration_completion_bin, below).
+--   (registration_completion_bin, below); registration_completion_daily the same per UTC
+--   day, so a 30-day window reads 30 days of bins (and the hours of its partial first and
+--   last day) instead of 720 hours of them: up to ~250 bins per bucket are filled at busy
+--   hours.
 -- * registration_payment_rollup: per UTC hour of completed_at × lower(currency) ('' when
 --   none), how many completed registrations, how many of them have an amount, and the sum
 --   of their amounts (minor units).
@@ -118,6 +121,13 @@ CREATE TABLE IF NOT EXISTS registration_completion_rollup (
     PRIMARY KEY (bucket, bin)
 );
 
+CREATE TABLE IF NOT EXISTS registration_completion_daily (
+    bucket        timestamptz NOT NULL,               -- date_trunc('day', created_at, 'UTC')
+    bin           smallint NOT NULL,
+    registrations bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (bucket, bin)
+);
+
 CREATE TABLE IF NOT EXISTS registration_payment_rollup (
     bucket        timestamptz NOT NULL,               -- date_trunc('hour', completed_at, 'UTC')
     currency      text NOT NULL,                      -- lower(currency), '' when none
@@ -147,6 +157,7 @@ CREATE INDEX IF NOT EXISTS registration_rollup_delta_completed_idx
 
 ALTER TABLE registration_funnel_rollup ENABLE ROW LEVEL SECURITY;
 ALTER TABLE registration_completion_rollup ENABLE ROW LEVEL SECURITY;
+ALTER TABLE registration_completion_daily ENABLE ROW LEVEL SECURITY;
 ALTER TABLE registration_payment_rollup ENABLE ROW LEVEL SECURITY;
 ALTER TABLE registration_rollup_delta ENABLE ROW LEVEL SECURITY;
 
@@ -206,6 +217,16 @@ BEGIN
         ORDER BY 1, 2
         ON CONFLICT (bucket, bin) DO UPDATE SET registrations = r.registrations + excluded.registrations
         RETURNING 1
+    ), timed_daily AS (
+        INSERT INTO public.registration_completion_daily AS r (bucket, bin, registrations)
+        SELECT date_trunc('day', bucket, 'UTC'), completion_bin, sum(sign)
+        FROM taken
+        WHERE completion_bin IS NOT NULL
+        GROUP BY 1, 2
+        HAVING sum(sign) <> 0
+        ORDER BY 1, 2
+        ON CONFLICT (bucket, bin) DO UPDATE SET registrations = r.registrations + excluded.registrations
+        RETURNING 1
     ), paid AS (
         INSERT INTO public.registration_payment_rollup AS r (bucket, currency, registrations, amounts, amount_total)
         SELECT completed_bucket, currency, sum(sign), coalesce(sum(sign) FILTER (WHERE amount_total IS NOT NULL), 0),
@@ -223,7 +244,7 @@ BEGIN
         RETURNING 1
     )
     SELECT (SELECT count(*) FROM taken) + 0 * (SELECT count(*) FROM funnel) + 0 * (SELECT count(*) FROM timed)
-           + 0 * (SELECT count(*) FROM paid)
+           + 0 * (SELECT count(*) FROM timed_daily) + 0 * (SELECT count(*) FROM paid)
       INTO v_folded;
     RETURN v_folded;
 END
@@ -246,6 +267,7 @@ BEGIN
     DELETE FROM public.registration_rollup_delta;
     DELETE FROM public.registration_funnel_rollup;
     DELETE FROM public.registration_completion_rollup;
+    DELETE FROM public.registration_completion_daily;
     DELETE FROM public.registration_payment_rollup;
     INSERT INTO public.checkout_paid_sessions (session_id, events)
     SELECT public.checkout_paid_session(e.event_type, e.payload), count(*)
@@ -268,6 +290,10 @@ BEGIN
            count(*)
     FROM public.registrations
     WHERE processing_status = 'completed' AND completed_at IS NOT NULL
+    GROUP BY 1, 2;
+    INSERT INTO public.registration_completion_daily (bucket, bin, registrations)
+    SELECT date_trunc('day', bucket, 'UTC'), bin, sum(registrations)
+    FROM public.registration_completion_rollup
     GROUP BY 1, 2;
     INSERT INTO public.registration_payment_rollup (bucket, currency, registrations, amounts, amount_total)
     SELECT date_trunc('hour', completed_at, 'UTC'), coalesce(lower(currency), ''), count(*), count(amount_total),
@@ -292,6 +318,7 @@ BEGIN
     IF TG_OP = 'TRUNCATE' THEN
         DELETE FROM public.registration_funnel_rollup;
         DELETE FROM public.registration_completion_rollup;
+    DELETE FROM public.registration_completion_daily;
         DELETE FROM public.registration_payment_rollup;
         DELETE FROM public.registration_rollup_delta;
         RETURN NULL;
@@ -484,17 +511,40 @@ GROUP BY 1, 2, 3, 4
 $$;
 
 -- The completion-time histogram of the registrations created in [start, end) that are
--- completed (with a completed_at): (bin, registrations), the same way.
+-- completed (with a completed_at): (bin, registrations). The window's whole UTC days
+-- [day_from, day_to) from the daily histogram, its other whole hours from the hourly one,
+-- pending changes of all its whole hours, and the raw rows of its partial edge hours.
 CREATE OR REPLACE FUNCTION public.registration_completion_window(p_start timestamptz, p_end timestamptz)
 RETURNS TABLE (bin smallint, registrations bigint)
 LANGUAGE sql
 STABLE
 AS $$
+WITH edges AS (
+    SELECT public.webhook_rollup_full_from(p_start)           AS hour_from,
+           date_trunc('hour', p_end, 'UTC')                    AS hour_to,
+           CASE WHEN date_trunc('day', p_start, 'UTC') = p_start THEN p_start
+                ELSE date_trunc('day', p_start, 'UTC') + interval '1 day' END AS day_from,
+           date_trunc('day', p_end, 'UTC')                     AS day_to
+), days AS (
+    -- No whole day: day_from = day_to = hour_to, and the hours cover everything.
+    SELECT hour_from, hour_to,
+           CASE WHEN day_from < day_to THEN day_from ELSE hour_to END AS day_from,
+           CASE WHEN day_from < day_to THEN day_to ELSE hour_to END AS day_to
+    FROM edges
+)
 SELECT bin, sum(registrations)::bigint
 FROM (
     SELECT r.bin, r.registrations
-    FROM public.registration_completion_rollup r
-    WHERE r.bucket >= public.webhook_rollup_full_from(p_start) AND r.bucket < date_trunc('hour', p_end, 'UTC')
+    FROM public.registration_completion_daily r, days w
+    WHERE r.bucket >= w.day_from AND r.bucket < w.day_to
+    UNION ALL
+    SELECT r.bin, r.registrations
+    FROM public.registration_completion_rollup r, days w
+    WHERE r.bucket >= w.hour_from AND r.bucket < least(w.day_from, w.hour_to)
+    UNION ALL
+    SELECT r.bin, r.registrations
+    FROM public.registration_completion_rollup r, days w
+    WHERE r.bucket >= greatest(w.day_to, w.hour_from) AND r.bucket < w.hour_to
     UNION ALL
     SELECT d.completion_bin, d.sign
     FROM public.registration_rollup_delta d

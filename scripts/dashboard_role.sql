@@ -31,7 +31,7 @@ BEGIN
         'sweep_runs', 'missed_events', 'login_throttle',
         'webhook_event_rollup', 'webhook_event_duration_rollup', 'webhook_event_rollup_delta',
         'registration_funnel_rollup', 'registration_completion_rollup', 'registration_payment_rollup',
-        'registration_rollup_delta', 'checkout_paid_sessions'
+        'registration_rollup_delta', 'checkout_paid_sessions', 'registration_completion_daily'
     ] LOOP
         IF to_regclass('public.' || project_table) IS NULL THEN
             CONTINUE;  -- e.g. registrations skipped with --without-reference

@@ -106,6 +106,12 @@ def assert_rollups_match(engine, rng: random.Random) -> None:
                                      sum(registrations) FILTER (WHERE has_session AND completed)
                               FROM registration_funnel_rollup GROUP BY 1 HAVING sum(registrations) <> 0 ORDER BY 1""")
         assert [tuple(v or 0 for v in row) for row in folded] == raw(conn, RAW_FUNNEL, bucket="day", **everything)
+        daily = raw(conn, "SELECT bucket, bin, registrations FROM registration_completion_daily WHERE registrations <> 0")
+        assert sorted(daily) == sorted(raw(conn, """
+            SELECT date_trunc('day', created_at, 'UTC'),
+                   registration_completion_bin(extract(epoch FROM completed_at - created_at)::double precision), count(*)
+            FROM registrations WHERE processing_status = 'completed' AND completed_at IS NOT NULL
+            GROUP BY 1, 2"""))
 
 
 def paid_event(conn, *, at: datetime, session_id: str, event_type: str = "checkout.session.completed",
