@@ -419,19 +419,32 @@ WHERE s.delivery_failed
 
 -- name: drop_secondary_indexes
 -- Indexes are built once after the load instead of updated row by row during it (several
--- times faster at millions of rows). The definitions of every index of webhook_events and
--- registrations that no constraint owns (primary keys and unique keys stay: the load relies
--- on them) are kept in a temporary table, then the indexes dropped; the tables are empty
--- here (a fresh database, or the previous demo data truncated), inside this transaction.
+-- times faster at millions of rows; a primary key or unique index of random ids filled row by
+-- row touches a random page per row, which at 10M rows no longer fits in the cache). The
+-- definitions of every index of webhook_events and registrations, and of their primary key
+-- and unique constraints that no foreign key depends on, are kept in temporary tables, then
+-- the constraints and indexes dropped; the tables are empty here (a fresh database, or the
+-- previous demo data truncated), inside this transaction. create_secondary_indexes adds the
+-- constraints back first, which checks the loaded rows: a duplicate id fails the whole load.
 DO $$
 DECLARE
     ix record;
 BEGIN
+    CREATE TEMP TABLE demo_constraint_defs ON COMMIT DROP AS
+    SELECT c.conrelid::regclass::text AS table_name, c.conname AS constraint_name,
+           pg_get_constraintdef(c.oid) AS definition
+    FROM pg_constraint c
+    WHERE c.conrelid IN ('public.webhook_events'::regclass, 'public.registrations'::regclass)
+      AND c.contype IN ('p', 'u')
+      AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = c.conindid);
     CREATE TEMP TABLE demo_index_defs ON COMMIT DROP AS
     SELECT i.indexrelid::regclass::text AS index_name, pg_get_indexdef(i.indexrelid) AS definition
     FROM pg_index i
     WHERE i.indrelid IN ('public.webhook_events'::regclass, 'public.registrations'::regclass)
       AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid);
+    FOR ix IN SELECT table_name, constraint_name FROM demo_constraint_defs LOOP
+        EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', ix.table_name, ix.constraint_name);
+    END LOOP;
     FOR ix IN SELECT index_name FROM demo_index_defs LOOP
         EXECUTE 'DROP INDEX ' || ix.index_name;
     END LOOP;
@@ -439,14 +452,19 @@ END
 $$
 
 -- name: create_secondary_indexes
--- The indexes drop_secondary_indexes dropped, built again over the loaded rows.
+-- The constraints and indexes drop_secondary_indexes dropped, built again over the loaded
+-- rows (each one sort of the table instead of a million random inserts).
 DO $$
 DECLARE
     ix record;
 BEGIN
+    FOR ix IN SELECT table_name, constraint_name, definition FROM demo_constraint_defs LOOP
+        EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I %s', ix.table_name, ix.constraint_name, ix.definition);
+    END LOOP;
     FOR ix IN SELECT definition FROM demo_index_defs LOOP
         EXECUTE ix.definition;
     END LOOP;
+    DROP TABLE demo_constraint_defs;
     DROP TABLE demo_index_defs;
 END
 $$

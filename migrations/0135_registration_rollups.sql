@@ -274,7 +274,8 @@ BEGIN
     FROM public.webhook_events e
     WHERE e.event_type IN ('checkout.session.completed', 'checkout.session.async_payment_succeeded')
       AND public.checkout_paid_session(e.event_type, e.payload) IS NOT NULL
-    GROUP BY 1;
+    GROUP BY 1
+    ORDER BY 1;  -- the primary key filled in its order, not at random
     INSERT INTO public.registration_funnel_rollup (bucket, has_session, completed, paid, registrations)
     SELECT date_trunc('hour', r.created_at, 'UTC'), r.stripe_checkout_session_id IS NOT NULL,
            r.processing_status = 'completed',

@@ -227,3 +227,32 @@ def test_unmigrated_database_asks_for_migrate(engine):
         empty.dispose()
         with admin.connect() as conn:
             conn.execute(sa.text("DROP DATABASE demo_data_unmigrated WITH (FORCE)"))
+
+
+SCHEMA = """
+    SELECT 'index', indexdef FROM pg_indexes WHERE tablename IN ('webhook_events', 'registrations')
+    UNION ALL
+    SELECT 'constraint', conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+    FROM pg_constraint WHERE conrelid IN ('webhook_events'::regclass, 'registrations'::regclass)
+    UNION ALL
+    SELECT 'trigger', tgrelid::regclass::text || ' ' || tgname || ' ' || tgenabled::text
+    FROM pg_trigger WHERE tgrelid IN ('webhook_events'::regclass, 'registrations'::regclass) AND NOT tgisinternal"""
+
+
+def test_load_leaves_the_schema_as_it_was_and_the_rollups_equal_the_rows(db):
+    from queries import fetch_df
+    from tests.test_registration_rollups import RAW_FUNNEL, RAW_PAYMENTS
+
+    with db.connect() as conn:
+        before = set(conn.execute(sa.text(SCHEMA)).all())
+    load(db)
+    with db.connect() as conn:
+        assert set(conn.execute(sa.text(SCHEMA)).all()) == before  # keys, indexes, triggers (enabled) back
+        window = {"start": NOW - timedelta(days=8, minutes=7), "end": NOW}
+        funnel = fetch_df(conn, "funnel_by_bucket", **window, bucket="day")
+        assert len(funnel) >= 7
+        assert [tuple(row) for row in funnel.itertuples(index=False)] == \
+            [tuple(row) for row in conn.execute(sa.text(RAW_FUNNEL), {**window, "bucket": "day"})]
+        payments = fetch_df(conn, "completed_payments_by_currency", **window)
+        assert [tuple(row) for row in payments.itertuples(index=False)] == \
+            [tuple(row) for row in conn.execute(sa.text(RAW_PAYMENTS), window)]
