@@ -254,7 +254,7 @@ REVOKE EXECUTE ON FUNCTION public.registration_rollup_fold() FROM PUBLIC;
 -- Recompute the three rollups from the rows, set-based: after this migration adds them, after
 -- a bulk load that ran with the triggers disabled (demo-data), and after webhook_events is
 -- emptied; checkout_paid_sessions too. Takes both tables' SHARE locks, so nothing they count changes meanwhile.
-CREATE OR REPLACE FUNCTION public.registration_rollup_rebuild()
+CREATE OR REPLACE FUNCTION public.registration_rollup_rebuild(p_rebuild_key boolean DEFAULT true)
 RETURNS void
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -263,7 +263,15 @@ AS $$
 BEGIN
     LOCK TABLE public.registrations IN SHARE MODE;
     LOCK TABLE public.webhook_events IN SHARE MODE;
-    DELETE FROM public.checkout_paid_sessions;
+    -- The sessions' primary key is built once after they are in (a sort), not entry by entry;
+    -- not from the events' TRUNCATE trigger (p_rebuild_key false), where the table may be
+    -- open in the very TRUNCATE statement.
+    IF p_rebuild_key THEN
+        TRUNCATE public.checkout_paid_sessions;
+        ALTER TABLE public.checkout_paid_sessions DROP CONSTRAINT checkout_paid_sessions_pkey;
+    ELSE
+        DELETE FROM public.checkout_paid_sessions;
+    END IF;
     DELETE FROM public.registration_rollup_delta;
     DELETE FROM public.registration_funnel_rollup;
     DELETE FROM public.registration_completion_rollup;
@@ -274,16 +282,24 @@ BEGIN
     FROM public.webhook_events e
     WHERE e.event_type IN ('checkout.session.completed', 'checkout.session.async_payment_succeeded')
       AND public.checkout_paid_session(e.event_type, e.payload) IS NOT NULL
-    GROUP BY 1
-    ORDER BY 1;  -- the primary key filled in its order, not at random
+    GROUP BY 1;
+    IF p_rebuild_key THEN
+        ALTER TABLE public.checkout_paid_sessions ADD CONSTRAINT checkout_paid_sessions_pkey PRIMARY KEY (session_id);
+    END IF;
     INSERT INTO public.registration_funnel_rollup (bucket, has_session, completed, paid, registrations)
-    SELECT date_trunc('hour', r.created_at, 'UTC'), r.stripe_checkout_session_id IS NOT NULL,
-           r.processing_status = 'completed',
-           r.stripe_checkout_session_id IS NOT NULL AND (r.processing_status = 'completed' OR p.session_id IS NOT NULL),
-           count(*)
-    FROM public.registrations r
-    LEFT JOIN public.checkout_paid_sessions p
-           ON p.session_id = r.stripe_checkout_session_id AND r.processing_status <> 'completed'
+    SELECT date_trunc('hour', created_at, 'UTC'), has_session, completed, paid, count(*)
+    FROM (
+        SELECT r.created_at, r.stripe_checkout_session_id IS NOT NULL AS has_session, true AS completed,
+               r.stripe_checkout_session_id IS NOT NULL AS paid
+        FROM public.registrations r
+        WHERE r.processing_status = 'completed'
+        UNION ALL
+        -- Only the registrations not completed look their session up (the smaller side hashed).
+        SELECT r.created_at, r.stripe_checkout_session_id IS NOT NULL, false, p.session_id IS NOT NULL
+        FROM public.registrations r
+        LEFT JOIN public.checkout_paid_sessions p ON p.session_id = r.stripe_checkout_session_id
+        WHERE r.processing_status <> 'completed'
+    ) g
     GROUP BY 1, 2, 3, 4;
     INSERT INTO public.registration_completion_rollup (bucket, bin, registrations)
     SELECT date_trunc('hour', created_at, 'UTC'),
@@ -304,7 +320,7 @@ BEGIN
     GROUP BY 1, 2;
 END
 $$;
-REVOKE EXECUTE ON FUNCTION public.registration_rollup_rebuild() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION public.registration_rollup_rebuild(boolean) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION public.registration_rollup_maintain()
 RETURNS trigger
@@ -371,7 +387,7 @@ BEGIN
     IF TG_OP = 'TRUNCATE' THEN
         DELETE FROM public.checkout_paid_sessions;
         IF EXISTS (SELECT 1 FROM public.registrations) THEN
-            PERFORM public.registration_rollup_rebuild();
+            PERFORM public.registration_rollup_rebuild(false);
         END IF;
         RETURN NULL;
     END IF;
