@@ -104,6 +104,8 @@ def watch(engine: Engine, *, settings: Settings, channels: Mapping[str, Channel]
                 if reconnect_delay > 0.5:
                     log.info("reconnected to the database; evaluating now")
                     why, next_tick = "reconnected", 0.0
+                else:  # from here on a failure is told at once (what a supervisor may wait for)
+                    log.info("listening for database notifications")
                 reconnect_delay = 0.5
             if time.monotonic() < next_tick:
                 # Wake on the first notification (or after a second, to notice ``stop``).
