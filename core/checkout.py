@@ -20,13 +20,13 @@ No database access at import and no dashboard or pandas imports: the receiver lo
 
 from __future__ import annotations
 
-import math
 import uuid
 from datetime import datetime
 from typing import Any, Callable, Mapping, TypeVar
 
 from sqlalchemy.engine import Connection
 
+from core.formatting import number
 from core.sql import load_package
 from core.stripe_api import PAYMENT_STATUSES  # noqa: F401 (part of this module's surface)
 
@@ -115,13 +115,8 @@ def currency_decimals(currency: Any) -> int:
 def format_money(amount_minor: Any, currency: Any) -> str | None:
     """'199.00 EUR' from Stripe's 19900 and 'eur'; '2,500 JPY' from 2500 and 'jpy'; None
     without an amount (None, NaN or not a number)."""
-    if amount_minor is None or isinstance(amount_minor, bool):
-        return None
-    try:
-        amount = float(amount_minor)
-    except (TypeError, ValueError):
-        return None
-    if math.isnan(amount):
+    amount = None if isinstance(amount_minor, bool) else number(amount_minor)
+    if amount is None:
         return None
     decimals = currency_decimals(currency)
     code = str(currency or "").upper()
