@@ -1,6 +1,7 @@
 """How the project writes numbers for people: durations and rates, shared by the dashboard's
-tiles and the mailed health report (money is ``core.checkout.format_money``, on ``number``). Plain functions,
-no pandas: a missing value (None, NaN) is written as a dash."""
+tiles and the mailed health report (money is ``core.checkout.format_money``, which reads its
+amount with :func:`number` too). Plain functions, no pandas: a missing value (None, NaN) is
+written as a dash."""
 
 from __future__ import annotations
 
