@@ -112,6 +112,7 @@ class ManagedProcess:
         self._own_log_dir: Path | None = None
         self.log_path = Path(log_path) if log_path else None
         self.popen: subprocess.Popen | None = None
+        self._stop_sent = False
         self.ready_value: Any = None
 
     # -- life cycle --
@@ -129,6 +130,7 @@ class ManagedProcess:
     def spawn(self) -> "ManagedProcess":
         """Start the process without waiting for it (then :meth:`wait_ready`), e.g. to start
         several at once (:func:`running_together`)."""
+        self._stop_sent = False
         env = dict(os.environ if self.env is None else self.env)
         for key, value in self.extra_env.items():
             if value is None:
@@ -195,8 +197,10 @@ class ManagedProcess:
         return self.popen.returncode
 
     def send_stop_signal(self) -> None:
-        """Ask the process to stop (``stop_signal``) without waiting for it."""
-        if self.popen is not None and self.popen.poll() is None:
+        """Ask the process to stop (``stop_signal``) without waiting for it. Sent once: a
+        second signal could reach the process while it shuts down, with its handler gone."""
+        if self.popen is not None and self.popen.poll() is None and not self._stop_sent:
+            self._stop_sent = True
             self.popen.send_signal(self.stop_signal)
 
     def kill_tree(self) -> list[int]:
