@@ -77,7 +77,7 @@ def load_history(engine, events: int) -> None:
 
 def watch_processes(url: str, sink_url: str, count: int, log_dir: Path) -> list[ManagedProcess]:
     """``python -m jobs watch`` processes on the default interval (10 s: detection must not
-    depend on it), each ready once it says it listens for database notifications."""
+    depend on it), each ready once it says it has evaluated once and listens for notifications."""
     return [ManagedProcess([sys.executable, "-m", "jobs", "watch"], name=f"watch-{n}", cwd=REPO,
                            extra_env={"DATABASE_URL": url, "MONITOR_ALERT_WEBHOOK_URL": sink_url,
                                       "MONITOR_ALERT_INTERVAL_S": None},

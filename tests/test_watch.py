@@ -44,7 +44,8 @@ def complete_event(engine, event_id):
 
 def watchers(count, extra_env):
     """``count`` ``python -m jobs watch --json`` processes (interval 300 s, so only notifications
-    can explain a quick message), started side by side, each handed over once it listens."""
+    can explain a quick message), started side by side, each handed over once it listens and
+    has done its first evaluation."""
     return running_together(
         ManagedProcess([sys.executable, "-m", "jobs", "watch", "--json"], name=f"watch-{n + 1}",
                        extra_env={"MONITOR_ALERT_INTERVAL_S": "300", **extra_env},
@@ -54,7 +55,6 @@ def watchers(count, extra_env):
 
 def test_two_watch_processes_notify_within_seconds_and_never_twice(db):
     with HttpSink() as sink, watchers(2, {"MONITOR_ALERT_WEBHOOK_URL": sink.url}) as processes:
-        time.sleep(0.5)  # both have done their first evaluation
         events, delays = [], []
         for i in range(5):
             committed = time.time()
