@@ -418,7 +418,7 @@ def stripe_failing_during_sweep(database_url: str, *, status: int = 500, failure
             first.close()
         first_s = time.monotonic() - started
         requests_first = server.faults.counts[LIST_EVENTS]
-        failures_left = len(server.faults._queued)
+        failures_left = server.faults.failures_left
         server.faults.reset()  # Stripe is back
         recorded_after_first = SQL.one(engine, "missed_counts", prefix=prefix)["recorded"]
         cleared = time.monotonic()
@@ -490,7 +490,7 @@ def stripe_failing_during_reconcile(database_url: str, *, status: int = 500, fai
         finally:
             first.close()
         requests_first = server.faults.total
-        failures_left = len(server.faults._queued)
+        failures_left = server.faults.failures_left
         fixed_by_first = SQL.one(engine, "reconcile_fix_counts", ids=ids)["completed"]
         server.faults.reset()  # Stripe is back
         cleared = time.monotonic()
