@@ -128,6 +128,8 @@ class Reconciler:
             return mismatch, self._record(conn, mismatch)
 
     def _auto_fix(self, mismatch: Mismatch, session, registration) -> tuple[Mismatch | None, str]:
+        if self.checkpoint is not None and not self.report.dry_run:
+            self.checkpoint()  # no fix by a run that lost its lock (a database restart): it stops here
         with self.engine.begin() as conn:
             if self.report.dry_run:
                 self._insert_item(conn, mismatch)
