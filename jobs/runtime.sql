@@ -56,7 +56,7 @@ SET status = 'failed', finished_at = greatest(r.started_at, CAST(:now AS timesta
     error = 'abandoned: its process'
             || coalesce(' (pid ' || r.pid || coalesce(' on ' || r.host, '') || ')', '')
             || ' ended without recording how the run ended (killed, or its machine stopped); '
-            || 'closed when run ' || CAST(:own AS text) || ' (' || :closer || ') started'
+            || 'closed when run ' || CAST(:own AS text) || ' (' || CAST(:closer AS text) || ') started'
 WHERE r.id = ANY(CAST(:ids AS bigint[])) AND r.status = 'running'
   AND NOT EXISTS (
       SELECT 1 FROM pg_locks AS l
