@@ -445,7 +445,8 @@ def stripe_failing_during_sweep(database_url: str, *, status: int = 500, failure
         first_run, second_run = (runs + [{}, {}])[:2]
         # A first run that exited 1 but was recorded a success, or recorded found events
         # although it failed, counts as lost trust: reported in the detail and checked by tests.
-        fault = (f"Stripe not answering {failures} requests ({hang_s:g} s each, timeout {timeout_s} s)"
+        fault = (f"Stripe not answering {failures} request{'s' if failures != 1 else ''} "
+                 f"({hang_s:g} s each, timeout {timeout_s} s)"
                  if hang_s is not None else f"Stripe answering {status} to {failures} requests")
         return ScenarioResult(
             f"{fault} during sweep ({missed} missed events)",
@@ -526,7 +527,8 @@ def stripe_failing_during_reconcile(database_url: str, *, status: int = 500, fai
         counts = SQL.one(engine, "reconcile_fix_counts", ids=ids)
         runs = SQL.all(engine, "job_runs_of", job="reconcile")[-2:]
         first_run, second_run = (runs + [{}, {}])[:2]
-        fault = (f"Stripe not answering {failures} requests ({hang_s:g} s each, timeout {timeout_s} s)"
+        fault = (f"Stripe not answering {failures} request{'s' if failures != 1 else ''} "
+                 f"({hang_s:g} s each, timeout {timeout_s} s)"
                  if hang_s is not None else f"Stripe answering {status} to {failures} requests")
         return ScenarioResult(
             f"{fault} mid-reconcile ({registrations} lost payments)",
