@@ -892,7 +892,10 @@ def channels_down_during_incident(database_url: str, *, alerts: int = 3, watcher
                 for i in range(alerts):
                     ids.append(f"{prefix}{i}")
                     SQL.execute(conn, "fail_checkout_event", id=ids[-1], type=f"checkout.session.incident_{i}")
-            tried = wait_until(lambda: failed_on("slack") >= alerts and failed_on("email") >= alerts, 30)
+            # Each claim tries a send 3 times with backoff, one notification after another:
+            # twenty alerts take a while to have all failed once.
+            tried = wait_until(lambda: failed_on("slack") >= alerts and failed_on("email") >= alerts,
+                               max(30.0, deadline_s))
             time.sleep(down_s)
             states_down = {f"{r['channel']}/{r['kind']}/{r['status']}": r["n"]
                            for r in SQL.all(engine, "alert_channel_states")}
