@@ -874,14 +874,20 @@ def channels_down_during_incident(database_url: str, *, alerts: int = 3, watcher
         def mail_messages() -> list[EmailMessage]:
             return mail_back.messages if mail_back is not None else []
 
+        other: Counter = Counter()  # messages of other rules (e.g. failure_rate, once 20 events failed)
+
         def delivered() -> dict[tuple[str, str, str], int]:
+            """The incident's messages received, by (channel, alert, firing/resolved)."""
             sent: Counter = Counter()
-            for r in slack.received:
-                text = r.json().get("text", "")
-                sent[("slack", _alert_key(text), "resolved" if text.startswith("[RESOLVED]") else "firing")] += 1
-            for m in mail_messages():
-                subject = str(m["Subject"])
-                sent[("email", _alert_key(subject), "resolved" if subject.startswith("[RESOLVED]") else "firing")] += 1
+            other.clear()
+            texts = [("slack", r.json().get("text", "")) for r in slack.received]
+            texts += [("email", str(m["Subject"])) for m in mail_messages()]
+            for channel, text in texts:
+                key = _alert_key(text)
+                if key is None:
+                    other[channel] += 1
+                else:
+                    sent[(channel, key, "resolved" if text.startswith("[RESOLVED]") else "firing")] += 1
             return sent
 
         try:
@@ -935,7 +941,7 @@ def channels_down_during_incident(database_url: str, *, alerts: int = 3, watcher
         detail={"tried_while_down": tried, "while_down": states_down, "slack_attempts_while_down": slack_attempts_down,
                 "slack_delivered": sum(n for (channel, _, _), n in sent.items() if channel == "slack"),
                 "email_delivered": sum(n for (channel, _, _), n in sent.items() if channel == "email"),
-                "watch_exits": exits})
+                "other_alerts_messages": dict(other), "watch_exits": exits})
 
 
 # --- two retry processes over the same failed events ------------------------------------------
