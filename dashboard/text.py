@@ -141,3 +141,17 @@ def plotly_chart(fig, *, where=None, **kwargs):
     import streamlit as st
 
     return (where or st).plotly_chart(figure_literal(fig), **kwargs)
+
+
+def metric_row(tiles, *, where=None, border: bool = True):
+    """Metric tiles side by side, for every row of numbers the dashboard shows. Each tile is
+    as wide as its label and value, and the row wraps onto another line when the window is
+    narrow: equal columns cut labels and values short ("Success r…", "Failures, last…") on a
+    laptop. ``tiles`` are keyword arguments of ``st.metric``; ``where`` is a container to
+    draw in."""
+    import streamlit as st
+
+    row = (where or st).container(horizontal=True, gap="small")
+    for tile in tiles:
+        row.metric(**tile, border=border, width="content")
+    return row

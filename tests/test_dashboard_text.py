@@ -62,6 +62,8 @@ def test_every_page_draws_tables_and_charts_through_the_helpers():
             continue
         source = view.read_text()
         assert not re.search(r"\b(st|left|right|col\w*)\.(dataframe|data_editor|table|plotly_chart)\(", source), view.name
+        # Metric tiles too: text.metric_row wraps them rather than cutting their labels short.
+        assert not re.search(r"\.metric\(", source), view.name
 
 
 def test_tables_show_a_dash_not_none_for_empty_text_cells():

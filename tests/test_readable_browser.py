@@ -32,7 +32,9 @@ pytestmark = pytest.mark.browser
 LOGIN_OFF = {"MONITOR_AUTH": "none"}
 PAGES = ["Overview", "Events", "Errors", "Funnel", "Alerts", "Reconciliation", "Health"]
 WINDOWS = ["24h", "7d", "30d"]
-VIEWPORTS = [(1280, 800), (1024, 768)]  # a desktop browser window, a small laptop
+# A desktop browser window, then a small laptop: every page at every window on the narrow
+# one (where labels are cut first), the default window on the wide one (its own breakpoints).
+VIEWPORTS = {(1280, 800): ["24h"], (1024, 768): WINDOWS}
 # What pandas, Python and JavaScript write for a missing value.
 MISSING_WORDS = ("None", "nan", "NaN", "NaT", "null", "<NA>", "undefined")
 MISSING_WORD = re.compile(r"(?<![\w-])(None|nan|NaN|NaT|null|<NA>|undefined)(?![\w-])")
@@ -118,7 +120,7 @@ def demo_with_history(db, tmp_path):
 
 def drill_downs(db) -> list[tuple[str, str]]:
     """(what, path) of the pages one click away from a list: a failed checkout event's detail,
-    the busiest error groups' events, one review item of each kind, each job's runs."""
+    the busiest error groups' events, one review item of each kind, a few jobs' runs."""
     with db.connect() as conn:
         event = conn.execute(sa.text(
             "SELECT stripe_event_id FROM webhook_events WHERE processing_status = 'failed' "
@@ -132,7 +134,8 @@ def drill_downs(db) -> list[tuple[str, str]]:
         items = conn.execute(sa.text(
             "SELECT DISTINCT ON (kind) id, kind FROM reconciliation_items WHERE action = 'manual_review' "
             "AND resolved_at IS NULL ORDER BY kind, id")).all()
-        jobs = conn.execute(sa.text("SELECT DISTINCT job FROM job_runs ORDER BY job")).scalars().all()
+        jobs = conn.execute(sa.text("SELECT DISTINCT job FROM job_runs WHERE job IN ('reconcile', 'cleanup', 'watch') "
+                                    "ORDER BY job")).scalars().all()
     from urllib.parse import urlencode
 
     found = [("event detail (failed)", f"/events?{urlencode({'q': event})}#detail"),
@@ -159,7 +162,7 @@ class Reader:
         if charts:
             wait_for_count(self.page, PLOTLY_SELECTOR, charts, timeout_ms=15_000)
         # Open every expander: their tables and metrics are one click away too.
-        for summary in self.page.locator('[data-testid="stExpander"] details:not([open]) > summary').all():
+        for summary in self.page.query_selector_all('[data-testid="stExpander"] details:not([open]) > summary'):
             summary.click()
         self.page.wait_for_timeout(800)  # grids and charts draw after the script run
 
@@ -187,16 +190,16 @@ class Reader:
 def test_every_page_window_and_drill_down_reads_cleanly_at_two_viewports(db, demo_with_history):
     links = drill_downs(db)
     with streamlit_server(env={**LOGIN_OFF, **demo_with_history}) as server, \
-            chromium_page(width=VIEWPORTS[0][0], height=VIEWPORTS[0][1]) as page:
+            chromium_page(width=1280, height=800) as page:
         page.add_init_script(CANVAS_TEXT_HOOK)
         reader = Reader(page, server.log)
         page.goto(server.url)
         wait_for_script(page)
         sidebar = page.locator('[data-testid="stSidebar"]')
         partial_labels = 0
-        for width, height in VIEWPORTS:
+        for (width, height), windows in VIEWPORTS.items():
             page.set_viewport_size({"width": width, "height": height})
-            for window in WINDOWS:
+            for window in windows:
                 sidebar.get_by_text(window, exact=True).click()
                 wait_for_script(page)
                 for title in PAGES:
@@ -204,7 +207,7 @@ def test_every_page_window_and_drill_down_reads_cleanly_at_two_viewports(db, dem
                     if title == "Overview":
                         shown = page.evaluate(PARTIAL_LABEL_AND_LEGEND)
                         partial_labels += bool(shown and shown["label"] and shown["legend"])
-            for what, path in links:
+            for what, path in links if width < 1280 else []:  # the narrow viewport is the harder one
                 page.goto(server.url + path.split("#")[0])
                 wait_for_script(page)
                 sidebar.get_by_text("30d", exact=True).click()  # the demo's month, whatever the item's age
@@ -222,7 +225,7 @@ def test_every_page_window_and_drill_down_reads_cleanly_at_two_viewports(db, dem
     # The hook saw the tables (their headers and cells), so it would have seen a "None" too:
     # empty cells are there, and read "–".
     assert {"Type", "Event id"} <= reader.drawn and "–" in reader.drawn, sorted(reader.drawn)[:50]
-    assert partial_labels >= len(VIEWPORTS)  # the label and the legend were both there to compare
+    assert partial_labels >= 2  # the label and the legend were both there to compare
 
 
 @pytest.fixture

@@ -184,12 +184,13 @@ if not event:
     st.stop()
 
 st.subheader(f"{markdown_literal(event['event_type'])} · {markdown_literal(event['stripe_event_id'])}")
-cols = st.columns(4)
-cols[0].metric("Status", event["processing_status"])
-cols[1].metric("Attempts", event["attempts"])
 duration = event.get("processing_duration_ms")
-cols[2].metric("Duration", "–" if duration is None else metrics.format_duration(duration / 1000))
-cols[3].metric("Mode", "live" if event["livemode"] else "test")
+text.metric_row([
+    dict(label="Status", value=event["processing_status"]),
+    dict(label="Attempts", value=event["attempts"]),
+    dict(label="Duration", value="–" if duration is None else metrics.format_duration(duration / 1000)),
+    dict(label="Mode", value="live" if event["livemode"] else "test"),
+], border=False)
 times = [("received", event.get("created_at")), ("created at Stripe", event.get("stripe_created_at")),
          ("processing started", event.get("processing_started_at")), ("processed", event.get("processed_at"))]
 st.caption(" · ".join(f"{label} {value:%Y-%m-%d %H:%M:%S} UTC" for label, value in times if value is not None))
