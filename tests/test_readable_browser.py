@@ -54,7 +54,8 @@ CANVAS_TEXT_HOOK = """
 """
 
 # Each metric's label and value: cut off (an element narrower than its text, or an ellipsis),
-# or reading like a missing value. Metrics hidden (width 0) are not looked at.
+# or reading like a missing value; and the sidebar's links cut off. Metrics hidden (width 0)
+# are not looked at.
 METRIC_PROBLEMS = r"""
 () => {
   const problems = [];
@@ -76,6 +77,12 @@ METRIC_PROBLEMS = r"""
     if (missing.test(metric.innerText)) {
       problems.push(`metric "${name}" reads "${metric.innerText.trim().replace(/\s+/g, ' ')}"`);
     }
+  }
+  // The status verdict's reasons in the sidebar: shortened with an ellipsis, never cut mid-word.
+  for (const link of document.querySelectorAll('[data-testid="stSidebar"] [data-testid="stPageLink"]')) {
+    const cut = [link, ...link.querySelectorAll('*')].find(
+      (e) => e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1);
+    if (cut) problems.push(`sidebar link cut off ("${link.innerText.trim()}", ${cut.scrollWidth}px in ${cut.clientWidth}px)`);
   }
   return problems;
 }
