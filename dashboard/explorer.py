@@ -54,7 +54,7 @@ def stripe_session_url(session_id: str, livemode: bool | None = None) -> str | N
 def customer_search(text: str | None) -> str | None:
     """The search text when it names who an event concerns (an e-mail address, a Checkout
     Session id or a registration id): those are matched exactly against the payload and the
-    registration, not as a substring of the event id or error. None otherwise."""
+    registration, not as text of the event id or error. None otherwise."""
     if text and (_EMAIL.match(text) or _SESSION_ID.match(text) or _UUID.match(text)):
         return text
     return None

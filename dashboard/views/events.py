@@ -101,7 +101,7 @@ statuses = status_col.multiselect("Status", figures.STATUSES, key="events_status
 event_types = type_col.multiselect("Event type", type_options,
                                    key="events_types", placeholder="Any type")
 typed = search_col.text_input("Search", key="events_search",
-                              placeholder="E-mail, Checkout Session id (cs_…), registration id, or part of an event id or error")
+                              placeholder="E-mail, Checkout Session id (cs_…), registration id, event id, or words of an error")
 search = explorer.clean_search(typed)
 if search and len(typed.strip()) > explorer.SEARCH_MAX_CHARS:
     search_col.caption(f"Only the first {explorer.SEARCH_MAX_CHARS} characters are searched for.")
