@@ -308,8 +308,9 @@ def test_pending_changes_count_before_and_after_they_are_folded(db):
     window = {"start": NOW - timedelta(days=1), "end": NOW}
     before = fetch_df(db, "error_groups", **window, limit=10)
     with db.begin() as conn:
+        # (About one statement in a hundred folds on its own: usually some changes are pending.)
         pending = conn.execute(sa.text("SELECT count(*) FROM webhook_failure_rollup_delta")).scalar()
-        assert conn.execute(sa.text("SELECT webhook_error_rollup_fold()")).scalar() >= pending > 0
+        assert conn.execute(sa.text("SELECT webhook_error_rollup_fold()")).scalar() >= pending
         assert conn.execute(sa.text("SELECT count(*) FROM webhook_failure_rollup_delta")).scalar() == 0
     after = fetch_df(db, "error_groups", **window, limit=10)
     pd.testing.assert_frame_equal(before, after)
