@@ -67,10 +67,14 @@ CREATE INDEX IF NOT EXISTS webhook_error_events_last_idx ON webhook_error_events
 CREATE INDEX IF NOT EXISTS webhook_error_events_last_failed_idx ON webhook_error_events (last_failed);
 CREATE INDEX IF NOT EXISTS webhook_error_events_span_idx
     ON webhook_error_events USING gist (tstzrange(first_failed, last_failed, '[]'));
+-- A group's failing events by next retry, and by the time they were received: walked in that
+-- order, the window's condition read from the index itself (an index-only scan).
 CREATE INDEX IF NOT EXISTS webhook_error_events_retry_idx
-    ON webhook_error_events (error_fingerprint, next_retry_at) WHERE failing AND next_retry_at IS NOT NULL;
+    ON webhook_error_events (error_fingerprint, next_retry_at) INCLUDE (first_failed, last_failed, stripe_event_id)
+    WHERE failing AND next_retry_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS webhook_error_events_failing_idx
-    ON webhook_error_events (error_fingerprint, created_at) WHERE failing;
+    ON webhook_error_events (error_fingerprint, created_at) INCLUDE (first_failed, last_failed)
+    WHERE failing;
 
 CREATE TABLE IF NOT EXISTS webhook_error_event_rollup (
     bucket            timestamptz NOT NULL,           -- date_trunc('hour', last_failed, 'UTC')
