@@ -66,7 +66,7 @@ def test_the_count_of_a_search_stops_past_ten_thousand(db):
         conn.execute(sa.text("""
             INSERT INTO webhook_events (stripe_event_id, event_type, processing_status, payload, attempts,
                                         created_at, error_message, error_category)
-            SELECT 'evt_many_' || n, 'charge.succeeded', 'failed', '{}', 1,
+            SELECT 'evt_many_' || n, 'charge.succeeded', 'completed', '{}', 2,
                    CAST(:t0 AS timestamptz) + n * interval '1 second', 'deadlock detected on row ' || n, 'database'
             FROM generate_series(1, :n) AS n"""), {"t0": T0, "n": explorer.SEARCH_COUNT_CAP + 50})
     count = fetch_one(db, "events_count", **WINDOW, **NO_FILTER, search="deadlock")["events"]
@@ -82,7 +82,7 @@ def test_the_events_page_says_more_than_ten_thousand(db, login_off):
         conn.execute(sa.text("""
             INSERT INTO webhook_events (stripe_event_id, event_type, processing_status, payload, attempts,
                                         created_at, error_message, error_category)
-            SELECT 'evt_many_' || n, 'charge.succeeded', 'failed', '{}', 1,
+            SELECT 'evt_many_' || n, 'charge.succeeded', 'completed', '{}', 2,
                    CAST(:now AS timestamptz) - n * interval '1 second', 'deadlock detected on row ' || n, 'database'
             FROM generate_series(1, :n) AS n"""), {"now": now, "n": explorer.SEARCH_COUNT_CAP + 5})
     at = open_dashboard("views/events.py")
