@@ -347,6 +347,7 @@ AS $$
 DECLARE
     v_old_failed boolean := false;
     v_new_failed boolean := false;
+    v_event_id   text;
 BEGIN
     IF TG_OP = 'TRUNCATE' THEN
         PERFORM public.webhook_error_rollup_rebuild();
@@ -354,9 +355,11 @@ BEGIN
     END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
         v_old_failed := OLD.outcome = 'failed' AND OLD.finished_at IS NOT NULL;
+        v_event_id := OLD.stripe_event_id;
     END IF;
     IF TG_OP IN ('UPDATE', 'INSERT') THEN
         v_new_failed := NEW.outcome = 'failed' AND NEW.finished_at IS NOT NULL;
+        v_event_id := NEW.stripe_event_id;
     END IF;
     IF TG_OP = 'UPDATE' AND OLD.stripe_event_id = NEW.stripe_event_id AND v_old_failed = v_new_failed
        AND (NOT v_old_failed
@@ -369,11 +372,10 @@ BEGIN
     IF NOT v_old_failed AND NOT v_new_failed THEN
         -- An attempt row that never failed: it matters only to an event whose own failure
         -- counts (or would count) because it has no attempts row.
-        IF NOT EXISTS (SELECT 1 FROM public.webhook_error_events p
-                       WHERE p.stripe_event_id = (CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END).stripe_event_id)
+        -- (An update of a row that never failed returned above, so one event id is concerned.)
+        IF NOT EXISTS (SELECT 1 FROM public.webhook_error_events p WHERE p.stripe_event_id = v_event_id)
            AND NOT EXISTS (SELECT 1 FROM public.webhook_events e
-                           WHERE e.stripe_event_id = (CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END).stripe_event_id
-                             AND e.processing_status = 'failed') THEN
+                           WHERE e.stripe_event_id = v_event_id AND e.processing_status = 'failed') THEN
             RETURN NULL;
         END IF;
     END IF;
@@ -407,13 +409,15 @@ SECURITY DEFINER
 SET search_path = ''
 AS $$
 BEGIN
-    IF TG_OP IN ('UPDATE', 'DELETE') AND EXISTS (
-            SELECT 1 FROM public.webhook_error_events p WHERE p.stripe_event_id = OLD.stripe_event_id) THEN
-        PERFORM public.webhook_error_events_refresh(OLD.stripe_event_id);
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        IF EXISTS (SELECT 1 FROM public.webhook_error_events p WHERE p.stripe_event_id = OLD.stripe_event_id) THEN
+            PERFORM public.webhook_error_events_refresh(OLD.stripe_event_id);
+        END IF;
     END IF;
-    IF TG_OP IN ('UPDATE', 'INSERT') AND EXISTS (
-            SELECT 1 FROM public.webhook_error_events p WHERE p.stripe_event_id = NEW.stripe_event_id) THEN
-        PERFORM public.webhook_error_events_refresh(NEW.stripe_event_id);
+    IF TG_OP IN ('UPDATE', 'INSERT') THEN
+        IF EXISTS (SELECT 1 FROM public.webhook_error_events p WHERE p.stripe_event_id = NEW.stripe_event_id) THEN
+            PERFORM public.webhook_error_events_refresh(NEW.stripe_event_id);
+        END IF;
     END IF;
     RETURN NULL;
 END
