@@ -90,6 +90,22 @@ CREATE TABLE IF NOT EXISTS webhook_error_event_rollup (
                  recovery_action)
 );
 
+-- The same counts per UTC day: a window's whole days are read from here, its whole hours
+-- outside them from the hourly table (a month is 30 rows per key instead of 720).
+CREATE TABLE IF NOT EXISTS webhook_error_event_rollup_daily (
+    day               timestamptz NOT NULL,           -- date_trunc('day', last_failed, 'UTC')
+    error_fingerprint text NOT NULL,
+    event_type        text NOT NULL,
+    error_category    text NOT NULL,
+    recovered         boolean NOT NULL,
+    failing           boolean NOT NULL,
+    needs_person      boolean NOT NULL,
+    recovery_action   text NOT NULL,
+    events            bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, error_fingerprint, event_type, error_category, recovered, failing, needs_person,
+                 recovery_action)
+);
+
 CREATE TABLE IF NOT EXISTS webhook_error_event_rollup_delta (
     sign              smallint NOT NULL,
     bucket            timestamptz NOT NULL,
@@ -107,6 +123,7 @@ ALTER TABLE webhook_failure_rollup ENABLE ROW LEVEL SECURITY;
 ALTER TABLE webhook_failure_rollup_delta ENABLE ROW LEVEL SECURITY;
 ALTER TABLE webhook_error_events ENABLE ROW LEVEL SECURITY;
 ALTER TABLE webhook_error_event_rollup ENABLE ROW LEVEL SECURITY;
+ALTER TABLE webhook_error_event_rollup_daily ENABLE ROW LEVEL SECURITY;
 ALTER TABLE webhook_error_event_rollup_delta ENABLE ROW LEVEL SECURITY;
 
 -- Whether the event rollup trigger is on (these rollups follow it; see above).
@@ -244,9 +261,24 @@ BEGIN
                      recovery_action) DO UPDATE
            SET events = r.events + excluded.events
         RETURNING 1
+    ), counted_days AS (
+        INSERT INTO public.webhook_error_event_rollup_daily AS r
+            (day, error_fingerprint, event_type, error_category, recovered, failing, needs_person,
+             recovery_action, events)
+        SELECT date_trunc('day', bucket, 'UTC'), error_fingerprint, event_type, error_category, recovered, failing,
+               needs_person, recovery_action, sum(sign)
+        FROM taken_events
+        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+        HAVING sum(sign) <> 0
+        ORDER BY 1, 2, 3, 4, 5, 6, 7, 8
+        ON CONFLICT (day, error_fingerprint, event_type, error_category, recovered, failing, needs_person,
+                     recovery_action) DO UPDATE
+           SET events = r.events + excluded.events
+        RETURNING 1
     )
     SELECT (SELECT count(*) FROM taken) + (SELECT count(*) FROM taken_events)
            + 0 * (SELECT count(*) FROM counted) + 0 * (SELECT count(*) FROM counted_events)
+           + 0 * (SELECT count(*) FROM counted_days)
       INTO v_folded;
     RETURN v_folded;
 END
@@ -283,6 +315,7 @@ BEGIN
     DELETE FROM public.webhook_failure_rollup;
     DELETE FROM public.webhook_error_event_rollup_delta;
     DELETE FROM public.webhook_error_event_rollup;
+    DELETE FROM public.webhook_error_event_rollup_daily;
     DELETE FROM public.webhook_error_events;
     CREATE TEMPORARY TABLE webhook_error_failures ON COMMIT DROP AS
     SELECT a.stripe_event_id, a.error_fingerprint AS fingerprint, a.error_category AS category,
@@ -328,6 +361,13 @@ BEGIN
     SELECT date_trunc('hour', last_failed, 'UTC'), error_fingerprint, event_type, error_category, recovered,
            failing, needs_person, recovery_action, count(*)
     FROM public.webhook_error_events
+    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8;
+    INSERT INTO public.webhook_error_event_rollup_daily
+        (day, error_fingerprint, event_type, error_category, recovered, failing, needs_person, recovery_action,
+         events)
+    SELECT date_trunc('day', bucket, 'UTC'), error_fingerprint, event_type, error_category, recovered,
+           failing, needs_person, recovery_action, sum(events)
+    FROM public.webhook_error_event_rollup
     GROUP BY 1, 2, 3, 4, 5, 6, 7, 8;
     DROP TABLE pg_temp.webhook_error_failures;
 END
@@ -591,10 +631,24 @@ SELECT EXISTS (SELECT 1 FROM public.webhook_event_attempts a
                  AND a.error_fingerprint = p_fingerprint AND a.finished_at >= p_start AND a.finished_at < p_end)
 $$;
 
+-- The first UTC midnight at or after a moment.
+CREATE OR REPLACE FUNCTION public.webhook_rollup_day_from(p_moment timestamptz)
+RETURNS timestamptz
+LANGUAGE sql
+STABLE
+AS $$
+SELECT CASE WHEN date_trunc('day', p_moment, 'UTC') = p_moment THEN p_moment
+            ELSE date_trunc('day', p_moment, 'UTC') + interval '1 day' END
+$$;
+
 -- The events × fingerprints with a failure in [start, end), counted in
--- webhook_error_event_rollup's shape: whole hours of their last failure from the rollup (and
--- pending changes), the partial edge hours from webhook_error_events, and the rows whose
--- last failure is at or after end that also failed inside the window.
+-- webhook_error_event_rollup's shape: by the hour or day of their last failure, the whole
+-- days inside the window's whole hours from the daily rollup, the other whole hours from the
+-- hourly one (two ranges, as webhook_window_counts reads its edges), pending changes, the
+-- partial edge hours from webhook_error_events, and the rows whose last failure is at or
+-- after end that also failed inside the window.
+-- Whole hours: [hs, he) with hs = full_from(start), he = end rounded down to the hour; whole
+-- days: [ds, de) with ds = hs rounded up to midnight, de = he rounded down to midnight.
 CREATE OR REPLACE FUNCTION public.webhook_error_event_window(p_start timestamptz, p_end timestamptz)
 RETURNS TABLE (error_fingerprint text, event_type text, error_category text, recovered boolean, failing boolean,
                needs_person boolean, recovery_action text, events bigint)
@@ -603,8 +657,20 @@ STABLE
 AS $$
 SELECT r.error_fingerprint, r.event_type, r.error_category, r.recovered, r.failing, r.needs_person,
        r.recovery_action, r.events
+FROM public.webhook_error_event_rollup_daily r
+WHERE r.day >= public.webhook_rollup_day_from(public.webhook_rollup_full_from(p_start))
+  AND r.day < date_trunc('day', date_trunc('hour', p_end, 'UTC'), 'UTC')
+  AND r.events <> 0
+UNION ALL
+SELECT r.error_fingerprint, r.event_type, r.error_category, r.recovered, r.failing, r.needs_person,
+       r.recovery_action, r.events
 FROM public.webhook_error_event_rollup r
-WHERE r.bucket >= public.webhook_rollup_full_from(p_start) AND r.bucket < date_trunc('hour', p_end, 'UTC')
+WHERE ((r.bucket >= public.webhook_rollup_full_from(p_start)
+        AND r.bucket < least(public.webhook_rollup_day_from(public.webhook_rollup_full_from(p_start)),
+                             date_trunc('hour', p_end, 'UTC')))
+       OR (r.bucket >= greatest(date_trunc('day', date_trunc('hour', p_end, 'UTC'), 'UTC'),
+                                public.webhook_rollup_day_from(public.webhook_rollup_full_from(p_start)))
+           AND r.bucket < date_trunc('hour', p_end, 'UTC')))
   AND r.events <> 0
 UNION ALL
 SELECT d.error_fingerprint, d.event_type, d.error_category, d.recovered, d.failing, d.needs_person,

@@ -89,22 +89,22 @@ ORDER BY 1, 2
 -- probes per group. The category is the most common among the group's events of each
 -- event's highest category in this group; the example the least message the rollup saw in
 -- each hour of the window (it can be one whose attempt has since been archived).
-WITH pairs AS (
-    SELECT error_fingerprint, event_type, error_category, recovered, failing, needs_person, recovery_action,
-           sum(events) AS events
-    FROM webhook_error_event_window(:start, :end)
-    GROUP BY 1, 2, 3, 4, 5, 6, 7
-    HAVING sum(events) <> 0
+WITH pairs AS MATERIALIZED (
+    SELECT * FROM webhook_error_event_window(:start, :end)
 ), grouped AS (
     SELECT error_fingerprint,
            sum(events)                                               AS events,
            coalesce(sum(events) FILTER (WHERE recovered), 0)         AS recovered,
            coalesce(sum(events) FILTER (WHERE failing), 0)           AS still_failing,
-           coalesce(sum(events) FILTER (WHERE failing AND needs_person), 0) AS needs_person,
-           string_agg(DISTINCT event_type, ', ' ORDER BY event_type) FILTER (WHERE event_type <> '') AS event_types
+           coalesce(sum(events) FILTER (WHERE failing AND needs_person), 0) AS needs_person
     FROM pairs
     GROUP BY 1
     HAVING sum(events) > 0
+), types AS (
+    SELECT error_fingerprint, string_agg(event_type, ', ' ORDER BY event_type) AS event_types
+    FROM (SELECT error_fingerprint, event_type FROM pairs WHERE event_type <> ''
+          GROUP BY 1, 2 HAVING sum(events) > 0) t
+    GROUP BY 1
 ), categories AS (
     SELECT DISTINCT ON (error_fingerprint) error_fingerprint, error_category
     FROM (SELECT error_fingerprint, error_category, sum(events) AS events
@@ -163,10 +163,11 @@ SELECT g.error_fingerprint                                                      
                  WHERE p.error_fingerprint = g.error_fingerprint AND p.last_failed >= :start AND p.last_failed < :end),
                 (SELECT max(ce.last_in) FROM crossing_end ce WHERE ce.error_fingerprint = g.error_fingerprint))
                                                                                 AS last_seen,
-       g.event_types,
+       t.event_types,
        left(f.example, 500)                                                     AS example
 FROM grouped g
 JOIN failures f ON f.error_fingerprint = g.error_fingerprint
+LEFT JOIN types t ON t.error_fingerprint = g.error_fingerprint
 LEFT JOIN categories c ON c.error_fingerprint = g.error_fingerprint
 LEFT JOIN actions a ON a.error_fingerprint = g.error_fingerprint
 ORDER BY failed_attempts DESC, last_seen DESC
@@ -180,14 +181,20 @@ LIMIT :limit
 -- failure is after the window counts if one of its attempts failed inside it.
 SELECT e.stripe_event_id, e.event_type, e.error_category, e.recovery_action, e.next_retry_at,
        e.attempts, e.created_at
-FROM webhook_error_events p
-JOIN webhook_events e ON e.stripe_event_id = p.stripe_event_id
-WHERE p.error_fingerprint = :fingerprint AND p.failing
-  AND e.processing_status = 'failed'
-  AND p.last_failed >= :start AND p.first_failed < :end
-  AND (p.last_failed < :end OR webhook_error_failed_within(p.stripe_event_id, p.error_fingerprint, :start, :end))
+FROM (
+    SELECT p.stripe_event_id, p.created_at
+    FROM webhook_error_events p
+    WHERE p.error_fingerprint = :fingerprint AND p.failing
+      AND p.last_failed >= :start AND p.first_failed < :end
+      AND (p.last_failed < :end OR webhook_error_failed_within(p.stripe_event_id, p.error_fingerprint, :start, :end))
+    ORDER BY p.created_at
+    LIMIT :limit
+) p
+JOIN LATERAL (
+    SELECT * FROM webhook_events e
+    WHERE e.stripe_event_id = p.stripe_event_id AND e.processing_status = 'failed'
+) e ON true
 ORDER BY p.created_at
-LIMIT :limit
 
 -- name: failure_plan
 -- Every failed event now (whatever the window), by category: how many wait for an automatic

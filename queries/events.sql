@@ -25,7 +25,7 @@ WHERE created_at >= :start AND created_at < :end
   AND (cardinality(CAST(:event_types AS text[])) = 0
        OR event_type = ANY (CAST(:event_types AS text[])))
   AND (CAST(:search AS text) IS NULL
-       OR lower(stripe_event_id) LIKE webhook_search_prefix(:search)
+       OR (webhook_search_words(:search) IS NOT NULL AND lower(stripe_event_id) LIKE webhook_search_prefix(:search))
        OR (webhook_search_words(:search) IS NOT NULL AND error_message IS NOT NULL
            AND to_tsvector('simple'::regconfig, error_message) @@ webhook_search_words(:search)
            AND error_message ILIKE webhook_search_pattern(:search))
@@ -57,7 +57,8 @@ SELECT CASE WHEN CAST(:search AS text) IS NULL THEN (
                       OR processing_status = ANY (CAST(:statuses AS text[])))
                  AND (cardinality(CAST(:event_types AS text[])) = 0
                       OR event_type = ANY (CAST(:event_types AS text[])))
-                 AND (lower(stripe_event_id) LIKE webhook_search_prefix(:search)
+                 AND ((webhook_search_words(:search) IS NOT NULL
+                       AND lower(stripe_event_id) LIKE webhook_search_prefix(:search))
                       OR (webhook_search_words(:search) IS NOT NULL AND error_message IS NOT NULL
                           AND to_tsvector('simple'::regconfig, error_message) @@ webhook_search_words(:search)
                           AND error_message ILIKE webhook_search_pattern(:search))

@@ -31,7 +31,7 @@ BEGIN
         'sweep_runs', 'missed_events', 'login_throttle',
         'webhook_event_rollup', 'webhook_event_duration_rollup', 'webhook_event_rollup_delta',
         'webhook_failure_rollup', 'webhook_failure_rollup_delta', 'webhook_error_events',
-        'webhook_error_event_rollup', 'webhook_error_event_rollup_delta'
+        'webhook_error_event_rollup', 'webhook_error_event_rollup_daily', 'webhook_error_event_rollup_delta'
     ] LOOP
         IF to_regclass('public.' || project_table) IS NULL THEN
             CONTINUE;  -- e.g. registrations skipped with --without-reference

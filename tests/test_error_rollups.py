@@ -126,6 +126,7 @@ def assert_state_equals_rebuild(conn) -> None:
         "webhook_failure_rollup": "SELECT bucket, error_fingerprint, error_category, failures "
                                   "FROM webhook_failure_rollup WHERE failures <> 0",
         "webhook_error_event_rollup": "SELECT * FROM webhook_error_event_rollup WHERE events <> 0",
+        "webhook_error_event_rollup_daily": "SELECT * FROM webhook_error_event_rollup_daily WHERE events <> 0",
     }
     kept = {name: {tuple(r) for r in conn.execute(sa.text(sql))} for name, sql in tables.items()}
     savepoint = conn.begin_nested()
