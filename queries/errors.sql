@@ -191,8 +191,10 @@ FROM (
     LIMIT :limit
 ) p
 JOIN LATERAL (
+    -- LIMIT 1 (the id is unique) keeps this a probe per event, never a scan of the failed events.
     SELECT * FROM webhook_events e
     WHERE e.stripe_event_id = p.stripe_event_id AND e.processing_status = 'failed'
+    LIMIT 1
 ) e ON true
 ORDER BY p.created_at
 
