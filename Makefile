@@ -22,8 +22,11 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) scripts/run_demo.py $(DEMO_ARGS)
 
+# One test process per processor (pytest-xdist): most of the suite waits on servers and
+# subprocesses, so two processes on two cores take about half the time of one. Each
+# process gets its own throwaway PostgreSQL. TEST_ARGS adds options, e.g. TEST_ARGS="-n 0 -x".
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto $(TEST_ARGS)
 
 # After changing the dependencies in pyproject.toml: pin them again (pip-tools).
 lock: $(STAMP)

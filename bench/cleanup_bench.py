@@ -27,6 +27,7 @@ import sqlalchemy as sa
 
 from devharness import ThrowawayDatabase
 from jobs import cleanup, migrate
+from jobs.cli_support import terminal_progress
 
 
 FILL_CHUNK = 50_000
@@ -137,11 +138,9 @@ def main() -> int:
         worker.start()
         time.sleep(args.baseline_seconds)
         cleanup_started = time.monotonic()
-        progress = cleanup.TerminalProgress() if sys.stderr.isatty() else None
-        report = cleanup.run(engine, now=datetime.now(timezone.utc), events_days=events_days,
-                             batch_size=args.batch_size, skip_registrations=True, progress=progress)
-        if progress:
-            progress.close()
+        with terminal_progress() as progress:
+            report = cleanup.run(engine, now=datetime.now(timezone.utc), events_days=events_days,
+                                 batch_size=args.batch_size, skip_registrations=True, progress=progress)
         cleanup_finished = time.monotonic()
         time.sleep(0.5)
         stop.set()

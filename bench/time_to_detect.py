@@ -29,9 +29,7 @@ import argparse
 import os
 import platform
 import random
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -43,7 +41,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from devharness import ThrowawayDatabase
+from devharness import ManagedProcess, ThrowawayDatabase, line_ready, running_together
 from devharness.http_sink import HttpSink
 # The benchmark beside this one: Python puts a script's own folder first on sys.path.
 from receiver_load import Sender, build_workload, insert_registrations, percentile, receiver_process
@@ -77,26 +75,15 @@ def load_history(engine, events: int) -> None:
         conn.execute(sa.text("ANALYZE webhook_events"))
 
 
-def start_watchers(url: str, sink_url: str, count: int, log_dir: Path) -> list[subprocess.Popen]:
-    env = {**os.environ, "DATABASE_URL": url, "MONITOR_ALERT_WEBHOOK_URL": sink_url}
-    env.pop("MONITOR_ALERT_INTERVAL_S", None)  # the default, 10 s: detection must not depend on it
-    watchers = []
-    for n in range(count):
-        log = open(log_dir / f"watch-{n}.log", "w")
-        watchers.append(subprocess.Popen([sys.executable, "-m", "jobs", "watch"], cwd=REPO, env=env,
-                                         stdout=log, stderr=subprocess.STDOUT))
-    return watchers
-
-
-def wait_listening(engine, count: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with engine.connect() as conn:
-            if conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity "
-                                    "WHERE query ILIKE 'LISTEN monitor_alerts%'")).scalar() >= count:
-                return
-        time.sleep(0.1)
-    raise SystemExit("the watch processes did not start listening within 60 s")
+def watch_processes(url: str, sink_url: str, count: int, log_dir: Path) -> list[ManagedProcess]:
+    """``python -m jobs watch`` processes on the default interval (10 s: detection must not
+    depend on it), each ready once it says it has evaluated once and listens for notifications."""
+    return [ManagedProcess([sys.executable, "-m", "jobs", "watch"], name=f"watch-{n}", cwd=REPO,
+                           extra_env={"DATABASE_URL": url, "MONITOR_ALERT_WEBHOOK_URL": sink_url,
+                                      "MONITOR_ALERT_INTERVAL_S": None},
+                           ready=line_ready("listening for database notifications"),
+                           log_path=log_dir / f"watch-{n}.log", stop_timeout_s=30)
+            for n in range(count)]
 
 
 def inject_incidents(engine, sink: HttpSink, incidents: int, rng: random.Random) -> tuple[list[float], list[float]]:
@@ -246,18 +233,10 @@ def main(argv=None) -> int:
         engine = sa.create_engine(url)
         load_history(engine, args.history)
 
-        with HttpSink() as sink:
-            watchers = start_watchers(url, sink.url, args.watchers, Path(folder))
-            try:
-                wait_listening(engine, args.watchers)
-                time.sleep(1.0)
-                detect, resolve = inject_incidents(engine, sink, args.incidents, rng)
-                time.sleep(2.0)  # a duplicate would arrive now
-            finally:
-                for watcher in watchers:
-                    watcher.send_signal(signal.SIGTERM)
-                for watcher in watchers:
-                    watcher.wait(timeout=30)
+        with HttpSink() as sink, running_together(watch_processes(url, sink.url, args.watchers, Path(folder))):
+            time.sleep(1.0)
+            detect, resolve = inject_incidents(engine, sink, args.incidents, rng)
+            time.sleep(2.0)  # a duplicate would arrive now
         kinds = Counter((r.json()["alert_id"], r.json()["status"]) for r in sink.received)
         duplicates = sum(n - 1 for n in kinds.values())
         print(f"time to detect: {args.incidents} incidents (failed checkout.session.completed committed -> "

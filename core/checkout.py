@@ -20,20 +20,21 @@ No database access at import and no dashboard or pandas imports: the receiver lo
 
 from __future__ import annotations
 
-import math
 import uuid
 from datetime import datetime
 from typing import Any, Callable, Mapping, TypeVar
 
 from sqlalchemy.engine import Connection
 
+from core.formatting import number
 from core.sql import load_package
+from core.stripe_api import PAYMENT_STATUSES  # noqa: F401 (part of this module's surface)
 
 SQL = load_package("core", "checkout.sql")
 
 # https://docs.stripe.com/api/checkout/sessions/object#checkout_session_object-payment_status
+# (PAYMENT_STATUSES: every value Stripe sends, declared with the API version.)
 PAID_STATUSES = frozenset({"paid", "no_payment_required"})
-PAYMENT_STATUSES = frozenset({"paid", "unpaid", "no_payment_required"})
 
 # kind -> (action, severity). The kinds and their actions are fixed by the design
 # (DESIGN.md, "Reconciliation semantics").
@@ -114,13 +115,8 @@ def currency_decimals(currency: Any) -> int:
 def format_money(amount_minor: Any, currency: Any) -> str | None:
     """'199.00 EUR' from Stripe's 19900 and 'eur'; '2,500 JPY' from 2500 and 'jpy'; None
     without an amount (None, NaN or not a number)."""
-    if amount_minor is None or isinstance(amount_minor, bool):
-        return None
-    try:
-        amount = float(amount_minor)
-    except (TypeError, ValueError):
-        return None
-    if math.isnan(amount):
+    amount = None if isinstance(amount_minor, bool) else number(amount_minor)
+    if amount is None:
         return None
     decimals = currency_decimals(currency)
     code = str(currency or "").upper()

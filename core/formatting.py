@@ -1,6 +1,7 @@
-"""How the project writes numbers for people: durations and rates, shared by the dashboard's
-tiles and the mailed health report (money is ``core.checkout.format_money``). Plain functions,
-no pandas: a missing value (None, NaN) is written as a dash."""
+"""How the project writes numbers for people: durations, rates and counts, shared by the
+dashboard's tiles, the alerts, ``status`` and the mailed health report (money is
+``core.checkout.format_money``, which reads its amount with :func:`number` too). Plain
+functions, no pandas: a missing value (None, NaN) is written as a dash."""
 
 from __future__ import annotations
 
@@ -42,3 +43,8 @@ def format_percent(rate: float | None) -> str:
     """0.987 -> '98.7%'; '–' for no value."""
     rate = number(rate)
     return "–" if rate is None else f"{rate * 100:.1f}%"
+
+
+def counted(count: int, word: str) -> str:
+    """'1 event', '1,204 events': a count and its word, plural by adding an s."""
+    return f"{count:,} {word}{'' if count == 1 else 's'}"

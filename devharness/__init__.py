@@ -4,7 +4,8 @@
   (no "find a free port, close it, hope nobody takes it" race);
 - :mod:`devharness.asgi`: an ASGI app under a real uvicorn in a thread, on such a socket;
 - :mod:`devharness.process`: a child process started, waited for until it answers, stopped
-  with a timeout, its output kept in a log file and shown when it fails;
+  with a timeout, its output kept in a log file and shown when it fails (several at once:
+  ``running_together``);
 - :mod:`devharness.database`: a throwaway, migrated PostgreSQL database;
 - :mod:`devharness.env`: environment variables set for a block and restored after it;
 - :mod:`devharness.http_sink` and :mod:`devharness.smtp`: servers alert channels deliver to;
@@ -18,10 +19,12 @@ from devharness.asgi import AsgiServerThread
 from devharness.database import ThrowawayDatabase, empty_tables, project_tables
 from devharness.env import patched_env
 from devharness.ports import listening_socket, refused_port, socket_url
-from devharness.process import ManagedProcess, ProcessFailed, http_ready, line_ready, port_ready
+from devharness.process import (
+    ManagedProcess, ProcessFailed, http_ready, line_ready, port_ready, running_together, stop_together,
+)
 
 __all__ = [
     "AsgiServerThread", "ManagedProcess", "ProcessFailed", "ThrowawayDatabase", "empty_tables",
     "http_ready", "line_ready", "listening_socket", "patched_env", "port_ready", "project_tables",
-    "refused_port", "socket_url",
+    "refused_port", "running_together", "socket_url", "stop_together",
 ]

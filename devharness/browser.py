@@ -87,11 +87,12 @@ def streamlit_server(*, env: dict[str, str] | None = None, app: str = "dashboard
 
 @contextmanager
 def chromium_page(*, width: int = 1400, height: int = 1000, extra_args: tuple[str, ...] = (),
-                  downloads: bool = False) -> Iterator["Page"]:  # noqa: F821
+                  downloads: bool = False, javascript: bool = True) -> Iterator["Page"]:  # noqa: F821
     """A fresh Chromium page (new browser, so no cookies carry over between uses).
 
     ``extra_args`` are added to Chromium's command line (e.g. ``--host-resolver-rules``);
-    ``downloads`` lets the page save downloads (``page.expect_download()``).
+    ``downloads`` lets the page save downloads (``page.expect_download()``);
+    ``javascript=False`` shows a page as a mail client would, running no script.
     """
     if not CHROMIUM.exists():
         raise RuntimeError(f"{CHROMIUM} is missing (install it with: apt-get install chromium)")
@@ -100,7 +101,8 @@ def chromium_page(*, width: int = 1400, height: int = 1000, extra_args: tuple[st
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, *extra_args])
         try:
-            context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=downloads)
+            context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=downloads,
+                                          java_script_enabled=javascript)
             page = context.new_page()
             page.set_default_timeout(30_000)
             yield page

@@ -1,9 +1,12 @@
-"""A real HTTP server on 127.0.0.1 that alert channels deliver to (generic webhook and Slack
-incoming webhook), for tests and the benchmarks; mail goes to :mod:`devharness.smtp`.
+"""A real HTTP server on 127.0.0.1 that records every request: where alert channels deliver
+(generic webhook and Slack incoming webhook), and where security tests point what must never
+be fetched (a live Stripe key sent to the wrong host, an image in external text); for tests
+and the benchmarks. Mail goes to :mod:`devharness.smtp`.
 
     with HttpSink() as sink:               # sink.url: http://127.0.0.1:PORT/hook
         ...
         [message] = sink.wait_for(1)
+    assert sink.received == []             # nothing was fetched from sink.base_url
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 @dataclass
 class Received:
+    method: str
     path: str
     headers: dict[str, str]
     body: bytes
@@ -27,7 +31,8 @@ class Received:
 
 
 class HttpSink:
-    """Records every POST; answers ``status`` (set it to 503 to play a channel that is down)."""
+    """Records every request (any method); answers ``status`` with ``reply`` (set it to 503 to
+    play a channel that is down: such requests count in ``attempts``, not in ``received``)."""
 
     def __init__(self, status: int = 200, reply: bytes = b"ok"):
         self.status = status
@@ -38,18 +43,22 @@ class HttpSink:
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's naming)
+            def answer(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 status = sink.status
                 with sink._arrived:
                     sink.attempts += 1
                     if 200 <= status < 300:
-                        sink.received.append(Received(self.path, dict(self.headers), body, time.time()))
+                        sink.received.append(Received(self.command, self.path, dict(self.headers), body,
+                                                      time.time()))
                     sink._arrived.notify_all()
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(sink.reply)))
                 self.end_headers()
-                self.wfile.write(sink.reply)
+                if self.command != "HEAD":
+                    self.wfile.write(sink.reply)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = answer
 
             def log_message(self, *args):
                 pass
@@ -62,8 +71,18 @@ class HttpSink:
                                        name="http-sink", daemon=True)
 
     @property
+    def port(self) -> int:
+        return self.server.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT``: any path below it is recorded too."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        """Where a channel posts: ``base_url`` + ``/hook``."""
+        return f"{self.base_url}/hook"
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
         """Wait until ``count`` requests were accepted; return them."""

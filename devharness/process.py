@@ -10,6 +10,8 @@
 
 Everything the process prints (stdout and stderr) goes to a log file; when it exits before it
 answers, or does not answer in time, :class:`ProcessFailed` carries the end of that log.
+Several processes of one kind (two ``jobs watch``, say) start and stop side by side with
+``with running_together([a, b]) as (a, b):``.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 Ready = Callable[["ManagedProcess"], Any]
 LOG_TAIL_CHARS = 4000
@@ -109,12 +112,25 @@ class ManagedProcess:
         self._own_log_dir: Path | None = None
         self.log_path = Path(log_path) if log_path else None
         self.popen: subprocess.Popen | None = None
+        self._stop_sent = False
         self.ready_value: Any = None
 
     # -- life cycle --
 
     def start(self) -> "ManagedProcess":
         """Start the process and wait until it is ready (ProcessFailed if it is not)."""
+        self.spawn()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def spawn(self) -> "ManagedProcess":
+        """Start the process without waiting for it (then :meth:`wait_ready`), e.g. to start
+        several at once (:func:`running_together`)."""
+        self._stop_sent = False
         env = dict(os.environ if self.env is None else self.env)
         for key, value in self.extra_env.items():
             if value is None:
@@ -135,11 +151,6 @@ class ManagedProcess:
         # child that dies takes its port with it (clients get "refused", not a hang).
         for sock in self.pass_sockets:
             sock.close()
-        try:
-            self.wait_ready()
-        except BaseException:
-            self.stop()
-            raise
         return self
 
     def wait_ready(self) -> Any:
@@ -177,13 +188,20 @@ class ManagedProcess:
         if self.popen is None:
             return None
         if self.popen.poll() is None:
-            self.popen.send_signal(self.stop_signal)
+            self.send_stop_signal()
             try:
                 self.popen.wait(timeout=self.stop_timeout_s)
             except subprocess.TimeoutExpired:
                 self.popen.kill()
                 self.popen.wait(timeout=self.stop_timeout_s)
         return self.popen.returncode
+
+    def send_stop_signal(self) -> None:
+        """Ask the process to stop (``stop_signal``) without waiting for it. Sent once: a
+        second signal could reach the process while it shuts down, with its handler gone."""
+        if self.popen is not None and self.popen.poll() is None and not self._stop_sent:
+            self._stop_sent = True
+            self.popen.send_signal(self.stop_signal)
 
     def kill_tree(self) -> list[int]:
         """SIGKILL the process and every descendant at once (a crash: nothing runs its
@@ -232,6 +250,33 @@ class ManagedProcess:
     def log_tail(self, chars: int = LOG_TAIL_CHARS) -> str:
         text = self.log()
         return text if len(text) <= chars else "…" + text[-chars:]
+
+
+@contextmanager
+def running_together(processes: Iterable[ManagedProcess]) -> Iterator[list[ManagedProcess]]:
+    """Start ``processes`` at once (every one spawned before any is waited for) and hand them
+    over when each is ready; at the end stop them at once (:func:`stop_together`) and close
+    them. When one is not ready (:class:`ProcessFailed`), all of them are stopped."""
+    processes = list(processes)
+    try:
+        for process in processes:
+            process.spawn()
+        for process in processes:
+            process.wait_ready()
+        yield processes
+    finally:
+        stop_together(processes)
+        for process in processes:
+            process.close()
+
+
+def stop_together(processes: Iterable[ManagedProcess]) -> list[int | None]:
+    """Send every process its stop signal, then wait for each (SIGKILL after its
+    ``stop_timeout_s``), so they shut down side by side; their exit codes."""
+    processes = list(processes)
+    for process in processes:
+        process.send_stop_signal()
+    return [process.stop() for process in processes]
 
 
 def descendants(pid: int) -> list[int]:

@@ -173,18 +173,3 @@ class _BoundController(Controller):
     def _create_server(self):
         return self.loop.create_server(self._factory_invoker, sock=self._bound_socket, ssl=self.ssl_context)
 
-
-_held: list = []
-
-
-def closed_port_url(scheme: str = "smtp") -> str:
-    """A URL at a 127.0.0.1 port where connections are refused: 'SMTP down'.
-
-    The port stays bound (not listening) until the process ends, so nothing else can start
-    listening there while a test expects it to be down."""
-    import socket
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    _held.append(sock)
-    return f"{scheme}://127.0.0.1:{sock.getsockname()[1]}"

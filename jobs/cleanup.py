@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -44,6 +43,7 @@ from jobs.cleanup_decisions import (ARCHIVE_REASONS, Decision, decide, key_mode,
                                     search_windows)
 from jobs.cleanup_events import DEFAULT_BATCH_SIZE, archive_events
 from jobs.cleanup_registrations import clean_registrations
+from jobs.cli_support import terminal_progress, whole_number
 from jobs.runtime import JobRun, error_line, recorded_run
 
 HELP = ("archive old completed webhook events in batches and remove stale pending "
@@ -269,40 +269,15 @@ def _summarise(job: JobRun, report: CleanupReport) -> None:
 
 # --- command line -------------------------------------------------------------------------
 
-class TerminalProgress:
-    """One self-overwriting status line on a terminal; nothing when output is redirected."""
-
-    def __init__(self, stream=None):
-        self.stream = stream or sys.stderr
-        self.shown = False
-
-    def __call__(self, message: str) -> None:
-        self.stream.write(f"\r\x1b[2K{message}")
-        self.stream.flush()
-        self.shown = True
-
-    def close(self) -> None:
-        if self.shown:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-def _positive_int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true",
                         help="count what would be archived or removed; change nothing (still recorded)")
-    parser.add_argument("--pending-days", type=_positive_int, default=DEFAULT_PENDING_DAYS, metavar="N",
+    parser.add_argument("--pending-days", type=whole_number(), default=DEFAULT_PENDING_DAYS, metavar="N",
                         help=f"pending registrations older than this are checked (default {DEFAULT_PENDING_DAYS})")
-    parser.add_argument("--events-days", type=_positive_int, default=DEFAULT_EVENTS_DAYS, metavar="N",
+    parser.add_argument("--events-days", type=whole_number(), default=DEFAULT_EVENTS_DAYS, metavar="N",
                         help=f"completed events older than this are archived (default {DEFAULT_EVENTS_DAYS}, "
                         f"at least {MIN_EVENTS_DAYS})")
-    parser.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE, metavar="N",
+    parser.add_argument("--batch-size", type=whole_number(), default=DEFAULT_BATCH_SIZE, metavar="N",
                         help=f"events moved per short transaction (default {DEFAULT_BATCH_SIZE})")
     parser.add_argument("--skip-registrations", action="store_true",
                         help="archive webhook events only; leave registrations alone (no Stripe key needed)")
@@ -310,15 +285,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace, ctx) -> int:
     stripe = stripe_from_settings(ctx.settings, skip_registrations=args.skip_registrations)
-    progress = TerminalProgress() if not args.json and sys.stderr.isatty() else None
-    try:
+    with terminal_progress(json_output=ctx.json_output) as progress:
         report = run(ctx.jobs_engine(), now=ctx.now(), **stripe, pending_days=args.pending_days,
                      events_days=args.events_days, dry_run=args.dry_run,
                      skip_registrations=args.skip_registrations, batch_size=args.batch_size,
                      trigger=ctx.trigger, progress=progress)
-    finally:
-        if progress:
-            progress.close()
     if args.json:
         ctx.print_json(report.as_dict())
     else:

@@ -39,6 +39,7 @@ from sqlalchemy.engine import Connection, Engine
 from core.errors import ConfigError
 from core.stripe_api import API_VERSION
 from core.sql import load_package
+from jobs.cli_support import whole_number
 from jobs.reconcile import KIND_RULES
 from jobs.runtime import recorded_run
 
@@ -323,18 +324,6 @@ def default_state_path(settings) -> Path:
 
 # --- command line ------------------------------------------------------------------------
 
-def _bounded_int(low: int, high: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low:,} and {high:,}")
-        return value
-    return parse
-
-
 def _timestamp(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -344,12 +333,12 @@ def _timestamp(text: str) -> datetime:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--days", type=_bounded_int(1, 3650), default=DEFAULT_DAYS,
+    parser.add_argument("--days", type=whole_number(1, 3650), default=DEFAULT_DAYS,
                         help="days of history ending now (default %(default)s)")
-    parser.add_argument("--events-per-day", type=_bounded_int(1, 2_000_000),
+    parser.add_argument("--events-per-day", type=whole_number(1, 2_000_000),
                         default=DEFAULT_EVENTS_PER_DAY,
                         help="webhook events per day (default %(default)s)")
-    parser.add_argument("--seed", type=_bounded_int(0, 2**31 - 1), default=DEFAULT_SEED,
+    parser.add_argument("--seed", type=whole_number(0, 2**31 - 1), default=DEFAULT_SEED,
                         help="same seed, same data (default %(default)s)")
     parser.add_argument("--reset", action="store_true",
                         help="replace demo data loaded before (never touches other data)")

@@ -28,6 +28,7 @@ from core.sql import load_package
 from core.checkout import format_money
 from core.formatting import format_duration, format_percent
 from jobs import report_data
+from jobs.cli_support import whole_number
 from jobs.health_snapshot import human_bytes
 from jobs.runtime import recorded_run
 
@@ -412,14 +413,8 @@ def _end_date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-23") from None
 
 
-def _days(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 366:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days from 1 to 366")
-    return int(text)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--days", type=_days, default=DEFAULT_DAYS,
+    parser.add_argument("--days", type=whole_number(1, 366, unit="days"), default=DEFAULT_DAYS,
                         help=f"length of the period in days (default {DEFAULT_DAYS}); compared with the "
                         "period of the same length before it")
     parser.add_argument("--end", type=_end_date, metavar="YYYY-MM-DD",

@@ -32,6 +32,7 @@ import argparse
 import time
 
 from core.errors import EXIT_NEEDS_PERSON, EXIT_OK
+from jobs.cli_support import whole_number
 from jobs.reconcile_rules import (AUTO_FIX_KINDS, KIND_RULES, Mismatch, Registration,  # noqa: F401
                                   assess, find_mismatches, index_registrations, is_paid,
                                   match_registration, session_facts)
@@ -44,18 +45,8 @@ HELP = ("compare Stripe's Checkout Sessions with local registrations: fix the ob
 
 # --- command line -------------------------------------------------------------------------
 
-def _lookback(value: str) -> int:
-    try:
-        days = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number of days: {value!r}") from None
-    if not 1 <= days <= 3650:
-        raise argparse.ArgumentTypeError("must be between 1 and 3650 days")
-    return days
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--lookback-days", type=_lookback, default=7, metavar="N",
+    parser.add_argument("--lookback-days", type=whole_number(1, 3650, unit="days"), default=7, metavar="N",
                         help="check Checkout Sessions and registrations created in the last N days "
                         "(default %(default)s)")
     parser.add_argument("--dry-run", action="store_true",

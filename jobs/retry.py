@@ -26,7 +26,6 @@ the next retry itself if it fails again.
 from __future__ import annotations
 
 import argparse
-import sys
 import threading
 import time
 from collections import Counter
@@ -40,6 +39,7 @@ from sqlalchemy.engine import Engine
 from core.error_policy import CATEGORIES
 from core.errors import EXIT_NEEDS_PERSON, EXIT_OK, JobFailed
 from core.sql import load_package
+from jobs.cli_support import terminal_progress, whole_number
 from jobs.delivery import DeliveryResult, Redeliverer, event_body
 from jobs.runtime import JobRun, recorded_run, while_database_unreachable
 
@@ -248,39 +248,23 @@ def _remaining(engine: Engine, report: RetryReport) -> None:
 
 # --- command line -------------------------------------------------------------------------
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--event-id", action="append", dest="event_ids", metavar="ID",
                         help="re-deliver this failed event (repeatable); default: every event whose retry is due")
     parser.add_argument("--category", choices=CATEGORIES, help="only failures of this category")
-    parser.add_argument("--limit", type=_positive_int, metavar="N", help="at most N events")
+    parser.add_argument("--limit", type=whole_number(minimum=1), metavar="N", help="at most N events")
     parser.add_argument("--dry-run", action="store_true", help="show the plan (how many, which categories, the "
                         "oldest); deliver nothing")
-    parser.add_argument("--concurrency", type=_positive_int, default=DEFAULT_CONCURRENCY, metavar="N",
+    parser.add_argument("--concurrency", type=whole_number(minimum=1), default=DEFAULT_CONCURRENCY, metavar="N",
                         help=f"deliveries in flight at once (default {DEFAULT_CONCURRENCY})")
 
 
 def main(args: argparse.Namespace, ctx) -> int:
-    from jobs.cleanup import TerminalProgress
-
-    progress = TerminalProgress() if not args.json and sys.stderr.isatty() else None
-    try:
+    with terminal_progress(json_output=ctx.json_output) as progress:
         report = run(ctx.jobs_engine(), now=ctx.now(), event_ids=args.event_ids, category=args.category,
                      limit=args.limit, dry_run=args.dry_run, concurrency=args.concurrency,
                      trigger=ctx.trigger, progress=progress,
                      redeliverer=lambda: Redeliverer.from_settings(ctx.settings))
-    finally:
-        if progress:
-            progress.close()
     if args.json:
         ctx.print_json(report.as_dict())
     else:

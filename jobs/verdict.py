@@ -23,6 +23,7 @@ from typing import Any, Mapping
 
 from sqlalchemy.engine import Connection, Engine
 
+from core.formatting import counted
 from core.settings import Settings
 from core.sql import load_package
 from jobs.alerting.rules import RULES
@@ -112,10 +113,6 @@ def status(bind: Engine | Connection, *, now: datetime, settings: Settings) -> V
     return decide(gather(bind, now=now, settings=settings), now=now, settings=settings)
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count:,} {word}{'' if count == 1 else 's'}"
-
-
 def decide(facts: Facts, *, now: datetime, settings: Settings) -> Verdict:
     """The verdict of ``facts`` at ``now`` (pure: no clock, no database)."""
     reasons: list[Reason] = []
@@ -133,7 +130,7 @@ def decide(facts: Facts, *, now: datetime, settings: Settings) -> Verdict:
         failed = sum(int(c.details["failed"]) for c in failed_checkout)
         types = sorted(c.details["event_type"] for c in failed_checkout)
         summary = (failed_checkout[0].summary if len(failed_checkout) == 1 else
-                   f"{_plural(failed, 'failed checkout event')} ({len(types)} types): payments may not be recorded")
+                   f"{counted(failed, 'failed checkout event')} ({len(types)} types): payments may not be recorded")
         reasons.append(Reason("payment_event_failed", DEGRADED, summary, "events",
                               {"status": "failed", "type": types if len(types) > 1 else types[0]}))
     for condition in judged("review_needed"):
@@ -146,7 +143,7 @@ def decide(facts: Facts, *, now: datetime, settings: Settings) -> Verdict:
     open_missed = int(facts.missed.get("open_events") or 0)
     if open_missed:
         reasons.append(Reason("missed_events", DEGRADED,
-                              f"{_plural(open_missed, 'event')} Stripe sent never completed here "
+                              f"{counted(open_missed, 'event')} Stripe sent never completed here "
                               "(found by the sweep)", "events", {"view": "missed"}))
     # A firing alert of a condition judged above is that reason already (a critical
     # review_needed alert is the review_critical reason).

@@ -97,6 +97,7 @@ def watch(engine: Engine, *, settings: Settings, channels: Mapping[str, Channel]
     reconnect_delay = 0.5
     next_tick = 0.0  # evaluate at once on start
     why = "start"
+    announced = False
     while not stop.is_set():
         try:
             if listener is None:
@@ -118,6 +119,9 @@ def watch(engine: Engine, *, settings: Settings, channels: Mapping[str, Channel]
             report = run_once(engine, now=clock(), settings=settings, channels=channels, host=host)
             on_report(report, why)
             why = "interval"
+            if not announced:  # from here on a failure is told at once (what a supervisor may wait for)
+                log.info("evaluated the rules once; listening for database notifications")
+                announced = True
         except (psycopg.OperationalError, sa.exc.OperationalError, sa.exc.InterfaceError,
                 sa.exc.PendingRollbackError) as exc:
             log.warning("database unreachable (%s); retrying in %.1f s", error_line(exc), reconnect_delay)

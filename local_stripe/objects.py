@@ -14,7 +14,7 @@ import secrets
 import time
 from typing import Any
 
-from core.stripe_api import API_VERSION
+from core.stripe_api import API_VERSION, PAYMENT_STATUSES, SESSION_STATUSES
 
 # Stripe ids are a prefix and a random base62 tail.
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -50,11 +50,11 @@ def checkout_session(
     ``status`` is ``open``, ``complete`` or ``expired``; ``payment_status`` defaults to what
     that status usually carries (``paid`` for complete, ``unpaid`` otherwise).
     """
-    if status not in ("open", "complete", "expired"):
+    if status not in SESSION_STATUSES:
         raise ValueError(f"unknown Checkout Session status {status!r}")
     if payment_status is None:
         payment_status = "paid" if status == "complete" else "unpaid"
-    if payment_status not in ("paid", "unpaid", "no_payment_required"):
+    if payment_status not in PAYMENT_STATUSES:
         raise ValueError(f"unknown payment_status {payment_status!r}")
     created = int(created if created is not None else time.time())
     session_id = id or stripe_id("cs", 58, livemode=livemode)

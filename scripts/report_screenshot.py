@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from devharness import ThrowawayDatabase
-from devharness.browser import CHROMIUM, CHROMIUM_ARGS
+from devharness.browser import CHROMIUM, chromium_page
 from local_stripe.server import LocalStripe, StripeState
 
 REPO = Path(__file__).resolve().parent.parent
@@ -71,19 +71,11 @@ def jobs(env: dict, *commands: list[str], allowed=(0,)) -> None:
 
 
 def shoot(html_path: Path, out: Path, *, width: int) -> None:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            # Mail clients run no script; neither does this page.
-            context = browser.new_context(viewport={"width": width, "height": 900}, java_script_enabled=False)
-            page = context.new_page()
-            page.goto(html_path.resolve().as_uri())
-            out.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(out), full_page=True)
-        finally:
-            browser.close()
+    # Mail clients run no script; neither does this page.
+    with chromium_page(width=width, height=900, javascript=False) as page:
+        page.goto(html_path.resolve().as_uri())
+        out.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(out), full_page=True)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ def require_chromium() -> None:
 
 @contextmanager
 def chromium_page(*, width: int = 1400, height: int = 1000, extra_args: tuple[str, ...] = (),
-                  downloads: bool = False) -> Iterator["Page"]:  # noqa: F821
+                  downloads: bool = False, javascript: bool = True) -> Iterator["Page"]:  # noqa: F821
     """A fresh Chromium page (new browser, so no cookies carry over between tests).
 
     ``extra_args`` are added to Chromium's command line (e.g. ``--host-resolver-rules``);
@@ -55,5 +55,5 @@ def chromium_page(*, width: int = 1400, height: int = 1000, extra_args: tuple[st
     """
     require_chromium()
     with browser.chromium_page(width=width, height=height, extra_args=extra_args,
-                               downloads=downloads) as page:
+                               downloads=downloads, javascript=javascript) as page:
         yield page

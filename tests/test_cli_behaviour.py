@@ -1,13 +1,13 @@
 """The command line keeps its exit-code contract in the situations people hit first."""
 
 import json
+import os
 import subprocess
 import sys
-import uuid
 
-import sqlalchemy as sa
+import pytest
 
-from core.db import normalise_url
+from devharness import ThrowawayDatabase
 
 
 def _jobs(*args: str, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
@@ -15,31 +15,12 @@ def _jobs(*args: str, env: dict | None = None, **kwargs) -> subprocess.Completed
                           env=env, timeout=120, **kwargs)
 
 
-def _empty_database(engine) -> tuple[str, callable]:
-    """A database on the test server with none of the project's tables; returns (url, drop)."""
-    name = f"webhook_monitor_empty_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(engine.url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-
-    def drop():
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return engine.url.set(database=name).render_as_string(hide_password=False), drop
-
-
-def test_a_database_without_the_tables_says_to_migrate_with_exit_2(engine, monkeypatch):
-    url, drop = _empty_database(engine)
-    try:
-        import os
-
-        env = {**os.environ, "DATABASE_URL": normalise_url(url)}
+def test_a_database_without_the_tables_says_to_migrate_with_exit_2(database_url):
+    # A database on the test server with none of the project's tables.
+    with ThrowawayDatabase(server_url=database_url, migrate=False, prefix="webhook_monitor_empty") as empty:
+        env = {**os.environ, "DATABASE_URL": empty.url}
         plain = _jobs("health-snapshot", env=env)
         as_json = _jobs("health-snapshot", "--json", env=env)
-    finally:
-        drop()
     assert plain.returncode == 2, plain.stderr
     assert "python -m jobs migrate" in plain.stderr
     assert "Traceback" not in plain.stderr and "ProgrammingError" not in plain.stderr
@@ -65,3 +46,17 @@ def test_a_failure_under_json_is_also_a_json_object(database_url):
     error = json.loads(result.stdout)
     assert error["exit_code"] == 2 and error["error"]
     assert result.stderr.startswith("error: ")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["retry", "--limit", "0"], "argument --limit: must be at least 1, not 0"),
+    (["reconcile", "--lookback-days", "a week"], "argument --lookback-days: not a whole number of days: 'a week'"),
+    (["health-report", "--days", "367"], "argument --days: must be between 1 and 366 days, not 367"),
+    (["demo-data", "--events-per-day", "2.5"], "argument --events-per-day: not a whole number: '2.5'"),
+    (["cleanup", "--batch-size", "many"], "argument --batch-size: not a whole number: 'many'"),
+])
+def test_a_bad_number_is_exit_2_with_one_line_naming_the_option(args, message):
+    result = _jobs(*args)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == f"error: {message}"
+    assert "Traceback" not in result.stderr

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
+from devharness import ThrowawayDatabase
 from jobs import demo_data, reconcile
 from jobs.stripe_gateway import gateway_from_settings
 from tests.conftest import REPO
@@ -214,16 +215,11 @@ def test_command_line_loads_then_refuses_a_second_load(db, tmp_path):
     assert scalar(db, "SELECT count(*) FROM webhook_events") == summary["events"]
 
 
-def test_unmigrated_database_asks_for_migrate(engine):
-    admin = engine.execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text("DROP DATABASE IF EXISTS demo_data_unmigrated"))
-        conn.execute(sa.text("CREATE DATABASE demo_data_unmigrated"))
-    empty = sa.create_engine(engine.url.set(database="demo_data_unmigrated"))
-    try:
-        with pytest.raises(demo_data.ConfigError, match="migrate"):
-            demo_data.run(empty, now=NOW, days=1, events_per_day=10, trigger="cli")
-    finally:
-        empty.dispose()
-        with admin.connect() as conn:
-            conn.execute(sa.text("DROP DATABASE demo_data_unmigrated WITH (FORCE)"))
+def test_unmigrated_database_asks_for_migrate(database_url):
+    with ThrowawayDatabase(server_url=database_url, migrate=False, prefix="demo_data_unmigrated") as database:
+        empty = sa.create_engine(database.url)
+        try:
+            with pytest.raises(demo_data.ConfigError, match="migrate"):
+                demo_data.run(empty, now=NOW, days=1, events_per_day=10, trigger="cli")
+        finally:
+            empty.dispose()

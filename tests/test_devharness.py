@@ -7,6 +7,7 @@ import os
 import re
 import socket
 import sys
+import urllib.error
 import urllib.request
 from datetime import datetime, timezone
 
@@ -15,8 +16,9 @@ import sqlalchemy as sa
 
 from devharness import (
     ManagedProcess, ProcessFailed, ThrowawayDatabase, empty_tables, http_ready, line_ready,
-    listening_socket, patched_env, port_ready, refused_port, socket_url,
+    listening_socket, patched_env, port_ready, refused_port, running_together, socket_url, stop_together,
 )
+from devharness.http_sink import HttpSink
 from tests.conftest import REPO
 from tests.factories import add_event, add_registration
 
@@ -117,6 +119,62 @@ def test_the_environment_is_given_to_the_process_with_removals():
         with process:
             assert process.wait(10) == 0
             assert process.log().split() == ["kept", "None", "added"]
+
+
+# Waits for SIGTERM, says so and exits 0 (as `jobs watch` does), after announcing itself.
+POLITE = """
+import signal, sys, time
+signal.signal(signal.SIGTERM, lambda *_: (print("bye", flush=True), sys.exit(0)))
+print("listening as", sys.argv[1], flush=True)
+time.sleep(60)
+"""
+
+
+def test_processes_run_together_are_each_ready_and_all_stopped_at_the_end():
+    processes = [ManagedProcess([sys.executable, "-c", POLITE, name], name=name,
+                                ready=line_ready(r"listening as (\w+)"))
+                 for name in ("first", "second")]
+    with running_together(processes) as running:
+        assert [process.ready_value.group(1) for process in running] == ["first", "second"]
+        assert all(process.returncode is None for process in running)
+        codes = stop_together(running)
+        logs = [process.log() for process in running]
+    assert codes == [0, 0]
+    assert all("bye" in log for log in logs)  # each handled its SIGTERM
+    assert [process.returncode for process in processes] == [0, 0]
+
+
+def test_when_one_of_processes_run_together_fails_the_others_are_stopped():
+    healthy = ManagedProcess([sys.executable, "-c", POLITE, "healthy"], ready=line_ready("listening"))
+    broken = ManagedProcess([sys.executable, "-c", "raise SystemExit('no database')"], name="broken",
+                            ready=line_ready("listening"))
+    with pytest.raises(ProcessFailed, match=r"(?s)broken exited with code 1 .*no database"):
+        with running_together([healthy, broken]):
+            pass
+    assert healthy.returncode == 0  # stopped, not left running
+
+
+# --- HTTP sink ---------------------------------------------------------------------------
+
+def test_the_http_sink_records_every_method_and_path():
+    with HttpSink() as sink:
+        for method in ("GET", "HEAD", "POST", "DELETE"):
+            request = urllib.request.Request(f"{sink.base_url}/pixel.png?x=1", method=method,
+                                             data=b"{}" if method == "POST" else None)
+            with urllib.request.urlopen(request, timeout=5) as response:
+                assert response.status == 200
+        received = sink.wait_for(4)
+    assert [(r.method, r.path) for r in received] == [
+        (method, "/pixel.png?x=1") for method in ("GET", "HEAD", "POST", "DELETE")]
+    assert received[2].body == b"{}"
+
+
+def test_an_http_sink_playing_down_counts_attempts_but_accepts_nothing():
+    with HttpSink(status=503) as sink:
+        with pytest.raises(urllib.error.HTTPError) as failed:
+            urllib.request.urlopen(urllib.request.Request(sink.url, data=b"{}"), timeout=5)
+        failed.value.close()
+    assert failed.value.code == 503 and sink.attempts == 1 and sink.received == []
 
 
 # --- environment ------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from core.errors import JobFailed
 from core.settings import get_settings
 from jobs import health_report, schedule
 from tests.report_week import END, NOW, START, build_week
-from devharness.smtp import SmtpServer, cert_authority, closed_port_url
+from devharness.smtp import SmtpServer, cert_authority
 
 SENDER = "Webhook monitor <monitor@example.org>"
 
@@ -102,8 +102,8 @@ def test_cli_mails_through_starttls_with_auth_and_prints_json(week):
     assert summary["period_start"].startswith("2026-11-16T00:00:00")
 
 
-def test_smtp_down_exits_1_with_one_line_and_keeps_the_report(week):
-    url = closed_port_url()
+def test_smtp_down_exits_1_with_one_line_and_keeps_the_report(week, down_port):
+    url = f"smtp://127.0.0.1:{down_port}"
     result = _cli("--end", "2026-11-23", "--to", "ops@example.org",
                   env_extra={"MONITOR_SMTP_URL": url, "MONITOR_EMAIL_FROM": SENDER})
     assert result.returncode == 1
@@ -115,9 +115,10 @@ def test_smtp_down_exits_1_with_one_line_and_keeps_the_report(week):
     assert _job_runs(week)[0][0] == "failed"
 
 
-def test_a_failed_send_is_retried_by_the_next_scheduled_run(week):
+def test_a_failed_send_is_retried_by_the_next_scheduled_run(week, down_port):
     with pytest.raises(JobFailed):
-        health_report.run(week, now=NOW, end=END.date(), setup=_setup(closed_port_url()), trigger="cli")
+        health_report.run(week, now=NOW, end=END.date(), setup=_setup(f"smtp://127.0.0.1:{down_port}"),
+                          trigger="cli")
     with SmtpServer() as smtp:
         settings = get_settings(MONITOR_SMTP_URL=smtp.url, MONITOR_EMAIL_FROM=SENDER,
                                 MONITOR_REPORT_EMAIL_TO="ops@example.org")

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import socket
 import tomllib
 
 import pytest
 
+from devharness.http_sink import HttpSink
 from tests.conftest import REPO
-from tests.http_sink import http_sink
 
 _spec = importlib.util.spec_from_file_location("audit_dependencies", REPO / "scripts" / "audit_dependencies.py")
 _audit = importlib.util.module_from_spec(_spec)
@@ -56,10 +55,7 @@ def test_the_readme_commands_install_from_the_lock():
     assert "make audit" in (REPO / ".ci" / "run").read_text()
 
 
-def test_the_audit_says_when_its_data_is_unreachable():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # nothing listens here once closed
-    assert "not reachable" in audit_data_problem(f"http://127.0.0.1:{port}/pypi/pip/24.0/json", timeout_s=2)
-    with http_sink() as sink:  # a server that answers, but not with vulnerability data
-        assert audit_data_problem(f"{sink.url}/pypi/pip/24.0/json", timeout_s=2) is not None
+def test_the_audit_says_when_its_data_is_unreachable(down_port):
+    assert "not reachable" in audit_data_problem(f"http://127.0.0.1:{down_port}/pypi/pip/24.0/json", timeout_s=2)
+    with HttpSink() as sink:  # a server that answers, but not with vulnerability data
+        assert audit_data_problem(f"{sink.base_url}/pypi/pip/24.0/json", timeout_s=2) is not None

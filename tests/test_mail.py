@@ -8,7 +8,7 @@ import pytest
 from core import mail
 from core.settings import get_settings
 from core.errors import ConfigError
-from devharness.smtp import SmtpServer, cert_authority, closed_port_url
+from devharness.smtp import SmtpServer, cert_authority
 
 
 def _message(to=("ops@example.org",)):
@@ -108,8 +108,8 @@ def test_a_local_relay_may_take_a_password_without_tls():
         assert len(smtp.messages) == 1
 
 
-def test_smtp_down_is_a_clear_one_line_error():
-    url = closed_port_url()
+def test_smtp_down_is_a_clear_one_line_error(down_port):
+    url = f"smtp://127.0.0.1:{down_port}"
     with pytest.raises(mail.MailError) as caught:
         mail.send(_message(), mail.parse_smtp_url(url), timeout=5)
     assert str(caught.value) == f"could not send mail through {url}: connection refused (is the server running on that port?)"

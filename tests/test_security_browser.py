@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from devharness.http_sink import HttpSink
 from jobs import reconcile
 from jobs.stripe_gateway import gateway_from_settings
 from tests.browser_support import (PLOTLY_SELECTOR, chromium_page, exception_texts, open_page,
                                    streamlit_server, wait_for_count, wait_for_script)
 from tests.factories import add_event
-from tests.http_sink import http_sink
 from tests.stripe_server import stripe_server  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.browser
@@ -42,9 +42,10 @@ def test_external_text_loads_nothing_while_pages_render(db, stripe_server):
     """Markdown images and HTML in a client_reference_id and an event type stay text: no
     request reaches a local HTTP sink while Overview, Errors and Reconciliation render."""
     now = datetime.now(timezone.utc)
-    with http_sink() as sink:
-        hostile_ref = f"![x]({sink.url}/pixel-ref) <img src={sink.url}/img-ref> [link]({sink.url}/link)"
-        hostile_type = f"![t]({sink.url}/pixel-type)<img src=\"{sink.url}/img-type\">"
+    with HttpSink() as sink:
+        hostile_ref = (f"![x]({sink.base_url}/pixel-ref) <img src={sink.base_url}/img-ref> "
+                       f"[link]({sink.base_url}/link)")
+        hostile_type = f"![t]({sink.base_url}/pixel-type)<img src=\"{sink.base_url}/img-type\">"
         stripe_server.add_session(id="cs_test_hostile", created=int(now.timestamp()) - 600,
                                   client_reference_id=hostile_ref, status="complete")
         reconcile.run(db, now=now, gateway=gateway_from_settings(), trigger="cli")
@@ -63,7 +64,7 @@ def test_external_text_loads_nothing_while_pages_render(db, stripe_server):
             body = page.locator('[data-testid="stApp"]').inner_text()
             assert not exception_texts(page)
             assert "client_reference_id ![x](" in body  # the reason is there, as typed
-        assert sink.requests == []
+        assert sink.received == []
 
 
 CRASHING_APP = '''

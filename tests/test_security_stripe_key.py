@@ -10,8 +10,8 @@ import pytest
 
 from core.errors import ConfigError
 from core.settings import get_settings, live_key_destination_problem
+from devharness.http_sink import HttpSink
 from jobs.stripe_gateway import StripeGateway, gateway_from_settings
-from tests.http_sink import http_sink
 
 LIVE = "sk_live_51ExampleExampleExample"
 
@@ -53,8 +53,8 @@ def test_a_gateway_built_by_hand_refuses_too():
 
 @pytest.mark.parametrize("command", [["reconcile"], ["cleanup"]])
 def test_commands_stop_with_exit_2_and_send_nothing(database_url, monkeypatch, command):
-    with http_sink() as sink:
-        env = {"STRIPE_API_KEY": LIVE, "STRIPE_API_BASE": sink.url}
+    with HttpSink() as sink:
+        env = {"STRIPE_API_KEY": LIVE, "STRIPE_API_BASE": sink.base_url}
 
         result = subprocess.run([sys.executable, "-m", "jobs", *command], capture_output=True, text=True,
                                 env={**os.environ, **env}, timeout=120)
@@ -62,4 +62,4 @@ def test_commands_stop_with_exit_2_and_send_nothing(database_url, monkeypatch, c
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "only sent over https to api.stripe.com" in lines[0]
     assert "Traceback" not in result.stderr and LIVE not in result.stderr + result.stdout
-    assert sink.requests == []  # the key never left the process
+    assert sink.received == []  # the key never left the process

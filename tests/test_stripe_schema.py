@@ -11,9 +11,11 @@ import pytest
 import sqlalchemy as sa
 import stripe
 
-from core.stripe_api import API_VERSION
+from core.checkout import PAID_STATUSES
+from core.stripe_api import API_VERSION, PAYMENT_STATUSES, SESSION_STATUSES
 from jobs import demo_data
 from local_stripe import checkout_session, checkout_session_event, event
+from local_stripe.params import spec
 from tests.stripe_schema import api_version, errors
 from tests.stripe_server import API_KEY
 
@@ -22,6 +24,13 @@ T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
 
 def test_the_vendored_schema_is_of_the_pinned_version():
     assert api_version() == API_VERSION
+
+
+def test_the_session_enums_are_those_of_the_pinned_version():
+    fields = spec()["components"]["schemas"]["checkout.session"]["properties"]
+    assert set(fields["status"]["enum"]) == SESSION_STATUSES
+    assert set(fields["payment_status"]["enum"]) == PAYMENT_STATUSES
+    assert PAID_STATUSES < PAYMENT_STATUSES
 
 
 @pytest.mark.parametrize("fields", [

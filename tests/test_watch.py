@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -19,9 +18,10 @@ import sqlalchemy as sa
 
 from core.db import create_jobs_engine
 from core.settings import get_settings
+from devharness import ManagedProcess, line_ready, running_together, stop_together
+from devharness.http_sink import HttpSink
 from jobs import watch
 from jobs.alerting.channels import WebhookChannel
-from devharness.http_sink import HttpSink
 from tests.factories import add_event
 
 
@@ -42,55 +42,33 @@ def complete_event(engine, event_id):
                      {"id": event_id})
 
 
-def start_watchers(count, env_extra):
-    env = {**os.environ, "MONITOR_ALERT_INTERVAL_S": "300", **env_extra}
-    return [subprocess.Popen([sys.executable, "-m", "jobs", "watch", "--json"], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(count)]
-
-
-def wait_listening(engine, count, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    with engine.connect() as conn:
-        while time.monotonic() < deadline:
-            listening = conn.execute(sa.text(
-                "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'LISTEN monitor_alerts%'")).scalar()
-            conn.commit()  # pg_stat_activity is a snapshot per transaction
-            if listening >= count:
-                return
-            time.sleep(0.1)
-    raise AssertionError("watch processes did not start listening")
-
-
-def stop(processes):
-    for process in processes:
-        process.send_signal(signal.SIGTERM)
-    outputs = []
-    for process in processes:
-        out, err = process.communicate(timeout=20)
-        outputs.append((process.returncode, out, err))
-    return outputs
+def watchers(count, extra_env):
+    """``count`` ``python -m jobs watch --json`` processes (interval 300 s, so only notifications
+    can explain a quick message), started side by side, each handed over once it listens and
+    has done its first evaluation."""
+    return running_together(
+        ManagedProcess([sys.executable, "-m", "jobs", "watch", "--json"], name=f"watch-{n + 1}",
+                       extra_env={"MONITOR_ALERT_INTERVAL_S": "300", **extra_env},
+                       ready=line_ready("listening for database notifications"), stop_timeout_s=20)
+        for n in range(count))
 
 
 def test_two_watch_processes_notify_within_seconds_and_never_twice(db):
-    with HttpSink() as sink:
-        watchers = start_watchers(2, {"MONITOR_ALERT_WEBHOOK_URL": sink.url})
-        try:
-            wait_listening(db, 2)
-            time.sleep(0.5)  # both have done their first evaluation
-            events, delays = [], []
-            for i in range(5):
-                committed = time.time()
-                events.append(fail_event(db, f"checkout.session.kind_{i}"))
-                received = sink.wait_for(i + 1, timeout=10)
-                assert len(received) == i + 1, "no notification within 10 s (the interval is 300 s)"
-                delays.append(received[-1].at - committed)
-            for event_id in events:
-                complete_event(db, event_id)
-            received = sink.wait_for(10, timeout=10)
-            time.sleep(1.0)  # anything sent twice would arrive now
-        finally:
-            outcomes = stop(watchers)
-    assert [code for code, _, _ in outcomes] == [0, 0], outcomes
+    with HttpSink() as sink, watchers(2, {"MONITOR_ALERT_WEBHOOK_URL": sink.url}) as processes:
+        events, delays = [], []
+        for i in range(5):
+            committed = time.time()
+            events.append(fail_event(db, f"checkout.session.kind_{i}"))
+            received = sink.wait_for(i + 1, timeout=10)
+            assert len(received) == i + 1, "no notification within 10 s (the interval is 300 s)"
+            delays.append(received[-1].at - committed)
+        for event_id in events:
+            complete_event(db, event_id)
+        received = sink.wait_for(10, timeout=10)
+        time.sleep(1.0)  # anything sent twice would arrive now
+        codes = stop_together(processes)  # SIGTERM, as systemd stops it
+        logs = [process.log() for process in processes]
+    assert codes == [0, 0], logs
     bodies = [r.json() for r in sink.received]
     assert Counter((b["alert_id"], b["status"]) for b in bodies) == Counter(
         {(b["alert_id"], s): 1 for b in bodies for s in ("firing", "resolved")})
@@ -99,18 +77,13 @@ def test_two_watch_processes_notify_within_seconds_and_never_twice(db):
 
 
 def test_a_burst_of_100_failed_checkout_events_is_one_notification_per_channel(db):
-    with HttpSink() as webhook, HttpSink() as slack:
-        watchers = start_watchers(2, {"MONITOR_ALERT_WEBHOOK_URL": webhook.url,
-                                      "MONITOR_ALERT_SLACK_WEBHOOK_URL": slack.url})
-        try:
-            wait_listening(db, 2)
-            for _ in range(100):
-                fail_event(db)
-            webhook.wait_for(1)
-            slack.wait_for(1)
-            time.sleep(2.0)
-        finally:
-            stop(watchers)
+    with HttpSink() as webhook, HttpSink() as slack, watchers(2, {
+            "MONITOR_ALERT_WEBHOOK_URL": webhook.url, "MONITOR_ALERT_SLACK_WEBHOOK_URL": slack.url}):
+        for _ in range(100):
+            fail_event(db)
+        webhook.wait_for(1)
+        slack.wait_for(1)
+        time.sleep(2.0)
     assert len(webhook.received) == 1 and len(slack.received) == 1
     assert webhook.received[0].json()["rule"] == "payment_event_failed"
 
@@ -119,22 +92,28 @@ def test_watch_reconnects_after_losing_the_database_and_evaluates_again(db, data
     engine = create_jobs_engine(connect_args={"application_name": "watch-under-test"})
     halt = threading.Event()
     reports = []
+    reported = threading.Condition()
+
+    def on_report(report, why):
+        with reported:
+            reports.append(why)
+            reported.notify_all()
+
     with HttpSink() as sink:
         settings = get_settings(MONITOR_ALERT_INTERVAL_S=300)
         thread = threading.Thread(target=watch.watch, kwargs=dict(
             engine=engine, settings=settings, channels={"webhook": WebhookChannel(sink.url)}, stop=halt,
-            on_report=lambda report, why: reports.append(why)))
+            on_report=on_report))
         thread.start()
         try:
-            wait_listening(db, 1)
+            with reported:  # the first evaluation comes after the LISTEN
+                assert reported.wait_for(lambda: reports, timeout=20), "watch never evaluated"
             with db.connect() as conn:  # what a database restart does to the watcher's sessions
                 killed = conn.execute(sa.text("""SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
                                                  WHERE application_name = 'watch-under-test'""")).scalar()
             assert killed >= 1
-            deadline = time.monotonic() + 20
-            while "reconnected" not in reports and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert "reconnected" in reports, reports
+            with reported:
+                assert reported.wait_for(lambda: "reconnected" in reports, timeout=20), reports
             fail_event(db)  # after the reconnection: told through the new LISTEN, at once
             assert len(sink.wait_for(1, timeout=10)) == 1
         finally:

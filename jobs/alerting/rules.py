@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from core.checkout import MISMATCH_KINDS
+from core.formatting import counted
 from core.settings import Settings
 
 SEVERITIES = ("info", "warning", "critical")
@@ -79,10 +80,6 @@ def _at_most(moment: datetime | None, now: datetime) -> datetime:
     return now if moment is None or moment > now else moment
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count:,} {word}" + ("" if count == 1 else "s")
-
-
 def _minutes(value: float) -> str:
     minutes = value / 60
     if minutes >= 120:
@@ -103,7 +100,7 @@ def payment_event_failed(rows: list[dict], *, now: datetime, settings: Settings)
                       else f"{without_retry:,} without an automatic retry" if without_retry else "a retry is planned")
         conditions.append(Condition(
             subject=row["event_type"], severity="critical",
-            summary=f"{_plural(failed, 'failed ' + row['event_type'] + ' event')}: payments may not be recorded "
+            summary=f"{counted(failed, 'failed ' + row['event_type'] + ' event')}: payments may not be recorded "
                     f"({retry_note})",
             started_at=_at_most(row["first_failed_at"], now),
             details={"event_type": row["event_type"], "failed": failed, "without_automatic_retry": without_retry,
@@ -175,7 +172,7 @@ def stuck_events(rows: list[dict], *, now: datetime, settings: Settings) -> list
     oldest = rows[0]["oldest_started_at"]
     return [Condition(
         subject="", severity="warning",
-        summary=f"{_plural(stuck, 'event')} stuck in processing for more than {settings.MONITOR_STUCK_MINUTES} min",
+        summary=f"{counted(stuck, 'event')} stuck in processing for more than {settings.MONITOR_STUCK_MINUTES} min",
         started_at=_at_most(oldest + timedelta(minutes=settings.MONITOR_STUCK_MINUTES), now),
         details={"stuck": stuck, "oldest_started_at": oldest,
                  "example_event_ids": list(rows[0]["example_event_ids"] or [])})]
@@ -194,7 +191,7 @@ def missed_events(rows: list[dict], *, now: datetime, settings: Settings) -> lis
     money = [m for m in money if m]
     first_created = min(row["first_created_at"] for row in rows)
     first_forgotten = min(row["first_forgotten_at"] for row in rows)
-    missed = f"{_plural(events, 'event')} Stripe sent never reached the app"
+    missed = f"{counted(events, 'event')} Stripe sent never reached the app"
     summary = (f"{', '.join(money)} at risk: {missed}" if money else missed) + \
         f" (Stripe forgets the first on {first_forgotten:%Y-%m-%d %H:%M} UTC; replay with `sweep --replay`)"
     examples = [event_id for row in rows for event_id in (row["example_event_ids"] or [])]
