@@ -560,7 +560,7 @@ CREATE TRIGGER webhook_events_archive_error_rollup AFTER INSERT OR UPDATE OR DEL
 
 -- webhook_rollup_rebuild() (demo-data calls it after its bulk load) now rebuilds both: the
 -- event rollups (0110's function, renamed) and these.
-ALTER FUNCTION public.webhook_rollup_rebuild() RENAME TO webhook_event_rollup_rebuild;
+ALTER FUNCTION public.webhook_rollup_rebuild() RENAME TO webhook_rollup_rebuild_events;
 CREATE FUNCTION public.webhook_rollup_rebuild()
 RETURNS void
 LANGUAGE plpgsql
@@ -568,7 +568,7 @@ SECURITY DEFINER
 SET search_path = ''
 AS $$
 BEGIN
-    PERFORM public.webhook_event_rollup_rebuild();
+    PERFORM public.webhook_rollup_rebuild_events();
     PERFORM public.webhook_error_rollup_rebuild();
 END
 $$;
