@@ -2,8 +2,9 @@
 -- pg_trgm (issue 14; migrations/0111 made trigram indexes where the server has them, and
 -- without them the search read every row of the window).
 --
--- * Event ids: an id matches when it begins with the search, in any case (a pasted id, or
---   its first characters): a range of a b-tree on lower(stripe_event_id).
+-- * Event ids: an id matches when it begins with the search, with or without its 'evt_',
+--   in any case (a pasted id, or its first characters): ranges of a b-tree on
+--   lower(stripe_event_id) (queries/events.sql).
 -- * Error messages: read as words with PostgreSQL's built-in text search (configuration
 --   'simple': no extension, no language rules, only lower-casing). A message matches when
 --   every word of the search begins one of its words and it contains the search as typed

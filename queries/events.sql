@@ -4,8 +4,9 @@
 --   :statuses    text[] of processing statuses; an empty array means any status
 --   :event_types text[] of Stripe event types; an empty array means any type
 --   :search      null for no search, else text to find, case-insensitive
---                (migrations/0131_event_search_words.sql): an event id beginning with it
---                (a b-tree range), or an error message containing it whose words begin
+--                (migrations/0131_event_search_words.sql): an event id beginning with it,
+--                with or without its 'evt_' (b-tree ranges), or an error message
+--                containing it whose words begin
 --                with its words (a GIN index on the messages' words); a search without
 --                any word (only symbols, e.g. '%') is found anywhere in the id or the
 --                message by reading the window. webhook_search_pattern() escapes '%', '_'
@@ -25,7 +26,9 @@ WHERE created_at >= :start AND created_at < :end
   AND (cardinality(CAST(:event_types AS text[])) = 0
        OR event_type = ANY (CAST(:event_types AS text[])))
   AND (CAST(:search AS text) IS NULL
-       OR (webhook_search_words(:search) IS NOT NULL AND lower(stripe_event_id) LIKE webhook_search_prefix(:search))
+       OR (webhook_search_words(:search) IS NOT NULL
+           AND (lower(stripe_event_id) LIKE webhook_search_prefix(:search)
+                OR lower(stripe_event_id) LIKE 'evt\_' || webhook_search_prefix(:search)))
        OR (webhook_search_words(:search) IS NOT NULL AND error_message IS NOT NULL
            AND to_tsvector('simple'::regconfig, error_message) @@ webhook_search_words(:search)
            AND error_message ILIKE webhook_search_pattern(:search))
@@ -58,7 +61,8 @@ SELECT CASE WHEN CAST(:search AS text) IS NULL THEN (
                  AND (cardinality(CAST(:event_types AS text[])) = 0
                       OR event_type = ANY (CAST(:event_types AS text[])))
                  AND ((webhook_search_words(:search) IS NOT NULL
-                       AND lower(stripe_event_id) LIKE webhook_search_prefix(:search))
+                       AND (lower(stripe_event_id) LIKE webhook_search_prefix(:search)
+                            OR lower(stripe_event_id) LIKE 'evt\_' || webhook_search_prefix(:search)))
                       OR (webhook_search_words(:search) IS NOT NULL AND error_message IS NOT NULL
                           AND to_tsvector('simple'::regconfig, error_message) @@ webhook_search_words(:search)
                           AND error_message ILIKE webhook_search_pattern(:search))

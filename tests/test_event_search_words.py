@@ -40,7 +40,8 @@ def found(bind, search: str) -> list[str]:
 @pytest.mark.parametrize("search, expected", [
     ("evt_1N", ["evt_1NxAbCdEf", "evt_1NyZz"]),      # ids by their beginning, any case
     ("EVT_1NXABCDEF", ["evt_1NxAbCdEf"]),
-    ("mailer", ["evt_1NxAbCdEf"]),                     # a word of a message (not the id evt_3Mailer: not its beginning)
+    ("1nxab", ["evt_1NxAbCdEf"]),                      # ... with or without its evt_
+    ("mailer", ["evt_1NxAbCdEf"]),                     # a word of a message (not evt_3Mailer: not the id's beginning)
     ("Timed Out", ["evt_1NxAbCdEf"]),                  # words in any case
     ("mail", ["evt_1NxAbCdEf"]),                       # the beginning of a word
     ("deadlock detected", ["evt_1NyZz"]),
