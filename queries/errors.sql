@@ -83,11 +83,13 @@ ORDER BY 1, 2
 -- example. Most failed attempts first, at most :limit groups.
 -- Read from the error rollups (migrations/0130_error_rollups.sql), not from every failed
 -- attempt of the window: failed attempts per hour × fingerprint × category, and each event ×
--- fingerprint once, in the hour of its last failure, with what became of the event (those
+-- fingerprint once, in the hour (whole days: the day) of its last failure, with what became
+-- of the event (those
 -- whose last failure is after the window and that also failed inside it are found by an
 -- index on their span of failures). First and last failure, and the next retry, are index
 -- probes per group. The category is the most common among the group's events of each
--- event's highest category in this group; the example the least message the rollup saw in
+-- event's highest category in this group (over all its failures with this fingerprint, not
+-- only those in the window); the example the least message the rollup saw in
 -- each hour of the window (it can be one whose attempt has since been archived).
 WITH pairs AS MATERIALIZED (
     SELECT * FROM webhook_error_event_window(:start, :end)
