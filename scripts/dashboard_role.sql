@@ -29,7 +29,9 @@ BEGIN
         'database_health_snapshots', 'scheduled_runs', 'health_reports', 'webhook_event_attempts',
         'alerts', 'alert_pending', 'alert_notifications', 'alert_silences',
         'sweep_runs', 'missed_events', 'login_throttle',
-        'webhook_event_rollup', 'webhook_event_duration_rollup', 'webhook_event_rollup_delta'
+        'webhook_event_rollup', 'webhook_event_duration_rollup', 'webhook_event_rollup_delta',
+        'webhook_failure_rollup', 'webhook_failure_rollup_delta', 'webhook_error_events',
+        'webhook_error_event_rollup', 'webhook_error_event_rollup_daily', 'webhook_error_event_rollup_delta'
     ] LOOP
         IF to_regclass('public.' || project_table) IS NULL THEN
             CONTINUE;  -- e.g. registrations skipped with --without-reference
