@@ -2,13 +2,18 @@
 
     python bench/pages_bench.py --events 10000      # quick check (well under a minute)
     python bench/pages_bench.py --events 1000000    # the 1M figure (loading takes a few minutes)
+    python bench/pages_bench.py --database-url URL --windows 30d   # a database loaded before
 
 Builds a throwaway database (an embedded PostgreSQL in a temporary folder, or a scratch
 database on DATABASE_URL's server, dropped afterwards), loads 30 days of demo history with
 ``python -m jobs demo-data --events-per-day N/30``, then renders every page in AppTest for
 each window (24h, 7d, 30d): once cold (query cache emptied, so every query hits PostgreSQL)
 and ``--runs`` times warm (the cached case a second visitor sees). Prints a table of
-milliseconds: cold, and the median of the warm runs.
+milliseconds: cold, and the median of the warm runs. One size per call.
+
+With ``--database-url`` nothing is loaded or dropped: the pages render against that
+database as it is (migrated and loaded before, e.g. one 10M-event load built once), and
+the bench prints how many events it holds; ``--events`` does not apply.
 """
 
 from __future__ import annotations
@@ -36,6 +41,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=10_000, help="webhook events in all (default %(default)s)")
     parser.add_argument("--runs", type=int, default=3, help="warm runs per page and window (default %(default)s)")
     parser.add_argument("--pages", nargs="+", choices=PAGES, default=PAGES)
+    parser.add_argument("--windows", nargs="+", choices=WINDOWS, default=WINDOWS,
+                        help="windows to render (default: all)")
+    parser.add_argument("--database-url", metavar="URL",
+                        help="render against this migrated, loaded database as it is "
+                             "(no load, no drop) instead of a throwaway one")
     return parser.parse_args(argv)
 
 
@@ -75,6 +85,10 @@ def render_ms(page: str, window: str, *, cold: bool) -> float:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.database_url:
+        with patched_env(DATABASE_URL=args.database_url, DASHBOARD_DATABASE_URL=None, MONITOR_AUTH="none"):
+            bench(args, args.database_url, load_first=False)
+        return 0
     # The environment is the caller's again afterwards (main() may be called from Python).
     with ThrowawayDatabase(migrate=False) as database, \
             patched_env(DATABASE_URL=database.url, DASHBOARD_DATABASE_URL=None, MONITOR_AUTH="none"):
@@ -82,7 +96,18 @@ def main(argv=None) -> int:
     return 0
 
 
-def bench(args, url: str) -> None:
+def events_held(url: str) -> int:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT count(*) FROM webhook_events")).scalar()
+    finally:
+        engine.dispose()
+
+
+def bench(args, url: str, *, load_first: bool = True) -> None:
     from streamlit import config
 
     config.set_option("server.address", "127.0.0.1")  # login off is only allowed on loopback
@@ -91,12 +116,15 @@ def bench(args, url: str) -> None:
     for name in list(logging.root.manager.loggerDict):
         if name.startswith("streamlit"):
             logging.getLogger(name).setLevel(logging.ERROR)
-    seconds = load(url, args.events)
-    print(f"loaded {args.events:,} events over {DAYS} days in {seconds:.1f} s")
+    if load_first:
+        seconds = load(url, args.events)
+        print(f"loaded {args.events:,} events over {DAYS} days in {seconds:.1f} s")
+    else:
+        print(f"{events_held(url):,} events in the given database (nothing loaded)")
     render_ms("overview", "24h", cold=True)  # warm-up: imports, connection pool
     print(f"{'page':<15}{'window':>7}{'cold ms':>10}{'warm ms':>10}")
     for page in args.pages:
-        for window in WINDOWS:
+        for window in args.windows:
             cold = render_ms(page, window, cold=True)
             warm = statistics.median(render_ms(page, window, cold=False) for _ in range(args.runs))
             print(f"{page:<15}{window:>7}{cold:>10.0f}{warm:>10.0f}", flush=True)

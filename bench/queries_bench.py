@@ -2,6 +2,7 @@
 
     python bench/queries_bench.py --sizes 2000,20000       # quick check (under a minute)
     python bench/queries_bench.py                           # 10,000 and 1,000,000 events
+    python bench/queries_bench.py --database-url URL --window-days 30   # a database loaded before
 
 For each size: a throwaway database (an embedded PostgreSQL in a temporary folder, or a
 scratch database on DATABASE_URL's server, dropped afterwards), migrated, filled with
@@ -10,6 +11,12 @@ steady state autovacuum keeps). Every query runs through the dashboard's own rea
 engine (``fetch_df``, as the pages call it) once to warm up, then ``--runs`` times; the
 table shows the median milliseconds per size and the ratio of the largest size to the
 smallest. Queries read the ``--window-days`` window ending now.
+
+With ``--database-url`` the bench loads nothing and drops nothing: it times the queries on
+that database as it is (migrated and loaded before, e.g. one 10M-event load built once with
+``python -m jobs demo-data``), printing how many events it holds; ``--sizes`` and ``--days``
+do not apply. The URL of an embedded database folder is
+``python -c "from pathlib import Path; from core.embedded import embedded_url; print(embedded_url(Path('DIR')))"``.
 
 Parameters are filled by name from ``PARAMETERS`` (and ``VARIANTS`` adds a second line for
 queries whose cost depends on a filter). A query with a parameter the bench does not know
@@ -154,6 +161,16 @@ def measure(url: str, *, now: datetime, window_days: int, runs: int) -> dict[str
     return timings
 
 
+def events_held(url: str) -> int:
+    """How many events a database holds (the size its figures are reported under)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT count(*) FROM webhook_events")).scalar()
+    finally:
+        engine.dispose()
+
+
 def table(results: dict[int, dict[str, float]]) -> str:
     sizes = sorted(results)
     labels = list(results[sizes[0]])
@@ -194,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=30, help="days of history (default %(default)s)")
     parser.add_argument("--window-days", type=int, default=7,
                         help="the window the queries read, ending now (default %(default)s)")
+    parser.add_argument("--database-url", metavar="URL",
+                        help="time the queries on this migrated, loaded database as it is "
+                             "(no load, no drop) instead of throwaway ones")
     args = parser.parse_args(argv)
 
     problems = unfillable()
@@ -204,7 +224,12 @@ def main(argv: list[str] | None = None) -> int:
 
     now = datetime.now(timezone.utc)
     results: dict[int, dict[str, float]] = {}
-    for size in args.sizes:
+    if args.database_url:
+        size = events_held(args.database_url)
+        print(f"{size:,} events in the given database; timing {len(cases())} queries "
+              f"× {args.runs} runs ({args.window_days}-day window)", flush=True)
+        results[size] = measure(args.database_url, now=now, window_days=args.window_days, runs=args.runs)
+    for size in [] if args.database_url else args.sizes:
         print(f"{size:,} events: loading {args.days} days of demo history", flush=True)
         with ThrowawayDatabase(migrate=False) as database:
             url = database.url
