@@ -4,9 +4,11 @@
     python bench/faults.py --quick    # 200 deliveries, 2 workers, smaller cleanup and incident
 
 Besides the receiver and PostgreSQL restarts: Stripe (a local_stripe server) answering 500
-or 429 under ``sweep`` and ``reconcile``, the alert webhook down during an incident under
-two ``watch`` processes, two ``schedule`` processes (about two minutes: cron times have
-minute resolution), and PostgreSQL restarted under ``watch``.
+or 429, or not answering at all, under ``sweep`` and ``reconcile``, the alert webhook, Slack
+and the mail server down during an incident under two ``watch`` processes, two ``schedule``
+processes (about two minutes: cron times have minute resolution), two ``retry`` processes
+over the same events, a ``watch`` SIGKILLed, and PostgreSQL restarted under ``watch``,
+``sweep``, ``reconcile``, ``cleanup`` and ``retry``.
 
 Each scenario runs on a throwaway database (an embedded PostgreSQL in a temporary folder,
 or a scratch database on DATABASE_URL's server) with the reference receiver under uvicorn
@@ -26,10 +28,11 @@ import platform
 import sys
 
 from devharness import ThrowawayDatabase, empty_tables
-from devharness.faults import (ScenarioResult, channel_down_during_incident, postgres_restarted_during_cleanup,
-                               postgres_restarted_during_retry, postgres_restarted_under_receiver, postgres_restarted_under_watch,
-                               receiver_killed_mid_burst, stripe_failing_during_reconcile, stripe_failing_during_sweep,
-                               two_schedulers)
+from devharness.faults import (ScenarioResult, channel_down_during_incident, channels_down_during_incident,
+                               job_killed_mid_run, postgres_restarted_during_cleanup, postgres_restarted_during_reconcile,
+                               postgres_restarted_during_retry, postgres_restarted_during_sweep,
+                               postgres_restarted_under_receiver, postgres_restarted_under_watch, receiver_killed_mid_burst,
+                               stripe_failing_during_reconcile, stripe_failing_during_sweep, two_retries, two_schedulers)
 
 
 def table(results: list[ScenarioResult]) -> str:
@@ -47,9 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, one worker count")
     parser.add_argument("--events", type=int, help="deliveries per burst (default 1000, --quick 200)")
+    parser.add_argument("--only", metavar="WORD", help="run only the scenarios whose function name contains WORD")
     args = parser.parse_args(argv)
-    events = args.events or (200 if args.quick else 1000)
-    plans = [(2, 0.2)] if args.quick else [(2, 0.2), (4, 0.2), (4, 0.5)]
+    quick = args.quick
+    events = args.events or (200 if quick else 1000)
+    plans = [(2, 0.2)] if quick else [(2, 0.2), (4, 0.2), (4, 0.5)]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"{platform.system()} {platform.release()}", flush=True)
     results = []
@@ -60,67 +65,66 @@ def main(argv: list[str] | None = None) -> int:
         from core.db import normalise_url
 
         engine = create_engine(normalise_url(database.url), poolclass=NullPool)  # outlives restarts
-        for workers, kill_at in plans:
+        url, data_dir = database.url, database.data_dir
+
+        def run(scenario, *, quiet: tuple[str, ...] = (), title: str | None = None, **kwargs) -> None:
+            if args.only and args.only not in scenario.__name__:
+                return
             empty_tables(engine)
+            result = scenario(url, **kwargs)
+            if title:
+                result.scenario = title
+            if result.ok:
+                for key in quiet:
+                    result.detail.pop(key, None)
+            results.append(result)
+            print(table([result]).splitlines()[-1], flush=True)
+
+        for workers, kill_at in plans:
             # No registration held on purpose: whatever the kill catches mid-way, as in production.
             # The hung-worker limit stays at its default (5 min): recovery in seconds is the
             # dead workers' events being taken over because they died.
-            result = receiver_killed_mid_burst(database.url, events=events, workers=workers, kill_at=kill_at,
-                                               held=0, concurrency=32, deadline_s=120)
-            result.scenario = (f"receiver ({workers} workers) SIGKILL at {kill_at:.0%} of {events} deliveries, "
-                               "restart, redelivery")
-            results.append(result)
-            print(table([result]).splitlines()[-1], flush=True)
+            run(receiver_killed_mid_burst, events=events, workers=workers, kill_at=kill_at, held=0, concurrency=32,
+                deadline_s=120, title=f"receiver ({workers} workers) SIGKILL at {kill_at:.0%} of {events} deliveries, "
+                                      "restart, redelivery")
         # Stripe answering errors for a while: an outage the retries outlast (the run fails,
         # recorded failed; the next completes), and a short one the same run waits out.
-        stripe_plans = [(stripe_failing_during_sweep, 500, 50), (stripe_failing_during_sweep, 429, 3),
-                        (stripe_failing_during_reconcile, 500, 50), (stripe_failing_during_reconcile, 429, 3)]
-        if not args.quick:
-            stripe_plans.insert(2, (stripe_failing_during_sweep, 429, 50))  # 6 backoffs: up to a minute
-        for scenario, status, failures in stripe_plans:
-            empty_tables(engine)
-            size = {"events": events // 5} if scenario is stripe_failing_during_sweep else {
-                "registrations": events // 5, "fail_after": events // 20}
-            result = scenario(database.url, status=status, failures=failures, **size)
-            results.append(result)
-            print(table([result]).splitlines()[-1], flush=True)
-        empty_tables(engine)
-        result = channel_down_during_incident(database.url, alerts=5 if args.quick else 20, watchers=2,
-                                              down_s=5.0 if args.quick else 30.0, deadline_s=120)
-        results.append(result)
-        print(table([result]).splitlines()[-1], flush=True)
-        empty_tables(engine)
-        result = two_schedulers(database.url, fire_times=1 if args.quick else 2)
-        if result.ok:
-            result.detail.pop("logs", None)
-        results.append(result)
-        print(table([result]).splitlines()[-1], flush=True)
-        if database.data_dir is None:
+        sweep_size = {"events": events // 5}
+        reconcile_size = {"registrations": events // 5, "fail_after": events // 20}
+        run(stripe_failing_during_sweep, status=500, failures=50, **sweep_size)
+        run(stripe_failing_during_sweep, status=429, failures=3, **sweep_size)
+        if not quick:
+            run(stripe_failing_during_sweep, status=429, failures=50, **sweep_size)  # 6 backoffs: up to a minute
+        run(stripe_failing_during_reconcile, status=500, failures=50, **reconcile_size)
+        run(stripe_failing_during_reconcile, status=429, failures=3, **reconcile_size)
+        # Stripe not answering at all (each request held 120 s): STRIPE_TIMEOUT_SECONDS bounds
+        # each try; the full run uses the default (20 s), --quick 2 s.
+        timeout = 2 if quick else 20
+        run(stripe_failing_during_sweep, failures=10, hang_s=120, timeout_s=timeout, **sweep_size)
+        run(stripe_failing_during_sweep, failures=1, hang_s=120, timeout_s=timeout, **sweep_size)  # one lost answer
+        run(stripe_failing_during_reconcile, failures=10, hang_s=120, timeout_s=timeout, **reconcile_size)
+        run(channel_down_during_incident, alerts=5 if quick else 20, watchers=2, down_s=5.0 if quick else 30.0,
+            deadline_s=120)
+        run(channels_down_during_incident, alerts=5 if quick else 20, watchers=2, down_s=5.0 if quick else 30.0,
+            deadline_s=120)
+        run(two_schedulers, fire_times=1 if quick else 2, quiet=("logs",))
+        run(two_retries, events=events)
+        run(job_killed_mid_run, quiet=("log",))
+        if data_dir is None:
             print("DATABASE_URL is set: the PostgreSQL restart scenarios need the embedded server; skipped")
         else:
-            empty_tables(engine)
-            result = postgres_restarted_under_receiver(database.url, database.data_dir, events=events // 2,
-                                                       down_s=2.0, concurrency=32, deadline_s=120)
-            results.append(result)
-            print(table([result]).splitlines()[-1], flush=True)
-            empty_tables(engine)
-            result = postgres_restarted_under_watch(database.url, database.data_dir, down_s=4.0,
-                                                    alerts=5 if args.quick else 20)
-            if result.ok:
-                result.detail.pop("log", None)
-            results.append(result)
-            print(table([result]).splitlines()[-1], flush=True)
-            empty_tables(engine)
-            result = postgres_restarted_during_cleanup(database.url, database.data_dir,
-                                                       events=20_000 if args.quick else 100_000, batch_size=500)
-            result.detail.pop("first_log", None)
-            results.append(result)
-            print(table([result]).splitlines()[-1], flush=True)
-            empty_tables(engine)
-            result = postgres_restarted_during_retry(database.url, database.data_dir, events=events // 2,
-                                                     restart_after=events // 20, down_s=4.0)
-            results.append(result)
-            print(table([result]).splitlines()[-1], flush=True)
+            run(postgres_restarted_under_receiver, data_dir=data_dir, events=events // 2, down_s=2.0, concurrency=32,
+                deadline_s=120)
+            run(postgres_restarted_under_watch, data_dir=data_dir, down_s=4.0, alerts=5 if quick else 20,
+                quiet=("log",))
+            run(postgres_restarted_during_cleanup, data_dir=data_dir, events=20_000 if quick else 100_000,
+                batch_size=500, quiet=("first_log",))
+            run(postgres_restarted_during_retry, data_dir=data_dir, events=events // 2, restart_after=events // 20,
+                down_s=4.0)
+            run(postgres_restarted_during_sweep, data_dir=data_dir, events=3000 if quick else 10_000, recorded=100,
+                restart_at_request=35 if quick else 120, quiet=("log",))
+            run(postgres_restarted_during_reconcile, data_dir=data_dir, registrations=events // 5,
+                restart_after=events // 20, quiet=("log",))
         engine.dispose()
     print()
     print(table(results))

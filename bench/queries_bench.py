@@ -33,6 +33,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
+import psycopg
 import sqlalchemy as sa
 
 from core.db import create_dashboard_engine
@@ -139,23 +140,35 @@ def load(url: str, events: int, *, days: int, now: datetime) -> tuple[int, float
     return report.events, seconds
 
 
-def measure(url: str, *, now: datetime, window_days: int, runs: int) -> dict[str, float]:
+def measure(url: str, *, now: datetime, window_days: int, runs: int,
+            give_up_ms: int = 600_000, only: set[str] | None = None) -> dict[str, float]:
+    """Median milliseconds per case; a case slower than ``give_up_ms`` is cancelled by the
+    server and recorded as infinite (shown as "> N"), so one slow query cannot stall the run."""
     settings = get_settings(DATABASE_URL=url, DASHBOARD_DATABASE_URL=None,
-                            MONITOR_STATEMENT_TIMEOUT_MS=600_000)  # measure, never cancel
+                            MONITOR_STATEMENT_TIMEOUT_MS=give_up_ms)
     engine = create_dashboard_engine(settings)
     timings = {}
     try:
         with engine.connect() as conn:
             sample = Sample(conn, now=now, window_days=window_days)
         for label, name, overrides in cases():
+            if only and name not in only:
+                continue
             params = parameters_for(name, overrides, sample)
-            fetch_df(engine, name, **params)  # warm-up: plan, buffers, pool
-            samples = []
-            for _ in range(runs):
-                started = time.perf_counter()
-                fetch_df(engine, name, **params)
-                samples.append((time.perf_counter() - started) * 1000)
-            timings[label] = statistics.median(samples)
+            try:
+                fetch_df(engine, name, **params)  # warm-up: plan, buffers, pool
+                samples = []
+                for _ in range(runs):
+                    started = time.perf_counter()
+                    fetch_df(engine, name, **params)
+                    samples.append((time.perf_counter() - started) * 1000)
+                timings[label] = statistics.median(samples)
+            except sa.exc.DBAPIError as error:
+                if not isinstance(error.orig, psycopg.errors.QueryCanceled):
+                    raise
+                timings[label] = math.inf
+            shown = f"> {give_up_ms:,}" if math.isinf(timings[label]) else f"{timings[label]:.1f}"
+            print(f"    {label}: {shown} ms", flush=True)
     finally:
         engine.dispose()
     return timings
@@ -214,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", metavar="URL",
                         help="time the queries on this migrated, loaded database as it is "
                              "(no load, no drop) instead of throwaway ones")
+    parser.add_argument("--give-up-ms", type=int, default=600_000, metavar="MS",
+                        help="cancel a query after MS milliseconds and show it as '> MS' (default %(default)s)")
+    parser.add_argument("--only", type=lambda text: {n.strip() for n in text.split(",") if n.strip()},
+                        metavar="NAMES", help="time only these queries (comma-separated names)")
     args = parser.parse_args(argv)
 
     problems = unfillable()
@@ -228,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         size = events_held(args.database_url)
         print(f"{size:,} events in the given database; timing {len(cases())} queries "
               f"× {args.runs} runs ({args.window_days}-day window)", flush=True)
-        results[size] = measure(args.database_url, now=now, window_days=args.window_days, runs=args.runs)
+        results[size] = measure(args.database_url, now=now, window_days=args.window_days, runs=args.runs,
+                                give_up_ms=args.give_up_ms, only=args.only)
     for size in [] if args.database_url else args.sizes:
         print(f"{size:,} events: loading {args.days} days of demo history", flush=True)
         with ThrowawayDatabase(migrate=False) as database:
@@ -236,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
             events, seconds = load(url, size, days=args.days, now=now)
             print(f"  loaded {events:,} events in {seconds:.1f} s; timing {len(cases())} queries "
                   f"× {args.runs} runs ({args.window_days}-day window)", flush=True)
-            results[size] = measure(url, now=now, window_days=args.window_days, runs=args.runs)
+            results[size] = measure(url, now=now, window_days=args.window_days, runs=args.runs,
+                                    give_up_ms=args.give_up_ms, only=args.only)
     print()
     print(table(results))
     print(f"\nmedian of {args.runs} runs after a warm-up, through the dashboard's read-only engine; "

@@ -271,6 +271,16 @@ class Settings(BaseSettings):
         "exceed MONITOR_STUCK_MINUTES.",
     )
 
+    # --- crash safety: a Stripe that does not answer (jobs/stripe_gateway.py, issue 17) -------
+    STRIPE_TIMEOUT_SECONDS: int = Field(
+        20,
+        ge=1,
+        le=300,
+        description="Longest wait for Stripe's answer to one request (connecting, then between "
+        "bytes read), in seconds; a request that times out is retried like a 500 (3 retries), so a "
+        "Stripe that hangs fails a job within about 4 times this. The stripe library's own is 80.",
+    )
+
     @model_validator(mode="after")
     def _reclaim_before_stuck(self):
         # "Stuck" means nobody will finish it: an event a live worker may still legitimately

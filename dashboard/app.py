@@ -31,10 +31,6 @@ try:
 except ConfigError as exc:
     st.error(f"**The dashboard's configuration is invalid**: {exc}", icon=":material/settings:")
     st.stop()
-if auth.require_login(settings) == "none":
-    st.caption(":material/lock_open: **Login is off** (MONITOR_AUTH=none): allowed only because the "
-               "server listens on a loopback address.")
-
 pages = {
     "Webhooks": [
         st.Page(VIEWS / "overview.py", title="Overview", icon=":material/dashboard:", default=True),
@@ -48,6 +44,18 @@ pages = {
         st.Page(VIEWS / "health.py", title="Health", icon=":material/health_and_safety:"),
     ],
 }
+
+
+def hold_requested_page() -> None:
+    """Before the login form: resolve the page the URL names, with the navigation hidden. The
+    URL keeps its page and query parameters while the visitor logs in, so a link opened while
+    logged out lands where it points, not on the Overview."""
+    st.navigation(pages, position="hidden")
+
+
+if auth.require_login(settings, before_form=hold_requested_page) == "none":
+    st.caption(":material/lock_open: **Login is off** (MONITOR_AUTH=none): allowed only because the "
+               "server listens on a loopback address.")
 page = st.navigation(pages)
 verdict_view.register_pages(pages)
 chrome.sidebar()

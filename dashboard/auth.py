@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from typing import Mapping
+from typing import Callable, Mapping
 from urllib.parse import urlsplit
 
 from core.passwords import (HASH_COMMAND, SCRYPT_N, SCRYPT_P, SCRYPT_R, InvalidHash,  # noqa: F401
@@ -141,11 +141,14 @@ def resolve_mode(setting: str, secrets: dict) -> str:
     return setting
 
 
-def require_login(settings) -> str:
+def require_login(settings, *, before_form: Callable[[], object] | None = None) -> str:
     """Stop the script unless the visitor is logged in; return the mode in force.
 
     Draws the login form, or the page explaining what to configure, and a logout button in
-    the sidebar once logged in.
+    the sidebar once logged in. ``before_form`` is called right before the password form is
+    drawn: the entry script resolves its (hidden) navigation there, so a link opened while
+    logged out (``/events?view=stuck``) keeps its page and query parameters through the
+    login instead of landing on the default page.
     """
     import streamlit as st
 
@@ -172,7 +175,7 @@ def require_login(settings) -> str:
     if mode == "oidc":
         _require_oidc(st, settings, secrets)
     else:
-        _require_password(st, settings, secrets)
+        _require_password(st, settings, secrets, before_form=before_form)
     return mode
 
 
@@ -261,7 +264,7 @@ def _configured_hash(settings, secrets: dict) -> str | None:
     return str(value).strip() if value else None
 
 
-def _require_password(st, settings, secrets: dict) -> None:
+def _require_password(st, settings, secrets: dict, *, before_form: Callable[[], object] | None = None) -> None:
     encoded = _configured_hash(settings, secrets)
     if not encoded:
         st.title("Webhook monitor")
@@ -290,6 +293,8 @@ def _require_password(st, settings, secrets: dict) -> None:
         return
     st.session_state.pop(IDENTITY_KEY, None)
 
+    if before_form is not None:
+        before_form()
     st.title("Webhook monitor")
     with st.form("login"):
         password = st.text_input("Password", type="password", max_chars=1024)

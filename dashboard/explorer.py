@@ -11,6 +11,8 @@ from dashboard.text import formula_safe
 SEARCH_MAX_CHARS = 200
 PAGE_SIZE = 50
 EXPORT_MAX_ROWS = 50_000
+# events_count (queries/events.sql) counts a search's matches up to one more than this.
+SEARCH_COUNT_CAP = 10_000
 _EVENT_ID = re.compile(r"^evt_[A-Za-z0-9_]{1,255}$")
 _SESSION_ID = re.compile(r"^cs_(test|live)_[A-Za-z0-9_]{1,255}$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -20,8 +22,9 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 def clean_search(text: str | None) -> str | None:
     """The search text as the queries take it: None when blank, at most SEARCH_MAX_CHARS.
 
-    Everything else is kept as typed: the queries bind it as a parameter and match it with
-    strpos(), so quotes, '%', '_' and backslashes are ordinary characters. NUL is the one
+    Everything else is kept as typed: the queries bind it as a parameter and match it
+    literally (ILIKE with '%', '_' and backslashes escaped), so quotes and wildcards are
+    ordinary characters. NUL is the one
     character PostgreSQL text cannot hold, so it is dropped.
     """
     if text is None:
@@ -51,7 +54,7 @@ def stripe_session_url(session_id: str, livemode: bool | None = None) -> str | N
 def customer_search(text: str | None) -> str | None:
     """The search text when it names who an event concerns (an e-mail address, a Checkout
     Session id or a registration id): those are matched exactly against the payload and the
-    registration, not as a substring of the event id or error. None otherwise."""
+    registration, not as text of the event id or error. None otherwise."""
     if text and (_EMAIL.match(text) or _SESSION_ID.match(text) or _UUID.match(text)):
         return text
     return None

@@ -65,10 +65,18 @@ def mark_partial_bucket(fig: go.Figure, bucket: str, x_range: TimeRange | None) 
         return fig
     # Bars are centred on their bucket's start, so the shaded band is centred there too.
     half = BUCKET_LENGTH.get(bucket, timedelta(hours=1)) / 2
-    fig.add_vrect(x0=start - half, x1=start + half, fillcolor="#90a4ae", opacity=0.18, line_width=0,
-                  annotation_text=f"this {bucket} so far", annotation_position="top left",
-                  annotation_font=dict(size=11, color="#607d8b"))
+    fig.add_vrect(x0=start - half, x1=start + half, fillcolor="#90a4ae", opacity=0.18, line_width=0)
+    # The label ends at the band's right edge and reads leftwards, inside the plot area: begun
+    # at the band's left edge it ran past the plot's right side, over the legend beside it.
+    fig.add_annotation(text=f"this {bucket} so far", x=start + half, xref="x", xanchor="right",
+                       y=1, yref="paper", yanchor="top", showarrow=False,
+                       font=dict(size=11, color="#607d8b"), bgcolor="rgba(255,255,255,0.8)")
     return fig
+
+
+# The legend beside the plot area, right of it (Plotly's default place, said explicitly so
+# that nothing drawn inside the plot, such as the partial bucket's label, can reach it).
+LEGEND_BESIDE = dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top")
 
 
 def _naive_utc(moment) -> pd.Timestamp:
@@ -121,7 +129,8 @@ def volume_chart(buckets: pd.DataFrame, *, bucket: str = "hour", x_range: TimeRa
     fig.update_yaxes(title_text="events", rangemode="tozero")
     time_axis(fig, buckets["bucket"], x_range, pad=_bar_pad(bucket))
     mark_partial_bucket(fig, bucket, x_range)
-    return apply_layout(fig, title, barmode="stack")
+    apply_layout(fig, title, barmode="stack")
+    return fig.update_layout(legend=LEGEND_BESIDE)
 
 
 def failure_rates(buckets: pd.DataFrame) -> pd.Series:

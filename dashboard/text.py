@@ -10,15 +10,15 @@ passes through one of these before it is drawn:
   ``st.error``, ...);
 - ``plotly_literal(value)`` for axis categories, legend names, hover text and annotations
   (applied by the figure builders to every text column they plot);
-- tables (``st.dataframe``) show cells as text already; ``dashboard.safe_table`` defuses
-  spreadsheet formulas in them.
+- tables (``st.dataframe``) show cells as text already; ``dataframe()`` below defuses
+  spreadsheet formulas in them and shows every empty cell as "–".
 """
 
 from __future__ import annotations
 
 import html
 import re
-from typing import Any
+from typing import Any, Iterable
 
 import pandas as pd
 
@@ -78,24 +78,36 @@ def formula_safe(frame: pd.DataFrame) -> pd.DataFrame:
 MISSING_TEXT = "–"
 
 
-def fill_missing_text(frame: pd.DataFrame) -> pd.DataFrame:
+def fill_missing_text(frame: pd.DataFrame, *, keep: Iterable[str] = ()) -> pd.DataFrame:
     """A copy whose empty text cells read "–" instead of Streamlit's grey "None" (numbers and
-    times keep their type, and their column's format)."""
+    times keep their type, and their column's format). Columns in ``keep`` stay as they are
+    (a link column: "–" there would be drawn as a link to "–")."""
     filled = frame.copy()
+    keep = set(keep)
     for column in filled.columns:
+        if column in keep:
+            continue
         text = filled[column].dtype == object or pd.api.types.is_string_dtype(filled[column])
         if text and filled[column].isna().any():
             filled[column] = filled[column].astype(object).where(filled[column].notna(), MISSING_TEXT)
     return filled
 
 
+def link_columns(column_config: dict | None) -> list[str]:
+    """The columns a ``column_config`` shows as links (``st.column_config.LinkColumn``)."""
+    return [name for name, config in (column_config or {}).items()
+            if isinstance(config, dict) and (config.get("type_config") or {}).get("type") == "link"]
+
+
 def dataframe(frame: pd.DataFrame, *, where=None, **kwargs):
     """``st.dataframe`` for every table the dashboard shows: its cells formula-safe, so the
-    table toolbar's CSV download cannot carry a formula into a spreadsheet, and an empty text
-    cell shows "–", not a grey "None"."""
+    table toolbar's CSV download cannot carry a formula into a spreadsheet, and every empty
+    cell (text, number, time or link) shows "–", not a grey "None"."""
     import streamlit as st
 
-    return (where or st).dataframe(fill_missing_text(formula_safe(frame)), **kwargs)
+    kwargs.setdefault("placeholder", MISSING_TEXT)
+    shown = fill_missing_text(formula_safe(frame), keep=link_columns(kwargs.get("column_config")))
+    return (where or st).dataframe(shown, **kwargs)
 
 
 # Trace attributes whose strings Plotly draws as (HTML-like) text: category axes, legend
@@ -129,3 +141,17 @@ def plotly_chart(fig, *, where=None, **kwargs):
     import streamlit as st
 
     return (where or st).plotly_chart(figure_literal(fig), **kwargs)
+
+
+def metric_row(tiles, *, where=None, border: bool = True):
+    """Metric tiles side by side, for every row of numbers the dashboard shows. Each tile is
+    as wide as its label and value, and the row wraps onto another line when the window is
+    narrow: equal columns cut labels and values short ("Success r…", "Failures, last…") on a
+    laptop. ``tiles`` are keyword arguments of ``st.metric``; ``where`` is a container to
+    draw in."""
+    import streamlit as st
+
+    row = (where or st).container(horizontal=True, gap="small")
+    for tile in tiles:
+        row.metric(**tile, border=border, width="content")
+    return row

@@ -24,7 +24,7 @@ def register_pages(pages: dict[str, list]) -> None:
             _PAGES.setdefault(page.url_path, page)
 
 
-SIDEBAR_CHARS = 36
+SIDEBAR_CHARS = 31  # what the sidebar's default width shows whole, with the ellipsis
 
 
 def _link(reason, where, *, short: bool = False) -> None:

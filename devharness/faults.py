@@ -326,8 +326,9 @@ def postgres_restarted_under_receiver(database_url: str, data_dir: Path, *, even
 def postgres_restarted_during_retry(database_url: str, data_dir: Path, *, events: int = 300, workers: int = 2,
                                     restart_after: int = 30, down_s: float = 1.0) -> ScenarioResult:
     """Restart PostgreSQL while ``retry`` re-delivers due failed events through the receiver:
-    the run must end with exit 1, recorded failed, and the next run (right away, not after
-    the claims' 10-minute lease) must complete the rest, each event applied once."""
+    the run must give its claims back, end with exit 1, recorded failed (its own database
+    session died), and the next run (right away, not after the claims' 10-minute lease) must
+    complete the rest, each event applied once."""
     engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
     registrations = [str(uuid.uuid4()) for _ in range(events)]
     batch = [checkout_session_event("checkout.session.completed", registration_id=rid,
@@ -379,7 +380,8 @@ def postgres_restarted_during_retry(database_url: str, data_dir: Path, *, events
 # --- Stripe failing for a while ----------------------------------------------------------
 
 def stripe_failing_during_sweep(database_url: str, *, status: int = 500, failures: int = 20, events: int = 50,
-                                recorded: int = 10) -> ScenarioResult:
+                                recorded: int = 10, hang_s: float | None = None,
+                                timeout_s: int | None = None) -> ScenarioResult:
     """Stripe answers ``status`` (500 or 429) to the next ``failures`` Events API requests while
     ``python -m jobs sweep`` runs (a local Stripe server on 127.0.0.1, the job a real process).
 
@@ -389,6 +391,10 @@ def stripe_failing_during_sweep(database_url: str, *, status: int = 500, failure
     cleared) and the next run records every missed event once. An outage shorter than the
     bounded retries is ridden out by the first run. Counts: before/after are the missed
     events at Stripe / recorded; requests made during the outage show the retries are bounded.
+
+    ``hang_s``: instead of answering ``status``, Stripe holds each of the ``failures`` requests
+    that long (a Stripe that does not answer); the jobs wait ``timeout_s``
+    (STRIPE_TIMEOUT_SECONDS) for each.
     """
     from local_stripe import LocalStripe, StripeState, checkout_session, event
     from local_stripe.faults import LIST_EVENTS
@@ -408,7 +414,12 @@ def stripe_failing_during_sweep(database_url: str, *, status: int = 500, failure
                 SQL.execute(conn, "add_recorded_event", stripe_event_id=f"{prefix}{i:05d}")
         missed = events - recorded
         env = {"STRIPE_API_BASE": server.url, "STRIPE_API_KEY": api_key}
-        server.faults.fail_next(failures, status=status, endpoint=LIST_EVENTS)
+        if timeout_s is not None:
+            env["STRIPE_TIMEOUT_SECONDS"] = str(timeout_s)
+        if hang_s is not None:
+            server.faults.hang_next(failures, seconds=hang_s, endpoint=LIST_EVENTS)
+        else:
+            server.faults.fail_next(failures, status=status, endpoint=LIST_EVENTS)
         started = time.monotonic()
         first = jobs_command(database_url, "sweep", "--lookback-hours", "2", "--json", extra_env=env)
         first.start()
@@ -418,7 +429,7 @@ def stripe_failing_during_sweep(database_url: str, *, status: int = 500, failure
             first.close()
         first_s = time.monotonic() - started
         requests_first = server.faults.counts[LIST_EVENTS]
-        failures_left = len(server.faults._queued)
+        failures_left = server.faults.failures_left + server.faults.hangs_left
         server.faults.reset()  # Stripe is back
         recorded_after_first = SQL.one(engine, "missed_counts", prefix=prefix)["recorded"]
         cleared = time.monotonic()
@@ -434,8 +445,11 @@ def stripe_failing_during_sweep(database_url: str, *, status: int = 500, failure
         first_run, second_run = (runs + [{}, {}])[:2]
         # A first run that exited 1 but was recorded a success, or recorded found events
         # although it failed, counts as lost trust: reported in the detail and checked by tests.
+        fault = (f"Stripe not answering {failures} request{'s' if failures != 1 else ''} "
+                 f"({hang_s:g} s each, timeout {timeout_s} s)"
+                 if hang_s is not None else f"Stripe answering {status} to {failures} requests")
         return ScenarioResult(
-            f"Stripe answering {status} to {failures} requests during sweep ({missed} missed events)",
+            f"{fault} during sweep ({missed} missed events)",
             before=missed, after=counts["recorded_distinct"],
             lost=max(missed - counts["recorded_distinct"], 0),
             duplicated=counts["recorded"] - counts["recorded_distinct"],
@@ -452,12 +466,14 @@ def stripe_failing_during_sweep(database_url: str, *, status: int = 500, failure
 
 
 def stripe_failing_during_reconcile(database_url: str, *, status: int = 500, failures: int = 20,
-                                    registrations: int = 30, fail_after: int = 10) -> ScenarioResult:
+                                    registrations: int = 30, fail_after: int = 10, hang_s: float | None = None,
+                                    timeout_s: int | None = None) -> ScenarioResult:
     """Stripe starts answering ``status`` to ``failures`` requests once ``python -m jobs
     reconcile`` has re-read ``fail_after`` sessions for its fixes (mid-run). ``registrations``
     are pending locally while their sessions are paid at Stripe (lost webhooks: auto-fixes).
     The run the outage outlasts must exit 1, be recorded failed, keep the fixes it made
-    (each in its own transaction); the next run fixes the rest, none twice."""
+    (each in its own transaction); the next run fixes the rest, none twice. ``hang_s``: the
+    requests are held that long instead (see :func:`stripe_failing_during_sweep`)."""
     from local_stripe import LocalStripe, StripeState, checkout_session
     from local_stripe.faults import RETRIEVE_SESSION
 
@@ -479,18 +495,25 @@ def stripe_failing_during_reconcile(database_url: str, *, status: int = 500, fai
             if endpoint == RETRIEVE_SESSION and server.faults.counts[RETRIEVE_SESSION] >= fail_after \
                     and not outage.is_set():
                 outage.set()
-                server.faults.fail_next(failures, status=status)
+                if hang_s is not None:
+                    server.faults.hang_next(failures, seconds=hang_s)
+                else:
+                    server.faults.fail_next(failures, status=status)
 
         server.faults.before(start_outage)
         env = {"STRIPE_API_BASE": server.url, "STRIPE_API_KEY": api_key}
+        if timeout_s is not None:
+            env["STRIPE_TIMEOUT_SECONDS"] = str(timeout_s)
+        started = time.monotonic()
         first = jobs_command(database_url, "reconcile", "--lookback-days", "1", "--json", extra_env=env)
         first.start()
         try:
             first_exit = first.wait(180)
         finally:
             first.close()
+        first_s = time.monotonic() - started
         requests_first = server.faults.total
-        failures_left = len(server.faults._queued)
+        failures_left = server.faults.failures_left + server.faults.hangs_left
         fixed_by_first = SQL.one(engine, "reconcile_fix_counts", ids=ids)["completed"]
         server.faults.reset()  # Stripe is back
         cleared = time.monotonic()
@@ -504,12 +527,15 @@ def stripe_failing_during_reconcile(database_url: str, *, status: int = 500, fai
         counts = SQL.one(engine, "reconcile_fix_counts", ids=ids)
         runs = SQL.all(engine, "job_runs_of", job="reconcile")[-2:]
         first_run, second_run = (runs + [{}, {}])[:2]
+        fault = (f"Stripe not answering {failures} request{'s' if failures != 1 else ''} "
+                 f"({hang_s:g} s each, timeout {timeout_s} s)"
+                 if hang_s is not None else f"Stripe answering {status} to {failures} requests")
         return ScenarioResult(
-            f"Stripe answering {status} to {failures} requests mid-reconcile ({registrations} lost payments)",
+            f"{fault} mid-reconcile ({registrations} lost payments)",
             before=registrations, after=counts["completed"], lost=registrations - counts["completed"],
             duplicated=counts["fixes"] - counts["fixed_distinct"], stuck=0,
             recover_s=recover_s if second_exit == 0 else None,
-            detail={"first_exit": first_exit, "outage_started": outage.is_set(),
+            detail={"first_exit": first_exit, "first_s": round(first_s, 1), "outage_started": outage.is_set(),
                     "first_run": f"{first_run.get('status')}: {(first_run.get('error') or '')[:90]}",
                     "requests_first_run": requests_first, "failures_left": failures_left,
                     "fixed_by_first": fixed_by_first, "second_exit": second_exit,
@@ -663,3 +689,353 @@ def two_schedulers(database_url: str, *, fire_times: int = 2, job: str = "health
         duplicated=max(total - fire_times, 0), stuck=runs.get("running", 0), recover_s=None if total < fire_times else 0.0,
         detail={"runs": runs, "both_alive": all(alive), "exits": exits,
                 "logs": "" if total == fire_times else " / ".join(logs)})
+
+
+# --- PostgreSQL restarted under the jobs that read Stripe ------------------------------------
+
+def _run_to_end(database_url: str, *args: str, env: Mapping[str, str], timeout_s: float = 300) -> tuple[int, str]:
+    """``python -m jobs ARGS`` to its end: (exit code, the end of its output)."""
+    process = jobs_command(database_url, *args, extra_env=env)
+    process.start()
+    try:
+        code = process.wait(timeout_s)
+        return code, process.log_tail(500)
+    finally:
+        process.close()
+
+
+def postgres_restarted_during_sweep(database_url: str, data_dir: Path, *, events: int = 3000, recorded: int = 100,
+                                    restart_at_request: int = 35, down_s: float = 1.0) -> ScenarioResult:
+    """PostgreSQL restarted while ``python -m jobs sweep`` reads Stripe's events: the restart
+    runs inside local_stripe's answer to list request number ``restart_at_request`` (so the
+    sweep certainly is mid-run, holding its lock). The run must end with exit 1, recorded
+    failed with its reason (it lost its session and its lock), its lock free; the next run
+    records every missed event, none twice."""
+    from local_stripe import LocalStripe, StripeState, checkout_session, event
+    from local_stripe.faults import LIST_EVENTS
+
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    prefix = f"evt_pgsweep_{uuid.uuid4().hex[:8]}_"
+    api_key = "sk_test_faultscenarios000000000000"
+    server = LocalStripe(StripeState(), api_keys={api_key}).start()
+    try:
+        created = int(time.time()) - 600
+        for i in range(events):
+            server.state.add_event(event("checkout.session.completed", checkout_session(created=created),
+                                         id=f"{prefix}{i:05d}", created=created, pending_webhooks=1,
+                                         delivery_success=False))
+        with engine.begin() as conn:
+            for i in range(recorded):
+                SQL.execute(conn, "add_recorded_event", stripe_event_id=f"{prefix}{i:05d}")
+        missed = events - recorded
+        restarted = threading.Event()
+        restart_done: list[float] = []
+
+        def restart_mid_run(endpoint: str, params: dict[str, Any]) -> None:
+            if endpoint == LIST_EVENTS and server.faults.counts[LIST_EVENTS] >= restart_at_request \
+                    and not restarted.is_set():
+                restarted.set()
+                restart_embedded(data_dir, down_s=down_s)  # the answer waits: the sweep is mid-run
+                restart_done.append(time.monotonic())
+
+        server.faults.before(restart_mid_run)
+        env = {"STRIPE_API_BASE": server.url, "STRIPE_API_KEY": api_key}
+        first_exit, first_log = _run_to_end(database_url, "sweep", "--lookback-hours", "2", "--json", env=env)
+        engine.dispose()
+        recorded_by_first = SQL.one(engine, "missed_counts", prefix=prefix)["recorded"]
+        lock_free = not SQL.scalar(engine, "job_lock_held", job="sweep")
+        server.faults.reset()
+        second_started = time.monotonic()
+        second_exit, second_log = _run_to_end(database_url, "sweep", "--lookback-hours", "2", "--json", env=env)
+        recover_s = time.monotonic() - (restart_done[0] if restart_done else second_started)
+        counts = SQL.one(engine, "missed_counts", prefix=prefix)
+        runs = SQL.all(engine, "job_runs_of", job="sweep")
+        sweep_runs = SQL.all(engine, "sweep_run_statuses")
+        first_run = runs[0] if runs else {}
+        return ScenarioResult(
+            f"PostgreSQL restarted ({down_s:g} s down) during sweep ({missed} missed events of {events})",
+            before=missed, after=counts["recorded_distinct"], lost=max(missed - counts["recorded_distinct"], 0),
+            duplicated=counts["recorded"] - counts["recorded_distinct"],
+            stuck=SQL.scalar(engine, "running_job_runs"),
+            recover_s=recover_s if second_exit in (0, 3) else None,
+            detail={"restarted_mid_run": restarted.is_set(), "first_exit": first_exit,
+                    "first_run": f"{first_run.get('status')}: {(first_run.get('error') or '')[:120]}",
+                    "first_sweep_run": sweep_runs[0]["status"] if sweep_runs else None,
+                    "recorded_by_first": recorded_by_first, "lock_free_after": lock_free,
+                    "second_exit": second_exit, "second_s": round(time.monotonic() - second_started, 1),
+                    "log": "" if first_exit == 1 and second_exit in (0, 3) else first_log + " / " + second_log})
+    finally:
+        server.stop()
+        engine.dispose()
+
+
+def postgres_restarted_during_reconcile(database_url: str, data_dir: Path, *, registrations: int = 60,
+                                        restart_after: int = 20, down_s: float = 1.0) -> ScenarioResult:
+    """PostgreSQL restarted while ``python -m jobs reconcile`` fixes lost payments: the restart
+    runs inside local_stripe's answer to the ``restart_after``-th session it re-reads before a
+    fix (the run certainly mid-way). The run must stop there with exit 1, recorded failed
+    with its reason, its lock free, the fixes made before kept; the next run fixes the rest,
+    none twice."""
+    from local_stripe import LocalStripe, StripeState, checkout_session
+    from local_stripe.faults import RETRIEVE_SESSION
+
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    api_key = "sk_test_faultscenarios000000000000"
+    server = LocalStripe(StripeState(), api_keys={api_key}).start()
+    ids = [str(uuid.uuid4()) for _ in range(registrations)]
+    try:
+        created = int(time.time()) - 3600
+        with engine.begin() as conn:
+            for reg_id in ids:
+                session_id = f"cs_test_{uuid.uuid4().hex}"
+                server.state.add_checkout_session(checkout_session(id=session_id, created=created,
+                                                                   client_reference_id=reg_id))
+                SQL.execute(conn, "add_pending_registration_with_session", id=reg_id, session_id=session_id)
+        restarted = threading.Event()
+        restart_done: list[float] = []
+
+        def restart_mid_run(endpoint: str, params: dict[str, Any]) -> None:
+            if endpoint == RETRIEVE_SESSION and server.faults.counts[RETRIEVE_SESSION] >= restart_after \
+                    and not restarted.is_set():
+                restarted.set()
+                restart_embedded(data_dir, down_s=down_s)
+                restart_done.append(time.monotonic())
+
+        server.faults.before(restart_mid_run)
+        env = {"STRIPE_API_BASE": server.url, "STRIPE_API_KEY": api_key}
+        first_exit, first_log = _run_to_end(database_url, "reconcile", "--lookback-days", "1", "--json", env=env)
+        engine.dispose()
+        fixed_by_first = SQL.one(engine, "reconcile_fix_counts", ids=ids)["completed"]
+        lock_free = not SQL.scalar(engine, "job_lock_held", job="reconcile")
+        server.faults.reset()
+        second_started = time.monotonic()
+        second_exit, second_log = _run_to_end(database_url, "reconcile", "--lookback-days", "1", "--json", env=env)
+        recover_s = time.monotonic() - (restart_done[0] if restart_done else second_started)
+        counts = SQL.one(engine, "reconcile_fix_counts", ids=ids)
+        runs = SQL.all(engine, "job_runs_of", job="reconcile")
+        reconciliation_runs = SQL.all(engine, "reconciliation_run_statuses")
+        first_run = runs[0] if runs else {}
+        return ScenarioResult(
+            f"PostgreSQL restarted ({down_s:g} s down) mid-reconcile ({registrations} lost payments)",
+            before=registrations, after=counts["completed"], lost=registrations - counts["completed"],
+            duplicated=counts["fixes"] - counts["fixed_distinct"], stuck=SQL.scalar(engine, "running_job_runs"),
+            recover_s=recover_s if second_exit == 0 else None,
+            detail={"restarted_mid_run": restarted.is_set(), "first_exit": first_exit,
+                    "first_run": f"{first_run.get('status')}: {(first_run.get('error') or '')[:120]}",
+                    "first_reconciliation_run": reconciliation_runs[0]["status"] if reconciliation_runs else None,
+                    "fixed_by_first": fixed_by_first, "lock_free_after": lock_free, "second_exit": second_exit,
+                    "second_s": round(time.monotonic() - second_started, 1),
+                    "log": "" if first_exit == 1 and second_exit == 0 else first_log + " / " + second_log})
+    finally:
+        server.stop()
+        engine.dispose()
+
+
+# --- Slack and e-mail down during an incident ------------------------------------------------
+
+def _alert_key(text: str) -> str | None:
+    """The incident number of an alert message (its event type ``..._incident_N``)."""
+    import re
+
+    found = re.search(r"incident_(\d+)", text)
+    return found.group(1) if found else None
+
+
+def channels_down_during_incident(database_url: str, *, alerts: int = 3, watchers: int = 2, down_s: float = 5.0,
+                                  deadline_s: float = 60) -> ScenarioResult:
+    """An incident (``alerts`` failed checkout event types) while both people-facing channels
+    are down: Slack's incoming webhook (a real HTTP server on 127.0.0.1 standing in for it)
+    answers 503, and the mail server (aiosmtpd) is stopped, so connections are refused. Then
+    both come back (the mail server started again on the same port). Every alert must be
+    recorded at once, and each firing and each resolved notification delivered once on each
+    channel, with ``watchers`` watch processes running."""
+    from email.message import EmailMessage
+
+    from devharness.http_sink import HttpSink
+    from devharness.smtp import SmtpServer
+
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    prefix = f"evt_channels_{uuid.uuid4().hex[:8]}_"
+    mail_up = SmtpServer()
+    mail_up.__enter__()
+    port = mail_up.port
+    mail_up.__exit__(None, None, None)  # the mail server stops: connections refused from now on
+    mail_back: SmtpServer | None = None
+    with HttpSink(status=503) as slack:
+        env = {"MONITOR_ALERT_WEBHOOK_URL": None, "MONITOR_ALERT_SLACK_WEBHOOK_URL": slack.url,
+               "MONITOR_SMTP_URL": f"smtp://127.0.0.1:{port}", "MONITOR_EMAIL_FROM": "Monitor <monitor@example.org>",
+               "MONITOR_ALERT_EMAIL_TO": "ops@example.org", "MONITOR_ALERT_INTERVAL_S": "1"}
+        processes = watch_processes(database_url, watchers, extra_env=env)
+
+        def failed_on(channel: str) -> int:
+            return sum(r["n"] for r in SQL.all(engine, "alert_channel_states")
+                       if r["channel"] == channel and r["status"] == "failed")
+
+        def mail_messages() -> list[EmailMessage]:
+            return mail_back.messages if mail_back is not None else []
+
+        other: Counter = Counter()  # messages of other rules (e.g. failure_rate, once 20 events failed)
+
+        def delivered() -> dict[tuple[str, str, str], int]:
+            """The incident's messages received, by (channel, alert, firing/resolved)."""
+            sent: Counter = Counter()
+            other.clear()
+            texts = [("slack", r.json().get("text", "")) for r in slack.received]
+            texts += [("email", str(m["Subject"])) for m in mail_messages()]
+            for channel, text in texts:
+                key = _alert_key(text)
+                if key is None:
+                    other[channel] += 1
+                else:
+                    sent[(channel, key, "resolved" if text.startswith("[RESOLVED]") else "firing")] += 1
+            return sent
+
+        try:
+            if not wait_until(lambda: SQL.scalar(engine, "watchers_listening") >= watchers, 30):
+                raise RuntimeError("watch processes did not start: " + processes[0].log_tail(600))
+            ids = []
+            with engine.begin() as conn:
+                for i in range(alerts):
+                    ids.append(f"{prefix}{i}")
+                    SQL.execute(conn, "fail_checkout_event", id=ids[-1], type=f"checkout.session.incident_{i}")
+            # Each claim tries a send 3 times with backoff, one notification after another:
+            # twenty alerts take a while to have all failed once.
+            tried = wait_until(lambda: failed_on("slack") >= alerts and failed_on("email") >= alerts,
+                               max(30.0, deadline_s))
+            time.sleep(down_s)
+            states_down = {f"{r['channel']}/{r['kind']}/{r['status']}": r["n"]
+                           for r in SQL.all(engine, "alert_channel_states")}
+            slack_attempts_down = slack.attempts
+            slack.status = 200  # both back
+            mail_back = SmtpServer(port=port)
+            mail_back.__enter__()
+            back = time.monotonic()
+
+            def firing_everywhere() -> bool:
+                keys = {(channel, key) for channel, key, status in delivered() if status == "firing"}
+                return len(keys) >= 2 * alerts
+            wait_until(firing_everywhere, deadline_s, pause_s=0.1)
+            recover_s = time.monotonic() - back
+            with engine.begin() as conn:
+                SQL.execute(conn, "complete_events", ids=ids)
+            wait_until(lambda: sum(delivered().values()) >= 4 * alerts, deadline_s, pause_s=0.1)
+            time.sleep(3.0)  # anything sent twice would arrive now
+        finally:
+            exits = [process.stop() for process in processes]
+            for process in processes:
+                process.close()
+            sent = delivered()
+            if mail_back is not None:
+                mail_back.__exit__(None, None, None)
+    states = {f"{r['channel']}/{r['kind']}/{r['status']}": r["n"] for r in SQL.all(engine, "alert_channel_states")}
+    engine.dispose()
+    expected = 4 * alerts  # firing + resolved, on two channels
+    distinct = len(sent)
+    firing = {(channel, key) for channel, key, status in sent if status == "firing"}
+    return ScenarioResult(
+        f"Slack answering 503 and the mail server stopped for {down_s:g} s during an incident of {alerts} alerts, "
+        f"{watchers} watch processes",
+        before=expected, after=distinct, lost=expected - distinct, duplicated=sum(n - 1 for n in sent.values()),
+        stuck=sum(n for k, n in states.items() if not k.endswith("/sent")),
+        recover_s=recover_s if len(firing) == 2 * alerts else None,
+        detail={"tried_while_down": tried, "while_down": states_down, "slack_attempts_while_down": slack_attempts_down,
+                "slack_delivered": sum(n for (channel, _, _), n in sent.items() if channel == "slack"),
+                "email_delivered": sum(n for (channel, _, _), n in sent.items() if channel == "email"),
+                "other_alerts_messages": dict(other), "watch_exits": exits})
+
+
+# --- two retry processes over the same failed events ------------------------------------------
+
+def _json_report(log: str) -> dict[str, Any]:
+    """The JSON summary a ``--json`` job printed (the first object in its output)."""
+    start = log.find("{")
+    return json.JSONDecoder().raw_decode(log, start)[0] if start >= 0 else {}
+
+
+def two_retries(database_url: str, *, events: int = 300, workers: int = 2, concurrency: int = 4) -> ScenarioResult:
+    """Two ``python -m jobs retry`` processes started together (the schedule's and a person's)
+    over the same ``events`` failed events due for a retry, through a real receiver: each
+    event must be re-delivered once (the two runs' deliveries add up to ``events``) and
+    completed by exactly one attempt."""
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    registrations = [str(uuid.uuid4()) for _ in range(events)]
+    batch = [checkout_session_event("checkout.session.completed", registration_id=rid,
+                                    event_id=f"evt_tworetry_{uuid.uuid4().hex[:20]}") for rid in registrations]
+    ids = [e["id"] for e in batch]
+    try:
+        with engine.begin() as conn:
+            for rid, event in zip(registrations, batch):
+                SQL.execute(conn, "add_pending_registration", id=rid, email=f"{rid[:8]}@example.com")
+                SQL.execute(conn, "add_failed_event", id=event["id"], type=event["type"], payload=json.dumps(event))
+        receiver, url = receiver_process(database_url, workers=workers)
+        with receiver:
+            env = {"MONITOR_REPLAY_URL": url + WEBHOOK_PATH, "STRIPE_WEBHOOK_SECRET": SECRET}
+            processes = [jobs_command(database_url, "retry", "--concurrency", str(concurrency), "--json",
+                                      extra_env=env) for _ in range(2)]
+            started = time.monotonic()
+            for process in processes:  # both started before either is waited for: they overlap
+                process.start()
+            try:
+                exits = [process.wait(300) for process in processes]
+                reports = [_json_report(process.log()) for process in processes]
+            finally:
+                for process in processes:
+                    process.close()
+            took = time.monotonic() - started
+        result = count_outcomes(engine, f"two retry processes at once over {events} failed events", ids, registrations)
+        delivered = [int(r.get("delivered") or 0) for r in reports]
+        # An event delivered by both runs shows as more deliveries than events (the second
+        # would be answered "duplicate" and leave no attempt behind).
+        result.duplicated += max(sum(delivered) - events, 0)
+        result.recover_s = took if result.ok else None
+        result.detail.update(exits=exits, delivered_by_each=delivered,
+                             busy=[int(r.get("busy") or 0) for r in reports])
+        return result
+    finally:
+        engine.dispose()
+
+
+# --- a job killed outright: its job_runs row -------------------------------------------------
+
+def job_killed_mid_run(database_url: str, *, next_job: tuple[str, ...] = ("health-snapshot",)) -> ScenarioResult:
+    """Two ``python -m jobs watch`` processes run; one is SIGKILLed (nothing runs its
+    shutdown, its job_runs row stays 'running'). The next start of a job (``next_job``) must
+    close the killed run's row as failed with the reason "abandoned", and leave the live
+    watch's row 'running'; stopped, the live one is recorded completed."""
+    from devharness.http_sink import HttpSink
+
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    with HttpSink() as sink:
+        processes = watch_processes(database_url, 2, extra_env={"MONITOR_ALERT_WEBHOOK_URL": sink.url,
+                                                                "MONITOR_ALERT_INTERVAL_S": "5"})
+        try:
+            if not wait_until(lambda: SQL.scalar(engine, "watchers_listening") >= 2, 30):
+                raise RuntimeError("watch processes did not start: " + processes[0].log_tail(600))
+            victim, survivor = processes
+            victim_pid, survivor_pid = victim.pid, survivor.pid
+            victim.popen.kill()  # SIGKILL
+            victim.popen.wait(10)
+            killed = time.monotonic()
+            running_after_kill = SQL.scalar(engine, "running_job_runs")
+            next_exit, next_log = _run_to_end(database_url, *next_job, env={})
+            recover_s = time.monotonic() - killed
+            victim_row = SQL.one(engine, "job_run_by_pid", job="watch", pid=victim_pid)
+            survivor_row = SQL.one(engine, "job_run_by_pid", job="watch", pid=survivor_pid)
+            survivor_alive = survivor.popen.poll() is None
+        finally:
+            exits = [process.stop() for process in processes]
+            for process in processes:
+                process.close()
+    survivor_final = SQL.one(engine, "job_run_by_pid", job="watch", pid=survivor_pid)
+    engine.dispose()
+    closed = victim_row["status"] == "failed" and (victim_row["error"] or "").startswith("abandoned")
+    kept = survivor_row["status"] == "running"
+    return ScenarioResult(
+        f"a watch process SIGKILLed beside a live one; then {' '.join(next_job)} starts",
+        before=2, after=int(closed) + int(kept), lost=0 if kept else 1, duplicated=0,
+        stuck=0 if closed else 1, recover_s=recover_s if closed else None,
+        detail={"running_after_kill": running_after_kill, "next_exit": next_exit,
+                "killed_run": f"{victim_row['status']}: {(victim_row['error'] or '')[:140]}",
+                "live_run": survivor_row["status"], "live_alive": survivor_alive,
+                "live_run_after_stop": survivor_final["status"], "watch_exits": exits,
+                "log": "" if closed and kept else next_log})

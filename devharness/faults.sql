@@ -135,3 +135,26 @@ GROUP BY n.kind, n.status ORDER BY n.kind, n.status
 -- Runs of a job started at or after :since, by status.
 SELECT status, count(*) AS n FROM job_runs
 WHERE job = :job AND started_at >= :since GROUP BY status ORDER BY status
+
+-- name: sweep_run_statuses
+-- The sweep_runs rows, oldest first: their status and error.
+SELECT status, error FROM sweep_runs ORDER BY id
+
+-- name: reconciliation_run_statuses
+-- The reconciliation_runs rows, oldest first: their status and error.
+SELECT status, error FROM reconciliation_runs ORDER BY id
+
+-- name: running_job_runs
+-- job_runs rows still 'running', of any job.
+SELECT count(*) FROM job_runs WHERE status = 'running'
+
+-- name: job_run_by_pid
+-- The run of a job started by this process (its pid), its status and error.
+SELECT id, status, error FROM job_runs WHERE job = :job AND pid = :pid ORDER BY id DESC LIMIT 1
+
+-- name: alert_channel_states
+-- Notifications of the payment_event_failed alerts, per channel, kind and status.
+SELECT n.channel, n.kind, n.status, count(*) AS n
+FROM alert_notifications n JOIN alerts a ON a.id = n.alert_id
+WHERE a.rule = 'payment_event_failed'
+GROUP BY n.channel, n.kind, n.status ORDER BY n.channel, n.kind, n.status

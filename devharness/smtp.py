@@ -111,13 +111,13 @@ class SmtpServer:
     smtps, ``credentials`` = (user, password) requires AUTH."""
 
     def __init__(self, *, starttls: bool = False, implicit_tls: bool = False,
-                 credentials: tuple[str, str] | None = None):
+                 credentials: tuple[str, str] | None = None, port: int = 0):
         self.starttls = starttls
         self.implicit_tls = implicit_tls
         self.credentials = credentials
         self.keeper = _Keeper()
         # Bound and listening before aiosmtpd starts, so the port cannot be taken in between.
-        self.socket = listening_socket()
+        self.socket = listening_socket(port=port)  # port 0: the kernel's choice; else e.g. a restart
         self.port = self.socket.getsockname()[1]
         kwargs: dict = {}
         if starttls:

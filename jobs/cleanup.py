@@ -242,6 +242,7 @@ def run(engine: Engine, *, now: datetime, gateway=None, api_key_mode: str | None
                     clean_registrations(cleanup, gateway, api_key_mode)
                 if not dry_run:
                     cleanup.record_health()
+                job.check_session()  # a run whose session (and lock) died on the way is no success
                 report.status = "needs_review" if report.needs_person else "completed"
             except BaseException as exc:
                 report.status = "failed"
@@ -255,6 +256,8 @@ def run(engine: Engine, *, now: datetime, gateway=None, api_key_mode: str | None
         # configuration error the caller must see (exit 2), and so is a run never started.
         if report.run_id is None or isinstance(exc, ConfigError):
             raise
+        report.status = "failed"  # e.g. DatabaseLost found by recorded_run at the very end
+        report.error = report.error or error_line(exc)
     return report
 
 

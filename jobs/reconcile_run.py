@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import time
 from collections import Counter
@@ -22,9 +23,10 @@ from sqlalchemy.engine import Connection, Engine
 from core import checkout
 from core.sql import load_package
 from jobs.reconcile_rules import Mismatch, Registration, assess, index_registrations, match_registration
-from jobs.runtime import error_line, recorded_run
+from jobs.runtime import error_line, recorded_run, while_database_unreachable
 
 JOB_NAME = "reconcile"
+log = logging.getLogger(__name__)
 SQL = load_package("jobs", "reconcile.sql")
 
 FIVE_FIELDS = ("stripe_payments_found", "local_registrations_found", "mismatches_detected",
@@ -95,8 +97,10 @@ class ReconcileReport:
 class Reconciler:
     """Applies classification results: auto-fixes, review items, counters, progress."""
 
-    def __init__(self, engine: Engine, gateway, report: ReconcileReport, *, now: datetime):
+    def __init__(self, engine: Engine, gateway, report: ReconcileReport, *, now: datetime,
+                 checkpoint: Callable[[], None] | None = None):
         self.engine = engine
+        self.checkpoint = checkpoint
         self.gateway = gateway
         self.report = report
         self.now = now
@@ -124,6 +128,8 @@ class Reconciler:
             return mismatch, self._record(conn, mismatch)
 
     def _auto_fix(self, mismatch: Mismatch, session, registration) -> tuple[Mismatch | None, str]:
+        if self.checkpoint is not None and not self.report.dry_run:
+            self.checkpoint()  # no fix by a run that lost its lock (a database restart): it stops here
         with self.engine.begin() as conn:
             if self.report.dry_run:
                 self._insert_item(conn, mismatch)
@@ -187,6 +193,8 @@ class Reconciler:
             self.report.manual_review_needed += 1
 
     def save_progress(self) -> None:
+        """Write the counters so far; then the checkpoint (it raises when the run lost its
+        session: the counters are written first, while they still can be)."""
         report = self.report
         report.stripe_requests = self.gateway.requests_made - self._requests_at_start
         report.pages_read = self.gateway.pages_read - self._pages_at_start
@@ -204,6 +212,8 @@ class Reconciler:
                 already_resolved_count=report.already_resolved,
                 fixes_superseded_count=report.fixes_superseded,
             )
+        if self.checkpoint is not None:
+            self.checkpoint()
 
     # -- the window --
 
@@ -315,19 +325,28 @@ def _finish_run(engine: Engine, report: ReconcileReport, status: str, *, now: da
 
 
 def _run_recorded(engine: Engine, reconciler_body, report: ReconcileReport, gateway, *,
-                  now: datetime, job_run_id: int | None) -> None:
-    """Start the run's row, run the body, and record it completed or failed."""
+                  now: datetime, job_run_id: int | None,
+                  checkpoint: Callable[[], None] | None = None) -> None:
+    """Start the run's row, run the body, and record it completed or failed.
+
+    ``checkpoint`` (the job run's ``check_session``) is called with every progress save and
+    before the run is recorded completed: it raises when the run lost its session and lock."""
     clock = time.monotonic()
     report.run_id = _start_run(engine, report, started_at=now, job_run_id=job_run_id)
-    reconciler = Reconciler(engine, gateway, report, now=now)
+    reconciler = Reconciler(engine, gateway, report, now=now, checkpoint=checkpoint)
     try:
         reconciler_body(reconciler)
-        reconciler.save_progress()
+        reconciler.save_progress()  # and the checkpoint: no success for a run that lost its lock
     except BaseException as exc:
         with contextlib.suppress(Exception):  # the reason below matters more than the counters
             reconciler.save_progress()
-        _finish_run(engine, report, "failed", now=now, elapsed=time.monotonic() - clock,
-                    error=error_line(exc)[:2000])
+        try:  # retried while the database restarts; the job's own error matters more
+            while_database_unreachable(_finish_run)(engine, report, "failed", now=now,
+                                                    elapsed=time.monotonic() - clock, error=error_line(exc)[:2000])
+        except Exception as record_exc:
+            report.status, report.error = "failed", error_line(exc)[:2000]
+            log.error("reconciliation run %s failed and could not be recorded as failed: %s",
+                      report.run_id, error_line(record_exc))
         raise
     _finish_run(engine, report, "completed", now=now, elapsed=time.monotonic() - clock)
     report.open_review_items = _open_review_items(engine)
@@ -348,7 +367,7 @@ def run(engine: Engine, *, now: datetime, gateway, lookback_days: int = 7, dry_r
                              window_start=now - timedelta(days=lookback_days), window_end=now)
     with recorded_run(engine, JOB_NAME, now=now, trigger=trigger) as job:
         _run_recorded(engine, lambda r: r.reconcile_window(on_progress), report, gateway,
-                      now=now, job_run_id=job.id)
+                      now=now, job_run_id=job.id, checkpoint=job.check_session)
         job.summary = report.as_dict()
         job.status = "needs_review" if report.needs_person else "completed"
     return report

@@ -17,6 +17,9 @@ the next retry itself if it fails again.
   safe, so ``retry`` does not take the job lock: a long backlog does not make the next
   minute's run skip.
 - A bounded number of deliveries run at once (``--concurrency``, default 4).
+- A run whose own database session died (PostgreSQL restarted, a failover) gives back its
+  claims (retried while the database comes back), stops, and fails (exit 1, recorded
+  failed with the reason); the next run re-delivers the rest.
 - An endpoint that does not accept connections, or refuses the signature, stops the run
   (exit 1); what was not delivered is released unchanged.
 - ``--dry-run`` shows the plan (how many, which categories, the oldest) and changes nothing.
@@ -41,7 +44,7 @@ from core.errors import EXIT_NEEDS_PERSON, EXIT_OK, JobFailed
 from core.sql import load_package
 from jobs.cli_support import terminal_progress, whole_number
 from jobs.delivery import DeliveryResult, Redeliverer, event_body
-from jobs.runtime import JobRun, recorded_run, while_database_unreachable
+from jobs.runtime import DatabaseLost, JobRun, recorded_run, while_database_unreachable
 
 HELP = "re-deliver failed events to MONITOR_REPLAY_URL: the given ones, else those whose retry is due"
 JOB = "retry"
@@ -208,6 +211,15 @@ def _deliver(engine: Engine, report: RetryReport, client: Redeliverer, *, now: d
                 # Also after a database restart: unreleased claims would keep these events
                 # from the next run until the lease lapses.
                 _release(engine, claimed_ids, until)
+            try:
+                # The run's own database session died (a restart, a failover): stop here,
+                # claims given back, and fail clearly; the next run re-delivers the rest.
+                job.check_session()
+            except DatabaseLost as exc:
+                _tally(report, counts, started)
+                raise DatabaseLost(f"{exc}; {report.delivered} of {report.planned} events were re-delivered "
+                                   "(during the outage the endpoint may have answered 503), the rest were "
+                                   "given back unchanged") from None
             say(f"re-delivered {report.delivered:,} of {total:,}")
             job.report_progress(done=report.delivered, total=total, completed=counts["completed"],
                                 message=f"re-delivered {report.delivered:,} of {total:,}")
@@ -217,6 +229,13 @@ def _deliver(engine: Engine, report: RetryReport, client: Redeliverer, *, now: d
                                limit=min(CHUNK, (limit - len(tried)) if limit else CHUNK))
                 pending = [row["stripe_event_id"] for row in more]
                 total += len(pending)
+    _tally(report, counts, started)
+    if down:
+        raise JobFailed(f"MONITOR_REPLAY_URL ({client.url}) did not take the re-deliveries: {down[0]}; "
+                        f"{report.delivered} of {report.planned} were delivered, the rest are unchanged")
+
+
+def _tally(report: RetryReport, counts: Counter, started: float) -> None:
     elapsed = time.monotonic() - started
     report.completed = counts["completed"]
     report.failed_again = counts["failed_again"]
@@ -224,9 +243,6 @@ def _deliver(engine: Engine, report: RetryReport, client: Redeliverer, *, now: d
     report.busy = counts["busy"]
     report.no_answer = counts["no_answer"]
     report.events_per_s = round(report.delivered / elapsed, 1) if elapsed > 0 and report.delivered else None
-    if down:
-        raise JobFailed(f"MONITOR_REPLAY_URL ({client.url}) did not take the re-deliveries: {down[0]}; "
-                        f"{report.delivered} of {report.planned} were delivered, the rest are unchanged")
 
 
 @while_database_unreachable

@@ -8,7 +8,9 @@ its transport, which
   default, https://docs.stripe.com/rate-limits), so a 100k-session run never trips it;
 - backs off and repeats a request answered 429: the library retries connection errors, 409
   and 5xx (``max_network_retries``) but not a plain 429;
-- counts requests and list pages, which the reconciliation run shows as live progress.
+- counts requests and list pages, which the reconciliation run shows as live progress;
+- waits at most ``STRIPE_TIMEOUT_SECONDS`` (20) for an answer, not the library's 80 s: a
+  timeout is retried like a 500, so a Stripe that hangs fails the job within a bound.
 
 Lists are walked page by page (100 per page, ``starting_after`` the last id), lazily, so a
 window of any size streams through in constant memory.
@@ -37,6 +39,9 @@ from core.settings import Settings, get_settings, live_key_destination_problem
 LIST_PAGE_SIZE = 100  # Stripe's maximum page size: the fewest requests for a window
 DEFAULT_REQUESTS_PER_SECOND = 15.0  # well under the 25/s test-mode limit
 DEFAULT_NETWORK_RETRIES = 3
+# Longest wait for one answer (STRIPE_TIMEOUT_SECONDS' default); the library's own is 80 s,
+# which with its retries let a hanging Stripe hold a job for over five minutes per request.
+DEFAULT_TIMEOUT_S = 20.0
 DEFAULT_RATE_LIMIT_RETRIES = 6
 DEFAULT_RATE_LIMIT_BACKOFF_S = 1.0
 MAX_RATE_LIMIT_BACKOFF_S = 30.0
@@ -63,9 +68,12 @@ class PacedHTTPClient(HTTPClient):
     def __init__(self, inner: HTTPClient | None = None, *,
                  requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND,
                  rate_limit_retries: int = DEFAULT_RATE_LIMIT_RETRIES,
-                 rate_limit_backoff_s: float = DEFAULT_RATE_LIMIT_BACKOFF_S):
+                 rate_limit_backoff_s: float = DEFAULT_RATE_LIMIT_BACKOFF_S,
+                 timeout_s: float = DEFAULT_TIMEOUT_S):
         super().__init__()
-        self._inner = inner or new_default_http_client()
+        # The library's transport (requests), with a bounded wait: the connection, then the
+        # gap between bytes read; a timeout is an APIConnectionError the library retries.
+        self._inner = inner or new_default_http_client(timeout=timeout_s)
         self._interval = 1.0 / requests_per_second if requests_per_second > 0 else 0.0
         self._rate_limit_retries = rate_limit_retries
         self._backoff_s = rate_limit_backoff_s
@@ -125,16 +133,18 @@ class StripeGateway:
                  requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND,
                  max_network_retries: int = DEFAULT_NETWORK_RETRIES,
                  rate_limit_retries: int = DEFAULT_RATE_LIMIT_RETRIES,
-                 rate_limit_backoff_s: float = DEFAULT_RATE_LIMIT_BACKOFF_S):
+                 rate_limit_backoff_s: float = DEFAULT_RATE_LIMIT_BACKOFF_S,
+                 timeout_s: float = DEFAULT_TIMEOUT_S):
         problem = live_key_destination_problem(api_key, api_base)
         if problem:  # settings check this too; a gateway built by hand must not skip it
             raise ConfigError(f"STRIPE_API_BASE: {problem}")
         self.api_base = (api_base or stripe.DEFAULT_API_BASE).rstrip("/")
         self.max_network_retries = max_network_retries
         self.rate_limit_retries = rate_limit_retries
+        self.timeout_s = timeout_s
         self.transport = PacedHTTPClient(requests_per_second=requests_per_second,
                                          rate_limit_retries=rate_limit_retries,
-                                         rate_limit_backoff_s=rate_limit_backoff_s)
+                                         rate_limit_backoff_s=rate_limit_backoff_s, timeout_s=timeout_s)
         self._client = stripe.StripeClient(
             api_key, base_addresses={"api": self.api_base},
             max_network_retries=max_network_retries, http_client=self.transport,
@@ -223,6 +233,10 @@ class StripeGateway:
         if isinstance(exc, stripe.RateLimitError):
             return StripeUnavailable(f"Stripe kept answering 429 (rate limited) to {what} after "
                                      f"{self.rate_limit_retries} retries; try again later")
+        if isinstance(exc, stripe.APIConnectionError) and _timed_out(exc):
+            return StripeUnavailable(f"Stripe did not answer within {self.timeout_s:g} s to {what}, "
+                                     f"{self.max_network_retries + 1} tries (STRIPE_TIMEOUT_SECONDS); "
+                                     f"check Stripe's status and the network to {self.api_base}")
         if isinstance(exc, stripe.APIConnectionError):
             return StripeUnavailable(f"cannot reach Stripe at {self.api_base} to {what} after "
                                      f"{self.max_network_retries} retries ({_network_reason(exc)}); "
@@ -245,7 +259,14 @@ def gateway_from_settings(settings: Settings | None = None, **options: Any) -> S
     base = settings.STRIPE_API_BASE
     if base and urlsplit(base).scheme not in ("http", "https"):
         raise ConfigError(f"STRIPE_API_BASE must be an http(s) URL, not {base!r}")
+    options.setdefault("timeout_s", float(settings.STRIPE_TIMEOUT_SECONDS))
     return StripeGateway(settings.STRIPE_API_KEY, api_base=base, **options)
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether the library's connection error is a timeout (no answer in time)."""
+    cause = exc.__cause__
+    return (cause is not None and "Timeout" in type(cause).__name__) or "Timeout" in str(exc)
 
 
 def _network_reason(exc: BaseException) -> str:

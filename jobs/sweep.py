@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -34,11 +35,12 @@ from sqlalchemy.engine import Engine
 from core.errors import EXIT_NEEDS_PERSON, EXIT_OK, ConfigError
 from core.settings import sweep_event_types
 from core.sql import load_package
-from jobs.runtime import recorded_run
+from jobs.runtime import error_line, recorded_run, while_database_unreachable
 
 HELP = ("ask Stripe's Events API which events exist and record those with no row in "
         "webhook_events (exit 3 while any stays unrecovered); --replay re-delivers them")
 SQL = load_package("jobs", "sweep.sql")
+log = logging.getLogger(__name__)
 JOB = "sweep"
 
 DEFAULT_LOOKBACK_HOURS = 72
@@ -170,10 +172,16 @@ def run(engine: Engine, *, now: datetime, gateway: EventSource,
                 report.still_missing = int(SQL.scalar(engine, "still_missing") or 0)
             else:
                 report.still_missing = report.missing_found
+            job.check_session()  # a run whose session (and lock) died on the way is no success
             report.status = "needs_review" if report.still_missing else "completed"
         except BaseException as exc:
             report.status = "failed"
-            _finish(engine, report, gateway, started, error=f"{type(exc).__name__}: {exc}"[:2000])
+            try:  # retried while the database restarts; the job's own error matters more
+                while_database_unreachable(_finish)(engine, report, gateway, started,
+                                                    error=f"{type(exc).__name__}: {exc}"[:2000])
+            except Exception as record_exc:
+                log.error("sweep run %s failed and could not be recorded as failed: %s",
+                          report.run_id, error_line(record_exc))
             raise
         _finish(engine, report, gateway, started)
         job.status = report.status

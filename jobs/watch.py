@@ -190,7 +190,8 @@ def main(args: argparse.Namespace, ctx) -> int:
 
     log.info("watching: every %ss and on database notifications; channels: %s",
              settings.MONITOR_ALERT_INTERVAL_S, ", ".join(channels) or "none")
-    with recorded_run(engine, JOB, now=ctx.now(), trigger=ctx.trigger, lock=False):
+    # It rides database restarts out (it reconnects), so a lost session does not end it.
+    with recorded_run(engine, JOB, now=ctx.now(), trigger=ctx.trigger, lock=False, survives_restart=True):
         try:
             watch(engine, settings=settings, channels=channels, stop=stop, on_report=on_report)
         except KeyboardInterrupt:

@@ -1,5 +1,6 @@
-"""Test controls of local_stripe: queued failures, hooks run before answering, request
-counters, and an optional per-endpoint rate limit like Stripe's."""
+"""Test controls of local_stripe: queued failures, queued hangs (a Stripe that does not
+answer in time), hooks run before answering, request counters, and an optional per-endpoint
+rate limit like Stripe's."""
 
 from __future__ import annotations
 
@@ -24,6 +25,12 @@ class _Fault:
 
 
 @dataclass
+class _Hang:
+    seconds: float
+    endpoint: str | None
+
+
+@dataclass
 class Faults:
     """Test controls: queued failures, hooks run before answering, and request counters."""
 
@@ -32,6 +39,8 @@ class Faults:
     _queued: deque = field(default_factory=deque)
     _hooks: list = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _hangs: deque = field(default_factory=deque)
+    _released: threading.Event = field(default_factory=threading.Event)
 
     def fail_next(self, count: int = 1, *, status: int = 429, endpoint: str | None = None) -> None:
         """Answer the next ``count`` requests (to ``endpoint``, or any) with ``status``."""
@@ -40,16 +49,48 @@ class Faults:
         with self._lock:
             self._queued.extend(_Fault(status, endpoint) for _ in range(count))
 
+    def hang_next(self, count: int = 1, *, seconds: float, endpoint: str | None = None) -> None:
+        """Hold the next ``count`` requests (to ``endpoint``, or any) ``seconds`` before
+        answering them: a Stripe that does not answer, whose client times out first (a held
+        request is answered afterwards, as usual, unless ``reset`` lets it go earlier)."""
+        if endpoint is not None and endpoint not in ENDPOINTS:
+            raise ValueError(f"unknown endpoint {endpoint!r}; one of {ENDPOINTS}")
+        with self._lock:
+            self._hangs.extend(_Hang(float(seconds), endpoint) for _ in range(count))
+
+    def hold(self, endpoint: str) -> None:
+        """Wait out the next queued hang for ``endpoint``, if any (called before answering)."""
+        with self._lock:
+            hang = next((h for h in self._hangs if h.endpoint in (None, endpoint)), None)
+            if hang is None:
+                return
+            self._hangs.remove(hang)
+            released = self._released
+        released.wait(hang.seconds)
+
+    @property
+    def hangs_left(self) -> int:
+        return len(self._hangs)
+
+    @property
+    def failures_left(self) -> int:
+        return len(self._queued)
+
     def before(self, hook: Callable[[str, dict[str, Any]], None]) -> None:
         """Call ``hook(endpoint, params)`` before answering each request (e.g. to race a write)."""
         self._hooks.append(hook)
 
     def reset(self) -> None:
+        """Stripe is healthy again: counters, queued failures and hangs, hooks cleared, and
+        the requests held now answered at once."""
         with self._lock:
             self.counts.clear()
             self.log.clear()
             self._queued.clear()
             self._hooks.clear()
+            self._hangs.clear()
+            self._released.set()
+            self._released = threading.Event()
 
     @property
     def total(self) -> int:

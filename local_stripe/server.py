@@ -99,6 +99,7 @@ class LocalStripe:
             params = P.parse_query(parts.query)
             self.faults.record(endpoint, method, path, params)
             self.faults.run_hooks(endpoint, {"id": object_id, **params})
+            self.faults.hold(endpoint)
             status = self.faults.take(endpoint)
             if status == 429 or not self._rate_limiter.allow(endpoint):
                 raise rate_limited()
@@ -186,8 +187,11 @@ def _handler_for(server: LocalStripe):
             self.send_header("Request-Id", f"req_{secrets.token_hex(7)}")
             # The version the objects are rendered in, not an echo of the request's.
             self.send_header("Stripe-Version", server.api_version)
-            self.end_headers()
-            self.wfile.write(payload)
+            try:
+                self.end_headers()
+                self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up (a held request)
+                self.close_connection = True
 
         do_GET = do_POST = do_DELETE = _respond
 

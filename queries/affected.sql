@@ -87,27 +87,46 @@ WHERE created_at >= :start AND created_at < :end
 
 -- name: registration_of_event
 -- The registration an event touched: the row the handler recorded on the event, else the
--- one with the event's Checkout Session (or its client_reference_id), archived ones too.
+-- one with the event's Checkout Session, else the one its client_reference_id names; live
+-- rows before archived ones. Each is one index probe (an OR across the three columns would
+-- read the whole table).
 WITH event AS (
     SELECT registration_id,
-           payload -> 'data' -> 'object' ->> 'id'                  AS object_id,
-           payload -> 'data' -> 'object' ->> 'client_reference_id' AS reference
+           payload -> 'data' -> 'object' ->> 'id' AS object_id,
+           CASE WHEN payload -> 'data' -> 'object' ->> 'client_reference_id'
+                     ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                THEN CAST(payload -> 'data' -> 'object' ->> 'client_reference_id' AS uuid) END AS reference_id
     FROM webhook_events
     WHERE stripe_event_id = :stripe_event_id
+), found AS (
+    SELECT 1 AS rank, r.id, r.email, r.processing_status, r.amount_total, r.currency,
+           r.stripe_checkout_session_id, r.created_at, r.completed_at, false AS archived
+    FROM registrations r JOIN event ON r.id = event.registration_id
+    UNION ALL
+    SELECT 2, r.id, r.email, r.processing_status, r.amount_total, r.currency,
+           r.stripe_checkout_session_id, r.created_at, r.completed_at, false
+    FROM registrations r JOIN event ON r.stripe_checkout_session_id = event.object_id
+    UNION ALL
+    SELECT 3, r.id, r.email, r.processing_status, r.amount_total, r.currency,
+           r.stripe_checkout_session_id, r.created_at, r.completed_at, false
+    FROM registrations r JOIN event ON r.id = event.reference_id
+    UNION ALL
+    SELECT 4, a.id, a.email, a.processing_status, a.amount_total, a.currency,
+           a.stripe_checkout_session_id, a.created_at, a.completed_at, true
+    FROM registrations_archive a JOIN event ON a.id = event.registration_id
+    UNION ALL
+    SELECT 5, a.id, a.email, a.processing_status, a.amount_total, a.currency,
+           a.stripe_checkout_session_id, a.created_at, a.completed_at, true
+    FROM registrations_archive a JOIN event ON a.stripe_checkout_session_id = event.object_id
+    UNION ALL
+    SELECT 6, a.id, a.email, a.processing_status, a.amount_total, a.currency,
+           a.stripe_checkout_session_id, a.created_at, a.completed_at, true
+    FROM registrations_archive a JOIN event ON a.id = event.reference_id
 )
-SELECT CAST(r.id AS text) AS registration_id, r.email, r.processing_status, r.amount_total, r.currency,
-       r.stripe_checkout_session_id, r.created_at, r.completed_at, false AS archived
-FROM registrations r, event
-WHERE r.id = event.registration_id
-   OR r.stripe_checkout_session_id = event.object_id
-   OR CAST(r.id AS text) = event.reference
-UNION ALL
-SELECT CAST(a.id AS text), a.email, a.processing_status, a.amount_total, a.currency,
-       a.stripe_checkout_session_id, a.created_at, a.completed_at, true
-FROM registrations_archive a, event
-WHERE a.id = event.registration_id
-   OR a.stripe_checkout_session_id = event.object_id
-   OR CAST(a.id AS text) = event.reference
+SELECT CAST(id AS text) AS registration_id, email, processing_status, amount_total, currency,
+       stripe_checkout_session_id, created_at, completed_at, archived
+FROM found
+ORDER BY rank
 LIMIT 1
 
 -- name: stuck_events_list

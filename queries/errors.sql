@@ -63,22 +63,15 @@ ORDER BY still_failing DESC, recovered DESC, event_type
 -- Failed attempts that ended in [start, end), per time bucket (:bucket 'hour' or 'day', UTC)
 -- and error category, counted by attempt: a failure a later retry recovered counts too.
 -- Events failed before attempts were kept (no attempts row) count once, at their failure.
-WITH failures AS (
-    SELECT a.finished_at AS failed_at, a.error_category
-    FROM webhook_event_attempts a
-    WHERE a.outcome = 'failed' AND a.finished_at >= :start AND a.finished_at < :end
-    UNION ALL
-    SELECT coalesce(e.processed_at, e.created_at), e.error_category
-    FROM webhook_events e
-    WHERE e.processing_status = 'failed'
-      AND coalesce(e.processed_at, e.created_at) >= :start AND coalesce(e.processed_at, e.created_at) < :end
-      AND NOT EXISTS (SELECT 1 FROM webhook_event_attempts a WHERE a.stripe_event_id = e.stripe_event_id)
-)
-SELECT date_trunc(:bucket, failed_at, 'UTC') AS bucket,
-       coalesce(error_category, 'unknown') AS category,
-       count(*) AS failed
-FROM failures
+-- Counted by the hourly failure rollup and the window's edge hours (webhook_failure_window,
+-- migrations/0130_error_rollups.sql): a count over the failed attempts, at a cost that
+-- follows the window's length, not its traffic.
+SELECT date_trunc(:bucket, bucket, 'UTC') AS bucket,
+       coalesce(nullif(error_category, ''), 'unknown') AS category,
+       CAST(sum(failures) AS bigint) AS failed
+FROM webhook_failure_window(:start, :end)
 GROUP BY 1, 2
+HAVING sum(failures) > 0
 ORDER BY 1, 2
 
 -- name: error_groups
@@ -88,77 +81,124 @@ ORDER BY 1, 2
 -- still failing; needs a person = failed with no automatic retry planned), the next planned
 -- retry, the recovery action of the still-failing events, first and last failure, an
 -- example. Most failed attempts first, at most :limit groups.
--- The fingerprints are the ones written with each failure (webhook_event_attempts and
--- webhook_events.error_fingerprint, migrations/0110 and 0112; 'unspecified error' for a
--- failure without a message), not computed by regex here; the window's failed attempts and
--- failed events are index ranges (migrations/0112).
-WITH failures AS (
-    SELECT a.stripe_event_id, a.error_fingerprint AS fingerprint, a.error_message, a.error_category,
-           a.finished_at AS failed_at
-    FROM webhook_event_attempts a
-    WHERE a.outcome = 'failed' AND a.finished_at >= :start AND a.finished_at < :end
-    UNION ALL
-    SELECT e.stripe_event_id, coalesce(nullif(e.error_fingerprint, ''), 'unspecified error'), e.error_message,
-           e.error_category, coalesce(e.processed_at, e.created_at)
-    FROM webhook_events e
-    WHERE e.processing_status = 'failed'
-      AND coalesce(e.processed_at, e.created_at) >= :start AND coalesce(e.processed_at, e.created_at) < :end
-      AND NOT EXISTS (SELECT 1 FROM webhook_event_attempts a WHERE a.stripe_event_id = e.stripe_event_id)
-), per_event AS (
-    SELECT f.fingerprint,
-           f.stripe_event_id,
-           count(*) AS failed_attempts,
-           min(f.failed_at) AS first_failed,
-           max(f.failed_at) AS last_failed,
-           max(f.error_category) AS category,
-           min(f.error_message) AS example
-    FROM failures f
-    GROUP BY 1, 2
+-- Read from the error rollups (migrations/0130_error_rollups.sql), not from every failed
+-- attempt of the window: failed attempts per hour × fingerprint × category, and each event ×
+-- fingerprint once, in the hour (whole days: the day) of its last failure, with what became
+-- of the event (those
+-- whose last failure is after the window and that also failed inside it are found by an
+-- index on their span of failures). First and last failure, and the next retry, are index
+-- probes per group. The category is the most common among the group's events of each
+-- event's highest category in this group (over all its failures with this fingerprint, not
+-- only those in the window); the example the least message the rollup saw in
+-- each hour of the window (it can be one whose attempt has since been archived).
+WITH pairs AS MATERIALIZED (
+    SELECT * FROM webhook_error_event_window(:start, :end)
+), grouped AS (
+    SELECT error_fingerprint,
+           sum(events)                                               AS events,
+           coalesce(sum(events) FILTER (WHERE recovered), 0)         AS recovered,
+           coalesce(sum(events) FILTER (WHERE failing), 0)           AS still_failing,
+           coalesce(sum(events) FILTER (WHERE failing AND needs_person), 0) AS needs_person
+    FROM pairs
+    GROUP BY 1
+    HAVING sum(events) > 0
+), types AS (
+    SELECT error_fingerprint, string_agg(event_type, ', ' ORDER BY event_type) AS event_types
+    FROM (SELECT error_fingerprint, event_type FROM pairs WHERE event_type <> ''
+          GROUP BY 1, 2 HAVING sum(events) > 0) t
+    GROUP BY 1
+), categories AS (
+    SELECT DISTINCT ON (error_fingerprint) error_fingerprint, error_category
+    FROM (SELECT error_fingerprint, error_category, sum(events) AS events
+          FROM pairs WHERE error_category <> '' GROUP BY 1, 2 HAVING sum(events) > 0) c
+    ORDER BY error_fingerprint, events DESC, error_category
+), actions AS (
+    SELECT DISTINCT ON (error_fingerprint) error_fingerprint, recovery_action
+    FROM (SELECT error_fingerprint, recovery_action, sum(events) AS events
+          FROM pairs WHERE failing AND recovery_action <> '' GROUP BY 1, 2 HAVING sum(events) > 0) a
+    ORDER BY error_fingerprint, events DESC, recovery_action
+), failures AS (
+    SELECT error_fingerprint, sum(failures) AS failed_attempts, min(example) AS example
+    FROM webhook_failure_window(:start, :end)
+    GROUP BY 1
+), crossing_start AS (
+    -- Events × fingerprints that failed before the window and again after its start: the
+    -- first failure of each inside the window.
+    SELECT p.error_fingerprint,
+           (SELECT min(a.finished_at) FROM webhook_event_attempts a
+            WHERE a.stripe_event_id = p.stripe_event_id AND a.outcome = 'failed'
+              AND a.error_fingerprint = p.error_fingerprint
+              AND a.finished_at >= :start AND a.finished_at < :end) AS first_in
+    FROM webhook_error_events p
+    WHERE tstzrange(p.first_failed, p.last_failed, '[]') @> CAST(:start AS timestamptz)
+      AND p.first_failed < :start
+), crossing_end AS (
+    -- Events × fingerprints that failed inside the window and again after its end: the last
+    -- failure of each inside the window.
+    SELECT p.error_fingerprint,
+           (SELECT max(a.finished_at) FROM webhook_event_attempts a
+            WHERE a.stripe_event_id = p.stripe_event_id AND a.outcome = 'failed'
+              AND a.error_fingerprint = p.error_fingerprint
+              AND a.finished_at >= :start AND a.finished_at < :end) AS last_in
+    FROM webhook_error_events p
+    WHERE tstzrange(p.first_failed, p.last_failed, '[]') @> CAST(:end AS timestamptz)
+      AND p.last_failed >= :end
 )
-SELECT p.fingerprint,
-       mode() WITHIN GROUP (ORDER BY p.category)                                      AS category,
-       sum(p.failed_attempts)::bigint                                                 AS failed_attempts,
-       count(*)                                                                       AS events,
-       count(*) FILTER (WHERE e.processing_status = 'completed' OR x.id IS NOT NULL)  AS recovered,
-       count(*) FILTER (WHERE e.processing_status = 'failed')                         AS still_failing,
-       count(*) FILTER (WHERE e.processing_status = 'failed' AND e.next_retry_at IS NULL) AS needs_person,
-       min(e.next_retry_at) FILTER (WHERE e.processing_status = 'failed')             AS next_retry_at,
-       mode() WITHIN GROUP (ORDER BY e.recovery_action)
-           FILTER (WHERE e.processing_status = 'failed')                              AS recovery_action,
-       min(p.first_failed)                                                            AS first_seen,
-       max(p.last_failed)                                                             AS last_seen,
-       string_agg(DISTINCT coalesce(e.event_type, x.event_type), ', ')                AS event_types,
-       left(min(p.example), 500)                                                      AS example
-FROM per_event p
-LEFT JOIN webhook_events e ON e.stripe_event_id = p.stripe_event_id
-LEFT JOIN webhook_events_archive x ON x.stripe_event_id = p.stripe_event_id
-GROUP BY p.fingerprint
+SELECT g.error_fingerprint                                                      AS fingerprint,
+       c.error_category                                                         AS category,
+       CAST(f.failed_attempts AS bigint)                                        AS failed_attempts,
+       CAST(g.events AS bigint)                                                 AS events,
+       CAST(g.recovered AS bigint)                                              AS recovered,
+       CAST(g.still_failing AS bigint)                                          AS still_failing,
+       CAST(g.needs_person AS bigint)                                           AS needs_person,
+       (SELECT min(p.next_retry_at) FROM webhook_error_events p
+        WHERE p.error_fingerprint = g.error_fingerprint AND p.failing AND p.next_retry_at IS NOT NULL
+          AND p.last_failed >= :start AND p.first_failed < :end
+          AND (p.last_failed < :end
+               OR webhook_error_failed_within(p.stripe_event_id, p.error_fingerprint, :start, :end))) AS next_retry_at,
+       a.recovery_action,
+       least((SELECT min(p.first_failed) FROM webhook_error_events p
+              WHERE p.error_fingerprint = g.error_fingerprint AND p.first_failed >= :start AND p.first_failed < :end),
+             (SELECT min(cs.first_in) FROM crossing_start cs WHERE cs.error_fingerprint = g.error_fingerprint))
+                                                                                AS first_seen,
+       greatest((SELECT max(p.last_failed) FROM webhook_error_events p
+                 WHERE p.error_fingerprint = g.error_fingerprint AND p.last_failed >= :start AND p.last_failed < :end),
+                (SELECT max(ce.last_in) FROM crossing_end ce WHERE ce.error_fingerprint = g.error_fingerprint))
+                                                                                AS last_seen,
+       t.event_types,
+       left(f.example, 500)                                                     AS example
+FROM grouped g
+JOIN failures f ON f.error_fingerprint = g.error_fingerprint
+LEFT JOIN types t ON t.error_fingerprint = g.error_fingerprint
+LEFT JOIN categories c ON c.error_fingerprint = g.error_fingerprint
+LEFT JOIN actions a ON a.error_fingerprint = g.error_fingerprint
 ORDER BY failed_attempts DESC, last_seen DESC
 LIMIT :limit
 
 -- name: error_group_failing_events
 -- The events of one error group (:fingerprint, as error_groups returns it) that are failed
 -- now, failed attempts in [start, end): what Retry now would re-deliver, oldest first, at
--- most :limit. Reads the fingerprints written with each failure (an index range per group,
--- migrations/0112).
+-- most :limit. Read from webhook_error_events (migrations/0130): the group's failed events
+-- in the order they were received, an index range that stops at :limit; an event whose last
+-- failure is after the window counts if one of its attempts failed inside it.
 SELECT e.stripe_event_id, e.event_type, e.error_category, e.recovery_action, e.next_retry_at,
        e.attempts, e.created_at
-FROM webhook_events e
-WHERE e.processing_status = 'failed'
-  AND e.stripe_event_id IN (
-      SELECT a.stripe_event_id
-      FROM webhook_event_attempts a
-      WHERE a.outcome = 'failed' AND a.finished_at >= :start AND a.finished_at < :end
-        AND a.error_fingerprint = :fingerprint
-      UNION
-      SELECT f.stripe_event_id
-      FROM webhook_events f
-      WHERE f.processing_status = 'failed'
-        AND coalesce(f.processed_at, f.created_at) >= :start AND coalesce(f.processed_at, f.created_at) < :end
-        AND coalesce(nullif(f.error_fingerprint, ''), 'unspecified error') = :fingerprint
-        AND NOT EXISTS (SELECT 1 FROM webhook_event_attempts a WHERE a.stripe_event_id = f.stripe_event_id))
-ORDER BY e.created_at
-LIMIT :limit
+FROM (
+    SELECT p.stripe_event_id, p.created_at
+    FROM webhook_error_events p
+    WHERE p.error_fingerprint = :fingerprint AND p.failing
+      AND p.last_failed >= :start AND p.first_failed < :end
+      AND (p.last_failed < :end OR webhook_error_failed_within(p.stripe_event_id, p.error_fingerprint, :start, :end))
+    ORDER BY p.created_at
+    LIMIT :limit
+) p
+JOIN LATERAL (
+    -- LIMIT 1 (the id is unique) keeps this a probe per event, never a scan of the failed events.
+    SELECT * FROM webhook_events e
+    WHERE e.stripe_event_id = p.stripe_event_id AND e.processing_status = 'failed'
+    LIMIT 1
+) e ON true
+ORDER BY p.created_at
 
 -- name: failure_plan
 -- Every failed event now (whatever the window), by category: how many wait for an automatic

@@ -3,10 +3,16 @@
 -- Filters shared by events_page and events_count, all bound parameters:
 --   :statuses    text[] of processing statuses; an empty array means any status
 --   :event_types text[] of Stripe event types; an empty array means any type
---   :search      null for no search, else a substring of the event id or of the error
---                message, both case-insensitive. webhook_search_pattern() escapes '%', '_'
---                and '\' so every character of the search text matches itself; ILIKE lets
---                a trigram index (pg_trgm, where the server has it) serve the search.
+--   :search      null for no search, else text to find, case-insensitive
+--                (migrations/0131_event_search_words.sql): an event id beginning with it,
+--                with or without its 'evt_' (b-tree ranges), or an error message
+--                containing it whose words begin
+--                with its words (a GIN index on the messages' words); a search without
+--                any word (only symbols, e.g. '%') is found anywhere in the id or the
+--                message by reading the window. webhook_search_pattern() escapes '%', '_'
+--                and '\' so every character of the search text matches itself. The
+--                search's functions are immutable, so each call is planned for its text:
+--                only the branch for that kind of search remains.
 
 -- name: events_page
 -- One page of the events received in [start, end) that pass the filters, newest first:
@@ -20,15 +26,24 @@ WHERE created_at >= :start AND created_at < :end
   AND (cardinality(CAST(:event_types AS text[])) = 0
        OR event_type = ANY (CAST(:event_types AS text[])))
   AND (CAST(:search AS text) IS NULL
-       OR stripe_event_id ILIKE webhook_search_pattern(:search)
-       OR error_message ILIKE webhook_search_pattern(:search))
+       OR (webhook_search_words(:search) IS NOT NULL
+           AND (lower(stripe_event_id) LIKE webhook_search_prefix(:search)
+                OR lower(stripe_event_id) LIKE 'evt\_' || webhook_search_prefix(:search)))
+       OR (webhook_search_words(:search) IS NOT NULL AND error_message IS NOT NULL
+           AND to_tsvector('simple'::regconfig, error_message) @@ webhook_search_words(:search)
+           AND error_message ILIKE webhook_search_pattern(:search))
+       OR (webhook_search_words(:search) IS NULL
+           AND (stripe_event_id ILIKE webhook_search_pattern(:search)
+                OR error_message ILIKE webhook_search_pattern(:search))))
 ORDER BY created_at DESC, id DESC
 LIMIT :limit OFFSET :offset
 
 -- name: events_count
 -- How many events received in [start, end) pass the filters (for the page count). Without a
 -- search the count comes from the hourly rollups plus the window's edge hours (status and
--- type are rollup keys); with one, from the rows.
+-- type are rollup keys); with one, from the matching rows, counted up to 10,001 (the page
+-- says "more than 10,000": a word found in most messages would otherwise count them all;
+-- dashboard/explorer.py's SEARCH_COUNT_CAP).
 SELECT CASE WHEN CAST(:search AS text) IS NULL THEN (
            SELECT coalesce(sum(events), 0)
            FROM webhook_window_counts(:start, :end)
@@ -37,15 +52,24 @@ SELECT CASE WHEN CAST(:search AS text) IS NULL THEN (
              AND (cardinality(CAST(:event_types AS text[])) = 0
                   OR event_type = ANY (CAST(:event_types AS text[]))))
        ELSE (
-           SELECT count(*)
-           FROM webhook_events
-           WHERE created_at >= :start AND created_at < :end
-             AND (cardinality(CAST(:statuses AS text[])) = 0
-                  OR processing_status = ANY (CAST(:statuses AS text[])))
-             AND (cardinality(CAST(:event_types AS text[])) = 0
-                  OR event_type = ANY (CAST(:event_types AS text[])))
-             AND (stripe_event_id ILIKE webhook_search_pattern(:search)
-                  OR error_message ILIKE webhook_search_pattern(:search)))
+           SELECT count(*) FROM (
+               SELECT 1
+               FROM webhook_events
+               WHERE created_at >= :start AND created_at < :end
+                 AND (cardinality(CAST(:statuses AS text[])) = 0
+                      OR processing_status = ANY (CAST(:statuses AS text[])))
+                 AND (cardinality(CAST(:event_types AS text[])) = 0
+                      OR event_type = ANY (CAST(:event_types AS text[])))
+                 AND ((webhook_search_words(:search) IS NOT NULL
+                       AND (lower(stripe_event_id) LIKE webhook_search_prefix(:search)
+                            OR lower(stripe_event_id) LIKE 'evt\_' || webhook_search_prefix(:search)))
+                      OR (webhook_search_words(:search) IS NOT NULL AND error_message IS NOT NULL
+                          AND to_tsvector('simple'::regconfig, error_message) @@ webhook_search_words(:search)
+                          AND error_message ILIKE webhook_search_pattern(:search))
+                      OR (webhook_search_words(:search) IS NULL
+                          AND (stripe_event_id ILIKE webhook_search_pattern(:search)
+                               OR error_message ILIKE webhook_search_pattern(:search))))
+               LIMIT 10001) matching)
        END::bigint AS events
 
 -- name: event_detail

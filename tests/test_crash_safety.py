@@ -6,9 +6,11 @@ from __future__ import annotations
 import pytest
 
 from devharness import ThrowawayDatabase, patched_env
-from devharness.faults import (channel_down_during_incident, postgres_restarted_during_cleanup, postgres_restarted_during_retry,
+from devharness.faults import (channel_down_during_incident, channels_down_during_incident, job_killed_mid_run,
+                               postgres_restarted_during_cleanup, postgres_restarted_during_reconcile,
+                               postgres_restarted_during_retry, postgres_restarted_during_sweep,
                                postgres_restarted_under_receiver, postgres_restarted_under_watch, receiver_killed_mid_burst,
-                               stripe_failing_during_reconcile, stripe_failing_during_sweep)
+                               stripe_failing_during_reconcile, stripe_failing_during_sweep, two_retries)
 
 
 def test_a_receiver_killed_mid_burst_loses_nothing_and_recovers_at_the_next_delivery(database_url, db):
@@ -41,8 +43,9 @@ def test_postgres_restarted_under_cleanup_fails_the_run_clearly_and_the_next_run
     result = postgres_restarted_during_cleanup(database.url, database.data_dir, events=5000, batch_size=100)
     assert result.detail["archived_at_restart"] < 5000  # the restart came mid-run
     assert result.detail["first_exit"] == 1, result.detail
-    # Recorded failed with its reason, although the database was down when the run ended.
-    assert result.detail["first_run"].startswith("failed: OperationalError"), result.detail
+    # Recorded failed with its reason, although the database was down when the run ended
+    # (a statement cut off, or, between statements, the run's session found gone).
+    assert result.detail["first_run"].startswith(("failed: OperationalError", "failed: DatabaseLost")), result.detail
     assert result.detail["lock_free_after"] is True
     assert result.detail["second_exit"] == 0
     assert (result.lost, result.duplicated, result.stuck, result.after) == (0, 0, 0, 5000), result
@@ -59,17 +62,19 @@ def test_postgres_restarted_under_the_receiver_loses_no_delivery(private_embedde
     assert result.detail["leaked_locks"] == 0
 
 
-def test_postgres_restarted_under_retry_leaves_no_claim_behind_and_the_next_run_finishes(private_embedded_database):
+def test_postgres_restarted_under_retry_fails_the_run_leaves_no_claim_behind_and_the_next_run_finishes(
+        private_embedded_database):
     # The outage outlasts the deliveries in flight, so the run gives back its claims while
     # PostgreSQL is down: unreleased, they would hide these events from every run for the
-    # claims' 10-minute lease.
+    # claims' 10-minute lease. Its own session died: it stops and says so (exit 1).
     database = private_embedded_database
     result = postgres_restarted_during_retry(database.url, database.data_dir, events=200, restart_after=20,
                                              down_s=4.0)
     assert result.detail["completed_at_restart"] < 200  # the restart came mid-run
+    assert result.detail["first_exit"] == 1, result.detail
+    assert result.detail["first_run"].startswith("failed: DatabaseLost: the run lost its database connection"), \
+        result.detail
     assert result.detail["second_exit"] == 0
-    # a run that could not go on is recorded failed; one that rode the outage out, completed
-    assert result.detail["first_run"].split(":")[0] in ("failed", "completed"), result.detail
     assert (result.lost, result.duplicated, result.stuck, result.after) == (0, 0, 0, 200), result
     assert result.detail["registrations_completed"] == 200
 
@@ -125,3 +130,88 @@ def test_postgres_restarted_under_watch_reconnects_and_notifies_what_failed_mean
     assert result.detail["watch_alive_after"] is True, result.detail  # rode the restart out, no supervisor needed
     assert (result.before, result.after, result.lost, result.duplicated) == (4, 4, 0, 0), result
     assert result.recover_s is not None and result.recover_s < 45
+
+
+def test_postgres_restarted_under_sweep_fails_the_run_clearly_and_the_next_run_records_everything_once(
+        private_embedded_database):
+    database = private_embedded_database
+    result = postgres_restarted_during_sweep(database.url, database.data_dir, events=2500, recorded=100,
+                                             restart_at_request=30, down_s=1.0)
+    assert result.detail["restarted_mid_run"] is True
+    assert result.detail["first_exit"] == 1, result.detail
+    # it went on after the restart without its lock: stopped at its next progress report
+    assert result.detail["first_run"].startswith("failed: DatabaseLost"), result.detail
+    assert result.detail["first_sweep_run"] == "failed"
+    assert result.detail["lock_free_after"] is True
+    assert result.detail["second_exit"] == 3  # missed events found, awaiting replay
+    assert (result.before, result.after, result.lost, result.duplicated, result.stuck) == (2400, 2400, 0, 0, 0), result
+
+
+def test_postgres_restarted_under_reconcile_stops_the_run_keeps_its_fixes_and_the_next_run_fixes_the_rest(
+        private_embedded_database):
+    database = private_embedded_database
+    result = postgres_restarted_during_reconcile(database.url, database.data_dir, registrations=40,
+                                                 restart_after=15, down_s=1.0)
+    assert result.detail["restarted_mid_run"] is True
+    assert result.detail["first_exit"] == 1, result.detail
+    assert result.detail["first_run"].startswith("failed: DatabaseLost"), result.detail
+    assert result.detail["first_reconciliation_run"] == "failed"
+    assert 0 < result.detail["fixed_by_first"] < 40  # stopped at the restart, its fixes kept
+    assert result.detail["lock_free_after"] is True
+    assert result.detail["second_exit"] == 0
+    assert (result.before, result.after, result.lost, result.duplicated, result.stuck) == (40, 40, 0, 0, 0), result
+
+
+def test_a_stripe_that_does_not_answer_fails_the_sweep_within_its_timeout_and_the_next_run_finds_everything(
+        database_url, db):
+    # Each held request would be answered after 30 s: the run gives up long before.
+    result = stripe_failing_during_sweep(database_url, failures=4, events=30, recorded=5, hang_s=30, timeout_s=1)
+    assert result.detail["first_exit"] == 1, result.detail
+    assert result.detail["requests_during_outage"] == 4  # the first try and the library's 3 retries
+    assert result.detail["first_run"].startswith("failed: StripeUnavailable: Stripe did not answer within 1 s"), \
+        result.detail
+    assert result.detail["first_s"] < 30  # it never waited for an answer
+    assert result.detail["recorded_by_first"] == 0
+    assert result.detail["lock_free_after"] is True
+    assert result.detail["second_exit"] == 3
+    assert (result.before, result.after, result.lost, result.duplicated) == (25, 25, 0, 0), result
+
+
+def test_a_stripe_that_stops_answering_mid_reconcile_fails_the_run_and_the_next_run_fixes_the_rest(database_url, db):
+    result = stripe_failing_during_reconcile(database_url, failures=4, registrations=30, fail_after=10, hang_s=30,
+                                             timeout_s=1)
+    assert result.detail["first_exit"] == 1, result.detail
+    assert result.detail["first_run"].startswith("failed: StripeUnavailable: Stripe did not answer within 1 s"), \
+        result.detail
+    assert result.detail["first_s"] < 30
+    assert 0 < result.detail["fixed_by_first"] < 30
+    assert (result.detail["second_exit"], result.detail["second_run"]) == (0, "completed")
+    assert (result.before, result.after, result.lost, result.duplicated) == (30, 30, 0, 0), result
+
+
+def test_slack_and_the_mail_server_down_during_an_incident_get_every_notification_once_when_back(database_url, db):
+    result = channels_down_during_incident(database_url, alerts=3, watchers=2, down_s=2.0, deadline_s=60)
+    assert result.detail["tried_while_down"] is True
+    # every alert recorded while both were down, none of its notifications marked sent
+    assert not any(key.endswith("/sent") for key in result.detail["while_down"]), result.detail
+    assert (result.detail["slack_delivered"], result.detail["email_delivered"]) == (6, 6), result.detail
+    assert (result.before, result.after, result.lost, result.duplicated, result.stuck) == (12, 12, 0, 0, 0), result
+    assert result.detail["watch_exits"] == [0, 0]
+
+
+def test_two_retry_processes_at_once_re_deliver_each_event_once(database_url, db):
+    result = two_retries(database_url, events=300)
+    assert result.detail["exits"] == [0, 0], result.detail
+    assert sum(result.detail["delivered_by_each"]) == 300, result.detail
+    assert (result.lost, result.duplicated, result.stuck, result.after) == (0, 0, 0, 300), result
+    assert result.detail["registrations_completed"] == 300
+
+
+def test_a_sigkilled_watch_leaves_no_running_row_and_a_live_one_is_left_alone(database_url, db):
+    result = job_killed_mid_run(database_url)
+    assert result.detail["running_after_kill"] == 2  # the kill recorded nothing by itself
+    assert result.detail["next_exit"] == 0
+    assert result.detail["killed_run"].startswith("failed: abandoned: its process (pid "), result.detail
+    assert result.detail["live_run"] == "running" and result.detail["live_alive"] is True
+    assert result.detail["live_run_after_stop"] == "completed"
+    assert (result.lost, result.stuck, result.after) == (0, 0, 2), result

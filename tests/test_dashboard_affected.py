@@ -3,6 +3,7 @@ and the explorer's customer search and Stripe session links."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
@@ -69,3 +70,41 @@ def test_stripe_session_links_follow_the_mode():
     assert stripe_session_url("cs_live_abc") == "https://dashboard.stripe.com/checkout/sessions/cs_live_abc"
     assert stripe_session_url("cs_test_abc") == "https://dashboard.stripe.com/test/checkout/sessions/cs_test_abc"
     assert stripe_session_url("javascript:alert(1)") is None
+
+
+def event_for(conn, *, session_id: str, reference: str | None = None, registration_id: str | None = None) -> str:
+    event_id = add_event(conn, created_at=NOW, payload={
+        "id": "evt", "type": "checkout.session.completed",
+        "data": {"object": {"id": session_id, "client_reference_id": reference, "payment_status": "paid"}}})
+    if registration_id:
+        conn.execute(sa.text("UPDATE webhook_events SET registration_id = :r WHERE stripe_event_id = :e"),
+                     {"r": registration_id, "e": event_id})
+    return event_id
+
+
+def test_the_event_detail_finds_the_registration_by_recorded_id_then_session_then_reference(db, dashboard_engine):
+    def found(event_id):
+        rows = fetch_df(dashboard_engine, "registration_of_event", stripe_event_id=event_id)
+        return None if rows.empty else (rows["registration_id"].iloc[0], bool(rows["archived"].iloc[0]))
+
+    with db.begin() as conn:
+        recorded = add_registration(conn, created_at=NOW, session_id="cs_test_recorded")
+        by_session = add_registration(conn, created_at=NOW, session_id="cs_test_session")
+        by_reference = add_registration(conn, created_at=NOW)
+        archived = str(uuid.uuid4())
+        conn.execute(sa.text(
+            "INSERT INTO registrations_archive (id, stripe_checkout_session_id, email, processing_status, created_at,"
+            " archive_reason, row_data) VALUES (:id, 'cs_test_archived', 'old@example.com', 'expired', :t,"
+            " 'session_expired', '{}')"), {"id": archived, "t": NOW})
+        # The recorded registration wins over the one the session names.
+        first = event_for(conn, session_id="cs_test_session", registration_id=recorded)
+        second = event_for(conn, session_id="cs_test_session", reference=by_reference)
+        third = event_for(conn, session_id="cs_test_unknown", reference=by_reference)
+        hostile = event_for(conn, session_id="cs_test_unknown", reference="'; DROP TABLE registrations; --")
+        gone = event_for(conn, session_id="cs_test_archived")
+    assert found(first) == (recorded, False)
+    assert found(second) == (by_session, False)
+    assert found(third) == (by_reference, False)
+    assert found(hostile) is None
+    assert found(gone) == (archived, True)
+    assert found("evt_missing") is None

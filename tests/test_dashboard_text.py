@@ -62,6 +62,8 @@ def test_every_page_draws_tables_and_charts_through_the_helpers():
             continue
         source = view.read_text()
         assert not re.search(r"\b(st|left|right|col\w*)\.(dataframe|data_editor|table|plotly_chart)\(", source), view.name
+        # Metric tiles too: text.metric_row wraps them rather than cutting their labels short.
+        assert not re.search(r"\.metric\(", source), view.name
 
 
 def test_tables_show_a_dash_not_none_for_empty_text_cells():
@@ -75,3 +77,20 @@ def test_tables_show_a_dash_not_none_for_empty_text_cells():
     assert list(filled["error"]) == ["boom", "–"] and list(filled["note"]) == ["–", "–"]
     # Numbers and times keep their type (their column formats still apply).
     assert filled["runs"].dtype == "float64" and str(filled["at"].dtype).startswith("datetime64")
+
+
+def test_a_link_column_keeps_its_empty_cells_empty():
+    import pandas as pd
+    import streamlit as st
+
+    from dashboard.text import fill_missing_text, link_columns
+
+    config = {"review": st.column_config.LinkColumn("Review item", display_text="review item"),
+              "email": "E-mail", "note": st.column_config.TextColumn("Note")}
+    assert link_columns(config) == ["review"]
+    frame = pd.DataFrame({"email": ["a@example.com", None], "review": ["/reconciliation?item=3", None]})
+    filled = fill_missing_text(frame, keep=link_columns(config))
+    # "–" in a link column would be drawn as a "review item" link to "–": the cell stays empty
+    # (the table's placeholder shows it as "–").
+    assert list(filled["email"]) == ["a@example.com", "–"]
+    assert filled["review"].iloc[0] == "/reconciliation?item=3" and pd.isna(filled["review"].iloc[1])

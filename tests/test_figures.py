@@ -103,6 +103,23 @@ def test_the_bucket_still_filling_up_is_marked():
     assert not figures.volume_chart(buckets(), bucket="day", x_range=whole).layout.shapes
 
 
+def test_the_partial_bucket_label_cannot_reach_the_legend():
+    # The label used to start at the band's left edge and run past the plot's right side,
+    # over the legend. Now it ends at the band's right edge, inside the plot area, and the
+    # legend stands beside the plot area (paper x >= 1), so they cannot meet.
+    open_window = (T0 - timedelta(hours=21, minutes=29), T0 + timedelta(hours=2, minutes=31))
+    for bucket in ("hour", "day"):
+        fig = figures.volume_chart(buckets(), bucket=bucket, x_range=open_window)
+        (label,) = fig.layout.annotations
+        (band,) = fig.layout.shapes
+        assert label.xref == "x" and label.xanchor == "right" and not label.showarrow
+        assert pd.Timestamp(label.x) == pd.Timestamp(band.x1)
+        assert pd.Timestamp(label.x) <= pd.Timestamp(fig.layout.xaxis.range[1])  # right end inside the plot
+        assert label.yref == "paper" and label.y == 1 and label.yanchor == "top"  # hangs down from the top
+        legend = fig.layout.legend
+        assert legend.orientation == "v" and legend.x >= 1 and legend.xanchor == "left"
+
+
 def test_failures_by_type_chart_one_trace_per_type():
     failures = pd.DataFrame({"bucket": [HOURS[0], HOURS[0], HOURS[2]], "event_type": ["x", "y", "y"],
                              "failed": [2, 1, 4]})

@@ -76,3 +76,69 @@ def test_progress_is_recorded_at_most_every_half_second_unless_forced(db):
         row = conn.execute(sa.text("SELECT status, progress, pid, host FROM job_runs")).mappings().one()
     assert row["status"] == "completed" and row["progress"] == {"done": 3, "total": 3, "message": "last batch"}
     assert row["pid"] == os.getpid() and row["host"]
+
+
+def _running_row(engine, *, host, pid, same_server_start):
+    with engine.begin() as conn:
+        return conn.execute(sa.text("""
+            INSERT INTO job_runs (job, status, trigger, started_at, host, pid, server_started_at)
+            VALUES ('cleanup', 'running', 'cli', now() - interval '1 hour', :host, :pid,
+                    CASE WHEN :same THEN pg_postmaster_start_time() ELSE pg_postmaster_start_time() - interval '1 day' END)
+            RETURNING id"""), {"host": host, "pid": pid, "same": same_server_start}).scalar_one()
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_the_next_start_closes_the_rows_of_runs_whose_process_is_gone_and_leaves_live_ones(db):
+    import socket
+
+    here = socket.gethostname()
+    dead = _running_row(db, host="elsewhere", pid=4242, same_server_start=True)  # its lock is free: gone
+    dead_here = _running_row(db, host=here, pid=_dead_pid(), same_server_start=False)  # before a restart
+    maybe_alive = _running_row(db, host="elsewhere", pid=4242, same_server_start=False)  # cannot tell: kept
+    with recorded_run(db, "example", now=NOW):
+        with recorded_run(db, "other", now=NOW, lock=False):  # a live run is never taken for dead
+            pass
+    with db.connect() as conn:
+        rows = {r.id: r for r in conn.execute(sa.text("SELECT id, job, status, error FROM job_runs"))}
+    assert rows[dead].status == rows[dead_here].status == "failed"
+    assert rows[dead].error.startswith("abandoned: its process (pid 4242 on elsewhere) ended without recording")
+    assert rows[maybe_alive].status == "running"
+    assert sorted(r.status for r in rows.values() if r.job in ("example", "other")) == ["completed", "completed"]
+
+
+def test_a_run_whose_session_is_cut_stops_at_its_next_progress_report_and_is_recorded_failed(db):
+    from jobs.runtime import DatabaseLost
+
+    with pytest.raises(DatabaseLost, match="lost its database connection mid-run"):
+        with recorded_run(db, "example", now=NOW) as run:
+            backend = run.session.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+            run.session.commit()
+            with db.connect() as conn:  # the connection cut, as a restart or a failover does
+                conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+            run.report_progress(done=1)
+            pytest.fail("the run must stop: it no longer holds its lock")
+    [row] = job_rows(db)
+    assert row.status == "failed" and row.error.startswith("DatabaseLost: the run lost its database connection")
+    with job_lock(db, "example"):  # free
+        pass
+
+
+def test_a_run_whose_session_is_cut_after_its_last_report_is_not_recorded_a_success(db):
+    from jobs.runtime import DatabaseLost
+
+    with pytest.raises(DatabaseLost):
+        with recorded_run(db, "example", now=NOW) as run:
+            backend = run.session.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+            run.session.commit()
+            with db.connect() as conn:
+                conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+    [row] = job_rows(db)
+    assert row.status == "failed"

@@ -102,13 +102,14 @@ def history_section(window) -> None:
     st.subheader("History")
     history = data.query_df("alerts_history", start=window.start, end=window.end, limit=HISTORY_LIMIT)
     summary = data.query_row("alert_detection_summary", start=window.start, end=window.end)
-    cols = st.columns(4)
-    cols[0].metric("Alerts fired", f"{int(summary.get('alerts') or 0):,}", border=True)
-    cols[1].metric("Median to detect", af.format_duration(summary.get("median_s")), border=True,
-                   help="Median time from the moment an alert's condition began to the alert firing.")
-    cols[2].metric("p95 to detect", af.format_duration(summary.get("p95_s")), border=True,
-                   help="95 % of the alerts fired within this time of their condition beginning.")
-    cols[3].metric("Slowest", af.format_duration(summary.get("max_s")), border=True)
+    text.metric_row([
+        dict(label="Alerts fired", value=f"{int(summary.get('alerts') or 0):,}"),
+        dict(label="Median to detect", value=af.format_duration(summary.get("median_s")),
+             help="Median time from the moment an alert's condition began to the alert firing."),
+        dict(label="p95 to detect", value=af.format_duration(summary.get("p95_s")),
+             help="95 % of the alerts fired within this time of their condition beginning."),
+        dict(label="Slowest", value=af.format_duration(summary.get("max_s"))),
+    ])
     text.plotly_chart(af.time_to_detect_chart(history, (window.start, window.end)), key="alerts_ttd")
     if history.empty:
         st.caption(af.NO_ALERTS)

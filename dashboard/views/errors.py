@@ -140,17 +140,17 @@ if outcomes.empty and groups.empty and not any(plan.values()):
 
 still_failing, recovered, retrying = (int(outcomes[c].sum()) if not outcomes.empty else 0
                                       for c in ("still_failing", "recovered", "retrying"))
-cols = st.columns(5)
-cols[0].metric("Still failing", f"{still_failing:,}", help="Events received in the window whose latest attempt "
-               "failed.", border=True)
-cols[1].metric("Recovered", f"{recovered:,}", help="Completed on a later attempt (attempts > 1).", border=True)
-cols[2].metric("Retrying", f"{retrying:,}", help="Pending or processing again after an earlier attempt.",
-               border=True)
-cols[3].metric("Retry planned", f"{plan['retry_planned']:,}", border=True,
-               help="Failed events (any time) with an automatic retry planned by the error policy.")
-cols[4].metric("Needs a person", f"{plan['needs_person']:,}", border=True,
-               help="Failed events (any time) no automatic retry will fix: a validation error, a permanent "
-               "Stripe error, or the retries are used up. Fix the cause, then Retry now.")
+text.metric_row([
+    dict(label="Still failing", value=f"{still_failing:,}",
+         help="Events received in the window whose latest attempt failed."),
+    dict(label="Recovered", value=f"{recovered:,}", help="Completed on a later attempt (attempts > 1)."),
+    dict(label="Retrying", value=f"{retrying:,}", help="Pending or processing again after an earlier attempt."),
+    dict(label="Retry planned", value=f"{plan['retry_planned']:,}",
+         help="Failed events (any time) with an automatic retry planned by the error policy."),
+    dict(label="Needs a person", value=f"{plan['needs_person']:,}",
+         help="Failed events (any time) no automatic retry will fix: a validation error, a permanent "
+              "Stripe error, or the retries are used up. Fix the cause, then Retry now."),
+])
 
 by_category = data.query_df("failed_attempts_by_bucket_and_category", start=window.start, end=window.end,
                             bucket=window.bucket)

@@ -101,7 +101,7 @@ statuses = status_col.multiselect("Status", figures.STATUSES, key="events_status
 event_types = type_col.multiselect("Event type", type_options,
                                    key="events_types", placeholder="Any type")
 typed = search_col.text_input("Search", key="events_search",
-                              placeholder="E-mail, Checkout Session id (cs_…), registration id, or part of an event id or error")
+                              placeholder="E-mail, Checkout Session id (cs_…), registration id, event id, or words of an error")
 search = explorer.clean_search(typed)
 if search and len(typed.strip()) > explorer.SEARCH_MAX_CHARS:
     search_col.caption(f"Only the first {explorer.SEARCH_MAX_CHARS} characters are searched for.")
@@ -125,7 +125,9 @@ if total == 0:
 
 # A new set of filters gets a new pagination widget, so the list starts again at page 1.
 filters_key = hashlib.sha256(repr(sorted(filters.items())).encode()).hexdigest()[:16]
-pages = explorer.page_count(total)
+# A search's count stops past SEARCH_COUNT_CAP (queries/events.sql): "more than 10,000".
+capped = not who and search is not None and total > explorer.SEARCH_COUNT_CAP
+pages = explorer.page_count(min(total, explorer.SEARCH_COUNT_CAP) if capped else total)
 page_number = st.pagination(pages, key=f"events_page_{filters_key}") if pages > 1 else 1
 rows = data.query_df(page_query, **filters, limit=explorer.PAGE_SIZE,
                      offset=(page_number - 1) * explorer.PAGE_SIZE)
@@ -133,8 +135,10 @@ rows = data.query_df(page_query, **filters, limit=explorer.PAGE_SIZE,
 caption_col, download_col = st.columns([4, 1], vertical_alignment="center")
 scope = (f"concerning {who} since {start:%Y-%m-%d}" if who and start < window.start
          else f"concerning {who} in the {window.label}" if who else f"in the {window.label}")
-caption_col.caption(f"{metrics.plural(total, 'event')} {markdown_literal(scope)}, newest first · page {page_number} of {pages}. "
-                    "Select a row to see its detail.")
+counted = f"More than {explorer.SEARCH_COUNT_CAP:,} events" if capped else metrics.plural(total, 'event')
+caption_col.caption(f"{counted} {markdown_literal(scope)}, newest first · page {page_number} of {pages}"
+                    + (f" (the newest {explorer.SEARCH_COUNT_CAP:,} are listed: narrow the search or the window)"
+                       if capped else "") + ". Select a row to see its detail.")
 
 
 def _export() -> bytes:
@@ -147,7 +151,8 @@ def _export() -> bytes:
 download_col.download_button(
     "Download CSV", data=_export, file_name=f"webhook-events-{window.start:%Y%m%d}-{window.end:%Y%m%d}.csv",
     mime="text/csv", icon=":material/download:",
-    help=f"All {min(total, explorer.EXPORT_MAX_ROWS):,} filtered events"
+    help=(f"The newest {explorer.EXPORT_MAX_ROWS:,} filtered events at most" if capped else
+          f"All {min(total, explorer.EXPORT_MAX_ROWS):,} filtered events")
          + (f" (the newest {explorer.EXPORT_MAX_ROWS:,})" if total > explorer.EXPORT_MAX_ROWS else ""))
 
 table = text.dataframe(
@@ -184,12 +189,13 @@ if not event:
     st.stop()
 
 st.subheader(f"{markdown_literal(event['event_type'])} · {markdown_literal(event['stripe_event_id'])}")
-cols = st.columns(4)
-cols[0].metric("Status", event["processing_status"])
-cols[1].metric("Attempts", event["attempts"])
 duration = event.get("processing_duration_ms")
-cols[2].metric("Duration", "–" if duration is None else metrics.format_duration(duration / 1000))
-cols[3].metric("Mode", "live" if event["livemode"] else "test")
+text.metric_row([
+    dict(label="Status", value=event["processing_status"]),
+    dict(label="Attempts", value=event["attempts"]),
+    dict(label="Duration", value="–" if duration is None else metrics.format_duration(duration / 1000)),
+    dict(label="Mode", value="live" if event["livemode"] else "test"),
+], border=False)
 times = [("received", event.get("created_at")), ("created at Stripe", event.get("stripe_created_at")),
          ("processing started", event.get("processing_started_at")), ("processed", event.get("processed_at"))]
 st.caption(" · ".join(f"{label} {value:%Y-%m-%d %H:%M:%S} UTC" for label, value in times if value is not None))

@@ -25,20 +25,21 @@ totals = figures.funnel_totals(by_bucket)
 if totals["created"] == 0:
     st.info(f"No registrations were created in the {window.label}.", icon=":material/inbox:")
 else:
-    cols = st.columns(4)
     created = totals["created"]
-    for col, (step, label) in zip(cols, figures.FUNNEL_STEPS):
-        share = None if step == "created" else f"{metrics.format_percent(totals[step] / created)} of created"
-        col.metric(label, f"{totals[step]:,}", share, delta_color="off", delta_arrow="off", border=True)
-    cols = st.columns(3)
-    # Short labels (the help says the rest): a long one is cut to "Median time to complete…".
-    cols[0].metric("Median to complete", metrics.format_duration(times.get("median_seconds")), border=True,
-                   help="Median time from a registration's creation to its completion.")
-    cols[1].metric("p95 to complete", metrics.format_duration(times.get("p95_seconds")), border=True,
-                   help="95 % of the completed registrations completed within this time of their creation.")
-    cols[2].metric("Paid, not completed", f"{totals['paid'] - totals['completed']:,}", border=True,
-                   help="A payment event was recorded but the registration is not completed: "
-                        "reconciliation fixes or queues these.")
+    text.metric_row([
+        dict(label=label, value=f"{totals[step]:,}", delta_color="off", delta_arrow="off",
+             delta=None if step == "created" else f"{metrics.format_percent(totals[step] / created)} of created")
+        for step, label in figures.FUNNEL_STEPS])
+    # Short labels (the help says the rest).
+    text.metric_row([
+        dict(label="Median to complete", value=metrics.format_duration(times.get("median_seconds")),
+             help="Median time from a registration's creation to its completion."),
+        dict(label="p95 to complete", value=metrics.format_duration(times.get("p95_seconds")),
+             help="95 % of the completed registrations completed within this time of their creation."),
+        dict(label="Paid, not completed", value=f"{totals['paid'] - totals['completed']:,}",
+             help="A payment event was recorded but the registration is not completed: "
+                  "reconciliation fixes or queues these."),
+    ])
     left, right = st.columns(2)
     text.plotly_chart(where=left, fig=figures.funnel_chart(totals), key="funnel")
     text.plotly_chart(where=right, fig=figures.conversion_chart(by_bucket, bucket=window.bucket, x_range=(window.start, window.end)),

@@ -121,22 +121,21 @@ _, change = hf.size_change(sizes)
 # The size now, read live: a fresh install has no snapshot yet and still has a size.
 latest_size = data.query_row("database_size_now").get("database_size_bytes")
 rows = dict(zip(tables["table_name"], tables["row_estimate"])) if not tables.empty else {}
-cols = st.columns(4)
-cols[0].metric("Database size", human_bytes(latest_size), border=True,
-               delta=None if change is None else f"{'+' if change >= 0 else '-'}{human_bytes(abs(change))}",
-               delta_color="inverse", help=f"Change over the {window.label}, from the health snapshots.")
-for col, (table, label) in zip(cols[1:3], [("webhook_events", "Webhook events"),
-                                          ("webhook_events_archive", "Archived events")]):
+tiles = [dict(label="Database size", value=human_bytes(latest_size),
+              delta=None if change is None else f"{'+' if change >= 0 else '-'}{human_bytes(abs(change))}",
+              delta_color="inverse", help=f"Change over the {window.label}, from the health snapshots.")]
+for table, label in [("webhook_events", "Webhook events"), ("webhook_events_archive", "Archived events")]:
     value = rows.get(table)
-    col.metric(label, "-" if value is None or pd.isna(value) else f"~{int(value):,}", border=True,
-               help="PostgreSQL's row estimate at the latest snapshot ('-' until it has analysed the table).")
+    tiles.append(dict(label=label, value="–" if value is None or pd.isna(value) else f"~{int(value):,}",
+                      help="PostgreSQL's row estimate at the latest snapshot ('–' until it has analysed the table)."))
 if cleanups.empty:
-    cols[3].metric("Last cleanup", "never", border=True)
+    tiles.append(dict(label="Last cleanup", value="never"))
 else:
     last = cleanups.iloc[0]
-    cols[3].metric("Last cleanup", hf.status_label(str(last["status"])) + (" (dry run)" if last["dry_run"] else ""),
-                   border=True,
-                   help=f"Started {last['started_at']:%Y-%m-%d %H:%M} UTC")
+    tiles.append(dict(label="Last cleanup", value=hf.status_label(str(last["status"])),
+                      delta="dry run" if last["dry_run"] else None, delta_color="off", delta_arrow="off",
+                      help=f"Started {last['started_at']:%Y-%m-%d %H:%M} UTC"))
+text.metric_row(tiles)
 
 span = (window.start, window.end)
 if tables.empty:

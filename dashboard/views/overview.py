@@ -49,11 +49,12 @@ if warning:
     st.warning(warning, icon=":material/notifications_paused:")
 
 tiles = metrics.event_kpis(current, previous, stuck_minutes=stuck_minutes)
-columns = st.columns(len(tiles) + 1)
-for column, kpi in zip(columns, tiles):
-    column.metric(kpi.label, kpi.value, kpi.delta, delta_color=kpi.delta_color, help=kpi.help, border=True)
-columns[-1].metric("Last event", metrics.format_duration(max((now - last_event_at).total_seconds(), 0)),
-                   help=f"Time since the last event, received {last_event_at:%Y-%m-%d %H:%M:%S} UTC.", border=True)
+text.metric_row([
+    *(dict(label=kpi.label, value=kpi.value, delta=kpi.delta, delta_color=kpi.delta_color, help=kpi.help)
+      for kpi in tiles),
+    dict(label="Last event", value=metrics.format_duration(max((now - last_event_at).total_seconds(), 0)),
+         help=f"Time since the last event, received {last_event_at:%Y-%m-%d %H:%M:%S} UTC."),
+])
 stuck_now = int(current.get("stuck") or 0)
 failed_now = int(current.get("failed") or 0)
 if stuck_now or failed_now:  # a number that invites a question links to its answer

@@ -76,8 +76,8 @@ def live_state() -> dict:
 
 
 def show_five(run: dict) -> None:
-    for column, (label, value, help_text) in zip(st.columns(len(rf.FIVE)), rf.five_numbers(run)):
-        column.metric(label, value, help=help_text, border=True)
+    text.metric_row([dict(label=label, value=value, help=help_text)
+                     for label, value, help_text in rf.five_numbers(run)])
 
 
 def describe_run(run: dict) -> str:
