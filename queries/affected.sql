@@ -8,23 +8,21 @@
 -- Registrations that are not completed although their session was paid (a paid event
 -- received since :since), or that an open manual-review item of reconciliation
 -- concerns: who, how much, the session, the paid event and the review item; oldest first,
--- at most :limit rows; total is how many there are in all.
-WITH paid AS (
-    SELECT DISTINCT ON (e.payload -> 'data' -> 'object' ->> 'id')
-           e.payload -> 'data' -> 'object' ->> 'id' AS session_id,
-           e.stripe_event_id, e.created_at, e.livemode
-    FROM webhook_events e
-    WHERE e.created_at >= :since
-      AND e.event_type IN ('checkout.session.completed', 'checkout.session.async_payment_succeeded')
-      AND (e.event_type = 'checkout.session.async_payment_succeeded'
-           OR e.payload -> 'data' -> 'object' ->> 'payment_status' = 'paid')
-    ORDER BY e.payload -> 'data' -> 'object' ->> 'id', e.created_at DESC
-), open_items AS (
+-- at most :limit rows; total is how many there are in all. The candidates come from the
+-- set kept by migrations/0150 (paid sessions, registration not completed) and from the open
+-- review items; each is checked again here (status, and its newest paid event by the
+-- partial session index of migrations/0113), so the cost follows how many people are
+-- affected, not the size of the history.
+WITH open_items AS (
     SELECT DISTINCT ON (i.registration_id) i.registration_id, i.id, i.kind
     FROM reconciliation_items i
     WHERE i.action = 'manual_review' AND i.resolved_at IS NULL AND NOT i.dry_run
       AND i.registration_id IS NOT NULL
     ORDER BY i.registration_id, i.created_at DESC
+), candidates AS (
+    SELECT registration_id FROM registrations_paid_unfinished
+    UNION
+    SELECT registration_id FROM open_items
 )
 SELECT CAST(r.id AS text)          AS registration_id,
        r.email,
@@ -39,11 +37,22 @@ SELECT CAST(r.id AS text)          AS registration_id,
        open_items.id               AS review_item_id,
        open_items.kind             AS review_kind,
        count(*) OVER ()            AS total
-FROM registrations r
-LEFT JOIN paid ON paid.session_id = r.stripe_checkout_session_id
+FROM candidates c
+JOIN registrations r ON r.id = c.registration_id
+LEFT JOIN LATERAL (
+    SELECT e.stripe_event_id, e.created_at, e.livemode
+    FROM webhook_events e
+    WHERE e.payload -> 'data' -> 'object' ->> 'id' = r.stripe_checkout_session_id
+      AND e.event_type IN ('checkout.session.completed', 'checkout.session.async_payment_succeeded')
+      AND e.created_at >= :since
+      AND (e.event_type = 'checkout.session.async_payment_succeeded'
+           OR e.payload -> 'data' -> 'object' ->> 'payment_status' = 'paid')
+    ORDER BY e.created_at DESC
+    LIMIT 1
+) paid ON true
 LEFT JOIN open_items ON open_items.registration_id = r.id
 WHERE r.processing_status <> 'completed'
-  AND (paid.session_id IS NOT NULL OR open_items.id IS NOT NULL)
+  AND (paid.stripe_event_id IS NOT NULL OR open_items.id IS NOT NULL)
 ORDER BY r.created_at, r.id
 LIMIT :limit
 

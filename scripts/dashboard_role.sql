@@ -33,7 +33,8 @@ BEGIN
         'webhook_failure_rollup', 'webhook_failure_rollup_delta', 'webhook_error_events',
         'webhook_error_event_rollup', 'webhook_error_event_rollup_daily', 'webhook_error_event_rollup_delta',
         'registration_funnel_rollup', 'registration_completion_rollup', 'registration_payment_rollup',
-        'registration_rollup_delta', 'checkout_paid_sessions', 'registration_completion_daily'
+        'registration_rollup_delta', 'checkout_paid_sessions', 'registration_completion_daily',
+        'registrations_paid_unfinished'
     ] LOOP
         IF to_regclass('public.' || project_table) IS NULL THEN
             CONTINUE;  -- e.g. registrations skipped with --without-reference

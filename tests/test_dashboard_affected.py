@@ -108,3 +108,58 @@ def test_the_event_detail_finds_the_registration_by_recorded_id_then_session_the
     assert found(hostile) is None
     assert found(gone) == (archived, True)
     assert found("evt_missing") is None
+
+
+def test_the_kept_set_of_paid_unfinished_registrations_follows_every_change(db, dashboard_engine):
+    """migrations/0150 keeps the candidates of "who is affected"; after each change the set is
+    exactly the registrations not completed with a paid event for their session, and the
+    list shows them."""
+    def kept(conn):
+        return set(conn.execute(sa.text("SELECT CAST(registration_id AS text) FROM registrations_paid_unfinished")).scalars())
+
+    def defined(conn):
+        return set(conn.execute(sa.text("""
+            SELECT CAST(r.id AS text) FROM registrations r
+            WHERE r.processing_status <> 'completed' AND EXISTS (
+                SELECT 1 FROM webhook_events e
+                WHERE e.payload -> 'data' -> 'object' ->> 'id' = r.stripe_checkout_session_id
+                  AND (e.event_type = 'checkout.session.async_payment_succeeded'
+                       OR (e.event_type = 'checkout.session.completed'
+                           AND e.payload -> 'data' -> 'object' ->> 'payment_status' = 'paid')))""")).scalars())
+
+    def listed():
+        rows = fetch_df(dashboard_engine, "affected_registrations", since=NOW - timedelta(days=30), limit=50)
+        return set(rows["registration_id"])
+
+    steps = []
+    with db.begin() as conn:
+        a = add_registration(conn, created_at=NOW - timedelta(days=2), session_id="cs_test_a")
+        b = add_registration(conn, created_at=NOW - timedelta(days=2), session_id="cs_test_b")
+        c = add_registration(conn, created_at=NOW - timedelta(days=2))          # no session yet
+        steps.append(kept(conn) == defined(conn) == set())
+        first_a = paid_event(conn, "cs_test_a", at=NOW - timedelta(days=1))    # a paid, not completed
+        paid_event(conn, "cs_test_a", at=NOW - timedelta(hours=20))            # a second paid event
+        paid_event(conn, "cs_test_b", at=NOW - timedelta(days=1), paid=False)  # b not paid
+        steps.append(kept(conn) == defined(conn) == {a})
+    assert listed() == {a}
+    with db.begin() as conn:
+        paid_event(conn, "cs_test_c", at=NOW - timedelta(hours=5))             # paid before c has the session
+        conn.execute(sa.text("UPDATE registrations SET stripe_checkout_session_id = 'cs_test_c' WHERE id = :id"), {"id": c})
+        steps.append(kept(conn) == defined(conn) == {a, c})
+        conn.execute(sa.text("UPDATE registrations SET processing_status = 'completed' WHERE id = :id"), {"id": a})
+        steps.append(kept(conn) == defined(conn) == {c})
+        conn.execute(sa.text("UPDATE registrations SET processing_status = 'failed' WHERE id = :id"), {"id": a})
+        steps.append(kept(conn) == defined(conn) == {a, c})
+        conn.execute(sa.text("DELETE FROM webhook_events WHERE stripe_event_id = :id"), {"id": first_a})
+        steps.append(kept(conn) == defined(conn) == {a, c})                    # still one paid event
+        conn.execute(sa.text("DELETE FROM webhook_events WHERE payload -> 'data' -> 'object' ->> 'id' = 'cs_test_a'"))
+        steps.append(kept(conn) == defined(conn) == {c})                       # its last paid event gone
+        conn.execute(sa.text("DELETE FROM registrations WHERE id = :id"), {"id": c})  # archived by cleanup
+        steps.append(kept(conn) == defined(conn) == set())
+        paid_event(conn, "cs_test_b", at=NOW - timedelta(hours=1))
+        steps.append(kept(conn) == defined(conn) == {b})
+    assert listed() == {b}
+    assert steps == [True] * len(steps)
+    with db.begin() as conn:
+        conn.execute(sa.text("TRUNCATE webhook_events CASCADE"))
+        assert kept(conn) == defined(conn) == set()
