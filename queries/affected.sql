@@ -5,24 +5,36 @@
 -- the registration's Checkout Session.
 
 -- name: affected_registrations
--- Registrations that are not completed although their session was paid (a paid event
--- received since :since), or that an open manual-review item of reconciliation
--- concerns: who, how much, the session, the paid event and the review item; oldest first,
--- at most :limit rows; total is how many there are in all. The candidates come from the
--- set kept by migrations/0150 (paid sessions, registration not completed) and from the open
--- review items; each is checked again here (status, and its newest paid event by the
--- partial session index of migrations/0113), so the cost follows how many people are
--- affected, not the size of the history.
+-- Registrations that are not completed although a paid Checkout Session event was recorded
+-- for their session (whenever it was paid), or that an open manual-review item of
+-- reconciliation concerns: who, how much, the session, the newest paid event and the review
+-- item; oldest first, at most :limit rows; total is how many there are in all. The first
+-- kind is the set kept by migrations/0150 and 0151, read in its index's order, so a page
+-- costs the same however many people are affected and however long the history.
 WITH open_items AS (
     SELECT DISTINCT ON (i.registration_id) i.registration_id, i.id, i.kind
     FROM reconciliation_items i
     WHERE i.action = 'manual_review' AND i.resolved_at IS NULL AND NOT i.dry_run
       AND i.registration_id IS NOT NULL
     ORDER BY i.registration_id, i.created_at DESC
-), candidates AS (
-    SELECT registration_id FROM registrations_paid_unfinished
-    UNION
-    SELECT registration_id FROM open_items
+), reviewed_only AS (
+    SELECT r.id AS registration_id, r.created_at AS registration_created_at
+    FROM open_items o
+    JOIN registrations r ON r.id = o.registration_id
+    WHERE r.processing_status <> 'completed'
+      AND NOT EXISTS (SELECT 1 FROM registrations_paid_unfinished u WHERE u.registration_id = o.registration_id)
+), page AS (
+    SELECT registration_id, registration_created_at
+    FROM (
+        (SELECT u.registration_id, u.registration_created_at
+         FROM registrations_paid_unfinished u
+         ORDER BY u.registration_created_at, u.registration_id
+         LIMIT :limit)
+        UNION ALL
+        SELECT registration_id, registration_created_at FROM reviewed_only
+    ) AS both_kinds
+    ORDER BY registration_created_at, registration_id
+    LIMIT :limit
 )
 SELECT CAST(r.id AS text)          AS registration_id,
        r.email,
@@ -36,25 +48,22 @@ SELECT CAST(r.id AS text)          AS registration_id,
        coalesce(paid.livemode, r.stripe_checkout_session_id LIKE 'cs\_live\_%') AS livemode,
        open_items.id               AS review_item_id,
        open_items.kind             AS review_kind,
-       count(*) OVER ()            AS total
-FROM candidates c
-JOIN registrations r ON r.id = c.registration_id
+       (SELECT count(*) FROM registrations_paid_unfinished)
+           + (SELECT count(*) FROM reviewed_only) AS total
+FROM page
+JOIN registrations r ON r.id = page.registration_id
 LEFT JOIN LATERAL (
     SELECT e.stripe_event_id, e.created_at, e.livemode
     FROM webhook_events e
     WHERE e.payload -> 'data' -> 'object' ->> 'id' = r.stripe_checkout_session_id
       AND e.event_type IN ('checkout.session.completed', 'checkout.session.async_payment_succeeded')
-      AND e.created_at >= :since
       AND (e.event_type = 'checkout.session.async_payment_succeeded'
            OR e.payload -> 'data' -> 'object' ->> 'payment_status' = 'paid')
     ORDER BY e.created_at DESC
     LIMIT 1
 ) paid ON true
 LEFT JOIN open_items ON open_items.registration_id = r.id
-WHERE r.processing_status <> 'completed'
-  AND (paid.stripe_event_id IS NOT NULL OR open_items.id IS NOT NULL)
 ORDER BY r.created_at, r.id
-LIMIT :limit
 
 -- name: events_of_customer_page
 -- One page of the events received in [start, end) that concern :search, newest first: an

@@ -12,7 +12,6 @@ from dashboard.columns import utc_time
 STALE_AFTER = {"1 hour": timedelta(hours=1), "24 hours": timedelta(hours=24), "7 days": timedelta(days=7)}
 STALE_LIST_ROWS = 200
 AFFECTED_LIST_ROWS = 500
-AFFECTED_PAID_DAYS = timedelta(days=30)
 
 window = data.current_window()
 now = data.utc_now()
@@ -46,18 +45,16 @@ else:
                        key="conversion")
 
 st.subheader("Who is affected")
-# Paid events of the last 30 days: a session is paid within a day of its registration (it
-# expires after 24 h) and Stripe retries a delivery for 3 days; bounding the lookup keeps it
-# to an index range however long the history.
-affected_rows = data.query_df("affected_registrations", since=now.replace(second=0, microsecond=0) - AFFECTED_PAID_DAYS,
-                              limit=AFFECTED_LIST_ROWS)
+# Whenever they paid: someone who paid 40 days ago and has nothing is still affected. The
+# query reads a set kept by triggers (migrations/0150), so this costs the same at any size.
+affected_rows = data.query_df("affected_registrations", limit=AFFECTED_LIST_ROWS)
 if affected_rows.empty:
     st.success("Nobody paid without a completed registration, and no review item concerns a registration.",
                icon=":material/check_circle:")
 else:
     affected_total = int(affected_rows["total"].iloc[0])
     st.caption(f"{affected_total:,} {'person' if affected_total == 1 else 'people'} (whatever the window): "
-               "paid in the last 30 days but the registration is not completed, or an open review item "
+               "paid but the registration is not completed, or an open review item "
                "concerns the registration; oldest first"
                + (f", the first {AFFECTED_LIST_ROWS} listed." if affected_total > AFFECTED_LIST_ROWS else "."))
     text.dataframe(affected.affected_table(affected_rows, now), hide_index=True, key="affected",
