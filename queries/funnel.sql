@@ -65,10 +65,15 @@ FROM counted c
 
 -- name: stale_pending_registrations
 -- Registrations still pending that were created before :stale_before (whatever the
--- window), oldest first, at most :limit rows; total is how many there are in all.
-SELECT CAST(id AS text) AS id, email, stripe_checkout_session_id, amount_total, currency, created_at,
-       count(*) OVER () AS total
-FROM registrations
-WHERE processing_status = 'pending' AND created_at < :stale_before
-ORDER BY created_at, id
+-- window), oldest first, at most :limit rows; total is how many there are in all, counted
+-- up to 10,001 (the page says "more than 10,000"): both are ranges of the pending-rows index,
+-- where counting them all read every abandoned checkout of the history (205 ms at 10M events).
+SELECT CAST(r.id AS text) AS id, r.email, r.stripe_checkout_session_id, r.amount_total, r.currency,
+       r.created_at,
+       (SELECT count(*) FROM (SELECT 1 FROM registrations p
+                              WHERE p.processing_status = 'pending' AND p.created_at < :stale_before
+                              LIMIT 10001) AS counted) AS total
+FROM registrations r
+WHERE r.processing_status = 'pending' AND r.created_at < :stale_before
+ORDER BY r.created_at, r.id
 LIMIT :limit

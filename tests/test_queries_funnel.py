@@ -1,5 +1,6 @@
 """The funnel queries on a hand-built dataset whose answers are written out here."""
 
+import sqlalchemy as sa
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -82,3 +83,18 @@ def test_queries_run_on_an_empty_database(dashboard_engine, name, params):
 def test_completion_times_on_an_empty_database(dashboard_engine):
     times = fetch_one(dashboard_engine, "completion_times", **WINDOW)
     assert times == {"completed": 0, "median_seconds": None, "p95_seconds": None}
+
+
+def test_stale_pending_total_stops_past_ten_thousand(db, dashboard_engine):
+    """Counting every abandoned checkout of a long history grew with it; past 10,000 the
+    total says 10,001 and the page "more than 10,000" (dashboard/views/funnel.py)."""
+    with db.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO registrations (email, processing_status, created_at)"
+            " SELECT 'p' || n || '@example.com', 'pending', :t - n * interval '1 second'"
+            " FROM generate_series(1, 10005) AS n"), {"t": T0})
+    capped = fetch_df(dashboard_engine, "stale_pending_registrations", stale_before=T0 + timedelta(days=1), limit=5)
+    assert len(capped) == 5 and set(capped["total"]) == {10001}
+    exact = fetch_df(dashboard_engine, "stale_pending_registrations",
+                     stale_before=T0 - timedelta(seconds=10000), limit=5)
+    assert set(exact["total"]) == {5}

@@ -11,6 +11,7 @@ from dashboard.columns import utc_time
 
 STALE_AFTER = {"1 hour": timedelta(hours=1), "24 hours": timedelta(hours=24), "7 days": timedelta(days=7)}
 STALE_LIST_ROWS = 200
+STALE_COUNT_CAP = 10_000
 AFFECTED_LIST_ROWS = 500
 
 window = data.current_window()
@@ -78,7 +79,10 @@ if stale.empty:
     st.success(f"No registration has been pending for longer than {stale_label}.", icon=":material/check_circle:")
 else:
     total = int(stale["total"].iloc[0])
-    st.caption(f"{metrics.plural(total, 'registration')} pending for longer than {stale_label} (whatever the window)"
+    # queries/funnel.sql counts up to STALE_COUNT_CAP + 1.
+    counted = (f"More than {STALE_COUNT_CAP:,} registrations" if total > STALE_COUNT_CAP
+               else metrics.plural(total, 'registration'))
+    st.caption(f"{counted} pending for longer than {stale_label} (whatever the window)"
                + (f"; the oldest {STALE_LIST_ROWS} are listed." if total > STALE_LIST_ROWS else "."))
     shown = stale.assign(amount=metrics.amounts_column(stale))
     text.dataframe(shown[["created_at", "email", "amount", "stripe_checkout_session_id", "id"]], hide_index=True,
