@@ -111,3 +111,28 @@ def test_review_needed_splits_by_severity():
     conditions = {c.subject: c for c in judge("review_needed", rows)}
     assert conditions["critical"].details["items"] == 2
     assert conditions["warning"].details["kinds"] == {"amount_mismatch": 1, "paid_but_failed": 4}
+
+
+def test_silence_counts_the_baseline_exactly_at_its_edges(db):
+    """The baseline is (last - hours, last]: an event exactly `hours` before the last one is
+    out, the last one and those in partial edge hours are in, as a count over the rows."""
+    import sqlalchemy as sa
+
+    from core.sql import load_package
+    from tests.factories import add_event
+
+    last = datetime(2026, 11, 30, 11, 17, 5, tzinfo=timezone.utc)
+    times = [last, last, last - timedelta(minutes=1), last - timedelta(hours=3, seconds=1),
+             last - timedelta(hours=23, minutes=59), last - timedelta(hours=24),
+             last - timedelta(hours=24, seconds=1)]
+    with db.begin() as conn:
+        for at in times:
+            add_event(conn, created_at=at)
+        add_event(conn, created_at=last + timedelta(minutes=5))   # at or after :until: not seen
+    sql = load_package("jobs.alerting", "rules.sql")
+    with db.connect() as conn:
+        row = sql.one(conn, "silence", until=last + timedelta(minutes=5), baseline_hours=24)
+        raw = conn.execute(sa.text("SELECT count(*) FROM webhook_events WHERE created_at > :l - interval '24 hours'"
+                                   " AND created_at <= :l"), {"l": last}).scalar()
+    assert row["last_event_at"] == last
+    assert row["baseline_events"] == raw == 5

@@ -31,15 +31,24 @@ WHERE created_at >= :since AND created_at < :until;
 
 -- name: silence
 -- The last event received before :until, and how many events arrived in the :baseline_hours
--- hours before it (the traffic the silence is measured against).
+-- hours before it (the traffic the silence is measured against): (last - hours, last], counted
+-- as the rollups' [last - hours, last) (webhook_window_counts: whole hours from the rollup,
+-- the edge hours from the rows, exact) plus the events at `last` itself minus those at
+-- `last - hours`, so it costs the same whatever the traffic (56 ms at 10M events before).
 WITH last_event AS (
     SELECT max(created_at) AS last_event_at FROM webhook_events WHERE created_at < :until
+), bounds AS (
+    SELECT last_event_at,
+           last_event_at - make_interval(hours => CAST(:baseline_hours AS integer)) AS since
+    FROM last_event
 )
-SELECT last_event.last_event_at,
-       (SELECT count(*) FROM webhook_events
-         WHERE created_at > last_event.last_event_at - make_interval(hours => CAST(:baseline_hours AS integer))
-           AND created_at <= last_event.last_event_at) AS baseline_events
-FROM last_event;
+SELECT bounds.last_event_at,
+       CAST(CASE WHEN bounds.last_event_at IS NULL THEN 0 ELSE
+           (SELECT coalesce(sum(w.events), 0) FROM webhook_window_counts(bounds.since, bounds.last_event_at) w)
+           + (SELECT count(*) FROM webhook_events e WHERE e.created_at = bounds.last_event_at)
+           - (SELECT count(*) FROM webhook_events e WHERE e.created_at = bounds.since)
+       END AS bigint) AS baseline_events
+FROM bounds;
 
 -- name: stuck_events
 -- Events still 'processing' whose attempt began before :stuck_before.
