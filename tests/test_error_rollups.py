@@ -364,3 +364,16 @@ def test_truncating_the_attempts_leaves_only_failures_of_events_without_attempts
         conn.execute(sa.text("TRUNCATE webhook_event_attempts"))
     groups = fetch_df(db, "error_groups", start=NOW - timedelta(days=1), end=NOW, limit=10)
     assert list(groups["fingerprint"]) == ["x <n>"]  # the event's own failure counts again
+
+
+def test_whole_days_are_utc_days_whatever_the_sessions_time_zone(db):
+    """Every session in a zone with daylight saving (a server whose default zone is not UTC):
+    windows across 8 March 2026 (New York's change) still read whole UTC days from the daily
+    rollups (migrations/0153; with `+ interval '1 day'` it counted 57 events for 52)."""
+    new_york = sa.create_engine(db.url, connect_args={"options": "-c timezone=America/New_York"})
+    try:
+        with new_york.connect() as conn:
+            assert conn.execute(sa.text("SHOW TimeZone")).scalar() == "America/New_York"
+        test_error_queries_equal_the_raw_computation_after_a_random_history(new_york, 2)
+    finally:
+        new_york.dispose()
