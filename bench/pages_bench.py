@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from devharness import ThrowawayDatabase, patched_env
+from devharness import ThrowawayDatabase, events_held, patched_env
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -94,17 +94,6 @@ def main(argv=None) -> int:
             patched_env(DATABASE_URL=database.url, DASHBOARD_DATABASE_URL=None, MONITOR_AUTH="none"):
         bench(args, database.url)
     return 0
-
-
-def events_held(url: str) -> int:
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return conn.execute(sa.text("SELECT count(*) FROM webhook_events")).scalar()
-    finally:
-        engine.dispose()
 
 
 def bench(args, url: str, *, load_first: bool = True) -> None:

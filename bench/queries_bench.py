@@ -38,7 +38,7 @@ import sqlalchemy as sa
 
 from core.db import create_dashboard_engine
 from core.settings import get_settings
-from devharness import ThrowawayDatabase
+from devharness import ThrowawayDatabase, events_held
 from jobs import demo_data, migrate
 from queries import QUERIES, Query, fetch_df
 
@@ -172,16 +172,6 @@ def measure(url: str, *, now: datetime, window_days: int, runs: int,
     finally:
         engine.dispose()
     return timings
-
-
-def events_held(url: str) -> int:
-    """How many events a database holds (the size its figures are reported under)."""
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return conn.execute(sa.text("SELECT count(*) FROM webhook_events")).scalar()
-    finally:
-        engine.dispose()
 
 
 def table(results: dict[int, dict[str, float]]) -> str:

@@ -16,7 +16,7 @@ Nothing here is imported by the product; the project installs it so that ``tests
 """
 
 from devharness.asgi import AsgiServerThread
-from devharness.database import ThrowawayDatabase, empty_tables, project_tables
+from devharness.database import ThrowawayDatabase, empty_tables, events_held, project_tables
 from devharness.env import patched_env
 from devharness.ports import listening_socket, refused_port, socket_url
 from devharness.process import (
@@ -24,7 +24,7 @@ from devharness.process import (
 )
 
 __all__ = [
-    "AsgiServerThread", "ManagedProcess", "ProcessFailed", "ThrowawayDatabase", "empty_tables",
+    "AsgiServerThread", "ManagedProcess", "ProcessFailed", "ThrowawayDatabase", "empty_tables", "events_held",
     "http_ready", "line_ready", "listening_socket", "patched_env", "port_ready", "project_tables",
     "refused_port", "running_together", "socket_url", "stop_together",
 ]

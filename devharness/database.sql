@@ -55,3 +55,7 @@ SELECT pg_reload_conf()
 SELECT tablename FROM pg_tables
 WHERE schemaname = 'public' AND tablename <> 'schema_migrations'
 ORDER BY tablename
+
+-- name: events_held
+-- How many webhook events a database holds (the size a benchmark reports its figures under).
+SELECT count(*) FROM webhook_events

@@ -254,3 +254,14 @@ def test_scripts_and_benchmarks_do_not_import_tests_and_scripts_no_benchmarks():
                  for path in (REPO / folder).glob("*.py")
                  if re.search(rf"^\s*(from|import)\s+({names})\b", path.read_text(), re.MULTILINE)]
     assert offenders == []
+
+
+def test_events_held_counts_the_webhook_events_of_a_database(db, database_url):
+    from devharness import events_held
+    from tests.factories import add_event
+
+    assert events_held(database_url) == 0
+    with db.begin() as conn:
+        for _ in range(3):
+            add_event(conn, created_at=datetime.now(timezone.utc))
+    assert events_held(database_url) == 3
