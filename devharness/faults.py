@@ -379,6 +379,25 @@ def postgres_restarted_during_retry(database_url: str, data_dir: Path, *, events
 
 # --- Stripe failing for a while ----------------------------------------------------------
 
+def _run_to_end(database_url: str, *args: str, env: Mapping[str, str], timeout_s: float = 300) -> tuple[int, str]:
+    """``python -m jobs ARGS`` to its end: (exit code, the end of its output)."""
+    process = jobs_command(database_url, *args, extra_env=env)
+    process.start()
+    try:
+        code = process.wait(timeout_s)
+        return code, process.log_tail(500)
+    finally:
+        process.close()
+
+
+def _stripe_fault(*, status: int, failures: int, hang_s: float | None, timeout_s: int | None) -> str:
+    """How a Stripe-outage scenario's row names its fault."""
+    if hang_s is not None:
+        return (f"Stripe not answering {failures} request{'s' if failures != 1 else ''} "
+                f"({hang_s:g} s each, timeout {timeout_s} s)")
+    return f"Stripe answering {status} to {failures} requests"
+
+
 def stripe_failing_during_sweep(database_url: str, *, status: int = 500, failures: int = 20, events: int = 50,
                                 recorded: int = 10, hang_s: float | None = None,
                                 timeout_s: int | None = None) -> ScenarioResult:
@@ -421,33 +440,21 @@ def stripe_failing_during_sweep(database_url: str, *, status: int = 500, failure
         else:
             server.faults.fail_next(failures, status=status, endpoint=LIST_EVENTS)
         started = time.monotonic()
-        first = jobs_command(database_url, "sweep", "--lookback-hours", "2", "--json", extra_env=env)
-        first.start()
-        try:
-            first_exit = first.wait(180)
-        finally:
-            first.close()
+        first_exit, _ = _run_to_end(database_url, "sweep", "--lookback-hours", "2", "--json", env=env, timeout_s=180)
         first_s = time.monotonic() - started
         requests_first = server.faults.counts[LIST_EVENTS]
         failures_left = server.faults.failures_left + server.faults.hangs_left
         server.faults.reset()  # Stripe is back
         recorded_after_first = SQL.one(engine, "missed_counts", prefix=prefix)["recorded"]
         cleared = time.monotonic()
-        second = jobs_command(database_url, "sweep", "--lookback-hours", "2", "--json", extra_env=env)
-        second.start()
-        try:
-            second_exit = second.wait(180)
-        finally:
-            second.close()
+        second_exit, _ = _run_to_end(database_url, "sweep", "--lookback-hours", "2", "--json", env=env, timeout_s=180)
         recover_s = time.monotonic() - cleared
         counts = SQL.one(engine, "missed_counts", prefix=prefix)
         runs = SQL.all(engine, "job_runs_of", job="sweep")[-2:]
         first_run, second_run = (runs + [{}, {}])[:2]
         # A first run that exited 1 but was recorded a success, or recorded found events
         # although it failed, counts as lost trust: reported in the detail and checked by tests.
-        fault = (f"Stripe not answering {failures} request{'s' if failures != 1 else ''} "
-                 f"({hang_s:g} s each, timeout {timeout_s} s)"
-                 if hang_s is not None else f"Stripe answering {status} to {failures} requests")
+        fault = _stripe_fault(status=status, failures=failures, hang_s=hang_s, timeout_s=timeout_s)
         return ScenarioResult(
             f"{fault} during sweep ({missed} missed events)",
             before=missed, after=counts["recorded_distinct"],
@@ -505,31 +512,19 @@ def stripe_failing_during_reconcile(database_url: str, *, status: int = 500, fai
         if timeout_s is not None:
             env["STRIPE_TIMEOUT_SECONDS"] = str(timeout_s)
         started = time.monotonic()
-        first = jobs_command(database_url, "reconcile", "--lookback-days", "1", "--json", extra_env=env)
-        first.start()
-        try:
-            first_exit = first.wait(180)
-        finally:
-            first.close()
+        first_exit, _ = _run_to_end(database_url, "reconcile", "--lookback-days", "1", "--json", env=env, timeout_s=180)
         first_s = time.monotonic() - started
         requests_first = server.faults.total
         failures_left = server.faults.failures_left + server.faults.hangs_left
         fixed_by_first = SQL.one(engine, "reconcile_fix_counts", ids=ids)["completed"]
         server.faults.reset()  # Stripe is back
         cleared = time.monotonic()
-        second = jobs_command(database_url, "reconcile", "--lookback-days", "1", "--json", extra_env=env)
-        second.start()
-        try:
-            second_exit = second.wait(180)
-        finally:
-            second.close()
+        second_exit, _ = _run_to_end(database_url, "reconcile", "--lookback-days", "1", "--json", env=env, timeout_s=180)
         recover_s = time.monotonic() - cleared
         counts = SQL.one(engine, "reconcile_fix_counts", ids=ids)
         runs = SQL.all(engine, "job_runs_of", job="reconcile")[-2:]
         first_run, second_run = (runs + [{}, {}])[:2]
-        fault = (f"Stripe not answering {failures} request{'s' if failures != 1 else ''} "
-                 f"({hang_s:g} s each, timeout {timeout_s} s)"
-                 if hang_s is not None else f"Stripe answering {status} to {failures} requests")
+        fault = _stripe_fault(status=status, failures=failures, hang_s=hang_s, timeout_s=timeout_s)
         return ScenarioResult(
             f"{fault} mid-reconcile ({registrations} lost payments)",
             before=registrations, after=counts["completed"], lost=registrations - counts["completed"],
@@ -692,17 +687,6 @@ def two_schedulers(database_url: str, *, fire_times: int = 2, job: str = "health
 
 
 # --- PostgreSQL restarted under the jobs that read Stripe ------------------------------------
-
-def _run_to_end(database_url: str, *args: str, env: Mapping[str, str], timeout_s: float = 300) -> tuple[int, str]:
-    """``python -m jobs ARGS`` to its end: (exit code, the end of its output)."""
-    process = jobs_command(database_url, *args, extra_env=env)
-    process.start()
-    try:
-        code = process.wait(timeout_s)
-        return code, process.log_tail(500)
-    finally:
-        process.close()
-
 
 def postgres_restarted_during_sweep(database_url: str, data_dir: Path, *, events: int = 3000, recorded: int = 100,
                                     restart_at_request: int = 35, down_s: float = 1.0) -> ScenarioResult:
