@@ -48,7 +48,7 @@ def events_held(url: str) -> int:
 
 def empty_tables(bind) -> None:
     """Empty every project table (not ``schema_migrations``) and restart their sequences,
-    touching only the tables that need it (an engine or an open connection)."""
+    in one TRUNCATE of them all (an engine or an open connection)."""
     if isinstance(bind, sa.engine.Engine):
         with bind.begin() as conn:
             SQL.execute(conn, "empty_project_tables")
