@@ -16,25 +16,108 @@
 
 -- name: events_page
 -- One page of the events received in [start, end) that pass the filters, newest first:
--- at most :limit rows after skipping :offset.
+-- at most :limit rows after skipping :offset. With a search that has words, the messages
+-- are first looked for among the window's newest 2,000 messages that pass the filters
+-- (walked newest first on migrations/0170's index of the rows with a message): when that
+-- walk holds enough matches for the page (or every message of the window), the page comes
+-- from it; otherwise from every candidate of the word index, sorted (the cost before 0170:
+-- it follows the matches in the window). Either way the rows are the same: the walk is in
+-- the page's own order, so its first matches are the first matches of all. Ids by their
+-- beginning and searches without a word are separate branches, each cut at :limit +
+-- :offset, and the page is taken from their union.
+WITH recent AS MATERIALIZED (
+    SELECT stripe_event_id, event_type, processing_status, attempts, created_at, processed_at,
+           processing_duration_ms, error_message, livemode, id
+    FROM webhook_events
+    WHERE webhook_search_words(:search) IS NOT NULL
+      AND created_at >= :start AND created_at < :end
+      -- error_fingerprint is set exactly when error_message is not empty (migrations/0110):
+      -- this is the predicate of the index walked (0170)
+      AND error_fingerprint IS NOT NULL
+      AND (cardinality(CAST(:statuses AS text[])) = 0
+           OR processing_status = ANY (CAST(:statuses AS text[])))
+      AND (cardinality(CAST(:event_types AS text[])) = 0
+           OR event_type = ANY (CAST(:event_types AS text[])))
+    ORDER BY created_at DESC, id DESC
+    LIMIT 2000
+), recent_hits AS MATERIALIZED (
+    SELECT stripe_event_id, event_type, processing_status, attempts, created_at, processed_at,
+           processing_duration_ms, error_message, livemode, id
+    FROM recent
+    WHERE error_message ILIKE webhook_search_pattern(:search)
+      AND to_tsvector('simple'::regconfig, error_message) @@ webhook_search_words(:search)
+    ORDER BY created_at DESC, id DESC
+    LIMIT CAST(:limit AS bigint) + CAST(:offset AS bigint)
+), walk_enough AS (
+    SELECT (SELECT count(*) FROM recent_hits) >= CAST(:limit AS bigint) + CAST(:offset AS bigint)
+           OR (SELECT count(*) FROM recent) < 2000 AS enough
+), word_candidates AS MATERIALIZED (
+    -- only read when the walk was not enough (a one-time filter below)
+    SELECT stripe_event_id, event_type, processing_status, attempts, created_at, processed_at,
+           processing_duration_ms, error_message, livemode, id
+    FROM webhook_events
+    WHERE webhook_search_words(:search) IS NOT NULL AND error_message IS NOT NULL
+      AND to_tsvector('simple'::regconfig, error_message) @@ webhook_search_words(:search)
+      AND error_message ILIKE webhook_search_pattern(:search)
+      AND created_at >= :start AND created_at < :end
+      AND (cardinality(CAST(:statuses AS text[])) = 0
+           OR processing_status = ANY (CAST(:statuses AS text[])))
+      AND (cardinality(CAST(:event_types AS text[])) = 0
+           OR event_type = ANY (CAST(:event_types AS text[])))
+), found AS (
+    (SELECT * FROM recent_hits
+     WHERE (SELECT enough FROM walk_enough))
+    UNION
+    (SELECT * FROM word_candidates
+     WHERE NOT (SELECT enough FROM walk_enough)
+     ORDER BY created_at DESC, id DESC
+     LIMIT CAST(:limit AS bigint) + CAST(:offset AS bigint))
+    UNION
+    (SELECT stripe_event_id, event_type, processing_status, attempts, created_at, processed_at,
+            processing_duration_ms, error_message, livemode, id
+     FROM webhook_events
+     WHERE webhook_search_words(:search) IS NOT NULL
+       AND created_at >= :start AND created_at < :end
+       AND (lower(stripe_event_id) LIKE webhook_search_prefix(:search)
+            OR lower(stripe_event_id) LIKE 'evt\_' || webhook_search_prefix(:search))
+       AND (cardinality(CAST(:statuses AS text[])) = 0
+            OR processing_status = ANY (CAST(:statuses AS text[])))
+       AND (cardinality(CAST(:event_types AS text[])) = 0
+            OR event_type = ANY (CAST(:event_types AS text[])))
+     ORDER BY created_at DESC, id DESC
+     LIMIT CAST(:limit AS bigint) + CAST(:offset AS bigint))
+    UNION
+    (SELECT stripe_event_id, event_type, processing_status, attempts, created_at, processed_at,
+            processing_duration_ms, error_message, livemode, id
+     FROM webhook_events
+     WHERE CAST(:search AS text) IS NOT NULL AND webhook_search_words(:search) IS NULL
+       AND created_at >= :start AND created_at < :end
+       AND (stripe_event_id ILIKE webhook_search_pattern(:search)
+            OR error_message ILIKE webhook_search_pattern(:search))
+       AND (cardinality(CAST(:statuses AS text[])) = 0
+            OR processing_status = ANY (CAST(:statuses AS text[])))
+       AND (cardinality(CAST(:event_types AS text[])) = 0
+            OR event_type = ANY (CAST(:event_types AS text[])))
+     ORDER BY created_at DESC, id DESC
+     LIMIT CAST(:limit AS bigint) + CAST(:offset AS bigint))
+)
 SELECT stripe_event_id, event_type, processing_status, attempts, created_at, processed_at,
        processing_duration_ms, error_message, livemode
-FROM webhook_events
-WHERE created_at >= :start AND created_at < :end
-  AND (cardinality(CAST(:statuses AS text[])) = 0
-       OR processing_status = ANY (CAST(:statuses AS text[])))
-  AND (cardinality(CAST(:event_types AS text[])) = 0
-       OR event_type = ANY (CAST(:event_types AS text[])))
-  AND (CAST(:search AS text) IS NULL
-       OR (webhook_search_words(:search) IS NOT NULL
-           AND (lower(stripe_event_id) LIKE webhook_search_prefix(:search)
-                OR lower(stripe_event_id) LIKE 'evt\_' || webhook_search_prefix(:search)))
-       OR (webhook_search_words(:search) IS NOT NULL AND error_message IS NOT NULL
-           AND to_tsvector('simple'::regconfig, error_message) @@ webhook_search_words(:search)
-           AND error_message ILIKE webhook_search_pattern(:search))
-       OR (webhook_search_words(:search) IS NULL
-           AND (stripe_event_id ILIKE webhook_search_pattern(:search)
-                OR error_message ILIKE webhook_search_pattern(:search))))
+FROM (
+    (SELECT stripe_event_id, event_type, processing_status, attempts, created_at, processed_at,
+            processing_duration_ms, error_message, livemode, id
+     FROM webhook_events
+     WHERE CAST(:search AS text) IS NULL
+       AND created_at >= :start AND created_at < :end
+       AND (cardinality(CAST(:statuses AS text[])) = 0
+            OR processing_status = ANY (CAST(:statuses AS text[])))
+       AND (cardinality(CAST(:event_types AS text[])) = 0
+            OR event_type = ANY (CAST(:event_types AS text[])))
+     ORDER BY created_at DESC, id DESC
+     LIMIT CAST(:limit AS bigint) + CAST(:offset AS bigint))
+    UNION ALL
+    SELECT * FROM found WHERE CAST(:search AS text) IS NOT NULL
+) page
 ORDER BY created_at DESC, id DESC
 LIMIT :limit OFFSET :offset
 
