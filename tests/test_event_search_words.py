@@ -91,3 +91,71 @@ def test_the_events_page_says_more_than_ten_thousand(db, login_off):
     assert not at.exception, at.exception
     assert any("More than 10,000 events" in c.value and "narrow the search" in c.value for c in at.caption)
     assert len(at.dataframe[0].value) == explorer.PAGE_SIZE
+
+
+def _many_messages(conn, n: int, message_of_row: str) -> None:
+    """n failed events one second apart from T0 whose message is ``message_of_row`` with
+    ``{n}`` replaced by the row's number (rows without a message every fifth row)."""
+    conn.execute(sa.text("""
+        INSERT INTO webhook_events (stripe_event_id, event_type, processing_status, payload, attempts,
+                                    created_at, error_message, error_category)
+        SELECT 'evt_msg_' || n, CASE WHEN n % 3 = 0 THEN 'invoice.paid' ELSE 'charge.succeeded' END,
+               'failed', '{}', 1, CAST(:t0 AS timestamptz) + n * interval '1 second',
+               CASE WHEN n % 5 = 0 THEN NULL ELSE replace(:message, '{n}', CAST(n AS text)) END, 'database'
+        FROM generate_series(1, :n) AS n"""), {"t0": T0, "n": n, "message": message_of_row})
+
+
+def _expected(conn, search_like: str, **filters) -> list[str]:
+    """Every event of the window whose message contains the text, newest first (the page's
+    definition, computed the slow way)."""
+    return list(conn.execute(sa.text("""
+        SELECT stripe_event_id FROM webhook_events
+        WHERE created_at >= :start AND created_at < :end AND error_message ILIKE :like
+          AND (CAST(:types AS text[]) IS NULL OR event_type = ANY (CAST(:types AS text[])))
+        ORDER BY created_at DESC, id DESC"""), {**WINDOW, "like": search_like,
+                                               "types": filters.get("types")}).scalars())
+
+
+@pytest.mark.parametrize("limit, offset", [(50, 0), (50, 50), (25, 2400), (100, 2900)])
+def test_a_search_pages_the_same_rows_whether_the_newest_messages_hold_them_or_not(db, limit, offset):
+    """events_page looks among the window's newest 2,000 messages first, and reads the word
+    index's candidates when those do not fill the page: a frequent word (every row), a rare
+    one (one row in 97, so the newest 2,000 messages hold about 16 matches) and deep pages
+    give the rows of the straightforward definition, in order, without overlap."""
+    with db.begin() as conn:
+        _many_messages(conn, 3_600, "Deadlock detected on row {n}")
+        conn.execute(sa.text("UPDATE webhook_events SET error_message = 'mailer TIMEOUT for ' || stripe_event_id "
+                             "WHERE created_at = CAST(:t0 AS timestamptz) + "
+                             "(CAST(split_part(stripe_event_id, '_', 3) AS int)) * interval '1 second' "
+                             "AND CAST(split_part(stripe_event_id, '_', 3) AS int) % 97 = 1"), {"t0": T0})
+        frequent, rare = _expected(conn, "%deadlock%"), _expected(conn, "%timeout%")
+        only_invoices = _expected(conn, "%deadlock%", types=["invoice.paid"])
+    assert len(frequent) > 2_500 and 30 < len(rare) < 60
+    for search, expected, types in [("deadlock", frequent, []), ("Timeout", rare, []),
+                                    ("deadlock", only_invoices, ["invoice.paid"])]:
+        page = fetch_df(db, "events_page", **WINDOW, statuses=[], event_types=types, search=search,
+                        limit=limit, offset=offset)
+        assert list(page["stripe_event_id"]) == expected[offset:offset + limit], (search, types)
+
+
+def test_a_search_still_finds_ids_and_messages_together(db):
+    """An event id's beginning and a word of messages in one search: both kinds are listed,
+    once each, newest first, across the page boundary."""
+    with db.begin() as conn:
+        _many_messages(conn, 2_500, "handler failed for evt_msg_{n}")
+    page = fetch_df(db, "events_page", **WINDOW, **NO_FILTER, search="evt_msg_24", limit=20, offset=0)
+    # ids beginning with evt_msg_24 (evt_msg_24, evt_msg_240..249, evt_msg_2400..2499), and
+    # the messages naming them; rows without a message are found by their id only
+    expected = [f"evt_msg_{n}" for n in range(2500, 0, -1) if str(n).startswith("24")]
+    assert list(page["stripe_event_id"]) == expected[:20]
+    assert fetch_one(db, "events_count", **WINDOW, **NO_FILTER, search="evt_msg_24")["events"] == len(expected)
+
+
+@pytest.mark.parametrize("hostile", ["'; DROP TABLE webhook_events; --", "deadlock%' OR '1'='1",
+                                     "\\\\deadlock", "dead_ock", "%deadlock%"])
+def test_hostile_searches_stay_text_on_the_walked_page(db, hostile):
+    with db.begin() as conn:
+        _many_messages(conn, 2_200, "deadlock detected on row {n}")
+    page = fetch_df(db, "events_page", **WINDOW, **NO_FILTER, search=hostile, limit=50, offset=0)
+    assert page.empty
+    assert fetch_one(db, "events_count", **WINDOW, **NO_FILTER, search=hostile)["events"] == 0
