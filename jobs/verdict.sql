@@ -4,8 +4,9 @@
 -- name: failure_rate_against_usual
 -- Events received in the last :recent_minutes before :now and how many of them are failed
 -- now, against the same counts over the :usual_days days before that (the usual rate).
--- From the hourly rollups (webhook_window_counts: whole hours from the rollup, the partial
--- edge hours from the rows), so exactly a count over webhook_events at any size: the
+-- From the rollups (webhook_window_counts: whole UTC days from the daily level, other whole
+-- hours from the hourly one, the partial edge hours from the rows), so exactly a count over
+-- webhook_events at any size: the
 -- sidebar shows this verdict on every page (reading the week's rows took 1 s at 10M events).
 WITH recent AS (
     SELECT coalesce(sum(events), 0) AS events,

@@ -3,8 +3,9 @@
 -- (still 'processing' since before :stuck_before), success rate over finished events
 -- (completed / (completed + failed); null when none finished), p95 processing time of
 -- completed events, and the time of the newest event received at all (not only in the window).
--- Counts come from the hourly rollups plus the raw rows of the window's partial edge hours
--- (webhook_window_counts), so they equal a count over webhook_events. The p95 is exact
+-- Counts come from the rollups (whole UTC days from the daily level, the other whole hours
+-- from the hourly one) plus the raw rows of the window's partial edge hours
+-- (webhook_window_counts, migrations/0160), so they equal a count over webhook_events. The p95 is exact
 -- (percentile_cont over the rows) up to 20,000 completed events in the window; beyond that
 -- it is read from the duration histogram, within 2.5 % of the exact value.
 WITH counts AS (
@@ -40,7 +41,9 @@ FROM counts c
 
 -- name: events_by_bucket
 -- Event counts per time bucket (:bucket is 'hour' or 'day', UTC) and status, with a row of
--- zeros for empty buckets so charts show quiet periods as quiet, not missing.
+-- zeros for empty buckets so charts show quiet periods as quiet, not missing. Daily buckets
+-- read the rollups' daily level (webhook_window_counts); hourly ones need the hours
+-- (webhook_window_counts_hourly): only the branch for :bucket runs.
 WITH buckets AS (
     SELECT generate_series(
                date_trunc(:bucket, CAST(:start AS timestamptz), 'UTC'),
@@ -52,7 +55,13 @@ WITH buckets AS (
            sum(events) FILTER (WHERE processing_status = 'failed')     AS failed,
            sum(events) FILTER (WHERE processing_status = 'processing') AS processing,
            sum(events) FILTER (WHERE processing_status = 'pending')    AS pending
-    FROM webhook_window_counts(:start, :end)
+    FROM (
+        SELECT bucket, processing_status, events FROM webhook_window_counts(:start, :end)
+        WHERE CAST(:bucket AS text) <> 'hour'
+        UNION ALL
+        SELECT bucket, processing_status, events FROM webhook_window_counts_hourly(:start, :end)
+        WHERE CAST(:bucket AS text) = 'hour'
+    ) AS window_counts
     GROUP BY 1
 )
 SELECT b.bucket,
