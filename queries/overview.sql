@@ -48,7 +48,10 @@ WITH buckets AS (
     SELECT generate_series(
                date_trunc(:bucket, CAST(:start AS timestamptz), 'UTC'),
                CAST(:end AS timestamptz) - interval '1 microsecond',
-               CAST('1 ' || :bucket AS interval)) AS bucket
+               -- a UTC day is 24 hours ('1 day' steps 23 or 25 hours across a daylight-saving
+               -- change in a session whose time zone has one)
+               CAST(CASE WHEN CAST(:bucket AS text) = 'day' THEN '24 hours' ELSE '1 ' || :bucket END AS interval))
+               AS bucket
 ), counts AS (
     SELECT date_trunc(:bucket, bucket, 'UTC') AS bucket,
            sum(events) FILTER (WHERE processing_status = 'completed')  AS completed,
