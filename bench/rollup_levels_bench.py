@@ -1,6 +1,6 @@
 """Median time of the queries that read the event rollups through ``webhook_window_counts`` /
-``webhook_duration_window``, on a loaded database as it is, and again with migrations tried
-inside one transaction that is rolled back (nothing is written to the database).
+``webhook_duration_window``, on a loaded database as it is, or with migrations tried inside
+one transaction that is rolled back (nothing is written to the database).
 
     python bench/rollup_levels_bench.py --database-url URL --window-days 30 \\
         --try migrations/0160_event_rollups_daily.sql
@@ -11,8 +11,10 @@ Times, for the window of ``--window-days`` ending now: the Overview's ``event_kp
 ``events_count``, the sidebar verdict's ``failure_rate_against_usual`` (the last hour
 against the 7 days before) and the ``silence`` alert rule's baseline. Each query runs once
 to warm up, then ``--runs`` times; the median is printed. With ``--try FILE`` the same
-queries are timed again after FILE's statements ran in a transaction (and the tables they
+queries are timed after FILE's statements ran in a transaction (and the tables they
 created were analysed), which is then rolled back; the printout says how long FILE took.
+The queries are those of the checkout on PYTHONPATH: for a "before" figure, run this file
+with PYTHONPATH pointing at a checkout without the change, and no --try.
 The connection is the URL's own (not the dashboard's role): the transaction has to create
 tables. Use it on a database nobody else writes to; it holds FILE's locks while it runs.
 """
@@ -87,10 +89,9 @@ def main() -> None:
             print(f"{held:,} events; window {args.window_days} days ending {now:%Y-%m-%d %H:%M} UTC; "
                   f"median of {args.runs} runs after a warm-up")
             measured = cases(now, timedelta(days=args.window_days))
-            before = time_all(conn, measured, args.runs)
-            conn.rollback()
-            after: dict[str, float] = {}
-            if args.tried:
+            if not args.tried:
+                found = time_all(conn, measured, args.runs)
+            else:
                 with conn.begin() as tx:
                     for path in args.tried:
                         started = time.perf_counter()
@@ -99,15 +100,13 @@ def main() -> None:
                     for table in ("webhook_event_rollup_daily", "webhook_event_duration_rollup_daily"):
                         if conn.execute(sa.text("SELECT to_regclass(:t)"), {"t": table}).scalar():
                             conn.execute(sa.text(f"ANALYZE {table}"))  # fresh tables have no statistics
-                    after = time_all(conn, measured, args.runs)
+                    found = time_all(conn, measured, args.runs)
                     tx.rollback()
     finally:
         engine.dispose()
-    print(f"\n{'query':<36}{'as it is':>12}{'with --try':>12}")
-    for label, ms in before.items():
-        tried = f"{after[label]:.1f}" if label in after else "-"
-        print(f"{label:<36}{ms:>12.1f}{tried:>12}")
-
+    print(f"\n{'query':<36}{'ms':>10}")
+    for label, ms in found.items():
+        print(f"{label:<36}{ms:>10.1f}")
 
 if __name__ == "__main__":
     main()
