@@ -4,11 +4,13 @@
     python bench/verdict_bench.py --database-url URL --runs 9     # a database loaded before
 
 Every dashboard page renders the verdict in its sidebar, and ``python -m jobs watch`` runs
-the same rule queries every few seconds, so this is a cost paid on every render. Each of
-the reused alert rules' queries (``jobs/alerting/rules.sql``, with the parameters ``gather``
-gives them), the verdict's own queries (``jobs/verdict.sql``) and the whole ``gather`` run
-through the dashboard's read-only engine: once to warm up, then ``--runs`` times; the table
-shows the median milliseconds. ``now`` is the current time, as on a page.
+the same rule queries every few seconds, so this is a cost paid on every render. Each alert
+rule's query (``jobs/alerting/rules.sql``, with the parameters ``gather`` and ``watch`` give
+them; the rules the verdict does not reuse are marked "watch only"), the verdict's own
+queries (``jobs/verdict.sql``) and ``gather`` run on one connection of the dashboard's
+read-only engine, then ``gather`` as a page calls it (on the engine, a pooled connection
+each time): each once to warm up, then ``--runs`` times; the table shows the median
+milliseconds. ``now`` is the current time, as on a page.
 
 With ``--events`` the bench makes a throwaway database (migrated, ``--days`` days of demo
 history ending now, VACUUM ANALYZE) and drops it afterwards; with ``--database-url`` it
@@ -47,11 +49,11 @@ def timed(function: Callable[[], object], runs: int) -> float:
 def measure_facts(conn, *, settings, now: datetime, runs: int) -> dict[str, float]:
     """Median milliseconds of each fact's query, and of ``gather`` on the same connection."""
     timings: dict[str, float] = {}
-    for name in verdict.REUSED_RULES:
-        rule = RULES[name]
+    for name, rule in RULES.items():  # every rule watch evaluates; the verdict reuses some
+        label = name if name in verdict.REUSED_RULES else f"{name} (watch only)"
         params = rule.params(settings, now)
-        timings[name] = timed(lambda: verdict.RULE_SQL.all(conn, rule.query, **params), runs)
-        print(f"    {name}: {timings[name]:.1f} ms", flush=True)
+        timings[label] = timed(lambda: verdict.RULE_SQL.all(conn, rule.query, **params), runs)
+        print(f"    {label}: {timings[label]:.1f} ms", flush=True)
     recent_since = now - verdict.RECENT
     own = {"failure_rate_against_usual": dict(now=now, recent_since=recent_since,
                                               usual_since=recent_since - verdict.USUAL),
