@@ -254,7 +254,7 @@ REVOKE EXECUTE ON FUNCTION public.webhook_rollup_maintain() FROM PUBLIC;
 -- Fill the daily level for the rows already there, from the hourly level (not from the
 -- rows): one pass over webhook_event_rollup and webhook_event_duration_rollup, whose size
 -- follows hours × keys, not events. At 10M events (30 days: 72k and 167k hourly rows) this
--- migration took 0.6 s (tried in a rolled-back transaction, bench/rollup_levels_bench.py). Holding the fold's lock meanwhile, so no fold runs between the
+-- migration took 0.6–1.2 s (tried in a rolled-back transaction, bench/rollup_levels_bench.py). Holding the fold's lock meanwhile, so no fold runs between the
 -- read of the hourly tables and this migration's commit (a fold after it adds its changes
 -- to both levels; pending changes stay pending for both).
 SELECT pg_advisory_xact_lock(hashtext('webhook_rollup_fold'));
