@@ -25,3 +25,10 @@ def test_dashboard_connection_has_a_statement_timeout(dashboard_engine, monkeypa
                 conn.execute(sa.text("SELECT pg_sleep(1)"))
     finally:
         short.dispose()
+
+
+def test_dashboard_statements_are_planned_for_their_parameters(dashboard_engine):
+    """The events search is planned for the text searched (queries/events.sql); a prepared
+    statement's generic plan would ignore it (76 s instead of 0.8 s at 10M events)."""
+    with dashboard_engine.connect() as conn:
+        assert conn.execute(sa.text("SHOW plan_cache_mode")).scalar() == "force_custom_plan"
