@@ -198,7 +198,7 @@ def run(engine: Engine, *, now: datetime, days: int = DEFAULT_DAYS,
                 SQL.execute(conn, "clear_demo_rows")
                 report.replaced_previous = True
                 step("removed the previous demo data")
-            for name in ("set_work_mem", "create_uniform", "create_normal"):
+            for name in ("set_work_mem", "set_maintenance_work_mem", "create_uniform", "create_normal"):
                 SQL.execute(conn, name)
             params = plan.parameters()
             steps = [
