@@ -536,26 +536,48 @@ BEGIN
 END
 $$
 
--- name: insert_events
--- Compact but real-shaped Stripe event payloads (the fields a handler reads), oldest first
--- as a live table fills. Each payload is written as JSON text and cast to jsonb once: the
--- same jsonb as nested jsonb_build_object calls (keys are sorted and values typed by the
--- cast alike), at half the cost, since every nested object built as jsonb was read again
--- by the object around it. Every value spliced in comes from this file (ids, names and
--- emails from fixed alphabets), so none needs JSON escaping; a space follows each colon
--- before a bare literal only because ":name" would read as a bind parameter. The staged
--- rows are sorted before the payloads are built, so the sort does not carry them.
-INSERT INTO webhook_events (
+-- name: set_api_version
+-- The API version the payloads carry, for copy_events_out (a COPY takes no parameters).
+SELECT set_config('demo.api_version', CAST(:api_version AS text), true)
+
+-- name: truncate_events
+-- webhook_events is empty here (a fresh database, or the previous demo data truncated);
+-- truncated again in this transaction so that copy_events_in may write its rows frozen.
+TRUNCATE webhook_events
+
+-- name: copy_events_in
+-- The rows of copy_events_out, written frozen (FREEZE: the table was truncated in this
+-- transaction, so no other transaction can see them before the commit): they need no
+-- VACUUM to be visible to index-only scans, and no later pass setting hint bits.
+COPY webhook_events (
     id, stripe_event_id, event_type, processing_status, payload, error_message, attempts,
     created_at, processed_at, processing_duration_ms, stripe_created_at, livemode,
-    processing_started_at, error_category, error_details, updated_at)
+    processing_started_at, error_category, error_details, updated_at, next_retry_at,
+    recovery_action, alert_level)
+FROM STDIN WITH (FREEZE)
+
+-- name: copy_events_out
+-- The webhook_events rows, oldest first as a live table fills, with compact but
+-- real-shaped Stripe event payloads (the fields a handler reads), for copy_events_in.
+-- Computed by a second session from its own identical demo_slots while the loading session
+-- stages its own and parses and writes what arrives: the two halves of the work run on
+-- two cores. Each payload is written as JSON text (parsed into jsonb by copy_events_in):
+-- the same jsonb as nested jsonb_build_object calls (keys are sorted and values typed by
+-- the parser alike), at half the cost, since every nested object built as jsonb was read
+-- again by the object around it. Every value spliced in comes from this file (ids, names
+-- and emails from fixed alphabets), so none needs JSON escaping; a space follows each
+-- colon before a bare literal only because ":name" would read as a bind parameter. The
+-- staged rows are sorted before the payloads are built, so the sort does not carry them.
+-- A failed event's plan is the rule webhook_event_fail applies (error_retry_policy): the
+-- next automatic retry while attempts remain, else a person.
+COPY (
 SELECT s.row_id,
        s.stripe_event_id,
        s.event_type,
        s.final_status,
        CAST(
            '{"id":"' || s.stripe_event_id
-        || '","object":"event","api_version":"' || CAST(:api_version AS text)
+        || '","object":"event","api_version":"' || current_setting('demo.api_version')
         || '","created":' || s.stripe_created
         || ',"livemode": false,"pending_webhooks":' || CASE WHEN s.final_status = 'completed' THEN '0' ELSE '1' END
         || ',"request":{"id":' || CASE WHEN s.event_type LIKE 'checkout.session.%' THEN 'null'
@@ -630,7 +652,7 @@ SELECT s.row_id,
        s.created_at,
        CASE WHEN s.final_status IN ('completed', 'failed')
             THEN s.started_at + interval '1 millisecond' * s.duration_ms END,
-       CASE WHEN s.final_status IN ('completed', 'failed') THEN s.duration_ms END,
+       CASE WHEN s.final_status IN ('completed', 'failed') THEN CAST(s.duration_ms AS integer) END,
        s.stripe_created_at,
        false,
        s.started_at,
@@ -643,8 +665,20 @@ SELECT s.row_id,
               THEN jsonb_build_object('recovered_after', jsonb_build_object(
                        'error_category', s.category, 'error_message', s.error_message,
                        'exception', s.exception, 'attempts', s.attempts - 1)) END,
-       coalesce(s.started_at + interval '1 millisecond' * s.duration_ms, s.started_at, s.created_at)
+       coalesce(s.started_at + interval '1 millisecond' * s.duration_ms, s.started_at, s.created_at),
+       CASE WHEN s.final_status = 'failed' THEN (
+           SELECT CASE WHEN cardinality(p.retry_delays_s) > 0 AND s.attempts < p.max_attempts
+                       THEN s.started_at + interval '1 millisecond' * s.duration_ms
+                            + make_interval(secs => p.retry_delays_s[least(s.attempts, cardinality(p.retry_delays_s))]) END
+           FROM error_retry_policy p WHERE p.category = s.category) END,
+       CASE WHEN s.final_status = 'failed' THEN (
+           SELECT CASE WHEN cardinality(p.retry_delays_s) > 0 AND s.attempts < p.max_attempts THEN p.recovery_action ELSE p.recovery_action_exhausted END
+           FROM error_retry_policy p WHERE p.category = s.category) END,
+       CASE WHEN s.final_status = 'failed' THEN (
+           SELECT CASE WHEN cardinality(p.retry_delays_s) > 0 AND s.attempts < p.max_attempts THEN p.alert_level ELSE 'critical' END
+           FROM error_retry_policy p WHERE p.category = s.category) END
 FROM (SELECT * FROM demo_slots ORDER BY created_at OFFSET 0) AS s
+) TO STDOUT
 
 -- name: insert_attempts
 -- One webhook_event_attempts row per attempt of the events that failed at least once, as the
@@ -668,21 +702,6 @@ CROSS JOIN LATERAL generate_series(1, s.attempts) AS n (attempt)
 CROSS JOIN LATERAL (SELECT s.created_at + (s.started_at - s.created_at) * (n.attempt - 1)
                                           / greatest(s.attempts - 1, 1) AS started) AS t
 WHERE s.delivery_failed AND s.final_status IN ('completed', 'failed') AND s.started_at IS NOT NULL
-
--- name: plan_demo_retries
--- The failed events' plan, by the rule webhook_event_fail applies (error_retry_policy): the
--- next automatic retry while attempts remain, else a person.
-UPDATE webhook_events e
-SET next_retry_at   = CASE WHEN cardinality(p.retry_delays_s) > 0 AND e.attempts < p.max_attempts
-                           THEN coalesce(e.processed_at, e.created_at)
-                                + make_interval(secs => p.retry_delays_s[least(e.attempts, cardinality(p.retry_delays_s))])
-                      END,
-    recovery_action = CASE WHEN cardinality(p.retry_delays_s) > 0 AND e.attempts < p.max_attempts
-                           THEN p.recovery_action ELSE p.recovery_action_exhausted END,
-    alert_level     = CASE WHEN cardinality(p.retry_delays_s) > 0 AND e.attempts < p.max_attempts
-                           THEN p.alert_level ELSE 'critical' END
-FROM error_retry_policy p
-WHERE e.processing_status = 'failed' AND p.category = e.error_category
 
 -- name: insert_registrations
 -- The registrations in the state their webhooks left them (stale pendings and the planted

@@ -226,17 +226,22 @@ def test_unmigrated_database_asks_for_migrate(database_url):
 
 
 SCHEMA = """
-    SELECT 'index', indexdef FROM pg_indexes WHERE tablename IN ('webhook_events', 'registrations')
+    SELECT 'index', indexdef FROM pg_indexes
+    WHERE tablename IN ('webhook_events', 'registrations', 'webhook_event_attempts')
     UNION ALL
     SELECT 'constraint', conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid)
-    FROM pg_constraint WHERE conrelid IN ('webhook_events'::regclass, 'registrations'::regclass)
+    FROM pg_constraint
+    WHERE conrelid IN ('webhook_events'::regclass, 'registrations'::regclass, 'webhook_event_attempts'::regclass)
     UNION ALL
     SELECT 'trigger', tgrelid::regclass::text || ' ' || tgname || ' ' || tgenabled::text
-    FROM pg_trigger WHERE tgrelid IN ('webhook_events'::regclass, 'registrations'::regclass) AND NOT tgisinternal"""
+    FROM pg_trigger
+    WHERE tgrelid IN ('webhook_events'::regclass, 'registrations'::regclass, 'webhook_event_attempts'::regclass)
+      AND NOT tgisinternal"""
 
 
 def test_load_leaves_the_schema_as_it_was_and_the_rollups_equal_the_rows(db):
     from queries import fetch_df
+    from tests.test_error_rollups import assert_error_queries_match
     from tests.test_registration_rollups import RAW_FUNNEL, RAW_PAYMENTS
 
     with db.connect() as conn:
@@ -252,3 +257,5 @@ def test_load_leaves_the_schema_as_it_was_and_the_rollups_equal_the_rows(db):
         payments = fetch_df(conn, "completed_payments_by_currency", **window)
         assert [tuple(row) for row in payments.itertuples(index=False)] == \
             [tuple(row) for row in conn.execute(sa.text(RAW_PAYMENTS), window)]
+        # The error rollups, whose triggers were paused too, serve the Errors page's numbers.
+        assert_error_queries_match(conn, NOW - timedelta(days=3, minutes=7), NOW)
