@@ -18,7 +18,9 @@ What it writes, relative to ``now``:
   events Stripe still lists, undelivered ones included.
 
 Rows are computed in SQL from ``generate_series`` with hash-based randomness, so the same
-seed and ``now`` give identical data, and a million events load in about a minute.
+seed and ``now`` give identical data; a second session computes the webhook_events rows and
+streams them into the loading one (``EventStream``), and a million events load in a few
+minutes on a busy 2-vCPU machine.
 """
 
 from __future__ import annotations
