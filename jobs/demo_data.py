@@ -285,14 +285,16 @@ class EventStream:
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._produce, name="demo-data events", daemon=True)
         self.session = None  # the second session's driver connection, to cancel its statement
+        self.lock = threading.Lock()
 
     def start(self) -> None:
         self.thread.start()
 
     def stop(self) -> None:
         self.stopping.set()
-        if self.thread.is_alive() and self.session is not None:
-            self.session.cancel_safe()  # a statement of minutes at 10M rows: not waited for
+        with self.lock:
+            if self.session is not None:
+                self.session.cancel_safe()  # a statement of minutes at 10M rows: not waited for
         self.thread.join()
 
     def _put(self, item) -> bool:
@@ -307,27 +309,37 @@ class EventStream:
     def _produce(self) -> None:
         try:
             with self.engine.connect() as conn:
-                self.session = conn.connection.driver_connection
-                for name in ("set_work_mem", "create_uniform", "create_normal", "stage_events",
-                             "settle_events", "describe_errors", "set_api_version"):
-                    if self.stopping.is_set():
-                        return
-                    SQL.execute(conn, name, **{k: self.params[k] for k in SQL[name].parameters})
-                cursor = self.session.cursor()
-                with cursor, cursor.copy(SQL["copy_events_out"].sql) as copy:
-                    buffer = bytearray()
-                    for row in copy:
-                        buffer += row
-                        if len(buffer) >= self.CHUNK_BYTES:
-                            if not self._put(bytes(buffer)):
-                                return  # stopped: leaving the block ends the COPY and the session
-                            buffer.clear()
-                    if buffer and not self._put(bytes(buffer)):
-                        return
+                with self.lock:
+                    self.session = conn.connection.driver_connection
+                try:
+                    if not self._stream(conn):
+                        return  # stopped
+                finally:
+                    with self.lock:  # back to the pool: no longer ours to cancel
+                        self.session = None
                 conn.rollback()  # temporary tables only
             self._put(None)
         except BaseException as exc:  # handed to the loading session, which fails the load
             self._put(exc)
+
+    def _stream(self, conn: Connection) -> bool:
+        for name in ("set_work_mem", "create_uniform", "create_normal", "stage_events",
+                     "settle_events", "describe_errors", "set_api_version"):
+            if self.stopping.is_set():
+                return False
+            SQL.execute(conn, name, **{k: self.params[k] for k in SQL[name].parameters})
+        cursor = conn.connection.driver_connection.cursor()
+        with cursor, cursor.copy(SQL["copy_events_out"].sql) as copy:
+            buffer = bytearray()
+            for row in copy:
+                buffer += row
+                if len(buffer) >= self.CHUNK_BYTES:
+                    if not self._put(bytes(buffer)):
+                        return False
+                    buffer.clear()
+            if buffer and not self._put(bytes(buffer)):
+                return False
+        return True
 
     def copy_into(self, conn: Connection) -> None:
         """Write the rows into webhook_events (truncated in this transaction) as they come."""
@@ -337,9 +349,12 @@ class EventStream:
                 try:
                     chunk = self.chunks.get(timeout=0.5)
                 except queue.Empty:
-                    if not self.thread.is_alive():
+                    if self.thread.is_alive():
+                        continue
+                    try:  # what it put just before it ended
+                        chunk = self.chunks.get_nowait()
+                    except queue.Empty:
                         raise JobFailed("the session computing the events stopped") from None
-                    continue
                 if chunk is None:
                     return
                 if isinstance(chunk, BaseException):
