@@ -2,9 +2,16 @@
 
 -- name: failures_by_bucket_and_type
 -- Events received in [start, end) that are failed now, per time bucket (:bucket is 'hour'
--- or 'day', UTC) and event type. Only non-empty (bucket, type) pairs are returned.
+-- or 'day', UTC) and event type. Only non-empty (bucket, type) pairs are returned. Daily
+-- buckets read the rollups' daily level, hourly ones the hours (only the branch for :bucket runs).
 SELECT date_trunc(:bucket, bucket, 'UTC') AS bucket, event_type, CAST(sum(events) AS bigint) AS failed
-FROM webhook_window_counts(:start, :end)
+FROM (
+    SELECT bucket, event_type, processing_status, events FROM webhook_window_counts(:start, :end)
+    WHERE CAST(:bucket AS text) <> 'hour'
+    UNION ALL
+    SELECT bucket, event_type, processing_status, events FROM webhook_window_counts_hourly(:start, :end)
+    WHERE CAST(:bucket AS text) = 'hour'
+) AS window_counts
 WHERE processing_status = 'failed'
 GROUP BY 1, 2
 HAVING sum(events) > 0
@@ -17,7 +24,7 @@ ORDER BY 1, 2
 -- count as one error). Largest first,
 -- at most :limit fingerprints; still_failing counts the events that are failed now.
 -- The fingerprint is computed once, when the message is written (the generated column
--- error_fingerprint, migrations/0110_event_rollups.sql); counts come from the hourly rollups and the window's
+-- error_fingerprint, migrations/0110_event_rollups.sql); counts come from the rollups (daily and hourly) and the window's
 -- edges; first and last seen are index lookups; the example is the least message seen in
 -- the window (the rollups keep one per hour, even after that event changed).
 WITH grouped AS (

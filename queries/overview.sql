@@ -3,8 +3,9 @@
 -- (still 'processing' since before :stuck_before), success rate over finished events
 -- (completed / (completed + failed); null when none finished), p95 processing time of
 -- completed events, and the time of the newest event received at all (not only in the window).
--- Counts come from the hourly rollups plus the raw rows of the window's partial edge hours
--- (webhook_window_counts), so they equal a count over webhook_events. The p95 is exact
+-- Counts come from the rollups (whole UTC days from the daily level, the other whole hours
+-- from the hourly one) plus the raw rows of the window's partial edge hours
+-- (webhook_window_counts, migrations/0160), so they equal a count over webhook_events. The p95 is exact
 -- (percentile_cont over the rows) up to 20,000 completed events in the window; beyond that
 -- it is read from the duration histogram, within 2.5 % of the exact value.
 WITH counts AS (
@@ -40,19 +41,30 @@ FROM counts c
 
 -- name: events_by_bucket
 -- Event counts per time bucket (:bucket is 'hour' or 'day', UTC) and status, with a row of
--- zeros for empty buckets so charts show quiet periods as quiet, not missing.
+-- zeros for empty buckets so charts show quiet periods as quiet, not missing. Daily buckets
+-- read the rollups' daily level (webhook_window_counts); hourly ones need the hours
+-- (webhook_window_counts_hourly): only the branch for :bucket runs.
 WITH buckets AS (
     SELECT generate_series(
                date_trunc(:bucket, CAST(:start AS timestamptz), 'UTC'),
                CAST(:end AS timestamptz) - interval '1 microsecond',
-               CAST('1 ' || :bucket AS interval)) AS bucket
+               -- a UTC day is 24 hours ('1 day' steps 23 or 25 hours across a daylight-saving
+               -- change in a session whose time zone has one)
+               CAST(CASE WHEN CAST(:bucket AS text) = 'day' THEN '24 hours' ELSE '1 ' || :bucket END AS interval))
+               AS bucket
 ), counts AS (
     SELECT date_trunc(:bucket, bucket, 'UTC') AS bucket,
            sum(events) FILTER (WHERE processing_status = 'completed')  AS completed,
            sum(events) FILTER (WHERE processing_status = 'failed')     AS failed,
            sum(events) FILTER (WHERE processing_status = 'processing') AS processing,
            sum(events) FILTER (WHERE processing_status = 'pending')    AS pending
-    FROM webhook_window_counts(:start, :end)
+    FROM (
+        SELECT bucket, processing_status, events FROM webhook_window_counts(:start, :end)
+        WHERE CAST(:bucket AS text) <> 'hour'
+        UNION ALL
+        SELECT bucket, processing_status, events FROM webhook_window_counts_hourly(:start, :end)
+        WHERE CAST(:bucket AS text) = 'hour'
+    ) AS window_counts
     GROUP BY 1
 )
 SELECT b.bucket,

@@ -30,6 +30,7 @@ BEGIN
         'alerts', 'alert_pending', 'alert_notifications', 'alert_silences',
         'sweep_runs', 'missed_events', 'login_throttle',
         'webhook_event_rollup', 'webhook_event_duration_rollup', 'webhook_event_rollup_delta',
+        'webhook_event_rollup_daily', 'webhook_event_duration_rollup_daily',
         'webhook_failure_rollup', 'webhook_failure_rollup_delta', 'webhook_error_events',
         'webhook_error_event_rollup', 'webhook_error_event_rollup_daily', 'webhook_error_event_rollup_delta',
         'registration_funnel_rollup', 'registration_completion_rollup', 'registration_payment_rollup',

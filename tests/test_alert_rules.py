@@ -136,3 +136,88 @@ def test_silence_counts_the_baseline_exactly_at_its_edges(db):
                                    " AND created_at <= :l"), {"l": last}).scalar()
     assert row["last_event_at"] == last
     assert row["baseline_events"] == raw == 5
+
+
+def test_payment_event_failed_counts_each_type_and_shows_its_five_newest(db):
+    """The facts per failed checkout type: counts, retries, first and last failure, the five
+    newest event ids newest first and the newest error; events of other types, older than
+    the lookback, completed, or failed and then completed by a retry are not counted."""
+    import sqlalchemy as sa
+
+    from core.sql import load_package
+    from tests.factories import add_event
+
+    since = NOW - timedelta(hours=72)
+    with db.begin() as conn:
+        completed_ids = [add_event(conn, created_at=since + timedelta(hours=1, minutes=i), status="failed",
+                                   duration_ms=250, error=f"handler error {i}",
+                                   event_id=f"evt_completed_{i}") for i in range(7)]
+        async_ids = [add_event(conn, created_at=since + timedelta(hours=30, minutes=i), status="failed",
+                               event_type="checkout.session.async_payment_failed", duration_ms=100,
+                               error=f"async error {i}", event_id=f"evt_async_{i}") for i in range(2)]
+        conn.execute(sa.text("UPDATE webhook_events SET next_retry_at = :at WHERE stripe_event_id = :id"),
+                     {"at": NOW + timedelta(minutes=10), "id": completed_ids[2]})
+        add_event(conn, created_at=since - timedelta(seconds=1), status="failed", error="too old",
+                  duration_ms=5)
+        add_event(conn, created_at=since + timedelta(hours=2), status="failed", event_type="invoice.paid",
+                  error="not a checkout", duration_ms=5)
+        add_event(conn, created_at=since + timedelta(hours=2), status="completed", duration_ms=5)
+        retried = add_event(conn, created_at=since + timedelta(hours=3), status="failed",
+                            event_type="checkout.session.expired", error="then retried", duration_ms=5)
+        conn.execute(sa.text("UPDATE webhook_events SET processing_status = 'completed', error_message = NULL "
+                             "WHERE stripe_event_id = :id"), {"id": retried})
+    sql = load_package("jobs.alerting", "rules.sql")
+    with db.connect() as conn:
+        rows = sql.all(conn, "payment_event_failed", since=since)
+    assert [row["event_type"] for row in rows] == ["checkout.session.async_payment_failed",
+                                                   "checkout.session.completed"]
+    by_type = {row["event_type"]: row for row in rows}
+    done = by_type["checkout.session.completed"]
+    assert (done["failed"], done["without_retry"]) == (7, 6)
+    assert done["next_retry_at"] == NOW + timedelta(minutes=10)
+    assert done["first_failed_at"] == since + timedelta(hours=1, milliseconds=250)
+    assert done["last_failed_at"] == since + timedelta(hours=1, minutes=6, milliseconds=250)
+    assert list(done["example_event_ids"]) == completed_ids[::-1][:5]
+    assert done["last_error"] == "handler error 6"
+    asynchronous = by_type["checkout.session.async_payment_failed"]
+    assert (asynchronous["failed"], asynchronous["without_retry"], asynchronous["next_retry_at"]) == (2, 2, None)
+    assert list(asynchronous["example_event_ids"]) == async_ids[::-1]
+    assert asynchronous["last_error"] == "async error 1"
+    with db.connect() as conn:   # a lookback with no failure in it: no row, not a row of zeros
+        assert sql.all(conn, "payment_event_failed", since=since + timedelta(hours=31)) == []
+
+
+def test_silence_baseline_equals_a_count_of_the_rows_on_hour_bounds_and_after_folding(db):
+    """Random traffic over two days, events on whole hours and at one instant several times:
+    for many `until`s and baseline lengths, before and after the rollups fold their pending
+    changes, the baseline is the count over (last - hours, last] of the rows."""
+    import random
+
+    import sqlalchemy as sa
+
+    from core.sql import load_package
+    from tests.factories import add_event
+
+    rng = random.Random(14)
+    start = datetime(2026, 11, 28, 0, 0, tzinfo=timezone.utc)
+    times = [start + timedelta(seconds=rng.randrange(0, 48 * 3600)) for _ in range(150)]
+    times += [start + timedelta(hours=h) for h in (0, 5, 6, 24, 30, 47)]   # on whole hours
+    times += [start + timedelta(hours=29, minutes=10)] * 3                 # several at one instant
+    with db.begin() as conn:
+        for at in times:
+            add_event(conn, created_at=at)
+    untils = [start + timedelta(hours=h) for h in (1, 6, 24, 30)]
+    untils += [start + timedelta(hours=29, minutes=10, microseconds=1), start + timedelta(hours=48, minutes=1)]
+    untils += [start + timedelta(seconds=rng.randrange(3600, 48 * 3600)) for _ in range(6)]
+    sql = load_package("jobs.alerting", "rules.sql")
+    for folded in (False, True):
+        if folded:
+            with db.begin() as conn:
+                assert conn.execute(sa.text("SELECT webhook_rollup_fold()")).scalar() > 0
+        with db.connect() as conn:
+            for until in untils:
+                for hours in (1, 5, 24):
+                    row = sql.one(conn, "silence", until=until, baseline_hours=hours)
+                    last = max(at for at in times if at < until)
+                    expected = sum(1 for at in times if last - timedelta(hours=hours) < at <= last)
+                    assert (row["last_event_at"], row["baseline_events"]) == (last, expected), (until, hours, folded)

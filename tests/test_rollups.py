@@ -1,7 +1,9 @@
-"""The hourly rollups (migrations/0110_event_rollups.sql) stay equal to counts over
-webhook_events through random histories: handler deliveries, failures, retries, reclaims of
-silent workers, late updates, archival by cleanup, deletes; and the p95 read from the
-duration histogram stays within its documented error."""
+"""The hourly and daily rollups (migrations/0110_event_rollups.sql, 0160_event_rollups_daily.sql)
+stay equal to counts over webhook_events through random histories: handler deliveries,
+failures, retries, reclaims of silent workers, late updates, archival by cleanup, deletes;
+windows of whole UTC days, partial days and partial hours read them exactly, also in a
+session time zone with daylight saving; and the p95 read from the duration histogram stays
+within its documented error."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
+from devharness import empty_tables
 from jobs import cleanup
 from queries import fetch_one
 from tests.factories import add_event
@@ -23,46 +26,91 @@ MESSAGES = [None, "timeout after {n} ms for evt_1Nx{n}abcdef", "deadlock detecte
             "Card declined for user{n}@example.com"]
 
 RAW = """
-    SELECT date_trunc('hour', created_at, 'UTC') AS bucket, event_type, processing_status,
+    SELECT date_trunc(:grain, created_at, 'UTC') AS bucket, event_type, processing_status,
            coalesce(error_category, '') AS error_category, coalesce(error_fingerprint, '') AS error_fingerprint,
            count(*) AS events, count(*) FILTER (WHERE attempts > 1) AS retried
     FROM webhook_events
     WHERE created_at >= :start AND created_at < :end
     GROUP BY 1, 2, 3, 4, 5"""
+# webhook_window_counts' rows cover a whole UTC day or an hour: counted per day they equal
+# the raw counts per day; webhook_window_counts_hourly's per hour the raw counts per hour.
 WINDOWED = """
-    SELECT bucket, event_type, processing_status, error_category, error_fingerprint,
+    SELECT date_trunc('day', bucket, 'UTC'), event_type, processing_status, error_category, error_fingerprint,
            sum(events) AS events, sum(retried) AS retried
     FROM webhook_window_counts(:start, :end)
     GROUP BY 1, 2, 3, 4, 5 HAVING sum(events) <> 0 OR sum(retried) <> 0"""
+WINDOWED_HOURLY = """
+    SELECT bucket, event_type, processing_status, error_category, error_fingerprint,
+           sum(events) AS events, sum(retried) AS retried
+    FROM webhook_window_counts_hourly(:start, :end)
+    GROUP BY 1, 2, 3, 4, 5 HAVING sum(events) <> 0 OR sum(retried) <> 0"""
+# The least example per fingerprint over a window: the daily level keeps its hours' least.
+EXAMPLES = """
+    SELECT error_fingerprint, min(example) FROM {function}(:start, :end)
+    WHERE error_fingerprint <> '' GROUP BY 1 HAVING sum(events) > 0"""
 RAW_DURATIONS = """
     SELECT processing_status, webhook_duration_bin(processing_duration_ms) AS bin, count(*) AS events
     FROM webhook_events
     WHERE created_at >= :start AND created_at < :end AND processing_duration_ms IS NOT NULL
     GROUP BY 1, 2"""
 WINDOWED_DURATIONS = "SELECT processing_status, bin, events FROM webhook_duration_window(:start, :end)"
+HOURLY_BY_DAY = """
+    SELECT date_trunc('day', bucket, 'UTC'), event_type, processing_status, error_category, error_fingerprint,
+           sum(events), sum(retried), min(example)
+    FROM webhook_event_rollup GROUP BY 1, 2, 3, 4, 5 HAVING sum(events) <> 0 OR sum(retried) <> 0"""
+DAILY = """
+    SELECT day, event_type, processing_status, error_category, error_fingerprint, events, retried, example
+    FROM webhook_event_rollup_daily WHERE events <> 0 OR retried <> 0"""
 
 
 def rows(conn, sql, **params) -> set[tuple]:
     return {tuple(r) for r in conn.execute(sa.text(sql), params)}
 
 
-def assert_rollups_match(conn, rng: random.Random) -> None:
-    windows = [(NOW - timedelta(days=40), NOW + timedelta(days=1))]
-    for _ in range(4):  # windows with edges inside hours and on hour boundaries
+def windows(rng: random.Random) -> list[tuple[datetime, datetime]]:
+    """Windows over the histories (30 days before NOW): everything; whole UTC days; days
+    with partial first and last days (edges on hours, inside hours); shorter than a day,
+    across a midnight; inside one hour; and across 8 March 2026 (New York's change to
+    daylight saving), whose UTC days are still 24 hours."""
+    midnight = NOW.replace(hour=0)
+    found = [(NOW - timedelta(days=40), NOW + timedelta(days=1)),
+             (midnight - timedelta(days=9), midnight - timedelta(days=2)),
+             (datetime(2026, 3, 7, 5, 0, tzinfo=timezone.utc), datetime(2026, 3, 9, 4, 0, tzinfo=timezone.utc)),
+             (datetime(2026, 3, 7, 23, 30, tzinfo=timezone.utc), datetime(2026, 3, 8, 0, 45, tzinfo=timezone.utc)),
+             (NOW - timedelta(minutes=50), NOW - timedelta(minutes=10))]
+    for _ in range(4):
         start = NOW - timedelta(minutes=rng.randrange(0, 20 * 24 * 60))
         if rng.random() < 0.3:
             start = start.replace(minute=0, second=0, microsecond=0)
-        windows.append((start, start + timedelta(minutes=rng.randrange(1, 10 * 24 * 60))))
-    for start, end in windows:
-        assert rows(conn, WINDOWED, start=start, end=end) == rows(conn, RAW, start=start, end=end)
-        assert rows(conn, WINDOWED_DURATIONS, start=start, end=end) == rows(conn, RAW_DURATIONS, start=start, end=end)
-    # And the rollup table itself, hour by hour, over everything, once the pending changes are folded.
+        end = start + timedelta(minutes=rng.randrange(1, 10 * 24 * 60))
+        if rng.random() < 0.3:
+            end = end.replace(hour=0, minute=0, second=0, microsecond=0)
+        found.append((start, end))
+    return found
+
+
+def assert_rollups_match(conn, rng: random.Random) -> None:
+    for start, end in windows(rng):
+        window = {"start": start, "end": end}
+        assert rows(conn, WINDOWED, **window) == rows(conn, RAW, grain="day", **window), window
+        assert rows(conn, WINDOWED_HOURLY, **window) == rows(conn, RAW, grain="hour", **window), window
+        assert rows(conn, WINDOWED_DURATIONS, **window) == rows(conn, RAW_DURATIONS, **window), window
+        assert rows(conn, EXAMPLES.format(function="webhook_window_counts"), **window) \
+            == rows(conn, EXAMPLES.format(function="webhook_window_counts_hourly"), **window), window
+    # And the rollup tables themselves, hour by hour and day by day, over everything, once
+    # the pending changes are folded: the daily level holds its hours' counts and examples.
     conn.execute(sa.text("SELECT webhook_rollup_fold()"))
     assert conn.execute(sa.text("SELECT count(*) FROM webhook_event_rollup_delta")).scalar() == 0
     whole = conn.execute(sa.text("""
         SELECT bucket, event_type, processing_status, error_category, error_fingerprint, events, retried
         FROM webhook_event_rollup WHERE events <> 0 OR retried <> 0""")).all()
-    assert {tuple(r) for r in whole} == rows(conn, RAW, start=NOW - timedelta(days=400), end=NOW + timedelta(days=400))
+    everything = {"start": NOW - timedelta(days=400), "end": NOW + timedelta(days=400)}
+    assert {tuple(r) for r in whole} == rows(conn, RAW, grain="hour", **everything)
+    assert rows(conn, DAILY) == rows(conn, HOURLY_BY_DAY)
+    assert rows(conn, """SELECT day, processing_status, bin, events FROM webhook_event_duration_rollup_daily
+                         WHERE events <> 0""") == rows(conn, """
+        SELECT date_trunc('day', bucket, 'UTC'), processing_status, bin, sum(events)
+        FROM webhook_event_duration_rollup GROUP BY 1, 2, 3 HAVING sum(events) <> 0""")
 
 
 def random_history(engine, rng: random.Random, *, events: int) -> None:
@@ -146,6 +194,8 @@ def test_truncate_empties_the_rollups(db):
         conn.execute(sa.text("TRUNCATE webhook_events"))
         assert conn.execute(sa.text("SELECT count(*) FROM webhook_event_rollup")).scalar() == 0
         assert conn.execute(sa.text("SELECT count(*) FROM webhook_event_duration_rollup")).scalar() == 0
+        assert conn.execute(sa.text("SELECT count(*) FROM webhook_event_rollup_daily")).scalar() == 0
+        assert conn.execute(sa.text("SELECT count(*) FROM webhook_event_duration_rollup_daily")).scalar() == 0
 
 
 def test_kpis_equal_raw_counts_on_an_unaligned_window(dashboard_engine, db):
@@ -276,3 +326,99 @@ def test_demo_data_loads_rollups_equal_to_its_rows(db):
             == indexes_before
         add_event(conn, created_at=NOW - timedelta(minutes=1), status="failed", error="late")
         assert_rollups_match(conn, random.Random(6))
+
+
+def test_dashboard_counts_over_whole_and_partial_days_equal_raw_counts(db):
+    """The Overview's charts and tables, the Errors page's failures per bucket, the sidebar
+    verdict's failure rate and the silence rule's baseline, on windows of whole UTC days,
+    partial days and partial hours, with some changes still pending: counts over the rows."""
+    from core.sql import load_package
+    from queries import fetch_df
+
+    verdict_sql = load_package("jobs", "verdict.sql")
+    rule_sql = load_package("jobs.alerting", "rules.sql")
+    rng = random.Random(21)
+    random_history(db, rng, events=300)
+    with db.connect() as conn:
+        for start, end in windows(rng):
+            window = {"start": start, "end": end}
+            raw = conn.execute(sa.text("""
+                SELECT date_trunc(:grain, created_at, 'UTC') AS bucket, event_type, processing_status, count(*) AS n
+                FROM webhook_events WHERE created_at >= :start AND created_at < :end
+                GROUP BY 1, 2, 3"""), {**window, "grain": "hour"}).all()
+            for grain in ("hour", "day"):
+                per_bucket: dict = {}
+                failed: dict = {}
+                for hour, event_type, status, n in raw:
+                    hour = hour.astimezone(timezone.utc)  # the session's zone may not be UTC
+                    bucket = hour.replace(hour=0) if grain == "day" else hour
+                    per_bucket.setdefault(bucket, {}).setdefault(status, 0)
+                    per_bucket[bucket][status] += n
+                    if status == "failed":
+                        failed[(bucket, event_type)] = failed.get((bucket, event_type), 0) + n
+                chart = fetch_df(conn, "events_by_bucket", **window, bucket=grain)
+                got = {row.bucket: {s: getattr(row, s) for s in STATUSES if getattr(row, s)}
+                       for row in chart.itertuples()}
+                assert {b: c for b, c in got.items() if c} == per_bucket, (window, grain)
+                errors = fetch_df(conn, "failures_by_bucket_and_type", **window, bucket=grain)
+                assert {(r.bucket, r.event_type): r.failed for r in errors.itertuples()} == failed, (window, grain)
+            types = fetch_df(conn, "event_types", **window)
+            by_type: dict = {}
+            for _, event_type, status, n in raw:
+                counts = by_type.setdefault(event_type, [0, 0, 0])
+                counts[0] += n
+                counts[1] += n if status == "failed" else 0
+                counts[2] += n if status == "completed" else 0
+            assert {r.event_type: [r.events, r.failed, r.completed] for r in types.itertuples()} == by_type, window
+            kpis = fetch_df(conn, "event_kpis", **window, stuck_before=NOW).iloc[0]
+            assert kpis["events_received"] == sum(n for *_, n in raw)
+            assert kpis["failed"] == sum(n for _, _, status, n in raw if status == "failed")
+
+            rate = verdict_sql.one(conn, "failure_rate_against_usual", now=end, recent_since=start + (end - start) / 2,
+                                   usual_since=start)
+            raw_rate = conn.execute(sa.text("""
+                SELECT count(*) FILTER (WHERE created_at >= :middle),
+                       count(*) FILTER (WHERE created_at >= :middle AND processing_status = 'failed'),
+                       count(*) FILTER (WHERE created_at < :middle),
+                       count(*) FILTER (WHERE created_at < :middle AND processing_status = 'failed')
+                FROM webhook_events WHERE created_at >= :start AND created_at < :end"""),
+                {**window, "middle": start + (end - start) / 2}).one()
+            assert tuple(rate.values()) == tuple(raw_rate), window
+
+            silence = rule_sql.one(conn, "silence", until=end, baseline_hours=60)
+            raw_baseline = conn.execute(sa.text("""
+                SELECT count(*) FROM webhook_events, (SELECT max(created_at) AS last FROM webhook_events
+                                                      WHERE created_at < :until) l
+                WHERE created_at > l.last - interval '60 hours' AND created_at <= l.last"""),
+                {"until": end}).scalar()
+            assert silence["baseline_events"] == raw_baseline, window
+
+
+def test_whole_days_are_utc_days_whatever_the_sessions_time_zone(db):
+    """Every session in a zone with daylight saving: the random histories (30 days before
+    10 March 2026, across New York's change on 8 March) and their windows still read whole
+    UTC days of 24 hours from the daily level and match the rows."""
+    new_york = sa.create_engine(db.url, connect_args={"options": "-c timezone=America/New_York"})
+    try:
+        with new_york.connect() as conn:
+            assert conn.execute(sa.text("SHOW TimeZone")).scalar() == "America/New_York"
+        test_rollups_equal_raw_counts_after_a_random_history(new_york, 2)
+        empty_tables(db)
+        test_dashboard_counts_over_whole_and_partial_days_equal_raw_counts(new_york)
+    finally:
+        new_york.dispose()
+
+
+def test_the_event_rollups_are_empty_on_an_empty_database(dashboard_engine):
+    from queries import fetch_df
+
+    window = {"start": NOW - timedelta(days=30, minutes=7), "end": NOW}
+    with dashboard_engine.connect() as conn:
+        for function in ("webhook_window_counts", "webhook_window_counts_hourly", "webhook_duration_window"):
+            assert conn.execute(sa.text(f"SELECT count(*) FROM {function}(:start, :end)"), window).scalar() == 0
+    kpis = fetch_one(dashboard_engine, "event_kpis", **window, stuck_before=NOW)
+    assert (kpis["events_received"], kpis["failed"], kpis["success_rate"], kpis["p95_duration_ms"]) == (0, 0, None, None)
+    for grain, buckets in (("day", 31), ("hour", 30 * 24 + 1)):
+        chart = fetch_df(dashboard_engine, "events_by_bucket", **window, bucket=grain)
+        assert len(chart) == buckets and chart[["completed", "failed", "processing", "pending"]].to_numpy().sum() == 0
+    assert fetch_df(dashboard_engine, "event_types", **window).empty
