@@ -12,6 +12,11 @@
 -- The staging tables are sorted and hashed in memory: room for that, for this transaction only.
 SET LOCAL work_mem = '128MB'
 
+-- name: set_maintenance_work_mem
+-- Room for the index builds after the load to sort in memory (fewer passes over temporary
+-- files at millions of rows), for this transaction only.
+SET LOCAL maintenance_work_mem = '512MB'
+
 -- name: analyze_loaded
 -- Fresh statistics right after the load, so the dashboard's first queries get good plans.
 ANALYZE webhook_events, registrations, webhook_event_rollup, webhook_event_duration_rollup,
@@ -421,7 +426,7 @@ WHERE s.delivery_failed
 -- Indexes are built once after the load instead of updated row by row during it (several
 -- times faster at millions of rows; a primary key or unique index of random ids filled row by
 -- row touches a random page per row, which at 10M rows no longer fits in the cache). The
--- definitions of every index of webhook_events and registrations, and of their primary key
+-- definitions of every index of webhook_events, webhook_event_attempts and registrations, and of their primary key
 -- and unique constraints that no foreign key depends on, are kept in temporary tables, then
 -- the constraints and indexes dropped; the tables are empty here (a fresh database, or the
 -- previous demo data truncated), inside this transaction. create_secondary_indexes adds the
@@ -434,13 +439,15 @@ BEGIN
     SELECT c.conrelid::regclass::text AS table_name, c.conname AS constraint_name,
            pg_get_constraintdef(c.oid) AS definition
     FROM pg_constraint c
-    WHERE c.conrelid IN ('public.webhook_events'::regclass, 'public.registrations'::regclass)
+    WHERE c.conrelid IN ('public.webhook_events'::regclass, 'public.registrations'::regclass,
+                         'public.webhook_event_attempts'::regclass)
       AND c.contype IN ('p', 'u')
       AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = c.conindid);
     CREATE TEMP TABLE demo_index_defs ON COMMIT DROP AS
     SELECT i.indexrelid::regclass::text AS index_name, pg_get_indexdef(i.indexrelid) AS definition
     FROM pg_index i
-    WHERE i.indrelid IN ('public.webhook_events'::regclass, 'public.registrations'::regclass)
+    WHERE i.indrelid IN ('public.webhook_events'::regclass, 'public.registrations'::regclass,
+                         'public.webhook_event_attempts'::regclass)
       AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid);
     FOR ix IN SELECT table_name, constraint_name FROM demo_constraint_defs LOOP
         EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', ix.table_name, ix.constraint_name);
@@ -471,9 +478,19 @@ $$
 
 -- name: pause_rollup_triggers
 -- The rollup trigger (migrations/0110_event_rollups.sql) would append a change row per
--- loaded row; rebuild_rollups recomputes the rollups set-based after the load instead.
--- Inside this transaction: no other writer sees the table without it.
-ALTER TABLE webhook_events DISABLE TRIGGER webhook_events_rollup
+-- loaded row, and the error rollups' triggers on webhook_event_attempts
+-- (migrations/0130_error_rollups.sql) would probe webhook_events for each attempt, a scan
+-- of the whole table while its indexes are set aside; rebuild_rollups recomputes all these
+-- rollups set-based after the load instead. Inside this transaction: no other writer sees
+-- the tables without them.
+DO $$
+BEGIN
+    ALTER TABLE webhook_events DISABLE TRIGGER webhook_events_rollup;
+    ALTER TABLE webhook_events DISABLE TRIGGER webhook_events_error_rollup_fold;
+    ALTER TABLE webhook_event_attempts DISABLE TRIGGER webhook_event_attempts_error_rollup;
+    ALTER TABLE webhook_event_attempts DISABLE TRIGGER webhook_event_attempts_error_rollup_fold;
+END
+$$
 
 -- name: rebuild_rollups
 -- The rollups of the loaded rows, computed set-based.
@@ -509,117 +526,133 @@ $$
 SELECT registration_rollup_rebuild()
 
 -- name: resume_rollup_triggers
--- The rollup trigger back on (pause_rollup_triggers).
-ALTER TABLE webhook_events ENABLE TRIGGER webhook_events_rollup
+-- The rollup triggers back on (pause_rollup_triggers).
+DO $$
+BEGIN
+    ALTER TABLE webhook_events ENABLE TRIGGER webhook_events_rollup;
+    ALTER TABLE webhook_events ENABLE TRIGGER webhook_events_error_rollup_fold;
+    ALTER TABLE webhook_event_attempts ENABLE TRIGGER webhook_event_attempts_error_rollup;
+    ALTER TABLE webhook_event_attempts ENABLE TRIGGER webhook_event_attempts_error_rollup_fold;
+END
+$$
 
--- name: insert_events
--- Compact but real-shaped Stripe event payloads (the fields a handler reads), oldest first
--- as a live table fills.
-INSERT INTO webhook_events (
+-- name: set_api_version
+-- The API version the payloads carry, for copy_events_out (a COPY takes no parameters).
+SELECT set_config('demo.api_version', CAST(:api_version AS text), true)
+
+-- name: truncate_events
+-- webhook_events is empty here (a fresh database, or the previous demo data truncated);
+-- truncated again in this transaction so that copy_events_in may write its rows frozen.
+TRUNCATE webhook_events
+
+-- name: copy_events_in
+-- The rows of copy_events_out, written frozen (FREEZE: the table was truncated in this
+-- transaction, so no other transaction can see them before the commit): they need no
+-- VACUUM to be visible to index-only scans, and no later pass setting hint bits.
+COPY webhook_events (
     id, stripe_event_id, event_type, processing_status, payload, error_message, attempts,
     created_at, processed_at, processing_duration_ms, stripe_created_at, livemode,
-    processing_started_at, error_category, error_details, updated_at)
+    processing_started_at, error_category, error_details, updated_at, next_retry_at,
+    recovery_action, alert_level)
+FROM STDIN WITH (FREEZE)
+
+-- name: copy_events_out
+-- The webhook_events rows, oldest first as a live table fills, with compact but
+-- real-shaped Stripe event payloads (the fields a handler reads), for copy_events_in.
+-- Computed by a second session from its own identical demo_slots while the loading session
+-- stages its own and parses and writes what arrives: the two halves of the work run on
+-- two cores. Each payload is written as JSON text (parsed into jsonb by copy_events_in):
+-- the same jsonb as nested jsonb_build_object calls (keys are sorted and values typed by
+-- the parser alike), at half the cost, since every nested object built as jsonb was read
+-- again by the object around it. Every value spliced in comes from this file (ids, names
+-- and emails from fixed alphabets), so none needs JSON escaping; a space follows each
+-- colon before a bare literal only because ":name" would read as a bind parameter. The
+-- staged rows are sorted before the payloads are built, so the sort does not carry them.
+-- A failed event's plan is the rule webhook_event_fail applies (error_retry_policy): the
+-- next automatic retry while attempts remain, else a person.
+COPY (
 SELECT s.row_id,
        s.stripe_event_id,
        s.event_type,
        s.final_status,
-       jsonb_build_object(
-           'id', s.stripe_event_id,
-           'object', 'event',
-           'api_version', CAST(:api_version AS text),
-           'created', s.stripe_created,
-           'livemode', false,
-           'pending_webhooks', CASE WHEN s.final_status = 'completed' THEN 0 ELSE 1 END,
-           'request', jsonb_build_object('id', CASE WHEN s.event_type LIKE 'checkout.session.%'
-                                                    THEN NULL ELSE s.request_id END,
-                                         'idempotency_key', NULL),
-           'type', s.event_type,
-           'data', jsonb_build_object('object', CASE
-             WHEN s.event_type LIKE 'checkout.session.%' THEN jsonb_build_object(
-                 'id', s.object_id,
-                 'object', 'checkout.session',
-                 'amount_subtotal', s.amount,
-                 'amount_total', s.amount,
-                 -- The fields Stripe's schema requires of every session, as Stripe sends them.
-                 'automatic_tax', jsonb_build_object('enabled', false, 'liability', NULL,
-                                                     'provider', NULL, 'status', NULL),
-                 'client_reference_id', s.registration_id,
-                 'created', s.session_created,
-                 'currency', s.currency,
-                 'customer', NULL,
-                 'custom_fields', jsonb_build_array(),
-                 'custom_text', jsonb_build_object('after_submit', NULL, 'shipping_address', NULL,
-                                                   'submit', NULL, 'terms_of_service_acceptance', NULL),
-                 'customer_details', jsonb_build_object('email', s.email, 'name', s.name),
-                 'customer_email', s.email,
-                 'expires_at', s.session_created + 86400,
-                 'livemode', false,
-                 'metadata', jsonb_build_object('registration_id', s.registration_id, 'source', 'demo-data'),
-                 'mode', 'payment',
-                 'payment_intent', CASE WHEN s.event_type = 'checkout.session.expired' THEN NULL
-                                        ELSE s.payment_intent_id END,
-                 'payment_method_types', CASE WHEN s.event_type LIKE '%async%' OR s.delayed_payment
-                                              THEN jsonb_build_array('sepa_debit')
-                                              ELSE jsonb_build_array('card') END,
-                 'payment_status', CASE WHEN s.event_type IN ('checkout.session.expired', 'checkout.session.async_payment_failed')
-                                          OR s.delayed_payment THEN 'unpaid' ELSE 'paid' END,
-                 'shipping_options', jsonb_build_array(),
-                 'status', CASE WHEN s.event_type = 'checkout.session.expired' THEN 'expired' ELSE 'complete' END,
-                 'success_url', 'https://events.example.com/register/thanks?session_id={CHECKOUT_SESSION_ID}',
-                 'url', NULL)
-             WHEN s.event_type LIKE 'payment_intent.%' THEN jsonb_build_object(
-                 'id', s.payment_intent_id,
-                 'object', 'payment_intent',
-                 'amount', s.amount,
-                 'amount_received', CASE WHEN s.event_type = 'payment_intent.succeeded' THEN s.amount ELSE 0 END,
-                 'created', s.stripe_created - 2,
-                 'currency', s.currency,
-                 'customer', NULL,
-                 'last_payment_error', CASE WHEN s.event_type = 'payment_intent.payment_failed' THEN jsonb_build_object(
-                     'code', 'card_declined',
-                     'decline_code', (ARRAY['insufficient_funds', 'generic_decline', 'expired_card'])[1 + floor(s.u_misc * 3)::int],
-                     'message', 'Your card was declined.',
-                     'type', 'card_error') END,
-                 'latest_charge', CASE WHEN s.event_type = 'payment_intent.succeeded' THEN s.charge_id END,
-                 'livemode', false,
-                 'metadata', jsonb_build_object('source', 'demo-data'),
-                 'payment_method_types', jsonb_build_array('card'),
-                 'receipt_email', s.email,
-                 'status', CASE s.event_type WHEN 'payment_intent.succeeded' THEN 'succeeded'
-                                             ELSE 'requires_payment_method' END)
-             WHEN s.event_type LIKE 'charge.%' THEN jsonb_build_object(
-                 'id', s.charge_id,
-                 'object', 'charge',
-                 'amount', s.amount,
-                 'amount_captured', s.amount,
-                 'amount_refunded', CASE WHEN s.event_type = 'charge.refunded' THEN s.amount ELSE 0 END,
-                 'billing_details', jsonb_build_object('email', s.email, 'name', s.name),
-                 'captured', true,
-                 'created', s.stripe_created - 1,
-                 'currency', s.currency,
-                 'livemode', false,
-                 'metadata', jsonb_build_object('source', 'demo-data'),
-                 'paid', true,
-                 'payment_intent', s.payment_intent_id,
-                 'receipt_email', s.email,
-                 'refunded', s.event_type = 'charge.refunded',
-                 'status', 'succeeded')
-             ELSE jsonb_build_object(
-                 'id', s.object_id,
-                 'object', 'customer',
-                 'created', s.stripe_created,
-                 'description', NULL,
-                 'email', s.email,
-                 'livemode', false,
-                 'metadata', jsonb_build_object('source', 'demo-data'),
-                 'name', s.name)
-           END)),
+       CAST(
+           '{"id":"' || s.stripe_event_id
+        || '","object":"event","api_version":"' || current_setting('demo.api_version')
+        || '","created":' || s.stripe_created
+        || ',"livemode": false,"pending_webhooks":' || CASE WHEN s.final_status = 'completed' THEN '0' ELSE '1' END
+        || ',"request":{"id":' || CASE WHEN s.event_type LIKE 'checkout.session.%' THEN 'null'
+                                       ELSE '"' || s.request_id || '"' END
+        || ',"idempotency_key": null},"type":"' || s.event_type
+        || '","data":{"object":' || CASE
+             WHEN s.event_type LIKE 'checkout.session.%' THEN
+                  '{"id":"' || s.object_id
+               || '","object":"checkout.session","amount_subtotal":' || s.amount
+               || ',"amount_total":' || s.amount
+               || ',"automatic_tax":{"enabled": false,"liability": null,"provider": null,"status": null}'
+               || ',"client_reference_id":"' || s.registration_id
+               || '","created":' || s.session_created
+               || ',"currency":"' || s.currency
+               || '","customer": null,"custom_fields":[],"custom_text":{"after_submit": null,"shipping_address": null,'
+               || '"submit": null,"terms_of_service_acceptance": null},"customer_details":{"email":"' || s.email
+               || '","name":"' || s.name
+               || '"},"customer_email":"' || s.email
+               || '","expires_at":' || (s.session_created + 86400)
+               || ',"livemode": false,"metadata":{"registration_id":"' || s.registration_id
+               || '","source":"demo-data"},"mode":"payment","payment_intent":'
+               || CASE WHEN s.event_type = 'checkout.session.expired' THEN 'null'
+                       ELSE '"' || s.payment_intent_id || '"' END
+               || ',"payment_method_types":' || CASE WHEN s.event_type LIKE '%async%' OR s.delayed_payment
+                                                     THEN '["sepa_debit"]' ELSE '["card"]' END
+               || ',"payment_status":' || CASE WHEN s.event_type IN ('checkout.session.expired', 'checkout.session.async_payment_failed')
+                                                 OR s.delayed_payment THEN '"unpaid"' ELSE '"paid"' END
+               || ',"shipping_options":[],"status":' || CASE WHEN s.event_type = 'checkout.session.expired'
+                                                             THEN '"expired"' ELSE '"complete"' END
+               || ',"success_url":"https://events.example.com/register/thanks?session_id={CHECKOUT_SESSION_ID}","url": null}'
+             WHEN s.event_type LIKE 'payment_intent.%' THEN
+                  '{"id":"' || s.payment_intent_id
+               || '","object":"payment_intent","amount":' || s.amount
+               || ',"amount_received":' || CASE WHEN s.event_type = 'payment_intent.succeeded' THEN s.amount ELSE 0 END
+               || ',"created":' || (s.stripe_created - 2)
+               || ',"currency":"' || s.currency
+               || '","customer": null,"last_payment_error":' || CASE WHEN s.event_type = 'payment_intent.payment_failed'
+                    THEN '{"code":"card_declined","decline_code":"'
+                         || (ARRAY['insufficient_funds', 'generic_decline', 'expired_card'])[1 + floor(s.u_misc * 3)::int]
+                         || '","message":"Your card was declined.","type":"card_error"}'
+                    ELSE 'null' END
+               || ',"latest_charge":' || CASE WHEN s.event_type = 'payment_intent.succeeded'
+                                              THEN '"' || s.charge_id || '"' ELSE 'null' END
+               || ',"livemode": false,"metadata":{"source":"demo-data"},"payment_method_types":["card"],"receipt_email":"'
+               || s.email
+               || '","status":' || CASE s.event_type WHEN 'payment_intent.succeeded' THEN '"succeeded"'
+                                                     ELSE '"requires_payment_method"' END
+               || '}'
+             WHEN s.event_type LIKE 'charge.%' THEN
+                  '{"id":"' || s.charge_id
+               || '","object":"charge","amount":' || s.amount
+               || ',"amount_captured":' || s.amount
+               || ',"amount_refunded":' || CASE WHEN s.event_type = 'charge.refunded' THEN s.amount ELSE 0 END
+               || ',"billing_details":{"email":"' || s.email
+               || '","name":"' || s.name
+               || '"},"captured": true,"created":' || (s.stripe_created - 1)
+               || ',"currency":"' || s.currency
+               || '","livemode": false,"metadata":{"source":"demo-data"},"paid": true,"payment_intent":"' || s.payment_intent_id
+               || '","receipt_email":"' || s.email
+               || '","refunded":' || CASE WHEN s.event_type = 'charge.refunded' THEN 'true' ELSE 'false' END
+               || ',"status":"succeeded"}'
+             ELSE
+                  '{"id":"' || s.object_id
+               || '","object":"customer","created":' || s.stripe_created
+               || ',"description": null,"email":"' || s.email
+               || '","livemode": false,"metadata":{"source":"demo-data"},"name":"' || s.name
+               || '"}'
+           END
+        || '}}' AS jsonb),
        CASE WHEN s.final_status = 'failed' THEN s.error_message END,
        s.attempts,
        s.created_at,
        CASE WHEN s.final_status IN ('completed', 'failed')
             THEN s.started_at + interval '1 millisecond' * s.duration_ms END,
-       CASE WHEN s.final_status IN ('completed', 'failed') THEN s.duration_ms END,
+       CASE WHEN s.final_status IN ('completed', 'failed') THEN CAST(s.duration_ms AS integer) END,
        s.stripe_created_at,
        false,
        s.started_at,
@@ -632,9 +665,20 @@ SELECT s.row_id,
               THEN jsonb_build_object('recovered_after', jsonb_build_object(
                        'error_category', s.category, 'error_message', s.error_message,
                        'exception', s.exception, 'attempts', s.attempts - 1)) END,
-       coalesce(s.started_at + interval '1 millisecond' * s.duration_ms, s.started_at, s.created_at)
-FROM demo_slots s
-ORDER BY s.created_at
+       coalesce(s.started_at + interval '1 millisecond' * s.duration_ms, s.started_at, s.created_at),
+       CASE WHEN s.final_status = 'failed' THEN (
+           SELECT CASE WHEN cardinality(p.retry_delays_s) > 0 AND s.attempts < p.max_attempts
+                       THEN s.started_at + interval '1 millisecond' * s.duration_ms
+                            + make_interval(secs => p.retry_delays_s[least(s.attempts, cardinality(p.retry_delays_s))]) END
+           FROM error_retry_policy p WHERE p.category = s.category) END,
+       CASE WHEN s.final_status = 'failed' THEN (
+           SELECT CASE WHEN cardinality(p.retry_delays_s) > 0 AND s.attempts < p.max_attempts THEN p.recovery_action ELSE p.recovery_action_exhausted END
+           FROM error_retry_policy p WHERE p.category = s.category) END,
+       CASE WHEN s.final_status = 'failed' THEN (
+           SELECT CASE WHEN cardinality(p.retry_delays_s) > 0 AND s.attempts < p.max_attempts THEN p.alert_level ELSE 'critical' END
+           FROM error_retry_policy p WHERE p.category = s.category) END
+FROM (SELECT * FROM demo_slots ORDER BY created_at OFFSET 0) AS s
+) TO STDOUT
 
 -- name: insert_attempts
 -- One webhook_event_attempts row per attempt of the events that failed at least once, as the
@@ -658,21 +702,6 @@ CROSS JOIN LATERAL generate_series(1, s.attempts) AS n (attempt)
 CROSS JOIN LATERAL (SELECT s.created_at + (s.started_at - s.created_at) * (n.attempt - 1)
                                           / greatest(s.attempts - 1, 1) AS started) AS t
 WHERE s.delivery_failed AND s.final_status IN ('completed', 'failed') AND s.started_at IS NOT NULL
-
--- name: plan_demo_retries
--- The failed events' plan, by the rule webhook_event_fail applies (error_retry_policy): the
--- next automatic retry while attempts remain, else a person.
-UPDATE webhook_events e
-SET next_retry_at   = CASE WHEN cardinality(p.retry_delays_s) > 0 AND e.attempts < p.max_attempts
-                           THEN coalesce(e.processed_at, e.created_at)
-                                + make_interval(secs => p.retry_delays_s[least(e.attempts, cardinality(p.retry_delays_s))])
-                      END,
-    recovery_action = CASE WHEN cardinality(p.retry_delays_s) > 0 AND e.attempts < p.max_attempts
-                           THEN p.recovery_action ELSE p.recovery_action_exhausted END,
-    alert_level     = CASE WHEN cardinality(p.retry_delays_s) > 0 AND e.attempts < p.max_attempts
-                           THEN p.alert_level ELSE 'critical' END
-FROM error_retry_policy p
-WHERE e.processing_status = 'failed' AND p.category = e.error_category
 
 -- name: insert_registrations
 -- The registrations in the state their webhooks left them (stale pendings and the planted

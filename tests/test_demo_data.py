@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -226,17 +227,22 @@ def test_unmigrated_database_asks_for_migrate(database_url):
 
 
 SCHEMA = """
-    SELECT 'index', indexdef FROM pg_indexes WHERE tablename IN ('webhook_events', 'registrations')
+    SELECT 'index', indexdef FROM pg_indexes
+    WHERE tablename IN ('webhook_events', 'registrations', 'webhook_event_attempts')
     UNION ALL
     SELECT 'constraint', conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid)
-    FROM pg_constraint WHERE conrelid IN ('webhook_events'::regclass, 'registrations'::regclass)
+    FROM pg_constraint
+    WHERE conrelid IN ('webhook_events'::regclass, 'registrations'::regclass, 'webhook_event_attempts'::regclass)
     UNION ALL
     SELECT 'trigger', tgrelid::regclass::text || ' ' || tgname || ' ' || tgenabled::text
-    FROM pg_trigger WHERE tgrelid IN ('webhook_events'::regclass, 'registrations'::regclass) AND NOT tgisinternal"""
+    FROM pg_trigger
+    WHERE tgrelid IN ('webhook_events'::regclass, 'registrations'::regclass, 'webhook_event_attempts'::regclass)
+      AND NOT tgisinternal"""
 
 
 def test_load_leaves_the_schema_as_it_was_and_the_rollups_equal_the_rows(db):
     from queries import fetch_df
+    from tests.test_error_rollups import assert_error_queries_match
     from tests.test_registration_rollups import RAW_FUNNEL, RAW_PAYMENTS
 
     with db.connect() as conn:
@@ -252,3 +258,37 @@ def test_load_leaves_the_schema_as_it_was_and_the_rollups_equal_the_rows(db):
         payments = fetch_df(conn, "completed_payments_by_currency", **window)
         assert [tuple(row) for row in payments.itertuples(index=False)] == \
             [tuple(row) for row in conn.execute(sa.text(RAW_PAYMENTS), window)]
+        # The error rollups, whose triggers were paused too, serve the Errors page's numbers.
+        assert_error_queries_match(conn, NOW - timedelta(days=3, minutes=7), NOW)
+
+
+def test_load_interrupted_while_the_events_stream_in_leaves_the_database_as_it_was(db, tmp_path):
+    with db.connect() as conn:
+        schema = set(conn.execute(sa.text(SCHEMA)).all())
+    env = {**os.environ, "MONITOR_DATA_DIR": str(tmp_path)}
+    command = [sys.executable, "-m", "jobs", "demo-data", "--days", "30", "--events-per-day", "5000",
+               "--no-stripe-state", "--now", NOW.isoformat()]
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    output = []
+    try:
+        # Ctrl+C once the loading session has staged its events: the second session is
+        # staging its own or streaming the rows in.
+        for line in process.stdout:
+            output.append(line)
+            if line.startswith("computing") and line.rstrip().endswith("s)"):
+                process.send_signal(signal.SIGINT)
+                break
+        output.append(process.communicate(timeout=120)[0])
+    finally:
+        process.kill()
+    text = "".join(output)
+    assert process.returncode != 0, text
+    assert "loaded" not in text
+    assert scalar(db, "SELECT count(*) FROM webhook_events") == 0
+    assert scalar(db, "SELECT count(*) FROM webhook_event_attempts") == 0
+    assert scalar(db, "SELECT count(*) FROM registrations") == 0
+    with db.connect() as conn:
+        assert set(conn.execute(sa.text(SCHEMA)).all()) == schema
+    # And nothing stops a load afterwards.
+    assert load(db).events > 0
