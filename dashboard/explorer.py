@@ -12,7 +12,7 @@ SEARCH_MAX_CHARS = 200
 PAGE_SIZE = 50
 EXPORT_MAX_ROWS = 50_000
 # events_count (queries/events.sql) counts a search's matches up to one more than this.
-SEARCH_COUNT_CAP = 10_000
+SEARCH_COUNT_CAP = 1_000
 _EVENT_ID = re.compile(r"^evt_[A-Za-z0-9_]{1,255}$")
 _SESSION_ID = re.compile(r"^cs_(test|live)_[A-Za-z0-9_]{1,255}$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")

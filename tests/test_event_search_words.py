@@ -1,6 +1,6 @@
 """The events search served by indexes on any server (migrations/0131_event_search_words.sql):
 ids by their beginning, messages by their words, symbols-only searches literally, and the
-search's count bounded at 10,000 with the page saying "more than"."""
+search's count bounded at 1,000 with the page saying "more than"."""
 
 from datetime import datetime, timedelta, timezone
 
@@ -71,7 +71,7 @@ def test_the_count_of_a_search_stops_past_ten_thousand(db):
                    CAST(:t0 AS timestamptz) + n * interval '1 second', 'deadlock detected on row ' || n, 'database'
             FROM generate_series(1, :n) AS n"""), {"t0": T0, "n": explorer.SEARCH_COUNT_CAP + 50})
     count = fetch_one(db, "events_count", **WINDOW, **NO_FILTER, search="deadlock")["events"]
-    assert count == explorer.SEARCH_COUNT_CAP + 1  # "more than 10,000"
+    assert count == explorer.SEARCH_COUNT_CAP + 1  # "more than 1,000"
     assert fetch_one(db, "events_count", **WINDOW, **NO_FILTER, search=None)["events"] == explorer.SEARCH_COUNT_CAP + 50
     newest = fetch_df(db, "events_page", **WINDOW, **NO_FILTER, search="deadlock", limit=3, offset=0)
     assert list(newest["stripe_event_id"]) == [f"evt_many_{explorer.SEARCH_COUNT_CAP + 50 - i}" for i in range(3)]
@@ -89,7 +89,7 @@ def test_the_events_page_says_more_than_ten_thousand(db, login_off):
     at = open_dashboard("views/events.py")
     at.text_input(key="events_search").input("deadlock").run()
     assert not at.exception, at.exception
-    assert any("More than 10,000 events" in c.value and "narrow the search" in c.value for c in at.caption)
+    assert any("More than 1,000 events" in c.value and "narrow the search" in c.value for c in at.caption)
     assert len(at.dataframe[0].value) == explorer.PAGE_SIZE
 
 

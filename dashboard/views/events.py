@@ -125,7 +125,7 @@ if total == 0:
 
 # A new set of filters gets a new pagination widget, so the list starts again at page 1.
 filters_key = hashlib.sha256(repr(sorted(filters.items())).encode()).hexdigest()[:16]
-# A search's count stops past SEARCH_COUNT_CAP (queries/events.sql): "more than 10,000".
+# A search's count stops past SEARCH_COUNT_CAP (queries/events.sql): "more than 1,000".
 capped = not who and search is not None and total > explorer.SEARCH_COUNT_CAP
 pages = explorer.page_count(min(total, explorer.SEARCH_COUNT_CAP) if capped else total)
 page_number = st.pagination(pages, key=f"events_page_{filters_key}") if pages > 1 else 1
