@@ -22,11 +22,11 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) scripts/run_demo.py $(DEMO_ARGS)
 
-# One process: in two processes (TEST_ARGS="-n auto", pytest-xdist, each with its own
-# throwaway database) the suite takes half the time, but the error rollup tests then fail in
-# about half the runs for a reason not yet found (docs/performance.md, "Test suite").
+# One test process per processor (pytest-xdist), each with its own throwaway database: most
+# tests wait on servers and subprocesses, so two processes on two cores take half the time
+# (docs/performance.md, "Test suite"). TEST_ARGS="-n 0" runs the suite in one process.
 test: $(STAMP)
-	$(PY) -m pytest $(TEST_ARGS)
+	$(PY) -m pytest -n auto $(TEST_ARGS)
 
 # After changing the dependencies in pyproject.toml: pin them again (pip-tools).
 lock: $(STAMP)
