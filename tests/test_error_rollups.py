@@ -87,10 +87,9 @@ def reference_rows(conn, sql: str, params: dict) -> list:
     embedded server is 16.2) can drop rows from a Merge Right Anti Join, the plan its
     NOT EXISTS over the attempts got when the statistics were stale (migrations/0175)."""
     conn.execute(sa.text("SET LOCAL enable_mergejoin = off"))
-    try:
-        return conn.execute(sa.text(sql), params).mappings().all()
-    finally:
-        conn.execute(sa.text("SET LOCAL enable_mergejoin = on"))
+    rows = conn.execute(sa.text(sql), params).mappings().all()
+    conn.execute(sa.text("SET LOCAL enable_mergejoin = on"))  # the product's queries plan as they would
+    return rows
 
 
 def raw_groups(conn, start, end) -> dict:
