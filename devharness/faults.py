@@ -217,6 +217,25 @@ def restart_embedded(data_dir: Path, *, down_s: float = 1.0) -> None:
     embedded_url(data_dir, keep_running=False)
 
 
+class RestartAtRequest:
+    """A local_stripe fault hook: the ``nth`` request to ``endpoint`` restarts the embedded
+    PostgreSQL of ``data_dir`` before it is answered (the job asking is certainly mid-run),
+    once. ``restarted`` says whether it happened, ``done_at`` when (monotonic), if it did."""
+
+    def __init__(self, server, endpoint: str, nth: int, data_dir: Path, down_s: float):
+        self.server, self.endpoint, self.nth = server, endpoint, nth
+        self.data_dir, self.down_s = data_dir, down_s
+        self.restarted = threading.Event()
+        self.done_at: float | None = None
+
+    def __call__(self, endpoint: str, params: dict[str, Any]) -> None:
+        if endpoint == self.endpoint and self.server.faults.counts[endpoint] >= self.nth \
+                and not self.restarted.is_set():
+            self.restarted.set()
+            restart_embedded(self.data_dir, down_s=self.down_s)  # the answer waits meanwhile
+            self.done_at = time.monotonic()
+
+
 def jobs_command(database_url: str, *args: str, extra_env: Mapping[str, str] | None = None) -> ManagedProcess:
     """``python -m jobs ARGS`` as a managed child process (started by the caller)."""
     env = {"DATABASE_URL": database_url, "DASHBOARD_DATABASE_URL": None, **(extra_env or {})}
@@ -712,17 +731,8 @@ def postgres_restarted_during_sweep(database_url: str, data_dir: Path, *, events
             for i in range(recorded):
                 SQL.execute(conn, "add_recorded_event", stripe_event_id=f"{prefix}{i:05d}")
         missed = events - recorded
-        restarted = threading.Event()
-        restart_done: list[float] = []
-
-        def restart_mid_run(endpoint: str, params: dict[str, Any]) -> None:
-            if endpoint == LIST_EVENTS and server.faults.counts[LIST_EVENTS] >= restart_at_request \
-                    and not restarted.is_set():
-                restarted.set()
-                restart_embedded(data_dir, down_s=down_s)  # the answer waits: the sweep is mid-run
-                restart_done.append(time.monotonic())
-
-        server.faults.before(restart_mid_run)
+        restart = RestartAtRequest(server, LIST_EVENTS, restart_at_request, data_dir, down_s)
+        server.faults.before(restart)
         env = {"STRIPE_API_BASE": server.url, "STRIPE_API_KEY": api_key}
         first_exit, first_log = _run_to_end(database_url, "sweep", "--lookback-hours", "2", "--json", env=env)
         engine.dispose()
@@ -731,7 +741,7 @@ def postgres_restarted_during_sweep(database_url: str, data_dir: Path, *, events
         server.faults.reset()
         second_started = time.monotonic()
         second_exit, second_log = _run_to_end(database_url, "sweep", "--lookback-hours", "2", "--json", env=env)
-        recover_s = time.monotonic() - (restart_done[0] if restart_done else second_started)
+        recover_s = time.monotonic() - (restart.done_at or second_started)
         counts = SQL.one(engine, "missed_counts", prefix=prefix)
         runs = SQL.all(engine, "job_runs_of", job="sweep")
         sweep_runs = SQL.all(engine, "sweep_run_statuses")
@@ -742,7 +752,7 @@ def postgres_restarted_during_sweep(database_url: str, data_dir: Path, *, events
             duplicated=counts["recorded"] - counts["recorded_distinct"],
             stuck=SQL.scalar(engine, "running_job_runs"),
             recover_s=recover_s if second_exit in (0, 3) else None,
-            detail={"restarted_mid_run": restarted.is_set(), "first_exit": first_exit,
+            detail={"restarted_mid_run": restart.restarted.is_set(), "first_exit": first_exit,
                     "first_run": f"{first_run.get('status')}: {(first_run.get('error') or '')[:120]}",
                     "first_sweep_run": sweep_runs[0]["status"] if sweep_runs else None,
                     "recorded_by_first": recorded_by_first, "lock_free_after": lock_free,
@@ -775,17 +785,8 @@ def postgres_restarted_during_reconcile(database_url: str, data_dir: Path, *, re
                 server.state.add_checkout_session(checkout_session(id=session_id, created=created,
                                                                    client_reference_id=reg_id))
                 SQL.execute(conn, "add_pending_registration_with_session", id=reg_id, session_id=session_id)
-        restarted = threading.Event()
-        restart_done: list[float] = []
-
-        def restart_mid_run(endpoint: str, params: dict[str, Any]) -> None:
-            if endpoint == RETRIEVE_SESSION and server.faults.counts[RETRIEVE_SESSION] >= restart_after \
-                    and not restarted.is_set():
-                restarted.set()
-                restart_embedded(data_dir, down_s=down_s)
-                restart_done.append(time.monotonic())
-
-        server.faults.before(restart_mid_run)
+        restart = RestartAtRequest(server, RETRIEVE_SESSION, restart_after, data_dir, down_s)
+        server.faults.before(restart)
         env = {"STRIPE_API_BASE": server.url, "STRIPE_API_KEY": api_key}
         first_exit, first_log = _run_to_end(database_url, "reconcile", "--lookback-days", "1", "--json", env=env)
         engine.dispose()
@@ -794,7 +795,7 @@ def postgres_restarted_during_reconcile(database_url: str, data_dir: Path, *, re
         server.faults.reset()
         second_started = time.monotonic()
         second_exit, second_log = _run_to_end(database_url, "reconcile", "--lookback-days", "1", "--json", env=env)
-        recover_s = time.monotonic() - (restart_done[0] if restart_done else second_started)
+        recover_s = time.monotonic() - (restart.done_at or second_started)
         counts = SQL.one(engine, "reconcile_fix_counts", ids=ids)
         runs = SQL.all(engine, "job_runs_of", job="reconcile")
         reconciliation_runs = SQL.all(engine, "reconciliation_run_statuses")
@@ -804,7 +805,7 @@ def postgres_restarted_during_reconcile(database_url: str, data_dir: Path, *, re
             before=registrations, after=counts["completed"], lost=registrations - counts["completed"],
             duplicated=counts["fixes"] - counts["fixed_distinct"], stuck=SQL.scalar(engine, "running_job_runs"),
             recover_s=recover_s if second_exit == 0 else None,
-            detail={"restarted_mid_run": restarted.is_set(), "first_exit": first_exit,
+            detail={"restarted_mid_run": restart.restarted.is_set(), "first_exit": first_exit,
                     "first_run": f"{first_run.get('status')}: {(first_run.get('error') or '')[:120]}",
                     "first_reconciliation_run": reconciliation_runs[0]["status"] if reconciliation_runs else None,
                     "fixed_by_first": fixed_by_first, "lock_free_after": lock_free, "second_exit": second_exit,
