@@ -18,7 +18,6 @@ from dashboard.schedule_table import schedule_table
 from dashboard.text import markdown_literal
 from jobs.schedule import load_schedule_quietly
 from dashboard.columns import row_id, utc_time
-from dashboard.text import markdown_literal
 from dashboard import health_figures as hf
 from jobs import cleanup
 from jobs.health_snapshot import human_bytes
