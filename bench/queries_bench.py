@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
 import sys
 import time
 from datetime import datetime, timedelta, timezone
@@ -38,7 +37,7 @@ import sqlalchemy as sa
 
 from core.db import create_dashboard_engine
 from core.settings import get_settings
-from devharness import ThrowawayDatabase, events_held
+from devharness import ThrowawayDatabase, events_held, median_ms
 from jobs import demo_data, migrate
 from queries import QUERIES, Query, fetch_df
 
@@ -156,13 +155,7 @@ def measure(url: str, *, now: datetime, window_days: int, runs: int,
                 continue
             params = parameters_for(name, overrides, sample)
             try:
-                fetch_df(engine, name, **params)  # warm-up: plan, buffers, pool
-                samples = []
-                for _ in range(runs):
-                    started = time.perf_counter()
-                    fetch_df(engine, name, **params)
-                    samples.append((time.perf_counter() - started) * 1000)
-                timings[label] = statistics.median(samples)
+                timings[label] = median_ms(lambda: fetch_df(engine, name, **params), runs)
             except sa.exc.DBAPIError as error:
                 if not isinstance(error.orig, psycopg.errors.QueryCanceled):
                     raise

@@ -22,7 +22,6 @@ tables. Use it on a database nobody else writes to; it holds FILE's locks while 
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -31,7 +30,7 @@ import sqlalchemy as sa
 
 from core.settings import get_settings
 from core.sql import load_package
-from devharness import events_held
+from devharness import events_held, median_ms
 from jobs.migrate import _execute_script
 from queries import QUERIES
 
@@ -62,13 +61,7 @@ def cases(now: datetime, window: timedelta) -> list[tuple[str, object, str, dict
 def time_all(conn, measured: list, runs: int) -> dict[str, float]:
     found = {}
     for label, statements, name, params in measured:
-        statements.all(conn, name, **params)  # warm-up
-        times = []
-        for _ in range(runs):
-            started = time.perf_counter()
-            statements.all(conn, name, **params)
-            times.append((time.perf_counter() - started) * 1000)
-        found[label] = statistics.median(times)
+        found[label] = median_ms(lambda: statements.all(conn, name, **params), runs)
     return found
 
 

@@ -21,29 +21,16 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
 import sys
-import time
 from datetime import datetime, timezone
-from typing import Callable
 
 import sqlalchemy as sa
 
 from core.db import create_dashboard_engine
 from core.settings import get_settings
-from devharness import ThrowawayDatabase, events_held
+from devharness import ThrowawayDatabase, events_held, median_ms
 from jobs import demo_data, migrate, verdict
 from jobs.alerting.rules import RULES
-
-
-def timed(function: Callable[[], object], runs: int) -> float:
-    function()  # warm-up: plan, buffers, pool
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        function()
-        samples.append((time.perf_counter() - started) * 1000)
-    return statistics.median(samples)
 
 
 def measure_facts(conn, *, settings, now: datetime, runs: int) -> dict[str, float]:
@@ -52,16 +39,16 @@ def measure_facts(conn, *, settings, now: datetime, runs: int) -> dict[str, floa
     for name, rule in RULES.items():  # every rule watch evaluates; the verdict reuses some
         label = name if name in verdict.REUSED_RULES else f"{name} (watch only)"
         params = rule.params(settings, now)
-        timings[label] = timed(lambda: verdict.RULE_SQL.all(conn, rule.query, **params), runs)
+        timings[label] = median_ms(lambda: verdict.RULE_SQL.all(conn, rule.query, **params), runs)
         print(f"    {label}: {timings[label]:.1f} ms", flush=True)
     recent_since = now - verdict.RECENT
     own = {"failure_rate_against_usual": dict(now=now, recent_since=recent_since,
                                               usual_since=recent_since - verdict.USUAL),
            "firing_alerts": {}, "missed_events_unrecovered": {}}
     for name, params in own.items():
-        timings[name] = timed(lambda: verdict.SQL.all(conn, name, **params), runs)
+        timings[name] = median_ms(lambda: verdict.SQL.all(conn, name, **params), runs)
         print(f"    {name}: {timings[name]:.1f} ms", flush=True)
-    timings["gather"] = timed(lambda: verdict.gather(conn, now=now, settings=settings), runs)
+    timings["gather"] = median_ms(lambda: verdict.gather(conn, now=now, settings=settings), runs)
     print(f"    gather: {timings['gather']:.1f} ms", flush=True)
     return timings
 
@@ -75,7 +62,7 @@ def measure(url: str, *, now: datetime, runs: int) -> dict[str, float]:
         with engine.connect() as conn:
             timings = measure_facts(conn, settings=settings, now=now, runs=runs)
         label = "gather (on the engine)"
-        timings[label] = timed(lambda: verdict.gather(engine, now=now, settings=settings), runs)
+        timings[label] = median_ms(lambda: verdict.gather(engine, now=now, settings=settings), runs)
         print(f"    {label}: {timings[label]:.1f} ms", flush=True)
     finally:
         engine.dispose()

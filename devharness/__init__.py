@@ -9,7 +9,8 @@
 - :mod:`devharness.database`: a throwaway, migrated PostgreSQL database;
 - :mod:`devharness.env`: environment variables set for a block and restored after it;
 - :mod:`devharness.http_sink` and :mod:`devharness.smtp`: servers alert channels deliver to;
-- :mod:`devharness.browser`: the dashboard under ``streamlit run``, driven by Chromium.
+- :mod:`devharness.browser`: the dashboard under ``streamlit run``, driven by Chromium;
+- :mod:`devharness.timing`: the median of a benchmark's runs after a warm-up.
 
 Nothing here is imported by the product; the project installs it so that ``tests/``,
 ``bench/`` and ``scripts/`` import it without touching ``sys.path``.
@@ -22,9 +23,10 @@ from devharness.ports import listening_socket, refused_port, socket_url
 from devharness.process import (
     ManagedProcess, ProcessFailed, http_ready, line_ready, port_ready, running_together, stop_together,
 )
+from devharness.timing import median_ms
 
 __all__ = [
     "AsgiServerThread", "ManagedProcess", "ProcessFailed", "ThrowawayDatabase", "empty_tables", "events_held",
-    "http_ready", "line_ready", "listening_socket", "patched_env", "port_ready", "project_tables",
+    "http_ready", "line_ready", "listening_socket", "median_ms", "patched_env", "port_ready", "project_tables",
     "refused_port", "running_together", "socket_url", "stop_together",
 ]
