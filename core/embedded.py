@@ -42,16 +42,18 @@ MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux, 104 on macOS; keep a
 START_TIMEOUT_S = 60
 
 
-def embedded_url(monitor_data_dir: Path, *, keep_running: bool = True) -> str:
+def embedded_url(monitor_data_dir: Path, *, keep_running: bool = True, server_user: str | None = None) -> str:
     """Start (or attach to) the embedded server under ``monitor_data_dir``; return its URL.
 
     ``keep_running=False`` stops the server when this process exits (tests); otherwise it
-    stays up for the next process, as the dashboard and the jobs expect.
+    stays up for the next process, as the dashboard and the jobs expect. ``server_user``:
+    the system user a server started as root runs as (default ``pgserver``; created when
+    missing), so a test can exercise the first start on a machine that lacks it.
     """
     data_dir = _pgdata(monitor_data_dir)
     url = _servers.get(data_dir)
     if url is None:
-        url = _start(data_dir, keep_running=keep_running)
+        url = _start(data_dir, keep_running=keep_running, server_user=server_user)
         _servers[data_dir] = url
     return url
 
@@ -80,7 +82,7 @@ def stop_embedded(monitor_data_dir: Path) -> None:
     pgserver, PostmasterInfo = _pg()
     info = PostmasterInfo.read_from_pgdata(pgdata)
     # cwd "/": as root, pg_ctl runs as the pgserver user, who may not enter the caller's folder.
-    pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=_server_user(), cwd="/", timeout=30)
+    pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=_data_owner(pgdata), cwd="/", timeout=30)
     socket_dir = Path(info.socket_dir) if info is not None and info.socket_dir else None
     if socket_dir is not None and socket_dir != pgdata and socket_dir.name.startswith("webhook-monitor-pg-"):
         import shutil
@@ -101,8 +103,23 @@ def _pg():
     return pgserver, PostmasterInfo
 
 
-def _server_user() -> str | None:
-    return SERVER_USER_AS_ROOT if os.geteuid() == 0 else None
+def _server_user(requested: str | None = None) -> str | None:
+    """The system user PostgreSQL runs as: none of its own unless root (PostgreSQL refuses root)."""
+    if os.geteuid() != 0:
+        return None
+    return requested or SERVER_USER_AS_ROOT
+
+
+def _data_owner(pgdata: Path) -> str | None:
+    """As root, the user that owns an existing data folder: the one its server runs as."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    try:
+        return pwd.getpwuid(pgdata.stat().st_uid).pw_name
+    except (OSError, KeyError):
+        return SERVER_USER_AS_ROOT
 
 
 def _user_can_reach(path: Path, user: str) -> bool:
@@ -144,13 +161,17 @@ def _private_folder(path: Path, owner: str | None) -> bool:
 def _prepare_folders(data_dir: Path, user: str | None) -> None:
     """MONITOR_DATA_DIR private (0700; 0711 as root so the server's user can pass through)."""
     monitor_dir = data_dir.parent
-    if not monitor_dir.exists():
+    try:
+        # Not "exists() then mkdir": several processes may make their first start at once.
         monitor_dir.mkdir(parents=True, mode=0o700)
+    except FileExistsError:
+        _refuse_unsafe_folder(monitor_dir)
+    else:
         if user is not None:
             monitor_dir.chmod(0o711)  # created here, so ours to set
     if user is None:
         return
-    _ensure_server_user(user)
+    ensure_system_user(user)
     if not _user_can_reach(monitor_dir, user):
         raise ConfigError(
             f"run as root, the embedded PostgreSQL runs as the system user '{user}', which cannot "
@@ -165,15 +186,76 @@ def _prepare_folders(data_dir: Path, user: str | None) -> None:
                           "it, or set DATABASE_URL")
 
 
-def _ensure_server_user(user: str) -> None:
+def _refuse_unsafe_folder(monitor_dir: Path) -> None:
+    """An existing MONITOR_DATA_DIR must be ours and writable by nobody else: whoever can write
+    there can swap the data folder or the lock file under a server that trusts local logins."""
+    info = monitor_dir.stat()
+    if not stat.S_ISDIR(info.st_mode):
+        raise ConfigError(f"MONITOR_DATA_DIR {monitor_dir} is not a folder; point it at a folder of its own")
+    if info.st_uid != os.geteuid():
+        raise ConfigError(f"MONITOR_DATA_DIR {monitor_dir} belongs to another user (uid {info.st_uid}); "
+                          "use a folder of your own, or set DATABASE_URL")
+    if stat.S_IMODE(info.st_mode) & 0o022:
+        raise ConfigError(f"MONITOR_DATA_DIR {monitor_dir} can be written by other users "
+                          f"(mode {stat.S_IMODE(info.st_mode):o}); run 'chmod go-w {monitor_dir}' "
+                          "or use another folder")
+
+
+# useradd's own locking does not keep two concurrent runs (or a package install adding its own
+# user) from rewriting /etc/passwd over each other: a user created a moment ago can vanish again,
+# and a server then started as its uid fails with "could not look up effective user ID". So every
+# process of ours creates the user under one lock, and checks the user stayed.
+USER_LOCK_FOLDERS = ("/run/lock", "/var/lock")
+USERADD_EXISTS = 9  # shadow-utils: "username already in use"
+USERADD_ATTEMPTS = 5
+
+
+def _user_lock_path() -> Path:
+    for folder in USER_LOCK_FOLDERS:
+        if os.path.isdir(folder) and os.access(folder, os.W_OK):
+            return Path(folder) / "stripe-webhook-monitor-useradd.lock"
+    return Path(tempfile.gettempdir()) / "stripe-webhook-monitor-useradd.lock"
+
+
+def ensure_system_user(user: str) -> None:
+    """Create the system user ``user`` unless it exists; safe when many processes do it at once.
+
+    Look up, create if missing ("already exists" counts as success), and look up again, all
+    under an exclusive lock on a root-only file; a user that disappears again (another
+    program's useradd wrote /etc/passwd at the same moment) is created again.
+    """
     import pwd
     import subprocess
 
     try:
         pwd.getpwnam(user)
+        return
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user],
-                       check=True, capture_output=True)
+        pass
+    # O_NOFOLLOW: the fallback folder may be world-writable; never follow a planted link.
+    fd = os.open(_user_lock_path(), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        last_error = ""
+        for attempt in range(USERADD_ATTEMPTS):
+            try:
+                pwd.getpwnam(user)
+                time.sleep(0.05)  # a concurrent rewrite of /etc/passwd shows within moments
+                pwd.getpwnam(user)
+                return
+            except KeyError:
+                pass
+            done = subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                                   user], capture_output=True, text=True)
+            if done.returncode not in (0, USERADD_EXISTS):
+                last_error = (done.stderr or done.stdout).strip().splitlines()[-1:] or [f"exit {done.returncode}"]
+                last_error = last_error[0]
+                time.sleep(0.2 * (attempt + 1))  # /etc/passwd locked by another program: wait
+        raise ConfigError(f"could not create the system user '{user}' the embedded PostgreSQL runs as "
+                          f"when started as root ({last_error or 'it did not stay'}); create it with "
+                          f"'useradd --system {user}' or set DATABASE_URL")
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def _initdb(data_dir: Path, user: str | None) -> None:
@@ -207,9 +289,9 @@ def _url(info) -> str:
     return f"postgresql+psycopg://postgres@/postgres?host={info.socket_dir}&port={info.port or 5432}"
 
 
-def _start(data_dir: Path, *, keep_running: bool) -> str:
+def _start(data_dir: Path, *, keep_running: bool, server_user: str | None) -> str:
     pgserver, PostmasterInfo = _pg()
-    user = _server_user()
+    user = _server_user(server_user)
     _prepare_folders(data_dir, user)
     lock_path = data_dir.parent / ".embedded-postgres.lock"
     with open(lock_path, "a") as lock_file:
@@ -217,6 +299,8 @@ def _start(data_dir: Path, *, keep_running: bool) -> str:
         try:
             if not (data_dir / "PG_VERSION").exists():
                 _initdb(data_dir, user)
+            elif user is not None:
+                user = _data_owner(data_dir)  # an existing server keeps running as its own user
             info = PostmasterInfo.read_from_pgdata(data_dir)
             running = info is not None and info.is_running()
             if running and not (info.socket_dir is not None and _private_folder(Path(info.socket_dir), user)):
