@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import pandas as pd
@@ -95,3 +96,17 @@ def csv_bytes(rows: pd.DataFrame) -> bytes:
 
 def page_count(total: int, page_size: int = PAGE_SIZE) -> int:
     return max(1, -(-int(total) // page_size))
+
+
+def listing_key(window_label: str, *, statuses, event_types, search: str | None, since=None) -> str:
+    """The widget key of a listing's pages and picked event: what the user chose, never the
+    window's bounds, which for a preset window move on every minute (a key made from them
+    would drop the page and the picked event at each turn of the minute)."""
+    chosen = repr((window_label, sorted(statuses), sorted(event_types), search, since))
+    return hashlib.sha256(chosen.encode()).hexdigest()[:16]
+
+
+def rows_key(event_ids) -> str:
+    """The widget key part of a table whose selection is a row position: the rows it shows, so
+    when new events push the list down the selection is cleared, not moved to another event."""
+    return hashlib.sha256("\n".join(event_ids).encode()).hexdigest()[:16]

@@ -103,6 +103,8 @@ def chromium_page(*, width: int = 1400, height: int = 1000, extra_args: tuple[st
         try:
             context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=downloads,
                                           java_script_enabled=javascript)
+            if javascript:
+                context.add_init_script(RUN_COUNTER_SCRIPT)
             page = context.new_page()
             page.set_default_timeout(30_000)
             yield page
@@ -110,14 +112,43 @@ def chromium_page(*, width: int = 1400, height: int = 1000, extra_args: tuple[st
             browser.close()
 
 
+# Counts the app's script runs as the page sees them: each time the app's script state turns to
+# "running", and each time it turns back. Installed before the page's own scripts, so no run is missed.
+RUN_COUNTER_SCRIPT = """
+(() => {
+  window.__monitorRunsStarted = 0;
+  window.__monitorRunsWaited = 0;
+  let last = null;
+  new MutationObserver(() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    const state = app && app.getAttribute("data-test-script-state");
+    if (state === "running" && last !== "running") window.__monitorRunsStarted += 1;
+    last = state;
+  }).observe(document, {subtree: true, attributes: true, childList: true,
+                        attributeFilter: ["data-test-script-state"]});
+})();
+"""
+RUN_START_GRACE_MS = 3_000
+
+
 def wait_for_script(page, *, timeout_ms: int = 30_000) -> None:
-    """Wait until the app is connected and its script run has finished."""
-    # A run may not have started yet right after a click; give it a moment to begin.
-    page.wait_for_timeout(300)
+    """Wait for the script run that the last action caused, and until the app is idle and connected.
+
+    A run starts a moment after a click, later on a busy machine: instead of a fixed pause, this
+    waits until the page has seen a run start since the previous wait (up to a few seconds, for an
+    action that reruns nothing), then until that run has finished.
+    """
+    try:
+        page.wait_for_function("window.__monitorRunsStarted > window.__monitorRunsWaited",
+                               timeout=RUN_START_GRACE_MS)
+    except Exception as exc:  # no run started: the action reran nothing
+        if type(exc).__name__ != "TimeoutError":
+            raise
     page.wait_for_selector(
         '[data-testid="stApp"][data-test-script-state="notRunning"]'
         '[data-test-connection-state="CONNECTED"]',
         state="attached", timeout=timeout_ms)
+    page.evaluate("window.__monitorRunsWaited = window.__monitorRunsStarted")
 
 
 def log_in(page, password: str) -> None:

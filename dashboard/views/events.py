@@ -1,6 +1,5 @@
 """Events: filter, search and page through the recorded events; one event's full detail."""
 
-import hashlib
 from datetime import timedelta
 
 import streamlit as st
@@ -124,7 +123,8 @@ if total == 0:
     st.stop()
 
 # A new set of filters gets a new pagination widget, so the list starts again at page 1.
-filters_key = hashlib.sha256(repr(sorted(filters.items())).encode()).hexdigest()[:16]
+filters_key = explorer.listing_key(window.label, statuses=statuses, event_types=event_types, search=search,
+                                   since=start if start < window.start else None)
 # A search's count stops past SEARCH_COUNT_CAP (queries/events.sql): "more than 1,000".
 capped = not who and search is not None and total > explorer.SEARCH_COUNT_CAP
 pages = explorer.page_count(min(total, explorer.SEARCH_COUNT_CAP) if capped else total)
@@ -156,7 +156,8 @@ download_col.download_button(
          + (f" (the newest {explorer.EXPORT_MAX_ROWS:,})" if total > explorer.EXPORT_MAX_ROWS else ""))
 
 table = text.dataframe(
-    rows, key=f"events_table_{filters_key}_{page_number}", hide_index=True, on_select="rerun",
+    rows, key=f"events_table_{filters_key}_{page_number}_{explorer.rows_key(rows['stripe_event_id'])}",
+    hide_index=True, on_select="rerun",
     selection_mode="single-row",
     # When, what, how it went and why it failed first; the rest may scroll off to the right.
     column_order=["created_at", "event_type", "processing_status", "attempts", "error_message",
