@@ -59,38 +59,43 @@ def create_jobs_engine(settings: Settings | None = None, **kwargs) -> Engine:
     """A read-write engine for jobs and migrations."""
     url = jobs_url(settings)
     kwargs.setdefault("pool_pre_ping", True)
-    return _engine(url, **kwargs)
+    return _engine(url, session="jobs_session", session_params={}, **kwargs)
 
 
 def create_dashboard_engine(settings: Settings | None = None) -> Engine:
     """A read-only engine with a statement timeout, for the dashboard's queries."""
     settings = settings or get_settings()
     url = dashboard_url(settings)
-    engine = _engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
-    timeout_ms = int(settings.MONITOR_STATEMENT_TIMEOUT_MS)
-    session = SQL["dashboard_session"]
-    session.check({"timeout_ms": timeout_ms})
-    # Compiled once for the driver: the hook below gets a raw DBAPI connection.
-    session_sql = str(session.statement.compile(dialect=engine.dialect))
+    return _engine(url, session="dashboard_session",
+                   session_params={"timeout_ms": int(settings.MONITOR_STATEMENT_TIMEOUT_MS)},
+                   pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def _engine(url: str, *, session: str, session_params: dict, **kwargs) -> Engine:
+    """An engine whose every new connection first runs the statement ``session`` of core/db.sql.
+
+    Settings by a statement on connect, not by a startup ``options`` parameter: connection
+    poolers (PgBouncer, Supabase's) refuse or drop startup options, but pass a statement through.
+    """
+    try:
+        engine = sa.create_engine(url, **kwargs)
+    except Exception as exc:
+        raise ConfigError(f"cannot use database URL {describe_url(url)}: {exc}") from None
+    statement = SQL[session]
+    statement.check(session_params)
+    # Compiled once for the driver: the hook gets a raw DBAPI connection.
+    compiled = str(statement.statement.compile(dialect=engine.dialect))
 
     @sa.event.listens_for(engine, "connect")
-    def _read_only_session(dbapi_connection, _record):
-        # Session-level settings on every new pooled connection; autocommit keeps these SETs
-        # out of any transaction so they stick for the session.
+    def _session_settings(dbapi_connection, _record):
+        # Autocommit keeps the settings out of any transaction, so they last the session.
         previous = dbapi_connection.autocommit
         dbapi_connection.autocommit = True
         with dbapi_connection.cursor() as cur:
-            cur.execute(session_sql, {"timeout_ms": timeout_ms})
+            cur.execute(compiled, session_params)
         dbapi_connection.autocommit = previous
 
     return engine
-
-
-def _engine(url: str, **kwargs) -> Engine:
-    try:
-        return sa.create_engine(url, **kwargs)
-    except Exception as exc:
-        raise ConfigError(f"cannot use database URL {describe_url(url)}: {exc}") from None
 
 
 def check_connection(engine: Engine) -> None:

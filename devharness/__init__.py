@@ -7,6 +7,8 @@
   with a timeout, its output kept in a log file and shown when it fails (several at once:
   ``running_together``);
 - :mod:`devharness.database`: a throwaway, migrated PostgreSQL database;
+- :mod:`devharness.system_postgres`: a throwaway cluster of the machine's own PostgreSQL server
+  (Debian's, with JIT), for what the embedded one cannot show;
 - :mod:`devharness.env`: environment variables set for a block and restored after it;
 - :mod:`devharness.http_sink` and :mod:`devharness.smtp`: servers alert channels deliver to;
 - :mod:`devharness.browser`: the dashboard under ``streamlit run``, driven by Chromium;
