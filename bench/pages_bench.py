@@ -11,6 +11,11 @@ each window (24h, 7d, 30d): once cold (query cache emptied, so every query hits 
 and ``--runs`` times warm (the cached case a second visitor sees). Prints a table of
 milliseconds: cold, and the median of the warm runs. One size per call.
 
+``--server system`` runs it all on a throwaway cluster of the machine's own PostgreSQL
+(Debian's, with LLVM JIT as Supabase's has) instead of the embedded one, started with any
+``--server-setting NAME=VALUE`` (e.g. ``jit_above_cost=0`` to make the server compile every
+statement it can, or ``jit=off``), so the figures show both kinds of server.
+
 With ``--database-url`` nothing is loaded or dropped: the pages render against that
 database as it is (migrated and loaded before, e.g. one 10M-event load built once), and
 the bench prints how many events it holds; ``--events`` does not apply.
@@ -25,15 +30,24 @@ import statistics
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from devharness import ThrowawayDatabase, events_held, patched_env
+from devharness.system_postgres import SystemPostgres
 
 REPO = Path(__file__).resolve().parent.parent
 
 PAGES = ["overview", "events", "errors", "funnel", "reconciliation", "health"]
 WINDOWS = ["24h", "7d", "30d"]
 DAYS = 30
+
+
+def server_setting(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not (name and equals):
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE")
+    return name, value
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -46,6 +60,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--database-url", metavar="URL",
                         help="render against this migrated, loaded database as it is "
                              "(no load, no drop) instead of a throwaway one")
+    parser.add_argument("--server", choices=["embedded", "system"], default="embedded",
+                        help="throwaway database on the embedded PostgreSQL or on a cluster of the "
+                             "machine's own PostgreSQL server (default %(default)s)")
+    parser.add_argument("--server-setting", action="append", default=[], metavar="NAME=VALUE",
+                        type=server_setting,
+                        help="with --server system: a server setting (repeatable), e.g. jit_above_cost=0")
     return parser.parse_args(argv)
 
 
@@ -90,8 +110,15 @@ def main(argv=None) -> int:
             bench(args, args.database_url, load_first=False)
         return 0
     # The environment is the caller's again afterwards (main() may be called from Python).
-    with ThrowawayDatabase(migrate=False) as database, \
-            patched_env(DATABASE_URL=database.url, DASHBOARD_DATABASE_URL=None, MONITOR_AUTH="none"):
+    with ExitStack() as stack:
+        server_url = None
+        if args.server == "system":
+            server = stack.enter_context(SystemPostgres(settings=dict(args.server_setting)))
+            server_url = server.url
+            print(f"PostgreSQL {server.version} (the machine's own server), settings: "
+                  f"{dict(args.server_setting) or 'its defaults'}")
+        database = stack.enter_context(ThrowawayDatabase(server_url=server_url, migrate=False))
+        stack.enter_context(patched_env(DATABASE_URL=database.url, DASHBOARD_DATABASE_URL=None, MONITOR_AUTH="none"))
         bench(args, database.url)
     return 0
 

@@ -1,0 +1,154 @@
+"""How long the dashboard takes in a real browser: from a click to the page's script finishing
+and every chart drawn, as an administrator waits for it.
+
+    python bench/browser_pages.py                        # 10k events, a throwaway database
+    python bench/browser_pages.py --events 100000
+    python bench/browser_pages.py --database-url URL     # a database loaded before (e.g. 10M)
+
+The dashboard runs under ``streamlit run`` (login off, loopback) and Debian's Chromium drives
+it through Playwright. Printed, in milliseconds, median of ``--rounds`` rounds:
+
+- ``first visit``: from opening the dashboard's URL right after the server started (new
+  browser) to the Overview drawn: what the first administrator of the day waits for;
+- for each page, ``cold``: a click on its entry in the navigation right after "Refresh now"
+  emptied the query cache, and ``warm``: the same click again (cached results);
+- for each window of the Overview, the click on it in the sidebar (cold as above, and warm).
+
+"Drawn" is the app idle and connected after the run the click caused, and every Plotly
+chart on the page with its SVG in place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from devharness import ThrowawayDatabase, events_held, patched_env
+from devharness.browser import PLOTLY_SELECTOR, chromium_page, streamlit_server, wait_for_script
+
+REPO = Path(__file__).resolve().parent.parent
+PAGES = ["Overview", "Events", "Errors", "Funnel", "Alerts", "Reconciliation", "Health"]
+WINDOWS = ["24h", "7d", "30d"]
+DAYS = 30
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=10_000, help="webhook events in all (default %(default)s)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per figure (default %(default)s)")
+    parser.add_argument("--database-url", metavar="URL",
+                        help="measure on this migrated, loaded database as it is (no load, no drop)")
+    return parser.parse_args(argv)
+
+
+def load(url: str, events: int) -> float:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DATABASE_URL": url}
+    env.pop("DASHBOARD_DATABASE_URL", None)
+    started = time.monotonic()
+    for command in (["migrate"], ["demo-data", "--days", str(DAYS), "--events-per-day",
+                                  str(max(1, events // DAYS)), "--no-stripe-state"]):
+        subprocess.run([sys.executable, "-m", "jobs", *command], cwd=REPO, env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+    return time.monotonic() - started
+
+
+def wait_drawn(page) -> None:
+    """The run the last action caused has finished and every chart has its SVG."""
+    wait_for_script(page, timeout_ms=120_000)
+    page.wait_for_function(
+        f"""() => Array.from(document.querySelectorAll('[data-testid="stPlotlyChart"]'))
+                      .every(chart => chart.querySelector('{PLOTLY_SELECTOR} .main-svg'))""",
+        timeout=120_000)
+
+
+def timed_click(page, locator) -> float:
+    started = time.perf_counter()
+    locator.click()
+    wait_drawn(page)
+    return (time.perf_counter() - started) * 1000
+
+
+def nav(page, title: str):
+    return page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True)
+
+
+def window_button(page, window: str):
+    return page.locator('[data-testid="stSidebar"]').get_by_text(window, exact=True)
+
+
+def refresh(page) -> None:
+    """Empty the query cache through the sidebar's "Refresh now" (a run of its own)."""
+    page.get_by_role("button", name="Refresh now").click()
+    wait_drawn(page)
+
+
+def first_visit_ms() -> float:
+    with streamlit_server(env={"MONITOR_AUTH": "none"}) as server, chromium_page() as page:
+        started = time.perf_counter()
+        page.goto(server.url)
+        wait_drawn(page)
+        return (time.perf_counter() - started) * 1000
+
+
+def one_round(page) -> dict[tuple[str, str], float]:
+    figures: dict[tuple[str, str], float] = {}
+    for title in PAGES:
+        other = PAGES[-1] if title == PAGES[0] else PAGES[0]
+        timed_click(page, nav(page, other))  # start elsewhere, so the click is a page change
+        refresh(page)
+        figures[(title, "cold")] = timed_click(page, nav(page, title))
+        timed_click(page, nav(page, other))
+        figures[(title, "warm")] = timed_click(page, nav(page, title))
+    timed_click(page, nav(page, "Overview"))
+    for window in WINDOWS:
+        other = WINDOWS[(WINDOWS.index(window) + 1) % len(WINDOWS)]
+        timed_click(page, window_button(page, other))
+        refresh(page)
+        figures[(f"Overview {window}", "cold")] = timed_click(page, window_button(page, window))
+        timed_click(page, window_button(page, other))
+        figures[(f"Overview {window}", "warm")] = timed_click(page, window_button(page, window))
+    return figures
+
+
+def bench(args, url: str, *, load_first: bool) -> None:
+    if load_first:
+        print(f"loaded {args.events:,} events over {DAYS} days in {load(url, args.events):.1f} s")
+    else:
+        print(f"{events_held(url):,} events in the given database (nothing loaded)")
+    first = [first_visit_ms() for _ in range(args.rounds)]
+    rounds = []
+    with streamlit_server(env={"MONITOR_AUTH": "none"}) as server, chromium_page() as page:
+        page.goto(server.url)
+        wait_drawn(page)
+        one_round(page)  # warm-up: imports, the server's first runs of every page
+        rounds = [one_round(page) for _ in range(args.rounds)]
+    print(f"first visit after the server started: {statistics.median(first):.0f} ms "
+          f"(rounds: {', '.join(f'{v:.0f}' for v in first)})")
+    print(f"{'click':<22}{'cold ms':>10}{'warm ms':>10}")
+    for name in [*PAGES, *(f"Overview {w}" for w in WINDOWS)]:
+        cold = statistics.median(r[(name, "cold")] for r in rounds)
+        warm = statistics.median(r[(name, "warm")] for r in rounds)
+        print(f"{name:<22}{cold:>10.0f}{warm:>10.0f}", flush=True)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    with ExitStack() as stack:
+        if args.database_url:
+            url, load_first = args.database_url, False
+        else:
+            url, load_first = stack.enter_context(ThrowawayDatabase(migrate=False)).url, True
+        stack.enter_context(patched_env(DATABASE_URL=url, DASHBOARD_DATABASE_URL=None))
+        bench(args, url, load_first=load_first)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
