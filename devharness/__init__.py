@@ -7,6 +7,8 @@
   with a timeout, its output kept in a log file and shown when it fails (several at once:
   ``running_together``);
 - :mod:`devharness.database`: a throwaway, migrated PostgreSQL database;
+- :mod:`devharness.supabase`: a server with a Supabase project's roles, grants and default
+  privileges, to install the schema on as Supabase's `postgres` user would;
 - :mod:`devharness.env`: environment variables set for a block and restored after it;
 - :mod:`devharness.http_sink` and :mod:`devharness.smtp`: servers alert channels deliver to;
 - :mod:`devharness.browser`: the dashboard under ``streamlit run``, driven by Chromium;

@@ -12,12 +12,18 @@ with Supabase's attributes is created, so the names and privileges are the real 
 
 from __future__ import annotations
 
+import socket
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from core.sql import load_package
 from devharness.database import ThrowawayDatabase
 from devharness.env import patched_env
+from devharness.ports import listening_socket
 
 SQL = load_package("devharness", "supabase.sql")
 
@@ -70,6 +76,51 @@ class SupabaseServer:
         self._databases.append(database)
         _run(self.admin_url(database.url), "supabase_database")
         return database.url
+
+    @staticmethod
+    @contextmanager
+    def tcp_url(url: str) -> Iterator[str]:
+        """A ``postgresql://`` URL on a loopback port for ``url``'s database, for clients that
+        take no socket folder (the Supabase CLI): connections to the port are relayed to the
+        embedded server's socket, which listens on no TCP port of its own."""
+        parsed = sa.engine.make_url(url)
+        socket_path = f"{parsed.query['host']}/.s.PGSQL.{parsed.query.get('port', '5432')}"
+        listener = listening_socket()
+        relays: list[socket.socket] = []
+
+        def relay(source: socket.socket, target: socket.socket) -> None:
+            try:
+                while data := source.recv(65536):
+                    target.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for end in (source, target):
+                    try:
+                        end.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        def accept() -> None:
+            while True:
+                try:
+                    client, _ = listener.accept()
+                except OSError:
+                    return  # the listener was closed
+                server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                server.connect(socket_path)
+                relays.extend((client, server))
+                for source, target in ((client, server), (server, client)):
+                    threading.Thread(target=relay, args=(source, target), daemon=True).start()
+
+        threading.Thread(target=accept, daemon=True).start()
+        host, port = listener.getsockname()[:2]
+        try:
+            yield f"postgresql://{parsed.username}@{host}:{port}/{parsed.database}?sslmode=disable"
+        finally:
+            listener.close()
+            for end in relays:
+                end.close()
 
     def close(self) -> None:
         for database in reversed(self._databases):

@@ -5,9 +5,11 @@ gives on the same kind of database, and a second export writes nothing."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -16,6 +18,10 @@ from sqlalchemy.pool import NullPool
 from devharness.supabase import SupabaseServer
 from jobs import migrate
 from tests.schema_catalog import schema_catalog, schema_dump
+
+REPO = Path(__file__).resolve().parent.parent
+# The Supabase CLI pinned in package.json (`npm install`), or another one named by SUPABASE_CLI.
+SUPABASE_CLI = os.environ.get("SUPABASE_CLI") or shutil.which("supabase", path=str(REPO / "node_modules" / ".bin"))
 
 
 def cli(*args: str, url: str | None = None) -> subprocess.CompletedProcess:
@@ -99,3 +105,20 @@ def test_without_reference_leaves_the_apps_registrations_table_out(tmp_path):
     report = migrate.export_supabase(tmp_path, now=datetime(2026, 12, 7, tzinfo=timezone.utc), with_reference=False)
     assert not any("reference" in name for name in report.written)
     assert len(report.written) == len(migrate.all_files(with_reference=False))
+
+
+@pytest.mark.skipif(not SUPABASE_CLI, reason="no Supabase CLI: `npm install` puts the pinned one in node_modules/.bin")
+def test_supabase_db_push_applies_the_exported_files(supabase, tmp_path):
+    """The real CLI, as a team would run it, without Docker: `supabase db push --db-url`."""
+    subprocess.run([SUPABASE_CLI, "init", "--yes"], cwd=tmp_path, check=True, capture_output=True, text=True)
+    migrate.export_supabase(tmp_path / "supabase" / "migrations", now=datetime.now(timezone.utc))
+    by_cli = supabase.project_database()
+    with supabase.tcp_url(by_cli) as url:
+        push = subprocess.run([SUPABASE_CLI, "db", "push", "--db-url", url, "--yes"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+    assert push.returncode == 0, push.stderr
+    assert (push.stdout + push.stderr).count("Applying migration") == len(migrate.all_files())
+    by_migrate = supabase.project_database()
+    cli(url=by_migrate)
+    assert schema_catalog(by_cli) == schema_catalog(by_migrate)
+    assert "nothing to do" in cli(url=by_cli).stdout

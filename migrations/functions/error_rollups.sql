@@ -5,7 +5,7 @@
 -- and webhook_rollup_rebuild() recomputes everything after. A function file (see
 -- tracking.sql).
 
--- Whether the event rollup trigger is on (these rollups follow it; see above).
+-- Whether the event rollup trigger is on (these rollups follow it).
 CREATE OR REPLACE FUNCTION public.webhook_error_rollups_on()
 RETURNS boolean
 LANGUAGE sql
@@ -176,8 +176,10 @@ BEGIN
 END
 $$;
 
--- Recompute everything of this migration from the rows, set-based (after this migration,
--- after a bulk load that ran with the triggers paused). Takes SHARE locks on the tables it
+-- Recompute the error rollups and webhook_error_events from the rows, set-based (after a
+-- bulk load that ran with the triggers paused). Merge joins off: PostgreSQL before 16.4 (the
+-- embedded server is 16.2) can drop rows from a Merge Right Anti Join of "failed events
+-- without any attempt", exactly this shape. Takes SHARE locks on the tables it
 -- reads, so nothing changes meanwhile.
 CREATE OR REPLACE FUNCTION public.webhook_error_rollup_rebuild()
 RETURNS void
@@ -340,7 +342,8 @@ $$;
 
 -- Failures in [start, end) in webhook_failure_rollup's shape: whole hours from the rollup
 -- (and pending changes), the partial edge hours from the rows (two index ranges each, as
--- webhook_window_counts), so a sum of failures is a count over the raw failures.
+-- webhook_window_counts), so a sum of failures is a count over the raw failures. Merge
+-- joins off, as webhook_error_rollup_rebuild.
 CREATE OR REPLACE FUNCTION public.webhook_failure_window(p_start timestamptz, p_end timestamptz)
 RETURNS TABLE (bucket timestamptz, error_fingerprint text, error_category text, failures bigint, example text)
 LANGUAGE sql

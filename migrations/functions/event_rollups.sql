@@ -33,7 +33,9 @@ SELECT CASE WHEN p_bin <= 0 THEN 0::double precision
             ELSE power(1.05::double precision, p_bin - 0.5) END
 $$;
 
--- 0110's fold, now also adding each change to its UTC day.
+-- Fold the pending changes into the hourly and the daily tables, in one statement, one folder
+-- at a time (a transaction-scoped advisory lock; a second caller returns at once), so both
+-- levels always hold the same folded changes. Returns how many changes it folded.
 CREATE OR REPLACE FUNCTION public.webhook_rollup_fold()
 RETURNS bigint
 LANGUAGE plpgsql
@@ -104,7 +106,9 @@ BEGIN
 END
 $$;
 
--- The row trigger function as 0130 left it, TRUNCATE now also emptying the daily level.
+-- The row trigger: -1 for the old row's key and +1 for the new row's appended to
+-- webhook_event_rollup_delta, the error rollups told about the event (the same trigger, so
+-- whoever pauses one pauses both); TRUNCATE empties both levels.
 CREATE OR REPLACE FUNCTION public.webhook_rollup_maintain()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -222,8 +226,9 @@ BEGIN
 END
 $$;
 
--- 0110's rebuild of the event rollups from the rows (webhook_rollup_rebuild() calls it,
--- 0130), now also rebuilding the daily level, from the hourly one.
+-- Recompute the event rollups from the rows, set-based, the daily level from the hourly one
+-- (webhook_rollup_rebuild() calls it). Takes the table's SHARE lock, so no event changes
+-- meanwhile.
 CREATE OR REPLACE FUNCTION public.webhook_rollup_rebuild_events()
 RETURNS void
 LANGUAGE plpgsql
@@ -279,15 +284,11 @@ SELECT CASE WHEN date_trunc('hour', p_start, 'UTC') = p_start THEN p_start
             ELSE date_trunc('hour', p_start, 'UTC') + interval '1 hour' END
 $$;
 
--- The next whole UTC day after a moment, in the two functions that split a window into whole
--- days (the daily rollups) and hours, was `date_trunc('day', t, 'UTC') + interval '1 day'`.
--- Adding a day to a timestamptz is calendar arithmetic in the session's TimeZone: on a
--- server or connection whose zone is not UTC, across a daylight-saving change it adds 23 or
--- 25 hours, so the "whole days" read from the daily rollups no longer started at midnight
--- UTC, and a window's failures or completion times were counted twice or not at all (a test
--- with PGTZ=America/New_York and a window across 8 March found 57 events for 52). A UTC day
--- is always 24 hours.
-
+-- The first UTC midnight at or after a moment, for the functions that split a window into
+-- whole days (the daily rollups) and hours. Not `date_trunc('day', t, 'UTC') + interval
+-- '1 day'`: adding a day to a timestamptz is calendar arithmetic in the session's TimeZone,
+-- 23 or 25 hours across a daylight-saving change, while a UTC day is always 24 hours (a test
+-- with PGTZ=America/New_York and a window across 8 March found 57 events for 52).
 CREATE OR REPLACE FUNCTION public.webhook_rollup_day_from(p_moment timestamptz)
 RETURNS timestamptz
 LANGUAGE sql
@@ -299,11 +300,12 @@ $$;
 
 -- Whole hours of [start, end): [hs, he), hs = full_from(start), he = end rounded down to the
 -- hour. Whole UTC days inside them: [ds, de), ds = hs rounded up to midnight UTC (24 h,
--- 0153), de = he rounded down to midnight UTC; when ds >= de there is none, and the two
+-- webhook_rollup_day_from), de = he rounded down to midnight UTC; when ds >= de there is none, and the two
 -- hourly ranges [hs, least(ds, he)) and [greatest(de, ds), he) cover the whole hours
 -- exactly once either way (as webhook_error_event_window reads its levels).
 
--- The former webhook_window_counts, hour by hour (for charts with hourly buckets).
+-- [start, end) hour by hour (for charts with hourly buckets): webhook_window_counts without
+-- the daily level.
 CREATE OR REPLACE FUNCTION public.webhook_window_counts_hourly(p_start timestamptz, p_end timestamptz)
 RETURNS TABLE (bucket timestamptz, event_type text, processing_status text, error_category text,
                error_fingerprint text, events bigint, retried bigint, example text)
@@ -393,7 +395,7 @@ GROUP BY 1, 2, 3, 4, 5
 $$;
 
 -- The duration histogram of [start, end) the same way: (status, bin, events). The bins are
--- 0110's, so the percentiles read from it are what they were.
+-- webhook_duration_bin's.
 CREATE OR REPLACE FUNCTION public.webhook_duration_window(p_start timestamptz, p_end timestamptz)
 RETURNS TABLE (processing_status text, bin smallint, events bigint)
 LANGUAGE sql

@@ -3,7 +3,7 @@
 -- Checkout Session events of webhook_events (tables described in
 -- migrations/0179_baseline.sql). A function file (see tracking.sql).
 
--- Completion-time bins, over milliseconds as the duration bins of migrations/0110: bin 0
+-- Completion-time bins, over milliseconds as the duration bins of webhook_duration_bin: bin 0
 -- holds times under 1 ms; bin k >= 1 holds times t with 1.05^(k-1) <= t < 1.05^k ms (1 s is
 -- bin 142, 1 h bin 310, 30 days bin 445). A percentile read from the histogram is the
 -- geometric middle of its bin: within 2.5 % of the exact value.
@@ -142,7 +142,7 @@ BEGIN
 END
 $$;
 
--- Recompute the three rollups from the rows, set-based: after this migration adds them, after
+-- Recompute the three rollups from the rows, set-based: after
 -- a bulk load that ran with the triggers disabled (demo-data), and after webhook_events is
 -- emptied; checkout_paid_sessions too. Takes both tables' SHARE locks, so nothing they count changes meanwhile.
 CREATE OR REPLACE FUNCTION public.registration_rollup_rebuild(p_rebuild_key boolean DEFAULT true)

@@ -1,14 +1,12 @@
 -- The events explorer's free-text search helpers (queries/events.sql). A function file (see
 -- tracking.sql); the indexes they are served by are in the numbered migrations.
 
--- The events explorer's free-text search (queries/events.sql) at millions of rows.
---
 -- webhook_search_pattern(text): an ILIKE pattern matching the text anywhere, every character
 -- literally ('%', '_' and '\' escaped). With pg_trgm, GIN trigram indexes on the event id and
 -- the error message serve "ILIKE '%...%'" without reading the window's rows. pg_trgm ships
 -- with PostgreSQL's contrib (Supabase, RDS, Cloud SQL, Debian's postgresql package); where
--- the server lacks it (the embedded server), the search reads the window's rows as before:
--- the DO block below skips the indexes and says so, it never fails the migration.
+-- the server lacks it (the embedded server), the search reads the window's rows (the baseline
+-- skips those indexes there).
 
 CREATE OR REPLACE FUNCTION public.webhook_search_pattern(p_search text)
 RETURNS text
@@ -20,8 +18,7 @@ SELECT '%' || replace(replace(replace(p_search, '\', '\\'), '%', '\%'), '_', '\_
 $$;
 
 -- The events explorer's free-text search at millions of rows on any server, with or without
--- pg_trgm (issue 14; migrations/0111 made trigram indexes where the server has them, and
--- without them the search read every row of the window).
+-- pg_trgm:
 --
 -- * Event ids: an id matches when it begins with the search, with or without its 'evt_',
 --   in any case (a pasted id, or its first characters): ranges of a b-tree on

@@ -20,22 +20,14 @@
 -- numbered migrations. Edit a function here in place; a changed parameter list or return
 -- type needs a DROP FUNCTION IF EXISTS of the old signature above its CREATE.
 
--- The error policy (core/error_policy.py declares it; tests keep this file equal to it):
---   * the retry policy per category, as a table the SQL functions read, so a handler in
---     any language gets the same plan from webhook_event_fail;
---   * recovery_action, alert_level and next_retry_at on every event (and its archive);
---   * webhook_event_attempts: one row per attempt, written by the tracking functions, so a
---     recovered event's errors stay in the audit trail;
---   * raw_payload: the body as received when PostgreSQL cannot store it as jsonb
---     (a \u0000, absurd nesting); payload then holds a storable placeholder;
---   * retry_claimed_until: a re-delivery in flight (jobs/retry.py), so two retry processes
---     deliver each event once.
--- The three functions are replaced by versions with extra parameters, all with defaults, so
--- every existing call (supabase.rpc, psycopg, psql) keeps working unchanged.
+-- The error policy (core/error_policy.py declares it; tests keep this view equal to it): the
+-- retry policy per category, as a view the SQL functions read, so a handler in any language
+-- gets the same plan from webhook_event_fail. The functions keep one row per attempt in
+-- webhook_event_attempts, so a recovered event's errors stay in the audit trail.
 
 -- The retry policy per category. A view over constants rather than a table: it is part of
--- the schema, not data (no cleanup or TRUNCATE can empty it), and changing it is a new
--- migration with CREATE OR REPLACE VIEW, reviewed like code.
+-- the schema, not data (no cleanup or TRUNCATE can empty it), and changing it is an edit
+-- of this file, reviewed like code.
 --   retry_delays_s            seconds to wait before the retry after failed attempt n (the last repeats)
 --   max_attempts              no automatic retry is planned once this many attempts have failed
 --   recovery_action, alert_level   while an automatic retry is planned
