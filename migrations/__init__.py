@@ -9,5 +9,9 @@
   settings and grants, applied after the numbered migrations and again whenever the file
   changes: a function is changed by editing its file.
 
+On a new database every numbered migration runs before any function file, so a numbered
+migration must not call, or create a trigger on, a function of the function files: the
+trigger belongs in the function's file.
+
 ``migrate --export-supabase DIR`` writes them as timestamped files for ``supabase/migrations/``.
 """

@@ -18,26 +18,22 @@ BEGIN
 END
 $$;
 
-DROP TRIGGER IF EXISTS webhook_events_alert_failed_insert ON webhook_events;
-CREATE TRIGGER webhook_events_alert_failed_insert
+CREATE OR REPLACE TRIGGER webhook_events_alert_failed_insert
     AFTER INSERT ON webhook_events
     FOR EACH ROW WHEN (NEW.processing_status = 'failed')
     EXECUTE FUNCTION public.monitor_alert_notify();
 
-DROP TRIGGER IF EXISTS webhook_events_alert_failed_update ON webhook_events;
-CREATE TRIGGER webhook_events_alert_failed_update
+CREATE OR REPLACE TRIGGER webhook_events_alert_failed_update
     AFTER UPDATE OF processing_status ON webhook_events
     FOR EACH ROW WHEN ((NEW.processing_status = 'failed') <> (OLD.processing_status = 'failed'))
     EXECUTE FUNCTION public.monitor_alert_notify();
 
-DROP TRIGGER IF EXISTS reconciliation_items_alert_review ON reconciliation_items;
-CREATE TRIGGER reconciliation_items_alert_review
+CREATE OR REPLACE TRIGGER reconciliation_items_alert_review
     AFTER INSERT ON reconciliation_items
     FOR EACH ROW WHEN (NEW.action = 'manual_review' AND NOT NEW.dry_run)
     EXECUTE FUNCTION public.monitor_alert_notify();
 
-DROP TRIGGER IF EXISTS job_runs_alert_failed ON job_runs;
-CREATE TRIGGER job_runs_alert_failed
+CREATE OR REPLACE TRIGGER job_runs_alert_failed
     AFTER UPDATE OF status ON job_runs
     FOR EACH ROW WHEN (NEW.status = 'failed' AND OLD.status IS DISTINCT FROM 'failed')
     EXECUTE FUNCTION public.monitor_alert_notify();

@@ -447,24 +447,19 @@ WHERE (p.last_failed >= p_start AND p.last_failed < least(public.webhook_rollup_
 GROUP BY 1, 2, 3, 4, 5, 6, 7
 $$;
 
-DROP TRIGGER IF EXISTS webhook_event_attempts_error_rollup_fold ON webhook_event_attempts;
-CREATE TRIGGER webhook_event_attempts_error_rollup_fold AFTER INSERT OR UPDATE OR DELETE ON webhook_event_attempts
+CREATE OR REPLACE TRIGGER webhook_event_attempts_error_rollup_fold AFTER INSERT OR UPDATE OR DELETE ON webhook_event_attempts
     FOR EACH STATEMENT EXECUTE FUNCTION public.webhook_error_rollup_fold_sometimes();
 
-DROP TRIGGER IF EXISTS webhook_events_error_rollup_fold ON webhook_events;
-CREATE TRIGGER webhook_events_error_rollup_fold AFTER INSERT OR UPDATE OR DELETE ON webhook_events
+CREATE OR REPLACE TRIGGER webhook_events_error_rollup_fold AFTER INSERT OR UPDATE OR DELETE ON webhook_events
     FOR EACH STATEMENT EXECUTE FUNCTION public.webhook_error_rollup_fold_sometimes();
 
-DROP TRIGGER IF EXISTS webhook_event_attempts_error_rollup ON webhook_event_attempts;
-CREATE TRIGGER webhook_event_attempts_error_rollup AFTER INSERT OR UPDATE OR DELETE ON webhook_event_attempts
+CREATE OR REPLACE TRIGGER webhook_event_attempts_error_rollup AFTER INSERT OR UPDATE OR DELETE ON webhook_event_attempts
     FOR EACH ROW EXECUTE FUNCTION public.webhook_error_attempts_maintain();
 
-DROP TRIGGER IF EXISTS webhook_event_attempts_error_rollup_truncate ON webhook_event_attempts;
-CREATE TRIGGER webhook_event_attempts_error_rollup_truncate AFTER TRUNCATE ON webhook_event_attempts
+CREATE OR REPLACE TRIGGER webhook_event_attempts_error_rollup_truncate AFTER TRUNCATE ON webhook_event_attempts
     FOR EACH STATEMENT EXECUTE FUNCTION public.webhook_error_attempts_maintain();
 
-DROP TRIGGER IF EXISTS webhook_events_archive_error_rollup ON webhook_events_archive;
-CREATE TRIGGER webhook_events_archive_error_rollup AFTER INSERT OR UPDATE OR DELETE ON webhook_events_archive
+CREATE OR REPLACE TRIGGER webhook_events_archive_error_rollup AFTER INSERT OR UPDATE OR DELETE ON webhook_events_archive
     FOR EACH ROW EXECUTE FUNCTION public.webhook_error_archive_maintain();
 
 -- Who may call these: their owner (the role that runs `python -m jobs migrate`).

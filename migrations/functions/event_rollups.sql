@@ -439,16 +439,13 @@ GROUP BY 1, 2
 HAVING sum(events) <> 0
 $$;
 
-DROP TRIGGER IF EXISTS webhook_events_rollup ON webhook_events;
-CREATE TRIGGER webhook_events_rollup AFTER INSERT OR UPDATE OR DELETE ON webhook_events
+CREATE OR REPLACE TRIGGER webhook_events_rollup AFTER INSERT OR UPDATE OR DELETE ON webhook_events
     FOR EACH ROW EXECUTE FUNCTION public.webhook_rollup_maintain();
 
-DROP TRIGGER IF EXISTS webhook_events_rollup_truncate ON webhook_events;
-CREATE TRIGGER webhook_events_rollup_truncate AFTER TRUNCATE ON webhook_events
+CREATE OR REPLACE TRIGGER webhook_events_rollup_truncate AFTER TRUNCATE ON webhook_events
     FOR EACH STATEMENT EXECUTE FUNCTION public.webhook_rollup_maintain();
 
-DROP TRIGGER IF EXISTS webhook_events_rollup_fold ON webhook_events;
-CREATE TRIGGER webhook_events_rollup_fold AFTER INSERT OR UPDATE OR DELETE ON webhook_events
+CREATE OR REPLACE TRIGGER webhook_events_rollup_fold AFTER INSERT OR UPDATE OR DELETE ON webhook_events
     FOR EACH STATEMENT EXECUTE FUNCTION public.webhook_rollup_fold_sometimes();
 
 -- Who may call these: their owner (the role that runs `python -m jobs migrate`).

@@ -61,38 +61,31 @@ BEGIN
 END
 $$;
 
-DROP TRIGGER IF EXISTS registrations_paid_unfinished_insert ON registrations;
-CREATE TRIGGER registrations_paid_unfinished_insert
+CREATE OR REPLACE TRIGGER registrations_paid_unfinished_insert
     AFTER INSERT ON registrations REFERENCING NEW TABLE AS changed
     FOR EACH STATEMENT EXECUTE FUNCTION public.registrations_paid_unfinished_from_registrations();
 
-DROP TRIGGER IF EXISTS registrations_paid_unfinished_update ON registrations;
-CREATE TRIGGER registrations_paid_unfinished_update
+CREATE OR REPLACE TRIGGER registrations_paid_unfinished_update
     AFTER UPDATE ON registrations REFERENCING OLD TABLE AS gone NEW TABLE AS changed
     FOR EACH STATEMENT EXECUTE FUNCTION public.registrations_paid_unfinished_from_registrations();
 
-DROP TRIGGER IF EXISTS registrations_paid_unfinished_delete ON registrations;
-CREATE TRIGGER registrations_paid_unfinished_delete
+CREATE OR REPLACE TRIGGER registrations_paid_unfinished_delete
     AFTER DELETE ON registrations REFERENCING OLD TABLE AS gone
     FOR EACH STATEMENT EXECUTE FUNCTION public.registrations_paid_unfinished_from_registrations();
 
-DROP TRIGGER IF EXISTS registrations_paid_unfinished_truncate ON registrations;
-CREATE TRIGGER registrations_paid_unfinished_truncate
+CREATE OR REPLACE TRIGGER registrations_paid_unfinished_truncate
     AFTER TRUNCATE ON registrations
     FOR EACH STATEMENT EXECUTE FUNCTION public.registrations_paid_unfinished_from_sessions();
 
-DROP TRIGGER IF EXISTS checkout_paid_sessions_unfinished_insert ON checkout_paid_sessions;
-CREATE TRIGGER checkout_paid_sessions_unfinished_insert
+CREATE OR REPLACE TRIGGER checkout_paid_sessions_unfinished_insert
     AFTER INSERT ON checkout_paid_sessions REFERENCING NEW TABLE AS changed
     FOR EACH STATEMENT EXECUTE FUNCTION public.registrations_paid_unfinished_from_sessions();
 
-DROP TRIGGER IF EXISTS checkout_paid_sessions_unfinished_delete ON checkout_paid_sessions;
-CREATE TRIGGER checkout_paid_sessions_unfinished_delete
+CREATE OR REPLACE TRIGGER checkout_paid_sessions_unfinished_delete
     AFTER DELETE ON checkout_paid_sessions REFERENCING OLD TABLE AS gone
     FOR EACH STATEMENT EXECUTE FUNCTION public.registrations_paid_unfinished_from_sessions();
 
-DROP TRIGGER IF EXISTS checkout_paid_sessions_unfinished_truncate ON checkout_paid_sessions;
-CREATE TRIGGER checkout_paid_sessions_unfinished_truncate
+CREATE OR REPLACE TRIGGER checkout_paid_sessions_unfinished_truncate
     AFTER TRUNCATE ON checkout_paid_sessions
     FOR EACH STATEMENT EXECUTE FUNCTION public.registrations_paid_unfinished_from_sessions();
 

@@ -466,24 +466,20 @@ GROUP BY 1
 HAVING sum(registrations) <> 0
 $$;
 
-DROP TRIGGER IF EXISTS registrations_rollup ON registrations;
-CREATE TRIGGER registrations_rollup AFTER INSERT OR UPDATE OR DELETE ON registrations
+CREATE OR REPLACE TRIGGER registrations_rollup AFTER INSERT OR UPDATE OR DELETE ON registrations
     FOR EACH ROW EXECUTE FUNCTION public.registration_rollup_maintain();
 
-DROP TRIGGER IF EXISTS registrations_rollup_truncate ON registrations;
-CREATE TRIGGER registrations_rollup_truncate AFTER TRUNCATE ON registrations
+CREATE OR REPLACE TRIGGER registrations_rollup_truncate AFTER TRUNCATE ON registrations
     FOR EACH STATEMENT EXECUTE FUNCTION public.registration_rollup_maintain();
 
 -- Only the two paid event types wake the events' trigger (a WHEN clause, checked without
 -- calling the function): the receiver's other inserts and updates do not pay for it.
-DROP TRIGGER IF EXISTS webhook_events_registration_paid ON webhook_events;
-CREATE TRIGGER webhook_events_registration_paid AFTER INSERT ON webhook_events
+CREATE OR REPLACE TRIGGER webhook_events_registration_paid AFTER INSERT ON webhook_events
     FOR EACH ROW
     WHEN (NEW.event_type IN ('checkout.session.completed', 'checkout.session.async_payment_succeeded'))
     EXECUTE FUNCTION public.registration_rollup_paid_event();
 
-DROP TRIGGER IF EXISTS webhook_events_registration_paid_update ON webhook_events;
-CREATE TRIGGER webhook_events_registration_paid_update AFTER UPDATE ON webhook_events
+CREATE OR REPLACE TRIGGER webhook_events_registration_paid_update AFTER UPDATE ON webhook_events
     FOR EACH ROW
     WHEN ((OLD.event_type IN ('checkout.session.completed', 'checkout.session.async_payment_succeeded')
            OR NEW.event_type IN ('checkout.session.completed', 'checkout.session.async_payment_succeeded'))
@@ -491,18 +487,15 @@ CREATE TRIGGER webhook_events_registration_paid_update AFTER UPDATE ON webhook_e
                OR OLD.id IS DISTINCT FROM NEW.id))
     EXECUTE FUNCTION public.registration_rollup_paid_event();
 
-DROP TRIGGER IF EXISTS webhook_events_registration_paid_delete ON webhook_events;
-CREATE TRIGGER webhook_events_registration_paid_delete AFTER DELETE ON webhook_events
+CREATE OR REPLACE TRIGGER webhook_events_registration_paid_delete AFTER DELETE ON webhook_events
     FOR EACH ROW
     WHEN (OLD.event_type IN ('checkout.session.completed', 'checkout.session.async_payment_succeeded'))
     EXECUTE FUNCTION public.registration_rollup_paid_event();
 
-DROP TRIGGER IF EXISTS webhook_events_registration_paid_truncate ON webhook_events;
-CREATE TRIGGER webhook_events_registration_paid_truncate AFTER TRUNCATE ON webhook_events
+CREATE OR REPLACE TRIGGER webhook_events_registration_paid_truncate AFTER TRUNCATE ON webhook_events
     FOR EACH STATEMENT EXECUTE FUNCTION public.registration_rollup_paid_event();
 
-DROP TRIGGER IF EXISTS registrations_rollup_fold ON registrations;
-CREATE TRIGGER registrations_rollup_fold AFTER INSERT OR UPDATE OR DELETE ON registrations
+CREATE OR REPLACE TRIGGER registrations_rollup_fold AFTER INSERT OR UPDATE OR DELETE ON registrations
     FOR EACH STATEMENT EXECUTE FUNCTION public.registration_rollup_fold_sometimes();
 
 -- Who may call these: their owner (the role that runs `python -m jobs migrate`).
