@@ -96,6 +96,7 @@ CREATE INDEX IF NOT EXISTS job_runs_job_started_idx ON job_runs (job, started_at
 ALTER TABLE job_runs ENABLE ROW LEVEL SECURITY;
 
 -- ---- 0010_tracking -------------------------------------------------------------------------
+-- (its functions and triggers: migrations/functions/tracking.sql)
 -- What the tracking functions (functions/tracking.sql) record besides the seed's columns.
 -- What the handler did with the event, e.g. 'registration_completed' or 'ignored'.
 ALTER TABLE webhook_events ADD COLUMN IF NOT EXISTS outcome text;
@@ -338,6 +339,7 @@ ALTER TABLE registrations_archive ADD CONSTRAINT registrations_archive_reason_ch
     CHECK (archive_reason IN ('session_expired', 'session_not_found', 'no_session'));
 
 -- ---- 0060_error_policy ---------------------------------------------------------------------
+-- (its functions and triggers: migrations/functions/tracking.sql)
 ALTER TABLE webhook_events ADD COLUMN IF NOT EXISTS recovery_action text
     CONSTRAINT webhook_events_recovery_action_check
     CHECK (recovery_action IN ('retry_soon', 'retry_with_backoff', 'fix_and_retry', 'check_stripe_access', 'investigate'));
@@ -408,6 +410,7 @@ AS $$
 $$;
 
 -- ---- 0070_alerts ---------------------------------------------------------------------------
+-- (its functions and triggers: migrations/functions/alerts.sql)
 -- Alerting (python -m jobs watch): what fires, what was sent where, and who silenced what.
 --
 -- The life cycle is Alertmanager's: a rule's condition first seen is 'pending' (a row of
@@ -640,6 +643,7 @@ ALTER TABLE health_reports ADD CONSTRAINT health_reports_job_run_fkey
     FOREIGN KEY (job_run_id) REFERENCES job_runs (id) ON DELETE SET NULL;
 
 -- ---- 0100_login_throttle -------------------------------------------------------------------
+-- (its functions and triggers: migrations/functions/login_throttle.sql)
 -- The dashboard's password throttle, shared by every dashboard process and replica and
 -- surviving restarts: one row per client (its address) and one per account.
 --
@@ -664,6 +668,7 @@ ALTER TABLE login_throttle ENABLE ROW LEVEL SECURITY;
 ALTER TABLE schema_migrations ENABLE ROW LEVEL SECURITY;
 
 -- ---- 0110_event_rollups --------------------------------------------------------------------
+-- (its functions and triggers: migrations/functions/event_rollups.sql)
 -- Rollups: the dashboard's aggregates at a cost flat in the size of the history.
 --
 -- * webhook_events.error_fingerprint: public.error_fingerprint (migrations/0061) of the
@@ -738,6 +743,7 @@ CREATE INDEX IF NOT EXISTS webhook_event_rollup_delta_bucket_idx ON webhook_even
 ALTER TABLE webhook_event_rollup_delta ENABLE ROW LEVEL SECURITY;
 
 -- ---- 0111_event_search ---------------------------------------------------------------------
+-- (its functions and triggers: migrations/functions/search.sql)
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm') THEN
@@ -799,6 +805,7 @@ CREATE INDEX IF NOT EXISTS webhook_events_checkout_paid_session_idx
     WHERE event_type IN ('checkout.session.completed', 'checkout.session.async_payment_succeeded');
 
 -- ---- 0120_attempt_liveness -----------------------------------------------------------------
+-- (its functions and triggers: migrations/functions/tracking.sql)
 -- A crashed worker's events are taken over at the next delivery, not after a fixed wait.
 --
 -- Until now an event left 'processing' by a worker that died (SIGKILL, OOM, a lost machine)
@@ -826,6 +833,7 @@ COMMENT ON COLUMN webhook_event_attempts.holds_lock IS
     'lock is free the attempt''s worker is gone and the next delivery takes the event over.';
 
 -- ---- 0130_error_rollups --------------------------------------------------------------------
+-- (its functions and triggers: migrations/functions/error_rollups.sql)
 -- The Errors page's failed attempts and error groups at a cost flat in the size of the
 -- history (issue 14), kept exact the way migrations/0110_event_rollups.sql keeps the event
 -- rollups: writers only append changes, which are folded now and then; readers add what is
@@ -949,6 +957,7 @@ ALTER TABLE webhook_error_event_rollup_daily ENABLE ROW LEVEL SECURITY;
 ALTER TABLE webhook_error_event_rollup_delta ENABLE ROW LEVEL SECURITY;
 
 -- ---- 0131_event_search_words ---------------------------------------------------------------
+-- (its functions and triggers: migrations/functions/search.sql)
 CREATE INDEX IF NOT EXISTS webhook_events_search_id_prefix_idx
     ON webhook_events (lower(stripe_event_id) text_pattern_ops);
 CREATE INDEX IF NOT EXISTS webhook_events_search_words_idx
@@ -956,6 +965,7 @@ CREATE INDEX IF NOT EXISTS webhook_events_search_words_idx
     WHERE error_message IS NOT NULL;
 
 -- ---- 0135_registration_rollups -------------------------------------------------------------
+-- (its functions and triggers: migrations/functions/registration_rollups.sql)
 -- Registration rollups: the Funnel page's and the report's registration aggregates at a cost
 -- flat in the size of the history, the way migrations/0110_event_rollups.sql does it for
 -- the events.
@@ -1082,6 +1092,7 @@ COMMENT ON COLUMN job_runs.server_started_at IS
 CREATE INDEX IF NOT EXISTS job_runs_running_idx ON job_runs (id) WHERE status = 'running';
 
 -- ---- 0150_paid_unfinished_registrations ----------------------------------------------------
+-- (its functions and triggers: migrations/functions/paid_unfinished.sql)
 -- "Who is affected" at any size: the registrations that are not completed although their
 -- Checkout Session was paid, kept as a set instead of found at read time.
 --
@@ -1109,6 +1120,7 @@ CREATE INDEX IF NOT EXISTS registrations_paid_unfinished_session_idx
 ALTER TABLE registrations_paid_unfinished ENABLE ROW LEVEL SECURITY;
 
 -- ---- 0151_paid_unfinished_order ------------------------------------------------------------
+-- (its functions and triggers: migrations/functions/paid_unfinished.sql)
 -- "Who is affected" lists the oldest registrations first and says how many there are in all.
 -- With 113,642 of them (the 10M demo history), joining each to its registration to sort and
 -- checking each one's paid event took 3 s; the set now carries the registration's created_at
@@ -1139,6 +1151,7 @@ CREATE INDEX IF NOT EXISTS webhook_events_failed_created_idx
     WHERE processing_status = 'failed';
 
 -- ---- 0160_event_rollups_daily --------------------------------------------------------------
+-- (its functions and triggers: migrations/functions/event_rollups.sql)
 -- A daily level for the event rollups (issue 14): a window's whole UTC days are read from
 -- per-day rows, as the error rollups (0130, webhook_error_event_rollup_daily) and the
 -- completion histogram (0135, registration_completion_daily) already are. At 10M events a
