@@ -1,12 +1,14 @@
 -- name: ensure_dashboard_role
 -- The embedded database's read-only login for the dashboard (no password: the server only
 -- listens on a socket in a folder no other local user can enter). It may read every
--- project table, count failed logins through the throttle's functions, and nothing else.
+-- project table, call the read-only functions it reads with, count failed logins through the
+-- throttle's functions, and nothing else.
 -- Advisory locks are the jobs' "one run at a time": only the superuser may take them here.
 DO $$
 DECLARE
     project_table text;
     lock_function regprocedure;
+    read_function regprocedure;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'webhook_monitor_dashboard') THEN
         CREATE ROLE webhook_monitor_dashboard LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT;
@@ -27,6 +29,15 @@ BEGIN
             double precision, integer, double precision, double precision) TO webhook_monitor_dashboard;
         GRANT EXECUTE ON FUNCTION public.login_throttle_succeeded(text, text) TO webhook_monitor_dashboard;
     END IF;
+    -- The window and search functions the dashboard's queries call: every STABLE or IMMUTABLE
+    -- function of public that runs as its caller (migrations/functions/ grant them to nobody).
+    FOR read_function IN
+        SELECT p.oid::regprocedure FROM pg_proc p
+        WHERE p.pronamespace = 'public'::regnamespace AND p.prokind = 'f' AND NOT p.prosecdef
+          AND p.provolatile IN ('s', 'i') AND p.prorettype <> 'trigger'::regtype
+    LOOP
+        EXECUTE 'GRANT EXECUTE ON FUNCTION ' || read_function::text || ' TO webhook_monitor_dashboard';
+    END LOOP;
     FOR lock_function IN
         SELECT p.oid::regprocedure FROM pg_proc p
         WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.proname LIKE 'pg\_%advisory\_%lock%'

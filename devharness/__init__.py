@@ -9,6 +9,8 @@
 - :mod:`devharness.database`: a throwaway, migrated PostgreSQL database;
 - :mod:`devharness.system_postgres`: a throwaway cluster of the machine's own PostgreSQL server
   (Debian's, with JIT), for what the embedded one cannot show;
+- :mod:`devharness.supabase`: a server with a Supabase project's roles, grants and default
+  privileges, to install the schema on as Supabase's `postgres` user would;
 - :mod:`devharness.env`: environment variables set for a block and restored after it;
 - :mod:`devharness.http_sink` and :mod:`devharness.smtp`: servers alert channels deliver to;
 - :mod:`devharness.browser`: the dashboard under ``streamlit run``, driven by Chromium;

@@ -1,5 +1,6 @@
 -- The ledger of `python -m jobs migrate` (jobs/migrate.py); the migrations themselves are
--- the files in migrations/, each run as one script.
+-- the files in migrations/ (numbered ones, and function files under functions/), each run as
+-- one script.
 
 -- name: lock
 -- Serialise concurrent migrate runs (two containers starting at once): waits for the other.
@@ -10,7 +11,7 @@ SELECT pg_advisory_lock(:key)
 SELECT pg_advisory_unlock(:key)
 
 -- name: create_ledger
--- The ledger: one row per applied migration file, with the checksum of what was applied.
+-- The ledger: one row per applied file, with the checksum of what was applied last.
 CREATE TABLE IF NOT EXISTS schema_migrations (
     name       text PRIMARY KEY,
     checksum   text NOT NULL,
@@ -22,5 +23,7 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 SELECT name, checksum FROM schema_migrations
 
 -- name: record_applied
--- Record a migration as applied, in the same transaction as the migration itself.
+-- Record a file as applied, in the same transaction as the file itself (a function file
+-- applied again replaces its row).
 INSERT INTO schema_migrations (name, checksum) VALUES (:name, :checksum)
+ON CONFLICT (name) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now()

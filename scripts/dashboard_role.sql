@@ -55,7 +55,25 @@ BEGIN
 END
 $$;
 
--- The password throttle (migrations/0100_login_throttle.sql): the dashboard counts failed
+-- The window and search functions the dashboard's queries call (migrations/functions/ grant
+-- them to nobody): every STABLE or IMMUTABLE function of public that runs as its caller. On a
+-- Supabase project that includes the app's own such functions in public; the role's
+-- sessions are read-only and its row-level security policies cover the monitor's tables only.
+DO $$
+DECLARE
+    read_function regprocedure;
+BEGIN
+    FOR read_function IN
+        SELECT p.oid::regprocedure FROM pg_proc p
+        WHERE p.pronamespace = 'public'::regnamespace AND p.prokind = 'f' AND NOT p.prosecdef
+          AND p.provolatile IN ('s', 'i') AND p.prorettype <> 'trigger'::regtype
+    LOOP
+        EXECUTE 'GRANT EXECUTE ON FUNCTION ' || read_function::text || ' TO webhook_monitor_dashboard';
+    END LOOP;
+END
+$$;
+
+-- The password throttle (migrations/functions/login_throttle.sql): the dashboard counts failed
 -- logins through these two functions, which run as their owner; the role itself still
 -- writes nothing.
 DO $$

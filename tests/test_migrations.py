@@ -1,29 +1,19 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from jobs import migrate
-
-PG_DUMP = Path(__import__("pgserver").__file__).parent / "pginstall" / "bin" / "pg_dump"
-
-
-def schema_dump(url: str) -> str:
-    libpq_url = url.replace("postgresql+psycopg://", "postgresql://")
-    out = subprocess.run([str(PG_DUMP), "--schema-only", "--no-owner", "--dbname", libpq_url],
-                         check=True, capture_output=True, text=True).stdout
-    # pg_dump 16 adds a random \restrict token on some builds; it is not schema.
-    return "\n".join(line for line in out.splitlines() if not line.startswith(("\\restrict", "\\unrestrict")))
+from tests.schema_catalog import schema_dump
 
 
 def test_second_run_applies_nothing_and_leaves_schema_identical(engine, database_url):
     before = schema_dump(database_url)
     report = migrate.run(engine)
     assert report.applied == []
-    assert len(report.already_applied) == len(migrate.available_migrations())
+    assert len(report.already_applied) == len(migrate.all_files())
     assert schema_dump(database_url) == before
 
 

@@ -1,0 +1,88 @@
+-- The dashboard's password throttle (the login_throttle table): check-and-count in one call,
+-- shared by every dashboard process. A function file (see tracking.sql).
+
+-- Returns the seconds the caller must still wait (0 = this attempt may check the password,
+-- and is already counted as a failure). Runs as its owner so a read-only dashboard role can
+-- call it without any write privilege of its own; nobody else may call it.
+CREATE OR REPLACE FUNCTION public.login_throttle_take(
+    p_client text, p_account text, p_now timestamptz,
+    p_client_free integer, p_client_first_wait_s double precision, p_client_max_wait_s double precision,
+    p_account_free integer, p_account_interval_s double precision, p_forget_after_s double precision)
+RETURNS double precision
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, public
+AS $$
+DECLARE
+    client_row  public.login_throttle;
+    account_row public.login_throttle;
+    client_failures integer;
+    account_failures integer;
+    wait_s double precision;
+BEGIN
+    -- Account first, then client, in every call: concurrent calls queue, never deadlock.
+    INSERT INTO public.login_throttle (key) VALUES (p_account), (p_client) ON CONFLICT (key) DO NOTHING;
+    SELECT * INTO account_row FROM public.login_throttle WHERE key = p_account FOR UPDATE;
+    SELECT * INTO client_row FROM public.login_throttle WHERE key = p_client FOR UPDATE;
+
+    wait_s := greatest(0, coalesce(extract(epoch FROM client_row.next_attempt_at - p_now), 0),
+                          coalesce(extract(epoch FROM account_row.next_attempt_at - p_now), 0));
+    IF wait_s > 0 THEN
+        RETURN wait_s;
+    END IF;
+
+    -- Failures long ago are forgotten (a typo last week costs nothing today).
+    client_failures := CASE WHEN client_row.last_failure_at < p_now - make_interval(secs => p_forget_after_s)
+                            THEN 0 ELSE client_row.failures END + 1;
+    account_failures := CASE WHEN account_row.last_failure_at < p_now - make_interval(secs => p_forget_after_s)
+                             THEN 0 ELSE account_row.failures END + 1;
+
+    UPDATE public.login_throttle
+    SET failures = client_failures, last_failure_at = p_now,
+        next_attempt_at = p_now + make_interval(secs => CASE
+            WHEN client_failures < p_client_free THEN 0
+            ELSE least(p_client_first_wait_s * power(2, client_failures - p_client_free), p_client_max_wait_s)
+        END)
+    WHERE key = p_client;
+    UPDATE public.login_throttle
+    SET failures = account_failures, last_failure_at = p_now,
+        next_attempt_at = p_now + make_interval(secs => CASE
+            WHEN account_failures < p_account_free THEN 0 ELSE p_account_interval_s END)
+    WHERE key = p_account;
+    RETURN 0;
+END
+$$;
+
+-- The right password: this client and the account start afresh.
+CREATE OR REPLACE FUNCTION public.login_throttle_succeeded(p_client text, p_account text)
+RETURNS void
+LANGUAGE sql
+SECURITY DEFINER
+SET search_path = pg_catalog, public
+AS $$
+    UPDATE public.login_throttle
+    SET failures = 0, last_failure_at = NULL, next_attempt_at = NULL
+    WHERE key IN (p_client, p_account);
+$$;
+
+-- Who may call these: their owner (the role that runs `python -m jobs migrate`)
+-- and the dashboard's role (scripts/dashboard_role.sql, core/embedded.sql grant it).
+-- PostgreSQL grants EXECUTE on a new function to PUBLIC, and Supabase's default
+-- privileges grant it to anon, authenticated and service_role too (its API roles, reachable
+-- with the public anon key through the REST API); both are taken back on every apply. The
+-- dashboard's read-only role is granted what it reads with by scripts/dashboard_role.sql.
+DO $$
+DECLARE
+    fn regprocedure;
+BEGIN
+    FOREACH fn IN ARRAY ARRAY[
+        'public.login_throttle_take(text, text, timestamptz, integer, double precision, double precision, integer, double precision, double precision)',
+        'public.login_throttle_succeeded(text, text)'
+    ]::regprocedure[] LOOP
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', fn);
+        IF to_regrole('anon') IS NOT NULL THEN
+            EXECUTE format('REVOKE ALL ON FUNCTION %s FROM anon, authenticated, service_role', fn);
+        END IF;
+    END LOOP;
+END
+$$;
