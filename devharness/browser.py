@@ -129,14 +129,19 @@ RUN_COUNTER_SCRIPT = """
 })();
 """
 RUN_START_GRACE_MS = 3_000
+# A run may be followed by another it asked for (a progress fragment that saw its job finish
+# reruns the page): idle counts only once no run has started for this long.
+SETTLED_MS = 500
+IDLE_SELECTOR = '[data-testid="stApp"][data-test-script-state="notRunning"][data-test-connection-state="CONNECTED"]'
 
 
 def wait_for_script(page, *, timeout_ms: int = 30_000) -> None:
-    """Wait for the script run that the last action caused, and until the app is idle and connected.
+    """Wait for the script runs that the last action caused, until the app is idle and connected.
 
     A run starts a moment after a click, later on a busy machine: instead of a fixed pause, this
     waits until the page has seen a run start since the previous wait (up to a few seconds, for an
-    action that reruns nothing), then until that run has finished.
+    action that reruns nothing), then until the app is idle with no further run starting for a
+    moment (a run that asks for another one, as a finished background job's progress does).
     """
     try:
         page.wait_for_function("window.__monitorRunsStarted > window.__monitorRunsWaited",
@@ -144,10 +149,16 @@ def wait_for_script(page, *, timeout_ms: int = 30_000) -> None:
     except Exception as exc:  # no run started: the action reran nothing
         if type(exc).__name__ != "TimeoutError":
             raise
-    page.wait_for_selector(
-        '[data-testid="stApp"][data-test-script-state="notRunning"]'
-        '[data-test-connection-state="CONNECTED"]',
-        state="attached", timeout=timeout_ms)
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        remaining_ms = max(1, int((deadline - time.monotonic()) * 1000))
+        page.wait_for_selector(IDLE_SELECTOR, state="attached", timeout=remaining_ms)
+        started = page.evaluate("window.__monitorRunsStarted")
+        page.wait_for_timeout(SETTLED_MS)
+        if page.evaluate("window.__monitorRunsStarted") == started and page.locator(IDLE_SELECTOR).count():
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the app did not settle within {timeout_ms} ms")
     page.evaluate("window.__monitorRunsWaited = window.__monitorRunsStarted")
 
 

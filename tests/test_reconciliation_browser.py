@@ -41,7 +41,7 @@ def test_run_now_on_the_demo_shows_the_report(db, demo):  # noqa: F811
         assert run["trigger"] == "dashboard" and run["status"] == "completed"
         # The run is the last run: its five numbers are shown once, at the top of the page.
         tiles = page.locator('[data-testid="stMetric"]')
-        assert tiles.count() == 5
+        assert wait_for_count(page, '[data-testid="stMetric"]', 5) == 5
         shown = tiles.filter(has_text="Auto-fixed").first.inner_text()
         assert f"{run['auto_fixed_count']:,}" in shown
         assert page.get_by_text(f"Run #{run['id']}", exact=False).first.is_visible()
