@@ -87,8 +87,10 @@ def create_dashboard_engine(settings: Settings | None = None) -> Engine:
 
 
 def _engine(url: str, **kwargs) -> Engine:
+    # hide_parameters: a failed statement's text then never carries its parameters (customers'
+    # e-mail addresses, amounts) into logs, job_runs or alerts.
     try:
-        return sa.create_engine(url, **kwargs)
+        return sa.create_engine(url, hide_parameters=True, **kwargs)
     except Exception as exc:
         raise ConfigError(f"cannot use database URL {describe_url(url)}: {exc}") from None
 

@@ -80,7 +80,9 @@ def message(notification: dict[str, Any], *, dashboard_url: str | None) -> dict[
 def headline(body: dict[str, Any]) -> str:
     """'[RESOLVED] warning failure_rate: ...' — subject lines and fallback text."""
     state = "RESOLVED" if body["status"] == "resolved" else body["severity"].upper()
-    return f"[{state}] {body['rule']}: {body['summary']}"
+    # One line whatever the summary holds (an error's text may span lines): a mail header
+    # cannot contain a line break, and a chat headline should not.
+    return " ".join(f"[{state}] {body['rule']}: {body['summary']}".split())
 
 
 @dataclass
