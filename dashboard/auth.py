@@ -27,14 +27,15 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from core.passwords import (HASH_COMMAND, SCRYPT_N, SCRYPT_P, SCRYPT_R, InvalidHash,  # noqa: F401
                             ParsedHash, hash_password, parse_hash, verify_password)
-from core.settings import parse_allowed_emails
+from core.settings import parse_allowed_emails, parse_networks
 
 LOOPBACK_ADDRESSES = {"127.0.0.1", "localhost", "::1"}
+LOOPBACK_NETWORKS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
 def is_loopback(address: str | None) -> bool:
@@ -104,20 +105,37 @@ def email_allowed(email: str | None, verified, allowed: frozenset[str]) -> bool:
     return email in allowed or f"@{domain}" in allowed
 
 
-def client_address(headers: Mapping[str, str], peer: str | None) -> str | None:
+def client_address(headers: Mapping[str, str], peer: str | None, trusted_proxies: Sequence = LOOPBACK_NETWORKS
+                   ) -> str | None:
     """The browser's address, which the password throttle counts failures by.
 
-    ``peer`` is the websocket's remote address (Streamlit gives None for this machine). When
-    the peer is this machine, a reverse proxy on it appended the real client's address to
-    ``X-Forwarded-For``: take that last entry (earlier ones are whatever the client sent).
+    ``peer`` is the websocket's remote address (Streamlit gives None for this machine).
+    ``X-Forwarded-For`` is believed only from a trusted proxy (MONITOR_TRUSTED_PROXIES): each
+    proxy appends the address it was reached from, so the client is the last entry that is
+    not itself a trusted proxy; anything to its left is whatever the client sent. A peer that
+    is not a trusted proxy is the client, whatever its headers say.
     """
-    if isinstance(peer, str) and peer:
+    peer = peer if isinstance(peer, str) and peer else None
+    if not _trusted(peer or "127.0.0.1", trusted_proxies):
         return peer
     header = {key.lower(): value for key, value in (headers or {}).items()}
     forwarded = [part.strip() for part in header.get("x-forwarded-for", "").split(",") if part.strip()]
+    for entry in reversed(forwarded):
+        if not _trusted(entry, trusted_proxies):
+            return entry
     if forwarded:
-        return forwarded[-1]
-    return header.get("x-real-ip") or None
+        return forwarded[0]
+    return header.get("x-real-ip") or peer
+
+
+def _trusted(address: str, networks: Sequence) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in networks)
 
 
 PASSWORD_ACCOUNT = "dashboard-password"  # one shared password: one account
@@ -300,11 +318,11 @@ def _require_password(st, settings, secrets: dict, *, before_form: Callable[[], 
         password = st.text_input("Password", type="password", max_chars=1024)
         submitted = st.form_submit_button("Log in", type="primary")
     if submitted:
-        _check_password(st, password, encoded, token)
+        _check_password(st, settings, password, encoded, token)
     st.stop()
 
 
-def _check_password(st, password: str, encoded: str, token: str) -> None:
+def _check_password(st, settings, password: str, encoded: str, token: str) -> None:
     """Take a turn from the shared throttle, then check the password (slowed, not locked out)."""
     from datetime import datetime, timezone
 
@@ -312,7 +330,8 @@ def _check_password(st, password: str, encoded: str, token: str) -> None:
 
     from dashboard import data, throttle
 
-    client = throttle.client_key(client_address(st.context.headers, st.context.ip_address))
+    proxies = parse_networks(settings.MONITOR_TRUSTED_PROXIES)
+    client = throttle.client_key(client_address(st.context.headers, st.context.ip_address, proxies))
     account = throttle.account_key(PASSWORD_ACCOUNT)
     try:
         engine = data.get_engine()
