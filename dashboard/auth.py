@@ -81,16 +81,39 @@ def local_request_problem(headers: Mapping[str, str]) -> str | None:
         return "its Host header is malformed"
     if not _loopback_name(host_name):
         return f"it was addressed to {host!r}, not to localhost or 127.0.0.1"
+    return origin_problem(headers)
+
+
+def origin_problem(headers: Mapping[str, str], *, forwarded_host: bool = False) -> str | None:
+    """Why this browser request was not sent by a page of this dashboard, or None when it was.
+
+    Streamlit lets a page of any port on localhost open the dashboard's websocket, and the
+    browser sends that page the login cookie too (same site), so a page served by anything
+    else on the machine could drive a logged-in session. Its ``Origin`` must name the host
+    (and port) the request was addressed to: ``Host``, or with ``forwarded_host`` (the request
+    came from a trusted proxy) the proxy's ``X-Forwarded-Host`` when it sends one. No
+    ``Origin`` (no browser: a script run in-process, as Streamlit's AppTest does): nothing
+    to check.
+    """
+    header = {key.lower(): value for key, value in (headers or {}).items()}
     origin = header.get("origin")
-    if origin is not None:
-        try:
-            origin_parts = urlsplit(origin)
-            same = (origin_parts.scheme in ("http", "https") and origin_parts.hostname == host_name
-                    and origin_parts.port == host_port)
-        except ValueError:
-            same = False
-        if not same:
-            return f"it was sent by the page {origin!r}, not by this dashboard"
+    if origin is None:
+        return None
+    host = header.get("host", "")
+    if forwarded_host and header.get("x-forwarded-host"):
+        host = header["x-forwarded-host"].split(",")[0].strip()
+    try:
+        origin_parts = urlsplit(origin)
+        scheme = origin_parts.scheme.lower()
+        default = {"http": 80, "https": 443}.get(scheme)
+        host_parts = urlsplit(f"//{host}")
+        same = (default is not None and origin_parts.hostname is not None
+                and origin_parts.hostname == host_parts.hostname
+                and (origin_parts.port or default) == (host_parts.port or default))
+    except ValueError:
+        same = False
+    if not same:
+        return f"it was sent by the page {origin!r}, not by this dashboard"
     return None
 
 
@@ -172,6 +195,14 @@ def require_login(settings, *, before_form: Callable[[], object] | None = None) 
 
     secrets = _secrets()
     mode = resolve_mode(settings.MONITOR_AUTH, secrets)
+    if mode != "none":  # with login off, local_request_problem below checks this and more
+        peer = st.context.ip_address
+        from_proxy = _trusted(peer or "127.0.0.1", parse_networks(settings.MONITOR_TRUSTED_PROXIES))
+        problem = origin_problem(st.context.headers, forwarded_host=from_proxy)
+        if problem:
+            st.error(f"**Refused**: this dashboard answers only its own pages, and {_plain(problem)}.",
+                     icon=":material/lock:")
+            st.stop()
     if mode == "none":
         address = st.get_option("server.address")
         problem = local_request_problem(st.context.headers)
