@@ -137,7 +137,8 @@ class Settings(BaseSettings):
     MONITOR_REPLAY_URL: str | None = Field(
         None,
         description="The app's webhook endpoint: 'retry' and 'sweep --replay' re-deliver stored "
-        "events there as Stripe would (the event JSON signed with the first STRIPE_WEBHOOK_SECRET).",
+        "events there as Stripe would (the event JSON signed with the first STRIPE_WEBHOOK_SECRET). "
+        "Must be https:// (plain http:// only to a loopback address); messages show its host only.",
     )
 
     @field_validator("MONITOR_REPLAY_URL")
