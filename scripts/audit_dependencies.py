@@ -33,34 +33,34 @@ PROBE_URL = "https://pypi.org/pypi/pip/24.0/json"
 OSV_PROBE = {"package": {"name": "pip", "ecosystem": "PyPI"}, "version": "24.0"}
 
 
+def _answer(request: str | urllib.request.Request, timeout_s: float) -> tuple[object, str | None]:
+    """(the JSON a service answered, None), or (None, why it could not be read)."""
+    url = request if isinstance(request, str) else request.full_url
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return json.load(response), None
+    except urllib.error.HTTPError as exc:
+        return None, f"{url} answered {exc.code}"
+    except (OSError, ValueError) as exc:
+        return None, f"{url} is not reachable ({exc})"
+
+
 def audit_data_problem(url: str = PROBE_URL, timeout_s: float = 10) -> str | None:
     """Why PyPI's vulnerability data cannot be read from here, or None when it can."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
-            answer = json.load(response)
-    except urllib.error.HTTPError as exc:
-        return f"{url} answered {exc.code}"
-    except (OSError, ValueError) as exc:
-        return f"{url} is not reachable ({exc})"
-    if not isinstance(answer, dict) or "vulnerabilities" not in answer:
+    answer, problem = _answer(url, timeout_s)
+    if problem is None and (not isinstance(answer, dict) or "vulnerabilities" not in answer):
         return f"{url} answered without vulnerability data"
-    return None
+    return problem
 
 
 def osv_problem(url: str, timeout_s: float = 10) -> str | None:
     """Why an OSV query API cannot be used from here, or None when it answers a query."""
     request = urllib.request.Request(url, data=json.dumps(OSV_PROBE).encode(), method="POST",
                                      headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            answer = json.load(response)
-    except urllib.error.HTTPError as exc:
-        return f"{url} answered {exc.code}"
-    except (OSError, ValueError) as exc:
-        return f"{url} is not reachable ({exc})"
-    if not isinstance(answer, dict):
+    answer, problem = _answer(request, timeout_s)
+    if problem is None and not isinstance(answer, dict):
         return f"{url} did not answer like OSV's query API"
-    return None
+    return problem
 
 
 def audit_command(*, osv_url: str | None, cache_dir: str | None) -> list[str]:
