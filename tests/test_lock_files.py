@@ -104,3 +104,15 @@ def test_the_audit_is_skipped_out_loud_when_the_service_is_down(down_port, tmp_p
 def test_the_audit_runs_the_pinned_pip_audit():
     assert "pip-audit" in pins("requirements-dev.lock")
     assert "pip install" not in (REPO / "scripts" / "audit_dependencies.py").read_text()
+
+
+def test_ci_repeats_a_skipped_audit_just_above_the_test_summary():
+    import os
+
+    assert "DEPENDENCY_AUDIT" in (REPO / ".ci" / "run").read_text()
+    env = {**os.environ, "DEPENDENCY_AUDIT": "dependency audit SKIPPED: https://pypi.org answered 404"}
+    result = subprocess.run([sys.executable, "-m", "pytest", "-n", "0", "-q", "-p", "no:cacheprovider",
+                             "tests/test_lock_files.py", "-k", "readme_commands"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert lines[-2] == env["DEPENDENCY_AUDIT"] and "1 passed" in lines[-1], result.stdout
