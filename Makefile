@@ -37,7 +37,7 @@ lock: $(STAMP)
 # Known vulnerabilities in the pinned packages (pip-audit); skipped, saying so, when
 # PyPI's vulnerability data cannot be reached.
 audit: $(STAMP)
-	$(PY) scripts/audit_dependencies.py
+	$(PY) scripts/audit_dependencies.py $(AUDIT_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -125,7 +125,7 @@ def main() -> int:
 
     with ThrowawayDatabase(migrate=False) as database:
         url = database.url
-        engine = sa.create_engine(url, pool_size=4)
+        engine = sa.create_engine(url, pool_size=4, hide_parameters=True)
         migrate.run(engine)
         print(f"cleanup bench: {args.events:,} old events, batches of {args.batch_size:,}, "
               f"handler at {args.insert_rate or 'max'} deliveries/s", file=sys.stderr)

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
         from core.db import normalise_url
 
-        engine = create_engine(normalise_url(database.url), poolclass=NullPool)  # outlives restarts
+        engine = create_engine(normalise_url(database.url), poolclass=NullPool, hide_parameters=True)  # outlives restarts
         url, data_dir = database.url, database.data_dir
 
         def run(scenario, *, quiet: tuple[str, ...] = (), title: str | None = None, **kwargs) -> None:

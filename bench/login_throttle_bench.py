@@ -30,7 +30,7 @@ ACCOUNT = throttle.account_key("bench")
 
 def burst(url: str, clients: list[str]) -> tuple[int, list[float]]:
     """(attempts granted, seconds each turn took) for one simultaneous burst."""
-    engine = sa.create_engine(url, pool_size=len(clients), max_overflow=0)
+    engine = sa.create_engine(url, pool_size=len(clients), max_overflow=0, hide_parameters=True)
     try:
         with engine.begin() as conn:  # warm the pool: the burst measures turns, not connects
             conn.execute(sa.text("TRUNCATE login_throttle"))

@@ -125,7 +125,7 @@ def parameters_for(name: str, overrides: dict, sample: Sample) -> dict:
 
 
 def load(url: str, events: int, *, days: int, now: datetime) -> tuple[int, float]:
-    engine = sa.create_engine(url)
+    engine = sa.create_engine(url, hide_parameters=True)
     try:
         migrate.run(engine)
         started = time.monotonic()

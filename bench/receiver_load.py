@@ -220,7 +220,7 @@ def main(argv=None) -> int:
 
     with ThrowawayDatabase() as database, tempfile.NamedTemporaryFile("w+", prefix="receiver-", suffix=".log") as log_file:
         url = database.url
-        engine = sa.create_engine(url)
+        engine = sa.create_engine(url, hide_parameters=True)
         registrations, events, order = build_workload(args.events, args.duplicates, args.failures, rng)
         # --compare-rollups: the same workload with the rollup triggers off and on, in the
         # order off, on, on, off so a machine getting slower or faster mid-run favours neither.

@@ -129,7 +129,7 @@ def main() -> int:
     n = 500 if args.quick else args.events
 
     with ThrowawayDatabase(prefix="webhook_monitor_retry_bench") as database:
-        engine = sa.create_engine(database.url, pool_size=args.concurrency + 2)
+        engine = sa.create_engine(database.url, pool_size=args.concurrency + 2, hide_parameters=True)
         started = time.monotonic()
         paid = fill(engine, n)
         print(f"filled {n:,} failed events ({paid:,} paid checkout sessions) in {time.monotonic() - started:.1f} s")

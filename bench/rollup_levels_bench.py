@@ -75,7 +75,7 @@ def main() -> None:
     args = parser.parse_args()
 
     now = datetime.now(timezone.utc)
-    engine = sa.create_engine(args.database_url)
+    engine = sa.create_engine(args.database_url, hide_parameters=True)
     try:
         held = events_held(args.database_url)
         with engine.connect() as conn:

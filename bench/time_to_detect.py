@@ -230,7 +230,7 @@ def main(argv=None) -> int:
 
     with ThrowawayDatabase() as database, tempfile.TemporaryDirectory(prefix="ttd-bench-") as folder:
         url = database.url
-        engine = sa.create_engine(url)
+        engine = sa.create_engine(url, hide_parameters=True)
         load_history(engine, args.history)
 
         with HttpSink() as sink, running_together(watch_processes(url, sink.url, args.watchers, Path(folder))):

@@ -70,7 +70,7 @@ def measure(url: str, *, now: datetime, runs: int) -> dict[str, float]:
 
 
 def load(url: str, events: int, *, days: int, now: datetime) -> int:
-    engine = sa.create_engine(url)
+    engine = sa.create_engine(url, hide_parameters=True)
     try:
         migrate.run(engine)
         report = demo_data.run(engine, now=now, days=days, events_per_day=math.ceil(events / days),

@@ -77,8 +77,10 @@ def _engine(url: str, *, session: str, session_params: dict, **kwargs) -> Engine
     Settings by a statement on connect, not by a startup ``options`` parameter: connection
     poolers (PgBouncer, Supabase's) refuse or drop startup options, but pass a statement through.
     """
+    # hide_parameters: a failed statement's text then never carries its parameters (customers'
+    # e-mail addresses, amounts) into logs, job_runs or alerts.
     try:
-        engine = sa.create_engine(url, **kwargs)
+        engine = sa.create_engine(url, hide_parameters=True, **kwargs)
     except Exception as exc:
         raise ConfigError(f"cannot use database URL {describe_url(url)}: {exc}") from None
     statement = SQL[session]

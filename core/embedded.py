@@ -355,7 +355,7 @@ def ensure_dashboard_role(url: str) -> None:
 
     from core.sql import load_package
 
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool, hide_parameters=True)
     try:
         with engine.begin() as conn:
             load_package("core", "embedded.sql").execute(conn, "ensure_dashboard_role")

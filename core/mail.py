@@ -134,7 +134,8 @@ def build_message(*, sender: str, recipients: list[str], subject: str, text: str
     message = EmailMessage()
     message["From"] = sender
     message["To"] = ", ".join(recipients)
-    message["Subject"] = subject
+    # One line: a line break in a header is refused (or, unchecked, would start a new header).
+    message["Subject"] = " ".join(subject.split())
     message["Date"] = format_datetime(now or datetime.now(timezone.utc))
     domain = sender.rpartition("@")[2].strip(" >") or None
     message["Message-ID"] = make_msgid(domain=domain)

@@ -7,6 +7,7 @@ The README's configuration table is checked against this declaration by a test.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import os
 from pathlib import Path
@@ -136,7 +137,8 @@ class Settings(BaseSettings):
     MONITOR_REPLAY_URL: str | None = Field(
         None,
         description="The app's webhook endpoint: 'retry' and 'sweep --replay' re-deliver stored "
-        "events there as Stripe would (the event JSON signed with the first STRIPE_WEBHOOK_SECRET).",
+        "events there as Stripe would (the event JSON signed with the first STRIPE_WEBHOOK_SECRET). "
+        "Must be https:// (plain http:// only to a loopback address); messages show its host only.",
     )
 
     @field_validator("MONITOR_REPLAY_URL")
@@ -258,6 +260,21 @@ class Settings(BaseSettings):
         if value is None or value.strip() == "":
             return None
         parse_allowed_emails(value)
+        return value.strip()
+
+    MONITOR_TRUSTED_PROXIES: str = Field(
+        "127.0.0.0/8,::1",
+        description="Password login behind a reverse proxy: comma-separated addresses and CIDR "
+        "networks of the proxies whose X-Forwarded-For the login throttle believes. A request "
+        "from a listed proxy is counted by the last address in X-Forwarded-For that is not itself "
+        "a listed proxy; any other request by its own address. The default believes a proxy on "
+        "this machine only.",
+    )
+
+    @field_validator("MONITOR_TRUSTED_PROXIES")
+    @classmethod
+    def _trusted_proxies(cls, value: str) -> str:
+        parse_networks(value)
         return value.strip()
 
     # --- crash safety: taking over an event from a worker (tracking/, issue 17) -------------
@@ -384,6 +401,22 @@ def live_key_destination_problem(api_key: str | None, api_base: str | None) -> s
         return (f"a live Stripe key ({api_key.strip()[:8]}...) is only sent over https to "
                 f"{STRIPE_API_HOST}, not to {api_base.strip()!r}; unset STRIPE_API_BASE or use a test key")
     return None
+
+
+def parse_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """'10.0.0.0/8, 192.168.1.5, ::1' -> networks (an address is a network of one), or
+    ValueError naming the entry that is neither."""
+    networks = []
+    for raw in (text or "").split(","):
+        entry = raw.strip()
+        if not entry:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(f"entry {entry!r} is neither an address (10.0.0.2, ::1) nor a network "
+                             "(10.0.0.0/8, fd00::/8)") from None
+    return tuple(networks)
 
 
 def parse_allowed_emails(text: str) -> frozenset[str]:

@@ -27,14 +27,15 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from core.passwords import (HASH_COMMAND, SCRYPT_N, SCRYPT_P, SCRYPT_R, InvalidHash,  # noqa: F401
                             ParsedHash, hash_password, parse_hash, verify_password)
-from core.settings import parse_allowed_emails
+from core.settings import parse_allowed_emails, parse_networks
 
 LOOPBACK_ADDRESSES = {"127.0.0.1", "localhost", "::1"}
+LOOPBACK_NETWORKS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
 def is_loopback(address: str | None) -> bool:
@@ -80,16 +81,39 @@ def local_request_problem(headers: Mapping[str, str]) -> str | None:
         return "its Host header is malformed"
     if not _loopback_name(host_name):
         return f"it was addressed to {host!r}, not to localhost or 127.0.0.1"
+    return origin_problem(headers)
+
+
+def origin_problem(headers: Mapping[str, str], *, forwarded_host: bool = False) -> str | None:
+    """Why this browser request was not sent by a page of this dashboard, or None when it was.
+
+    Streamlit lets a page of any port on localhost open the dashboard's websocket, and the
+    browser sends that page the login cookie too (same site), so a page served by anything
+    else on the machine could drive a logged-in session. Its ``Origin`` must name the host
+    (and port) the request was addressed to: ``Host``, or with ``forwarded_host`` (the request
+    came from a trusted proxy) the proxy's ``X-Forwarded-Host`` when it sends one. No
+    ``Origin`` (no browser: a script run in-process, as Streamlit's AppTest does): nothing
+    to check.
+    """
+    header = {key.lower(): value for key, value in (headers or {}).items()}
     origin = header.get("origin")
-    if origin is not None:
-        try:
-            origin_parts = urlsplit(origin)
-            same = (origin_parts.scheme in ("http", "https") and origin_parts.hostname == host_name
-                    and origin_parts.port == host_port)
-        except ValueError:
-            same = False
-        if not same:
-            return f"it was sent by the page {origin!r}, not by this dashboard"
+    if origin is None:
+        return None
+    host = header.get("host", "")
+    if forwarded_host and header.get("x-forwarded-host"):
+        host = header["x-forwarded-host"].split(",")[0].strip()
+    try:
+        origin_parts = urlsplit(origin)
+        scheme = origin_parts.scheme.lower()
+        default = {"http": 80, "https": 443}.get(scheme)
+        host_parts = urlsplit(f"//{host}")
+        same = (default is not None and origin_parts.hostname is not None
+                and origin_parts.hostname == host_parts.hostname
+                and (origin_parts.port or default) == (host_parts.port or default))
+    except ValueError:
+        same = False
+    if not same:
+        return f"it was sent by the page {origin!r}, not by this dashboard"
     return None
 
 
@@ -104,20 +128,37 @@ def email_allowed(email: str | None, verified, allowed: frozenset[str]) -> bool:
     return email in allowed or f"@{domain}" in allowed
 
 
-def client_address(headers: Mapping[str, str], peer: str | None) -> str | None:
+def client_address(headers: Mapping[str, str], peer: str | None, trusted_proxies: Sequence = LOOPBACK_NETWORKS
+                   ) -> str | None:
     """The browser's address, which the password throttle counts failures by.
 
-    ``peer`` is the websocket's remote address (Streamlit gives None for this machine). When
-    the peer is this machine, a reverse proxy on it appended the real client's address to
-    ``X-Forwarded-For``: take that last entry (earlier ones are whatever the client sent).
+    ``peer`` is the websocket's remote address (Streamlit gives None for this machine).
+    ``X-Forwarded-For`` is believed only from a trusted proxy (MONITOR_TRUSTED_PROXIES): each
+    proxy appends the address it was reached from, so the client is the last entry that is
+    not itself a trusted proxy; anything to its left is whatever the client sent. A peer that
+    is not a trusted proxy is the client, whatever its headers say.
     """
-    if isinstance(peer, str) and peer:
+    peer = peer if isinstance(peer, str) and peer else None
+    if not _trusted(peer or "127.0.0.1", trusted_proxies):
         return peer
     header = {key.lower(): value for key, value in (headers or {}).items()}
     forwarded = [part.strip() for part in header.get("x-forwarded-for", "").split(",") if part.strip()]
+    for entry in reversed(forwarded):
+        if not _trusted(entry, trusted_proxies):
+            return entry
     if forwarded:
-        return forwarded[-1]
-    return header.get("x-real-ip") or None
+        return forwarded[0]
+    return header.get("x-real-ip") or peer
+
+
+def _trusted(address: str, networks: Sequence) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in networks)
 
 
 PASSWORD_ACCOUNT = "dashboard-password"  # one shared password: one account
@@ -154,6 +195,14 @@ def require_login(settings, *, before_form: Callable[[], object] | None = None) 
 
     secrets = _secrets()
     mode = resolve_mode(settings.MONITOR_AUTH, secrets)
+    if mode != "none":  # with login off, local_request_problem below checks this and more
+        peer = st.context.ip_address
+        from_proxy = _trusted(peer or "127.0.0.1", parse_networks(settings.MONITOR_TRUSTED_PROXIES))
+        problem = origin_problem(st.context.headers, forwarded_host=from_proxy)
+        if problem:
+            st.error(f"**Refused**: this dashboard answers only its own pages, and {_plain(problem)}.",
+                     icon=":material/lock:")
+            st.stop()
     if mode == "none":
         address = st.get_option("server.address")
         problem = local_request_problem(st.context.headers)
@@ -300,11 +349,11 @@ def _require_password(st, settings, secrets: dict, *, before_form: Callable[[], 
         password = st.text_input("Password", type="password", max_chars=1024)
         submitted = st.form_submit_button("Log in", type="primary")
     if submitted:
-        _check_password(st, password, encoded, token)
+        _check_password(st, settings, password, encoded, token)
     st.stop()
 
 
-def _check_password(st, password: str, encoded: str, token: str) -> None:
+def _check_password(st, settings, password: str, encoded: str, token: str) -> None:
     """Take a turn from the shared throttle, then check the password (slowed, not locked out)."""
     from datetime import datetime, timezone
 
@@ -312,7 +361,8 @@ def _check_password(st, password: str, encoded: str, token: str) -> None:
 
     from dashboard import data, throttle
 
-    client = throttle.client_key(client_address(st.context.headers, st.context.ip_address))
+    proxies = parse_networks(settings.MONITOR_TRUSTED_PROXIES)
+    client = throttle.client_key(client_address(st.context.headers, st.context.ip_address, proxies))
     account = throttle.account_key(PASSWORD_ACCOUNT)
     try:
         engine = data.get_engine()

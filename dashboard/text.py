@@ -8,8 +8,10 @@ passes through one of these before it is drawn:
 
 - ``markdown_literal(value)`` inside any Markdown string (``st.markdown``, ``st.subheader``,
   ``st.error``, ...);
-- ``plotly_literal(value)`` for axis categories, legend names, hover text and annotations
-  (applied by the figure builders to every text column they plot);
+- ``plotly_literal(value)`` for axis categories, legend names, hover text and hover data
+  (``customdata``), applied to every figure where it is drawn (``plotly_chart``);
+- ``markdown_literal(value)`` also for every tooltip (``help=``), which Streamlit renders as
+  Markdown;
 - tables (``st.dataframe``) show cells as text already; ``dataframe()`` below defuses
   spreadsheet formulas in them and shows every empty cell as "–".
 """
@@ -116,12 +118,17 @@ _FIGURE_TEXT_ATTRIBUTES = ("x", "y", "labels", "text", "hovertext", "name", "leg
 
 
 def figure_literal(fig):
-    """The figure with every trace's labels escaped (``plotly_literal``), in place; returned.
+    """The figure with every trace's labels and hover data escaped (``plotly_literal``), in
+    place; returned.
 
     Figure builders stay pure and plot values as they are; this runs once, where figures
-    are drawn, so no chart can forget it.
+    are drawn, so no chart can forget it. ``customdata`` is escaped too: a hovertemplate's
+    ``%{customdata[i]}`` is drawn as HTML-like text like any label.
     """
     for trace in fig.data:
+        if "customdata" in trace and trace.customdata is not None:
+            trace.customdata = [[plotly_literal(item) for item in row] if _is_row(row) else plotly_literal(row)
+                                for row in trace.customdata]
         for attribute in _FIGURE_TEXT_ATTRIBUTES:
             if attribute not in trace:
                 continue
@@ -133,6 +140,10 @@ def figure_literal(fig):
                 if any(isinstance(item, str) for item in items):
                     trace[attribute] = [plotly_literal(item) for item in items]
     return fig
+
+
+def _is_row(value) -> bool:
+    return not isinstance(value, (str, bytes)) and hasattr(value, "__iter__")
 
 
 def plotly_chart(fig, *, where=None, **kwargs):

@@ -1,4 +1,4 @@
-"""The password throttle, stored in PostgreSQL (``login_throttle``, migration 0100).
+"""The password throttle, stored in PostgreSQL (``login_throttle``; its functions in migrations/functions/login_throttle.sql).
 
 Shared by every dashboard process and replica and kept across restarts. Each attempt first
 takes a turn with one statement that checks and counts (``login_throttle_take``): rows are
@@ -8,13 +8,17 @@ locked, so 30 simultaneous submits get ``client_free`` real guesses, not 30. Two
   waits ``client_first_wait_s``, doubling up to ``client_max_wait_s``;
 - the account: after ``account_free`` failures from anywhere, attempts are spaced
   ``account_interval_s`` apart. That slows a guesser who changes address without locking
-  out the right password typed on another client: it waits a couple of seconds at most.
+  out the right password typed on another client: a client with no recent failure is let
+  through the account's spacing, so only a client that has failed itself ever waits on it.
 
-Failures older than ``forget_after_s`` are forgotten. Times are passed in (``now``).
+A client is its IPv4 address or its IPv6 /64 (``client_key``). Failures older than
+``forget_after_s`` are forgotten and their rows deleted (migrations/functions/login_throttle.sql). Times are passed
+in (``now``).
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -39,7 +43,21 @@ DEFAULT_POLICY = ThrottlePolicy()
 
 
 def client_key(address: str | None) -> str:
-    return f"client:{address or 'local'}"
+    """The key a client's failures count under: its IPv4 address, or its IPv6 /64.
+
+    One IPv6 subscriber (a home, a cloud server) gets a whole /64 and may pick any address in
+    it: counted by address, each guess could come from a fresh one."""
+    if not address:
+        return "client:local"
+    try:
+        ip = ipaddress.ip_address(address.strip().strip("[]"))
+    except ValueError:
+        return f"client:{address}"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped:
+            return f"client:{ip.ipv4_mapped}"
+        return f"client:{ipaddress.ip_network(f'{ip}/64', strict=False)}"
+    return f"client:{ip}"
 
 
 def account_key(name: str) -> str:

@@ -37,7 +37,7 @@ def _link(reason, where, *, short: bool = False) -> None:
         where.markdown(f"- {label}")
         return
     where.page_link(page, label=label, icon=":material/arrow_forward:", query_params=reason.query or None,
-                    help=reason.summary if short else None)
+                    help=markdown_literal(reason.summary) if short else None)
 
 
 def link_to(page_path: str, label: str, query: dict | None = None, *, where=None) -> None:

@@ -38,7 +38,7 @@ def project_tables(bind) -> list[str]:
 def events_held(url: str) -> int:
     """How many webhook events the database at ``url`` holds (benchmarks run on a database
     loaded before report their figures under this size)."""
-    engine = sa.create_engine(url, poolclass=NullPool)
+    engine = sa.create_engine(url, poolclass=NullPool, hide_parameters=True)
     try:
         with engine.connect() as conn:
             return SQL.scalar(conn, "events_held")
@@ -86,7 +86,7 @@ class ThrowawayDatabase:
             if self.migrate:
                 from jobs import migrate
 
-                engine = sa.create_engine(self.url, poolclass=NullPool)
+                engine = sa.create_engine(self.url, poolclass=NullPool, hide_parameters=True)
                 try:
                     migrate.run(engine)
                 finally:
@@ -109,7 +109,7 @@ class ThrowawayDatabase:
 
 
 def _scratch_database(server_url: str, prefix: str):
-    admin = sa.create_engine(normalise_url(server_url), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    admin = sa.create_engine(normalise_url(server_url), isolation_level="AUTOCOMMIT", poolclass=NullPool, hide_parameters=True)
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
@@ -159,7 +159,7 @@ def _embedded_database(prefix: str, durable: bool):
 
 def _trade_durability_for_speed(url: str) -> None:
     """No fsync, no waiting for the WAL at commit: this server's data dies with the block."""
-    engine = sa.create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    engine = sa.create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT", hide_parameters=True)
     try:
         with engine.connect() as conn:
             for name in ("throwaway_server_settings", "throwaway_server_commit",

@@ -125,7 +125,7 @@ def receiver_killed_mid_burst(database_url: str, *, events: int = 200, workers: 
     comes; the locks are let go right after it. Every event must end completed exactly once
     and every registration completed, within ``deadline_s`` of the restart.
     """
-    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool, hide_parameters=True)
     registrations = [str(uuid.uuid4()) for _ in range(events)]
     batch = [checkout_session_event("checkout.session.completed", registration_id=rid,
                                     event_id=f"evt_fault_{uuid.uuid4().hex[:20]}") for rid in registrations]
@@ -248,7 +248,7 @@ def postgres_restarted_during_cleanup(database_url: str, data_dir: Path, *, even
     """Restart PostgreSQL while ``cleanup`` archives old events in batches: the run must end
     with exit 1 and be recorded failed with its reason, its lock must be free, and the next
     run must archive the rest, each event exactly once."""
-    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool, hide_parameters=True)
     prefix = f"evt_cleanup_{uuid.uuid4().hex[:8]}_"
     try:
         with engine.begin() as conn:
@@ -301,7 +301,7 @@ def postgres_restarted_under_receiver(database_url: str, data_dir: Path, *, even
     receiver: deliveries during the outage are refused (503, nothing recorded) or fail
     mid-attempt; the receiver is not restarted, Stripe repeats every delivery not answered
     2xx. Every event must end completed exactly once."""
-    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool, hide_parameters=True)
     registrations = [str(uuid.uuid4()) for _ in range(events)]
     batch = [checkout_session_event("checkout.session.completed", registration_id=rid,
                                     event_id=f"evt_pgrestart_{uuid.uuid4().hex[:20]}") for rid in registrations]
@@ -348,7 +348,7 @@ def postgres_restarted_during_retry(database_url: str, data_dir: Path, *, events
     the run must give its claims back, end with exit 1, recorded failed (its own database
     session died), and the next run (right away, not after the claims' 10-minute lease) must
     complete the rest, each event applied once."""
-    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool, hide_parameters=True)
     registrations = [str(uuid.uuid4()) for _ in range(events)]
     batch = [checkout_session_event("checkout.session.completed", registration_id=rid,
                                     event_id=f"evt_retry_{uuid.uuid4().hex[:20]}") for rid in registrations]
@@ -437,7 +437,7 @@ def stripe_failing_during_sweep(database_url: str, *, status: int = 500, failure
     from local_stripe import LocalStripe, StripeState, checkout_session, event
     from local_stripe.faults import LIST_EVENTS
 
-    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool, hide_parameters=True)
     prefix = f"evt_stripe_{status}_{uuid.uuid4().hex[:8]}_"
     api_key = "sk_test_faultscenarios000000000000"
     server = LocalStripe(StripeState(), api_keys={api_key}).start()
@@ -503,7 +503,7 @@ def stripe_failing_during_reconcile(database_url: str, *, status: int = 500, fai
     from local_stripe import LocalStripe, StripeState, checkout_session
     from local_stripe.faults import RETRIEVE_SESSION
 
-    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool, hide_parameters=True)
     api_key = "sk_test_faultscenarios000000000000"
     server = LocalStripe(StripeState(), api_keys={api_key}).start()
     ids = [str(uuid.uuid4()) for _ in range(registrations)]
@@ -580,7 +580,7 @@ def channel_down_during_incident(database_url: str, *, alerts: int = 5, watchers
     and the resolved one (after the events are fixed) once too."""
     from devharness.http_sink import HttpSink
 
-    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool, hide_parameters=True)
     env = {"MONITOR_ALERT_WEBHOOK_URL": None, "MONITOR_ALERT_INTERVAL_S": "1"}
     prefix = f"evt_incident_{uuid.uuid4().hex[:8]}_"
     with HttpSink(status=503) as sink:
@@ -634,7 +634,7 @@ def postgres_restarted_under_watch(database_url: str, data_dir: Path, *, down_s:
     event types failing right after the restart), each once, plus the one from before."""
     from devharness.http_sink import HttpSink
 
-    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool, hide_parameters=True)
     prefix = f"evt_pgwatch_{uuid.uuid4().hex[:8]}_"
     with HttpSink() as sink:
         processes = watch_processes(database_url, 1, extra_env={"MONITOR_ALERT_WEBHOOK_URL": sink.url,
@@ -676,7 +676,7 @@ def two_schedulers(database_url: str, *, fire_times: int = 2, job: str = "health
     Takes about ``fire_times`` minutes (cron times have minute resolution): bench only."""
     from datetime import datetime, timezone
 
-    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool, hide_parameters=True)
     env = {"MONITOR_SCHEDULE": f"{job}=* * * * *", "MONITOR_SCHEDULE_TIMEZONE": "UTC"}
     started = datetime.now(timezone.utc)
     processes = []
@@ -717,7 +717,7 @@ def postgres_restarted_during_sweep(database_url: str, data_dir: Path, *, events
     from local_stripe import LocalStripe, StripeState, checkout_session, event
     from local_stripe.faults import LIST_EVENTS
 
-    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool, hide_parameters=True)
     prefix = f"evt_pgsweep_{uuid.uuid4().hex[:8]}_"
     api_key = "sk_test_faultscenarios000000000000"
     server = LocalStripe(StripeState(), api_keys={api_key}).start()
@@ -773,7 +773,7 @@ def postgres_restarted_during_reconcile(database_url: str, data_dir: Path, *, re
     from local_stripe import LocalStripe, StripeState, checkout_session
     from local_stripe.faults import RETRIEVE_SESSION
 
-    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool, hide_parameters=True)
     api_key = "sk_test_faultscenarios000000000000"
     server = LocalStripe(StripeState(), api_keys={api_key}).start()
     ids = [str(uuid.uuid4()) for _ in range(registrations)]
@@ -839,7 +839,7 @@ def channels_down_during_incident(database_url: str, *, alerts: int = 3, watcher
     from devharness.http_sink import HttpSink
     from devharness.smtp import SmtpServer
 
-    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool, hide_parameters=True)
     prefix = f"evt_channels_{uuid.uuid4().hex[:8]}_"
     mail_up = SmtpServer()
     mail_up.__enter__()
@@ -942,7 +942,7 @@ def two_retries(database_url: str, *, events: int = 300, workers: int = 2, concu
     over the same ``events`` failed events due for a retry, through a real receiver: each
     event must be re-delivered once (the two runs' deliveries add up to ``events``) and
     completed by exactly one attempt."""
-    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool, hide_parameters=True)
     registrations = [str(uuid.uuid4()) for _ in range(events)]
     batch = [checkout_session_event("checkout.session.completed", registration_id=rid,
                                     event_id=f"evt_tworetry_{uuid.uuid4().hex[:20]}") for rid in registrations]
@@ -989,7 +989,7 @@ def job_killed_mid_run(database_url: str, *, next_job: tuple[str, ...] = ("healt
     watch's row 'running'; stopped, the live one is recorded completed."""
     from devharness.http_sink import HttpSink
 
-    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool)
+    engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool, hide_parameters=True)
     with HttpSink() as sink:
         processes = watch_processes(database_url, 2, extra_env={"MONITOR_ALERT_WEBHOOK_URL": sink.url,
                                                                 "MONITOR_ALERT_INTERVAL_S": "5"})

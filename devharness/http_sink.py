@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
 
 
 @dataclass
@@ -32,11 +33,17 @@ class Received:
 
 class HttpSink:
     """Records every request (any method); answers ``status`` with ``reply`` (set it to 503 to
-    play a channel that is down: such requests count in ``attempts``, not in ``received``)."""
+    play a channel that is down: such requests count in ``attempts``, not in ``received``).
 
-    def __init__(self, status: int = 200, reply: bytes = b"ok"):
+    ``reply`` may also be a function of the request (a ``Received``) returning the body, to
+    stand in for a service that answers each query its own way. ``endless=True`` sends the
+    reply again and again, chunked, until the client hangs up: an answer that never ends."""
+
+    def __init__(self, status: int = 200, reply: bytes | Callable[[Received], bytes] = b"ok",
+                 endless: bool = False):
         self.status = status
         self.reply = reply
+        self.endless = endless
         self.received: list[Received] = []
         self.attempts = 0
         self._arrived = threading.Condition()
@@ -46,17 +53,32 @@ class HttpSink:
             def answer(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 status = sink.status
+                request = Received(self.command, self.path, dict(self.headers), body, time.time())
                 with sink._arrived:
                     sink.attempts += 1
                     if 200 <= status < 300:
-                        sink.received.append(Received(self.command, self.path, dict(self.headers), body,
-                                                      time.time()))
+                        sink.received.append(request)
                     sink._arrived.notify_all()
+                reply = sink.reply(request) if callable(sink.reply) else sink.reply
                 self.send_response(status)
-                self.send_header("Content-Length", str(len(sink.reply)))
+                if sink.endless:
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    self.send_forever(reply)
+                    return
+                self.send_header("Content-Length", str(len(reply)))
                 self.end_headers()
                 if self.command != "HEAD":
-                    self.wfile.write(sink.reply)
+                    self.wfile.write(reply)
+
+            def send_forever(self, chunk: bytes):
+                self.close_connection = True
+                frame = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
+                try:
+                    while True:
+                        self.wfile.write(frame)
+                except OSError:  # the client hung up
+                    pass
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = answer
 

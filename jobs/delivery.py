@@ -27,6 +27,7 @@ from typing import Any, Mapping
 import httpx
 
 from core.errors import ConfigError
+from core.outbound import is_loopback_url, read_capped, url_host
 from tracking.signing import stripe_signature
 
 SOURCE_HEADER = "Webhook-Monitor-Source"
@@ -105,13 +106,19 @@ class Redeliverer:
             raise ConfigError("MONITOR_REPLAY_URL is not set: set it to the app's webhook endpoint "
                               "(e.g. https://app.example.com/stripe/webhook) to re-deliver events")
         if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"MONITOR_REPLAY_URL must be an http(s) URL, not {url!r}")
+            raise ConfigError(f"MONITOR_REPLAY_URL must be an https:// URL, not {url_host(url)!r}")
+        if url.startswith("http://") and not is_loopback_url(url):
+            # A re-delivery carries customers' data and a fresh, valid Stripe signature.
+            raise ConfigError(f"MONITOR_REPLAY_URL must be https:// (re-deliveries carry customer data and a valid "
+                              f"Stripe signature); plain http:// only to this machine (127.0.0.1, ::1, localhost), "
+                              f"not to {url_host(url)}")
         if not secret:
             raise ConfigError("STRIPE_WEBHOOK_SECRET is not set: re-deliveries are signed with "
                               "its first secret, as the app's endpoint expects")
         if source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, not {source!r}")
         self.url = url
+        self.host = url_host(url)  # what messages, run records and alerts show of the URL
         self.secret = secret
         self.source = source
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
@@ -142,15 +149,19 @@ class Redeliverer:
         }
         started = time.monotonic()
         try:
-            response = self.client.post(self.url, content=body, headers=headers)
+            with self.client.stream("POST", self.url, content=body, headers=headers) as response:
+                raw, cut = read_capped(response)
         except httpx.HTTPError as exc:
             return DeliveryResult(None, error=f"{type(exc).__name__}: {exc}".rstrip(": "),
                                   elapsed_ms=_ms_since(started),
                                   connected=not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)))
+        text = raw.decode(response.encoding or "utf-8", errors="replace")
         try:
-            answer = response.json()
+            answer = None if cut else json.loads(text)
         except ValueError:
-            answer = response.text[:500] or None
+            answer = None
+        if answer is None:
+            answer = text[:500] or None
         return DeliveryResult(response.status_code, answer, elapsed_ms=_ms_since(started))
 
     def close(self) -> None:

@@ -231,7 +231,7 @@ def _deliver(engine: Engine, report: RetryReport, client: Redeliverer, *, now: d
                 total += len(pending)
     _tally(report, counts, started)
     if down:
-        raise JobFailed(f"MONITOR_REPLAY_URL ({client.url}) did not take the re-deliveries: {down[0]}; "
+        raise JobFailed(f"MONITOR_REPLAY_URL ({client.host}) did not take the re-deliveries: {down[0]}; "
                         f"{report.delivered} of {report.planned} were delivered, the rest are unchanged")
 
 

@@ -61,13 +61,37 @@ log = logging.getLogger(__name__)
 
 def error_line(exc: BaseException) -> str:
     """One readable line for a failure: a MonitorError's own message (written for a person),
-    else the error's type and the first line of its text."""
+    else the error's type and the first line of its text. A database error names the
+    driver's error and its message only: SQLAlchemy's text adds the statement and its
+    parameters (customers' e-mail addresses, amounts) and PostgreSQL's DETAIL line the
+    failing row, and neither belongs in job_runs, alerts or mail."""
     if isinstance(exc, MonitorError):
-        return str(exc)
+        return _one_line(str(exc)) or type(exc).__name__
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted"
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return _class_and_message(exc)
+
+
+def run_error(exc: BaseException) -> str:
+    """What job_runs.error keeps of a failed run: the error's class and one line of message."""
+    if isinstance(exc, MonitorError):
+        return f"{type(exc).__name__}: {error_line(exc)}"[:2000]
+    return error_line(exc)[:2000]
+
+
+def _class_and_message(exc: BaseException) -> str:
+    if isinstance(exc, sa.exc.StatementError) and exc.orig is not None:
+        exc = exc.orig  # the driver's error: its text has no [SQL: ...] or [parameters: ...]
+    message = _one_line(str(exc))
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _one_line(text: str) -> str:
+    """The first non-empty line, its runs of whitespace made one space."""
+    for line in text.strip().splitlines():
+        if line.strip():
+            return " ".join(line.split())
+    return ""
 
 
 class DatabaseLost(JobFailed):
@@ -206,11 +230,11 @@ def recorded_run(engine: Engine, job: str, *, now: datetime, trigger: str = "cli
                 yield run
                 run.check_session()
         except JobBusy as exc:
-            _finish(engine, run, "skipped", error=str(exc))
+            _finish(engine, run, "skipped", error=error_line(exc))
             raise
         except BaseException as exc:
             try:
-                _finish(engine, run, "failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+                _finish(engine, run, "failed", error=run_error(exc))
             except Exception as record_exc:  # the job's error matters more than the bookkeeping's
                 log.error("run %s of %s failed and could not be recorded as failed: %s",
                           run.id, job, error_line(record_exc))

@@ -35,7 +35,7 @@ from sqlalchemy.engine import Engine
 from core.errors import EXIT_NEEDS_PERSON, EXIT_OK, ConfigError
 from core.settings import sweep_event_types
 from core.sql import load_package
-from jobs.runtime import error_line, recorded_run, while_database_unreachable
+from jobs.runtime import error_line, recorded_run, run_error, while_database_unreachable
 
 HELP = ("ask Stripe's Events API which events exist and record those with no row in "
         "webhook_events (exit 3 while any stays unrecovered); --replay re-delivers them")
@@ -178,7 +178,7 @@ def run(engine: Engine, *, now: datetime, gateway: EventSource,
             report.status = "failed"
             try:  # retried while the database restarts; the job's own error matters more
                 while_database_unreachable(_finish)(engine, report, gateway, started,
-                                                    error=f"{type(exc).__name__}: {exc}"[:2000])
+                                                    error=run_error(exc))
             except Exception as record_exc:
                 log.error("sweep run %s failed and could not be recorded as failed: %s",
                           report.run_id, error_line(record_exc))

@@ -10,6 +10,7 @@ Streamlit, the receiver) all use it; the environment is restored afterwards.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,11 @@ def down_port() -> int:
     so that nothing starts listening there meanwhile."""
     with refused_port() as port:
         yield port
+
+
+def pytest_terminal_summary(terminalreporter):
+    """CI's dependency audit outcome (.ci/run sets DEPENDENCY_AUDIT), repeated just above the
+    test summary so that "dependency audit SKIPPED" stays in sight."""
+    outcome = os.environ.get("DEPENDENCY_AUDIT")
+    if outcome:
+        terminalreporter.write_line(outcome, yellow="SKIPPED" in outcome, red="FAILED" in outcome)

@@ -241,3 +241,22 @@ def test_oidc_without_auth_section_explains(db, monkeypatch):
     monkeypatch.setenv("MONITOR_ALLOWED_EMAILS", "@example.com")
     at = new_app().run()
     assert "needs an `[auth]` section" in at.error[0].value
+
+
+@pytest.mark.parametrize("headers, forwarded_host, refused", [
+    ({"Host": "127.0.0.1:8501", "Origin": "http://127.0.0.1:8501"}, False, False),
+    ({"Host": "127.0.0.1:8501", "Origin": "http://127.0.0.1:3000"}, False, True),   # another local site
+    ({"Host": "127.0.0.1:8501", "Origin": "http://localhost:8501"}, False, True),
+    ({"Host": "monitor.example.com", "Origin": "https://monitor.example.com"}, False, False),
+    ({"Host": "monitor.example.com:443", "Origin": "https://monitor.example.com"}, False, False),
+    ({"Host": "monitor.example.com", "Origin": "https://evil.example"}, False, True),
+    ({"Host": "monitor.example.com", "Origin": "null"}, False, True),
+    # A trusted proxy that passes the name in X-Forwarded-Host rather than in Host:
+    ({"Host": "127.0.0.1:8501", "X-Forwarded-Host": "monitor.example.com", "Origin": "https://monitor.example.com"},
+     True, False),
+    ({"Host": "127.0.0.1:8501", "X-Forwarded-Host": "monitor.example.com", "Origin": "https://monitor.example.com"},
+     False, True),
+    ({"Host": "monitor.example.com"}, False, False),  # no browser: nothing to check
+])
+def test_origin_must_be_the_dashboard_itself(headers, forwarded_host, refused):
+    assert (auth.origin_problem(headers, forwarded_host=forwarded_host) is not None) == refused

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import plotly.graph_objects as go
 import pytest
 
 from dashboard import figures
+from dashboard import reconciliation_figures as rf
 from dashboard.text import figure_literal, formula_safe, markdown_literal, plotly_literal
 
 VIEWS = Path(__file__).resolve().parent.parent / "dashboard" / "views"
@@ -56,7 +58,21 @@ def test_formula_cells_are_defused_and_numbers_kept():
     assert list(safe["n"]) == list(frame["n"]) and frame["text"][0] == "=1+1"  # the input is not changed
 
 
-def test_every_page_draws_tables_and_charts_through_the_helpers():
+def _literal_tooltip(node: ast.expr) -> bool:
+    """A tooltip the code wrote itself (a string or f-string), or text through markdown_literal."""
+    if isinstance(node, (ast.Constant, ast.JoinedStr)):
+        return True
+    if isinstance(node, ast.IfExp):
+        return _literal_tooltip(node.body) and _literal_tooltip(node.orelse)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return _literal_tooltip(node.left) and _literal_tooltip(node.right)
+    if isinstance(node, ast.Call):
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        return name == "markdown_literal"
+    return False
+
+
+def test_every_page_draws_tables_charts_and_tooltips_through_the_helpers():
     for view in [*VIEWS.glob("*.py"), *VIEWS.parent.glob("*.py")]:
         if view.name == "text.py":
             continue
@@ -64,6 +80,43 @@ def test_every_page_draws_tables_and_charts_through_the_helpers():
         assert not re.search(r"\b(st|left|right|col\w*)\.(dataframe|data_editor|table|plotly_chart)\(", source), view.name
         # Metric tiles too: text.metric_row wraps them rather than cutting their labels short.
         assert not re.search(r"\.metric\(", source), view.name
+        # Streamlit renders help= tooltips as Markdown: only text the code wrote, or markdown_literal.
+        for node in ast.walk(ast.parse(source)):
+            for keyword in getattr(node, "keywords", []):
+                if keyword.arg == "help":
+                    assert _literal_tooltip(keyword.value), f"{view.name}:{keyword.value.lineno} help="
+
+
+def test_hover_data_is_escaped_where_charts_are_drawn():
+    runs = pd.DataFrame({"id": [7, 8], "started_at": pd.to_datetime(["2026-11-29", "2026-11-30"], utc=True),
+                         "status": ["completed", "failed"], "error": [None, '<a href="http://127.0.0.1:9/">x</a>'],
+                         "dry_run": [False, False], "auto_fixed_count": [1, 0], "manual_review_needed": [2, 0]})
+    fig = figure_literal(rf.run_history_chart(runs))
+    hover = [item for trace in fig.data if trace.customdata is not None for row in trace.customdata for item in row]
+    assert '&lt;a href="http://127.0.0.1:9/"&gt;x&lt;/a&gt;' in hover
+    assert not any(isinstance(item, str) and "<a" in item for item in hover)
+    assert 8 in hover  # numbers stay numbers
+
+
+def test_the_sidebar_verdict_tooltip_is_literal_markdown():
+    from streamlit.testing.v1 import AppTest
+
+    script = """
+import streamlit as st
+from dashboard import verdict_view
+from datetime import datetime, timezone
+from jobs.verdict import Reason, Verdict
+st.navigation([st.Page(lambda: None, title="Errors", url_path="errors")], position="hidden")
+verdict_view.register_pages({"": [st.Page(lambda: None, title="Errors", url_path="errors")]})
+summary = "The last cleanup run failed: ![x](http://127.0.0.1:9/pixel) [click](http://evil.example) **now**"
+verdict_view.sidebar(Verdict("degraded", (Reason("job_failed", "degraded", summary, "errors", {}),),
+                             datetime.now(timezone.utc)))
+"""
+    at = AppTest.from_string(script).run()
+    assert not at.exception
+    [link] = at.sidebar.get("page_link")
+    assert link.proto.help == markdown_literal(
+        "The last cleanup run failed: ![x](http://127.0.0.1:9/pixel) [click](http://evil.example) **now**")
 
 
 def test_tables_show_a_dash_not_none_for_empty_text_cells():

@@ -4,7 +4,10 @@ commands install from them, and the dependency audit says when it cannot run."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
+import subprocess
+import sys
 import tomllib
 
 import pytest
@@ -59,3 +62,57 @@ def test_the_audit_says_when_its_data_is_unreachable(down_port):
     assert "not reachable" in audit_data_problem(f"http://127.0.0.1:{down_port}/pypi/pip/24.0/json", timeout_s=2)
     with HttpSink() as sink:  # a server that answers, but not with vulnerability data
         assert audit_data_problem(f"{sink.base_url}/pypi/pip/24.0/json", timeout_s=2) is not None
+
+
+def osv_answer(vulnerable: str):
+    """An OSV query API that knows one advisory, for the package ``vulnerable``."""
+    def answer(request) -> bytes:
+        query = request.json()
+        if query["package"]["name"] != vulnerable:
+            return b"{}"
+        return json.dumps({"vulns": [{
+            "id": "GHSA-test-0000-0000", "summary": "a known hole", "published": "2026-01-01T00:00:00Z",
+            "affected": [{"package": {"name": vulnerable, "ecosystem": "PyPI"},
+                          "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "999"}]}]}],
+        }]}).encode()
+    return answer
+
+
+def run_audit(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "audit_dependencies.py"), *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_the_audit_fails_when_the_service_answers_and_knows_a_vulnerability(tmp_path):
+    with HttpSink(reply=osv_answer("jinja2")) as osv:
+        found = run_audit("--osv-url", f"{osv.base_url}/v1/query", "--cache-dir", str(tmp_path / "found"))
+    assert found.returncode == 1, found.stdout + found.stderr
+    assert "GHSA-test-0000-0000" in found.stdout and "dependency audit FAILED" in found.stdout
+    with HttpSink(reply=osv_answer("no-such-package")) as osv:
+        clean = run_audit("--osv-url", f"{osv.base_url}/v1/query", "--cache-dir", str(tmp_path / "clean"))
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "dependency audit passed" in clean.stdout
+    # Every pinned version of both lock files was asked about.
+    assert len(osv.received) > len(pins("requirements.lock"))
+
+
+def test_the_audit_is_skipped_out_loud_when_the_service_is_down(down_port, tmp_path):
+    skipped = run_audit("--osv-url", f"http://127.0.0.1:{down_port}/v1/query", "--cache-dir", str(tmp_path))
+    assert skipped.returncode == 0 and skipped.stdout.startswith("dependency audit SKIPPED: ")
+
+
+def test_the_audit_runs_the_pinned_pip_audit():
+    assert "pip-audit" in pins("requirements-dev.lock")
+    assert "pip install" not in (REPO / "scripts" / "audit_dependencies.py").read_text()
+
+
+def test_ci_repeats_a_skipped_audit_just_above_the_test_summary():
+    import os
+
+    assert "DEPENDENCY_AUDIT" in (REPO / ".ci" / "run").read_text()
+    env = {**os.environ, "DEPENDENCY_AUDIT": "dependency audit SKIPPED: https://pypi.org answered 404"}
+    result = subprocess.run([sys.executable, "-m", "pytest", "-n", "0", "-q", "-p", "no:cacheprovider",
+                             "tests/test_lock_files.py", "-k", "readme_commands"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert lines[-2] == env["DEPENDENCY_AUDIT"] and "1 passed" in lines[-1], result.stdout

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+import threading
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Iterator
 
 import pytest
+import streamlit
 
 from devharness.http_sink import HttpSink
 from jobs import reconcile
 from jobs.stripe_gateway import gateway_from_settings
-from tests.browser_support import (PLOTLY_SELECTOR, chromium_page, exception_texts, open_page,
+from tests.browser_support import (PLOTLY_SELECTOR, chromium_page, exception_texts, open_page, password_env,
                                    streamlit_server, wait_for_count, wait_for_script)
 from tests.factories import add_event
 from tests.stripe_server import stripe_server  # noqa: F401 (fixture)
@@ -111,3 +117,55 @@ def test_the_table_toolbar_csv_carries_no_formula(db):
     assert "evt_formula" in csv_text
     assert "'=HYPERLINK" in csv_text and ",=HYPERLINK" not in csv_text and '"=HYPERLINK' not in csv_text
     assert "'+cmd" in csv_text
+
+
+@contextmanager
+def other_local_site(dashboard_url: str, folder: Path) -> Iterator[str]:
+    """Another site on this machine serving Streamlit's own (public) frontend, pointed at the
+    dashboard: its websocket goes to the dashboard, and the browser sends the dashboard's
+    cookies along (another port of 127.0.0.1 is the same site). Yields the site's URL."""
+    static = Path(streamlit.__file__).parent / "static"
+    for entry in static.iterdir():
+        (folder / entry.name).symlink_to(entry)
+    (folder / "index.html").unlink()
+    inject = f'<script>window.__streamlit = {{BACKEND_BASE_URL: "{dashboard_url}"}};</script>'
+    (folder / "index.html").write_text((static / "index.html").read_text().replace("<head>", "<head>" + inject, 1))
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("env", [password_env("pw"), LOGIN_OFF], ids=["password", "login off"])
+def test_a_page_of_another_local_site_cannot_open_the_dashboards_websocket(db, env, tmp_path):
+    with streamlit_server(env=env) as server, other_local_site(server.url, tmp_path) as other_site:
+        with chromium_page() as page:
+            # Streamlit's HTTP endpoints refuse another origin (CORS), so its stock frontend would
+            # stop at its health check; an attacker's copy simply skips it. A websocket is not
+            # subject to CORS: the one opened below is the browser's own, with the other site's Origin.
+            def allow_other_origin(route):
+                response = route.fetch()
+                route.fulfill(response=response,
+                              headers={**response.headers, "access-control-allow-origin": other_site})
+
+            for endpoint in ("health", "host-config"):
+                page.route(f"{server.url}/_stcore/{endpoint}", allow_other_origin)
+            page.goto(other_site + "/")
+            wait_for_script(page)
+            body = page.locator('[data-testid="stApp"]').inner_text()
+            assert "Refused" in body and other_site in body, body
+            assert page.get_by_label("Password", exact=True).count() == 0
+            assert page.locator('[data-testid="stMetric"]').count() == 0
+            # The dashboard's own page still works.
+            page.goto(server.url)
+            wait_for_script(page)
+            assert "Refused" not in page.locator('[data-testid="stApp"]').inner_text()

@@ -90,3 +90,32 @@ def test_every_page_works_as_the_embedded_dashboard_role(db, embedded_settings, 
         at = open_dashboard(page)
     assert not at.exception
     assert not [e.value for e in at.error]
+
+
+def test_what_the_embedded_dashboard_role_can_do_beyond_reading_is_what_the_docs_say(db, embedded_settings):
+    """docs/security.md: it may reset the login throttle's counts and, as any reader, hold
+    ACCESS SHARE locks; no stronger lock."""
+    engine = sa.create_engine(dashboard_url(embedded_settings), hide_parameters=True)
+    now = datetime.now(timezone.utc)
+    try:
+        for _ in range(4):
+            throttle.take_turn(engine, client="client:192.0.2.9", account="account:docs", now=now)
+        assert throttle.take_turn(engine, client="client:192.0.2.9", account="account:docs", now=now) > 0
+        throttle.succeeded(engine, client="client:192.0.2.9", account="account:docs")
+        assert throttle.take_turn(engine, client="client:192.0.2.9", account="account:docs", now=now) == 0
+        with engine.connect() as conn:
+            conn.execute(sa.text("LOCK TABLE webhook_events IN ACCESS SHARE MODE"))
+        with engine.connect() as conn, pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
+            conn.execute(sa.text("LOCK TABLE webhook_events IN SHARE MODE"))
+    finally:
+        engine.dispose()
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "security.md").read_text()
+    assert "resetting the throttle's counts" in docs and "ACCESS SHARE" in docs
+
+
+def test_the_docs_run_the_receiver_with_its_header_time_limit():
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "security.md").read_text()
+    assert "python -m tracking.receiver --host 127.0.0.1" in docs
+    assert "(`uvicorn tracking.receiver:app`)" not in docs
+    # Login off on a shared machine: every local user gets in, write actions included.
+    assert "every user of the machine can open" in docs

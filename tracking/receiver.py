@@ -60,6 +60,8 @@ from tracking.tracker import (
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/stripe/webhook"
+# The signature's timestamp: Unix seconds, 1 to 12 ASCII digits (enough until the year 33658).
+TIMESTAMP = re.compile(r"[0-9]{1,12}")
 # Stripe's own default: a signature older than this is refused, which stops replays.
 SIGNATURE_TOLERANCE_S = 300
 # Stripe events are far smaller; this only bounds what an unauthenticated caller can make
@@ -192,7 +194,7 @@ class Receiver:
 
     async def webhook(self, request: Request) -> JSONResponse:
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body_bytes:
+        if declared.isascii() and declared.isdigit() and int(declared) > self.max_body_bytes:
             return _too_large(self.max_body_bytes)
         chunks, size = [], 0
         try:
@@ -254,14 +256,18 @@ class Receiver:
         """
         fields = [part.strip().partition("=") for part in (signature or "").split(",")]
         timestamps = [value for key, _, value in fields if key == "t"]
-        candidates = [value for key, _, value in fields if key == "v1"]
-        if not signature or len(timestamps) != 1 or not timestamps[0].isdigit() or not candidates:
+        # As bytes: whatever a client puts in the header (non-ASCII included) is compared,
+        # never raised on; an HMAC in hex is ASCII, so nothing else can match.
+        candidates = [value.encode("utf-8", "replace") for key, _, value in fields if key == "v1"]
+        # Unix seconds in ASCII digits: str.isdigit() also takes "²" or "٣", and a
+        # 400-digit number overflows the comparison with the clock.
+        if not signature or len(timestamps) != 1 or not TIMESTAMP.fullmatch(timestamps[0]) or not candidates:
             return "the Stripe-Signature header is missing or malformed"
         signed_at = int(timestamps[0])
         if abs(time.time() - signed_at) > SIGNATURE_TOLERANCE_S:
             return f"the signature's timestamp is outside the tolerance ({SIGNATURE_TOLERANCE_S} s either side of now)"
         for secret in self.secrets():
-            expected = stripe_signature(body, secret, timestamp=signed_at).partition(",v1=")[2]
+            expected = stripe_signature(body, secret, timestamp=signed_at).partition(",v1=")[2].encode()
             if any(hmac.compare_digest(expected, candidate) for candidate in candidates):
                 return None
         return "no signature matches the body for any configured secret"

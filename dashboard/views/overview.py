@@ -50,7 +50,8 @@ if warning:
 
 tiles = metrics.event_kpis(current, previous, stuck_minutes=stuck_minutes)
 text.metric_row([
-    *(dict(label=kpi.label, value=kpi.value, delta=kpi.delta, delta_color=kpi.delta_color, help=kpi.help)
+    *(dict(label=kpi.label, value=kpi.value, delta=kpi.delta, delta_color=kpi.delta_color,
+         help=text.markdown_literal(kpi.help) if kpi.help else None)
       for kpi in tiles),
     dict(label="Last event", value=metrics.format_duration(max((now - last_event_at).total_seconds(), 0)),
          help=f"Time since the last event, received {last_event_at:%Y-%m-%d %H:%M:%S} UTC."),

@@ -43,7 +43,7 @@ ITEM_COLUMNS = {
 HISTORY_COLUMNS = {
     "id": RUN_ID, "started_at": utc_time("Started"), "status": "Status", "trigger": "Started from",
     "mode": "Mode", "lookback_days": st.column_config.NumberColumn("Lookback (days)"),
-    **{key: st.column_config.NumberColumn(label, help=help_text) for key, label, help_text in rf.FIVE},
+    **{key: st.column_config.NumberColumn(label, help=text.markdown_literal(help_text)) for key, label, help_text in rf.FIVE},
     "sessions_checked": st.column_config.NumberColumn("Sessions checked"),
     "stripe_requests": st.column_config.NumberColumn("Stripe requests"),
     "seconds": st.column_config.NumberColumn("Duration (s)", format="%.1f"),
@@ -76,7 +76,7 @@ def live_state() -> dict:
 
 
 def show_five(run: dict) -> None:
-    text.metric_row([dict(label=label, value=value, help=help_text)
+    text.metric_row([dict(label=label, value=value, help=text.markdown_literal(help_text))
                      for label, value, help_text in rf.five_numbers(run)])
 
 

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import httpx
 
 from core.errors import MonitorError
+from core.outbound import read_capped, url_host
 from core.settings import Settings
 from tracking.signing import stripe_signature
 
@@ -80,7 +81,9 @@ def message(notification: dict[str, Any], *, dashboard_url: str | None) -> dict[
 def headline(body: dict[str, Any]) -> str:
     """'[RESOLVED] warning failure_rate: ...' — subject lines and fallback text."""
     state = "RESOLVED" if body["status"] == "resolved" else body["severity"].upper()
-    return f"[{state}] {body['rule']}: {body['summary']}"
+    # One line whatever the summary holds (an error's text may span lines): a mail header
+    # cannot contain a line break, and a chat headline should not.
+    return " ".join(f"[{state}] {body['rule']}: {body['summary']}".split())
 
 
 @dataclass
@@ -96,11 +99,13 @@ class WebhookChannel:
         if self.secret:
             headers["Monitor-Signature"] = stripe_signature(raw, self.secret, timestamp=int(time.time()))
         try:
-            response = httpx.post(self.url, content=raw, headers=headers, timeout=self.timeout)
+            with httpx.stream("POST", self.url, content=raw, headers=headers, timeout=self.timeout) as response:
+                answer, _cut = read_capped(response)
         except httpx.HTTPError as exc:
             raise DeliveryError(f"webhook {_host(self.url)}: {type(exc).__name__}: {exc}") from None
         if not 200 <= response.status_code < 300:
-            raise DeliveryError(f"webhook {_host(self.url)} answered {response.status_code}: {response.text[:200]}")
+            text = " ".join(answer.decode("utf-8", "replace").split())[:200]
+            raise DeliveryError(f"webhook {_host(self.url)} answered {response.status_code}: {text}")
 
 
 def slack_text(text: str) -> str:
@@ -188,7 +193,7 @@ class EmailChannel:
 
 def _host(url: str) -> str:
     """A URL's host only: webhook URLs (Slack's especially) carry secrets in their path."""
-    return httpx.URL(url).host or "?"
+    return url_host(url)
 
 
 def from_settings(settings: Settings) -> dict[str, Channel]:
