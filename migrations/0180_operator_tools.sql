@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS stripe_webhook_endpoints (
     watched            boolean NOT NULL DEFAULT true,
     missing_events     text[] NOT NULL DEFAULT '{}',
     expected_api_version text,
+    api_version_mismatch boolean NOT NULL DEFAULT false,
     first_seen_at      timestamptz NOT NULL,
     seen_at            timestamptz NOT NULL,
     -- When it was last seen enabled, and since when it has been disabled.
