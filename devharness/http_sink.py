@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
 
 
 @dataclass
@@ -32,11 +33,15 @@ class Received:
 
 class HttpSink:
     """Records every request (any method); answers ``status`` with ``reply`` (set it to 503 to
-    play a channel that is down: such requests count in ``attempts``, not in ``received``)."""
+    play a channel that is down: such requests count in ``attempts``, not in ``received``).
+    ``judge``, when given, answers instead: it gets each request and returns (status, reply),
+    e.g. a service's 400 for a body its schema refuses."""
 
-    def __init__(self, status: int = 200, reply: bytes = b"ok"):
+    def __init__(self, status: int = 200, reply: bytes = b"ok",
+                 judge: Callable[[Received], tuple[int, bytes]] | None = None):
         self.status = status
         self.reply = reply
+        self.judge = judge
         self.received: list[Received] = []
         self.attempts = 0
         self._arrived = threading.Condition()
@@ -45,18 +50,20 @@ class HttpSink:
         class Handler(BaseHTTPRequestHandler):
             def answer(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                status = sink.status
+                request = Received(self.command, self.path, dict(self.headers), body, time.time())
+                status, reply = sink.status, sink.reply
+                if sink.judge is not None and 200 <= status < 300:
+                    status, reply = sink.judge(request)
                 with sink._arrived:
                     sink.attempts += 1
                     if 200 <= status < 300:
-                        sink.received.append(Received(self.command, self.path, dict(self.headers), body,
-                                                      time.time()))
+                        sink.received.append(request)
                     sink._arrived.notify_all()
                 self.send_response(status)
-                self.send_header("Content-Length", str(len(sink.reply)))
+                self.send_header("Content-Length", str(len(reply)))
                 self.end_headers()
                 if self.command != "HEAD":
-                    self.wfile.write(sink.reply)
+                    self.wfile.write(reply)
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = answer
 
