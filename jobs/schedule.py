@@ -85,7 +85,8 @@ def _sweep(engine: Engine, now: datetime, *, lookback_hours: int):
     try:
         return sweep.run(engine, now=now, gateway=gateway_from_settings(settings),
                          event_types=sweep_event_types(settings.MONITOR_SWEEP_EVENT_TYPES),
-                         lookback_hours=lookback_hours, redeliver=redeliver, trigger=TRIGGER)
+                         lookback_hours=lookback_hours, redeliver=redeliver, trigger=TRIGGER,
+                         endpoint_url=settings.MONITOR_STRIPE_ENDPOINT_URL)
     finally:
         if redeliver is not None:
             redeliver.close()

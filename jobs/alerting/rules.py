@@ -267,3 +267,39 @@ def job_failed(rows: list[dict], *, now: datetime, settings: Settings) -> list[C
             started_at=fire_time + grace,
             details={"job": job, "missed_fire_time": fire_time, "last_started_at": row["last_started_at"]}))
     return conditions
+
+
+@rule("endpoint_disabled", page="health", params=lambda s, now: {})
+def endpoint_disabled(rows: list[dict], *, now: datetime, settings: Settings) -> list[Condition]:
+    """Stripe disabled the app's webhook endpoint (it does after days of failed deliveries and
+    tells only the account owner, by e-mail): nothing is delivered until someone enables it.
+    Critical, one alert per endpoint; it resolves when a sweep sees the endpoint enabled."""
+    return [Condition(
+        subject=row["stripe_endpoint_id"], severity="critical",
+        summary=f"Stripe has disabled the webhook endpoint {row['url']}: no event is delivered until it is "
+                "enabled again in Stripe's dashboard (Developers > Webhooks)",
+        started_at=_at_most(row["disabled_since"], now),
+        details={"endpoint": row["stripe_endpoint_id"], "url": row["url"], "disabled_since": row["disabled_since"],
+                 "checked_at": row["seen_at"]}) for row in rows]
+
+
+@rule("endpoint_misconfigured", page="health", params=lambda s, now: {})
+def endpoint_misconfigured(rows: list[dict], *, now: datetime, settings: Settings) -> list[Condition]:
+    """The app's endpoint does not subscribe to an event type the app needs
+    (MONITOR_SWEEP_EVENT_TYPES), or renders events in another API version than the handler
+    expects (the pinned one): a warning per endpoint."""
+    conditions = []
+    for row in rows:
+        problems = []
+        if row["missing_events"]:
+            problems.append("does not receive " + ", ".join(row["missing_events"]))
+        if row["api_version_mismatch"]:
+            problems.append(f"sends events in API version {row['api_version']}, not {row['expected_api_version']}")
+        conditions.append(Condition(
+            subject=row["stripe_endpoint_id"], severity="warning",
+            summary=f"The webhook endpoint {row['url']} " + " and ".join(problems),
+            started_at=_at_most(row["first_seen_at"], now),
+            details={"endpoint": row["stripe_endpoint_id"], "url": row["url"],
+                     "missing_events": list(row["missing_events"] or []), "api_version": row["api_version"],
+                     "expected_api_version": row["expected_api_version"], "checked_at": row["seen_at"]}))
+    return conditions

@@ -151,3 +151,19 @@ FROM missed_events
 WHERE status IN ('missing', 'replayed')
 GROUP BY currency
 ORDER BY sum(amount) DESC NULLS LAST, currency;
+
+-- name: endpoint_disabled
+-- The app's webhook endpoints that Stripe reports disabled, as the sweep last listed them.
+SELECT stripe_endpoint_id, url, disabled_since, seen_at
+FROM stripe_webhook_endpoints
+WHERE watched AND status = 'disabled'
+ORDER BY url, stripe_endpoint_id;
+
+-- name: endpoint_misconfigured
+-- The app's enabled webhook endpoints that miss an event type the app needs, or render
+-- events in another API version than the pinned one.
+SELECT stripe_endpoint_id, url, api_version, expected_api_version, missing_events, api_version_mismatch,
+       first_seen_at, seen_at
+FROM stripe_webhook_endpoints
+WHERE watched AND status <> 'disabled' AND (cardinality(missing_events) > 0 OR api_version_mismatch)
+ORDER BY url, stripe_endpoint_id;
