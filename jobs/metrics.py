@@ -113,6 +113,7 @@ class MonitorCollector:
             beats = heartbeats.read(conn)
             current = verdict.status(conn, now=now, settings=self.settings)
             endpoints = SQL.all(conn, "stripe_endpoints")
+            last_event = SQL.scalar(conn, "last_event")
         out: list[Metric] = []
 
         family = GaugeMetricFamily(PREFIX + "events", "Webhook events recorded now (archived ones excepted), "
@@ -120,6 +121,11 @@ class MonitorCollector:
                                    labels=["status", "event_type", "category"])
         for row in events:
             family.add_metric([row["status"], row["event_type"], row["category"] or ""], int(row["events"]))
+        out.append(family)
+
+        family = GaugeMetricFamily(PREFIX + "last_event_timestamp_seconds",
+                                   "When the newest recorded webhook event arrived (0: none yet)")
+        family.add_metric([], _epoch(last_event))
         out.append(family)
 
         buckets, count, seconds = histogram(durations)

@@ -76,3 +76,7 @@ SELECT stripe_endpoint_id, url, status, watched,
        (cardinality(missing_events) > 0 OR api_version_mismatch) AS misconfigured
 FROM stripe_webhook_endpoints
 ORDER BY url, stripe_endpoint_id;
+
+-- name: last_event
+-- When the newest recorded event arrived (one probe of webhook_events_window_idx).
+SELECT max(created_at) AS last_event_at FROM webhook_events;
