@@ -137,19 +137,31 @@ def failure_rate(rows: list[dict], *, now: datetime, settings: Settings) -> list
                  "window_minutes": window})]
 
 
+# Weeks of history the expected traffic at this time of the week is averaged over.
+SILENCE_WEEKS = 4
+
+
 @rule("silence", page="",
-      params=lambda s, now: {"until": now, "baseline_hours": s.MONITOR_ALERT_SILENCE_BASELINE_HOURS})
+      params=lambda s, now: {"until": now, "baseline_hours": s.MONITOR_ALERT_SILENCE_BASELINE_HOURS,
+                             "weeks": SILENCE_WEEKS})
 def silence(rows: list[dict], *, now: datetime, settings: Settings) -> list[Condition]:
-    """No event for far longer than the usual gap, after steady traffic (a quiet endpoint never fires)."""
+    """No event for far longer than usual.
+
+    Steady traffic (at least MONITOR_ALERT_SILENCE_MIN_EVENTS in the day before the last
+    event): silent for MONITOR_ALERT_SILENCE_FACTOR times the day's average gap (and at least
+    MONITOR_ALERT_SILENCE_MIN_MINUTES). A thinner day: the same time of the week over the last
+    four weeks says how many events the silent span usually holds; silent once that is at
+    least MONITOR_ALERT_SILENCE_FACTOR events (so a quiet weekend, quiet in the weeks before
+    too, pages nobody). A quiet endpoint with neither never fires."""
     if not rows or rows[0]["last_event_at"] is None:
         return []
     last_event_at, baseline = rows[0]["last_event_at"], int(rows[0]["baseline_events"] or 0)
-    if baseline < settings.MONITOR_ALERT_SILENCE_MIN_EVENTS:
-        return []
-    usual_gap = timedelta(hours=settings.MONITOR_ALERT_SILENCE_BASELINE_HOURS) / baseline
-    threshold = max(timedelta(minutes=settings.MONITOR_ALERT_SILENCE_MIN_MINUTES),
-                    settings.MONITOR_ALERT_SILENCE_FACTOR * usual_gap)
     silent_for = now - last_event_at
+    floor = timedelta(minutes=settings.MONITOR_ALERT_SILENCE_MIN_MINUTES)
+    if baseline < settings.MONITOR_ALERT_SILENCE_MIN_EVENTS:
+        return _weekly_silence(rows[0], silent_for=silent_for, floor=floor, now=now, settings=settings)
+    usual_gap = timedelta(hours=settings.MONITOR_ALERT_SILENCE_BASELINE_HOURS) / baseline
+    threshold = max(floor, settings.MONITOR_ALERT_SILENCE_FACTOR * usual_gap)
     if silent_for <= threshold:
         return []
     return [Condition(
@@ -160,6 +172,24 @@ def silence(rows: list[dict], *, now: datetime, settings: Settings) -> list[Cond
         details={"last_event_at": last_event_at, "silent_seconds": int(silent_for.total_seconds()),
                  "usual_gap_seconds": round(usual_gap.total_seconds(), 1),
                  "threshold_seconds": int(threshold.total_seconds()), "baseline_events": baseline})]
+
+
+def _weekly_silence(row: dict, *, silent_for: timedelta, floor: timedelta, now: datetime,
+                    settings: Settings) -> list[Condition]:
+    weeks = int(row.get("weekly_weeks") or 0)
+    if not weeks or silent_for <= floor:
+        return []
+    expected = int(row.get("weekly_events") or 0) / weeks
+    if expected < settings.MONITOR_ALERT_SILENCE_FACTOR:
+        return []
+    return [Condition(
+        subject="", severity="critical",
+        summary=f"No webhook event for {_minutes(silent_for.total_seconds())} (at this time of the week "
+                f"{expected:.0f} events usually arrive in that time)",
+        started_at=now,
+        details={"last_event_at": row["last_event_at"], "silent_seconds": int(silent_for.total_seconds()),
+                 "expected_events": round(expected, 1), "weeks": weeks,
+                 "baseline_events": int(row["baseline_events"] or 0)})]
 
 
 @rule("stuck_events", page="events",
