@@ -186,7 +186,10 @@ def main(argv: list[str] | None = None) -> int:
         env = {key: value for key, value in os.environ.items() if key not in DATABASE_SETTINGS}
         stripe = start_local_stripe(state_path, args.stripe_port, env)
         stripe_url = stripe.ready_value.group(1)
-        env.update(MONITOR_AUTH="none", STRIPE_API_BASE=stripe_url, STRIPE_API_KEY=DEMO_STRIPE_KEY)
+        from jobs.demo_data import DEMO_ENDPOINT_URL
+
+        env.update(MONITOR_AUTH="none", STRIPE_API_BASE=stripe_url, STRIPE_API_KEY=DEMO_STRIPE_KEY,
+                   MONITOR_STRIPE_ENDPOINT_URL=DEMO_ENDPOINT_URL)
 
         sweep_for_missed_events(env)
 

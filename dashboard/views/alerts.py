@@ -52,7 +52,7 @@ def firing_section() -> None:
         st.success(flash, icon=":material/task_alt:")
     stopped = [reason for reason in data.verdict().reasons if reason.code == "watch_stopped"]
     for reason in stopped:  # nobody evaluates the rules: an empty list proves nothing
-        st.error(f"{markdown_literal(reason.summary)}. Start `python -m jobs watch` (or schedule its "
+        st.warning(f"{markdown_literal(reason.summary)}. Start `python -m jobs watch` (or schedule its "
                  "`watch` entry); until then nothing below changes and no one is told.", icon=":material/alarm_off:")
     firing = data.query_df("alerts_firing", now=data.utc_now())
     if firing.empty:
