@@ -275,3 +275,14 @@ def test_the_page_lists_stripes_webhook_endpoints_and_says_when_the_apps_is_disa
     [table] = [df.value for df in at.dataframe if "app_endpoint" in df.value.columns]
     assert table["url"].tolist() == ["https://app.example.com/hook", "https://other.example.com/hook"]
     assert table["missing_events"].tolist() == ["", "checkout.session.completed"]
+
+
+def test_the_schedule_section_says_when_the_scheduler_is_not_running(db):
+    from jobs import heartbeats
+
+    at = page()
+    assert any("`schedule` is not running" in el.value.replace("\\", "") for el in at.warning)
+    with db.begin() as conn:
+        heartbeats.beat(conn, "schedule", now=datetime.now(timezone.utc))
+    at = page()
+    assert not any("is not running" in el.value.replace("\\", "") for el in at.warning)

@@ -204,6 +204,9 @@ else:
 
 # --- schedule ----------------------------------------------------------------------------
 st.subheader("Schedule")
+for reason in data.verdict().reasons:  # no scheduler heartbeat: nothing below runs on time
+    if reason.code == "schedule_stopped":
+        st.warning(f"{markdown_literal(reason.summary)}. Start `python -m jobs schedule`.", icon=":material/schedule:")
 entries = list(load_schedule_quietly(page_settings).values())
 if not entries:
     st.info("MONITOR_SCHEDULE is invalid or empty: `python -m jobs schedule --show` says why.",
