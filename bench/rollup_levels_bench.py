@@ -54,7 +54,7 @@ def cases(now: datetime, window: timedelta) -> list[tuple[str, object, str, dict
         ("failure_rate_against_usual", VERDICT, "failure_rate_against_usual",
          {"now": now, "recent_since": recent, "usual_since": recent - timedelta(days=7)}),
         ("silence (rule)", RULES, "silence",
-         {"until": now, "baseline_hours": get_settings().MONITOR_ALERT_SILENCE_BASELINE_HOURS}),
+         {"until": now, "baseline_hours": get_settings().MONITOR_ALERT_SILENCE_BASELINE_HOURS, "weeks": 4}),
     ]
 
 

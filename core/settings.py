@@ -93,6 +93,11 @@ class Settings(BaseSettings):
         le=600_000,
         description="Longest a dashboard query may run before PostgreSQL cancels it, in ms.",
     )
+    MONITOR_METRICS_BUDGET_MS: int = Field(
+        3000, ge=100, le=60_000,
+        description="Longest one scrape of 'python -m jobs metrics' may query the database, in "
+        "ms (statement_timeout); past it the scrape says webhook_monitor_up 0.",
+    )
     MONITOR_STUCK_MINUTES: int = Field(
         15,
         ge=1,
@@ -171,6 +176,16 @@ class Settings(BaseSettings):
     MONITOR_ALERT_EMAIL_TO: str | None = Field(
         None, description="Comma-separated recipients of alert e-mails (sent through MONITOR_SMTP_URL).",
     )
+    MONITOR_ALERT_PAGERDUTY_ROUTING_KEY: str | None = Field(
+        None,
+        description="Integration (routing) key of a PagerDuty service's Events API v2 integration: "
+        "alerts trigger, acknowledge and resolve incidents there.",
+    )
+    MONITOR_ALERT_PAGERDUTY_URL: str = Field(
+        "https://events.pagerduty.com/v2/enqueue",
+        description="PagerDuty's Events API v2 enqueue endpoint (change it only for an EU "
+        "service, events.eu.pagerduty.com, or a test server).",
+    )
     MONITOR_ALERT_REMINDER_HOURS: float = Field(
         4, ge=0.25, le=168,
         description="While an alert fires (and nobody acknowledged it), remind at most this often.",
@@ -239,6 +254,13 @@ class Settings(BaseSettings):
         description="Event types the app's endpoint receives, comma-separated (exact types, or "
         "a group ending in '.*'): the sweep asks Stripe for these only. Copy them from the "
         "endpoint's enabled_events; the default is what the reference receiver handles.",
+    )
+
+    MONITOR_STRIPE_ENDPOINT_URL: str | None = Field(
+        None,
+        description="The app's webhook endpoint URL as registered at Stripe, whose Stripe-side "
+        "state (enabled, event types, API version) the sweep checks; unset: every endpoint of "
+        "the account.",
     )
 
     @field_validator("MONITOR_SWEEP_EVENT_TYPES")

@@ -37,13 +37,16 @@ class HttpSink:
 
     ``reply`` may also be a function of the request (a ``Received``) returning the body, to
     stand in for a service that answers each query its own way. ``endless=True`` sends the
-    reply again and again, chunked, until the client hangs up: an answer that never ends."""
+    reply again and again, chunked, until the client hangs up: an answer that never ends.
+    ``judge``, when given, answers instead while ``status`` is a success: it gets each request and
+    returns (status, reply), e.g. a service's 400 for a body its schema refuses."""
 
     def __init__(self, status: int = 200, reply: bytes | Callable[[Received], bytes] = b"ok",
-                 endless: bool = False):
+                 endless: bool = False, judge: Callable[[Received], tuple[int, bytes]] | None = None):
         self.status = status
         self.reply = reply
         self.endless = endless
+        self.judge = judge
         self.received: list[Received] = []
         self.attempts = 0
         self._arrived = threading.Condition()
@@ -52,14 +55,17 @@ class HttpSink:
         class Handler(BaseHTTPRequestHandler):
             def answer(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                status = sink.status
                 request = Received(self.command, self.path, dict(self.headers), body, time.time())
+                status, reply = sink.status, None
+                if sink.judge is not None and 200 <= status < 300:
+                    status, reply = sink.judge(request)
                 with sink._arrived:
                     sink.attempts += 1
                     if 200 <= status < 300:
                         sink.received.append(request)
                     sink._arrived.notify_all()
-                reply = sink.reply(request) if callable(sink.reply) else sink.reply
+                if reply is None:
+                    reply = sink.reply(request) if callable(sink.reply) else sink.reply
                 self.send_response(status)
                 if sink.endless:
                     self.send_header("Transfer-Encoding", "chunked")

@@ -1,6 +1,6 @@
 """Keep the database lean without losing anything a person could still need.
 
-Two steps, each safe on a live database:
+Three steps, each safe on a live database:
 
 1. Old completed webhook events move to ``webhook_events_archive`` in batches, each one
    short statement (``FOR UPDATE SKIP LOCKED``, a few thousand rows), so the webhook
@@ -11,6 +11,9 @@ Two steps, each safe on a live database:
    never was one, is the row moved to ``registrations_archive`` with the reason, and only
    if it is still pending and unchanged (a webhook landing meanwhile wins). A session that
    is open, or complete and awaiting a delayed payment, can still be paid: the row stays.
+
+3. The monitor's own history (job runs, sent alert notifications, sweep runs) older than
+   ``--history-days`` (90) is removed (:mod:`jobs.cleanup_history`).
 
 Every run, dry or not, is recorded in ``cleanup_runs`` (and ``job_runs``). Without
 ``STRIPE_API_KEY`` the run stops before doing anything (exit 2) unless
@@ -38,7 +41,7 @@ from sqlalchemy.engine import Engine
 
 from core.errors import EXIT_FAILED, EXIT_NEEDS_PERSON, EXIT_OK, ConfigError, JobFailed
 from core.sql import load_package
-from jobs import health_snapshot
+from jobs import cleanup_history, health_snapshot
 from jobs.cleanup_decisions import (ARCHIVE_REASONS, Decision, decide, key_mode,  # noqa: F401
                                     search_windows)
 from jobs.cleanup_events import DEFAULT_BATCH_SIZE, archive_events
@@ -93,6 +96,9 @@ class CleanupReport:
     paid_unresolved: list[str] = field(default_factory=list)
     events_per_second: float | None = None
     health_snapshot_id: int | None = None
+    history_days: int = cleanup_history.DEFAULT_HISTORY_DAYS
+    # The monitor's own history removed (or that would be): job runs, notifications, sweep runs.
+    history_pruned: dict[str, int] = field(default_factory=dict)
     error: str | None = None
 
     @property
@@ -103,7 +109,8 @@ class CleanupReport:
         return {"archive_reasons": dict(self.archive_reasons), "kept_reasons": dict(self.kept_reasons),
                 "changed_meanwhile": self.changed_meanwhile, "paid_unresolved": self.paid_unresolved,
                 "events_per_second": self.events_per_second,
-                "health_snapshot_id": self.health_snapshot_id}
+                "health_snapshot_id": self.health_snapshot_id,
+                "history_days": self.history_days, "history_pruned": self.history_pruned}
 
     def as_dict(self) -> dict:
         data = asdict(self)
@@ -118,6 +125,10 @@ class CleanupReport:
         lines.append(f"webhook events older than {self.events_days} days: {archived:,} completed {would}archived"
                      + (f" in {self.event_batches} batches" if self.event_batches else "")
                      + f"; kept {self.events_kept_failed:,} failed and {self.events_kept_open:,} pending/processing")
+        if self.history_pruned:
+            lines.append(f"the monitor's history older than {self.history_days} days: "
+                         + ", ".join(f"{n:,} {table.replace('_', ' ')}" for table, n in self.history_pruned.items())
+                         + f" {would or ''}removed")
         if self.registrations_skipped:
             lines.append("stale pending registrations: skipped (--skip-registrations)")
         else:
@@ -201,7 +212,8 @@ def stripe_from_settings(settings, *, skip_registrations: bool = False) -> dict[
 def run(engine: Engine, *, now: datetime, gateway=None, api_key_mode: str | None = None,
         pending_days: int = DEFAULT_PENDING_DAYS, events_days: int = DEFAULT_EVENTS_DAYS,
         dry_run: bool = False, skip_registrations: bool = False, batch_size: int = DEFAULT_BATCH_SIZE,
-        trigger: str = "cli", progress: Progress | None = None) -> CleanupReport:
+        trigger: str = "cli", progress: Progress | None = None,
+        history_days: int = cleanup_history.DEFAULT_HISTORY_DAYS) -> CleanupReport:
     """Run cleanup under its advisory lock, recorded in cleanup_runs and job_runs.
 
     ``gateway`` is the Stripe gateway (None when no Stripe key is configured: only a
@@ -219,10 +231,12 @@ def run(engine: Engine, *, now: datetime, gateway=None, api_key_mode: str | None
                           "resend younger events, and the handler's duplicate check reads webhook_events")
     if not 1 <= batch_size <= 50_000:
         raise ConfigError("--batch-size must be between 1 and 50000")
+    if history_days < cleanup_history.MIN_HISTORY_DAYS:
+        raise ConfigError(f"--history-days must be at least {cleanup_history.MIN_HISTORY_DAYS}")
     report = CleanupReport(dry_run=dry_run, pending_days=pending_days, events_days=events_days,
                            pending_cutoff=now - timedelta(days=pending_days),
                            events_cutoff=now - timedelta(days=events_days),
-                           registrations_skipped=skip_registrations)
+                           registrations_skipped=skip_registrations, history_days=history_days)
     cleanup = CleanupRun(engine, report, now=now, trigger=trigger, batch_size=batch_size, progress=progress)
     try:
         with recorded_run(engine, JOB, now=now, trigger=trigger) as job:
@@ -238,6 +252,8 @@ def run(engine: Engine, *, now: datetime, gateway=None, api_key_mode: str | None
                 if not skip_registrations and gateway is None:
                     raise ConfigError(NO_STRIPE_KEY)
                 archive_events(cleanup)
+                report.history_pruned = cleanup_history.prune(engine, now=now, days=history_days,
+                                                              dry_run=dry_run).as_dict()
                 if not skip_registrations:
                     clean_registrations(cleanup, gateway, api_key_mode)
                 if not dry_run:
@@ -265,7 +281,7 @@ def _summarise(job: JobRun, report: CleanupReport) -> None:
     job.summary = {key: value for key, value in report.as_dict().items()
                    if key in ("run_id", "dry_run", "stale_pending_found", "registrations_archived",
                               "registrations_kept_paid", "registrations_queued", "events_archived",
-                              "events_matched", "error")}
+                              "events_matched", "history_pruned", "error")}
     if report.status == "needs_review":
         job.status = "needs_review"
 
@@ -284,6 +300,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"events moved per short transaction (default {DEFAULT_BATCH_SIZE})")
     parser.add_argument("--skip-registrations", action="store_true",
                         help="archive webhook events only; leave registrations alone (no Stripe key needed)")
+    parser.add_argument("--history-days", type=whole_number(), default=cleanup_history.DEFAULT_HISTORY_DAYS,
+                        metavar="N", help="job runs, sent alert notifications and sweep runs older than this are "
+                        f"removed (default {cleanup_history.DEFAULT_HISTORY_DAYS}, at least "
+                        f"{cleanup_history.MIN_HISTORY_DAYS}; each job's last run and success stay)")
 
 
 def main(args: argparse.Namespace, ctx) -> int:
@@ -292,7 +312,7 @@ def main(args: argparse.Namespace, ctx) -> int:
         report = run(ctx.jobs_engine(), now=ctx.now(), **stripe, pending_days=args.pending_days,
                      events_days=args.events_days, dry_run=args.dry_run,
                      skip_registrations=args.skip_registrations, batch_size=args.batch_size,
-                     trigger=ctx.trigger, progress=progress)
+                     trigger=ctx.trigger, progress=progress, history_days=args.history_days)
     if args.json:
         ctx.print_json(report.as_dict())
     else:

@@ -40,6 +40,7 @@ COMMANDS: dict[str, str] = {
     "retry": "jobs.retry",
     "watch": "jobs.watch",
     "status": "jobs.status",
+    "metrics": "jobs.metrics",
 }
 
 

@@ -47,6 +47,9 @@ from jobs.cli_support import whole_number
 from jobs.reconcile import KIND_RULES
 from jobs.runtime import recorded_run
 
+# The demo app's webhook endpoint as the local Stripe server lists it (GET /v1/webhook_endpoints).
+DEMO_ENDPOINT_URL = "https://demo.example.com/api/stripe-webhook"
+
 HELP = ("load realistic synthetic history (events, registrations, Stripe's side) "
         "for the demo and benchmarks")
 
@@ -379,8 +382,10 @@ def _check_replaceable(present: dict, reset: bool) -> None:
 # --- Stripe's side -------------------------------------------------------------------------
 
 def stripe_state(conn: Connection, *, now: datetime) -> dict:
-    """The local Stripe server's state: {"checkout_sessions": [...], "events": [...]}."""
-    from local_stripe import checkout_session, event
+    """The local Stripe server's state: {"checkout_sessions": [...], "events": [...],
+    "webhook_endpoints": [the demo app's endpoint, enabled, subscribed to what it needs]}."""
+    from core.settings import DEFAULT_SWEEP_EVENT_TYPES, sweep_event_types
+    from local_stripe import checkout_session, event, webhook_endpoint
 
     sessions, events = [], []
     rows = SQL.execute(conn, "stripe_sessions", now=now, stripe_days=STRIPE_DAYS,
@@ -422,7 +427,11 @@ def stripe_state(conn: Connection, *, now: datetime) -> dict:
             payload["_delivery_success"] = False  # the app answered with an error
         events.append(payload)
     events.sort(key=lambda e: (e["created"], e["id"]), reverse=True)
-    return {"checkout_sessions": sessions, "events": events}
+    endpoint = webhook_endpoint(DEMO_ENDPOINT_URL, id="we_demo0000000000000000000",
+                                enabled_events=sweep_event_types(DEFAULT_SWEEP_EVENT_TYPES),
+                                created=int((now - timedelta(days=90)).timestamp()),
+                                description="The demo app's webhook handler")
+    return {"checkout_sessions": sessions, "events": events, "webhook_endpoints": [endpoint]}
 
 
 def _write_pending(path: Path, state: dict) -> Path:

@@ -22,12 +22,13 @@ from typing import Callable
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine
 
 from core.errors import ConfigError, JobBusy
 from core.settings import Settings, get_settings, schedule_entries, sweep_event_types
 from core.sql import load_package
-from jobs import cleanup, health_report, health_snapshot, reconcile, retry, sweep
+from jobs import cleanup, health_report, health_snapshot, heartbeats, reconcile, retry, sweep
 from jobs.runtime import error_line
 from jobs.stripe_gateway import gateway_from_settings
 
@@ -84,7 +85,8 @@ def _sweep(engine: Engine, now: datetime, *, lookback_hours: int):
     try:
         return sweep.run(engine, now=now, gateway=gateway_from_settings(settings),
                          event_types=sweep_event_types(settings.MONITOR_SWEEP_EVENT_TYPES),
-                         lookback_hours=lookback_hours, redeliver=redeliver, trigger=TRIGGER)
+                         lookback_hours=lookback_hours, redeliver=redeliver, trigger=TRIGGER,
+                         endpoint_url=settings.MONITOR_STRIPE_ENDPOINT_URL)
     finally:
         if redeliver is not None:
             redeliver.close()
@@ -210,6 +212,15 @@ def run_entry(engine: Engine, entry: Entry) -> Outcome:
     return outcome
 
 
+def beat(engine: Engine) -> None:
+    """The scheduler's heartbeat (every minute): the verdict says so when it stops."""
+    try:
+        with engine.begin() as conn:
+            heartbeats.beat(conn, "schedule", now=datetime.now(timezone.utc))
+    except Exception as exc:  # a database away for a minute must not stop the scheduler
+        log.warning("could not record the scheduler's heartbeat: %s", error_line(exc))
+
+
 def build_scheduler(engine: Engine, entries: list[Entry], *, settings: Settings | None = None,
                     scheduler_class=BlockingScheduler):
     """An APScheduler scheduler with one job per entry (not started)."""
@@ -221,6 +232,8 @@ def build_scheduler(engine: Engine, entries: list[Entry], *, settings: Settings 
     })
     for entry in entries:
         scheduler.add_job(run_entry, entry.trigger, args=[engine, entry], id=entry.job, name=entry.job)
+    scheduler.add_job(beat, IntervalTrigger(seconds=int(heartbeats.SCHEDULE_BEAT.total_seconds())), args=[engine],
+                      id="heartbeat", name="heartbeat", next_run_time=datetime.now(timezone.utc))
     return scheduler
 
 

@@ -60,6 +60,10 @@ class StripeKeyRejected(StripeUnavailable, ConfigError):
     """
 
 
+class StripePermissionMissing(StripeKeyRejected):
+    """The key is good but may not do this one thing (403: a restricted key without it)."""
+
+
 class PacedHTTPClient(HTTPClient):
     """The stripe library's transport, wrapped: pacing, 429 backoff and request counting."""
 
@@ -201,6 +205,12 @@ class StripeGateway:
             params["delivery_success"] = delivery_success
         yield from self._iterate("/v1/events", params, "list events")
 
+    def iter_webhook_endpoints(self) -> Iterator[dict[str, Any]]:
+        """Every webhook endpoint of the account (https://docs.stripe.com/api/webhook_endpoints/list).
+
+        A restricted key needs the "Webhook Endpoints: Read" permission for it."""
+        yield from self._iterate("/v1/webhook_endpoints", {"limit": LIST_PAGE_SIZE}, "list webhook endpoints")
+
     def _iterate(self, path: str, params: dict[str, Any], what: str) -> Iterator[dict[str, Any]]:
         """Every object of a list, page after page (``starting_after`` the last id seen).
 
@@ -228,7 +238,7 @@ class StripeGateway:
             return StripeKeyRejected(f"Stripe refused the API key ({status}: {message}); "
                                      "check STRIPE_API_KEY")
         if isinstance(exc, stripe.PermissionError):
-            return StripeKeyRejected(f"the Stripe key may not {what} ({status}: {message}); "
+            return StripePermissionMissing(f"the Stripe key may not {what} ({status}: {message}); "
                                      "give the key read access to Checkout Sessions and Events")
         if isinstance(exc, stripe.RateLimitError):
             return StripeUnavailable(f"Stripe kept answering 429 (rate limited) to {what} after "

@@ -32,10 +32,12 @@ from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from sqlalchemy.engine import Engine
 
-from core.errors import EXIT_NEEDS_PERSON, EXIT_OK, ConfigError
+from core.errors import EXIT_NEEDS_PERSON, EXIT_OK, ConfigError, JobFailed
 from core.settings import sweep_event_types
 from core.sql import load_package
+from jobs import stripe_endpoints
 from jobs.runtime import error_line, recorded_run, run_error, while_database_unreachable
+from jobs.stripe_gateway import StripePermissionMissing
 
 HELP = ("ask Stripe's Events API which events exist and record those with no row in "
         "webhook_events (exit 3 while any stays unrecovered); --replay re-delivers them")
@@ -98,6 +100,8 @@ class SweepReport:
     # Time spent in the anti-joins against webhook_events and its archive (monotonic).
     compare_ms: float = 0.0
     missing: list[dict[str, Any]] = field(default_factory=list)
+    # Stripe's view of the webhook endpoints (jobs.stripe_endpoints), read first.
+    endpoints: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -138,8 +142,12 @@ def summary(evt: dict[str, Any], undelivered: bool) -> dict[str, Any]:
 def run(engine: Engine, *, now: datetime, gateway: EventSource,
         event_types: Iterable[str], lookback_hours: int = DEFAULT_LOOKBACK_HOURS,
         dry_run: bool = False, redeliver: Redeliver | None = None, trigger: str = "cli",
-        progress: Callable[[str], None] | None = None) -> SweepReport:
+        progress: Callable[[str], None] | None = None, endpoint_url: str | None = None) -> SweepReport:
     """Sweep the ``lookback_hours`` before ``now``; see the module docstring.
+
+    First it records Stripe's view of the webhook endpoints (``jobs.stripe_endpoints``;
+    ``endpoint_url`` is the app's, None: every endpoint), when the gateway can list them. A
+    key without that permission or a failing list is reported and does not stop the sweep.
 
     ``redeliver`` set (and not ``dry_run``) replays the open missed events through it.
     Raises ConfigError for a lookback outside 1..720 hours; Stripe failures (after the
@@ -165,6 +173,7 @@ def run(engine: Engine, *, now: datetime, gateway: EventSource,
                 lookback_hours=int(lookback_hours), window_start=window_start,
                 window_end=window_end, started_at=now, job_run_id=job.id).scalar_one()
         try:
+            _check_endpoints(engine, report, gateway, list(event_types), now=now, endpoint_url=endpoint_url, say=say)
             _sweep(engine, report, gateway, filters, now=now, say=say, job=job)
             if report.replay:
                 _replay(engine, report, redeliver, now=now, say=say)
@@ -187,6 +196,23 @@ def run(engine: Engine, *, now: datetime, gateway: EventSource,
         job.status = report.status
         job.summary = {k: v for k, v in report.as_dict().items() if k != "missing"}
     return report
+
+
+def _check_endpoints(engine: Engine, report: SweepReport, gateway, needed: list[str], *, now: datetime,
+                     endpoint_url: str | None, say) -> None:
+    if not hasattr(gateway, "iter_webhook_endpoints"):
+        return
+    try:
+        checked = stripe_endpoints.check(engine, gateway, now=now, needed=needed, endpoint_url=endpoint_url)
+    except JobFailed as exc:  # a restricted key without the permission, Stripe unwell: sweep on
+        if isinstance(exc, ConfigError) and not isinstance(exc, StripePermissionMissing):
+            raise  # the key itself is refused: the sweep cannot run either
+        checked = stripe_endpoints.EndpointCheck(
+            error=f"{error_line(exc)} (the endpoint check needs '{stripe_endpoints.PERMISSION}')")
+        log.warning("sweep: could not read the webhook endpoints: %s", checked.error)
+    report.endpoints = checked.as_dict()
+    if checked.disabled:
+        say(f"Stripe has DISABLED the app's webhook endpoint: {', '.join(checked.disabled)}")
 
 
 def _sweep(engine: Engine, report: SweepReport, gateway: EventSource,
@@ -324,7 +350,8 @@ def main(args: argparse.Namespace, ctx) -> int:
     try:
         report = run(engine, now=ctx.now(), gateway=gateway, event_types=types,
                      lookback_hours=args.lookback_hours, dry_run=args.dry_run,
-                     redeliver=redeliver, trigger=ctx.trigger, progress=progress)
+                     redeliver=redeliver, trigger=ctx.trigger, progress=progress,
+                     endpoint_url=settings.MONITOR_STRIPE_ENDPOINT_URL)
     finally:
         if redeliver is not None:
             redeliver.close()
@@ -332,10 +359,24 @@ def main(args: argparse.Namespace, ctx) -> int:
         ctx.print_json(report.as_dict())
     else:
         _print(report, ctx)
-    return EXIT_NEEDS_PERSON if report.still_missing else EXIT_OK
+    disabled = bool(report.endpoints and report.endpoints["disabled"])
+    return EXIT_NEEDS_PERSON if report.still_missing or disabled else EXIT_OK
+
+
+def _print_endpoints(report: SweepReport, ctx) -> None:
+    checked = report.endpoints
+    if not checked:
+        return
+    if checked["error"]:
+        ctx.warn(f"webhook endpoints not checked: {checked['error']}")
+        return
+    ctx.say(f"webhook endpoints at Stripe: {checked['seen']} ({checked['watched']} the app's)"
+            + "".join(f"; DISABLED: {url}" for url in checked["disabled"])
+            + "".join(f"; misconfigured: {url}" for url in checked["misconfigured"]))
 
 
 def _print(report: SweepReport, ctx) -> None:
+    _print_endpoints(report, ctx)
     prefix = "dry run: " if report.dry_run else ""
     ctx.say(f"{prefix}swept {report.lookback_hours} h ({report.window_start:%Y-%m-%d %H:%M} to "
             f"{report.window_end:%Y-%m-%d %H:%M} UTC): {report.stripe_events_found:,} events at "

@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 from core.formatting import counted
 from core.settings import Settings
 from core.sql import load_package
+from jobs import heartbeats
 from jobs.alerting.rules import RULES
 
 SQL = load_package("jobs", "verdict.sql")
@@ -48,7 +49,8 @@ USUAL_MARGIN = 0.05
 class Reason:
     """One thing wrong now, and where the dashboard shows it."""
 
-    code: str  # silence, failure_rate, stuck_events, payment_event_failed, review_critical, job_failed, missed_events, alert
+    code: str  # silence, failure_rate, stuck_events, payment_event_failed, review_critical, job_failed,
+    # missed_events, alert, watch_stopped, schedule_stopped
     state: str  # degraded | down
     summary: str  # one line for people
     page: str  # dashboard page (URL path) showing it
@@ -91,6 +93,8 @@ class Facts:
     failure_rate: Mapping[str, Any]
     firing_alerts: list[dict[str, Any]]
     missed: Mapping[str, Any]
+    # The processes' heartbeats (jobs.heartbeats); None: not read, nothing judged.
+    heartbeats: list[dict[str, Any]] | None = None
 
 
 def gather(bind: Engine | Connection, *, now: datetime, settings: Settings) -> Facts:
@@ -105,7 +109,8 @@ def gather(bind: Engine | Connection, *, now: datetime, settings: Settings) -> F
                            usual_since=recent_since - USUAL) or {}
     return Facts(rules=rules, failure_rate=dict(failure_rate),
                  firing_alerts=[dict(row) for row in SQL.all(bind, "firing_alerts")],
-                 missed=dict(SQL.one(bind, "missed_events_unrecovered") or {}))
+                 missed=dict(SQL.one(bind, "missed_events_unrecovered") or {}),
+                 heartbeats=heartbeats.read(bind))
 
 
 def status(bind: Engine | Connection, *, now: datetime, settings: Settings) -> Verdict:
@@ -145,6 +150,12 @@ def decide(facts: Facts, *, now: datetime, settings: Settings) -> Verdict:
         reasons.append(Reason("missed_events", DEGRADED,
                               f"{counted(open_missed, 'event')} Stripe sent never completed here "
                               "(found by the sweep)", "events", {"view": "missed"}))
+    if facts.heartbeats is not None:
+        for gone in heartbeats.stale(facts.heartbeats, now=now, settings=settings):
+            if gone.process == "watch":
+                reasons.append(Reason("watch_stopped", DEGRADED, gone.summary(), "alerts"))
+            else:
+                reasons.append(Reason("schedule_stopped", DEGRADED, gone.summary(), "health"))
     # A firing alert of a condition judged above is that reason already (a critical
     # review_needed alert is the review_critical reason).
     covered = {reason.code for reason in reasons}

@@ -31,7 +31,7 @@ from sqlalchemy.engine import Engine
 from core.errors import EXIT_NEEDS_PERSON, EXIT_OK
 from core.settings import Settings, get_settings
 from jobs.alerting import channels as channel_module
-from jobs.alerting import delivery, lifecycle
+from jobs.alerting import delivery, lifecycle, pagerduty
 from jobs.alerting.channels import Channel
 from jobs.runtime import error_line, recorded_run
 
@@ -161,10 +161,10 @@ def _describe(report: WatchReport) -> list[str]:
 
 def main(args: argparse.Namespace, ctx) -> int:
     settings = ctx.settings
-    channels = channel_module.from_settings(settings)
+    channels = settings_channels(settings)
     if not channels:
         ctx.warn("no alert channel is configured (MONITOR_ALERT_WEBHOOK_URL, MONITOR_ALERT_SLACK_WEBHOOK_URL, "
-                 "MONITOR_ALERT_EMAIL_TO with MONITOR_SMTP_URL): alerts are recorded and shown on the dashboard only")
+                 "MONITOR_ALERT_EMAIL_TO with MONITOR_SMTP_URL, MONITOR_ALERT_PAGERDUTY_ROUTING_KEY): alerts are recorded and shown on the dashboard only")
     engine = ctx.jobs_engine()
     if args.once:
         report = run(engine, now=ctx.now(), settings=settings, channels=channels, trigger=ctx.trigger)
@@ -200,5 +200,6 @@ def main(args: argparse.Namespace, ctx) -> int:
 
 
 def settings_channels(settings: Settings | None = None) -> dict[str, Channel]:
-    """The configured channels (for ``schedule``)."""
-    return channel_module.from_settings(settings or get_settings())
+    """The configured channels: the generic ones and PagerDuty (also for ``schedule``)."""
+    settings = settings or get_settings()
+    return {**channel_module.from_settings(settings), **pagerduty.from_settings(settings)}

@@ -8,7 +8,10 @@ the official ``stripe`` library pointed at it with ``STRIPE_API_BASE``:
   ``subscription``, ``limit`` 1..100, ``starting_after``, ``ending_before``) and
   ``GET /v1/checkout/sessions/{id}``;
 - ``GET /v1/events`` (``created[...]``, ``type`` with a trailing ``*`` wildcard, ``types[]``
-  of at most 20 exact types, ``delivery_success``, paging as above) and ``GET /v1/events/{id}``.
+  of at most 20 exact types, ``delivery_success``, paging as above) and ``GET /v1/events/{id}``;
+- ``GET /v1/webhook_endpoints`` (paging as above), ``GET /v1/webhook_endpoints/{id}`` and
+  ``POST /v1/webhook_endpoints/{id}`` with ``disabled=true|false`` (what Stripe does to an
+  endpoint that keeps failing, and how it is enabled again).
 
 It answers in one API version, the one the project pins (``core.stripe_api.API_VERSION``),
 whatever ``Stripe-Version`` a request asks for, and takes exactly the parameters Stripe's
@@ -28,7 +31,8 @@ Run it::
     python -m local_stripe --state stripe-state.json --port 12111 [--api-key sk_test_x] [--rate-limit 25]
     STRIPE_API_BASE=http://127.0.0.1:12111 STRIPE_API_KEY=sk_test_x python -m jobs reconcile
 
-The state file is JSON with two lists of objects exactly as Stripe returns them::
+The state file is JSON with lists of objects exactly as Stripe returns them (and an
+optional ``"webhook_endpoints": [...]``, built with :func:`webhook_endpoint`)::
 
     {
       "checkout_sessions": [ {"id": "cs_test_...", "object": "checkout.session",
@@ -56,16 +60,20 @@ from local_stripe.faults import (
     ENDPOINTS,
     LIST_EVENTS,
     LIST_SESSIONS,
+    LIST_WEBHOOK_ENDPOINTS,
     RETRIEVE_EVENT,
     RETRIEVE_SESSION,
+    RETRIEVE_WEBHOOK_ENDPOINT,
+    UPDATE_WEBHOOK_ENDPOINT,
     Faults,
 )
-from local_stripe.objects import checkout_session, checkout_session_event, event, stripe_id
+from local_stripe.objects import checkout_session, checkout_session_event, event, stripe_id, webhook_endpoint
 from local_stripe.server import LocalStripe
 from local_stripe.store import StripeState
 
 __all__ = [
-    "ENDPOINTS", "LIST_EVENTS", "LIST_SESSIONS", "RETRIEVE_EVENT", "RETRIEVE_SESSION",
+    "ENDPOINTS", "LIST_EVENTS", "LIST_SESSIONS", "LIST_WEBHOOK_ENDPOINTS", "RETRIEVE_EVENT", "RETRIEVE_SESSION",
+    "RETRIEVE_WEBHOOK_ENDPOINT", "UPDATE_WEBHOOK_ENDPOINT",
     "Faults", "LocalStripe", "StripeState", "checkout_session", "checkout_session_event",
-    "event", "stripe_id",
+    "event", "stripe_id", "webhook_endpoint",
 ]

@@ -179,3 +179,23 @@ def checkout_session_event(event_type: str, *, session_id: str | None = None,
         email=email, livemode=livemode)
     return event(event_type, session, id=event_id, created=created, livemode=livemode,
                  pending_webhooks=pending_webhooks)
+
+
+def webhook_endpoint(url: str, *, enabled_events: list[str] | None = None, status: str = "enabled",
+                     api_version: str | None = API_VERSION, id: str | None = None, created: int | None = None,
+                     livemode: bool = False, description: str | None = None) -> dict[str, Any]:
+    """A ``webhook_endpoint`` object as ``GET /v1/webhook_endpoints`` lists it (no ``secret``:
+    Stripe returns it only when the endpoint is created)."""
+    return {
+        "id": id or stripe_id("we"),
+        "object": "webhook_endpoint",
+        "api_version": api_version,
+        "application": None,
+        "created": int(time.time()) if created is None else int(created),
+        "description": description,
+        "enabled_events": list(enabled_events or ["*"]),
+        "livemode": livemode,
+        "metadata": {},
+        "status": status,
+        "url": url,
+    }

@@ -20,11 +20,13 @@ from urllib.parse import unquote, urlsplit
 from core.stripe_api import API_VERSION
 from local_stripe import params as P
 from local_stripe.errors import StripeHTTPError, api_error, invalid, rate_limited, resource_missing
-from local_stripe.faults import (ENDPOINTS, LIST_EVENTS, LIST_SESSIONS, RETRIEVE_EVENT,  # noqa: F401
-                                 RETRIEVE_SESSION, Faults, RateLimiter)
+from local_stripe.faults import (ENDPOINTS, LIST_EVENTS, LIST_SESSIONS, LIST_WEBHOOK_ENDPOINTS,  # noqa: F401
+                                 RETRIEVE_EVENT, RETRIEVE_SESSION, RETRIEVE_WEBHOOK_ENDPOINT,
+                                 UPDATE_WEBHOOK_ENDPOINT, Faults, RateLimiter)
 from local_stripe.store import StripeState
 
-_LIST_PATHS = {LIST_SESSIONS: "/v1/checkout/sessions", LIST_EVENTS: "/v1/events"}
+_LIST_PATHS = {LIST_SESSIONS: "/v1/checkout/sessions", LIST_EVENTS: "/v1/events",
+               LIST_WEBHOOK_ENDPOINTS: "/v1/webhook_endpoints"}
 
 
 def _public(obj: dict) -> dict:
@@ -89,7 +91,8 @@ class LocalStripe:
 
     # -- answering --
 
-    def answer(self, method: str, raw_path: str, authorization: str | None) -> tuple[int, dict]:
+    def answer(self, method: str, raw_path: str, authorization: str | None,
+               body: bytes = b"") -> tuple[int, dict]:
         """(status, JSON body) for one request; the handler only does the HTTP framing."""
         parts = urlsplit(raw_path)
         path = parts.path.rstrip("/")
@@ -97,6 +100,8 @@ class LocalStripe:
             self._authenticate(authorization)
             endpoint, object_id = _route(method, path)
             params = P.parse_query(parts.query)
+            if method == "POST":  # form-encoded, as the stripe library sends it
+                params.update(P.parse_query(body.decode("utf-8", "replace")))
             self.faults.record(endpoint, method, path, params)
             self.faults.run_hooks(endpoint, {"id": object_id, **params})
             self.faults.hold(endpoint)
@@ -126,6 +131,8 @@ class LocalStripe:
             raise StripeHTTPError(401, f"Invalid API Key provided: {shown}")
 
     def _dispatch(self, endpoint: str, object_id: str | None, params: dict) -> dict:
+        if endpoint in (RETRIEVE_WEBHOOK_ENDPOINT, UPDATE_WEBHOOK_ENDPOINT):
+            return self._webhook_endpoint(endpoint, object_id, params)
         if endpoint in (RETRIEVE_SESSION, RETRIEVE_EVENT):
             for name in params:
                 if name != "expand":
@@ -143,6 +150,8 @@ class LocalStripe:
         P.check_known(params, path)
         if endpoint == LIST_SESSIONS:
             collection, predicate = self.state.checkout_sessions, P.session_predicate(params)
+        elif endpoint == LIST_WEBHOOK_ENDPOINTS:
+            collection, predicate = self.state.webhook_endpoints, (lambda _endpoint: True)
         else:
             collection, predicate = self.state.events, P.event_predicate(params)
         data, has_more = collection.page(
@@ -153,7 +162,30 @@ class LocalStripe:
                 "url": path}
 
 
+    def _webhook_endpoint(self, endpoint: str, object_id: str | None, params: dict) -> dict:
+        """Retrieve one endpoint, or update it: of the update's parameters only ``disabled``
+        (``true`` disables, ``false`` enables, as in Stripe's API) is served here."""
+        found = self.state.webhook_endpoints.get(object_id)
+        if found is None:
+            raise resource_missing("webhook_endpoint", object_id, "id")
+        for name in params:
+            if name not in ("expand", "disabled") or (name == "disabled" and endpoint != UPDATE_WEBHOOK_ENDPOINT):
+                raise invalid(f"Received unknown parameter: {name}", name)
+        if "disabled" in params:
+            if params["disabled"] not in ("true", "false"):
+                raise invalid("Invalid boolean: " + str(params["disabled"]), "disabled")
+            found = self.state.set_webhook_endpoint_status(
+                object_id, "disabled" if params["disabled"] == "true" else "enabled")
+        return _public(found)
+
+
 def _route(method: str, path: str) -> tuple[str, str | None]:
+    if path.startswith("/v1/webhook_endpoints/") and path.count("/") == 3:
+        endpoint_id = unquote(path.rsplit("/", 1)[1])
+        if method == "GET":
+            return RETRIEVE_WEBHOOK_ENDPOINT, endpoint_id
+        if method == "POST":
+            return UPDATE_WEBHOOK_ENDPOINT, endpoint_id
     if method == "GET":
         if path == "/v1/checkout/sessions":
             return LIST_SESSIONS, None
@@ -163,6 +195,8 @@ def _route(method: str, path: str) -> tuple[str, str | None]:
             return LIST_EVENTS, None
         if path.startswith("/v1/events/") and path.count("/") == 3:
             return RETRIEVE_EVENT, unquote(path.rsplit("/", 1)[1])
+        if path == "/v1/webhook_endpoints":
+            return LIST_WEBHOOK_ENDPOINTS, None
     raise StripeHTTPError(404, f"Unrecognized request URL ({method}: {path}). Please see "
                           "https://docs.stripe.com or we can help at https://support.stripe.com/.")
 
@@ -177,9 +211,9 @@ def _handler_for(server: LocalStripe):
 
         def _respond(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(length)  # drain a body we do not use
-            status, body = server.answer(self.command, self.path, self.headers.get("Authorization"))
+            request_body = self.rfile.read(length) if length else b""
+            status, body = server.answer(self.command, self.path, self.headers.get("Authorization"),
+                                         request_body)
             payload = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

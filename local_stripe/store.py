@@ -110,22 +110,27 @@ class _Collection:
 class StripeState:
     """The objects the server answers with; safe to change while the server runs."""
 
-    def __init__(self, checkout_sessions: Iterable[dict] = (), events: Iterable[dict] = ()):
+    def __init__(self, checkout_sessions: Iterable[dict] = (), events: Iterable[dict] = (),
+                 webhook_endpoints: Iterable[dict] = ()):
         self.lock = threading.RLock()
         self.checkout_sessions = _Collection("checkout.session")
         self.events = _Collection("event")
+        self.webhook_endpoints = _Collection("webhook_endpoint")
         for session in checkout_sessions:
             self.add_checkout_session(session)
         for evt in events:
             self.add_event(evt)
+        for endpoint in webhook_endpoints:
+            self.add_webhook_endpoint(endpoint)
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> "StripeState":
-        unknown = set(data) - {"checkout_sessions", "events"}
+        unknown = set(data) - {"checkout_sessions", "events", "webhook_endpoints"}
         if unknown:
             raise ValueError(f"unknown keys in Stripe state: {', '.join(sorted(unknown))} "
-                             "(expected 'checkout_sessions' and 'events')")
-        return cls(data.get("checkout_sessions") or (), data.get("events") or ())
+                             "(expected 'checkout_sessions', 'events' and 'webhook_endpoints')")
+        return cls(data.get("checkout_sessions") or (), data.get("events") or (),
+                   data.get("webhook_endpoints") or ())
 
     @classmethod
     def from_file(cls, path) -> "StripeState":
@@ -156,6 +161,26 @@ class StripeState:
         with self.lock:
             self.events.put(evt)
         return evt
+
+
+    def add_webhook_endpoint(self, endpoint: dict[str, Any]) -> dict[str, Any]:
+        _require(endpoint, "webhook_endpoint")
+        with self.lock:
+            self.webhook_endpoints.put(endpoint)
+        return endpoint
+
+    def set_webhook_endpoint_status(self, endpoint_id: str, status: str) -> dict[str, Any]:
+        """Enable or disable an endpoint, as Stripe does after weeks of failed deliveries (or as
+        ``POST /v1/webhook_endpoints/{id}`` with ``disabled`` does)."""
+        if status not in ("enabled", "disabled"):
+            raise ValueError(f"a webhook endpoint is 'enabled' or 'disabled', not {status!r}")
+        with self.lock:
+            endpoint = self.webhook_endpoints.get(endpoint_id)
+            if endpoint is None:
+                raise KeyError(endpoint_id)
+            updated = {**endpoint, "status": status}
+            self.webhook_endpoints.put(updated)
+            return updated
 
 
 def _require(obj: dict[str, Any], object_name: str) -> None:

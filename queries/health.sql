@@ -100,3 +100,12 @@ FROM cleanup_runs
 WHERE status = 'running'
 ORDER BY started_at DESC, id DESC
 LIMIT 1
+
+-- name: stripe_webhook_endpoints
+-- Stripe's webhook endpoints as the last sweep listed them: the app's first, each with what
+-- is wrong with it (disabled, event types it misses, another API version).
+SELECT url, status, watched AS app_endpoint, api_version,
+       array_to_string(missing_events, ', ') AS missing_events,
+       api_version_mismatch, disabled_since, seen_at, stripe_endpoint_id
+FROM stripe_webhook_endpoints
+ORDER BY watched DESC, url, stripe_endpoint_id;

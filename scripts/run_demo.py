@@ -6,7 +6,10 @@
    Checkout Sessions and events, so reconciliation, cleanup and the sweep work from the
    dashboard;
 4. sweep the last 72 hours once, so the missed events are there to see;
-5. run Streamlit in the foreground. Ctrl+C stops both.
+5. start ``python -m jobs watch`` (alerts delivered to a local webhook sink that prints each
+   one here, prefixed ``[alert]``) and ``python -m jobs schedule``, so the Alerts page, the
+   banner and the verdict are live;
+6. run Streamlit in the foreground. Ctrl+C stops them all.
 
 The demo's settings (``MONITOR_AUTH=none``, ``STRIPE_API_BASE``, ``STRIPE_API_KEY``) are
 given to these child processes only, never to the calling shell. ``DATABASE_URL`` and
@@ -20,10 +23,12 @@ import os
 import signal
 import subprocess
 import sys
+from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
 
 from devharness import ManagedProcess, ProcessFailed, line_ready
+from devharness.http_sink import HttpSink, Received
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_STRIPE_KEY = "sk_test_demo_local_stripe_000000000000"
@@ -132,6 +137,28 @@ def sweep_for_missed_events(env: dict[str, str]) -> None:
         "(Overview, Events and Reconciliation show them)")
 
 
+def print_alert(request: Received) -> tuple[int, bytes]:
+    """The demo's alert channel: a local webhook sink that prints each notification."""
+    import json
+
+    try:
+        body = json.loads(request.body)
+        state = "RESOLVED" if body.get("status") == "resolved" else str(body.get("severity", "")).upper()
+        print(f"[alert] {state} {body.get('rule')}: {body.get('summary')}", flush=True)
+    except (ValueError, AttributeError):
+        print(f"[alert] {request.body[:200]!r}", flush=True)
+    return 200, b"ok"
+
+
+def start_watchers(env: dict[str, str]) -> list[ManagedProcess]:
+    """``watch`` (rules evaluated every few seconds, alerts to the sink) and ``schedule``."""
+    watch = ManagedProcess([sys.executable, "-m", "jobs", "watch"], name="watch", cwd=REPO, env=env,
+                           ready=line_ready("evaluated the rules once"), timeout_s=120, stop_timeout_s=20)
+    schedule = ManagedProcess([sys.executable, "-m", "jobs", "schedule"], name="schedule", cwd=REPO, env=env,
+                              stop_timeout_s=20)
+    return [watch.start(), schedule.start()]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     ignored = [name for name in DATABASE_SETTINGS if os.environ.get(name)]
@@ -152,14 +179,24 @@ def main(argv: list[str] | None = None) -> int:
     # stopped with it, so Ctrl+C leaves nothing running. One that was up before stays up.
     started_database = not embedded_running(data_dir)
     stripe = dashboard = None
+    watchers: list[ManagedProcess] = []
+    sink_stack = ExitStack()  # the alert sink, stopped last
     try:
         state_path = prepare_database(args)
         env = {key: value for key, value in os.environ.items() if key not in DATABASE_SETTINGS}
         stripe = start_local_stripe(state_path, args.stripe_port, env)
         stripe_url = stripe.ready_value.group(1)
-        env.update(MONITOR_AUTH="none", STRIPE_API_BASE=stripe_url, STRIPE_API_KEY=DEMO_STRIPE_KEY)
+        from jobs.demo_data import DEMO_ENDPOINT_URL
+
+        env.update(MONITOR_AUTH="none", STRIPE_API_BASE=stripe_url, STRIPE_API_KEY=DEMO_STRIPE_KEY,
+                   MONITOR_STRIPE_ENDPOINT_URL=DEMO_ENDPOINT_URL)
 
         sweep_for_missed_events(env)
+
+        sink = sink_stack.enter_context(HttpSink(judge=print_alert))
+        env.update(MONITOR_ALERT_WEBHOOK_URL=sink.url)
+        watchers = start_watchers(env)
+        say("watch and schedule are running: alerts fire on the Alerts page and print here as [alert] lines")
 
         where = f"http://127.0.0.1:{args.port}" if args.port else "a free port (Streamlit prints its URL)"
         say(f"dashboard on {where} (login disabled: it listens on 127.0.0.1 only); "
@@ -187,9 +224,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
-        for process in (dashboard, stripe):
+        for process in (dashboard, *watchers, stripe):
             if process is not None:
                 process.close()
+        sink_stack.close()
         if started_database:
             try:
                 stop_embedded(data_dir)

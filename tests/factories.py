@@ -46,3 +46,11 @@ def add_registration(conn, *, created_at: datetime, status: str = "pending", ses
         {"id": registration_id, "sid": session_id, "email": email, "status": status,
          "amount": amount_total, "currency": currency, "created": created_at, "completed": completed_at})
     return registration_id
+
+
+def processes_alive(conn, *, at: datetime) -> None:
+    """`watch` and `schedule` beat at ``at`` (the verdict counts them as running)."""
+    from jobs import heartbeats
+
+    for process in heartbeats.PROCESSES:
+        heartbeats.beat(conn, process, now=at, host="test")

@@ -13,7 +13,7 @@ import jsonschema
 
 from local_stripe.params import spec
 
-_CLOSED = ("checkout.session", "event")
+_CLOSED = ("checkout.session", "event", "webhook_endpoint")
 
 
 def _convert(node: Any) -> Any:

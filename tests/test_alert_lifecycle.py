@@ -42,7 +42,8 @@ def now_utc():
 
 def test_rules_are_registered_under_the_contract_names():
     assert set(RULES) <= {"payment_event_failed", "failure_rate", "silence", "stuck_events",
-                          "missed_events", "review_needed", "job_failed"}
+                          "missed_events", "review_needed", "job_failed", "endpoint_disabled",
+                          "endpoint_misconfigured"}
     assert {"payment_event_failed", "failure_rate", "silence", "stuck_events", "review_needed",
             "job_failed"} <= set(RULES)
 

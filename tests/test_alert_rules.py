@@ -131,7 +131,7 @@ def test_silence_counts_the_baseline_exactly_at_its_edges(db):
         add_event(conn, created_at=last + timedelta(minutes=5))   # at or after :until: not seen
     sql = load_package("jobs.alerting", "rules.sql")
     with db.connect() as conn:
-        row = sql.one(conn, "silence", until=last + timedelta(minutes=5), baseline_hours=24)
+        row = sql.one(conn, "silence", until=last + timedelta(minutes=5), baseline_hours=24, weeks=4)
         raw = conn.execute(sa.text("SELECT count(*) FROM webhook_events WHERE created_at > :l - interval '24 hours'"
                                    " AND created_at <= :l"), {"l": last}).scalar()
     assert row["last_event_at"] == last
@@ -217,7 +217,7 @@ def test_silence_baseline_equals_a_count_of_the_rows_on_hour_bounds_and_after_fo
         with db.connect() as conn:
             for until in untils:
                 for hours in (1, 5, 24):
-                    row = sql.one(conn, "silence", until=until, baseline_hours=hours)
+                    row = sql.one(conn, "silence", until=until, baseline_hours=hours, weeks=4)
                     last = max(at for at in times if at < until)
                     expected = sum(1 for at in times if last - timedelta(hours=hours) < at <= last)
                     assert (row["last_event_at"], row["baseline_events"]) == (last, expected), (until, hours, folded)

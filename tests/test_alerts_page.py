@@ -31,10 +31,18 @@ def fire(engine, now, *, error="boom", event_type="checkout.session.completed", 
     return lifecycle.evaluate(engine, now=now, settings=get_settings(), channels=list(channels))
 
 
-def test_alerts_page_on_an_empty_database(db, login_off):
+def test_alerts_page_on_an_empty_database_says_alerting_is_off(db, login_off):
     at = open_dashboard("views/alerts.py")
     assert not at.exception, at.exception
-    assert not at.error
+    assert any("Alerting is off" in w.value and "never ran" in w.value for w in at.warning)
+    assert not any("Nothing is firing" in s.value for s in at.success)
+
+
+def test_alerts_page_with_a_watcher_running_and_nothing_firing(db, login_off):
+    lifecycle.evaluate(db, now=now_utc(), settings=get_settings(), channels=[])  # what `watch` does
+    at = open_dashboard("views/alerts.py")
+    assert not at.exception, at.exception
+    assert not [w for w in at.warning if "Alerting is off" in w.value]
     assert any("Nothing is firing" in s.value for s in at.success)
 
 

@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import sys
+import time
 import urllib.request
 
 import pytest
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 from core.embedded import embedded_running, embedded_url, stop_embedded
 from devharness import ManagedProcess, http_ready
 from devharness.database import data_folder
+from devharness.faults import wait_until
 from tests.conftest import REPO
 
 LAUNCHER = REPO / "scripts" / "run_demo.py"
@@ -88,6 +90,9 @@ def test_launcher_serves_demo_data_and_stops_everything_on_ctrl_c(data_dir):
         sessions = json.loads(body)["data"]
         assert status == 200 and len(sessions) == 3
         assert all(s["object"] == "checkout.session" for s in sessions)
+        # watch runs with the demo: the demo data's failed checkout events fire at once, and
+        # the alert reaches the console through the demo's local sink.
+        assert wait_until(lambda: "[alert] CRITICAL payment_event_failed" in launcher.log(), 60), launcher.log()[-2000:]
         launcher.stop()  # Ctrl+C
         output = launcher.log()
 

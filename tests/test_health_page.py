@@ -253,3 +253,36 @@ def test_archived_registrations_table_shows_the_amount_in_units():
     row = hf.archived_registrations_table(removed).iloc[0]
     assert row["id"] == registration_id and row["amount"] == "199.00 EUR"
     assert row["archive_reason"] == "session expired" and row["stripe_status"] == "expired / unpaid"
+
+
+def test_the_page_lists_stripes_webhook_endpoints_and_says_when_the_apps_is_disabled(db):
+    from jobs import stripe_endpoints
+    from local_stripe import webhook_endpoint
+
+    class Listed:
+        def iter_webhook_endpoints(self):
+            return iter([webhook_endpoint("https://app.example.com/hook", status="disabled"),
+                         webhook_endpoint("https://other.example.com/hook", enabled_events=["invoice.paid"])])
+
+    at = page()
+    assert any("Not read yet" in el.value for el in at.info)
+    stripe_endpoints.check(db, Listed(), now=NOW, needed=["checkout.session.completed"],
+                           endpoint_url="https://app.example.com/hook")
+    at = page()
+    assert not at.exception, at.exception
+    assert any("Stripe has disabled " + markdown_literal("https://app.example.com/hook") in el.value
+               for el in at.error)
+    [table] = [df.value for df in at.dataframe if "app_endpoint" in df.value.columns]
+    assert table["url"].tolist() == ["https://app.example.com/hook", "https://other.example.com/hook"]
+    assert table["missing_events"].tolist() == ["", "checkout.session.completed"]
+
+
+def test_the_schedule_section_says_when_the_scheduler_is_not_running(db):
+    from jobs import heartbeats
+
+    at = page()
+    assert any("`schedule` is not running" in el.value.replace("\\", "") for el in at.warning)
+    with db.begin() as conn:
+        heartbeats.beat(conn, "schedule", now=datetime.now(timezone.utc))
+    at = page()
+    assert not any("is not running" in el.value.replace("\\", "") for el in at.warning)

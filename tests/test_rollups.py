@@ -385,7 +385,7 @@ def test_dashboard_counts_over_whole_and_partial_days_equal_raw_counts(db):
                 {**window, "middle": start + (end - start) / 2}).one()
             assert tuple(rate.values()) == tuple(raw_rate), window
 
-            silence = rule_sql.one(conn, "silence", until=end, baseline_hours=60)
+            silence = rule_sql.one(conn, "silence", until=end, baseline_hours=60, weeks=4)
             raw_baseline = conn.execute(sa.text("""
                 SELECT count(*) FROM webhook_events, (SELECT max(created_at) AS last FROM webhook_events
                                                       WHERE created_at < :until) l

@@ -135,7 +135,10 @@ def test_apscheduler_gets_one_job_per_entry_calling_the_job_function(db, monkeyp
     scheduler.start(paused=True)
     try:
         jobs = {job.id: job for job in scheduler.get_jobs()}
-        assert set(jobs) == {"cleanup", "health-snapshot"}
+        assert set(jobs) == {"cleanup", "health-snapshot", "heartbeat"}
+        jobs["heartbeat"].func(*jobs["heartbeat"].args)  # the scheduler's beat, every minute
+        with db.connect() as conn:
+            assert conn.execute(sa.text("SELECT process FROM monitor_heartbeats")).scalars().all() == ["schedule"]
         probe = datetime(2026, 3, 10, 3, 5, tzinfo=UTC)
         assert jobs["cleanup"].trigger.get_next_fire_time(None, probe) == datetime(2026, 3, 10, 3, 30, tzinfo=UTC)
         assert jobs["cleanup"].next_run_time == schedule.next_fire_times(

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from core.settings import get_settings
 from jobs.verdict import DEGRADED, DOWN, HEALTHY, status
 from tests.conftest import REPO
-from tests.factories import add_event, add_registration
+from tests.factories import add_event, add_registration, processes_alive
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 
@@ -31,7 +31,10 @@ def steady_traffic(conn, *, until: datetime, hours: int = 24, per_hour: int = 10
         moment += step
 
 
-def verdict(db, now=NOW):
+def verdict(db, now=NOW, *, alive=True):
+    if alive:  # `watch` and `schedule` running, unless a test says otherwise
+        with db.begin() as conn:
+            processes_alive(conn, at=now - timedelta(seconds=30))
     return status(db, now=now, settings=get_settings())
 
 
@@ -113,7 +116,10 @@ def test_command_exit_codes_and_json(db, database_url):
         return subprocess.run([sys.executable, "-m", "jobs", "status", *args], cwd=REPO, env=env,
                               capture_output=True, text=True, timeout=120)
 
-    # The command runs on the wall clock: a quiet endpoint with nothing wrong is healthy.
+    # The command runs on the wall clock: a quiet endpoint with nothing wrong, watched and
+    # scheduled, is healthy.
+    with db.begin() as conn:
+        processes_alive(conn, at=datetime.now(timezone.utc))
     healthy = run()
     assert healthy.returncode == 0, healthy.stderr
     assert healthy.stdout.startswith("Healthy")
@@ -137,3 +143,41 @@ def test_failed_checkout_events_of_several_types_are_one_reason(db):
     assert reason.summary == "2 failed checkout events (2 types): payments may not be recorded"
     assert reason.link() == ("/events?status=failed&type=checkout.session.completed"
                              "&type=checkout.session.expired")
+
+
+def test_no_watch_and_no_schedule_ever_is_degraded_with_its_own_reasons(db):
+    with db.begin() as conn:
+        steady_traffic(conn, until=NOW)
+    result = verdict(db, alive=False)
+    assert result.state == DEGRADED
+    by_code = {reason.code: reason for reason in result.reasons}
+    assert set(by_code) == {"watch_stopped", "schedule_stopped"}
+    assert by_code["watch_stopped"].summary.startswith("Alerting is off")
+    assert "never ran on this database" in by_code["watch_stopped"].summary
+    assert by_code["watch_stopped"].link() == "/alerts"
+    assert "retries and sweeps have stopped" in by_code["schedule_stopped"].summary
+    assert by_code["schedule_stopped"].link() == "/health"
+
+
+def test_a_watcher_that_stopped_a_few_intervals_ago_is_told_within_minutes(db):
+    settings = get_settings()
+    with db.begin() as conn:
+        steady_traffic(conn, until=NOW)
+        processes_alive(conn, at=NOW - timedelta(minutes=10))
+    # Both alive two minutes on, both gone four minutes on (schedule beats every minute,
+    # watch evaluates every MONITOR_ALERT_INTERVAL_S; three missed, at least three minutes).
+    assert status(db, now=NOW - timedelta(minutes=8), settings=settings).healthy
+    late = status(db, now=NOW - timedelta(minutes=6), settings=settings)
+    assert {r.code for r in late.reasons} == {"watch_stopped", "schedule_stopped"}
+    assert "last seen 2026-11-20 11:50 UTC" in late.reasons[0].summary
+
+
+def test_an_evaluation_is_a_watch_heartbeat(db):
+    from jobs.alerting import lifecycle
+
+    with db.begin() as conn:
+        steady_traffic(conn, until=NOW)
+        processes_alive(conn, at=NOW - timedelta(hours=1))
+    assert "watch_stopped" in {r.code for r in status(db, now=NOW, settings=get_settings()).reasons}
+    lifecycle.evaluate(db, now=NOW - timedelta(seconds=5), settings=get_settings(), channels=[])
+    assert [r.code for r in status(db, now=NOW, settings=get_settings()).reasons] == ["schedule_stopped"]

@@ -50,9 +50,14 @@ def firing_section() -> None:
     flash = st.session_state.pop(FLASH_KEY, None)
     if flash:
         st.success(flash, icon=":material/task_alt:")
+    stopped = [reason for reason in data.verdict().reasons if reason.code == "watch_stopped"]
+    for reason in stopped:  # nobody evaluates the rules: an empty list proves nothing
+        st.warning(f"{markdown_literal(reason.summary)}. Start `python -m jobs watch` (or schedule its "
+                 "`watch` entry); until then nothing below changes and no one is told.", icon=":material/alarm_off:")
     firing = data.query_df("alerts_firing", now=data.utc_now())
     if firing.empty:
-        st.success("Nothing is firing.", icon=":material/notifications_off:")
+        if not stopped:
+            st.success("Nothing is firing.", icon=":material/notifications_off:")
         return
     text.dataframe(firing[list(FIRING_COLUMNS)], hide_index=True, column_config=FIRING_COLUMNS)
     rows = {int(row["id"]): row for row in firing.to_dict("records")}

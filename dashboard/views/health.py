@@ -204,6 +204,9 @@ else:
 
 # --- schedule ----------------------------------------------------------------------------
 st.subheader("Schedule")
+for reason in data.verdict().reasons:  # no scheduler heartbeat: nothing below runs on time
+    if reason.code == "schedule_stopped":
+        st.warning(f"{markdown_literal(reason.summary)}. Start `python -m jobs schedule`.", icon=":material/schedule:")
 entries = list(load_schedule_quietly(page_settings).values())
 if not entries:
     st.info("MONITOR_SCHEDULE is invalid or empty: `python -m jobs schedule --show` says why.",
@@ -222,6 +225,27 @@ else:
     text.dataframe(scheduled, hide_index=True, key="schedule", column_config={
         "job": "Job", "schedule": "Cron", "last_run_at": utc_time("Last run"), "last_status": "Last status",
         "next_run_at": utc_time("Next run"), "state": st.column_config.TextColumn("State", width="large")})
+
+# --- Stripe's webhook endpoints ---------------------------------------------------------
+st.subheader("Stripe's webhook endpoints")
+endpoints = data.query_df("stripe_webhook_endpoints")
+if endpoints.empty:
+    st.info("Not read yet: every `python -m jobs sweep` lists them (GET /v1/webhook_endpoints; a restricted "
+            "key needs 'Webhook Endpoints: Read').", icon=":material/info:")
+else:
+    disabled = endpoints[(endpoints["status"] == "disabled") & endpoints["app_endpoint"]]
+    for url in disabled["url"]:
+        st.error(f"Stripe has disabled {markdown_literal(url)}: nothing is delivered until it is enabled again "
+                 "in Stripe's dashboard (Developers > Webhooks).", icon=":material/link_off:")
+    st.caption(f"As the last sweep saw them ({endpoints['seen_at'].max():%Y-%m-%d %H:%M} UTC). The app's "
+               "endpoint is MONITOR_STRIPE_ENDPOINT_URL (unset: every endpoint).")
+    text.dataframe(endpoints, hide_index=True, key="stripe_endpoints", column_config={
+        "url": st.column_config.TextColumn("URL", width="large"), "status": "Status",
+        "app_endpoint": st.column_config.CheckboxColumn("The app's"), "api_version": "API version",
+        "missing_events": st.column_config.TextColumn("Event types it misses", width="medium"),
+        "api_version_mismatch": st.column_config.CheckboxColumn("Other version"),
+        "disabled_since": utc_time("Disabled since"), "seen_at": utc_time("Checked"),
+        "stripe_endpoint_id": "Endpoint"})
 
 # --- cleanup -----------------------------------------------------------------------------
 st.subheader("Cleanup")

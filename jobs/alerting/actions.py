@@ -9,7 +9,11 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Engine
 
 from core.errors import MonitorError
+from jobs.alerting import pagerduty
 from jobs.alerting.lifecycle import SQL
+
+# Channels whose incidents have an acknowledged state of their own.
+ACKNOWLEDGING_CHANNELS = [pagerduty.NAME]
 
 MAX_SILENCE = timedelta(days=30)
 
@@ -26,11 +30,13 @@ def _actor(actor: str) -> str:
 
 
 def acknowledge(engine: Engine, alert_id: int, *, actor: str, now: datetime) -> None:
-    """Mark a firing alert acknowledged by ``actor`` (no more reminders)."""
+    """Mark a firing alert acknowledged by ``actor`` (no more reminders); PagerDuty, when it
+    was told the alert fired, is told it is acknowledged (``watch`` delivers it)."""
     actor = _actor(actor)
     with engine.begin() as conn:
         if SQL.scalar(conn, "acknowledge_alert", alert_id=alert_id, actor=actor, now=now) is None:
             raise AlertActionRefused(f"alert {alert_id} is not firing, or was acknowledged already")
+        SQL.execute(conn, "queue_acknowledgement", alert_id=alert_id, channels=ACKNOWLEDGING_CHANNELS, now=now)
 
 
 def silence(engine: Engine, fingerprint: str, *, duration: timedelta, actor: str, now: datetime,

@@ -113,7 +113,8 @@ def deliver(engine: Engine, *, now: datetime, channels: Mapping[str, Channel], d
     def run_channel(name: str, rows: list[dict]) -> list[Delivery]:
         done = []
         for row in rows:
-            body = message(row, dashboard_url=dashboard_url)
+            # A channel with its own format (PagerDuty's events) builds its body from the row.
+            body = getattr(channels[name], "message", message)(row, dashboard_url=dashboard_url)
             ok, log = _send_with_retries(channels[name], body, host=host, wait_multiplier=wait_multiplier)
             finished = now + timedelta(seconds=time.monotonic() - started)
             error = None if ok else log[-1]["error"]

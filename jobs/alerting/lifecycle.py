@@ -13,6 +13,7 @@ advisory lock (several watch processes evaluate in turn; the second finds nothin
   (only if people were told it fired). A silenced fingerprint queues nothing while the
   silence lasts; a firing alert whose silence ends is then told as firing.
 
+Every evaluation records a ``watch`` heartbeat (``jobs.heartbeats``) in its transaction.
 A rule whose query fails is reported and skipped; its firing alerts are left as they are
 (not knowing is not the same as all clear). Delivery is ``jobs.alerting.delivery``.
 """
@@ -29,6 +30,7 @@ from sqlalchemy.engine import Engine
 
 from core.settings import Settings
 from core.sql import load_package
+from jobs import heartbeats
 from jobs.alerting.rules import RULES, SEVERITIES, Condition, Rule
 from jobs.runtime import LOCK_NAMESPACE, error_line
 
@@ -145,4 +147,6 @@ def evaluate(engine: Engine, *, now: datetime, settings: Settings, channels: Seq
                 if seen is not None and seen["firing_queued"]:
                     queue(alert["id"], "resolved", 0)
         report.firing = int(SQL.scalar(conn, "firing_count"))
+        # The watcher watched: this evaluation ran (the verdict says alerting is off without it).
+        heartbeats.beat(conn, "watch", now=now, details={"firing": report.firing, "errors": len(report.errors)})
     return report

@@ -69,6 +69,16 @@ VALUES (:alert_id, :channel, :kind, :sequence, :now, :now)
 ON CONFLICT ON CONSTRAINT alert_notifications_once DO NOTHING
 RETURNING id;
 
+-- name: queue_acknowledgement
+-- An alert acknowledged on the dashboard: tell the channels of :channels that were told it
+-- fired (PagerDuty acknowledges its incident), once per channel.
+INSERT INTO alert_notifications (alert_id, channel, kind, sequence, created_at, next_attempt_at)
+SELECT DISTINCT n.alert_id, n.channel, 'acknowledged', 0, CAST(:now AS timestamptz), CAST(:now AS timestamptz)
+FROM alert_notifications n
+WHERE n.alert_id = :alert_id AND n.kind = 'firing' AND n.channel = ANY(:channels)
+ON CONFLICT ON CONSTRAINT alert_notifications_once DO NOTHING
+RETURNING id;
+
 -- name: claim_notifications
 -- Claim due notifications of the given channels for this process (rows another process is
 -- claiming right now are skipped, not waited for): what makes each one sent once.

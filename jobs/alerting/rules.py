@@ -137,19 +137,31 @@ def failure_rate(rows: list[dict], *, now: datetime, settings: Settings) -> list
                  "window_minutes": window})]
 
 
+# Weeks of history the expected traffic at this time of the week is averaged over.
+SILENCE_WEEKS = 4
+
+
 @rule("silence", page="",
-      params=lambda s, now: {"until": now, "baseline_hours": s.MONITOR_ALERT_SILENCE_BASELINE_HOURS})
+      params=lambda s, now: {"until": now, "baseline_hours": s.MONITOR_ALERT_SILENCE_BASELINE_HOURS,
+                             "weeks": SILENCE_WEEKS})
 def silence(rows: list[dict], *, now: datetime, settings: Settings) -> list[Condition]:
-    """No event for far longer than the usual gap, after steady traffic (a quiet endpoint never fires)."""
+    """No event for far longer than usual.
+
+    Steady traffic (at least MONITOR_ALERT_SILENCE_MIN_EVENTS in the day before the last
+    event): silent for MONITOR_ALERT_SILENCE_FACTOR times the day's average gap (and at least
+    MONITOR_ALERT_SILENCE_MIN_MINUTES). A thinner day: the same time of the week over the last
+    four weeks says how many events the silent span usually holds; silent once that is at
+    least MONITOR_ALERT_SILENCE_FACTOR events (so a quiet weekend, quiet in the weeks before
+    too, pages nobody). A quiet endpoint with neither never fires."""
     if not rows or rows[0]["last_event_at"] is None:
         return []
     last_event_at, baseline = rows[0]["last_event_at"], int(rows[0]["baseline_events"] or 0)
-    if baseline < settings.MONITOR_ALERT_SILENCE_MIN_EVENTS:
-        return []
-    usual_gap = timedelta(hours=settings.MONITOR_ALERT_SILENCE_BASELINE_HOURS) / baseline
-    threshold = max(timedelta(minutes=settings.MONITOR_ALERT_SILENCE_MIN_MINUTES),
-                    settings.MONITOR_ALERT_SILENCE_FACTOR * usual_gap)
     silent_for = now - last_event_at
+    floor = timedelta(minutes=settings.MONITOR_ALERT_SILENCE_MIN_MINUTES)
+    if baseline < settings.MONITOR_ALERT_SILENCE_MIN_EVENTS:
+        return _weekly_silence(rows[0], silent_for=silent_for, floor=floor, now=now, settings=settings)
+    usual_gap = timedelta(hours=settings.MONITOR_ALERT_SILENCE_BASELINE_HOURS) / baseline
+    threshold = max(floor, settings.MONITOR_ALERT_SILENCE_FACTOR * usual_gap)
     if silent_for <= threshold:
         return []
     return [Condition(
@@ -160,6 +172,24 @@ def silence(rows: list[dict], *, now: datetime, settings: Settings) -> list[Cond
         details={"last_event_at": last_event_at, "silent_seconds": int(silent_for.total_seconds()),
                  "usual_gap_seconds": round(usual_gap.total_seconds(), 1),
                  "threshold_seconds": int(threshold.total_seconds()), "baseline_events": baseline})]
+
+
+def _weekly_silence(row: dict, *, silent_for: timedelta, floor: timedelta, now: datetime,
+                    settings: Settings) -> list[Condition]:
+    weeks = int(row.get("weekly_weeks") or 0)
+    if not weeks or silent_for <= floor:
+        return []
+    expected = int(row.get("weekly_events") or 0) / weeks
+    if expected < settings.MONITOR_ALERT_SILENCE_FACTOR:
+        return []
+    return [Condition(
+        subject="", severity="critical",
+        summary=f"No webhook event for {_minutes(silent_for.total_seconds())} (at this time of the week "
+                f"{expected:.0f} events usually arrive in that time)",
+        started_at=now,
+        details={"last_event_at": row["last_event_at"], "silent_seconds": int(silent_for.total_seconds()),
+                 "expected_events": round(expected, 1), "weeks": weeks,
+                 "baseline_events": int(row["baseline_events"] or 0)})]
 
 
 @rule("stuck_events", page="events",
@@ -266,4 +296,40 @@ def job_failed(rows: list[dict], *, now: datetime, settings: Settings) -> list[C
             summary=f"{job} was due at {fire_time:%Y-%m-%d %H:%M} UTC and has not run (is `schedule` running?)",
             started_at=fire_time + grace,
             details={"job": job, "missed_fire_time": fire_time, "last_started_at": row["last_started_at"]}))
+    return conditions
+
+
+@rule("endpoint_disabled", page="health", params=lambda s, now: {})
+def endpoint_disabled(rows: list[dict], *, now: datetime, settings: Settings) -> list[Condition]:
+    """Stripe disabled the app's webhook endpoint (it does after days of failed deliveries and
+    tells only the account owner, by e-mail): nothing is delivered until someone enables it.
+    Critical, one alert per endpoint; it resolves when a sweep sees the endpoint enabled."""
+    return [Condition(
+        subject=row["stripe_endpoint_id"], severity="critical",
+        summary=f"Stripe has disabled the webhook endpoint {row['url']}: no event is delivered until it is "
+                "enabled again in Stripe's dashboard (Developers > Webhooks)",
+        started_at=_at_most(row["disabled_since"], now),
+        details={"endpoint": row["stripe_endpoint_id"], "url": row["url"], "disabled_since": row["disabled_since"],
+                 "checked_at": row["seen_at"]}) for row in rows]
+
+
+@rule("endpoint_misconfigured", page="health", params=lambda s, now: {})
+def endpoint_misconfigured(rows: list[dict], *, now: datetime, settings: Settings) -> list[Condition]:
+    """The app's endpoint does not subscribe to an event type the app needs
+    (MONITOR_SWEEP_EVENT_TYPES), or renders events in another API version than the handler
+    expects (the pinned one): a warning per endpoint."""
+    conditions = []
+    for row in rows:
+        problems = []
+        if row["missing_events"]:
+            problems.append("does not receive " + ", ".join(row["missing_events"]))
+        if row["api_version_mismatch"]:
+            problems.append(f"sends events in API version {row['api_version']}, not {row['expected_api_version']}")
+        conditions.append(Condition(
+            subject=row["stripe_endpoint_id"], severity="warning",
+            summary=f"The webhook endpoint {row['url']} " + " and ".join(problems),
+            started_at=_at_most(row["first_seen_at"], now),
+            details={"endpoint": row["stripe_endpoint_id"], "url": row["url"],
+                     "missing_events": list(row["missing_events"] or []), "api_version": row["api_version"],
+                     "expected_api_version": row["expected_api_version"], "checked_at": row["seen_at"]}))
     return conditions

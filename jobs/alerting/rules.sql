@@ -72,6 +72,9 @@ WHERE created_at >= :since AND created_at < :until;
 -- hour after `last`, counted on webhook_events_window_idx alone (index-only). Exact, and
 -- it reads at most an hour of index entries at each edge whatever the history (47 ms at 10M
 -- events when the two partial edge hours were read from the rows, 2-4 ms now).
+-- For a thin last day, the same time of the week: the events of [last, :until) shifted back
+-- 1 to :weeks weeks (weekly_events), over the weeks the history reaches back to
+-- (weekly_weeks: those whose shifted start is not before the first event kept).
 WITH last_event AS (
     SELECT max(created_at) AS last_event_at FROM webhook_events WHERE created_at < :until
 ), bounds AS (
@@ -83,6 +86,13 @@ WITH last_event AS (
            date_trunc('hour', since, 'UTC')                             AS first_hour,
            date_trunc('hour', last_event_at, 'UTC') + interval '1 hour' AS after_last_hour
     FROM bounds
+), weeks AS (
+    -- (last, until) shifted: the last event itself is not part of the silence
+    SELECT k, hours.last_event_at - make_interval(days => 7 * k) + interval '1 microsecond' AS shifted_start,
+           CAST(:until AS timestamptz) - make_interval(days => 7 * k) AS shifted_end
+    FROM hours, generate_series(1, CAST(:weeks AS integer)) AS k
+    WHERE hours.last_event_at IS NOT NULL
+      AND hours.last_event_at - make_interval(days => 7 * k) >= (SELECT min(created_at) FROM webhook_events)
 )
 SELECT hours.last_event_at,
        CAST(CASE WHEN hours.last_event_at IS NULL THEN 0 ELSE
@@ -91,7 +101,10 @@ SELECT hours.last_event_at,
               WHERE e.created_at >= hours.first_hour AND e.created_at <= hours.since)
            - (SELECT count(*) FROM webhook_events e
               WHERE e.created_at > hours.last_event_at AND e.created_at < hours.after_last_hour)
-       END AS bigint) AS baseline_events
+       END AS bigint) AS baseline_events,
+       CAST((SELECT coalesce(sum(w.events), 0)
+             FROM weeks, webhook_window_counts(weeks.shifted_start, weeks.shifted_end) w) AS bigint) AS weekly_events,
+       CAST((SELECT count(*) FROM weeks) AS integer) AS weekly_weeks
 FROM hours;
 
 -- name: stuck_events
@@ -151,3 +164,19 @@ FROM missed_events
 WHERE status IN ('missing', 'replayed')
 GROUP BY currency
 ORDER BY sum(amount) DESC NULLS LAST, currency;
+
+-- name: endpoint_disabled
+-- The app's webhook endpoints that Stripe reports disabled, as the sweep last listed them.
+SELECT stripe_endpoint_id, url, disabled_since, seen_at
+FROM stripe_webhook_endpoints
+WHERE watched AND status = 'disabled'
+ORDER BY url, stripe_endpoint_id;
+
+-- name: endpoint_misconfigured
+-- The app's enabled webhook endpoints that miss an event type the app needs, or render
+-- events in another API version than the pinned one.
+SELECT stripe_endpoint_id, url, api_version, expected_api_version, missing_events, api_version_mismatch,
+       first_seen_at, seen_at
+FROM stripe_webhook_endpoints
+WHERE watched AND status <> 'disabled' AND (cardinality(missing_events) > 0 OR api_version_mismatch)
+ORDER BY url, stripe_endpoint_id;
