@@ -48,3 +48,11 @@ def edge_function_process(database_url: str, *, secret: str, extra_env: Mapping[
 def function_url(process: ManagedProcess) -> str:
     """The running function's ``http://127.0.0.1:PORT``."""
     return process.ready_value.group(1)
+
+
+def edge_function_serve(database_url: str, *, secret: str, extra_env: Mapping[str, str | None] | None = None):
+    """:data:`devharness.faults.Serve` for the function: a process under a name, its URL once started."""
+    def serve(name: str):
+        process = edge_function_process(database_url, secret=secret, extra_env=extra_env, name=name)
+        return process, lambda: function_url(process)
+    return serve
