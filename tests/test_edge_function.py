@@ -20,6 +20,7 @@ from jobs import delivery, sweep
 from jobs.stripe_gateway import gateway_from_settings
 from local_stripe import checkout_session
 from local_stripe.objects import checkout_session_event
+from queries import fetch_one
 from tests.conftest import REPO
 from tests.webhook_conformance import SQL, post, write
 
@@ -98,3 +99,18 @@ def test_the_function_refuses_to_start_without_its_variables(database_url, missi
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert missing in result.stderr and "Traceback" not in result.stderr and "at " not in result.stderr
+
+
+def test_the_dashboard_reads_the_functions_rows_like_any_others(function, db, dashboard_engine):
+    event = paid_event(str(uuid.uuid4()))
+    event["data"]["object"]["amount_total"] = "forty-two"  # the app cannot process it
+    status, _ = post(function, json.dumps(event).encode(), secret=SECRET)
+    assert status == 200
+    detail = fetch_one(dashboard_engine, "event_detail", stripe_event_id=event["id"])
+    assert detail["payload"]["id"] == event["id"]  # stored as the event's JSON object, not a string
+    assert (detail["processing_status"], detail["error_category"], detail["recovery_action"]) == (
+        "failed", "validation", "fix_and_retry")
+    assert detail["error_details"]["exception_type"] == "PayloadError"
+    assert detail["error_details"]["classified_as"] == "PayloadError"
+    assert detail["error_message"].startswith("PayloadError: event ") and "amount_total" in detail["error_message"]
+    assert detail["stripe_created_at"] is not None and detail["livemode"] is False
