@@ -20,7 +20,7 @@ DENO_FILES  := integrations/supabase/functions tests/deno
 
 $(DENO_STAMP): package.json package-lock.json integrations/supabase/deno.lock
 	npm ci --no-audit --no-fund --loglevel=error
-	$(DENO) install --frozen --config $(DENO_CONFIG) --entrypoint integrations/supabase/functions/stripe-webhook/index.ts
+	$(DENO) install --frozen --config $(DENO_CONFIG) --entrypoint integrations/supabase/functions/stripe-webhook/index.ts tests/deno/rpc_function.ts
 	touch $(DENO_STAMP)
 
 # Type-check, lint and unit-test the kit (the function itself runs in pytest's conformance suite).
