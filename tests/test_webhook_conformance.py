@@ -70,5 +70,9 @@ def target(running, db):
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_the_receiver_conforms(case, target, db):
-    played = run_case(case, target, db)
-    assert problems(case, played) == [], played
+    try:
+        played = run_case(case, target, db)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- the receiver's log ---\n{target.process.log_tail()}") from None
+    assert problems(case, played) == [], f"{played}\n--- the receiver's log ---\n{target.process.log_tail()}"
+

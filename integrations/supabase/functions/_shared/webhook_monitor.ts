@@ -286,61 +286,107 @@ function connectionOptions(url: string): { url: string; options: postgres.Option
   return { url: parsed.toString(), options };
 }
 
+/** The attempt's database session ended (a failover, a terminated backend, a lost socket):
+ * its transaction and its liveness lock are gone, and nothing more is sent on its behalf. */
+export class SessionLost extends Error {
+  override name = "SessionLost";
+  readonly code = "CONNECTION_CLOSED"; // classified like postgres.js's own: database, retryable
+}
+
+/** One database session: a single-connection postgres.js client. `generation` counts its
+ * connections closed, so an attempt knows whether the session it started on still exists
+ * (postgres.js reconnects a single-connection client by itself on its next query). */
+interface Session {
+  sql: postgres.Sql;
+  generation: number;
+}
+
+/** At most `max` sessions, each used by one attempt at a time; attempts beyond wait. */
+class Sessions {
+  private idle: Session[] = [];
+  private waiting: ((session: Session) => void)[] = [];
+  private opened = 0;
+
+  constructor(private readonly open: (session: Session) => postgres.Sql, private readonly max: number) {}
+
+  acquire(): Promise<Session> {
+    const session = this.idle.pop();
+    if (session) return Promise.resolve(session);
+    if (this.opened < this.max) {
+      this.opened++;
+      const fresh: Session = { sql: null as unknown as postgres.Sql, generation: 0 };
+      fresh.sql = this.open(fresh);
+      return Promise.resolve(fresh);
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  release(session: Session): void {
+    const next = this.waiting.shift();
+    if (next) next(session);
+    else this.idle.push(session);
+  }
+}
+
 /**
- * The direct connection (SUPABASE_DB_URL, postgres.js). Each 'process' attempt runs on a
- * connection reserved from the pool that took the event's liveness lock before claiming it
- * (webhook_event_lock, migrations/0120) and keeps it until the outcome is recorded: if the
- * isolate dies, PostgreSQL frees the lock and the next delivery takes the event over at once.
- * `sql`: a postgres.js pool of the app's own instead of a URL.
+ * The direct connection (SUPABASE_DB_URL, postgres.js). Each attempt runs on one session
+ * that took the event's liveness lock before claiming it (webhook_event_lock,
+ * migrations/0120) and keeps it until the outcome is recorded: if the isolate dies,
+ * PostgreSQL frees the lock and the next delivery takes the event over at once. The handler
+ * gets that session (`attempt.sql`) inside the transaction `webhook_event_complete` commits
+ * in; should the session end mid-way, every further statement of the attempt fails with
+ * `SessionLost` instead of running, uncommitted work and all, on a new connection.
+ * `max`: sessions per isolate (each is one PostgreSQL connection).
  */
 export function directDatabase(
-  urlOrSql: string | postgres.Sql,
+  url: string,
   { staleAfterMinutes, max = 10 }: { staleAfterMinutes?: number; max?: number } = {},
 ): TrackingDatabase {
-  let pool: postgres.Sql;
-  if (typeof urlOrSql === "string") {
-    const { url, options } = connectionOptions(urlOrSql);
-    // Supabase's pooler in transaction mode cannot prepare statements; a direct URL can, but
-    // the few statements here gain little from it either way.
-    pool = postgres(url, { ...options, max, prepare: false, onnotice: () => {}, connection: { application_name: "stripe-webhook" } });
-  } else {
-    pool = urlOrSql;
-  }
+  const { url: target, options } = connectionOptions(url);
+  const sessions = new Sessions((session) =>
+    postgres(target, {
+      ...options, max: 1, prepare: false, onnotice: () => {},
+      onclose: () => session.generation++,
+      connection: { application_name: "stripe-webhook" },
+    }), max);
   const staleAfter = `${reclaimMinutes(staleAfterMinutes)} minutes`;
   return {
     mode: "direct",
     async begin(d: Delivery): Promise<Claim> {
-      const conn = await pool.reserve();
+      const session = await sessions.acquire();
+      const sql = session.sql;
+      let generation = session.generation;
       let locked = false;
-      // A session that ended under the attempt (a failover, a terminated backend) is not
-      // written to again: its lock went with it, and postgres.js must not write to its socket.
-      let ended = false;
-      const ending = (err: unknown) => {
-        if (sessionEnded(err)) ended = true;
-        return err;
-      };
+      const alive = () => session.generation === generation;
       const letGo = async () => {
         try {
-          if (locked && !ended) await conn`SELECT public.webhook_event_release(${d.eventId})`;
+          if (locked && alive()) await sql`SELECT public.webhook_event_release(${d.eventId})`;
         } finally {
           locked = false;
-          conn.release();
+          sessions.release(session);
         }
       };
       let row: { decision: Decision; attempt: number };
       try {
-        [{ locked }] = await conn`SELECT public.webhook_event_lock(${d.eventId}) AS locked`;
-        [row] = await conn`
+        [{ locked }] = await sql`SELECT public.webhook_event_lock(${d.eventId}) AS locked`;
+        generation = session.generation; // the connection the lock is held on
+        [row] = await sql`
           SELECT decision, attempt FROM public.webhook_event_begin(
             ${d.eventId}, ${d.eventType}, ${d.payload}::text::jsonb, ${d.createdAt}::timestamptz,
             ${d.livemode}, ${staleAfter}::interval, ${d.source}, ${d.rawPayload}::text)`;
       } catch (err) {
-        ending(err);
         await letGo().catch(() => {});
         throw err;
       }
       if (row.decision !== "process") await letGo();
-      const failOn = async (sql: postgres.Sql, f: Failure) => {
+      // The handler's statements run only while the attempt's session lives.
+      const guarded = new Proxy(sql, {
+        apply(fn, self, args) {
+          if (!alive()) throw new SessionLost(`the database session of ${d.eventId}'s attempt has ended`);
+          return Reflect.apply(fn, self, args);
+        },
+      });
+      const failOn = async (f: Failure) => {
         const [{ ok }] = await sql`
           SELECT public.webhook_event_fail(${d.eventId}, ${f.message}, ${sql.json(f.details as postgres.JSONValue)},
                                            ${f.category}, ${row.attempt}, ${f.retryable}) AS ok`;
@@ -351,32 +397,30 @@ export function directDatabase(
         attempt: row.attempt,
         async run(work) {
           let completed = false;
-          await conn`BEGIN`;
+          await guarded`BEGIN`;
           try {
-            const args = await work(conn);
-            [{ completed }] = await conn`
+            const args = await work(guarded);
+            [{ completed }] = await guarded`
               SELECT public.webhook_event_complete(${d.eventId}, ${args.outcome}, ${args.registrationId}::uuid,
                                                    ${row.attempt}) AS completed`;
-            if (completed) await conn`COMMIT`;
-            else await conn`ROLLBACK`; // another attempt took the event over: none of this counts
+            // Another attempt took the event over: none of this counts.
+            await (completed ? guarded`COMMIT` : guarded`ROLLBACK`);
           } catch (err) {
-            if (!ended && !sessionEnded(ending(err))) await conn`ROLLBACK`.catch(ending);
+            if (alive()) await sql`ROLLBACK`.catch(() => {});
             throw err;
           }
           return completed;
         },
         async fail(f) {
+          // On the attempt's session, or on a new one when it has ended (its lock went with it).
           try {
-            if (ended) throw new Error("the attempt's session has ended");
-            return await failOn(conn, f);
+            return await failOn(f);
           } catch (err) {
-            ending(err);
-            // The attempt's own connection went away (a failover, a terminated backend): its
-            // lock went with it. Record the failure on a fresh connection instead.
+            if (alive()) throw new FailureNotRecorded(`the failure of ${d.eventId} could not be recorded`, { cause: err });
             try {
-              return await failOn(pool, f);
-            } catch (err) {
-              throw new FailureNotRecorded(`the failure of ${d.eventId} could not be recorded`, { cause: err });
+              return await failOn(f);
+            } catch (again) {
+              throw new FailureNotRecorded(`the failure of ${d.eventId} could not be recorded`, { cause: again });
             }
           }
         },
@@ -384,14 +428,6 @@ export function directDatabase(
       };
     },
   };
-}
-
-/** The error ended the database session (the server said FATAL, or the socket closed). */
-function sessionEnded(err: unknown): boolean {
-  const code = field(err, "code");
-  const severity = field(err, "severity");
-  return severity === "FATAL" || severity === "PANIC" ||
-    (typeof code === "string" && (POSTGRES_CONNECTION_CODES.has(code) || code.startsWith("08") || SOCKET_CODES.test(code)));
 }
 
 /** The part of a supabase-js client `rpcDatabase` uses (SupabaseClient fits). */
