@@ -235,12 +235,13 @@ export interface Failure {
   retryable: boolean;
 }
 
-/** One claim from webhook_event_begin; `run`, `fail` or `close` must follow a 'process'. */
+/** One claim from webhook_event_begin; `close` must follow every claim (after `run` or
+ * `fail` for a 'process' one): it lets the attempt's session and its lock go. */
 export interface Claim {
   decision: Decision;
   attempt: number;
-  /** Runs the work; `complete` inside it marks the attempt completed in the same transaction
-   * (direct mode). Resolves false when another attempt took the event over meanwhile. */
+  /** Runs the work, then marks the attempt completed: in the work's transaction in direct
+   * mode. Resolves false when another attempt took the event over meanwhile (rolled back). */
   run(work: (sql: postgres.Sql | null) => Promise<CompleteArgs>): Promise<boolean>;
   fail(failure: Failure): Promise<boolean>;
   close(): Promise<void>;
@@ -251,9 +252,10 @@ export interface CompleteArgs {
   registrationId: string | null;
 }
 
+/** How the monitor reaches the tracking functions: `directDatabase` or `rpcDatabase`. */
 export interface TrackingDatabase {
+  /** Record the delivery and claim the event (webhook_event_begin, committed at once). */
   begin(delivery: Delivery): Promise<Claim>;
-  /** A database failure that must not be blamed on the handler: the delivery gets 503. */
   readonly mode: "direct" | "rpc";
 }
 
@@ -358,7 +360,10 @@ export function directDatabase(
       let generation = session.generation;
       let locked = false;
       const alive = () => session.generation === generation;
-      const letGo = async () => {
+      let released = false;
+      const letGo = async () => { // once: a session goes back to the idle list one time only
+        if (released) return;
+        released = true;
         try {
           if (locked && alive()) await sql`SELECT public.webhook_event_release(${d.eventId})`;
         } finally {
