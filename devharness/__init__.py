@@ -7,6 +7,7 @@
   with a timeout, its output kept in a log file and shown when it fails (several at once:
   ``running_together``);
 - :mod:`devharness.database`: a throwaway, migrated PostgreSQL database;
+- :mod:`devharness.edge_function`: the Supabase Edge Function kit's example function under Deno;
 - :mod:`devharness.env`: environment variables set for a block and restored after it;
 - :mod:`devharness.http_sink` and :mod:`devharness.smtp`: servers alert channels deliver to;
 - :mod:`devharness.browser`: the dashboard under ``streamlit run``, driven by Chromium;
