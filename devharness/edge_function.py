@@ -42,7 +42,7 @@ def edge_function_process(database_url: str, *, secret: str, extra_env: Mapping[
            "HOST": "127.0.0.1", "NO_COLOR": "1", **(extra_env or {})}
     return ManagedProcess([str(deno), "run", "-A", "--frozen", str(FUNCTION)], name=name, cwd=REPO,
                           extra_env=env, ready=line_ready(r"Listening on (http://127\.0\.0\.1:\d+)/"),
-                          timeout_s=60)
+                          timeout_s=120)  # a first run on a cold cache compiles the kit
 
 
 def function_url(process: ManagedProcess) -> str:
