@@ -31,14 +31,14 @@ class PythonReceiver:
 
     def kill(self) -> None:
         self.process.kill_tree()
-        self.process.stop()
+        self.process.close()
 
     def restart(self) -> None:
         self.start()
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.stop()
+            self.process.close()
 
 
 class EdgeFunction(PythonReceiver):
