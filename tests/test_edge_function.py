@@ -82,12 +82,14 @@ def test_a_function_killed_mid_burst_loses_nothing_and_recovers_at_the_next_deli
     result = receiver_killed_mid_burst(
         database_url, events=60, held=3, deadline_s=30,
         serve=edge_function_serve(database_url, secret=SECRET, extra_env={"MONITOR_RECLAIM_MINUTES": "5"}))
-    assert result.detail["processing_at_kill"] >= 3  # the kill left attempts mid-way
-    assert (result.lost, result.duplicated, result.stuck) == (0, 0, 0), result
-    assert result.after == result.before == 60
-    assert result.detail["registrations_completed"] == 60
+    detail = result.detail
+    assert detail["processing_at_kill"] >= 3, result  # the kill left attempts mid-way
+    # Nothing lost, duplicated or left processing; every event and registration completed
+    # once; no liveness lock left held; all within seconds of the redeliveries.
+    outcome = (result.lost, result.duplicated, result.stuck, result.after, detail["registrations_completed"],
+               detail["leaked_locks"])
+    assert outcome == (0, 0, 0, 60, 60, 0), result
     assert result.recover_s is not None and result.recover_s < 30, result
-    assert result.detail["leaked_locks"] == 0
 
 
 @pytest.mark.parametrize("missing", ["SUPABASE_DB_URL", "STRIPE_WEBHOOK_SECRET"])
