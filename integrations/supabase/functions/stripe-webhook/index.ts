@@ -77,7 +77,7 @@ async function findRegistration(sql: postgres.Sql, session: Session): Promise<Re
 }
 
 /** The app's handler: what a Checkout Session event does to its registration. */
-export async function applyEvent(event: Stripe.Event, sql: postgres.Sql) {
+async function applyEvent(event: Stripe.Event, sql: postgres.Sql) {
   const type = event.type as string;
   const handled = ["checkout.session.completed", "checkout.session.async_payment_succeeded",
     "checkout.session.async_payment_failed", "checkout.session.expired"];
@@ -142,22 +142,21 @@ export async function applyEvent(event: Stripe.Event, sql: postgres.Sql) {
     WHERE id = ${registration.id}::uuid AND processing_status = 'pending' RETURNING id`, "registration_expired");
 }
 
-if (import.meta.main) {
-  const databaseUrl = Deno.env.get("SUPABASE_DB_URL");
-  if (!databaseUrl) {
-    console.error("SUPABASE_DB_URL is not set: the function records every event in the project's database");
-    Deno.exit(2);
-  }
-  let handler;
-  try {
-    handler = monitorStripeWebhook({
-      secrets: Deno.env.get("STRIPE_WEBHOOK_SECRET"),
-      database: directDatabase(databaseUrl),
-      handle: (event, attempt) => applyEvent(event, attempt.sql!),
-    });
-  } catch (err) {
-    console.error((err as Error).message);
-    Deno.exit(2);
-  }
-  Deno.serve({ port: Number(Deno.env.get("PORT") ?? "8000"), hostname: Deno.env.get("HOST") ?? "0.0.0.0" }, handler);
+// Top level, as Supabase runs a function's index.ts (no `import.meta.main` check).
+const databaseUrl = Deno.env.get("SUPABASE_DB_URL");
+if (!databaseUrl) {
+  console.error("SUPABASE_DB_URL is not set: the function records every event in the project's database");
+  Deno.exit(2);
 }
+let handler: (request: Request) => Promise<Response>;
+try {
+  handler = monitorStripeWebhook({
+    secrets: Deno.env.get("STRIPE_WEBHOOK_SECRET"),
+    database: directDatabase(databaseUrl),
+    handle: (event, attempt) => applyEvent(event, attempt.sql!),
+  });
+} catch (err) {
+  console.error((err as Error).message);
+  Deno.exit(2);
+}
+Deno.serve({ port: Number(Deno.env.get("PORT") ?? "8000"), hostname: Deno.env.get("HOST") ?? "0.0.0.0" }, handler);
