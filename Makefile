@@ -7,7 +7,27 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 LOCK_OPTIONS := --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links
 
-.PHONY: run test install lock audit clean-venv
+.PHONY: run test install lock audit clean-venv deno-check
+
+# The Supabase Edge Function kit (integrations/supabase) runs under Deno, which comes from the
+# npm registry pinned by package-lock.json (`npm ci` puts it at node_modules/.bin/deno); the
+# kit's own npm packages are pinned by integrations/supabase/deno.lock (--frozen: a change
+# fails instead of rewriting the lock).
+DENO        := node_modules/.bin/deno
+DENO_CONFIG := integrations/supabase/deno.json
+DENO_STAMP  := node_modules/.deno-installed
+DENO_FILES  := integrations/supabase/functions tests/deno
+
+$(DENO_STAMP): package.json package-lock.json integrations/supabase/deno.lock
+	npm ci --no-audit --no-fund --loglevel=error
+	$(DENO) install --frozen --config $(DENO_CONFIG) --entrypoint integrations/supabase/functions/stripe-webhook/index.ts tests/deno/rpc_function.ts
+	touch $(DENO_STAMP)
+
+# Type-check, lint and unit-test the kit (the function itself runs in pytest's conformance suite).
+deno-check: $(DENO_STAMP)
+	$(DENO) check --frozen --quiet --config $(DENO_CONFIG) $(DENO_FILES)
+	$(DENO) lint --quiet --config $(DENO_CONFIG) $(DENO_FILES)
+	NO_COLOR=1 $(DENO) test --frozen --quiet -A --config $(DENO_CONFIG) tests/deno
 
 $(STAMP): pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +45,8 @@ run: $(STAMP)
 # One test process per processor (pytest-xdist), each with its own throwaway database: most
 # tests wait on servers and subprocesses, so two processes on two cores take half the time
 # (docs/performance.md, "Test suite"). TEST_ARGS="-n 0" runs the suite in one process.
-test: $(STAMP)
+# The Deno checks run first, so pytest's summary is the last thing printed.
+test: $(STAMP) deno-check
 	$(PY) -m pytest -n auto $(TEST_ARGS)
 
 # After changing the dependencies in pyproject.toml: pin them again (pip-tools).

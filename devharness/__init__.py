@@ -11,6 +11,7 @@
   (Debian's, with JIT), for what the embedded one cannot show;
 - :mod:`devharness.supabase`: a server with a Supabase project's roles, grants and default
   privileges, to install the schema on as Supabase's `postgres` user would;
+- :mod:`devharness.edge_function`: the Supabase Edge Function kit's example function under Deno;
 - :mod:`devharness.env`: environment variables set for a block and restored after it;
 - :mod:`devharness.http_sink` and :mod:`devharness.smtp`: servers alert channels deliver to;
 - :mod:`devharness.browser`: the dashboard under ``streamlit run``, driven by Chromium;

@@ -19,7 +19,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
@@ -113,12 +113,27 @@ def redeliver_until_done(url: str, events: list[Mapping[str, Any]], *, deadline_
 
 # --- scenario: the receiver killed during a burst ---------------------------------------------
 
+# A receiver to start under a name: its process, and its URL once started.
+Serve = Callable[[str], "tuple[ManagedProcess, Callable[[], str]]"]
+
+
+def python_receiver(database_url: str, *, workers: int = 2,
+                    extra_env: Mapping[str, str] | None = None) -> Serve:
+    """``receiver_process`` as a :data:`Serve`: the reference receiver under uvicorn."""
+    def serve(name: str) -> tuple[ManagedProcess, Callable[[], str]]:
+        process, url = receiver_process(database_url, workers=workers, extra_env=extra_env, name=name)
+        return process, lambda: url
+    return serve
+
+
 def receiver_killed_mid_burst(database_url: str, *, events: int = 200, workers: int = 2,
                               kill_at: float = 0.2, held: int = 3, concurrency: int = 16,
                               deadline_s: float = 60, extra_env: Mapping[str, str] | None = None,
-                              ) -> ScenarioResult:
+                              serve: Serve | None = None) -> ScenarioResult:
     """SIGKILL the receiver (supervisor and workers) ``kill_at`` of the way into a burst of
     paid-checkout deliveries, restart it, and repeat every delivery not answered 2xx.
+    ``serve``: another receiver signing with ``SECRET`` (default: the reference receiver with
+    ``workers`` and ``extra_env``), e.g. the Edge Function (devharness.edge_function).
 
     ``held`` registrations are locked by the scenario before the burst, so that many
     attempts are certainly mid-way (inside PostgreSQL, holding their event) when the kill
@@ -139,9 +154,11 @@ def receiver_killed_mid_burst(database_url: str, *, events: int = 200, workers: 
         SQL.all(blocker, "lock_registrations", ids=registrations[:held])
         answered: dict[str, int] = {}
         killed_at_answer = max(held + 1, int(events * kill_at))
-        receiver, url = receiver_process(database_url, workers=workers, extra_env=extra_env)
+        serve = serve or python_receiver(database_url, workers=workers, extra_env=extra_env)
+        receiver, url_of = serve("receiver")
         processing_at_kill = 0
         with receiver:
+            url = url_of()
             kill_now = threading.Event()
 
             def send(event):
@@ -162,9 +179,9 @@ def receiver_killed_mid_burst(database_url: str, *, events: int = 200, workers: 
             blocker.close()
             processing_at_kill = SQL.scalar(engine, "processing_events", ids=ids)
         unanswered = [e for e in batch if not 200 <= answered.get(e["id"], 0) < 300]
-        restarted, url = receiver_process(database_url, workers=workers, extra_env=extra_env,
-                                          name="receiver-restarted")
+        restarted, url_of = serve("receiver-restarted")
         with restarted:
+            url = url_of()
             recover_s, redelivered = redeliver_until_done(url, unanswered, deadline_s=deadline_s)
             # Every attempt has answered: a lock still held now would be a leak in a live worker.
             leaked_locks = SQL.scalar(engine, "leaked_locks")
