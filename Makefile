@@ -23,6 +23,15 @@ $(DENO_STAMP): package.json package-lock.json integrations/supabase/deno.lock
 	$(DENO) install --frozen --config $(DENO_CONFIG) --entrypoint integrations/supabase/functions/stripe-webhook/index.ts tests/deno/rpc_function.ts
 	touch $(DENO_STAMP)
 
+# The Supabase CLI the export test applies migrations with, pinned by tests/supabase_cli's lock
+# file. `npm install` rather than `npm ci`: the registry serves only some of the CLI's
+# per-platform packages, which `npm ci`'s check of the whole lock file refuses.
+SUPABASE_CLI := tests/supabase_cli/node_modules/.bin/supabase
+
+$(SUPABASE_CLI): tests/supabase_cli/package.json tests/supabase_cli/package-lock.json
+	npm install --prefix tests/supabase_cli --no-audit --no-fund --loglevel=error
+	touch $(SUPABASE_CLI)
+
 # Type-check, lint and unit-test the kit (the function itself runs in pytest's conformance suite).
 deno-check: $(DENO_STAMP)
 	$(DENO) check --frozen --quiet --config $(DENO_CONFIG) $(DENO_FILES)
@@ -46,7 +55,7 @@ run: $(STAMP)
 # tests wait on servers and subprocesses, so two processes on two cores take half the time
 # (docs/performance.md, "Test suite"). TEST_ARGS="-n 0" runs the suite in one process.
 # The Deno checks run first, so pytest's summary is the last thing printed.
-test: $(STAMP) deno-check
+test: $(STAMP) deno-check $(SUPABASE_CLI)
 	$(PY) -m pytest -n auto $(TEST_ARGS)
 
 # After changing the dependencies in pyproject.toml: pin them again (pip-tools).

@@ -20,8 +20,9 @@ from jobs import migrate
 from tests.schema_catalog import schema_catalog, schema_dump
 
 REPO = Path(__file__).resolve().parent.parent
-# The Supabase CLI pinned in package.json (`npm install`), or another one named by SUPABASE_CLI.
-SUPABASE_CLI = os.environ.get("SUPABASE_CLI") or shutil.which("supabase", path=str(REPO / "node_modules" / ".bin"))
+# The Supabase CLI pinned in tests/supabase_cli (make test installs it), or another one named by SUPABASE_CLI.
+SUPABASE_CLI = os.environ.get("SUPABASE_CLI") or shutil.which(
+    "supabase", path=str(REPO / "tests" / "supabase_cli" / "node_modules" / ".bin"))
 
 
 def cli(*args: str, url: str | None = None) -> subprocess.CompletedProcess:
@@ -107,7 +108,7 @@ def test_without_reference_leaves_the_apps_registrations_table_out(tmp_path):
     assert len(report.written) == len(migrate.all_files(with_reference=False))
 
 
-@pytest.mark.skipif(not SUPABASE_CLI, reason="no Supabase CLI: `npm install` puts the pinned one in node_modules/.bin")
+@pytest.mark.skipif(not SUPABASE_CLI, reason="no Supabase CLI: make test installs the pinned one in tests/supabase_cli")
 def test_supabase_db_push_applies_the_exported_files(supabase, tmp_path):
     """The real CLI, as a team would run it, without Docker: `supabase db push --db-url`."""
     subprocess.run([SUPABASE_CLI, "init", "--yes"], cwd=tmp_path, check=True, capture_output=True, text=True)
