@@ -34,7 +34,7 @@ QUERIES = ("events_by_status", "duration_histogram", "failed_events", "missed_ev
 
 def measure(url: str, *, runs: int) -> dict[str, float]:
     settings = get_settings(DATABASE_URL=url, DASHBOARD_DATABASE_URL=None)
-    engine = sa.create_engine(url)
+    engine = sa.create_engine(url, hide_parameters=True)
     timings: dict[str, float] = {}
     try:
         now = datetime.now(timezone.utc)

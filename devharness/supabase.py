@@ -33,7 +33,7 @@ def _as(url: str, user: str) -> str:
 
 
 def _run(url: str, *names: str) -> None:
-    engine = sa.create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    engine = sa.create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT", hide_parameters=True)
     try:
         with engine.connect() as conn:
             for name in names:
