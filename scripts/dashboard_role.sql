@@ -35,7 +35,7 @@ BEGIN
         'webhook_error_event_rollup', 'webhook_error_event_rollup_daily', 'webhook_error_event_rollup_delta',
         'registration_funnel_rollup', 'registration_completion_rollup', 'registration_payment_rollup',
         'registration_rollup_delta', 'checkout_paid_sessions', 'registration_completion_daily',
-        'registrations_paid_unfinished'
+        'registrations_paid_unfinished', 'monitor_heartbeats', 'stripe_webhook_endpoints'
     ] LOOP
         IF to_regclass('public.' || project_table) IS NULL THEN
             CONTINUE;  -- e.g. registrations skipped with --without-reference

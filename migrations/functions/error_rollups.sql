@@ -462,16 +462,8 @@ CREATE OR REPLACE TRIGGER webhook_event_attempts_error_rollup_truncate AFTER TRU
 CREATE OR REPLACE TRIGGER webhook_events_archive_error_rollup AFTER INSERT OR UPDATE OR DELETE ON webhook_events_archive
     FOR EACH ROW EXECUTE FUNCTION public.webhook_error_archive_maintain();
 
--- Who may call these: their owner (the role that runs `python -m jobs migrate`).
--- PostgreSQL grants EXECUTE on a new function to PUBLIC, and Supabase's default
--- privileges grant it to anon, authenticated and service_role too (its API roles, reachable
--- with the public anon key through the REST API); both are taken back on every apply. The
--- dashboard's read-only role is granted what it reads with by scripts/dashboard_role.sql.
-DO $$
-DECLARE
-    fn regprocedure;
-BEGIN
-    FOREACH fn IN ARRAY ARRAY[
+-- Callable by their owner only (_privileges.sql says why).
+SELECT public.webhook_monitor_callable_by(ARRAY[
         'public.webhook_error_rollups_on()',
         'public.webhook_error_events_refresh(text)',
         'public.webhook_error_rollup_fold()',
@@ -482,11 +474,4 @@ BEGIN
         'public.webhook_failure_window(timestamptz, timestamptz)',
         'public.webhook_error_failed_within(text, text, timestamptz, timestamptz)',
         'public.webhook_error_event_window(timestamptz, timestamptz)'
-    ]::regprocedure[] LOOP
-        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', fn);
-        IF to_regrole('anon') IS NOT NULL THEN
-            EXECUTE format('REVOKE ALL ON FUNCTION %s FROM anon, authenticated, service_role', fn);
-        END IF;
-    END LOOP;
-END
-$$;
+]::regprocedure[]);

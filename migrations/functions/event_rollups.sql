@@ -448,16 +448,8 @@ CREATE OR REPLACE TRIGGER webhook_events_rollup_truncate AFTER TRUNCATE ON webho
 CREATE OR REPLACE TRIGGER webhook_events_rollup_fold AFTER INSERT OR UPDATE OR DELETE ON webhook_events
     FOR EACH STATEMENT EXECUTE FUNCTION public.webhook_rollup_fold_sometimes();
 
--- Who may call these: their owner (the role that runs `python -m jobs migrate`).
--- PostgreSQL grants EXECUTE on a new function to PUBLIC, and Supabase's default
--- privileges grant it to anon, authenticated and service_role too (its API roles, reachable
--- with the public anon key through the REST API); both are taken back on every apply. The
--- dashboard's read-only role is granted what it reads with by scripts/dashboard_role.sql.
-DO $$
-DECLARE
-    fn regprocedure;
-BEGIN
-    FOREACH fn IN ARRAY ARRAY[
+-- Callable by their owner only (_privileges.sql says why).
+SELECT public.webhook_monitor_callable_by(ARRAY[
         'public.webhook_duration_bin(integer)',
         'public.webhook_duration_bin_value(integer)',
         'public.webhook_rollup_fold()',
@@ -471,11 +463,4 @@ BEGIN
         'public.webhook_window_counts_hourly(timestamptz, timestamptz)',
         'public.webhook_window_counts(timestamptz, timestamptz)',
         'public.webhook_duration_window(timestamptz, timestamptz)'
-    ]::regprocedure[] LOOP
-        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', fn);
-        IF to_regrole('anon') IS NOT NULL THEN
-            EXECUTE format('REVOKE ALL ON FUNCTION %s FROM anon, authenticated, service_role', fn);
-        END IF;
-    END LOOP;
-END
-$$;
+]::regprocedure[]);

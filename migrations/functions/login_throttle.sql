@@ -83,24 +83,8 @@ AS $$
     WHERE key = p_account;
 $$;
 
--- Who may call these: their owner (the role that runs `python -m jobs migrate`)
--- and the dashboard's role (scripts/dashboard_role.sql, core/embedded.sql grant it).
--- PostgreSQL grants EXECUTE on a new function to PUBLIC, and Supabase's default
--- privileges grant it to anon, authenticated and service_role too (its API roles, reachable
--- with the public anon key through the REST API); both are taken back on every apply. The
--- dashboard's read-only role is granted what it reads with by scripts/dashboard_role.sql.
-DO $$
-DECLARE
-    fn regprocedure;
-BEGIN
-    FOREACH fn IN ARRAY ARRAY[
+-- Callable by their owner only (_privileges.sql says why).
+SELECT public.webhook_monitor_callable_by(ARRAY[
         'public.login_throttle_take(text, text, timestamptz, integer, double precision, double precision, integer, double precision, double precision)',
         'public.login_throttle_succeeded(text, text)'
-    ]::regprocedure[] LOOP
-        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', fn);
-        IF to_regrole('anon') IS NOT NULL THEN
-            EXECUTE format('REVOKE ALL ON FUNCTION %s FROM anon, authenticated, service_role', fn);
-        END IF;
-    END LOOP;
-END
-$$;
+]::regprocedure[]);

@@ -89,23 +89,8 @@ CREATE OR REPLACE TRIGGER checkout_paid_sessions_unfinished_truncate
     AFTER TRUNCATE ON checkout_paid_sessions
     FOR EACH STATEMENT EXECUTE FUNCTION public.registrations_paid_unfinished_from_sessions();
 
--- Who may call these: their owner (the role that runs `python -m jobs migrate`).
--- PostgreSQL grants EXECUTE on a new function to PUBLIC, and Supabase's default
--- privileges grant it to anon, authenticated and service_role too (its API roles, reachable
--- with the public anon key through the REST API); both are taken back on every apply. The
--- dashboard's read-only role is granted what it reads with by scripts/dashboard_role.sql.
-DO $$
-DECLARE
-    fn regprocedure;
-BEGIN
-    FOREACH fn IN ARRAY ARRAY[
+-- Callable by their owner only (_privileges.sql says why).
+SELECT public.webhook_monitor_callable_by(ARRAY[
         'public.registrations_paid_unfinished_from_registrations()',
         'public.registrations_paid_unfinished_from_sessions()'
-    ]::regprocedure[] LOOP
-        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', fn);
-        IF to_regrole('anon') IS NOT NULL THEN
-            EXECUTE format('REVOKE ALL ON FUNCTION %s FROM anon, authenticated, service_role', fn);
-        END IF;
-    END LOOP;
-END
-$$;
+]::regprocedure[]);

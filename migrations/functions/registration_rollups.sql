@@ -498,16 +498,8 @@ CREATE OR REPLACE TRIGGER webhook_events_registration_paid_truncate AFTER TRUNCA
 CREATE OR REPLACE TRIGGER registrations_rollup_fold AFTER INSERT OR UPDATE OR DELETE ON registrations
     FOR EACH STATEMENT EXECUTE FUNCTION public.registration_rollup_fold_sometimes();
 
--- Who may call these: their owner (the role that runs `python -m jobs migrate`).
--- PostgreSQL grants EXECUTE on a new function to PUBLIC, and Supabase's default
--- privileges grant it to anon, authenticated and service_role too (its API roles, reachable
--- with the public anon key through the REST API); both are taken back on every apply. The
--- dashboard's read-only role is granted what it reads with by scripts/dashboard_role.sql.
-DO $$
-DECLARE
-    fn regprocedure;
-BEGIN
-    FOREACH fn IN ARRAY ARRAY[
+-- Callable by their owner only (_privileges.sql says why).
+SELECT public.webhook_monitor_callable_by(ARRAY[
         'public.registration_completion_bin(double precision)',
         'public.registration_completion_bin_value(integer)',
         'public.checkout_paid_session(text, jsonb)',
@@ -521,11 +513,4 @@ BEGIN
         'public.registration_funnel_counts(timestamptz, timestamptz)',
         'public.registration_completion_window(timestamptz, timestamptz)',
         'public.registration_payment_window(timestamptz, timestamptz)'
-    ]::regprocedure[] LOOP
-        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', fn);
-        IF to_regrole('anon') IS NOT NULL THEN
-            EXECUTE format('REVOKE ALL ON FUNCTION %s FROM anon, authenticated, service_role', fn);
-        END IF;
-    END LOOP;
-END
-$$;
+]::regprocedure[]);

@@ -386,17 +386,9 @@ BEGIN
 END
 $$;
 
--- Who may call these: their owner (the role that runs `python -m jobs migrate`)
--- and service_role, the role of a Supabase Edge Function.
--- PostgreSQL grants EXECUTE on a new function to PUBLIC, and Supabase's default
--- privileges grant it to anon, authenticated and service_role too (its API roles, reachable
--- with the public anon key through the REST API); both are taken back on every apply. The
--- dashboard's read-only role is granted what it reads with by scripts/dashboard_role.sql.
-DO $$
-DECLARE
-    fn regprocedure;
-BEGIN
-    FOREACH fn IN ARRAY ARRAY[
+-- Callable by their owner and by service_role, which Edge Functions call them with (_privileges.sql
+-- says why).
+SELECT public.webhook_monitor_callable_by(ARRAY[
         'public.webhook_event_lock_held(text, boolean)',
         'public.webhook_event_lock(text)',
         'public.webhook_event_hold(text, integer)',
@@ -404,18 +396,7 @@ BEGIN
         'public.webhook_event_begin(text, text, jsonb, timestamptz, boolean, interval, text, text)',
         'public.webhook_event_complete(text, text, uuid, integer)',
         'public.webhook_event_fail(text, text, jsonb, text, integer, boolean)'
-    ]::regprocedure[] LOOP
-        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', fn);
-        IF to_regrole('anon') IS NOT NULL THEN
-            EXECUTE format('REVOKE ALL ON FUNCTION %s FROM anon, authenticated, service_role', fn);
-        END IF;
-        IF to_regrole('service_role') IS NOT NULL THEN
-            -- Edge Functions call these with the service_role key.
-            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO service_role', fn);
-        END IF;
-    END LOOP;
-END
-$$;
+]::regprocedure[], p_service_role => true);
 
 -- What else the functions above touch as the caller. error_fingerprint (defined with the
 -- tables in migrations/0179_baseline.sql: stored columns are computed with it) is run by
