@@ -29,7 +29,6 @@ EXIT_UNHEALTHY = 1
 EXIT_USAGE = 2
 DASHBOARD_PORT = 8501
 RECEIVER_PORT = 8000
-LOOPBACK_ADDRESSES = {"127.0.0.1", "localhost", "::1"}
 HEALTH_TIMEOUT_S = 10
 
 
@@ -61,7 +60,9 @@ def option(args: list[str], name: str, env: str, default: str) -> str:
 def dashboard(args: list[str]) -> list[str]:
     settings = checked_settings(dashboard=True)
     address = option(args, "--server.address", "STREAMLIT_SERVER_ADDRESS", "127.0.0.1")
-    if settings.MONITOR_AUTH == "none" and address.strip("[]").lower() not in LOOPBACK_ADDRESSES:
+    from dashboard.auth import is_loopback  # the dashboard's own rule for login off
+
+    if settings.MONITOR_AUTH == "none" and not is_loopback(address):
         from core.errors import ConfigError
 
         raise ConfigError(f"MONITOR_AUTH=none (login off) is allowed only on a loopback address, and the "

@@ -12,8 +12,8 @@
 #   - the receiver records a signed delivery (a checkout event for an unknown session, which
 #     is recorded failed), `watch` sends the alert that failure raises to a local HTTP sink,
 #     `schedule` runs a job (health-snapshot, every minute);
-#   - each container's HEALTHCHECK passes, and a stop signal ends each process with exit
-#     code 0 within 10 s.
+#   - each container's HEALTHCHECK passes, and a stop signal ends each process cleanly (exit 0,
+#     or 143 when it re-raised SIGTERM after shutting down, as uvicorn does) within 10 s.
 #
 # The base image is Debian bookworm made from Debian's packages (mmdebstrap, then `podman
 # import`): no registry is needed. PostgreSQL is Debian's own server (the postgresql
@@ -196,8 +196,9 @@ for name in wm-dashboard wm-receiver wm-watch wm-schedule; do
     podman stop -t 20 "$name" >/dev/null
     took_ms=$(( ($(date +%s%N) - begin) / 1000000 ))
     code=$(podman inspect --format '{{.State.ExitCode}}' "$name")
-    [ "$code" = 0 ] || fail "$name: exit $code after SIGTERM ($(podman logs --tail 5 "$name" 2>&1))"
+    # 143 = 128 + SIGTERM: uvicorn re-raises the signal once it has shut down (a clean stop).
+    [ "$code" = 0 ] || [ "$code" = 143 ] || fail "$name: exit $code after SIGTERM ($(podman logs --tail 5 "$name" 2>&1))"
     [ "$took_ms" -lt 10000 ] || fail "$name: took ${took_ms} ms to stop"
-    say "ok: $name stopped in ${took_ms} ms, exit 0"
+    say "ok: $name stopped in ${took_ms} ms, exit $code"
 done
 say "PASSED in $(( $(date +%s) - START )) s"
