@@ -23,8 +23,8 @@
 # run takes 20 to 40 minutes on two cores (README, "Running in production").
 #
 # Settings (environment): WORK (default /var/tmp/webhook-monitor-image-test; the base image
-# and the podman storage stay there between runs), PG_PORT (55432), KEEP=1 keeps the
-# containers and the database for a look afterwards.
+# and the podman storage stay there between runs), PG_PORT (55432), SKIP_BUILD=1 runs the
+# image built by the run before, KEEP=1 keeps the containers and the database for a look.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -60,7 +60,7 @@ cleanup() {
     [ "${KEEP:-0}" = 1 ] && return
     podman rm -f -t 0 "${NAMES[@]}" >/dev/null 2>&1 || true
     [ -n "${SINK_PID:-}" ] && kill "$SINK_PID" 2>/dev/null || true
-    [ -f "$WORK/pg/postmaster.pid" ] && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$WORK/pg" -m fast -w stop >/dev/null || true
+    [ -f "$WORK/pg/data/postmaster.pid" ] && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$WORK/pg/data" -m fast -w stop >/dev/null || true
 }
 trap cleanup EXIT
 
@@ -75,18 +75,23 @@ fi
 CA_ARGS=()
 [ -f /etc/ssl/certs/ca-certificates.crt ] && \
     CA_ARGS=(-v /etc/ssl/certs/ca-certificates.crt:/run/host-ca.crt:ro --build-arg PIP_CERT=/run/host-ca.crt)
-say "building $IMAGE"
-podman build --quiet --format docker --layers=false --network host --build-arg BASE="$BASE" "${CA_ARGS[@]}" \
-    -f "$REPO/deploy/Containerfile" -t "$IMAGE" "$REPO" >/dev/null
+if [ "${SKIP_BUILD:-0}" = 1 ] && podman image exists "$IMAGE"; then
+    say "using the image built before (SKIP_BUILD=1)"
+else
+    say "building $IMAGE"
+    podman build --quiet --format docker --layers=false --network host --build-arg BASE="$BASE" "${CA_ARGS[@]}" \
+        -f "$REPO/deploy/Containerfile" -t "$IMAGE" "$REPO" >/dev/null
+fi
 podman rm -f -t 0 "${NAMES[@]}" >/dev/null 2>&1 || true
 say "built: $(podman image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.0f MB", $1/1e6}')"
 
 # --- PostgreSQL: Debian's server on a loopback port ------------------------------------------
-rm -rf "$WORK/pg" && mkdir -p "$WORK/pg" && chown postgres "$WORK/pg"
-echo monitor-secret > "$WORK/pg.pw" && chown postgres "$WORK/pg.pw"
-runuser -u postgres -- "$PG_BIN/initdb" -D "$WORK/pg" -U monitor --pwfile="$WORK/pg.pw" \
+# The data folder, its log and socket in $WORK/pg, owned by Debian's postgres user.
+rm -rf "$WORK/pg" && mkdir -p "$WORK/pg/data" && chown -R postgres "$WORK/pg"
+echo monitor-secret > "$WORK/pg/password" && chown postgres "$WORK/pg/password"
+runuser -u postgres -- "$PG_BIN/initdb" -D "$WORK/pg/data" -U monitor --pwfile="$WORK/pg/password" \
     --auth=scram-sha-256 >/dev/null
-runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg.log" -w \
+runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$WORK/pg/data" -l "$WORK/pg/server.log" -w \
     -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $WORK/pg" start >/dev/null
 PGPASSWORD=monitor-secret psql -q -h 127.0.0.1 -p "$PG_PORT" -U monitor -d postgres -c "CREATE DATABASE monitor"
 sql() { psql -qtAX "$DB_URL" -c "$1"; }
@@ -157,7 +162,7 @@ body='{"id":"evt_image_test_1","object":"event","type":"checkout.session.complet
 signature=$("$PY" -c "import sys, time; from tracking.signing import stripe_signature; print(stripe_signature(sys.argv[1].encode(), sys.argv[2], timestamp=int(time.time())))" "$body" "$SECRET")
 answer=$(curl -sS -H "Stripe-Signature: $signature" -H 'Content-Type: application/json' --data "$body" \
     "http://127.0.0.1:$RECEIVER_PORT/stripe/webhook")
-recorded=$(sql "SELECT status FROM webhook_events WHERE event_id = 'evt_image_test_1'")
+recorded=$(sql "SELECT processing_status FROM webhook_events WHERE stripe_event_id = 'evt_image_test_1'")
 [ "$recorded" = failed ] || fail "receiver: answered $answer, recorded '$recorded'"
 say "ok: receiver recorded the signed delivery (status $recorded: no such session), answered $answer"
 
@@ -165,7 +170,8 @@ say "ok: receiver recorded the signed delivery (status $recorded: no such sessio
 wait_until 300 "watch's alert at the sink" test -s "$WORK/alert.json"
 grep -q payment_event_failed "$WORK/alert.json" || fail "alert: $(cat "$WORK/alert.json")"
 say "ok: watch sent the payment_event_failed alert to the sink"
-wait_until 300 "schedule's health-snapshot run" test "$(sql "SELECT count(*) FROM job_runs WHERE job = 'health-snapshot' AND trigger = 'schedule' AND status = 'succeeded'")" -ge 1
+scheduled_run() { [ "$(sql "SELECT count(*) FROM job_runs WHERE job = 'health-snapshot' AND trigger = 'schedule' AND status = 'completed'")" -ge 1 ]; }
+wait_until 300 "schedule's health-snapshot run" scheduled_run
 say "ok: schedule ran health-snapshot"
 
 # --- the Overview in Chromium, logged in -------------------------------------------------------
