@@ -55,10 +55,16 @@ EOF
 export CONTAINERS_CONF="$WORK/containers.conf"
 podman() { command podman --storage-driver vfs --root "$WORK/storage" --runroot "$WORK/run" --runtime runc "$@"; }
 NAMES=(wm-nodb wm-migrate wm-dashboard wm-receiver wm-watch wm-schedule)
+remove_containers() {  # also those a stopped run left half-created (in the storage only)
+    local name
+    for name in "${NAMES[@]}"; do
+        podman rm -f -t 0 "$name" >/dev/null 2>&1 || podman rm --storage "$name" >/dev/null 2>&1 || true
+    done
+}
 
 cleanup() {
     [ "${KEEP:-0}" = 1 ] && return
-    podman rm -f -t 0 "${NAMES[@]}" >/dev/null 2>&1 || true
+    remove_containers
     [ -n "${SINK_PID:-}" ] && kill "$SINK_PID" 2>/dev/null || true
     [ -f "$WORK/pg/data/postmaster.pid" ] && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$WORK/pg/data" -m fast -w stop >/dev/null || true
 }
@@ -82,7 +88,7 @@ else
     podman build --quiet --format docker --layers=false --network host --build-arg BASE="$BASE" "${CA_ARGS[@]}" \
         -f "$REPO/deploy/Containerfile" -t "$IMAGE" "$REPO" >/dev/null
 fi
-podman rm -f -t 0 "${NAMES[@]}" >/dev/null 2>&1 || true
+remove_containers
 say "built: $(podman image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.0f MB", $1/1e6}')"
 
 # --- PostgreSQL: Debian's server on a loopback port ------------------------------------------
