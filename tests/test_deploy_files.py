@@ -190,3 +190,14 @@ def test_the_readme_production_section_names_what_the_tests_check():
         assert name in section, name
     # The image the README's examples run is the one deploy/Containerfile builds.
     assert "registry.example.com" not in (REPO / "README.md").read_text()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make missing")
+def test_the_production_install_takes_the_runtime_lock_alone(tmp_path):
+    result = subprocess.run(["make", "-n", "install-prod", f"PROD_VENV={tmp_path / 'venv'}"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "--require-hashes -r requirements.lock" in result.stdout
+    # No test tools, and nothing fetched beyond the lock (an editable install would fetch setuptools).
+    assert "requirements-dev.lock" not in result.stdout and "-e ." not in result.stdout
+    assert "stripe-webhook-monitor.pth" in result.stdout and str(REPO) in result.stdout
