@@ -19,8 +19,8 @@
 # import`): no registry is needed. PostgreSQL is Debian's own server (the postgresql
 # package), started by this script on a loopback port in its work folder and stopped at the
 # end. Podman here runs rootful with the vfs storage driver and runc (crun refuses hybrid
-# cgroups, hence `default_ulimits = []` too); every container copies the whole image, so the
-# run takes 20 to 40 minutes on two cores (README, "Running in production").
+# cgroups, hence `default_ulimits = []` too); every container copies the whole image, so a
+# run from nothing takes about 9 minutes on two cores (README, "Running in production").
 #
 # Settings (environment): WORK (default /var/tmp/webhook-monitor-image-test; the base image
 # and the podman storage stay there between runs), PG_PORT (55432), SKIP_BUILD=1 runs the
@@ -74,7 +74,7 @@ trap cleanup EXIT
 if ! podman image exists "$BASE"; then
     say "base image: mmdebstrap bookworm"
     mmdebstrap --quiet --variant=apt --mode=root --format=tar bookworm "$WORK/base.tar"
-    podman import --change 'CMD ["/bin/bash"]' "$WORK/base.tar" "$BASE" >/dev/null
+    podman import --quiet --change 'CMD ["/bin/bash"]' "$WORK/base.tar" "$BASE" >/dev/null
     rm -f "$WORK/base.tar"
 fi
 # pip in the build trusts the host's CA bundle (a TLS-intercepting proxy on the way to PyPI).
