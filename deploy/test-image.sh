@@ -20,7 +20,7 @@
 # package), started by this script on a loopback port in its work folder and stopped at the
 # end. Podman here runs rootful with the vfs storage driver and runc (crun refuses hybrid
 # cgroups, hence `default_ulimits = []` too); every container copies the whole image, so a
-# run from nothing takes about 9 minutes on two cores (README, "Running in production").
+# run from nothing takes about 10.5 minutes on two cores (README, "Running in production").
 #
 # Settings (environment): WORK (default /var/tmp/webhook-monitor-image-test; the base image
 # and the podman storage stay there between runs), PG_PORT (55432), SKIP_BUILD=1 runs the
