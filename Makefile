@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 LOCK_OPTIONS := --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links
 
-.PHONY: run test install lock audit clean-venv deno-check
+.PHONY: run test install install-prod lock audit clean-venv deno-check
 
 # The Supabase Edge Function kit (integrations/supabase) runs under Deno, which comes from the
 # npm registry pinned by package-lock.json (`npm ci` puts it at node_modules/.bin/deno); the
@@ -45,6 +45,15 @@ $(STAMP): pyproject.toml requirements-dev.lock
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Production, without the image (README, "Running in production"): a virtualenv with the
+# packages of requirements.lock only (no test tools), the project importable from this
+# checkout, as deploy/systemd/*.service expect it in /srv/webhook-monitor.
+PROD_VENV ?= .venv
+install-prod:
+	$(PYTHON) -m venv $(PROD_VENV)
+	$(PROD_VENV)/bin/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(PROD_VENV)/bin/python -c "import pathlib, sysconfig; pathlib.Path(sysconfig.get_path('purelib'), 'stripe-webhook-monitor.pth').write_text('$(CURDIR)\\n')"
 
 # Migrates the embedded database, loads fresh demo data, starts the local Stripe server and
 # the dashboard (scripts/run_demo.py --help for options, e.g. make run DEMO_ARGS=--keep-data).

@@ -29,8 +29,26 @@ def normalise_url(url: str) -> str:
     return url
 
 
+NO_DATABASE_URL = ("DATABASE_URL is not set and MONITOR_EMBEDDED=off: set DATABASE_URL to the "
+                   "PostgreSQL URL (postgresql://user:password@host:5432/dbname)")
+
+
+def require_database_url(settings: Settings, *, dashboard: bool = False) -> None:
+    """ConfigError when no URL is set and the embedded database may not stand in for one.
+
+    In production (``MONITOR_EMBEDDED=off``) an embedded database would be a silent data loss:
+    in a container its folder is gone at the next restart. The check runs before anything is
+    started or created, so a refused process leaves no trace.
+    """
+    if settings.DATABASE_URL or (dashboard and settings.DASHBOARD_DATABASE_URL):
+        return
+    if settings.MONITOR_EMBEDDED == "off":
+        raise ConfigError(NO_DATABASE_URL)
+
+
 def jobs_url(settings: Settings | None = None) -> str:
     settings = settings or get_settings()
+    require_database_url(settings)
     if settings.DATABASE_URL:
         return normalise_url(settings.DATABASE_URL)
     return embedded_url(settings.MONITOR_DATA_DIR)
@@ -40,6 +58,7 @@ def dashboard_url(settings: Settings | None = None) -> str:
     """DASHBOARD_DATABASE_URL; else, on the embedded database, its read-only non-superuser
     role (created on first use); else DATABASE_URL (read-only transactions only)."""
     settings = settings or get_settings()
+    require_database_url(settings, dashboard=True)
     if settings.DASHBOARD_DATABASE_URL:
         return normalise_url(settings.DASHBOARD_DATABASE_URL)
     if not settings.DATABASE_URL:

@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     DATABASE_URL: str | None = Field(
         None,
         description="PostgreSQL URL for jobs and migrations (read-write). "
-        "Unset: the embedded PostgreSQL in MONITOR_DATA_DIR.",
+        "Unset: the embedded PostgreSQL in MONITOR_DATA_DIR (with MONITOR_EMBEDDED=off: exit 2).",
     )
     DASHBOARD_DATABASE_URL: str | None = Field(
         None,
@@ -86,6 +86,12 @@ class Settings(BaseSettings):
         default_factory=default_data_dir,
         description="Folder holding the embedded PostgreSQL data (used only when "
         "DATABASE_URL is unset); as root the default is /var/lib/stripe-webhook-monitor.",
+    )
+    MONITOR_EMBEDDED: Literal["auto", "off"] = Field(
+        "auto",
+        description="'auto': without DATABASE_URL, start the embedded PostgreSQL in "
+        "MONITOR_DATA_DIR. 'off' (production; the image sets it): a process without "
+        "DATABASE_URL exits 2 saying to set it, and creates nothing.",
     )
     MONITOR_STATEMENT_TIMEOUT_MS: int = Field(
         5000,

@@ -162,10 +162,11 @@ def _describe(report: WatchReport) -> list[str]:
 def main(args: argparse.Namespace, ctx) -> int:
     settings = ctx.settings
     channels = settings_channels(settings)
+    engine = ctx.jobs_engine()  # no database: that one line, without the warning below
     if not channels:
         ctx.warn("no alert channel is configured (MONITOR_ALERT_WEBHOOK_URL, MONITOR_ALERT_SLACK_WEBHOOK_URL, "
-                 "MONITOR_ALERT_EMAIL_TO with MONITOR_SMTP_URL, MONITOR_ALERT_PAGERDUTY_ROUTING_KEY): alerts are recorded and shown on the dashboard only")
-    engine = ctx.jobs_engine()
+                 "MONITOR_ALERT_EMAIL_TO with MONITOR_SMTP_URL, MONITOR_ALERT_PAGERDUTY_ROUTING_KEY): alerts are "
+                 "recorded and shown on the dashboard only")
     if args.once:
         report = run(engine, now=ctx.now(), settings=settings, channels=channels, trigger=ctx.trigger)
         if args.json:
