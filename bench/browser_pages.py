@@ -24,12 +24,11 @@ import argparse
 import statistics
 import time
 from contextlib import ExitStack
-from pathlib import Path
 
 from devharness import ThrowawayDatabase, events_held, patched_env
 from devharness.browser import PLOTLY_SELECTOR, chromium_page, streamlit_server, wait_for_script
+from devharness.database import load_demo_history
 
-REPO = Path(__file__).resolve().parent.parent
 PAGES = ["Overview", "Events", "Errors", "Funnel", "Alerts", "Reconciliation", "Health"]
 WINDOWS = ["24h", "7d", "30d"]
 DAYS = 30
@@ -42,21 +41,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--database-url", metavar="URL",
                         help="measure on this migrated, loaded database as it is (no load, no drop)")
     return parser.parse_args(argv)
-
-
-def load(url: str, events: int) -> float:
-    import os
-    import subprocess
-    import sys
-
-    env = {**os.environ, "DATABASE_URL": url}
-    env.pop("DASHBOARD_DATABASE_URL", None)
-    started = time.monotonic()
-    for command in (["migrate"], ["demo-data", "--days", str(DAYS), "--events-per-day",
-                                  str(max(1, events // DAYS)), "--no-stripe-state"]):
-        subprocess.run([sys.executable, "-m", "jobs", *command], cwd=REPO, env=env, check=True,
-                       stdout=subprocess.DEVNULL)
-    return time.monotonic() - started
 
 
 def wait_drawn(page) -> None:
@@ -119,7 +103,7 @@ def one_round(page) -> dict[tuple[str, str], float]:
 
 def bench(args, url: str, *, load_first: bool) -> None:
     if load_first:
-        print(f"loaded {args.events:,} events over {DAYS} days in {load(url, args.events):.1f} s")
+        print(f"loaded {args.events:,} events over {DAYS} days in {load_demo_history(url, events=args.events, days=DAYS):.1f} s")
     else:
         print(f"{events_held(url):,} events in the given database (nothing loaded)")
     first = [first_visit_ms() for _ in range(args.rounds)]

@@ -25,15 +25,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import statistics
-import subprocess
-import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
 
 from devharness import ThrowawayDatabase, events_held, patched_env
+from devharness.database import load_demo_history
 from devharness.system_postgres import SystemPostgres
 
 REPO = Path(__file__).resolve().parent.parent
@@ -67,17 +65,6 @@ def parse_args(argv=None) -> argparse.Namespace:
                         type=server_setting,
                         help="with --server system: a server setting (repeatable), e.g. jit_above_cost=0")
     return parser.parse_args(argv)
-
-
-def load(url: str, events: int) -> float:
-    env = {**os.environ, "DATABASE_URL": url}
-    env.pop("DASHBOARD_DATABASE_URL", None)
-    started = time.monotonic()
-    for command in (["migrate"], ["demo-data", "--days", str(DAYS), "--events-per-day",
-                                  str(max(1, events // DAYS)), "--no-stripe-state"]):
-        subprocess.run([sys.executable, "-m", "jobs", *command], cwd=REPO, env=env, check=True,
-                       stdout=subprocess.DEVNULL)
-    return time.monotonic() - started
 
 
 def render_ms(page: str, window: str, *, cold: bool) -> float:
@@ -133,7 +120,7 @@ def bench(args, url: str, *, load_first: bool = True) -> None:
         if name.startswith("streamlit"):
             logging.getLogger(name).setLevel(logging.ERROR)
     if load_first:
-        seconds = load(url, args.events)
+        seconds = load_demo_history(url, events=args.events, days=DAYS)
         print(f"loaded {args.events:,} events over {DAYS} days in {seconds:.1f} s")
     else:
         print(f"{events_held(url):,} events in the given database (nothing loaded)")

@@ -46,6 +46,23 @@ def events_held(url: str) -> int:
         engine.dispose()
 
 
+def load_demo_history(url: str, *, events: int, days: int) -> float:
+    """Migrate the database at ``url`` and load ``events`` demo events spread over ``days``
+    days (``python -m jobs demo-data``, no Stripe state), as the benches' throwaway databases
+    are loaded; returns the seconds it took."""
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "DATABASE_URL": url}
+    env.pop("DASHBOARD_DATABASE_URL", None)
+    started = time.monotonic()
+    for command in (["migrate"], ["demo-data", "--days", str(days), "--events-per-day",
+                                  str(max(1, events // days)), "--no-stripe-state"]):
+        subprocess.run([sys.executable, "-m", "jobs", *command], env=env, check=True, stdout=subprocess.DEVNULL)
+    return time.monotonic() - started
+
+
 def empty_tables(bind) -> None:
     """Empty every project table (not ``schema_migrations``) and restart their sequences,
     in one TRUNCATE of them all (an engine or an open connection)."""
