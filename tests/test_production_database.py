@@ -57,7 +57,8 @@ def test_a_url_set_is_used_whatever_the_setting_says():
     settings = Settings(DATABASE_URL="postgresql://u:p@db/x", MONITOR_EMBEDDED="off")
     assert jobs_url(settings) == dashboard_url(settings) == "postgresql+psycopg://u:p@db/x"
     # A read-only dashboard needs only its own URL.
-    reader = Settings(DASHBOARD_DATABASE_URL="postgresql://reader:p@db/x", MONITOR_EMBEDDED="off")
+    # DATABASE_URL=None: the test session exports one, which the settings would read.
+    reader = Settings(DATABASE_URL=None, DASHBOARD_DATABASE_URL="postgresql://reader:p@db/x", MONITOR_EMBEDDED="off")
     assert dashboard_url(reader) == "postgresql+psycopg://reader:p@db/x"
     with pytest.raises(ConfigError, match="DATABASE_URL is not set"):
         jobs_url(reader)
