@@ -179,8 +179,10 @@ class Sender:
         if getattr(self.local, "conn", None) is None:
             conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
             conn.connect()
-            # Without it a small request waits for the delayed ACK of the one before (40 ms),
-            # which would hide what the receiver itself takes at low concurrency.
+            # The client's side of the delayed-ACK stall: the request goes out at once. The
+            # receiver's side remains: uvicorn takes a socket handed over with --fd for a Unix
+            # socket and sets no TCP_NODELAY, so each answer still waits about 40 ms for the
+            # client's delayed ACK (docs/performance.md, "What the monitor costs a handler").
             conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.local.conn = conn
         return self.local.conn
