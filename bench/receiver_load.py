@@ -124,6 +124,10 @@ def receiver_process(url: str, workers: int, log_path: str, *, code: Path = REPO
     loopback socket (ready once /healthz answers 200), and that socket's port. ``tracking``
     not None: the receiver of ``--overhead`` instead (``overhead_app``), tracked or not."""
     sock = listening_socket()
+    # Linux gives the connections a listening socket accepts its TCP_NODELAY; uvicorn sets none
+    # on a socket handed over with --fd (it takes it for a Unix socket), and without it each
+    # answer waits for the client's delayed ACK (40 ms and more at low concurrency).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     port = sock.getsockname()[1]
     env = {"DATABASE_URL": url, "STRIPE_WEBHOOK_SECRET": SECRET}
     app = ["tracking.receiver:app"]
