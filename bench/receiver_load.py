@@ -183,10 +183,8 @@ class Sender:
         if getattr(self.local, "conn", None) is None:
             conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
             conn.connect()
-            # The client's side of the delayed-ACK stall: the request goes out at once. The
-            # receiver's side remains: uvicorn takes a socket handed over with --fd for a Unix
-            # socket and sets no TCP_NODELAY, so each answer still waits about 40 ms for the
-            # client's delayed ACK (docs/performance.md, "What the monitor costs a handler").
+            # The request goes out at once, not after the ACK of the one before; the receiver's
+            # side is set on its listening socket (receiver_process).
             conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.local.conn = conn
         return self.local.conn
