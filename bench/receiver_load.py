@@ -16,8 +16,26 @@ state its events call for, and every failure recorded with its error. Exit code 
 check fails.
 
 ``--compare-rollups`` delivers the same workload four times in the same database, with the
-rollup triggers of ``migrations/0110_event_rollups.sql`` off, on, on, off, and prints the
+rollup triggers of ``migrations/functions/event_rollups.sql`` off, on, on, off, and prints the
 throughput of each and their ratio.
+
+``--overhead`` measures what the monitor adds to a handler: the same deliveries go to the
+reference receiver with a handler that does no work of its own, untracked (signature check
+and JSON parse, then 200) and tracked (the same, inside ``begin``/``attempt``/``complete``),
+in the order untracked, tracked, tracked, untracked (``--rounds`` pairs), each round on a
+fresh receiver and empty tables. Prints each mode's latency and throughput, the latency
+tracking adds per delivery (p50, p95 of all rounds) and the throughput ratio.
+
+``--round-trips`` profiles the delivery path in this process, without HTTP: for each kind of
+delivery (new event, paid checkout, duplicate, failing event) the round trips to the
+server, how many are BEGIN, COMMIT or ROLLBACK, and how many transactions commit (COMMIT, or
+a statement run outside a transaction), counted on the wire through psycopg's Python libpq
+wrapper; then the time PostgreSQL spent in each tracking and trigger function
+(``track_functions``) and ``EXPLAIN ANALYZE`` of the statements ``webhook_event_begin`` and
+``webhook_event_complete`` run, with the time of each trigger they fire.
+
+``--code DIR`` runs the receiver from another checkout of the project (its tracking code
+and, with ``PYTHONPATH=DIR``, its migrations), so an older version is measured by this bench.
 """
 
 from __future__ import annotations
@@ -25,7 +43,9 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import random
+import socket
 import statistics
 import sys
 import tempfile
@@ -98,16 +118,58 @@ def insert_registrations(engine, registrations) -> None:
 
 # --- receiver ---------------------------------------------------------------------------
 
-def receiver_process(url: str, workers: int, log_path: str) -> tuple[ManagedProcess, int]:
-    """``uvicorn tracking.receiver:app`` handed a listening loopback socket (ready once /healthz
-    answers 200), and that socket's port."""
+def receiver_process(url: str, workers: int, log_path: str, *, code: Path = REPO,
+                     tracking: bool | None = None) -> tuple[ManagedProcess, int]:
+    """``uvicorn tracking.receiver:app`` run from the checkout ``code``, handed a listening
+    loopback socket (ready once /healthz answers 200), and that socket's port. ``tracking``
+    not None: the receiver of ``--overhead`` instead (``overhead_app``), tracked or not."""
     sock = listening_socket()
+    # Linux gives the connections a listening socket accepts its TCP_NODELAY; uvicorn sets none
+    # on a socket handed over with --fd (it takes it for a Unix socket), and without it each
+    # answer waits for the client's delayed ACK (40 ms and more at low concurrency).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     port = sock.getsockname()[1]
+    env = {"DATABASE_URL": url, "STRIPE_WEBHOOK_SECRET": SECRET}
+    app = ["tracking.receiver:app"]
+    if tracking is not None:
+        # This file, imported by path: the checkout under test need not have it.
+        app = ["receiver_load:overhead_app", "--factory", "--app-dir", str(Path(__file__).resolve().parent)]
+        env["RECEIVER_LOAD_TRACKING"] = "on" if tracking else "off"
+        env["PYTHONPATH"] = str(code)
     return ManagedProcess(
-        [sys.executable, "-m", "uvicorn", "tracking.receiver:app", "--fd", str(sock.fileno()),
+        [sys.executable, "-m", "uvicorn", *app, "--fd", str(sock.fileno()),
          "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
-        name="receiver", cwd=REPO, extra_env={"DATABASE_URL": url, "STRIPE_WEBHOOK_SECRET": SECRET},
+        name="receiver", cwd=code, extra_env=env,
         pass_sockets=[sock], ready=http_ready(socket_url(sock) + "/healthz"), log_path=log_path), port
+
+
+def overhead_app():
+    """The ASGI app of ``--overhead`` (``uvicorn --factory``): the reference receiver with a
+    handler that does no work of its own. RECEIVER_LOAD_TRACKING=on: every delivery goes
+    through the tracker as in production (claim, attempt, complete); off: the signature is
+    checked and the JSON parsed, then the answer is 200 with nothing written."""
+    from tracking import receiver as module
+    from tracking.registrations import Outcome
+
+    tracked = os.environ.get("RECEIVER_LOAD_TRACKING", "on") == "on"
+
+    def no_work(conn, event):
+        return Outcome("ignored")
+
+    class NoWorkReceiver(module.Receiver):
+        def deliver(self, body, signature, source="delivery"):
+            if tracked:
+                return super().deliver(body, signature, source)
+            problem = self.signature_problem(body, signature)
+            if problem:
+                return 400, {"status": "rejected", "reason": "bad_signature", "detail": problem}
+            event = json.loads(body)
+            module.event_fields(event)
+            outcome = no_work(None, event)
+            return 200, {"status": outcome.label, "event_id": event["id"]}
+
+    module.apply_event = no_work  # the receiver's handler, looked up on each delivery
+    return NoWorkReceiver()
 
 
 class Sender:
@@ -119,7 +181,12 @@ class Sender:
 
     def _conn(self) -> http.client.HTTPConnection:
         if getattr(self.local, "conn", None) is None:
-            self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            conn.connect()
+            # The request goes out at once, not after the ACK of the one before; the receiver's
+            # side is set on its listening socket (receiver_process).
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.local.conn = conn
         return self.local.conn
 
     def post(self, body: str) -> tuple[int, str, float]:
@@ -213,15 +280,32 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="200 events at concurrency 8, to check it runs")
     parser.add_argument("--compare-rollups", action="store_true",
                         help="run the workload four times, rollup triggers off, on, on, off, and compare throughput")
+    parser.add_argument("--overhead", action="store_true",
+                        help="a handler that does no work, untracked and tracked in turn: what tracking adds")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="--overhead: pairs of rounds (untracked, tracked, tracked, untracked, ...; default 2)")
+    parser.add_argument("--round-trips", action="store_true",
+                        help="count round trips and commits per delivery, time the SQL functions, EXPLAIN ANALYZE")
+    parser.add_argument("--code", type=Path, default=REPO,
+                        help="the checkout whose receiver to run (default this one)")
     args = parser.parse_args(argv)
     if args.quick:
         args.events, args.concurrency = 200, 8
+    args.code = args.code.resolve()
+    if args.round_trips:
+        import receiver_profile  # this folder's; psycopg must not be loaded before it is
+
+        return receiver_profile.main(args)
     rng = random.Random(args.seed)
 
     with ThrowawayDatabase() as database, tempfile.NamedTemporaryFile("w+", prefix="receiver-", suffix=".log") as log_file:
         url = database.url
         engine = sa.create_engine(url, hide_parameters=True)
         registrations, events, order = build_workload(args.events, args.duplicates, args.failures, rng)
+        if args.overhead:
+            ok = overhead(args, url, engine, events, order, log_file)
+            engine.dispose()
+            return 0 if ok else 1
         # --compare-rollups: the same workload with the rollup triggers off and on, in the
         # order off, on, on, off so a machine getting slower or faster mid-run favours neither.
         modes = ["off", "on", "on", "off"] if args.compare_rollups else [None]
@@ -264,10 +348,10 @@ def reset_tables(engine) -> None:
                              "webhook_event_rollup, webhook_event_duration_rollup, webhook_event_rollup_delta"))
 
 
-def one_round(args, url: str, engine, events: dict, order: list, log_file) -> tuple[float, bool]:
-    """Deliver the workload once through a fresh receiver; print figures and checks.
-    Returns (requests per second, every check passed)."""
-    receiver, port = receiver_process(url, args.workers, log_file.name)
+def deliver_all(args, url: str, events: dict, order: list, log_file, *,
+                tracking: bool | None = None) -> tuple[list[tuple[int, str, float]], float]:
+    """Deliver the workload once through a fresh receiver: (every answer, seconds)."""
+    receiver, port = receiver_process(url, args.workers, log_file.name, code=args.code, tracking=tracking)
     try:
         receiver.start()
     except ProcessFailed as exc:
@@ -277,7 +361,13 @@ def one_round(args, url: str, engine, events: dict, order: list, log_file) -> tu
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
             results = [r for batch in pool.map(sender.deliver, (events[e]["body"] for e in order)) for r in batch]
-        elapsed = time.perf_counter() - started
+        return results, time.perf_counter() - started
+
+
+def one_round(args, url: str, engine, events: dict, order: list, log_file) -> tuple[float, bool]:
+    """Deliver the workload once through a fresh receiver; print figures and checks.
+    Returns (requests per second, every check passed)."""
+    results, elapsed = deliver_all(args, url, events, order, log_file)
 
     latencies = [seconds * 1000 for _, _, seconds in results]
     answers = Counter(status for _, status, _ in results)
@@ -309,6 +399,63 @@ def one_round(args, url: str, engine, events: dict, order: list, log_file) -> tu
     print("verified: one row per distinct event, none left processing, no registration completed twice, "
           "registrations in their expected states, every failure recorded with its error")
     return len(results) / elapsed, True
+
+
+def overhead(args, url: str, engine, events: dict, order: list, log_file) -> bool:
+    """``--overhead``: the no-work handler untracked and tracked, in ABBA order; print what
+    tracking adds. False when a tracked round left the database wrong."""
+    modes = [False, True, True, False] * max(1, args.rounds // 2) + ([False, True] if args.rounds % 2 else [])
+    latencies: dict[bool, list[float]] = {False: [], True: []}
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    p50s: dict[bool, list[float]] = {False: [], True: []}
+    ok = True
+    print(f"overhead: {len(events)} distinct events, {len(order)} deliveries, concurrency {args.concurrency}, "
+          f"{args.workers} worker(s), receiver from {args.code}")
+    for number, tracked in enumerate(modes, 1):
+        reset_tables(engine)
+        results, elapsed = deliver_all(args, url, events, order, log_file, tracking=tracked)
+        ms = [seconds * 1000 for _, _, seconds in results]
+        latencies[tracked] += ms
+        rates[tracked].append(len(results) / elapsed)
+        p50s[tracked].append(statistics.median(ms))
+        answers = Counter((code, status) for code, status, _ in results)
+        print(f"  round {number}: {'tracked  ' if tracked else 'untracked'} {len(results) / elapsed:7.1f} requests/s, "
+              f"p50 {statistics.median(ms):6.1f} ms, p95 {percentile(ms, 95):6.1f} ms  "
+              + ", ".join(f"{c} {a} x{n}" for (c, a), n in sorted(answers.items())))
+        if tracked:
+            problems = verify_overhead(engine, events, answers)
+            for problem in problems:
+                print(f"  FAILED: {problem}")
+            ok = ok and not problems
+    for tracked in (False, True):
+        ms = latencies[tracked]
+        print(f"  {'tracked  ' if tracked else 'untracked'}  p50 {statistics.median(ms):6.1f} ms  "
+              f"p95 {percentile(ms, 95):6.1f} ms  {statistics.median(rates[tracked]):7.1f} requests/s "
+              f"(median of {len(rates[tracked])} rounds)")
+    added_p50 = statistics.median(latencies[True]) - statistics.median(latencies[False])
+    added_p95 = percentile(latencies[True], 95) - percentile(latencies[False], 95)
+    ratio = statistics.median(rates[True]) / statistics.median(rates[False])
+    print(f"tracking adds per delivery: p50 {added_p50:+.1f} ms, p95 {added_p95:+.1f} ms; "
+          f"throughput tracked/untracked {ratio:.2f}")
+    return ok
+
+
+def verify_overhead(engine, events: dict, answers: Counter) -> list[str]:
+    """A tracked no-work round: one completed row and one completed attempt per distinct event,
+    each event answered 'ignored' once and 'duplicate' on every later delivery."""
+    problems = []
+    with engine.connect() as conn:
+        rows = dict(conn.execute(sa.text(
+            "SELECT processing_status, count(*) FROM webhook_events GROUP BY 1")).all())
+        attempts = dict(conn.execute(sa.text(
+            "SELECT outcome, count(*) FROM webhook_event_attempts GROUP BY 1")).all())
+    if rows != {"completed": len(events)}:
+        problems.append(f"event rows by status {rows}, expected {len(events)} completed")
+    if attempts.get("completed") != len(events) or set(attempts) - {"completed", "superseded"}:
+        problems.append(f"attempt rows by outcome {attempts}, expected {len(events)} completed")
+    if answers[(200, "ignored")] != len(events):
+        problems.append(f"{answers[(200, 'ignored')]} deliveries processed for {len(events)} distinct events")
+    return problems
 
 
 if __name__ == "__main__":

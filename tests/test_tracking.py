@@ -278,6 +278,37 @@ def test_a_live_worker_keeps_its_event_until_it_finishes(db):
         assert conn.execute(sa.text("SELECT webhook_event_lock_held(:id)"), {"id": event["id"]}).scalar() is False
 
 
+def test_a_tracked_delivery_costs_two_statements_and_leaves_no_lock(db):
+    """Every statement is a round trip a webhook handler waits for: claiming takes the lock
+    and records the delivery in one statement, completing gives the lock back in the one that
+    marks the event completed; a duplicate is answered by the claim alone."""
+    event = checkout_session_event("checkout.session.expired", registration_id=add_registration_now(db))
+    sent: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        sent.append(statement)
+
+    sa.event.listen(db, "before_cursor_execute", count)
+    try:
+        with EventTracker(db).track(event) as attempt:
+            attempt.outcome = "done"
+        first, sent[:] = list(sent), []
+        with pytest.raises(DuplicateDelivery):
+            with EventTracker(db).track(event):
+                pass
+        duplicate = list(sent)
+    finally:
+        sa.event.remove(db, "before_cursor_execute", count)
+    assert len(first) == 2, first
+    assert len(duplicate) == 1, duplicate
+    with db.connect() as conn:  # no session, pooled or not, holds the lock any more
+        assert conn.execute(sa.text("SELECT webhook_event_lock_held(:id)"), {"id": event["id"]}).scalar() is False
+        outcomes = conn.execute(sa.text("SELECT attempt, outcome, holds_lock FROM webhook_event_attempts "
+                                        "WHERE stripe_event_id = :id"), {"id": event["id"]}).all()
+    assert [tuple(row) for row in outcomes] == [(1, "completed", True)]
+    assert event_row(db, event["id"])["outcome"] == "done"
+
+
 def test_a_hung_worker_is_taken_over_once_the_time_limit_passes(db):
     event = checkout_session_event("checkout.session.expired", registration_id=add_registration_now(db))
     hung = EventTracker(db)

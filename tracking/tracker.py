@@ -187,25 +187,32 @@ class EventTracker:
         # With hold, the connection that claims the event takes its liveness lock first and,
         # when the claim is 'process', stays checked out for the attempt's work: from the
         # commit of the claim on, the event is held by a session that ends if this process dies.
+        # One round trip either way: with hold, lock and claim are one statement
+        # (tracker.sql, claim_event), run outside a transaction so it commits by itself, which
+        # also gives the lock back when the decision is not 'process'.
         conn = self.engine.connect()
+        params = dict(stripe_event_id=event_id, event_type=event_type, payload=payload,
+                      stripe_created_at=created_at, livemode=livemode, stale_after=self.stale_after,
+                      source=source, raw_payload=raw)
         locked = False
         try:
-            with conn.begin():
-                if hold:
-                    locked = bool(SQL.execute(conn, "lock_event", stripe_event_id=event_id).scalar())
-                row = SQL.execute(
-                    conn, "begin_event", stripe_event_id=event_id, event_type=event_type, payload=payload,
-                    stripe_created_at=created_at, livemode=livemode, stale_after=self.stale_after,
-                    source=source, raw_payload=raw).one()
+            if hold:
+                row = autocommit(conn, "claim_event", params)[0]
+                locked = bool(row.locked)
+            else:
+                with conn.begin():
+                    row = SQL.execute(conn, "begin_event", **params).one()
         except BaseException:
-            self._let_go(conn, event_id, locked)
+            # The lock is a session's, not a transaction's: a claim that failed after taking it
+            # still holds it.
+            self._let_go(conn, event_id, hold)
             raise
         claim = Claim(event_id, event_type, row.decision, row.attempt, row.previous_status)
         if claim.decision == PROCESS and locked:
             with self._claimed_lock:
                 self._claimed[(event_id, claim.attempt)] = conn
         else:
-            self._let_go(conn, event_id, locked)
+            conn.close()  # claim_event gave the lock back unless the claim is 'process'
         return claim
 
     def _take_claimed(self, claim: Claim) -> Connection | None:
@@ -218,16 +225,21 @@ class EventTracker:
         conn.close()
 
     def complete(self, conn: Connection, claim: Claim, *, outcome: str | None = None,
-                 registration_id: str | None = None) -> bool:
-        """Mark the attempt completed inside the caller's transaction; False if superseded."""
-        return bool(SQL.execute(conn, "complete_event", stripe_event_id=claim.stripe_event_id, outcome=outcome,
-                                registration_id=registration_id, attempt=claim.attempt).scalar())
+                 registration_id: str | None = None, release: bool = False) -> bool:
+        """Mark the attempt completed inside the caller's transaction; False if superseded.
+        ``release``: give the event's liveness lock back in the same statement (``attempt``)."""
+        params = dict(stripe_event_id=claim.stripe_event_id, outcome=outcome,
+                      registration_id=registration_id, attempt=claim.attempt)
+        if release:
+            return bool(SQL.execute(conn, "complete_release_event", **params).one().completed)
+        return bool(SQL.execute(conn, "complete_event", **params).scalar())
 
     def fail(self, claim: Claim, error: BaseException | str, *, category: str | None = None,
              retryable: bool | None = None, context: Mapping[str, Any] | None = None,
-             conn: Connection | None = None) -> bool:
+             conn: Connection | None = None, release: bool = False) -> bool:
         """Record the attempt as failed (own transaction, on ``conn`` if given, which must not
-        be in a transaction); False if superseded.
+        be in a transaction); False if superseded. ``release``: ``conn`` holds the event's
+        liveness lock, given back in the same statement, which commits by itself.
 
         The category and whether a retry can help come from ``classify(error)`` unless given;
         ``webhook_event_fail`` plans the next retry from them.
@@ -252,17 +264,27 @@ class EventTracker:
         if conn is None:
             claimed = self._take_claimed(claim)
             if claimed is not None:  # begin, then fail without an attempt (an unprocessable body)
-                try:
-                    with claimed.begin():
-                        return bool(SQL.execute(claimed, "fail_event", **params).scalar())
-                finally:
-                    self._let_go(claimed, claim.stripe_event_id, True)
+                return self._fail_and_release(claimed, claim.stripe_event_id, params, close=True)
             with self.engine.begin() as own:
                 return bool(SQL.execute(own, "fail_event", **params).scalar())
         if conn.in_transaction():
             conn.rollback()
+        if release:
+            return self._fail_and_release(conn, claim.stripe_event_id, params)
         with conn.begin():
             return bool(SQL.execute(conn, "fail_event", **params).scalar())
+
+    def _fail_and_release(self, conn: Connection, event_id: str, params: dict, *, close: bool = False) -> bool:
+        """fail_event and the lock's release in one statement that commits by itself; if it
+        cannot run, the lock is let go on its own (or the session ended)."""
+        try:
+            return bool(autocommit(conn, "fail_release_event", params)[0].failed)
+        except BaseException:
+            self.release(conn, event_id)
+            raise
+        finally:
+            if close:
+                conn.close()
 
     @contextmanager
     def track(self, event: Mapping[str, Any], *, raw_payload: str | None = None,
@@ -307,17 +329,24 @@ class EventTracker:
             with conn.begin():
                 attempt = Attempt(claim, conn, context=attempt_context)
                 yield attempt
-                if not self.complete(conn, claim, outcome=attempt.outcome,
-                                     registration_id=attempt.registration_id):
+                # The completion gives the lock back too (one statement); from here on the
+                # lock is released whatever happens, the session lock being outside the
+                # transaction.
+                completed = self.complete(conn, claim, outcome=attempt.outcome,
+                                          registration_id=attempt.registration_id, release=held)
+                held = False
+                if not completed:
                     raise AttemptSuperseded(
                         claim, f"event {claim.stripe_event_id} was reclaimed by another worker "
                                f"during attempt {claim.attempt}; this attempt's work was rolled back")
         except AttemptSuperseded:
             raise
         except Exception as exc:
-            # The block's transaction is rolled back by now; the failure gets its own.
+            # The block's transaction is rolled back by now; the failure gets its own, which
+            # gives the lock back as well.
             try:
-                self.fail(claim, exc, context=attempt_context, conn=conn)
+                releasing, held = held, False
+                self.fail(claim, exc, context=attempt_context, conn=conn, release=releasing)
             except Exception as record_exc:
                 # The row stays 'processing'; once this session's lock is gone (below) the
                 # next delivery takes it over. Say why it is not failed.
@@ -345,9 +374,25 @@ class EventTracker:
         try:
             if conn.in_transaction():
                 conn.rollback()
-            with conn.begin():
-                SQL.execute(conn, "release_event", stripe_event_id=event_id)
+            autocommit(conn, "release_event", {"stripe_event_id": event_id})
         except Exception as exc:
             log.warning("could not release the lock of event %s (%s); closing its connection",
                         event_id, error_message(exc))
             conn.invalidate()
+
+
+def autocommit(conn: Connection, name: str, params: Mapping[str, Any]) -> list[Any]:
+    """Run one statement of tracker.sql outside a transaction, so it commits by itself, and
+    return its rows: one round trip, where BEGIN, the statement and COMMIT are three. The connection is back to
+    its default isolation afterwards (the pool would also reset it on return)."""
+    conn.execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        result = SQL.execute(conn, name, **params)
+        rows = result.all()
+        conn.commit()  # ends SQLAlchemy's own bookkeeping; nothing is sent in autocommit
+    finally:
+        if not conn.invalidated and not conn.closed:
+            if conn.in_transaction():
+                conn.rollback()
+            conn.execution_options(isolation_level=conn.default_isolation_level)
+    return rows

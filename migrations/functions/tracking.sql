@@ -45,20 +45,24 @@ FROM (VALUES
 
 CREATE OR REPLACE FUNCTION public.webhook_event_lock_held(p_stripe_event_id text, p_by_me boolean DEFAULT false)
 RETURNS boolean
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE
 SECURITY INVOKER
 SET search_path = ''
 AS $$
 -- True while another session (p_by_me: this session) holds the event's liveness lock.
-SELECT EXISTS (
-    SELECT 1 FROM pg_catalog.pg_locks AS l
-     WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
-       AND l.database = (SELECT d.oid FROM pg_catalog.pg_database AS d
-                          WHERE d.datname = pg_catalog.current_database())
-       AND l.classid = 22341::oid
-       AND l.objid = pg_catalog.hashtext(p_stripe_event_id)::oid
-       AND (l.pid = pg_catalog.pg_backend_pid()) = coalesce(p_by_me, false))
+-- PL/pgSQL over pg_lock_status() rather than SQL over the pg_locks view: the plan is made
+-- once a session instead of at every call, and every delivery asks this.
+BEGIN
+    RETURN EXISTS (
+        SELECT 1 FROM pg_catalog.pg_lock_status() AS l
+         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+           AND l.database = (SELECT d.oid FROM pg_catalog.pg_database AS d
+                              WHERE d.datname = pg_catalog.current_database())
+           AND l.classid = 22341::oid
+           AND l.objid = pg_catalog.hashtext(p_stripe_event_id)::oid
+           AND (l.pid = pg_catalog.pg_backend_pid()) = coalesce(p_by_me, false));
+END
 $$;
 
 CREATE OR REPLACE FUNCTION public.webhook_event_lock(p_stripe_event_id text)
@@ -73,11 +77,16 @@ AS $$
 -- connection: the attempt begin opens is then marked as holding it in the same transaction
 -- that claims the event, so no moment exists where the claim is made and the proof is not.
 -- False: another session holds it (a live worker); call begin anyway, it decides.
+-- The lock is remembered until the end of the transaction (webhook_monitor.locked_event), so
+-- a webhook_event_begin in the same transaction, or the same statement, need not look it up.
 BEGIN
-    IF public.webhook_event_lock_held(p_stripe_event_id, true) THEN
-        RETURN true;
+    IF NOT public.webhook_event_lock_held(p_stripe_event_id, true) THEN
+        IF NOT pg_catalog.pg_try_advisory_lock(22341, pg_catalog.hashtext(p_stripe_event_id)) THEN
+            RETURN false;
+        END IF;
     END IF;
-    RETURN pg_catalog.pg_try_advisory_lock(22341, pg_catalog.hashtext(p_stripe_event_id));
+    PERFORM pg_catalog.set_config('webhook_monitor.locked_event', p_stripe_event_id, true);
+    RETURN true;
 END
 $$;
 
@@ -130,6 +139,7 @@ AS $$
 -- Session-level locks ignore transactions: a rolled-back attempt still holds it until here.
 BEGIN
     IF public.webhook_event_lock_held(p_stripe_event_id, true) THEN
+        PERFORM pg_catalog.set_config('webhook_monitor.locked_event', '', true);
         RETURN pg_catalog.pg_advisory_unlock(22341, pg_catalog.hashtext(p_stripe_event_id));
     END IF;
     RETURN false;
@@ -163,13 +173,17 @@ AS $$
 --   retry_later    another worker is processing it right now: answer non-2xx
 -- p_source says who delivered (delivery, retry, sweep); p_raw_payload keeps the body as
 -- received when p_payload is a placeholder for a body jsonb cannot hold. The attempt opened
--- is marked holds_lock when this session holds the event's lock (webhook_event_lock).
+-- is marked holds_lock when this session holds the event's lock (webhook_event_lock; taken
+-- in the same transaction, it is known without looking it up). A release inside a savepoint
+-- that is rolled back leaves that note behind: an attempt then opened in the same transaction
+-- is marked as holding a lock it lacks, and may be taken over early; its webhook_event_complete
+-- then returns false, so its work is still applied once.
 DECLARE
     v_status  text;
     v_started timestamptz;
     v_attempt integer;
     v_held    boolean;
-    v_mine    boolean := public.webhook_event_lock_held(p_stripe_event_id, true);
+    v_mine    boolean;
     v_source  text := CASE WHEN p_source IN ('delivery', 'retry', 'sweep') THEN p_source ELSE 'delivery' END;
 BEGIN
     IF p_stripe_event_id IS NULL OR btrim(p_stripe_event_id) = '' THEN
@@ -185,6 +199,8 @@ BEGIN
          p_stripe_created_at, coalesce(p_livemode, false), clock_timestamp(), clock_timestamp())
     ON CONFLICT (stripe_event_id) DO NOTHING;
     IF FOUND THEN
+        v_mine := CASE WHEN pg_catalog.current_setting('webhook_monitor.locked_event', true) = p_stripe_event_id
+                   THEN true ELSE public.webhook_event_lock_held(p_stripe_event_id, true) END;
         INSERT INTO public.webhook_event_attempts (stripe_event_id, event_type, attempt, source, started_at, holds_lock)
         VALUES (p_stripe_event_id, p_event_type, 1, v_source, clock_timestamp(), v_mine)
         ON CONFLICT ON CONSTRAINT webhook_event_attempts_event_attempt_key DO NOTHING;
@@ -221,6 +237,8 @@ BEGIN
     -- pending, failed, or processing by a worker that is gone or went silent: this caller
     -- takes over. The last error stays on the row until complete; every attempt's stays in
     -- the attempts table.
+    v_mine := CASE WHEN pg_catalog.current_setting('webhook_monitor.locked_event', true) = p_stripe_event_id
+                   THEN true ELSE public.webhook_event_lock_held(p_stripe_event_id, true) END;
     UPDATE public.webhook_event_attempts AS a
        SET outcome = 'superseded', finished_at = clock_timestamp()
      WHERE a.stripe_event_id = p_stripe_event_id AND a.outcome = 'processing';
