@@ -306,6 +306,10 @@ $$;
 
 -- [start, end) hour by hour (for charts with hourly buckets): webhook_window_counts without
 -- the daily level.
+-- Both readers skip rows whose counts are zero unless they carry an example: a day's example
+-- is the least message of its hours, also of an hour whose failures all recovered since
+-- (queries/errors.sql), so the hours are read the same way or the two levels would name
+-- different examples for one fingerprint.
 CREATE OR REPLACE FUNCTION public.webhook_window_counts_hourly(p_start timestamptz, p_end timestamptz)
 RETURNS TABLE (bucket timestamptz, event_type text, processing_status text, error_category text,
                error_fingerprint text, events bigint, retried bigint, example text)
@@ -316,7 +320,7 @@ SELECT r.bucket, r.event_type, r.processing_status, r.error_category, r.error_fi
        r.events, r.retried, r.example
 FROM public.webhook_event_rollup r
 WHERE r.bucket >= public.webhook_rollup_full_from(p_start) AND r.bucket < date_trunc('hour', p_end, 'UTC')
-  AND (r.events <> 0 OR r.retried <> 0)
+  AND (r.events <> 0 OR r.retried <> 0 OR r.example IS NOT NULL)
 UNION ALL
 SELECT d.bucket, d.event_type, d.processing_status, d.error_category, d.error_fingerprint,
        sum(d.sign), coalesce(sum(d.sign) FILTER (WHERE d.retried), 0), min(d.example)
@@ -354,7 +358,7 @@ SELECT r.day, r.event_type, r.processing_status, r.error_category, r.error_finge
 FROM public.webhook_event_rollup_daily r
 WHERE r.day >= public.webhook_rollup_day_from(public.webhook_rollup_full_from(p_start))
   AND r.day < date_trunc('day', p_end, 'UTC')
-  AND (r.events <> 0 OR r.retried <> 0)
+  AND (r.events <> 0 OR r.retried <> 0 OR r.example IS NOT NULL)
 UNION ALL
 SELECT r.bucket, r.event_type, r.processing_status, r.error_category, r.error_fingerprint,
        r.events, r.retried, r.example
@@ -362,7 +366,7 @@ FROM public.webhook_event_rollup r
 WHERE r.bucket >= public.webhook_rollup_full_from(p_start)
   AND r.bucket < least(public.webhook_rollup_day_from(public.webhook_rollup_full_from(p_start)),
                        date_trunc('hour', p_end, 'UTC'))
-  AND (r.events <> 0 OR r.retried <> 0)
+  AND (r.events <> 0 OR r.retried <> 0 OR r.example IS NOT NULL)
 UNION ALL
 SELECT r.bucket, r.event_type, r.processing_status, r.error_category, r.error_fingerprint,
        r.events, r.retried, r.example
@@ -370,7 +374,7 @@ FROM public.webhook_event_rollup r
 WHERE r.bucket >= greatest(date_trunc('day', p_end, 'UTC'),
                            public.webhook_rollup_day_from(public.webhook_rollup_full_from(p_start)))
   AND r.bucket < date_trunc('hour', p_end, 'UTC')
-  AND (r.events <> 0 OR r.retried <> 0)
+  AND (r.events <> 0 OR r.retried <> 0 OR r.example IS NOT NULL)
 UNION ALL
 SELECT d.bucket, d.event_type, d.processing_status, d.error_category, d.error_fingerprint,
        sum(d.sign), coalesce(sum(d.sign) FILTER (WHERE d.retried), 0), min(d.example)
