@@ -26,7 +26,8 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 
 from devharness import ThrowawayDatabase
-from jobs import cleanup, migrate
+from jobs.cleanup import command as cleanup
+from jobs.admin import migrate
 from jobs.cli_support import terminal_progress
 
 

@@ -3,7 +3,7 @@
     python bench/metrics_bench.py --events 1000000            # a throwaway database of demo data
     python bench/metrics_bench.py --database-url URL --runs 9  # a database loaded before
 
-Each query of ``jobs/metrics.sql`` runs on one connection (each once to warm up, then
+Each query of ``jobs/health/metrics.sql`` runs on one connection (each once to warm up, then
 ``--runs`` times; the median in milliseconds), then the collector's whole ``collect()`` (the
 verdict included) as a scrape runs it, and finally a real exporter process is scraped over
 HTTP ``--runs`` times. With ``--events`` the database is made, loaded with ``--days`` days
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from core.settings import get_settings
 from devharness import ManagedProcess, ThrowawayDatabase, events_held, line_ready, median_ms
-from jobs import metrics
+from jobs.health import metrics
 from verdict_bench import load  # the same demo load as the verdict bench (bench/ is the script's folder)
 
 REPO = Path(__file__).resolve().parent.parent

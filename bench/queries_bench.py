@@ -6,7 +6,7 @@
 
 For each size: a throwaway database (an embedded PostgreSQL in a temporary folder, or a
 scratch database on DATABASE_URL's server, dropped afterwards), migrated, filled with
-``--days`` days of demo history (``jobs.demo_data``) ending now, then VACUUM ANALYZE (the
+``--days`` days of demo history (``jobs.admin.demo_data``) ending now, then VACUUM ANALYZE (the
 steady state autovacuum keeps). Every query runs through the dashboard's own read-only
 engine (``fetch_df``, as the pages call it) once to warm up, then ``--runs`` times; the
 table shows the median milliseconds per size and the ratio of the largest size to the
@@ -38,7 +38,7 @@ import sqlalchemy as sa
 from core.db import create_dashboard_engine
 from core.settings import get_settings
 from devharness import ThrowawayDatabase, events_held, median_ms
-from jobs import demo_data, migrate
+from jobs.admin import demo_data, migrate
 from queries import QUERIES, Query, fetch_df
 
 

@@ -8,7 +8,7 @@ Builds a throwaway database (an embedded PostgreSQL in a temporary folder, or a 
 database on DATABASE_URL's server, dropped afterwards) with N registrations, and serves N
 real-shaped Checkout Sessions from ``local_stripe`` in a separate process, rate-limited per
 endpoint like Stripe's test mode (25 requests/s, 429 beyond). One in ten pairs disagrees, in
-every mismatch kind. Then runs ``jobs.reconcile.run`` in this process with the production
+every mismatch kind. Then runs ``jobs.reconcile.reconciler`` in this process with the production
 gateway (paced at ``--rate`` requests/s, default the production pace) and prints wall time,
 Stripe requests made against the minimum (one list page per 100 sessions plus one retrieve
 per auto-fix and per completed registration missing from the list), 429s met, and peak
@@ -33,7 +33,8 @@ import sqlalchemy as sa
 from core.db import create_jobs_engine
 from core.settings import get_settings
 from devharness import ThrowawayDatabase
-from jobs import migrate, reconcile
+from jobs.admin import migrate
+from jobs.reconcile import reconciler as reconcile
 from jobs.stripe_gateway import DEFAULT_REQUESTS_PER_SECOND, StripeGateway
 
 

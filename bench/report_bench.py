@@ -5,7 +5,7 @@ then both templates rendered) at two sizes of history.
     python bench/report_bench.py                            # 10,000 and 1,000,000 events
 
 For each size: a throwaway migrated database (devharness), ``--days`` days of demo history
-ending now (``jobs.demo_data``, which vacuums and analyses what it loaded), one health
+ending now (``jobs.admin.demo_data``, which vacuums and analyses what it loaded), one health
 snapshot; then ``health_report.build`` for the 7 days before now, once to warm up and
 ``--runs`` times. Prints the median of the collecting (queries) and rendering (Jinja2) parts,
 the size of the HTML, and the slowest named query of the report.
@@ -22,7 +22,8 @@ from datetime import datetime, timedelta, timezone
 from core.db import create_jobs_engine
 from core.settings import get_settings
 from devharness import ThrowawayDatabase
-from jobs import demo_data, health_report, health_snapshot, report_data
+from jobs.admin import demo_data
+from jobs.health import report as health_report, report_data, snapshot as health_snapshot
 from queries import QUERIES
 
 

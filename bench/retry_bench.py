@@ -8,7 +8,7 @@ Builds a throwaway, migrated database (devharness), fills it with N failed event
 automatic retry is due (70 % paid checkout sessions of pending registrations, the rest
 other event types), starts the reference receiver (``python -m tracking.receiver``) in its
 own process, and measures a steady stream of fresh signed deliveries (``--probe-rate`` per
-second) first alone (baseline), then while ``jobs.retry.run`` re-delivers every due event at
+second) first alone (baseline), then while ``jobs.replay.retry.run`` re-delivers every due event at
 ``--concurrency``. Prints re-delivered events/s and the probe deliveries' p50/p95/p99 before
 and during, then checks: every event completed, each registration completed exactly once,
 one retry attempt per event. Exit code 1 when a check fails.
@@ -29,8 +29,8 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 
 from devharness import ManagedProcess, ThrowawayDatabase, http_ready, listening_socket, socket_url
-from jobs import retry
-from jobs.delivery import Redeliverer
+from jobs.replay import retry
+from jobs.replay.redeliver import Redeliverer
 from local_stripe.objects import checkout_session_event
 from tracking.signing import stripe_signature
 

@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from core.settings import get_settings
 from core.sql import load_package
 from devharness import events_held, median_ms
-from jobs.migrate import _execute_script
+from jobs.admin.migrate import _execute_script
 from queries import QUERIES
 
 VERDICT = load_package("jobs", "verdict.sql")

@@ -10,7 +10,7 @@ Stripe has forgotten), and serves ``--events`` real-shaped checkout events sprea
 days from ``local_stripe`` in a separate process, rate-limited like Stripe's test mode (25
 requests/s per endpoint, 429 beyond). One event in 100 never reached the app and Stripe
 still retries it (``pending_webhooks`` 1); one in 200 was answered 2xx and never recorded.
-Then runs ``jobs.sweep.run`` over 720 hours with the production gateway and prints the wall
+Then runs ``jobs.replay.sweep.run`` over 720 hours with the production gateway and prints the wall
 time, the Stripe requests against the minimum (one page per 100 events of each pass), the
 time spent comparing with the database, peak memory, and the counts against the plan
 (exit 1 when they differ).
@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from core.db import create_jobs_engine
 from devharness import ThrowawayDatabase
 from core.settings import DEFAULT_SWEEP_EVENT_TYPES, get_settings, sweep_event_types
-from jobs import sweep
+from jobs.replay import sweep
 from jobs.stripe_gateway import DEFAULT_REQUESTS_PER_SECOND, StripeGateway
 
 API_KEY = "sk_test_sweep_bench"

@@ -1,4 +1,4 @@
-"""Median time of the status verdict's facts (``jobs.verdict.gather``), query by query and whole.
+"""Median time of the status verdict's facts (``jobs.health.verdict.gather``), query by query and whole.
 
     python bench/verdict_bench.py --events 10000                 # a throwaway 10k database
     python bench/verdict_bench.py --database-url URL --runs 9     # a database loaded before
@@ -7,7 +7,7 @@ Every dashboard page renders the verdict in its sidebar, and ``python -m jobs wa
 the same rule queries every few seconds, so this is a cost paid on every render. Each alert
 rule's query (``jobs/alerting/rules.sql``, with the parameters ``gather`` and ``watch`` give
 them; the rules the verdict does not reuse are marked "watch only"), the verdict's own
-queries (``jobs/verdict.sql``) and ``gather`` run on one connection of the dashboard's
+queries (``jobs/health/verdict.sql``) and ``gather`` run on one connection of the dashboard's
 read-only engine, then ``gather`` as a page calls it (on the engine, a pooled connection
 each time): each once to warm up, then ``--runs`` times; the table shows the median
 milliseconds. ``now`` is the current time, as on a page.
@@ -29,7 +29,8 @@ import sqlalchemy as sa
 from core.db import create_dashboard_engine
 from core.settings import get_settings
 from devharness import ThrowawayDatabase, events_held, median_ms
-from jobs import demo_data, migrate, verdict
+from jobs.admin import demo_data, migrate
+from jobs.health import verdict
 from jobs.alerting.rules import RULES
 
 

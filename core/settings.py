@@ -120,7 +120,7 @@ class Settings(BaseSettings):
         description="Time zone the MONITOR_SCHEDULE times are read in (an IANA name).",
     )
 
-    # --- e-mail and the weekly health report (core/mail.py, jobs/health_report.py) ---------
+    # --- e-mail and the weekly health report (core/mail.py, jobs/health/report.py) ---------
     MONITOR_SMTP_URL: str | None = Field(
         None,
         description="Mail server: smtp://user:password@host:port (port 25 unless given; STARTTLS "
@@ -144,7 +144,7 @@ class Settings(BaseSettings):
         "alerts and reports. Unset: mail carries no links.",
     )
 
-    # --- error policy, retry and re-delivery (tracking/, jobs/retry.py) ---
+    # --- error policy, retry and re-delivery (tracking/, jobs/replay/retry.py) ---
     MONITOR_REPLAY_URL: str | None = Field(
         None,
         description="The app's webhook endpoint: 'retry' and 'sweep --replay' re-deliver stored "
@@ -254,7 +254,7 @@ class Settings(BaseSettings):
             raise ValueError("MONITOR_ALERT_FAILURE_RATE_CRITICAL must not be below MONITOR_ALERT_FAILURE_RATE_WARNING")
         return self
 
-    # --- missed events: the sweep (jobs/sweep.py) ---
+    # --- missed events: the sweep (jobs/replay/sweep.py) ---
     MONITOR_SWEEP_EVENT_TYPES: str = Field(
         DEFAULT_SWEEP_EVENT_TYPES,
         description="Event types the app's endpoint receives, comma-separated (exact types, or "

@@ -144,7 +144,7 @@ def utc_now() -> datetime:
 
 @st.cache_data(ttl=CACHE_TTL_S, max_entries=16, show_spinner=False)
 def _cached_verdict(url: str, now: datetime):
-    from jobs.verdict import status
+    from jobs.health.verdict import status
 
     try:
         return status(get_engine(), now=now, settings=get_settings())
@@ -153,7 +153,7 @@ def _cached_verdict(url: str, now: datetime):
 
 
 def verdict():
-    """The status verdict (jobs.verdict), the same one ``python -m jobs status`` prints.
+    """The status verdict (jobs.health.verdict), the same one ``python -m jobs status`` prints.
 
     Judged at the current minute, so every page of one minute shares one computation;
     raises DatabaseProblem with a readable message.

@@ -15,7 +15,7 @@ from core.errors import ConfigError
 from dashboard import data, gateway, metrics, text
 from dashboard.columns import row_id, utc_time
 from dashboard.text import markdown_literal
-from jobs import sweep
+from jobs.replay import sweep
 from jobs.runtime import job_is_running
 from queries import fetch_one
 

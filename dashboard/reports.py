@@ -41,7 +41,7 @@ def report_table(reports: pd.DataFrame) -> pd.DataFrame:
 
 def report_label(row) -> str:
     """'#12 · 16–22 Nov 2026 · sent' for the chooser."""
-    from jobs.health_report import period_label
+    from jobs.health.report import period_label
 
     return f"#{row['id']} · {period_label(row['period_start'], row['period_end'])} · " \
            f"{STATUS_LABELS.get(row['status'], row['status'])}"

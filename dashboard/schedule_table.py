@@ -10,6 +10,8 @@ from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
+from jobs.schedule.timetable import missed_fire_time
+
 COLUMNS = ["job", "schedule", "last_run_at", "last_status", "next_run_at", "state"]
 
 
@@ -21,15 +23,13 @@ def recorded_job(entry_job: str) -> str:
 def schedule_table(entries: Iterable, last_runs: Mapping[str, Mapping[str, Any]], now: datetime, *,
                    grace: timedelta) -> pd.DataFrame:
     """One row per schedule entry; ``last_runs`` maps a job to its job_summary row."""
-    from jobs.schedule import latest_due
-
     rows = []
     for entry in entries:
         last = last_runs.get(recorded_job(entry.job)) or {}
         last_run_at = last.get("last_run_at")
         last_run_at = None if last_run_at is None or pd.isna(last_run_at) else pd.Timestamp(last_run_at).to_pydatetime()
-        fire_time = latest_due(entry, now - grace)
-        overdue = fire_time is not None and (last_run_at is None or last_run_at < fire_time - timedelta(minutes=1))
+        fire_time = missed_fire_time(entry, last_run_at, now, grace=grace)
+        overdue = fire_time is not None
         state = (f"overdue: due {fire_time:%Y-%m-%d %H:%M} UTC, has not run (is `schedule` running?)"
                  if overdue else "on time")
         rows.append({"job": entry.job, "schedule": entry.expression, "last_run_at": last_run_at,

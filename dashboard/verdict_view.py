@@ -1,7 +1,7 @@
 """The status verdict drawn in the sidebar and at the top of the Overview: the state, and
 each reason as a link to the page (with its filters) that shows it.
 
-The verdict itself is computed by :mod:`jobs.verdict` (the same one ``python -m jobs status``
+The verdict itself is computed by :mod:`jobs.health.verdict` (the same one ``python -m jobs status``
 prints); this module only draws it. Reasons may quote outside text (an error message, an
 alert summary), so every label passes through ``markdown_literal``.
 """

@@ -101,7 +101,7 @@ class ThrowawayDatabase:
             self.url, self.data_dir, self._drop = _embedded_database(self.prefix, self.durable)
         try:
             if self.migrate:
-                from jobs import migrate
+                from jobs.admin import migrate
 
                 engine = sa.create_engine(self.url, poolclass=NullPool, hide_parameters=True)
                 try:

@@ -27,20 +27,20 @@ from core.runs import TRIGGERS
 
 # command name -> module; each module keeps its job logic and its CLI glue together.
 COMMANDS: dict[str, str] = {
-    "migrate": "jobs.migrate",
-    "demo-data": "jobs.demo_data",
-    "reconcile": "jobs.reconcile",
-    "review": "jobs.review",
-    "cleanup": "jobs.cleanup",
-    "health-snapshot": "jobs.health_snapshot",
-    "health-report": "jobs.health_report",
-    "sweep": "jobs.sweep",
-    "schedule": "jobs.schedule",
-    "hash-password": "jobs.hash_password",
-    "retry": "jobs.retry",
-    "watch": "jobs.watch",
-    "status": "jobs.status",
-    "metrics": "jobs.metrics",
+    "migrate": "jobs.admin.migrate",
+    "demo-data": "jobs.admin.demo_data",
+    "reconcile": "jobs.reconcile.command",
+    "review": "jobs.reconcile.review",
+    "cleanup": "jobs.cleanup.command",
+    "health-snapshot": "jobs.health.snapshot",
+    "health-report": "jobs.health.report",
+    "sweep": "jobs.replay.sweep",
+    "schedule": "jobs.schedule.runner",
+    "hash-password": "jobs.admin.hash_password",
+    "retry": "jobs.replay.retry",
+    "watch": "jobs.alerting.watch",
+    "status": "jobs.health.status",
+    "metrics": "jobs.health.metrics",
 }
 
 

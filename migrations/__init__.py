@@ -1,4 +1,4 @@
-"""The schema as plain PostgreSQL files, applied by ``python -m jobs migrate`` (jobs/migrate.py).
+"""The schema as plain PostgreSQL files, applied by ``python -m jobs migrate`` (jobs/admin/migrate.py).
 
 - ``reference/``: the app's own ``registrations`` table, which a real deployment already has
   and skips with ``migrate --without-reference``.

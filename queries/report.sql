@@ -1,4 +1,4 @@
--- Weekly health report (jobs/health_report.py): period totals the dashboard pages had no
+-- Weekly health report (jobs/health/report.py): period totals the dashboard pages had no
 -- query for. Every other number of the report comes from the pages' own queries
 -- (event_kpis, events_by_bucket, error_fingerprints, database_size_history, job_summary),
 -- so the mail and the dashboard cannot disagree. All periods are [start, end).

@@ -36,7 +36,7 @@ DATABASE_SETTINGS = ("DATABASE_URL", "DASHBOARD_DATABASE_URL")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from jobs import demo_data
+    from jobs.admin import demo_data
 
     parser = argparse.ArgumentParser(
         prog="scripts/run_demo.py",
@@ -65,7 +65,7 @@ def prepare_database(args: argparse.Namespace) -> Path:
     """Migrate, load the demo data unless kept; return the Stripe state file's path."""
     from core.db import create_jobs_engine
     from core.settings import get_settings
-    from jobs import demo_data, migrate
+    from jobs.admin import demo_data, migrate
 
     settings = get_settings(DATABASE_URL=None, DASHBOARD_DATABASE_URL=None)
     state_path = demo_data.default_state_path(settings)
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         env = {key: value for key, value in os.environ.items() if key not in DATABASE_SETTINGS}
         stripe = start_local_stripe(state_path, args.stripe_port, env)
         stripe_url = stripe.ready_value.group(1)
-        from jobs.demo_data import DEMO_ENDPOINT_URL
+        from jobs.admin.demo_data import DEMO_ENDPOINT_URL
 
         env.update(MONITOR_AUTH="none", STRIPE_API_BASE=stripe_url, STRIPE_API_KEY=DEMO_STRIPE_KEY,
                    MONITOR_STRIPE_ENDPOINT_URL=DEMO_ENDPOINT_URL)

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import stripe
 
 from core.settings import get_settings
-from jobs.alerting import delivery, lifecycle
+from jobs.alerting import lifecycle, notify as delivery
 from jobs.alerting.channels import SlackChannel, WebhookChannel
 from devharness.http_sink import HttpSink
 from tests.factories import add_event

@@ -118,7 +118,7 @@ def test_a_handler_in_another_language_calls_the_old_signatures(db):
 def test_cleanup_takes_an_archived_events_attempts_with_it(db):
     from datetime import datetime, timezone
 
-    from jobs import cleanup
+    from jobs.cleanup import command as cleanup
 
     tracker = EventTracker(db)
     old, recent = (checkout_session_event("payment_intent.created") for _ in range(2))

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from core import checkout
-from jobs.reconcile_rules import Registration, assess
+from jobs.reconcile.rules import Registration, assess
 from local_stripe import checkout_session
 from tests.factories import add_registration
 

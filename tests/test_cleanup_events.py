@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from core.errors import ConfigError, JobBusy
-from jobs import cleanup
+from jobs.cleanup import command as cleanup
 from jobs.runtime import job_lock
 from tests.factories import add_event
 
@@ -179,7 +179,7 @@ def test_archive_keeps_every_column_of_webhook_events(db):
         archive_columns = set(conn.execute(sa.text("""
             SELECT column_name FROM information_schema.columns
             WHERE table_schema = current_schema() AND table_name = 'webhook_events_archive'""")).scalars())
-        # retry_claimed_until is a lease held while a re-delivery is in flight (jobs/retry.py):
+        # retry_claimed_until is a lease held while a re-delivery is in flight (jobs/replay/retry.py):
         # the one column an archived event has no use for.
         assert set(columns) - {"retry_claimed_until"} <= archive_columns
         add_event(conn, created_at=OLD, duration_ms=5, error_category="network")

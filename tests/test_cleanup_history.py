@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
-from jobs import cleanup
+from jobs.cleanup import command as cleanup
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 OLD, RECENT = NOW - timedelta(days=120), NOW - timedelta(days=10)

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 from core.errors import ConfigError
 from core.settings import get_settings
-from jobs import cleanup
-from jobs.cleanup import Decision, decide, search_windows
+from jobs.cleanup import command as cleanup
+from jobs.cleanup.decisions import Decision, decide, search_windows
 from tests.factories import add_registration
 from tests.stripe_server import stripe_server  # noqa: F401  (fixture)
 

@@ -74,7 +74,7 @@ def test_page_on_a_demo_like_database(demo_like, login_off, page, window):
 @pytest.fixture(scope="module")
 def demo_loaded(engine, project_tables):
     """The project's own demo history (python -m jobs demo-data), small, ending now."""
-    from jobs import demo_data
+    from jobs.admin import demo_data
 
     with engine.begin() as conn:
         conn.execute(sa.text("TRUNCATE " + ", ".join(f'"{t}"' for t in project_tables) + " CASCADE"))

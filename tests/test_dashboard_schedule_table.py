@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 from core.settings import get_settings
 from dashboard.schedule_table import schedule_table
-from jobs.schedule import load_schedule
+from jobs.schedule.timetable import load_schedule
 
 NOW = datetime(2026, 11, 20, 12, 10, tzinfo=timezone.utc)
 GRACE = timedelta(minutes=30)

@@ -105,7 +105,7 @@ def test_the_sidebar_verdict_tooltip_is_literal_markdown():
 import streamlit as st
 from dashboard import verdict_view
 from datetime import datetime, timezone
-from jobs.verdict import Reason, Verdict
+from jobs.health.verdict import Reason, Verdict
 st.navigation([st.Page(lambda: None, title="Errors", url_path="errors")], position="hidden")
 verdict_view.register_pages({"": [st.Page(lambda: None, title="Errors", url_path="errors")]})
 summary = "The last cleanup run failed: ![x](http://127.0.0.1:9/pixel) [click](http://evil.example) **now**"

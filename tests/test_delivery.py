@@ -1,4 +1,4 @@
-"""jobs.delivery: a stored event re-delivered to a real receiver under uvicorn, as Stripe would."""
+"""jobs.replay.redeliver: a stored event re-delivered to a real receiver under uvicorn, as Stripe would."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from core.errors import ConfigError
 from core.settings import get_settings
-from jobs.delivery import Redeliverer, event_body, webhook_secrets
+from jobs.replay.redeliver import Redeliverer, event_body, webhook_secrets
 from tests.test_receiver import SECRET, ServerThread, event_row
 from tracking.receiver import WEBHOOK_PATH, Receiver
 from local_stripe.objects import checkout_session_event

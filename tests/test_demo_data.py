@@ -14,7 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from devharness import ThrowawayDatabase
-from jobs import demo_data, reconcile
+from jobs.admin import demo_data
+from jobs.reconcile import reconciler as reconcile
 from jobs.stripe_gateway import gateway_from_settings
 from tests.conftest import REPO
 from tests.factories import add_event

@@ -101,7 +101,7 @@ def test_the_build_context_holds_everything_the_image_imports():
         assert context_included(f"{package}/__init__.py"), package
         assert project_imports(package) <= shipped, f"{package} imports a package the image does not copy"
     for needed in ("requirements.lock", ".streamlit/config.toml", "deploy/entrypoint.py",
-                   "migrations/0001_webhook_events.sql", "dashboard/static/favicon.png", "jobs/templates"):
+                   "migrations/0001_webhook_events.sql", "dashboard/static/favicon.png", "jobs/health/templates"):
         assert context_included(needed), needed
     for left_out in ("tests/conftest.py", "requirements-dev.lock", ".streamlit/secrets.toml", ".venv/bin/python",
                      "core/__pycache__/db.cpython-311.pyc", "devharness/__init__.py", "bench/queries_bench.py"):

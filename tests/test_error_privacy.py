@@ -15,7 +15,7 @@ from core import mail
 from core.settings import get_settings
 from devharness.http_sink import HttpSink
 from devharness.smtp import SmtpServer
-from jobs.alerting import delivery, lifecycle
+from jobs.alerting import lifecycle, notify as delivery
 from jobs.alerting.channels import EmailChannel, WebhookChannel, email_content, headline
 from jobs.runtime import recorded_run
 

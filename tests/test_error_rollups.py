@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from jobs import cleanup
+from jobs.cleanup import command as cleanup
 from queries import fetch_df
 from tests.factories import add_event
 

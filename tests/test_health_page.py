@@ -14,7 +14,8 @@ from streamlit.testing.v1 import AppTest
 from dashboard import auth
 from dashboard import health_figures as hf
 from dashboard.text import markdown_literal
-from jobs import cleanup, health_snapshot
+from jobs.cleanup import command as cleanup
+from jobs.health import snapshot as health_snapshot
 from jobs.runtime import job_lock, recorded_run
 from queries import fetch_df
 from tests.conftest import REPO
@@ -256,7 +257,7 @@ def test_archived_registrations_table_shows_the_amount_in_units():
 
 
 def test_the_page_lists_stripes_webhook_endpoints_and_says_when_the_apps_is_disabled(db):
-    from jobs import stripe_endpoints
+    from jobs.replay import stripe_endpoints
     from local_stripe import webhook_endpoint
 
     class Listed:

@@ -14,7 +14,8 @@ import sqlalchemy as sa
 
 from core.errors import JobFailed
 from core.settings import get_settings
-from jobs import health_report, schedule
+from jobs.health import report as health_report
+from jobs.schedule import runner as schedule, timetable
 from tests.report_week import END, NOW, START, build_week
 from devharness.smtp import SmtpServer, cert_authority
 
@@ -184,8 +185,8 @@ def test_scheduled_run_without_mail_settings_records_the_report_as_not_sent(db):
 def test_the_default_schedule_mails_the_report_on_monday_morning(monkeypatch):
     monkeypatch.delenv("MONITOR_SCHEDULE", raising=False)
     monkeypatch.setenv("MONITOR_SCHEDULE_TIMEZONE", "Europe/Berlin")
-    [entry] = [e for e in schedule.load_schedule() if e.job == "health-report"]
-    fire = schedule.next_fire_times([entry], NOW)["health-report"]  # NOW is a Monday, 08:00 in Berlin
+    [entry] = [e for e in timetable.load_schedule() if e.job == "health-report"]
+    fire = timetable.next_fire_times([entry], NOW)["health-report"]  # NOW is a Monday, 08:00 in Berlin
     assert fire.strftime("%A %H:%M") == "Monday 07:00" and str(fire.tzinfo) == "Europe/Berlin"
     assert fire.date() == (NOW + timedelta(days=7)).date()
     assert "health-report" in schedule.SCHEDULABLE

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobs import health_report
+from jobs.health import report as health_report
 from tests.browser_support import chromium_page
 from tests.report_week import END, NOW, START, build_week
 

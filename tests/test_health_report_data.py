@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from jobs import report_data
+from jobs.health import report_data
 from queries import fetch_df, fetch_one
 from tests.report_week import BEFORE, END, START, WEEK, build_week
 

@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 
 from dashboard import reports
-from jobs import health_report
+from jobs.health import report as health_report
 from tests.apptest_support import login_off, open_dashboard  # noqa: F401 (fixture)
 from tests.report_week import END, NOW, build_week
 

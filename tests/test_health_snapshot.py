@@ -8,8 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from jobs import health_snapshot
-from jobs.health_snapshot import human_bytes
+from jobs.health import snapshot as health_snapshot
+from jobs.health.snapshot import human_bytes
 from tests.factories import add_event, add_registration
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)

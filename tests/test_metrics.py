@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core.settings import get_settings
 from devharness import ManagedProcess, line_ready
-from jobs import metrics
+from jobs.health import metrics
 from jobs.alerting import lifecycle
 from tests.conftest import REPO
 from tests.factories import add_event, processes_alive

@@ -5,7 +5,7 @@ import sys
 import pytest
 import sqlalchemy as sa
 
-from jobs import migrate
+from jobs.admin import migrate
 from tests.schema_catalog import schema_dump
 
 

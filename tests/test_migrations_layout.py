@@ -16,7 +16,7 @@ from sqlalchemy.pool import NullPool
 
 from core.errors import ConfigError
 from devharness import ThrowawayDatabase
-from jobs import migrate
+from jobs.admin import migrate
 from tests.schema_catalog import schema_catalog, schema_dump
 
 LEGACY = Path(__file__).resolve().parent / "data" / "legacy_migrations"
@@ -188,4 +188,4 @@ def test_function_files_ship_with_the_package():
     """package-data "*.sql" of every package: functions/ is a package, so its files install."""
     names = [m.name for m in migrate.function_files()]
     assert "functions/tracking.sql" in names and "functions/event_rollups.sql" in names
-    assert (Path(migrate.__file__).resolve().parents[1] / "migrations" / "functions" / "__init__.py").exists()
+    assert (Path(migrate.__file__).resolve().parents[2] / "migrations" / "functions" / "__init__.py").exists()

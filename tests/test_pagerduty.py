@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from core.settings import get_settings
 from devharness import patched_env
-from jobs import watch
-from jobs.alerting import actions, delivery, lifecycle
+from jobs.alerting import watch
+from jobs.alerting import actions, lifecycle, notify as delivery
 from jobs.alerting.channels import DeliveryError, WebhookChannel
 from jobs.alerting.pagerduty import PagerDutyChannel
 from devharness.http_sink import HttpSink

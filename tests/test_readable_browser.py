@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from jobs import demo_data
+from jobs.admin import demo_data
 from tests.browser_support import (PLOTLY_SELECTOR, REPO, chromium_page, exception_texts, log_in, open_page,
                                    password_env, streamlit_server, wait_for_count, wait_for_script)
 from tests.factories import add_event

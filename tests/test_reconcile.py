@@ -11,7 +11,8 @@ import sqlalchemy as sa
 
 from core.errors import JobBusy
 from devharness import refused_port
-from jobs import reconcile
+from jobs.reconcile import reconciler as reconcile
+from jobs.reconcile.rules import KIND_RULES
 from jobs.cli import main as cli
 from jobs.runtime import job_lock
 from jobs.stripe_gateway import StripeUnavailable, gateway_from_settings
@@ -95,7 +96,7 @@ def test_each_mismatch_kind(kind, db, stripe_server, gateway, now):
     assert item["kind"] == kind and item["run_id"] == run["id"]
     assert item["stripe_checkout_session_id"] == sid
     assert item["registration_id"] == (uuid.UUID(reg_id) if local else None)
-    action, severity = reconcile.KIND_RULES[kind]
+    action, severity = KIND_RULES[kind]
     assert item["action"] == action and item["severity"] == severity and not item["dry_run"]
     details = item["details"]
     assert details["reason"]

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from jobs import demo_data, reconcile
+from jobs.admin import demo_data
+from jobs.reconcile import reconciler as reconcile
+from jobs.reconcile.rules import KIND_RULES
 from tests.stripe_server import local_stripe_process as stripe_process
 
 REPO = Path(__file__).resolve().parent.parent
@@ -45,7 +47,7 @@ def test_demo_reconciles_with_every_mismatch_kind(db, demo):
         assert result.returncode == 3, result.stderr  # review items are open in the demo
         report = json.loads(result.stdout)
         assert report["status"] == "completed"
-        assert set(report["mismatches_by_kind"]) == set(reconcile.KIND_RULES)
+        assert set(report["mismatches_by_kind"]) == set(KIND_RULES)
         assert report["auto_fixed_count"] > 0 and report["manual_review_needed"] > 0
 
         again = subprocess.run([sys.executable, "-m", "jobs", "reconcile", "--json"], cwd=REPO,

@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard import auth
 from dashboard import reconciliation_figures as rf
 from dashboard.text import markdown_literal
-from jobs import reconcile
+from jobs.reconcile import reconciler as reconcile
 from jobs.runtime import job_lock
 from jobs.stripe_gateway import gateway_from_settings
 from tests.factories import add_registration

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.reconcile import KIND_RULES, Registration, assess, find_mismatches
+from jobs.reconcile.rules import KIND_RULES, Registration, assess, find_mismatches
 from local_stripe import checkout_session
 
 REG_ID = "6f1c2d3e-0000-4000-8000-000000000001"

@@ -15,10 +15,10 @@ import sqlalchemy as sa
 from core.errors import EXIT_USAGE, JobFailed
 from core.settings import get_settings
 from devharness.http_sink import HttpSink
-from jobs import retry
+from jobs.replay import retry
 from jobs.alerting import lifecycle
 from jobs.alerting.channels import WebhookChannel
-from jobs.delivery import Redeliverer
+from jobs.replay.redeliver import Redeliverer
 from tests.test_receiver import SECRET
 from tests.test_retry import cli, failed_event, make_due
 

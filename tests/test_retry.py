@@ -15,8 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from core.errors import EXIT_FAILED, EXIT_NEEDS_PERSON, EXIT_OK, JobFailed
-from jobs import retry
-from jobs.delivery import Redeliverer
+from jobs.replay import retry
+from jobs.replay.redeliver import Redeliverer
 from tests.conftest import REPO
 from tests.factories import add_registration
 from tests.test_receiver import SECRET, ServerThread, event_row, registration_row

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from jobs import reconcile, review
+from jobs.reconcile import reconciler as reconcile, review
 from jobs.cli import main as cli
 from jobs.stripe_gateway import gateway_from_settings
 from tests.factories import add_registration

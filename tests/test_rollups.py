@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from devharness import empty_tables
-from jobs import cleanup
+from jobs.cleanup import command as cleanup
 from queries import fetch_one
 from tests.factories import add_event
 
@@ -338,7 +338,7 @@ def test_partitioned_webhook_events_keep_rollups_and_queries_exact(db):
 def test_demo_data_loads_rollups_equal_to_its_rows(db):
     """demo-data loads with the rollup trigger paused and rebuilds the rollups after; the
     trigger is back on for the next writer, and the dropped indexes are back."""
-    from jobs import demo_data
+    from jobs.admin import demo_data
 
     with db.connect() as conn:
         indexes_before = set(conn.execute(sa.text(

@@ -11,7 +11,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from core.errors import ConfigError
 from core.settings import get_settings
-from jobs import schedule
+from jobs.schedule import runner as schedule, timetable
 from jobs.runtime import job_lock
 
 UTC = timezone.utc
@@ -22,14 +22,14 @@ def entries(monkeypatch, value=None, zone=None):
         monkeypatch.setenv("MONITOR_SCHEDULE", value)
     if zone is not None:
         monkeypatch.setenv("MONITOR_SCHEDULE_TIMEZONE", zone)
-    return schedule.load_schedule(get_settings())
+    return timetable.load_schedule(get_settings())
 
 
 def test_default_schedule_runs_reconcile_and_cleanup_daily_and_snapshots_hourly(monkeypatch):
     monkeypatch.delenv("MONITOR_SCHEDULE", raising=False)
     monkeypatch.delenv("MONITOR_SCHEDULE_TIMEZONE", raising=False)
     day = datetime(2026, 3, 10, tzinfo=UTC)
-    fires = schedule.due(entries(monkeypatch), day, day + timedelta(days=1))
+    fires = timetable.due(entries(monkeypatch), day, day + timedelta(days=1))
     jobs = [job for _when, job in fires]
     assert jobs.count("reconcile") == 1 and jobs.count("cleanup") == 1 and jobs.count("health-snapshot") == 24
     assert (day + timedelta(hours=3), "reconcile") in fires
@@ -42,27 +42,27 @@ def test_default_schedule_runs_reconcile_and_cleanup_daily_and_snapshots_hourly(
     (datetime(2026, 3, 10, 3, 30, 1, tzinfo=UTC), datetime(2026, 3, 11, 3, 30, tzinfo=UTC)),
 ])
 def test_next_fire_time_from_a_given_now(monkeypatch, now, expected):
-    assert schedule.next_fire_times(entries(monkeypatch, "cleanup=30 3 * * *"), now) == {"cleanup": expected}
+    assert timetable.next_fire_times(entries(monkeypatch, "cleanup=30 3 * * *"), now) == {"cleanup": expected}
 
 
 def test_weekday_numbers_mean_what_they_mean_in_crontab(monkeypatch):
     [entry] = entries(monkeypatch, "cleanup=0 4 * * 0")  # 0 = Sunday, as in crontab
-    fire = schedule.next_fire_times([entry], datetime(2026, 3, 10, tzinfo=UTC))["cleanup"]
+    fire = timetable.next_fire_times([entry], datetime(2026, 3, 10, tzinfo=UTC))["cleanup"]
     assert fire.strftime("%A %H:%M") == "Sunday 04:00"
 
 
 def test_times_are_read_in_the_configured_time_zone(monkeypatch):
     [entry] = entries(monkeypatch, "reconcile=0 3 * * *", zone="Europe/Berlin")
-    fire = schedule.next_fire_times([entry], datetime(2026, 7, 1, tzinfo=UTC))["reconcile"]
+    fire = timetable.next_fire_times([entry], datetime(2026, 7, 1, tzinfo=UTC))["reconcile"]
     assert fire.astimezone(UTC) == datetime(2026, 7, 1, 1, 0, tzinfo=UTC)  # 03:00 CEST
 
 
 def test_due_lists_only_fires_inside_the_interval(monkeypatch):
     schedule_entries = entries(monkeypatch, "cleanup=30 3 * * *;health-snapshot=0 * * * *")
     start = datetime(2026, 3, 10, 3, 0, tzinfo=UTC)
-    assert schedule.due(schedule_entries, start, start + timedelta(minutes=30)) == [
+    assert timetable.due(schedule_entries, start, start + timedelta(minutes=30)) == [
         (start + timedelta(minutes=30), "cleanup")]
-    assert schedule.due(schedule_entries, start - timedelta(seconds=1), start) == [(start, "health-snapshot")]
+    assert timetable.due(schedule_entries, start - timedelta(seconds=1), start) == [(start, "health-snapshot")]
 
 
 @pytest.mark.parametrize("value, fragment", [
@@ -75,7 +75,7 @@ def test_due_lists_only_fires_inside_the_interval(monkeypatch):
 def test_bad_schedules_are_config_errors(monkeypatch, value, fragment):
     monkeypatch.setenv("MONITOR_SCHEDULE", value)
     with pytest.raises(ConfigError, match="MONITOR_SCHEDULE") as info:
-        schedule.load_schedule(get_settings())
+        timetable.load_schedule(get_settings())
     assert fragment in str(info.value)
 
 
@@ -93,7 +93,7 @@ def job_runs(engine):
 def test_scheduler_fires_a_job_at_its_time(db, monkeypatch):
     schedule_entries = entries(monkeypatch, "health-snapshot=15 * * * *")
     now = datetime.now(UTC).replace(microsecond=0)
-    [(fire_time, job)] = schedule.due(schedule_entries, now - timedelta(hours=1), now)
+    [(fire_time, job)] = timetable.due(schedule_entries, now - timedelta(hours=1), now)
     assert fire_time.minute == 15 and job == "health-snapshot"
 
     outcome = schedule.fire(db, job, fire_time=fire_time, now=now)
@@ -141,7 +141,7 @@ def test_apscheduler_gets_one_job_per_entry_calling_the_job_function(db, monkeyp
             assert conn.execute(sa.text("SELECT process FROM monitor_heartbeats")).scalars().all() == ["schedule"]
         probe = datetime(2026, 3, 10, 3, 5, tzinfo=UTC)
         assert jobs["cleanup"].trigger.get_next_fire_time(None, probe) == datetime(2026, 3, 10, 3, 30, tzinfo=UTC)
-        assert jobs["cleanup"].next_run_time == schedule.next_fire_times(
+        assert jobs["cleanup"].next_run_time == timetable.next_fire_times(
             schedule_entries, datetime.now(UTC))["cleanup"]
         # What APScheduler calls at the fire time:
         outcome = jobs["health-snapshot"].func(*jobs["health-snapshot"].args)

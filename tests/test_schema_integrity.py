@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from core.checkout import MISMATCH_ACTIONS, MISMATCH_KINDS, SEVERITIES
 from core.runs import TRIGGERS
-from jobs.cleanup_decisions import ARCHIVE_REASONS
+from jobs.cleanup.decisions import ARCHIVE_REASONS
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
 

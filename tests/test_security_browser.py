@@ -14,7 +14,7 @@ import pytest
 import streamlit
 
 from devharness.http_sink import HttpSink
-from jobs import reconcile
+from jobs.reconcile import reconciler as reconcile
 from jobs.stripe_gateway import gateway_from_settings
 from tests.browser_support import (PLOTLY_SELECTOR, chromium_page, exception_texts, open_page, password_env,
                                    streamlit_server, wait_for_count, wait_for_script)

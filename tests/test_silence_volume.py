@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from core.settings import get_settings
 from jobs.alerting import lifecycle
 from jobs.alerting.rules import RULES
-from jobs.verdict import status
+from jobs.health.verdict import status
 from tests.factories import add_event
 
 MONDAY = datetime(2026, 11, 16, tzinfo=timezone.utc)  # a Monday, 00:00 UTC

@@ -1,4 +1,4 @@
-"""The status verdict (jobs/verdict.py) and ``python -m jobs status``: real rows in the
+"""The status verdict (jobs/health/verdict.py) and ``python -m jobs status``: real rows in the
 test database in, verdict and exit code out."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 
 from core.settings import get_settings
-from jobs.verdict import DEGRADED, DOWN, HEALTHY, status
+from jobs.health.verdict import DEGRADED, DOWN, HEALTHY, status
 from tests.conftest import REPO
 from tests.factories import add_event, add_registration, processes_alive
 

@@ -13,7 +13,7 @@ import stripe
 
 from core.checkout import PAID_STATUSES
 from core.stripe_api import API_VERSION, PAYMENT_STATUSES, SESSION_STATUSES
-from jobs import demo_data
+from jobs.admin import demo_data
 from local_stripe import checkout_session, checkout_session_event, event
 from local_stripe.params import spec
 from tests.stripe_schema import api_version, errors

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from devharness.supabase import SupabaseServer
-from jobs import migrate
+from jobs.admin import migrate
 from tests.schema_catalog import schema_catalog, schema_dump
 
 REPO = Path(__file__).resolve().parent.parent

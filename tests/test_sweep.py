@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from core.errors import ConfigError, JobFailed
 from core.settings import DEFAULT_SWEEP_EVENT_TYPES, sweep_event_types
-from jobs import sweep
+from jobs.replay import sweep
 from jobs.stripe_gateway import gateway_from_settings
 from local_stripe import checkout_session
 from tests.conftest import REPO
@@ -236,7 +236,7 @@ def test_command_line(db, stripe_server, database_url, tmp_path):
 
 
 def test_the_demo_sweep_finds_the_events_the_app_never_received(db, stripe_server, tmp_path):
-    from jobs import demo_data
+    from jobs.admin import demo_data
     from local_stripe import StripeState
 
     now = datetime.now(timezone.utc).replace(microsecond=0)
@@ -267,7 +267,7 @@ def test_a_refused_stripe_key_is_a_configuration_error(db, stripe_server, databa
 
 
 def test_the_schedule_runs_a_short_and_a_daily_sweep(db, stripe_server, monkeypatch):
-    from jobs import schedule
+    from jobs.schedule import runner as schedule
 
     plant(stripe_server, db)
     # A replay URL without a signing secret: the sweep still finds, it only does not replay.

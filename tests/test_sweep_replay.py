@@ -1,4 +1,4 @@
-"""sweep --replay: missed events re-delivered through jobs.delivery (the path retry uses) to
+"""sweep --replay: missed events re-delivered through jobs.replay.redeliver (the path retry uses) to
 the reference receiver under uvicorn, their registrations applied, recovered once completed."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ import pytest
 import sqlalchemy as sa
 
 from core.settings import DEFAULT_SWEEP_EVENT_TYPES, sweep_event_types
-from jobs import sweep
+from jobs.replay import sweep
 from jobs.stripe_gateway import gateway_from_settings
 from local_stripe import checkout_session
 from tests.factories import add_registration
 from devharness import AsgiServerThread, refused_port
-from jobs import delivery
+from jobs.replay import redeliver as delivery
 from tracking.receiver import Receiver
 
 SECRET = "whsec_test_sweep_replay"

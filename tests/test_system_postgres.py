@@ -70,7 +70,7 @@ def test_the_server_compiles_but_our_sessions_do_not(forced_jit_database):
 
 
 def test_migrating_twice_on_a_standard_server_changes_nothing(forced_jit_database):
-    from jobs import migrate
+    from jobs.admin import migrate
 
     engine = create_jobs_engine(get_settings())
     try:

@@ -20,7 +20,7 @@ from core.db import create_jobs_engine
 from core.settings import get_settings
 from devharness import ManagedProcess, line_ready, running_together, stop_together
 from devharness.http_sink import HttpSink
-from jobs import watch
+from jobs.alerting import watch
 from jobs.alerting.channels import WebhookChannel
 from tests.factories import add_event
 
@@ -157,12 +157,12 @@ def test_once_without_channels_warns_and_still_records_the_alert(db):
 
 
 def test_schedule_can_run_watch(db, monkeypatch):
-    from jobs import schedule
+    from jobs.schedule import runner as schedule, timetable
 
     with HttpSink() as sink:
         monkeypatch.setenv("MONITOR_ALERT_WEBHOOK_URL", sink.url)
         monkeypatch.setenv("MONITOR_SCHEDULE", "watch=* * * * *")
-        [entry] = schedule.load_schedule()
+        [entry] = timetable.load_schedule()
         now = datetime.now(timezone.utc)
         with db.begin() as conn:
             add_event(conn, created_at=now, status="failed")

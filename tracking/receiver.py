@@ -75,7 +75,7 @@ HEADER_TIMEOUT_S = 10.0
 # Stripe events nest about ten levels deep; anything far deeper is refused before parsing
 # (Python's parser would recurse, PostgreSQL's jsonb would run out of stack).
 MAX_JSON_DEPTH = 64
-# Re-deliveries by the monitor (jobs/delivery.py) say who sent them; recorded on the attempt.
+# Re-deliveries by the monitor (jobs/replay/redeliver.py) say who sent them; recorded on the attempt.
 SOURCE_HEADER = "webhook-monitor-source"
 
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)

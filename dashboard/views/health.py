@@ -16,11 +16,11 @@ from dashboard import data, gateway, links, metrics
 from dashboard import text
 from dashboard.schedule_table import schedule_table
 from dashboard.text import markdown_literal
-from jobs.schedule import load_schedule_quietly
+from jobs.schedule.timetable import load_schedule_quietly
 from dashboard.columns import row_id, utc_time
 from dashboard import health_figures as hf
-from jobs import cleanup
-from jobs.health_snapshot import human_bytes
+from jobs.cleanup import command as cleanup
+from jobs.health.snapshot import human_bytes
 from jobs.runtime import job_is_running
 from queries import fetch_one
 

@@ -5,7 +5,7 @@ arrived (the sweep: ``dashboard/missed_section.py``).
 Reads go through the dashboard's read-only engine (``dashboard.data``). The two writes go
 through the dashboard's write gateway (``dashboard/gateway.py``): Run now starts
 ``python -m jobs reconcile`` in the background and reads its outcome from the exit code and
-the run record; resolving calls ``jobs.review.resolve_item`` with the gateway's engine.
+the run record; resolving calls ``jobs.reconcile.review.resolve_item`` with the gateway's engine.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dashboard import missed_section
 from dashboard import reconciliation_figures as rf
 from dashboard import text
 from dashboard.text import markdown_literal
-from jobs import reconcile, review
+from jobs.reconcile import reconciler, review
 from jobs.runtime import job_is_running
 from queries import fetch_one
 
@@ -65,7 +65,7 @@ def live_state() -> dict:
     """Uncached: is a reconciliation running (its lock is held), and its progress row."""
     try:
         with data.get_engine().connect() as conn:
-            running = job_is_running(conn, reconcile.JOB_NAME)
+            running = job_is_running(conn, reconciler.JOB)
             row = fetch_one(conn, "reconciliation_running_run") if running else None
         return {"running": running, "run": row}
     except sa.exc.DBAPIError as exc:

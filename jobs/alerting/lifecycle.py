@@ -15,7 +15,7 @@ advisory lock (several watch processes evaluate in turn; the second finds nothin
 
 Every evaluation records a ``watch`` heartbeat (``jobs.heartbeats``) in its transaction.
 A rule whose query fails is reported and skipped; its firing alerts are left as they are
-(not knowing is not the same as all clear). Delivery is ``jobs.alerting.delivery``.
+(not knowing is not the same as all clear). Delivery is ``jobs.alerting.notify``.
 """
 
 from __future__ import annotations

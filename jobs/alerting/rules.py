@@ -26,6 +26,7 @@ from typing import Any, Callable
 from core.checkout import MISMATCH_KINDS
 from core.formatting import counted
 from core.settings import Settings
+from jobs.schedule.timetable import load_schedule_quietly, missed_fire_time
 
 SEVERITIES = ("info", "warning", "critical")
 
@@ -266,8 +267,6 @@ def review_needed(rows: list[dict], *, now: datetime, settings: Settings) -> lis
 @rule("job_failed", page="health", params=lambda s, now: {"since": now - timedelta(days=30)})
 def job_failed(rows: list[dict], *, now: datetime, settings: Settings) -> list[Condition]:
     """A job whose last run failed, or a scheduled job that missed its time (one alert per job)."""
-    from jobs.schedule import latest_due, load_schedule_quietly
-
     grace = timedelta(minutes=settings.MONITOR_ALERT_JOB_GRACE_MINUTES)
     schedule = load_schedule_quietly(settings)
     conditions = []
@@ -286,10 +285,8 @@ def job_failed(rows: list[dict], *, now: datetime, settings: Settings) -> list[C
         entry = schedule.get(job)
         if entry is None or row["last_scheduled_at"] is None:
             continue
-        fire_time = latest_due(entry, now - grace)
+        fire_time = missed_fire_time(entry, row["last_started_at"], now, grace=grace)
         if fire_time is None:
-            continue
-        if row["last_started_at"] is not None and row["last_started_at"] >= fire_time - timedelta(minutes=1):
             continue
         conditions.append(Condition(
             subject=job, severity="warning",

@@ -1,0 +1,1 @@
+"""Administration: migrations, demo data, and hashing dashboard passwords."""

@@ -1,0 +1,1 @@
+"""Cleanup: archival of old webhook events, stale pending registrations, and the monitor's own history."""

@@ -1,0 +1,1 @@
+"""Reconciliation: Stripe's Checkout Sessions against the local registrations, and the review queue."""
