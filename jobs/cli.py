@@ -21,8 +21,7 @@ from pathlib import Path
 from datetime import datetime, timezone
 from functools import cached_property
 
-from core.errors import (EXIT_FAILED, EXIT_NEEDS_PERSON, EXIT_OK, EXIT_USAGE,  # noqa: F401
-                         ConfigError, JobBusy, JobFailed)
+from core.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ConfigError, JobBusy, JobFailed
 from core.runs import TRIGGERS
 
 # command name -> module; each module keeps its job logic and its CLI glue together.

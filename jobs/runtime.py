@@ -41,7 +41,6 @@ import tenacity
 from sqlalchemy.engine import Connection, Engine
 
 from core.errors import JobBusy, JobFailed, MonitorError
-from core.runs import TRIGGERS  # noqa: F401  (who started a run: job_runs.trigger)
 from core.sql import load_package
 
 SQL = load_package("jobs", "runtime.sql")
