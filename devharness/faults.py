@@ -452,7 +452,7 @@ def stripe_failing_during_sweep(database_url: str, *, status: int = 500, failure
     (STRIPE_TIMEOUT_SECONDS) for each.
     """
     from local_stripe import LocalStripe, StripeState, checkout_session, event
-    from local_stripe.faults import LIST_EVENTS
+    from local_stripe.fault_injection import LIST_EVENTS
 
     engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool, hide_parameters=True)
     prefix = f"evt_stripe_{status}_{uuid.uuid4().hex[:8]}_"
@@ -518,7 +518,7 @@ def stripe_failing_during_reconcile(database_url: str, *, status: int = 500, fai
     (each in its own transaction); the next run fixes the rest, none twice. ``hang_s``: the
     requests are held that long instead (see :func:`stripe_failing_during_sweep`)."""
     from local_stripe import LocalStripe, StripeState, checkout_session
-    from local_stripe.faults import RETRIEVE_SESSION
+    from local_stripe.fault_injection import RETRIEVE_SESSION
 
     engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool, hide_parameters=True)
     api_key = "sk_test_faultscenarios000000000000"
@@ -732,7 +732,7 @@ def postgres_restarted_during_sweep(database_url: str, data_dir: Path, *, events
     failed with its reason (it lost its session and its lock), its lock free; the next run
     records every missed event, none twice."""
     from local_stripe import LocalStripe, StripeState, checkout_session, event
-    from local_stripe.faults import LIST_EVENTS
+    from local_stripe.fault_injection import LIST_EVENTS
 
     engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool, hide_parameters=True)
     prefix = f"evt_pgsweep_{uuid.uuid4().hex[:8]}_"
@@ -788,7 +788,7 @@ def postgres_restarted_during_reconcile(database_url: str, data_dir: Path, *, re
     with its reason, its lock free, the fixes made before kept; the next run fixes the rest,
     none twice."""
     from local_stripe import LocalStripe, StripeState, checkout_session
-    from local_stripe.faults import RETRIEVE_SESSION
+    from local_stripe.fault_injection import RETRIEVE_SESSION
 
     engine = sa.create_engine(normalise_url(database_url), poolclass=NullPool, hide_parameters=True)
     api_key = "sk_test_faultscenarios000000000000"
