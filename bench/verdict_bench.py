@@ -20,16 +20,13 @@ reads that database as it is and writes nothing.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from datetime import datetime, timezone
-
-import sqlalchemy as sa
 
 from core.db import create_dashboard_engine
 from core.settings import get_settings
 from devharness import ThrowawayDatabase, events_held, median_ms
-from jobs.admin import demo_data, migrate
+from devharness.query_timing import add_database_options, load, print_medians
 from jobs.health import verdict
 from jobs.alerting.rules import RULES
 
@@ -70,26 +67,9 @@ def measure(url: str, *, now: datetime, runs: int) -> dict[str, float]:
     return timings
 
 
-def load(url: str, events: int, *, days: int, now: datetime) -> int:
-    engine = sa.create_engine(url, hide_parameters=True)
-    try:
-        migrate.run(engine)
-        report = demo_data.run(engine, now=now, days=days, events_per_day=math.ceil(events / days),
-                               trigger="cli", progress=lambda m: print(f"    {m}", flush=True))
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(sa.text("VACUUM ANALYZE"))
-    finally:
-        engine.dispose()
-    return report.events
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--database-url", metavar="URL", help="time a migrated, loaded database as it is")
-    source.add_argument("--events", type=int, metavar="N", help="load N demo events into a throwaway database")
-    parser.add_argument("--days", type=int, default=30, help="days of history with --events (default %(default)s)")
-    parser.add_argument("--runs", type=int, default=9, help="timed runs per query (default %(default)s)")
+    add_database_options(parser, runs_help="timed runs per query (default %(default)s)")
     args = parser.parse_args(argv)
     if args.runs < 1 or (args.events is not None and args.events < 100):
         parser.error("--runs must be at least 1 and --events at least 100")
@@ -104,10 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"loading {args.events:,} events ({args.days} days of demo history)", flush=True)
             size = load(database.url, args.events, days=args.days, now=now)
             timings = measure(database.url, now=now, runs=args.runs)
-    width = max(len(label) for label in timings)
-    print(f"\n{'query':<{width}}  {f'{size:,} ev (ms)':>16}")
-    for label, ms in timings.items():
-        print(f"{label:<{width}}  {ms:>16.1f}")
+    print_medians("query", size, timings)
     print(f"\nmedian of {args.runs} runs after a warm-up, through the dashboard's read-only engine")
     return 0
 

@@ -15,7 +15,11 @@
 - :mod:`devharness.env`: environment variables set for a block and restored after it;
 - :mod:`devharness.http_sink` and :mod:`devharness.smtp`: servers alert channels deliver to;
 - :mod:`devharness.browser`: the dashboard under ``streamlit run``, driven by Chromium;
-- :mod:`devharness.timing`: the median of a benchmark's runs after a warm-up.
+- :mod:`devharness.scenarios`: fault scenarios against real processes (a module per kind of
+  fault), run by ``tests/test_crash_safety.py`` and ``bench/fault_recovery.py``;
+- :mod:`devharness.timing`: the median of a benchmark's runs after a warm-up;
+- :mod:`devharness.query_timing`: the database a query bench reads (given, or loaded with
+  demo history) and its table of medians.
 
 Nothing here is imported by the product; the project installs it so that ``tests/``,
 ``bench/`` and ``scripts/`` import it without touching ``sys.path``.

@@ -51,7 +51,7 @@ def function_url(process: ManagedProcess) -> str:
 
 
 def edge_function_serve(database_url: str, *, secret: str, extra_env: Mapping[str, str | None] | None = None):
-    """:data:`devharness.faults.Serve` for the function: a process under a name, its URL once started."""
+    """:data:`devharness.scenarios.receiver_crash.Serve` for the function: a process under a name, its URL once started."""
     def serve(name: str):
         process = edge_function_process(database_url, secret=secret, extra_env=extra_env, name=name)
         return process, lambda: function_url(process)

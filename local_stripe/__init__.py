@@ -19,8 +19,9 @@ published OpenAPI description of that version lists (an excerpt is in ``openapi/
 anything else is a 400, as from Stripe (``client_reference_id`` is no filter of the
 sessions list, for instance).
 
-Modules: ``store`` (the objects, in list order), ``params`` (parameter rules), ``faults``
-(queued failures, counters, rate limit), ``server`` (HTTP), ``objects`` (builders).
+Modules: ``store`` (the objects, in list order), ``params`` (parameter rules),
+``fault_injection`` (queued failures, counters, rate limit), ``server`` (HTTP), ``objects``
+(builders).
 
 Lists come newest first in Stripe's envelope (``{"object": "list", "data": [...],
 "has_more": ..., "url": ...}``). Errors are Stripe's error JSON: 401 for a missing or
@@ -56,7 +57,7 @@ In tests, :class:`LocalStripe` runs in a thread (``LocalStripe(state).start()``)
 and count requests per endpoint.
 """
 
-from local_stripe.faults import (
+from local_stripe.fault_injection import (
     ENDPOINTS,
     LIST_EVENTS,
     LIST_SESSIONS,

@@ -5,7 +5,7 @@ Stripe's list envelope (``object``, ``data``, ``has_more``, ``url``), errors use
 error JSON and status codes, every request needs ``Authorization: Bearer <key>``, and every
 answer is in the pinned API version (``Stripe-Version`` header) whatever version the
 request asks for: one server, one version. Parameters are checked in ``params``; the
-objects live in ``store``; queued failures and counters in ``faults``.
+objects live in ``store``; queued failures and counters in ``fault_injection``.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from urllib.parse import unquote, urlsplit
 from core.stripe_api import API_VERSION
 from local_stripe import params as P
 from local_stripe.errors import StripeHTTPError, api_error, invalid, rate_limited, resource_missing
-from local_stripe.faults import (ENDPOINTS, LIST_EVENTS, LIST_SESSIONS, LIST_WEBHOOK_ENDPOINTS,  # noqa: F401
-                                 RETRIEVE_EVENT, RETRIEVE_SESSION, RETRIEVE_WEBHOOK_ENDPOINT,
-                                 UPDATE_WEBHOOK_ENDPOINT, Faults, RateLimiter)
+from local_stripe.fault_injection import (LIST_EVENTS, LIST_SESSIONS, LIST_WEBHOOK_ENDPOINTS, RETRIEVE_EVENT,
+                                          RETRIEVE_SESSION, RETRIEVE_WEBHOOK_ENDPOINT, UPDATE_WEBHOOK_ENDPOINT, Faults,
+                                          RateLimiter)
 from local_stripe.store import StripeState
 
 _LIST_PATHS = {LIST_SESSIONS: "/v1/checkout/sessions", LIST_EVENTS: "/v1/events",

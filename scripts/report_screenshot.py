@@ -23,7 +23,8 @@ from pathlib import Path
 
 from devharness import ThrowawayDatabase
 from devharness.browser import CHROMIUM, chromium_page
-from local_stripe.server import LocalStripe, StripeState
+from local_stripe.server import LocalStripe
+from local_stripe.store import StripeState
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_STRIPE_KEY = "sk_test_report_screenshot_0000000000"

@@ -1,4 +1,4 @@
-"""Crash safety against real processes (devharness/faults.py; bench/faults.py runs the same
+"""Crash safety against real processes (devharness/scenarios/; bench/fault_recovery.py runs the same
 scenarios at full size and prints the table in docs/reliability.md)."""
 
 from __future__ import annotations
@@ -6,11 +6,16 @@ from __future__ import annotations
 import pytest
 
 from devharness import ThrowawayDatabase, patched_env
-from devharness.faults import (channel_down_during_incident, channels_down_during_incident, job_killed_mid_run,
-                               postgres_restarted_during_cleanup, postgres_restarted_during_reconcile,
-                               postgres_restarted_during_retry, postgres_restarted_during_sweep,
-                               postgres_restarted_under_receiver, postgres_restarted_under_watch, receiver_killed_mid_burst,
-                               stripe_failing_during_reconcile, stripe_failing_during_sweep, two_retries)
+from devharness.scenarios.alert_channels_down import (alert_webhook_down_during_incident,
+                                                      slack_and_email_down_during_incident)
+from devharness.scenarios.concurrent_jobs import two_retries
+from devharness.scenarios.job_crash import job_killed_mid_run
+from devharness.scenarios.postgres_restarts import (postgres_restarted_during_cleanup,
+                                                    postgres_restarted_during_reconcile,
+                                                    postgres_restarted_during_retry, postgres_restarted_during_sweep,
+                                                    postgres_restarted_under_receiver, postgres_restarted_under_watch)
+from devharness.scenarios.receiver_crash import receiver_killed_mid_burst
+from devharness.scenarios.stripe_outages import stripe_failing_during_reconcile, stripe_failing_during_sweep
 
 
 def test_a_receiver_killed_mid_burst_loses_nothing_and_recovers_at_the_next_delivery(database_url, db):
@@ -113,7 +118,7 @@ def test_stripe_failing_mid_reconcile_fails_the_run_keeps_its_fixes_and_the_next
 
 def test_an_alert_channel_down_during_an_incident_gets_every_notification_once_when_it_is_back(database_url, db):
     # Two watch processes, as on two machines: each notification still goes out once.
-    result = channel_down_during_incident(database_url, alerts=3, watchers=2, down_s=2.0, deadline_s=45)
+    result = alert_webhook_down_during_incident(database_url, alerts=3, watchers=2, down_s=2.0, deadline_s=45)
     assert result.detail["tried_while_down"] is True
     # recorded while the channel was down, none of them marked sent
     assert sum(result.detail["while_down"].values()) == 3 and "firing/sent" not in result.detail["while_down"]
@@ -190,7 +195,7 @@ def test_a_stripe_that_stops_answering_mid_reconcile_fails_the_run_and_the_next_
 
 
 def test_slack_and_the_mail_server_down_during_an_incident_get_every_notification_once_when_back(database_url, db):
-    result = channels_down_during_incident(database_url, alerts=3, watchers=2, down_s=2.0, deadline_s=60)
+    result = slack_and_email_down_during_incident(database_url, alerts=3, watchers=2, down_s=2.0, deadline_s=60)
     assert result.detail["tried_while_down"] is True
     # every alert recorded while both were down, none of its notifications marked sent
     assert not any(key.endswith("/sent") for key in result.detail["while_down"]), result.detail

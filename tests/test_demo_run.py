@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from core.embedded import embedded_running, embedded_url, stop_embedded
 from devharness import ManagedProcess, http_ready
 from devharness.database import data_folder
-from devharness.faults import wait_until
+from devharness.scenarios.steps import wait_until
 from tests.conftest import REPO
 
 LAUNCHER = REPO / "scripts" / "run_demo.py"

@@ -9,7 +9,7 @@ import pytest
 
 from devharness import ManagedProcess
 from devharness.edge_function import deno_binary, edge_function_process, function_url
-from devharness.faults import receiver_process
+from devharness.scenarios.steps import receiver_process
 from tests.webhook_conformance import CASES, WEBHOOK_SECRET, problems, run_case
 
 EDGE_PATH = "/functions/v1/stripe-webhook"  # Supabase's path; the function answers any

@@ -1,8 +1,8 @@
 """How long each dashboard page takes to render (Streamlit AppTest) at a given event count.
 
-    python bench/pages_bench.py --events 10000      # quick check (well under a minute)
-    python bench/pages_bench.py --events 1000000    # the 1M figure (loading takes a few minutes)
-    python bench/pages_bench.py --database-url URL --windows 30d   # a database loaded before
+    python bench/page_render_bench.py --events 10000      # quick check (well under a minute)
+    python bench/page_render_bench.py --events 1000000    # the 1M figure (loading takes a few minutes)
+    python bench/page_render_bench.py --database-url URL --windows 30d   # a database loaded before
 
 Builds a throwaway database (an embedded PostgreSQL in a temporary folder, or a scratch
 database on DATABASE_URL's server, dropped afterwards), loads 30 days of demo history with

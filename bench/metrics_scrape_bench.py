@@ -1,7 +1,7 @@
 """Median time of one scrape of ``python -m jobs metrics``, query by query and whole.
 
-    python bench/metrics_bench.py --events 1000000            # a throwaway database of demo data
-    python bench/metrics_bench.py --database-url URL --runs 9  # a database loaded before
+    python bench/metrics_scrape_bench.py --events 1000000            # a throwaway database of demo data
+    python bench/metrics_scrape_bench.py --database-url URL --runs 9  # a database loaded before
 
 Each query of ``jobs/health/metrics.sql`` runs on one connection (each once to warm up, then
 ``--runs`` times; the median in milliseconds), then the collector's whole ``collect()`` (the
@@ -24,8 +24,8 @@ import sqlalchemy as sa
 
 from core.settings import get_settings
 from devharness import ManagedProcess, ThrowawayDatabase, events_held, line_ready, median_ms
+from devharness.query_timing import add_database_options, load, print_medians
 from jobs.health import metrics
-from verdict_bench import load  # the same demo load as the verdict bench (bench/ is the script's folder)
 
 REPO = Path(__file__).resolve().parent.parent
 QUERIES = ("events_by_status", "duration_histogram", "failed_events", "missed_events", "firing_alerts", "jobs",
@@ -66,11 +66,7 @@ def measure(url: str, *, runs: int) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--database-url", metavar="URL", help="time a migrated, loaded database as it is")
-    source.add_argument("--events", type=int, metavar="N", help="load N demo events into a throwaway database")
-    parser.add_argument("--days", type=int, default=30, help="days of history with --events (default %(default)s)")
-    parser.add_argument("--runs", type=int, default=9, help="timed runs (default %(default)s)")
+    add_database_options(parser, runs_help="timed runs (default %(default)s)")
     args = parser.parse_args(argv)
     now = datetime.now(timezone.utc)
     if args.database_url:
@@ -83,10 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             size = load(database.url, args.events, days=args.days, now=now)
             print(f"    loaded in {time.monotonic() - started:.0f} s", flush=True)
             timings = measure(database.url, runs=args.runs)
-    width = max(len(label) for label in timings)
-    print(f"\n{'step':<{width}}  {f'{size:,} ev (ms)':>16}")
-    for label, value in timings.items():
-        print(f"{label:<{width}}  {value:>16.1f}")
+    print_medians("step", size, timings)
     print(f"\nmedian of {args.runs} runs after a warm-up")
     return 0
 

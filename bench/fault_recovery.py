@@ -1,7 +1,7 @@
 """Fault scenarios against real processes: a table of what was lost, duplicated or stuck.
 
-    python bench/faults.py            # full size: 1,000 deliveries, 2 and 4 receiver workers
-    python bench/faults.py --quick    # 200 deliveries, 2 workers, smaller cleanup and incident
+    python bench/fault_recovery.py            # full size: 1,000 deliveries, 2 and 4 receiver workers
+    python bench/fault_recovery.py --quick    # 200 deliveries, 2 workers, smaller cleanup and incident
 
 Besides the receiver and PostgreSQL restarts: Stripe (a local_stripe server) answering 500
 or 429, or not answering at all, under ``sweep`` and ``reconcile``, the alert webhook, Slack
@@ -13,7 +13,7 @@ over the same events, a ``watch`` SIGKILLed, and PostgreSQL restarted under ``wa
 Each scenario runs on a throwaway database (an embedded PostgreSQL in a temporary folder,
 or a scratch database on DATABASE_URL's server) with the reference receiver under uvicorn
 with several worker processes, the jobs as ``python -m jobs`` processes
-(devharness/faults.py holds the scenarios; the test suite runs them at a smaller size,
+(devharness/scenarios/ holds the scenarios; the test suite runs them at a smaller size,
 tests/test_crash_safety.py). The PostgreSQL restart scenarios need the embedded server
 (DATABASE_URL unset). Prints one row per scenario:
 events before and after, lost, duplicated, stuck, seconds to recover. Exit code 1 when a
@@ -28,11 +28,17 @@ import platform
 import sys
 
 from devharness import ThrowawayDatabase, empty_tables
-from devharness.faults import (ScenarioResult, channel_down_during_incident, channels_down_during_incident,
-                               job_killed_mid_run, postgres_restarted_during_cleanup, postgres_restarted_during_reconcile,
-                               postgres_restarted_during_retry, postgres_restarted_during_sweep,
-                               postgres_restarted_under_receiver, postgres_restarted_under_watch, receiver_killed_mid_burst,
-                               stripe_failing_during_reconcile, stripe_failing_during_sweep, two_retries, two_schedulers)
+from devharness.scenarios.alert_channels_down import (alert_webhook_down_during_incident,
+                                                      slack_and_email_down_during_incident)
+from devharness.scenarios.concurrent_jobs import two_retries, two_schedulers
+from devharness.scenarios.job_crash import job_killed_mid_run
+from devharness.scenarios.postgres_restarts import (postgres_restarted_during_cleanup,
+                                                    postgres_restarted_during_reconcile,
+                                                    postgres_restarted_during_retry, postgres_restarted_during_sweep,
+                                                    postgres_restarted_under_receiver, postgres_restarted_under_watch)
+from devharness.scenarios.receiver_crash import receiver_killed_mid_burst
+from devharness.scenarios.steps import ScenarioResult
+from devharness.scenarios.stripe_outages import stripe_failing_during_reconcile, stripe_failing_during_sweep
 
 
 def table(results: list[ScenarioResult]) -> str:
@@ -103,9 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         run(stripe_failing_during_sweep, failures=10, hang_s=120, timeout_s=timeout, **sweep_size)
         run(stripe_failing_during_sweep, failures=1, hang_s=120, timeout_s=timeout, **sweep_size)  # one lost answer
         run(stripe_failing_during_reconcile, failures=10, hang_s=120, timeout_s=timeout, **reconcile_size)
-        run(channel_down_during_incident, alerts=5 if quick else 20, watchers=2, down_s=5.0 if quick else 30.0,
+        run(alert_webhook_down_during_incident, alerts=5 if quick else 20, watchers=2, down_s=5.0 if quick else 30.0,
             deadline_s=120)
-        run(channels_down_during_incident, alerts=5 if quick else 20, watchers=2, down_s=5.0 if quick else 30.0,
+        run(slack_and_email_down_during_incident, alerts=5 if quick else 20, watchers=2, down_s=5.0 if quick else 30.0,
             deadline_s=120)
         run(two_schedulers, fire_times=1 if quick else 2, quiet=("logs",))
         run(two_retries, events=events)
