@@ -14,7 +14,7 @@ Each scenario runs on a throwaway database (an embedded PostgreSQL in a temporar
 or a scratch database on DATABASE_URL's server) with the reference receiver under uvicorn
 with several worker processes, the jobs as ``python -m jobs`` processes
 (devharness/scenarios/ holds the scenarios; the test suite runs them at a smaller size,
-tests/test_crash_safety.py). The PostgreSQL restart scenarios need the embedded server
+tests/devharness/test_crash_safety.py). The PostgreSQL restart scenarios need the embedded server
 (DATABASE_URL unset). Prints one row per scenario:
 events before and after, lost, duplicated, stuck, seconds to recover. Exit code 1 when a
 row is not clean. docs/reliability.md has the figures and the machine.

@@ -16,7 +16,7 @@
 - :mod:`devharness.http_sink` and :mod:`devharness.smtp`: servers alert channels deliver to;
 - :mod:`devharness.browser`: the dashboard under ``streamlit run``, driven by Chromium;
 - :mod:`devharness.scenarios`: fault scenarios against real processes (a module per kind of
-  fault), run by ``tests/test_crash_safety.py`` and ``bench/fault_recovery.py``;
+  fault), run by ``tests/devharness/test_crash_safety.py`` and ``bench/fault_recovery.py``;
 - :mod:`devharness.timing`: the median of a benchmark's runs after a warm-up;
 - :mod:`devharness.query_timing`: the database a query bench reads (given, or loaded with
   demo history) and its table of medians.

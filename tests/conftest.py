@@ -22,7 +22,7 @@ from devharness import project_tables as list_project_tables
 REPO = Path(__file__).resolve().parent.parent
 
 # Server fixtures shared by many modules; a module may still import them by name as before.
-pytest_plugins = ["tests.stripe_server"]
+pytest_plugins = ["tests.support.stripe_server"]
 
 
 @pytest.fixture(scope="session")
