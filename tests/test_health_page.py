@@ -12,15 +12,15 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard import auth
-from dashboard import health_figures as hf
-from dashboard.text import markdown_literal
+from dashboard.components.text import markdown_literal
+from dashboard.views.health import figures as hf
 from jobs import cleanup, health_snapshot
 from jobs.runtime import job_lock, recorded_run
 from queries import fetch_df
 from tests.conftest import REPO
 from tests.factories import add_event
 
-PAGE = str(REPO / "dashboard" / "views" / "health.py")
+PAGE = str(REPO / "dashboard" / "views" / "health" / "page.py")
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
 
