@@ -94,6 +94,18 @@ class BackgroundJob:
             return exc
         st.rerun()
 
+    def show(self, progress: Callable[[writes.BackgroundRun | None], None],
+             outcome: Callable[[Any], None]) -> bool:
+        """The job's place on a page: while a run goes on, ``progress`` followed (``follow``)
+        and True, for the page to offer no action; else the last result through ``outcome``,
+        when there is one, and False."""
+        if self.busy():
+            self.follow(progress)
+            return True
+        if self.result() is not None:
+            outcome(self.result())
+        return False
+
     def follow(self, show: Callable[[writes.BackgroundRun | None], None]) -> None:
         """Draw the running job with ``show(run)`` once a second (``run`` is None for a run
         started elsewhere); once it has ended, redraw the page with fresh results."""

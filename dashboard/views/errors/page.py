@@ -69,11 +69,8 @@ def replay_problem() -> str | None:
 
 def retry_section(groups) -> None:
     st.subheader("Retry now")
-    if RETRY.busy():
-        RETRY.follow(retry_progress)
+    if RETRY.show(retry_progress, show_outcome):
         return
-    if RETRY.result() is not None:
-        show_outcome(RETRY.result())
     failing = groups[groups["still_failing"] > 0]
     if failing.empty:
         st.info("Nothing in this window is still failing.", icon=":material/check_circle:")

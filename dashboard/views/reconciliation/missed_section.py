@@ -135,11 +135,7 @@ def render(settings) -> None:
                    + (f"; money at risk: {at_risk}" if at_risk else "") + ".", icon=":material/report:")
         text.dataframe(open_table(open_rows), hide_index=True, key="missed_open", column_config=OPEN_COLUMNS)
 
-    if SWEEP.busy():
-        SWEEP.follow(progress)
-    else:
-        if SWEEP.result() is not None:
-            show_outcome(SWEEP.result())
+    if not SWEEP.show(progress, show_outcome):
         problem, replay_problem = blockers(settings)
         if problem or replay_problem:
             st.info(problem or replay_problem, icon=":material/info:")

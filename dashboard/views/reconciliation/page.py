@@ -144,11 +144,8 @@ def show_outcome(outcome: writes.Outcome) -> None:
 
 def run_now_section(settings) -> None:
     st.subheader("Run now")
-    if RECONCILE.busy():
-        RECONCILE.follow(progress_panel)
+    if RECONCILE.show(progress_panel, show_outcome):
         return
-    if RECONCILE.result() is not None:
-        show_outcome(RECONCILE.result())
     blocker = run_blocker(settings)
     if blocker:
         st.info(blocker, icon=":material/info:")
