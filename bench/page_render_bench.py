@@ -79,7 +79,7 @@ def render_ms(page: str, window: str, *, cold: bool) -> float:
     # The first run renders the overview; time the run of the page itself.
     at.run()
     if page != "overview":
-        at.switch_page(f"views/{page}.py")
+        at.switch_page(f"views/{page}/page.py")
     if cold:
         data.refresh()
     started = time.perf_counter()

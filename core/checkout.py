@@ -28,12 +28,11 @@ from sqlalchemy.engine import Connection
 
 from core.formatting import number
 from core.sql import load_package
-from core.stripe_api import PAYMENT_STATUSES  # noqa: F401 (part of this module's surface)
 
 SQL = load_package("core", "checkout.sql")
 
 # https://docs.stripe.com/api/checkout/sessions/object#checkout_session_object-payment_status
-# (PAYMENT_STATUSES: every value Stripe sends, declared with the API version.)
+# (core.stripe_api.PAYMENT_STATUSES: every value Stripe sends, declared with the API version.)
 PAID_STATUSES = frozenset({"paid", "no_payment_required"})
 
 # kind -> (action, severity). The kinds and their actions are fixed by the design

@@ -1,7 +1,9 @@
 """Entry script: shared chrome, then the chosen page.
 
-Run with ``streamlit run dashboard/app.py``. Pages live in dashboard/views/ (not pages/), each
-a thin script over cached, read-only fetches and pure figure builders.
+Run with ``streamlit run dashboard/app.py``. Pages live in dashboard/views/ (not pages/, which
+Streamlit would list by itself), one folder each: ``views/<page>/page.py``, a thin script over
+cached, read-only fetches and the pure figure builders beside it. Every page names its URL
+path, since each script's file name is the same.
 """
 
 import sys
@@ -31,17 +33,24 @@ try:
 except ConfigError as exc:
     st.error(f"**The dashboard's configuration is invalid**: {exc}", icon=":material/settings:")
     st.stop()
+
+
+def view(name: str, title: str, icon: str, **options) -> st.Page:
+    """The page in ``views/<name>/page.py``, at the URL path ``/<name>``."""
+    return st.Page(VIEWS / name / "page.py", title=title, icon=icon, url_path=name, **options)
+
+
 pages = {
     "Webhooks": [
-        st.Page(VIEWS / "overview.py", title="Overview", icon=":material/dashboard:", default=True),
-        st.Page(VIEWS / "events.py", title="Events", icon=":material/list:"),
-        st.Page(VIEWS / "errors.py", title="Errors", icon=":material/error:"),
-        st.Page(VIEWS / "funnel.py", title="Funnel", icon=":material/filter_alt:"),
+        view("overview", "Overview", ":material/dashboard:", default=True),
+        view("events", "Events", ":material/list:"),
+        view("errors", "Errors", ":material/error:"),
+        view("funnel", "Funnel", ":material/filter_alt:"),
     ],
     "Operations": [
-        st.Page(VIEWS / "alerts.py", title="Alerts", icon=":material/notifications:"),
-        st.Page(VIEWS / "reconciliation.py", title="Reconciliation", icon=":material/balance:"),
-        st.Page(VIEWS / "health.py", title="Health", icon=":material/health_and_safety:"),
+        view("alerts", "Alerts", ":material/notifications:"),
+        view("reconciliation", "Reconciliation", ":material/balance:"),
+        view("health", "Health", ":material/health_and_safety:"),
     ],
 }
 

@@ -30,8 +30,7 @@ import ipaddress
 from typing import Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
-from core.passwords import (HASH_COMMAND, SCRYPT_N, SCRYPT_P, SCRYPT_R, InvalidHash,  # noqa: F401
-                            ParsedHash, hash_password, parse_hash, verify_password)
+from core.passwords import HASH_COMMAND, InvalidHash, parse_hash, verify_password
 from core.settings import parse_allowed_emails, parse_networks
 
 LOOPBACK_ADDRESSES = {"127.0.0.1", "localhost", "::1"}
@@ -235,7 +234,7 @@ PASSWORD_IDENTITY = "password login"
 
 def _plain(text: str) -> str:
     """Text from a request, safe inside a Markdown message (no markup, no links)."""
-    from dashboard.text import markdown_literal
+    from dashboard.components.text import markdown_literal
 
     return markdown_literal(text)
 

@@ -73,7 +73,7 @@ def status() -> None:
 
 def alert_banner() -> None:
     """A banner on every page while a critical alert fires (the page itself reports a database problem)."""
-    from dashboard.alert_figures import banner_text
+    from dashboard.views.alerts.figures import banner_text
 
     try:
         text = banner_text(data.fetch("critical_alerts_firing"))

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from core.checkout import format_money
-from core.formatting import format_duration, format_percent  # noqa: F401 (the pages import them from here)
+from core.formatting import format_duration, format_percent
 from core.formatting import number as _number
 
 # The endpoint counts as silent when the time since the last event exceeds this many times

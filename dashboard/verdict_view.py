@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.text import markdown_literal
+from dashboard.components.text import markdown_literal
 
 ICONS = {"healthy": ":material/check_circle:", "degraded": ":material/warning:", "down": ":material/error:"}
 _PAGES: dict[str, st.Page] = {}

@@ -35,7 +35,7 @@ PLOTLY_SELECTOR = ".js-plotly-plot"
 
 def password_env(password: str) -> dict[str, str]:
     """Environment for a server that asks for ``password`` (and never for an OIDC login)."""
-    from dashboard.auth import hash_password
+    from core.passwords import hash_password
 
     return {"MONITOR_AUTH": "password", "MONITOR_PASSWORD_HASH": hash_password(password)}
 

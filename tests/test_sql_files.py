@@ -137,8 +137,8 @@ def _call_sites(sources: dict[Path, str]):
                     params = ({k.value for k in given.keys} if isinstance(given, ast.Dict)
                               and all(isinstance(k, ast.Constant) for k in given.keys) else None)
                 yield where, known[node.args[0].value.id], node.args[0].slice.value, params
-            # gateway.write(SQL, "name", actor=..., **params)
-            elif attr == "write" and owner == "gateway" and len(node.args) >= 2 \
+            # writes.write(SQL, "name", actor=..., **params)
+            elif attr == "write" and owner == "writes" and len(node.args) >= 2 \
                     and isinstance(node.args[0], ast.Name) and node.args[0].id in known \
                     and isinstance(node.args[1], ast.Constant):
                 yield where, known[node.args[0].id], node.args[1].value, _keywords(node)
@@ -159,7 +159,7 @@ def test_every_call_names_exactly_its_statements_parameters():
             problems.append(f"{where}: {name} binds {sorted(statements[name].parameters)}, "
                             f"the call gives {sorted(params)}")
     assert problems == []
-    # The scan really finds the call sites (jobs, tracking, dashboard pages, gateway).
+    # The scan really finds the call sites (jobs, tracking, dashboard pages, writes).
     assert len(checked) >= 80, len(checked)
     assert {where.split("/")[0] for where, *_ in checked} >= {"core", "jobs", "tracking", "dashboard"}
 
@@ -167,13 +167,13 @@ def test_every_call_names_exactly_its_statements_parameters():
 def test_a_wrong_parameter_name_at_a_call_site_is_found():
     """The scan above can fail: a misspelt parameter in a page is reported with its line."""
     sources = _sources()
-    page = REPO / "dashboard" / "views" / "health.py"
+    page = REPO / "dashboard" / "views" / "health" / "page.py"
     broken = sources[page].replace('query_df("cleanup_history", limit=', 'query_df("cleanup_history", limt=')
     assert broken != sources[page]
     problems = [(where, name) for where, statements, name, params in _call_sites({**sources, page: broken})
                 if params is not None and params != statements[name].parameters]
     assert [name for _, name in problems] == ["cleanup_history"]
-    assert problems[0][0].startswith("dashboard/views/health.py:")
+    assert problems[0][0].startswith("dashboard/views/health/page.py:")
 
 
 # --- what the receiver loads ----------------------------------------------------------------

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection
 
 from core import checkout
 from core.error_policy import PayloadError
+from core.stripe_api import PAYMENT_STATUSES
 from tracking.tracker import SQL
 
 COMPLETED = "checkout.session.completed"
@@ -31,7 +32,6 @@ ASYNC_FAILED = "checkout.session.async_payment_failed"
 EXPIRED = "checkout.session.expired"
 CHECKOUT_EVENT_TYPES = (COMPLETED, ASYNC_SUCCEEDED, ASYNC_FAILED, EXPIRED)
 PAID_STATUSES = checkout.PAID_STATUSES
-PAYMENT_STATUSES = checkout.PAYMENT_STATUSES
 
 
 class EventValidationError(PayloadError):

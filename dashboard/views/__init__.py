@@ -1,1 +1,1 @@
-"""One module per page; the entry script (dashboard/app.py) runs the chosen one."""
+"""The dashboard's pages, one folder each: the page script (``page.py``) beside its figures and sections."""

@@ -88,6 +88,6 @@ def test_completing_never_takes_a_session_another_row_records(db):
 
 
 def test_the_dashboard_labels_every_mismatch_kind_and_no_other():
-    from dashboard.reconciliation_figures import KIND_LABELS
+    from dashboard.views.reconciliation.figures import KIND_LABELS
 
     assert set(KIND_LABELS) == set(checkout.MISMATCH_KINDS)

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from dashboard.affected import affected_table
-from dashboard.explorer import customer_search, stripe_session_url
+from dashboard.components.links import stripe_session_url
+from dashboard.views.events.explorer import customer_search
+from dashboard.views.funnel.affected import affected_table
 from queries import fetch_df
 from tests.support.factories import add_event, add_registration
 

@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from core.settings import get_settings
-from dashboard import alert_figures as af
 from dashboard import auth, data
-from dashboard.text import markdown_literal
+from dashboard.components.text import markdown_literal
+from dashboard.views.alerts import figures as af
 from jobs.alerting import actions, lifecycle
 from tests.support.apptest import login_off, open_dashboard  # noqa: F401 (fixture)
 from tests.support.factories import add_event
@@ -32,7 +32,7 @@ def fire(engine, now, *, error="boom", event_type="checkout.session.completed", 
 
 
 def test_alerts_page_on_an_empty_database_says_alerting_is_off(db, login_off):
-    at = open_dashboard("views/alerts.py")
+    at = open_dashboard("views/alerts/page.py")
     assert not at.exception, at.exception
     assert any("Alerting is off" in w.value and "never ran" in w.value for w in at.warning)
     assert not any("Nothing is firing" in s.value for s in at.success)
@@ -40,7 +40,7 @@ def test_alerts_page_on_an_empty_database_says_alerting_is_off(db, login_off):
 
 def test_alerts_page_with_a_watcher_running_and_nothing_firing(db, login_off):
     lifecycle.evaluate(db, now=now_utc(), settings=get_settings(), channels=[])  # what `watch` does
-    at = open_dashboard("views/alerts.py")
+    at = open_dashboard("views/alerts/page.py")
     assert not at.exception, at.exception
     assert not [w for w in at.warning if "Alerting is off" in w.value]
     assert any("Nothing is firing" in s.value for s in at.success)
@@ -49,7 +49,7 @@ def test_alerts_page_with_a_watcher_running_and_nothing_firing(db, login_off):
 def test_firing_alert_shows_on_the_page_with_history_and_deliveries(db, login_off):
     now = now_utc()
     fire(db, now)
-    at = open_dashboard("views/alerts.py")
+    at = open_dashboard("views/alerts/page.py")
     assert not at.exception, at.exception
     firing, history = at.dataframe[0].value, at.dataframe[1].value
     assert list(firing["rule"]) == ["payment_event_failed"] and list(firing["severity"]) == ["critical"]
@@ -61,10 +61,10 @@ def test_firing_alert_shows_on_the_page_with_history_and_deliveries(db, login_of
 
 
 def test_banner_on_every_page_while_a_critical_alert_fires(db, login_off):
-    at = open_dashboard("views/overview.py")
+    at = open_dashboard("views/overview/page.py")
     assert not [e for e in at.error if "critical alert" in e.value]
     fire(db, now_utc())
-    for page in ("views/overview.py", "views/events.py", "views/alerts.py"):
+    for page in ("views/overview/page.py", "views/events/page.py", "views/alerts/page.py"):
         at = open_dashboard(page)
         banners = [e.value for e in at.error if "critical alert is firing" in e.value]
         assert banners and markdown_literal("payment_event_failed") in banners[0], page
@@ -120,7 +120,7 @@ def test_silence_is_recorded_with_who_and_until_and_can_be_ended(db):
         assert conn.execute(sa.text("SELECT kind FROM alert_notifications")).scalars().all() == ["firing"]
 
 
-PAGE = str(Path(__file__).resolve().parents[2] / "dashboard" / "views" / "alerts.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "dashboard" / "views" / "alerts" / "page.py")
 
 
 def page(identity: str | None = "ana@example.com") -> AppTest:

@@ -2,26 +2,27 @@
 
 import pytest
 
+from core import passwords
 from dashboard import auth
 from tests.support.apptest import new_app, server_address
 
 PASSWORD = "correct horse battery staple"
-HASH = auth.hash_password(PASSWORD)
+HASH = passwords.hash_password(PASSWORD)
 
 
 # --- hashing ------------------------------------------------------------------------------
 
 def test_hash_round_trip_and_fresh_salt():
-    assert auth.verify_password(PASSWORD, HASH)
-    assert not auth.verify_password(PASSWORD + " ", HASH)
-    assert not auth.verify_password("", HASH)
-    assert auth.hash_password(PASSWORD) != HASH  # a new salt every time
+    assert passwords.verify_password(PASSWORD, HASH)
+    assert not passwords.verify_password(PASSWORD + " ", HASH)
+    assert not passwords.verify_password("", HASH)
+    assert passwords.hash_password(PASSWORD) != HASH  # a new salt every time
     assert HASH.startswith("scrypt$16384$8$1$")
 
 
 def test_unicode_passwords():
-    encoded = auth.hash_password("pässwörd 🔑")
-    assert auth.verify_password("pässwörd 🔑", encoded) and not auth.verify_password("passwort 🔑", encoded)
+    encoded = passwords.hash_password("pässwörd 🔑")
+    assert passwords.verify_password("pässwörd 🔑", encoded) and not passwords.verify_password("passwort 🔑", encoded)
 
 
 @pytest.mark.parametrize("bad", [
@@ -31,8 +32,8 @@ def test_unicode_passwords():
     "scrypt$16384$8$1$!!!$???",
 ])
 def test_malformed_hashes_are_refused_with_a_reason(bad):
-    with pytest.raises(auth.InvalidHash):
-        auth.verify_password(PASSWORD, bad)
+    with pytest.raises(passwords.InvalidHash):
+        passwords.verify_password(PASSWORD, bad)
 
 
 @pytest.mark.parametrize("address, loopback", [

@@ -1,6 +1,6 @@
 """Shared table column formats: every time column says it is UTC, ids read as plain numbers."""
 
-from dashboard.columns import row_id, utc_time
+from dashboard.components.columns import row_id, utc_time
 
 
 def test_time_columns_are_headed_utc_to_the_minute_or_second():

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from dashboard import error_figures as ef
+from dashboard.views.errors import figures as ef
 from queries import fetch_df
 from tests.support.apptest import login_off, open_dashboard  # noqa: F401
 from tests.tracking.test_receiver import SECRET, ServerThread, event_row
@@ -116,7 +116,7 @@ def receiver_url(engine, monkeypatch):
 
 def test_retry_now_plans_first_then_redelivers_a_group_in_the_background(history, receiver_url, login_off):
     db = history["db"]
-    at = open_dashboard("views/errors.py")  # through the app: login (off, local) gives the identity
+    at = open_dashboard("views/errors/page.py")  # through the app: login (off, local) gives the identity
     assert not at.exception, at.exception
     assert "Error groups" in [h.value for h in at.subheader]
     groups = next(el.value for el in at.dataframe if "next" in el.value.columns)
@@ -150,7 +150,7 @@ def test_next_step_words():
 
 
 def test_the_event_detail_shows_category_recovery_action_and_retry_history(history, login_off):
-    at = open_dashboard("views/events.py")
+    at = open_dashboard("views/events/page.py")
     at.text_input(key="events_search").input(history["person"]).run()
     at.selectbox(key=next(s.key for s in at.selectbox if s.label == "Event detail")).select(history["person"]).run()
     assert not at.exception, at.exception
@@ -162,7 +162,7 @@ def test_the_event_detail_shows_category_recovery_action_and_retry_history(histo
 
 def test_without_a_replay_url_retry_now_says_what_to_set(history, login_off, monkeypatch):
     monkeypatch.delenv("MONITOR_REPLAY_URL", raising=False)
-    at = open_dashboard("views/errors.py")
+    at = open_dashboard("views/errors/page.py")
     assert any("set MONITOR_REPLAY_URL" in w.value for w in at.warning)
     assert at.button(key="retry_plan_button").disabled
 

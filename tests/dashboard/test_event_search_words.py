@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from dashboard import explorer
+from dashboard.views.events import explorer
 from queries import fetch_df, fetch_one
 from tests.support.apptest import login_off, open_dashboard  # noqa: F401
 from tests.support.factories import add_event
@@ -86,7 +86,7 @@ def test_the_events_page_says_more_than_ten_thousand(db, login_off):
             SELECT 'evt_many_' || n, 'charge.succeeded', 'completed', '{}', 2,
                    CAST(:now AS timestamptz) - n * interval '1 second', 'deadlock detected on row ' || n, 'database'
             FROM generate_series(1, :n) AS n"""), {"now": now, "n": explorer.SEARCH_COUNT_CAP + 5})
-    at = open_dashboard("views/events.py")
+    at = open_dashboard("views/events/page.py")
     at.text_input(key="events_search").input("deadlock").run()
     assert not at.exception, at.exception
     assert any("More than 1,000 events" in c.value and "narrow the search" in c.value for c in at.caption)

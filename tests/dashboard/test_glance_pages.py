@@ -59,8 +59,8 @@ def test_metric_labels_are_short_enough_to_read_whole(sample_history, login_off)
     at = open_dashboard()
     at.sidebar.button_group(key="window_choice").set_value("7d").run()
     labels = {}
-    for page in ["views/overview.py", "views/errors.py", "views/funnel.py", "views/reconciliation.py",
-                 "views/health.py", "views/alerts.py"]:
+    for page in ["views/overview/page.py", "views/errors/page.py", "views/funnel/page.py", "views/reconciliation/page.py",
+                 "views/health/page.py", "views/alerts/page.py"]:
         at.switch_page(page).run()
         assert not at.exception, at.exception
         labels.update({m.label: page for m in at.metric})

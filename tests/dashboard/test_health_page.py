@@ -12,8 +12,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard import auth
-from dashboard import health_figures as hf
-from dashboard.text import markdown_literal
+from dashboard.components.text import markdown_literal
+from dashboard.views.health import figures as hf
 from jobs.cleanup import command as cleanup
 from jobs.health import snapshot as health_snapshot
 from jobs.runtime import job_lock, recorded_run
@@ -21,7 +21,7 @@ from queries import fetch_df
 from tests.conftest import REPO
 from tests.support.factories import add_event
 
-PAGE = str(REPO / "dashboard" / "views" / "health.py")
+PAGE = str(REPO / "dashboard" / "views" / "health" / "page.py")
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
 

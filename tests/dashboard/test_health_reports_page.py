@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from dashboard import reports
+from dashboard.views.health import reports
 from jobs.health import report as health_report
 from tests.support.apptest import login_off, open_dashboard  # noqa: F401 (fixture)
 from tests.support.report_week import END, NOW, build_week
@@ -25,7 +25,7 @@ def test_health_page_lists_reports_and_shows_one(db, login_off):  # noqa: F811
     health_report.run(db, now=NOW, end=END.date(), recipients=["ops@example.org"], trigger="cli")
     health_report.run(db, now=NOW + timedelta(days=7), end=(END + timedelta(days=7)).date(), trigger="cli",
                       not_sent_reason="not mailed: MONITOR_SMTP_URL is not set")
-    at = open_dashboard("views/health.py")
+    at = open_dashboard("views/health/page.py")
     assert not at.exception, at.exception
     table = next(el.value for el in at.dataframe if "subject" in el.value.columns)
     assert table["status"].tolist() == ["not sent (mail not configured)", "dry run (not sent)"]
@@ -41,6 +41,6 @@ def test_health_page_lists_reports_and_shows_one(db, login_off):  # noqa: F811
 
 
 def test_health_page_without_reports_says_how_to_make_one(db, login_off):  # noqa: F811
-    at = open_dashboard("views/health.py")
+    at = open_dashboard("views/health/page.py")
     assert not at.exception
     assert any("No health report yet" in info.value for info in at.info)

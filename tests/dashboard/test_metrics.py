@@ -5,8 +5,9 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 import pytest
 
-from dashboard.metrics import (amounts_column, event_kpis, format_duration, format_money, format_percent,
-                               silence_warning)
+from core.checkout import format_money
+from core.formatting import format_duration, format_percent
+from dashboard.metrics import amounts_column, event_kpis, silence_warning
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 

@@ -48,7 +48,7 @@ def test_overview_shows_open_missed_events_even_with_no_event_recorded(db, login
         add_missed(conn, "evt_missed_1", amount=4200, currency="eur")
         add_missed(conn, "evt_missed_2", amount=None, currency=None)
         add_missed(conn, "evt_done", amount=9900, currency="eur", status="recovered")
-    at = open_dashboard("views/overview.py")
+    at = open_dashboard("views/overview/page.py")
     assert not at.exception, at.exception
     shown = [e.value for e in at.error]
     assert len(shown) == 1 and "2 events Stripe sent never reached the app" in shown[0]
@@ -60,7 +60,7 @@ def test_events_page_filters_to_the_events_that_never_arrived(db, login_off):
         add_event(conn, created_at=NOW - timedelta(hours=1))
         add_missed(conn, "evt_never_came", amount=2500, currency="usd")
         add_missed(conn, "evt_long_ago", amount=2500, currency="usd", age=timedelta(days=20))
-    at = open_dashboard("views/events.py")
+    at = open_dashboard("views/events/page.py")
     at.toggle(key="events_missed").set_value(True).run()
     assert not at.exception, at.exception
     table = at.dataframe[0].value

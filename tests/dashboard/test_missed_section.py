@@ -19,7 +19,7 @@ from tests.support.factories import add_registration
 from tests.dashboard.test_missed_events_pages import add_missed
 from tracking.receiver import Receiver
 
-PAGE = str(Path(__file__).resolve().parents[2] / "dashboard" / "views" / "reconciliation.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "dashboard" / "views" / "reconciliation" / "page.py")
 SECRET = "whsec_test_missed_section"
 
 

@@ -7,16 +7,16 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from dashboard.text import markdown_literal
+from dashboard.components.text import markdown_literal
 from devharness import empty_tables
 from devharness import project_tables as list_project_tables
 from tests.support.apptest import login_off, open_dashboard  # noqa: F401 (fixture)
 from tests.support.dashboard_samples import add_sample_history
 from tests.support.factories import add_event
 
-PAGES = ["views/overview.py", "views/events.py", "views/errors.py", "views/funnel.py",
-         "views/reconciliation.py", "views/health.py", "views/alerts.py"]
-CHARTS = {"views/overview.py": 4, "views/errors.py": 3, "views/funnel.py": 2}
+PAGES = ["views/overview/page.py", "views/events/page.py", "views/errors/page.py", "views/funnel/page.py",
+         "views/reconciliation/page.py", "views/health/page.py", "views/alerts/page.py"]
+CHARTS = {"views/overview/page.py": 4, "views/errors/page.py": 3, "views/funnel/page.py": 2}
 
 
 def chart_specs(at):
@@ -96,9 +96,9 @@ def test_page_on_the_demo_database(demo_loaded, login_off, page):
 def test_empty_database_has_friendly_empty_states(db, login_off):
     at = open_dashboard()
     assert "No webhook events recorded yet" in at.info[0].value
-    at.switch_page("views/errors.py").run()
+    at.switch_page("views/errors/page.py").run()
     assert "No failed or retried events" in at.success[0].value
-    at.switch_page("views/funnel.py").run()
+    at.switch_page("views/funnel/page.py").run()
     assert "No registrations were created" in at.info[0].value
 
 
@@ -150,9 +150,9 @@ def test_switching_the_window_changes_the_kpis(spread_over_time, login_off, wind
 def test_window_choice_is_kept_across_pages(spread_over_time, login_off):
     at = open_dashboard()
     at.sidebar.button_group(key="window_choice").set_value("7d").run()
-    at.switch_page("views/events.py").run()
+    at.switch_page("views/events/page.py").run()
     assert any(c.value.startswith("12 events in the last 7d") for c in at.caption)
-    at.switch_page("views/overview.py").run()
+    at.switch_page("views/overview/page.py").run()
     assert kpis(at)["Events"][0] == "12"
 
 
@@ -202,14 +202,14 @@ def search(at, text):
     ("\\", []),
 ])
 def test_events_search_finds_exactly_the_expected_rows(searchable, login_off, text, expected):
-    at = open_dashboard("views/events.py")
+    at = open_dashboard("views/events/page.py")
     assert search(at, text) == expected
     with searchable.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM webhook_events")).scalar() == 4
 
 
 def test_event_detail_with_stripe_link(searchable, login_off):
-    at = open_dashboard("views/events.py")
+    at = open_dashboard("views/events/page.py")
     search(at, "evt_beta")
     at.selectbox(key=next(s.key for s in at.selectbox if s.label == "Event detail")).select("evt_beta").run()
     assert not at.exception
@@ -221,7 +221,7 @@ def test_event_detail_with_stripe_link(searchable, login_off):
 
 
 def test_events_filters_by_status(searchable, login_off):
-    at = open_dashboard("views/events.py")
+    at = open_dashboard("views/events/page.py")
     at.multiselect(key="events_statuses").select("completed").run()
     assert list(at.dataframe[0].value["stripe_event_id"]) == ["evt_alpha1"]
 
@@ -231,7 +231,7 @@ def test_events_pagination(db, login_off):
     with db.begin() as conn:
         for i in range(120):
             add_event(conn, created_at=now - timedelta(minutes=i + 1), event_id=f"evt_{i:03d}", duration_ms=1)
-    at = open_dashboard("views/events.py")
+    at = open_dashboard("views/events/page.py")
     assert list(at.dataframe[0].value["stripe_event_id"])[:2] == ["evt_000", "evt_001"]
     pagination = at.get("pagination")[0]
     assert pagination.num_pages == 3

@@ -17,15 +17,15 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard import auth
-from dashboard import reconciliation_figures as rf
-from dashboard.text import markdown_literal
+from dashboard.components.text import markdown_literal
+from dashboard.views.reconciliation import figures as rf
 from jobs.reconcile import reconciler as reconcile
 from jobs.runtime import job_lock
 from jobs.stripe_gateway import gateway_from_settings
 from tests.support.factories import add_registration
 from tests.support.stripe_server import stripe_server  # noqa: F401
 
-PAGE = str(Path(__file__).resolve().parents[2] / "dashboard" / "views" / "reconciliation.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "dashboard" / "views" / "reconciliation" / "page.py")
 
 
 @pytest.fixture(autouse=True)

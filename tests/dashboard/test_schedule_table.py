@@ -3,7 +3,7 @@
 from datetime import datetime, timedelta, timezone
 
 from core.settings import get_settings
-from dashboard.schedule_table import schedule_table
+from dashboard.views.health.schedule_table import schedule_table
 from jobs.schedule.timetable import load_schedule
 
 NOW = datetime(2026, 11, 20, 12, 10, tzinfo=timezone.utc)

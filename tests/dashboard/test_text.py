@@ -10,9 +10,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from dashboard import figures
-from dashboard import reconciliation_figures as rf
-from dashboard.text import figure_literal, formula_safe, markdown_literal, plotly_literal
+from dashboard.components.text import figure_literal, formula_safe, markdown_literal, plotly_literal
+from dashboard.views.overview import figures as overview_figures
+from dashboard.views.reconciliation import figures as rf
 
 VIEWS = Path(__file__).resolve().parents[2] / "dashboard" / "views"
 HOSTILE = [
@@ -41,7 +41,7 @@ def test_markdown_literal_leaves_no_markup(text):
 def test_plotly_labels_are_escaped_where_charts_are_drawn():
     types = pd.DataFrame({"event_type": ['<a href="http://127.0.0.1:9/">x</a>', "checkout.session.completed"],
                           "events": [3, 4], "completed": [1, 4], "failed": [2, 0]})
-    fig = figure_literal(figures.event_types_chart(types))
+    fig = figure_literal(overview_figures.event_types_chart(types))
     labels = {label for trace in fig.data for label in trace.y}
     assert '&lt;a href="http://127.0.0.1:9/"&gt;x&lt;/a&gt;' in labels and "checkout.session.completed" in labels
     assert not any(isinstance(value, str) for value in fig.data[0].x)  # numbers untouched
@@ -73,7 +73,7 @@ def _literal_tooltip(node: ast.expr) -> bool:
 
 
 def test_every_page_draws_tables_charts_and_tooltips_through_the_helpers():
-    for view in [*VIEWS.glob("*.py"), *VIEWS.parent.glob("*.py")]:
+    for view in VIEWS.parent.rglob("*.py"):
         if view.name == "text.py":
             continue
         source = view.read_text()
@@ -122,7 +122,7 @@ verdict_view.sidebar(Verdict("degraded", (Reason("job_failed", "degraded", summa
 def test_tables_show_a_dash_not_none_for_empty_text_cells():
     import pandas as pd
 
-    from dashboard.text import fill_missing_text
+    from dashboard.components.text import fill_missing_text
 
     frame = pd.DataFrame({"error": ["boom", None], "note": pd.Series([None, None], dtype=object), "runs": [1.0, None],
                           "at": pd.to_datetime(["2026-11-30", None])})
@@ -136,7 +136,7 @@ def test_a_link_column_keeps_its_empty_cells_empty():
     import pandas as pd
     import streamlit as st
 
-    from dashboard.text import fill_missing_text, link_columns
+    from dashboard.components.text import fill_missing_text, link_columns
 
     config = {"review": st.column_config.LinkColumn("Review item", display_text="review item"),
               "email": "E-mail", "note": st.column_config.TextColumn("Note")}

@@ -95,6 +95,6 @@ def test_the_overview_renders_on_a_standard_server(forced_jit_database, login_of
                           error="boom" if status == "failed" else None)
     finally:
         engine.dispose()
-    at = open_dashboard("views/overview.py")
+    at = open_dashboard("views/overview/page.py")
     assert not at.exception, [e.value for e in at.exception]
     assert at.get("plotly_chart"), "the Overview drew no chart"

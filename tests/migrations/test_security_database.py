@@ -76,8 +76,8 @@ def test_the_embedded_dashboard_role_cannot_take_the_jobs_locks(db, embedded_set
         conn.execute(sa.text("SELECT pg_advisory_unlock(:ns, hashtext('reconcile'))"), {"ns": LOCK_NAMESPACE})
 
 
-@pytest.mark.parametrize("page", [None, "views/events.py", "views/errors.py", "views/funnel.py",
-                                  "views/reconciliation.py", "views/health.py"])
+@pytest.mark.parametrize("page", [None, "views/events/page.py", "views/errors/page.py", "views/funnel/page.py",
+                                  "views/reconciliation/page.py", "views/health/page.py"])
 def test_every_page_works_as_the_embedded_dashboard_role(db, embedded_settings, monkeypatch, page):
     from tests.support.apptest import open_dashboard, server_address
     from tests.support.dashboard_samples import add_sample_history

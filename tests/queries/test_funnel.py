@@ -87,7 +87,7 @@ def test_completion_times_on_an_empty_database(dashboard_engine):
 
 def test_stale_pending_total_stops_past_ten_thousand(db, dashboard_engine):
     """Counting every abandoned checkout of a long history grew with it; past 10,000 the
-    total says 10,001 and the page "more than 10,000" (dashboard/views/funnel.py)."""
+    total says 10,001 and the page "more than 10,000" (dashboard/views/funnel/page.py)."""
     with db.begin() as conn:
         conn.execute(sa.text(
             "INSERT INTO registrations (email, processing_status, created_at)"

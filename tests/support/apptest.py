@@ -3,7 +3,7 @@
     from tests.support.apptest import login_off, open_dashboard  # noqa: F401 (fixture)
 
     def test_my_page(db, login_off):
-        at = open_dashboard("views/reconciliation.py")
+        at = open_dashboard("views/reconciliation/page.py")
         assert not at.exception
 
 ``login_off`` (a fixture) sets MONITOR_AUTH=none on a loopback address for the whole test, so
@@ -52,7 +52,7 @@ def new_app() -> AppTest:
 
 
 def open_dashboard(page: str | None = None) -> AppTest:
-    """The dashboard after its first run, switched to ``page`` (e.g. "views/events.py")."""
+    """The dashboard after its first run, switched to ``page`` (e.g. "views/events/page.py")."""
     at = new_app().run()
     if page:
         at.switch_page(page).run()

@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from dashboard.auth import verify_password
+from core.passwords import verify_password
 from tests.support.browser import REPO
 
 

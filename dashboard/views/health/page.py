@@ -1,40 +1,36 @@
 """Health: database size and growth, every job's history, cleanup runs, and a Run cleanup
 action (a dry run unless confirmed): ``python -m jobs cleanup`` started in the background
-through the dashboard's write gateway (dashboard/gateway.py), followed with live progress,
+through the dashboard's writes (dashboard/writes.py), followed with live progress,
 its outcome read from the run record and the exit code."""
 
 from dataclasses import fields
 from datetime import timedelta
 
 import pandas as pd
-import sqlalchemy as sa
 import streamlit as st
 
-from core.errors import ConfigError
 from core.settings import get_settings
-from dashboard import data, gateway, links, metrics
-from dashboard import text
-from dashboard.schedule_table import schedule_table
-from dashboard.text import markdown_literal
+from dashboard import data, metrics, writes
+from dashboard.components import links, text
+from dashboard.components.background_job import BackgroundJob
+from dashboard.components.columns import row_id, utc_time
+from dashboard.components.text import markdown_literal
+from dashboard.views.health import figures as hf
+from dashboard.views.health import reports as hr
+from dashboard.views.health.schedule_table import schedule_table
 from jobs.schedule.timetable import load_schedule_quietly
-from dashboard.columns import row_id, utc_time
-from dashboard import health_figures as hf
 from jobs.cleanup import command as cleanup
 from jobs.health.snapshot import human_bytes
-from jobs.runtime import job_is_running
 from queries import fetch_one
 
 RECENT_RUNS = 200
 CLEANUP_RUNS = 30
-RESULT_KEY = "cleanup_result"
 CONFIRM_KEY = "cleanup_confirm"
-RUN_SLOT = "cleanup_run"  # the gateway's BackgroundRun this browser session started
-PROGRESS_EVERY_S = 1.0
 SNAPSHOT_HINT = ("Record one with `python -m jobs health-snapshot` (the scheduler takes one every hour, "
                  "and every cleanup takes one).")
 
 
-def cleanup_result(run: gateway.BackgroundRun) -> tuple[str, str, list[str]]:
+def cleanup_result(run: writes.BackgroundRun) -> tuple[str, str, list[str]]:
     """What to show for a finished cleanup run: (st function name, headline, report lines)."""
     outcome = run.outcome()
     label = "Dry run" if "--dry-run" in run.args else "Cleanup"
@@ -51,44 +47,24 @@ def cleanup_result(run: gateway.BackgroundRun) -> tuple[str, str, list[str]]:
             [markdown_literal(line) for line in report.summary_lines()[1:]])
 
 
-def collect_finished_cleanup() -> None:
-    """Keep the outcome of the cleanup this session started once it ended, and drop cached
-    results, before any section reads them."""
-    run = gateway.remembered(RUN_SLOT)
-    if run is not None and run.finished:
-        st.session_state[RESULT_KEY] = cleanup_result(run)
-        gateway.forget(RUN_SLOT)
-        data.refresh()
+# The run this browser session started under "cleanup_run", what to show of its outcome under
+# "cleanup_result"; a cleanup started elsewhere (cron, the scheduler) holds the same lock.
+CLEANUP = BackgroundJob("cleanup", slot="cleanup_run", result_key="cleanup_result", lock=cleanup.JOB,
+                        summarize=cleanup_result)
 
 
 def start_cleanup(*, dry_run: bool, pending_days: int, events_days: int, skip_registrations: bool) -> None:
-    """Start cleanup in the background through the gateway; the page follows it."""
+    """Start cleanup in the background; the page follows it."""
     args = ["--pending-days", pending_days, "--events-days", events_days]
     args += ["--dry-run"] * dry_run + ["--skip-registrations"] * skip_registrations
-    st.session_state.pop(RESULT_KEY, None)
-    try:
-        gateway.remember(RUN_SLOT, gateway.start("cleanup", *args, actor=gateway.actor()))
-    except ConfigError as exc:
-        st.session_state[RESULT_KEY] = ("error", f"{'Dry run' if dry_run else 'Cleanup'} did not start: "
-                                                 f"{markdown_literal(exc)}", [])
+    refused = CLEANUP.start(*args)  # returns only when nothing was started
+    st.session_state[CLEANUP.result_key] = ("error", f"{'Dry run' if dry_run else 'Cleanup'} did not start: "
+                                                     f"{markdown_literal(refused)}", [])
     st.rerun()
 
 
-def cleanup_running_elsewhere() -> bool:
-    """Uncached: does some process (cron, the scheduler, another browser) hold cleanup's lock?"""
-    try:
-        with data.get_engine().connect() as conn:
-            return job_is_running(conn, cleanup.JOB)
-    except sa.exc.DBAPIError as exc:
-        data.show_problem(data.DatabaseProblem(data.describe_database_error(data.database_url(), exc)))
-
-
-@st.fragment(run_every=PROGRESS_EVERY_S)
-def cleanup_progress() -> None:
-    """Follows a running cleanup once a second until it ends, then redraws the page."""
-    run = gateway.remembered(RUN_SLOT)
-    if (run is not None and run.finished) or (run is None and not cleanup_running_elsewhere()):
-        st.rerun()
+def cleanup_progress(run: writes.BackgroundRun | None) -> None:
+    """A running cleanup (``CLEANUP.follow`` draws this once a second until it ends)."""
     row = fetch_one(data.get_engine(), "cleanup_running_run") or {}
     if run is None:
         st.warning(f"**A cleanup run is in progress** (started from {row.get('trigger', 'elsewhere')}); "
@@ -105,7 +81,7 @@ def cleanup_progress() -> None:
             + (f"\n\nLatest: {markdown_literal(latest)}" if latest else ""), icon=":material/sync:")
 
 
-collect_finished_cleanup()
+CLEANUP.collect_finished()
 window = data.current_window()
 page_settings = get_settings()
 st.title("Health")
@@ -281,10 +257,10 @@ else:
 
 
 st.subheader("Run cleanup")
-if gateway.remembered(RUN_SLOT) is not None or cleanup_running_elsewhere():
-    cleanup_progress()
+if CLEANUP.busy():
+    CLEANUP.follow(cleanup_progress)
     st.stop()
-problem = gateway.problem()
+problem = writes.problem()
 if problem:
     st.warning(problem, icon=":material/block:")
 options = st.columns(3)
@@ -318,16 +294,14 @@ if st.session_state.get(CONFIRM_KEY):
             del st.session_state[CONFIRM_KEY]
             st.rerun()
 
-if RESULT_KEY in st.session_state:
-    kind, headline, lines = st.session_state[RESULT_KEY]
+if CLEANUP.result() is not None:
+    kind, headline, lines = CLEANUP.result()
     getattr(st, kind)("\n\n".join([f"**{headline}**", *lines]))
 
 
 # --- health reports (python -m jobs health-report) ----------------------------------------
 def health_reports_section() -> None:
     """Past weekly reports; the chosen one shown as mailed (sandboxed HTML) or as its text part."""
-    from dashboard import reports as hr
-
     st.subheader("Health reports")
     listed = data.query_df("health_report_list", limit=hr.REPORTS_LISTED)
     if listed.empty:

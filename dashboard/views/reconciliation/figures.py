@@ -8,8 +8,8 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.figures import apply_layout, empty_figure
 from core.checkout import format_money
+from dashboard.components.charts import apply_layout, empty_figure
 
 FIVE = [
     ("stripe_payments_found", "Stripe payments", "Checkout Sessions in the window whose "

@@ -5,9 +5,11 @@ from datetime import timedelta
 
 import streamlit as st
 
-from dashboard import affected, data, figures, metrics
-from dashboard import text
-from dashboard.columns import utc_time
+from core.formatting import format_duration, format_percent
+from dashboard import data, metrics
+from dashboard.components import text
+from dashboard.components.columns import utc_time
+from dashboard.views.funnel import affected, figures
 
 STALE_AFTER = {"1 hour": timedelta(hours=1), "24 hours": timedelta(hours=24), "7 days": timedelta(days=7)}
 STALE_LIST_ROWS = 200
@@ -28,13 +30,13 @@ else:
     created = totals["created"]
     text.metric_row([
         dict(label=label, value=f"{totals[step]:,}", delta_color="off", delta_arrow="off",
-             delta=None if step == "created" else f"{metrics.format_percent(totals[step] / created)} of created")
+             delta=None if step == "created" else f"{format_percent(totals[step] / created)} of created")
         for step, label in figures.FUNNEL_STEPS])
     # Short labels (the help says the rest).
     text.metric_row([
-        dict(label="Median to complete", value=metrics.format_duration(times.get("median_seconds")),
+        dict(label="Median to complete", value=format_duration(times.get("median_seconds")),
              help="Median time from a registration's creation to its completion."),
-        dict(label="p95 to complete", value=metrics.format_duration(times.get("p95_seconds")),
+        dict(label="p95 to complete", value=format_duration(times.get("p95_seconds")),
              help="95 % of the completed registrations completed within this time of their creation."),
         dict(label="Paid, not completed", value=f"{totals['paid'] - totals['completed']:,}",
              help="A payment event was recorded but the registration is not completed: "

@@ -1,4 +1,4 @@
--- The dashboard's gateway (dashboard/gateway.py) following the jobs it started: each runs as
+-- The dashboard's writes (dashboard/writes.py) following the jobs it started: each runs as
 -- its own process and records itself in job_runs.
 
 -- name: job_run_of_process

@@ -1,9 +1,9 @@
 """The Reconciliation page's "Missed events" section: what the sweep found (money at risk
 first), Sweep now, Replay (its plan shown and confirmed first), and the sweep history.
 
-Both actions start ``python -m jobs sweep`` in the background through the dashboard's write
-gateway (``dashboard/gateway.py``) and read the outcome from the exit code and the run
-record, as Run now does for reconciliation.
+Both actions start ``python -m jobs sweep`` in the background through the dashboard's writes
+(``dashboard/writes.py``, followed by ``dashboard/components/background_job.py``) and read
+the outcome from the exit code and the run record, as Run now does for reconciliation.
 """
 
 from __future__ import annotations
@@ -11,18 +11,19 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.errors import ConfigError
-from dashboard import data, gateway, metrics, text
-from dashboard.columns import row_id, utc_time
-from dashboard.text import markdown_literal
+from core.checkout import format_money
+from dashboard import data, metrics, writes
+from dashboard.components import text
+from dashboard.components.background_job import BackgroundJob
+from dashboard.components.columns import row_id, utc_time
+from dashboard.components.text import markdown_literal
 from jobs.replay import sweep
-from jobs.runtime import job_is_running
 from queries import fetch_one
 
-LAUNCH_KEY = "sweep_launch"    # the gateway's BackgroundRun this browser session started
-RESULT_KEY = "sweep_result"    # its outcome, shown until the next run
+# The run this browser session started under "sweep_launch", its outcome (shown until the
+# next run) under "sweep_result"; a sweep started elsewhere holds the same lock.
+SWEEP = BackgroundJob("sweep", slot="sweep_launch", result_key="sweep_result", lock=sweep.JOB)
 CONFIRM_KEY = "sweep_replay_confirm"
-PROGRESS_EVERY_S = 1.0
 OPEN_LISTED = 200
 
 OPEN_COLUMNS = {
@@ -54,7 +55,7 @@ HISTORY_COLUMNS = {
 
 def blockers(settings) -> tuple[str | None, str | None]:
     """Why Sweep now, and why Replay, cannot start from here (None when they can)."""
-    problem = gateway.problem(settings)
+    problem = writes.problem(settings)
     if not settings.STRIPE_API_KEY:
         problem = problem or ("STRIPE_API_KEY is not set in the dashboard's environment, so it cannot "
                               "ask Stripe; `python -m jobs sweep` works wherever the key is set.")
@@ -64,12 +65,6 @@ def blockers(settings) -> tuple[str | None, str | None]:
     if not replay and not settings.STRIPE_WEBHOOK_SECRET:
         replay = "STRIPE_WEBHOOK_SECRET is not set: re-deliveries are signed with it."
     return problem, replay
-
-
-def sweep_running() -> bool:
-    """Uncached: does some process (the scheduler, cron, another browser) hold the sweep's lock?"""
-    with data.get_engine().connect() as conn:
-        return job_is_running(conn, sweep.JOB)
 
 
 def describe(run: dict) -> str:
@@ -88,14 +83,8 @@ def open_table(rows: pd.DataFrame) -> pd.DataFrame:
     return shown[[c for c in OPEN_COLUMNS if c in shown.columns]]
 
 
-@st.fragment(run_every=PROGRESS_EVERY_S)
-def progress() -> None:
-    """Follows a running sweep once a second until it ends."""
-    launch = gateway.remembered(LAUNCH_KEY)
-    running = sweep_running()
-    if (launch is not None and launch.finished) or (launch is None and not running):
-        data.refresh()
-        st.rerun()
+def progress(launch: writes.BackgroundRun | None) -> None:
+    """A running sweep (``SWEEP.follow`` draws this once a second until it ends)."""
     who = "this page" if launch is not None else "elsewhere (schedule or a terminal)"
     row = fetch_one(data.get_engine(), "sweep_progress") or {}
     done = row.get("progress") or {}
@@ -106,15 +95,7 @@ def progress() -> None:
             icon=":material/sync:")
 
 
-def collect_finished() -> None:
-    launch = gateway.remembered(LAUNCH_KEY)
-    if launch is not None and launch.finished:
-        st.session_state[RESULT_KEY] = launch.outcome()
-        gateway.forget(LAUNCH_KEY)
-        data.refresh()
-
-
-def show_outcome(outcome: gateway.Outcome) -> None:
+def show_outcome(outcome: writes.Outcome) -> None:
     report = outcome.report or {}
     if outcome.state == "busy":
         st.warning(f"**Not started**: {markdown_literal(outcome.reason)}", icon=":material/hourglass_top:")
@@ -134,18 +115,13 @@ def show_outcome(outcome: gateway.Outcome) -> None:
 
 
 def start(*args: str) -> None:
-    st.session_state.pop(RESULT_KEY, None)
-    try:
-        gateway.remember(LAUNCH_KEY, gateway.start("sweep", *args, actor=gateway.actor()))
-    except ConfigError as exc:
-        st.error(f"**Not started**: {markdown_literal(exc)}", icon=":material/error:")
-        return
-    st.rerun()
+    refused = SWEEP.start(*args)  # returns only when nothing was started
+    st.error(f"**Not started**: {markdown_literal(refused)}", icon=":material/error:")
 
 
 def render(settings) -> None:
     """The whole section."""
-    collect_finished()
+    SWEEP.collect_finished()
     st.subheader("Missed events")
     st.caption("Events Stripe sent that the app never recorded, found by asking Stripe's Events API "
                "(`python -m jobs sweep`; the schedule sweeps every few minutes).")
@@ -154,16 +130,12 @@ def render(settings) -> None:
     if open_rows.empty:
         st.success("No missed event waits for a replay.", icon=":material/done_all:")
     else:
-        at_risk = ", ".join(a for a in (metrics.format_money(m["amount"], m["currency"]) for m in money) if a)
+        at_risk = ", ".join(a for a in (format_money(m["amount"], m["currency"]) for m in money) if a)
         st.warning(f"**{len(open_rows):,} missed event(s)** without a completed row"
                    + (f"; money at risk: {at_risk}" if at_risk else "") + ".", icon=":material/report:")
         text.dataframe(open_table(open_rows), hide_index=True, key="missed_open", column_config=OPEN_COLUMNS)
 
-    if gateway.remembered(LAUNCH_KEY) is not None or sweep_running():
-        progress()
-    else:
-        if RESULT_KEY in st.session_state:
-            show_outcome(st.session_state[RESULT_KEY])
+    if not SWEEP.show(progress, show_outcome):
         problem, replay_problem = blockers(settings)
         if problem or replay_problem:
             st.info(problem or replay_problem, icon=":material/info:")

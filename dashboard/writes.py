@@ -9,23 +9,23 @@ the background as their own process, exactly as from a terminal, and the page fo
 API, for every page that writes (Run cleanup, Run now, Resolve, acknowledging and
 silencing alerts use it today)::
 
-    from dashboard import gateway
+    from dashboard import writes
 
-    problem = gateway.problem()   # None, or why this dashboard cannot write: show it and
+    problem = writes.problem()    # None, or why this dashboard cannot write: show it and
                                   # disable the button (every write also refuses by itself)
-    who = gateway.actor()         # the logged-in identity every write records
+    who = writes.actor()          # the logged-in identity every write records
 
     # One named statement (a core.sql block that names :actor, who did it), one transaction:
-    rows = gateway.write(SQL, "close_thing", actor=who, thing_id=7)
+    rows = writes.write(SQL, "close_thing", actor=who, thing_id=7)
 
-    # A domain function that owns its checks and statements, run with the gateway's engine
+    # A domain function that owns its checks and statements, run with this module's engine
     # (it gets the engine as its first argument):
-    gateway.call(review.resolve_item, item_id, note=note, by=name, now=now)
+    writes.call(review.resolve_item, item_id, note=note, by=name, now=now)
 
     # A long job in the background: `python -m jobs <command> <args> --json --trigger dashboard`
-    run = gateway.start("cleanup", "--dry-run", actor=who)
-    gateway.remember(SLOT, run)       # keep it in this browser session: survives navigation
-    run = gateway.remembered(SLOT)    # the same handle on a later script run (or None)
+    run = writes.start("cleanup", "--dry-run", actor=who)
+    writes.remember(SLOT, run)        # keep it in this browser session: survives navigation
+    run = writes.remembered(SLOT)     # the same handle on a later script run (or None)
     run.finished                      # has the process exited?
     run.record()                      # its job_runs row: status, progress (JSON the job
                                       # writes with JobRun.report_progress), None until the
@@ -39,7 +39,7 @@ bad usage or configuration, nothing done), ``busy`` (1 and the record says ``ski
 another run held the job's lock) and ``failed`` (1, or the process died). ``report`` is the
 command's ``--json`` report (None when it failed); ``reason`` the one line saying why it
 failed (the ``error`` of the CLI's JSON error object, else its last line on stderr), only
-ever shown as text (``dashboard.text.markdown_literal``).
+ever shown as text (``dashboard.components.text.markdown_literal``).
 
 Inside a browser session every write (``engine()``, so ``write``, ``call`` and ``start``)
 checks again that the session is still logged in and, with login off, still a local request
@@ -48,8 +48,9 @@ checks again that the session is still logged in and, with login off, still a lo
 A run's handle lives in a registry of this process keyed by ``run.key``; the session keeps
 only the key, so a page visited again (or another page) finds the same run, and a job keeps
 running when the browser navigates away or closes. The job holds its advisory lock, so a run
-started elsewhere (cron, the scheduler, another browser) never overlaps it; pages show such a
-run with ``jobs.runtime.job_is_running``.
+started elsewhere (cron, the scheduler, another browser) never overlaps it. Pages start and
+follow jobs with ``dashboard.components.background_job.BackgroundJob``, which also tells a
+run started elsewhere by the job's lock.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ from core.settings import Settings, get_settings
 from core.sql import Statements, load_package
 from dashboard import auth
 
-SQL = load_package("dashboard", "gateway.sql")
+SQL = load_package("dashboard", "writes.sql")
 TRIGGER = "dashboard"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Handles kept per process; the oldest finished ones are dropped beyond this many.
@@ -144,7 +145,7 @@ def _session_refusal() -> None:
     from streamlit.runtime.scriptrunner import get_script_run_ctx
 
     if get_script_run_ctx(suppress_warning=True) is None:
-        return  # not a browser session: a test or a script calling the gateway directly
+        return  # not a browser session: a test or a script writing directly
     refusal = auth.write_refusal(get_settings())
     if refusal:
         raise WriteRefused(refusal)

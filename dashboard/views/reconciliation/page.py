@@ -1,34 +1,36 @@
 """Reconciliation: the last run's five numbers, Run now with live progress, the manual
 review queue with a resolve action, the history of runs, and the events Stripe sent that never
-arrived (the sweep: ``dashboard/missed_section.py``).
+arrived (the sweep: ``missed_section.py`` beside this page).
 
 Reads go through the dashboard's read-only engine (``dashboard.data``). The two writes go
-through the dashboard's write gateway (``dashboard/gateway.py``): Run now starts
-``python -m jobs reconcile`` in the background and reads its outcome from the exit code and
-the run record; resolving calls ``jobs.reconcile.review.resolve_item`` with the gateway's engine.
+through the dashboard's writes (``dashboard/writes.py``): Run now starts
+``python -m jobs reconcile`` in the background (``dashboard/components/background_job.py``)
+and reads its outcome from the exit code and the run record; resolving calls
+``jobs.reconcile.review.resolve_item`` with the read-write engine.
 """
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 import streamlit as st
 
 from core.errors import ConfigError
 from core.settings import get_settings
-from dashboard import auth, data, explorer, gateway, links, metrics
-from dashboard.columns import row_id, utc_time
-from dashboard import missed_section
-from dashboard import reconciliation_figures as rf
-from dashboard import text
-from dashboard.text import markdown_literal
+from dashboard import auth, data, metrics, writes
+from dashboard.components import links, text
+from dashboard.components.background_job import BackgroundJob
+from dashboard.components.columns import row_id, utc_time
+from dashboard.components.links import stripe_session_url
+from dashboard.components.text import markdown_literal
+from dashboard.views.reconciliation import figures as rf
+from dashboard.views.reconciliation import missed_section
 from jobs.reconcile import reconciler, review
-from jobs.runtime import job_is_running
 from queries import fetch_one
 
-LAUNCH_KEY = "reconciliation_launch"    # the gateway's BackgroundRun this browser session started
-RESULT_KEY = "reconciliation_result"    # its outcome, shown until the next run
+# The run this browser session started under "reconciliation_launch", its outcome (shown until
+# the next run) under "reconciliation_result"; a run started elsewhere holds the same lock.
+RECONCILE = BackgroundJob("reconcile", slot="reconciliation_launch", result_key="reconciliation_result",
+                          lock=reconciler.JOB)
 FLASH_KEY = "reconciliation_flash"      # a one-time success message after resolving
-PROGRESS_EVERY_S = 1.0
 
 
 RUN_ID = row_id("Run")
@@ -58,21 +60,7 @@ def run_blocker(settings) -> str | None:
         return ("STRIPE_API_KEY is not set in the dashboard's environment (with STRIPE_API_BASE "
                 "for a local Stripe server), so it cannot run reconciliation; "
                 "`python -m jobs reconcile` works wherever the key is set.")
-    return gateway.problem(settings)
-
-
-def live_state() -> dict:
-    """Uncached: is a reconciliation running (its lock is held), and its progress row."""
-    try:
-        with data.get_engine().connect() as conn:
-            running = job_is_running(conn, reconciler.JOB)
-            row = fetch_one(conn, "reconciliation_running_run") if running else None
-        return {"running": running, "run": row}
-    except sa.exc.DBAPIError as exc:
-        data.show_problem(data.DatabaseProblem(data.describe_database_error(data.database_url(), exc)))
-    except data.DatabaseProblem as exc:
-        data.show_problem(exc)
-    return {"running": False, "run": None}  # not reached: show_problem stops the page
+    return writes.problem(settings)
 
 
 def show_five(run: dict) -> None:
@@ -106,20 +94,16 @@ def last_run_section() -> None:
 PROGRESS_KEY = "reconcile_progress_seen"  # the highest counters shown so far, per run
 
 
-@st.fragment(run_every=PROGRESS_EVERY_S)
-def progress_panel() -> None:
-    """Follows a running reconciliation once a second until it ends."""
-    launch = gateway.remembered(LAUNCH_KEY)
-    state = live_state()
-    if (launch is not None and launch.finished) or (launch is None and not state["running"]):
-        data.refresh()  # a run started elsewhere has new numbers too
-        st.rerun()  # finished: redraw the whole page with the report
-    row = state["run"] or {}
+def progress_panel(launch: writes.BackgroundRun | None) -> None:
+    """A running reconciliation (``RECONCILE.follow`` draws this once a second until it ends)."""
+    # Only while its lock is held: a row left 'running' by a killed process is not this run's.
+    running_run = fetch_one(data.get_engine(), "reconciliation_running_run") if RECONCILE.running() else None
+    row = running_run or {}
     if launch is None:
         st.warning("**A reconciliation run is already in progress** (started from "
                    f"{row.get('trigger', 'elsewhere')}); Run now is available again when it ends.",
                    icon=":material/hourglass_top:")
-    counters = rf.progress_counters(state["run"], st.session_state.get(PROGRESS_KEY))
+    counters = rf.progress_counters(running_run, st.session_state.get(PROGRESS_KEY))
     st.session_state[PROGRESS_KEY] = counters
     line, done = rf.progress_summary(counters)
     st.info(f"**Run #{counters['id'] or '…'} in progress**: {line}", icon=":material/sync:")
@@ -127,7 +111,7 @@ def progress_panel() -> None:
         st.progress(done)
 
 
-def show_outcome(outcome: gateway.Outcome) -> None:
+def show_outcome(outcome: writes.Outcome) -> None:
     report = outcome.report
     if outcome.state == "busy":
         st.warning(f"**Not started**: {markdown_literal(outcome.reason)}", icon=":material/hourglass_top:")
@@ -158,24 +142,10 @@ def show_outcome(outcome: gateway.Outcome) -> None:
             st.warning("Items need a person: see the review queue below.", icon=":material/person_alert:")
 
 
-def collect_finished_run() -> None:
-    """Keep the outcome of a run this session started once it ended, and drop cached
-    results, before any section reads them."""
-    launch = gateway.remembered(LAUNCH_KEY)
-    if launch is not None and launch.finished:
-        st.session_state[RESULT_KEY] = launch.outcome()
-        gateway.forget(LAUNCH_KEY)
-        data.refresh()
-
-
 def run_now_section(settings) -> None:
     st.subheader("Run now")
-    launch = gateway.remembered(LAUNCH_KEY)
-    if launch is not None or live_state()["running"]:
-        progress_panel()
+    if RECONCILE.show(progress_panel, show_outcome):
         return
-    if RESULT_KEY in st.session_state:
-        show_outcome(st.session_state[RESULT_KEY])
     blocker = run_blocker(settings)
     if blocker:
         st.info(blocker, icon=":material/info:")
@@ -192,18 +162,13 @@ def run_now_section(settings) -> None:
         if refusal:
             st.error(refusal, icon=":material/block:")
             return
-        if live_state()["running"]:
+        if RECONCILE.running():
             st.warning("**A reconciliation run is already in progress**; try again when it ends.",
                        icon=":material/hourglass_top:")
             return
-        st.session_state.pop(RESULT_KEY, None)
         args = ["--lookback-days", int(lookback)] + ["--dry-run"] * bool(dry_run)
-        try:
-            gateway.remember(LAUNCH_KEY, gateway.start("reconcile", *args, actor=gateway.actor()))
-        except ConfigError as exc:
-            st.error(f"**Not started**: {markdown_literal(exc)}", icon=":material/error:")
-            return
-        st.rerun()
+        refused = RECONCILE.start(*args)  # returns only when nothing was started
+        st.error(f"**Not started**: {markdown_literal(refused)}", icon=":material/error:")
 
 
 def review_section(settings) -> None:
@@ -237,16 +202,16 @@ def review_section(settings) -> None:
                 f"{markdown_literal((item.get('details') or {}).get('reason', ''))}")
     text.dataframe(rf.facts_table(item.get("details")), hide_index=True,
                  column_config={"field": "Field", "local": "Local registration"})
-    session_url = explorer.stripe_session_url(item.get("stripe_checkout_session_id"))
+    session_url = stripe_session_url(item.get("stripe_checkout_session_id"))
     if session_url:
         st.link_button("Open the Checkout Session in the Stripe Dashboard", session_url,
                        icon=":material/open_in_new:")
-    blocker = gateway.problem(settings)
+    blocker = writes.problem(settings)
     if blocker:
         st.info(blocker, icon=":material/info:")
     with st.form(f"reconciliation_resolve_{item['id']}", clear_on_submit=True):
         note = st.text_area("Resolution note", placeholder="What was done: refunded, fixed the row by hand, …")
-        by = gateway.actor()
+        by = writes.actor()
         st.caption(f"Recorded as resolved by {markdown_literal(by)} (the logged-in identity).")
         resolve = st.form_submit_button("Resolve", icon=":material/check:", disabled=blocker is not None)
     if resolve:
@@ -256,11 +221,11 @@ def review_section(settings) -> None:
             return
         by = auth.current_identity()
         try:
-            gateway.call(review.resolve_item, int(item["id"]), note=note, by=by, now=data.utc_now())
+            writes.call(review.resolve_item, int(item["id"]), note=note, by=by, now=data.utc_now())
         except (review.ItemNotOpen, ConfigError) as exc:
             st.error(str(exc), icon=":material/error:")
             return
-        except gateway.WriteFailed as exc:
+        except writes.WriteFailed as exc:
             st.error(f"Could not save the resolution: {markdown_literal(exc)}", icon=":material/error:")
             return
         data.refresh()
@@ -287,7 +252,7 @@ st.caption("Stripe's Checkout Sessions compared with the local registrations: ob
            "are fixed automatically, the rest wait here for a person. Below: Stripe's events the "
            "app never recorded.")
 page_settings = get_settings()
-collect_finished_run()
+RECONCILE.collect_finished()
 last_run_section()
 run_now_section(page_settings)
 review_section(page_settings)

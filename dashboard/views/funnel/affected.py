@@ -14,8 +14,8 @@ from urllib.parse import urlencode
 import pandas as pd
 
 from core.checkout import format_money
-from dashboard.explorer import stripe_session_url
-from dashboard.metrics import format_duration
+from core.formatting import format_duration
+from dashboard.components.links import stripe_session_url
 
 COLUMNS = ["email", "amount", "status", "age", "session", "events", "stripe", "review", "created_at"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.figures import STATUS_COLORS, TimeRange, apply_layout, empty_figure, time_axis
+from dashboard.components.charts import STATUS_COLORS, TimeRange, apply_layout, empty_figure, time_axis
 from dashboard.metrics import amounts_column
 
 OTHER_TABLES = "other tables"

@@ -5,10 +5,13 @@ from datetime import timedelta
 import streamlit as st
 
 from core.error_policy import RECOVERY_ACTIONS
-from dashboard import data, explorer, figures, links, metrics
-from dashboard.columns import utc_time
-from dashboard import text
-from dashboard.text import markdown_literal
+from core.formatting import format_duration
+from dashboard import data, metrics
+from dashboard.components import charts, links, text
+from dashboard.components.columns import utc_time
+from dashboard.components.links import stripe_event_url, stripe_session_url
+from dashboard.components.text import markdown_literal
+from dashboard.views.events import explorer
 
 window = data.current_window()
 st.title("Events")
@@ -21,7 +24,7 @@ if linked:
     st.session_state["events_view"] = "stuck" if view == "stuck" else "group" if linked.get("group") else None
     st.session_state["events_group"] = linked.get("group", [None])[0]
     st.session_state["events_missed"] = view == "missed"
-    st.session_state["events_statuses"] = [s for s in linked.get("status", []) if s in figures.STATUSES]
+    st.session_state["events_statuses"] = [s for s in linked.get("status", []) if s in charts.STATUSES]
     st.session_state["events_linked_types"] = linked.get("type", [])
     st.session_state["events_search"] = linked.get("q", [""])[0]
     st.session_state["events_since"] = linked.get("since", [None])[0]
@@ -96,7 +99,7 @@ linked_types = st.session_state.pop("events_linked_types", None)
 if linked_types is not None:
     st.session_state["events_types"] = [t for t in linked_types if t in type_options]
 status_col, type_col, search_col = st.columns([2, 3, 4])
-statuses = status_col.multiselect("Status", figures.STATUSES, key="events_statuses", placeholder="Any status")
+statuses = status_col.multiselect("Status", charts.STATUSES, key="events_statuses", placeholder="Any status")
 event_types = type_col.multiselect("Event type", type_options,
                                    key="events_types", placeholder="Any type")
 typed = search_col.text_input("Search", key="events_search",
@@ -194,7 +197,7 @@ duration = event.get("processing_duration_ms")
 text.metric_row([
     dict(label="Status", value=event["processing_status"]),
     dict(label="Attempts", value=event["attempts"]),
-    dict(label="Duration", value="–" if duration is None else metrics.format_duration(duration / 1000)),
+    dict(label="Duration", value="–" if duration is None else format_duration(duration / 1000)),
     dict(label="Mode", value="live" if event["livemode"] else "test"),
 ], border=False)
 times = [("received", event.get("created_at")), ("created at Stripe", event.get("stripe_created_at")),
@@ -232,10 +235,10 @@ if registration:
     st.markdown("**Registration it touched**" + (" (archived by cleanup)" if registration.get("archived") else ""))
     text.dataframe(explorer.registration_table(registration), hide_index=True, key="event_registration",
                    column_config={"field": "Field", "value": "Value"})
-    session_url = explorer.stripe_session_url(registration.get("stripe_checkout_session_id"), bool(event["livemode"]))
+    session_url = stripe_session_url(registration.get("stripe_checkout_session_id"), bool(event["livemode"]))
     if session_url:
         st.link_button("Open its Checkout Session in the Stripe Dashboard", session_url, icon=":material/open_in_new:")
-url = explorer.stripe_event_url(event["stripe_event_id"], bool(event["livemode"]))
+url = stripe_event_url(event["stripe_event_id"], bool(event["livemode"]))
 if url:
     st.link_button("Open in the Stripe Dashboard", url, icon=":material/open_in_new:")
 with st.expander("Payload", expanded=False):

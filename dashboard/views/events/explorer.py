@@ -1,4 +1,4 @@
-"""Helpers of the events explorer that need no Streamlit: search text, Stripe links, CSV."""
+"""Helpers of the events explorer that need no Streamlit: search text, keys, CSV."""
 
 from __future__ import annotations
 
@@ -7,15 +7,14 @@ import re
 
 import pandas as pd
 
-from dashboard.text import formula_safe
+from dashboard.components.links import SESSION_ID
+from dashboard.components.text import formula_safe
 
 SEARCH_MAX_CHARS = 200
 PAGE_SIZE = 50
 EXPORT_MAX_ROWS = 50_000
 # events_count (queries/events.sql) counts a search's matches up to one more than this.
 SEARCH_COUNT_CAP = 1_000
-_EVENT_ID = re.compile(r"^evt_[A-Za-z0-9_]{1,255}$")
-_SESSION_ID = re.compile(r"^cs_(test|live)_[A-Za-z0-9_]{1,255}$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -34,29 +33,11 @@ def clean_search(text: str | None) -> str | None:
     return text or None
 
 
-def stripe_event_url(event_id: str, livemode: bool) -> str | None:
-    """The event's page in the Stripe Dashboard (test or live), or None for an odd id."""
-    if not isinstance(event_id, str) or not _EVENT_ID.match(event_id):
-        return None
-    return f"https://dashboard.stripe.com/{'' if livemode else 'test/'}events/{event_id}"
-
-
-def stripe_session_url(session_id: str, livemode: bool | None = None) -> str | None:
-    """The Checkout Session's page in the Stripe Dashboard, or None for an odd id.
-
-    The mode comes from the id itself (``cs_test_``/``cs_live_``) when ``livemode`` is None.
-    """
-    if not isinstance(session_id, str) or not _SESSION_ID.match(session_id):
-        return None
-    live = session_id.startswith("cs_live_") if livemode is None else bool(livemode)
-    return f"https://dashboard.stripe.com/{'' if live else 'test/'}checkout/sessions/{session_id}"
-
-
 def customer_search(text: str | None) -> str | None:
     """The search text when it names who an event concerns (an e-mail address, a Checkout
     Session id or a registration id): those are matched exactly against the payload and the
     registration, not as text of the event id or error. None otherwise."""
-    if text and (_EMAIL.match(text) or _SESSION_ID.match(text) or _UUID.match(text)):
+    if text and (_EMAIL.match(text) or SESSION_ID.match(text) or _UUID.match(text)):
         return text
     return None
 

@@ -6,8 +6,10 @@ from datetime import timedelta
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, figures, metrics, verdict_view
-from dashboard import text
+from core.formatting import format_duration
+from dashboard import data, metrics, verdict_view
+from dashboard.components import charts, text
+from dashboard.views.overview import figures
 from dashboard.window import allowed_buckets
 
 window = data.current_window()
@@ -53,7 +55,7 @@ text.metric_row([
     *(dict(label=kpi.label, value=kpi.value, delta=kpi.delta, delta_color=kpi.delta_color,
          help=text.markdown_literal(kpi.help) if kpi.help else None)
       for kpi in tiles),
-    dict(label="Last event", value=metrics.format_duration(max((now - last_event_at).total_seconds(), 0)),
+    dict(label="Last event", value=format_duration(max((now - last_event_at).total_seconds(), 0)),
          help=f"Time since the last event, received {last_event_at:%Y-%m-%d %H:%M:%S} UTC."),
 ])
 stuck_now = int(current.get("stuck") or 0)
@@ -67,7 +69,7 @@ if stuck_now or failed_now:  # a number that invites a question links to its ans
         verdict_view.link_to("events", f"The {metrics.plural(failed_now, 'failed event')}", {"status": "failed"},
                              where=link_cols[1])
 st.caption(f"Deltas compare the {window.label} with the "
-           f"{metrics.format_duration(window.length.total_seconds())} before it.")
+           f"{format_duration(window.length.total_seconds())} before it.")
 
 if not int(current.get("events_received") or 0):
     st.info(f"No events in the {window.label}. Choose a longer window in the sidebar.", icon=":material/inbox:")
@@ -84,8 +86,8 @@ if len(buckets) > 1:
 
 by_bucket = data.query_df("events_by_bucket", start=window.start, end=window.end, bucket=window.bucket)
 types = data.query_df("event_types", start=window.start, end=window.end)
-statuses = pd.DataFrame({"processing_status": figures.STATUSES,
-                         "events": [int(current.get(s) or 0) for s in figures.STATUSES]})
+statuses = pd.DataFrame({"processing_status": charts.STATUSES,
+                         "events": [int(current.get(s) or 0) for s in charts.STATUSES]})
 
 span = (window.start, window.end)
 text.plotly_chart(figures.volume_chart(by_bucket, bucket=window.bucket, x_range=span), key="volume")

@@ -2,7 +2,7 @@
 window with started / fired / resolved and time to detect, and each notification's delivery.
 
 Reads go through the read-only engine (``dashboard.data``); acknowledging and silencing are
-writes, made through the dashboard's write gateway and recorded with the logged-in identity.
+writes, made through the dashboard's writes (dashboard/writes.py) and recorded with the logged-in identity.
 """
 
 from __future__ import annotations
@@ -13,10 +13,12 @@ import streamlit as st
 
 from core.errors import ConfigError, MonitorError
 from core.settings import get_settings
-from dashboard import alert_figures as af
-from dashboard import auth, data, gateway, text
-from dashboard.columns import row_id, utc_time
-from dashboard.text import markdown_literal
+from core.formatting import format_duration
+from dashboard import auth, data, writes
+from dashboard.components import text
+from dashboard.components.columns import row_id, utc_time
+from dashboard.components.text import markdown_literal
+from dashboard.views.alerts import figures as af
 from jobs.alerting import actions
 
 HISTORY_LIMIT = 500
@@ -64,10 +66,10 @@ def firing_section() -> None:
     chosen = st.selectbox("Alert", list(rows), format_func=lambda i: af.firing_label(rows[i]), key="alerts_chosen")
     alert = rows[int(chosen)]
     settings = get_settings()
-    problem = gateway.problem(settings)
+    problem = writes.problem(settings)
     if problem:
         st.info(problem, icon=":material/info:")
-    st.caption(f"Recorded as done by {markdown_literal(gateway.actor() or 'nobody')} (the logged-in identity).")
+    st.caption(f"Recorded as done by {markdown_literal(writes.actor() or 'nobody')} (the logged-in identity).")
     left, right = st.columns(2)
     with left.form(f"alerts_ack_{alert['id']}"):
         st.caption("Acknowledge: you are on it. No more reminders; it still resolves (and says so).")
@@ -89,10 +91,10 @@ def firing_section() -> None:
     by = auth.current_identity() or ""
     try:
         if acknowledge:
-            gateway.call(actions.acknowledge, int(alert["id"]), actor=by, now=data.utc_now())
+            writes.call(actions.acknowledge, int(alert["id"]), actor=by, now=data.utc_now())
             st.session_state[FLASH_KEY] = f"Alert #{alert['id']} acknowledged by {markdown_literal(by)}."
         else:
-            gateway.call(actions.silence, str(alert["fingerprint"]), duration=timedelta(hours=af.SILENCE_CHOICES[length]),
+            writes.call(actions.silence, str(alert["fingerprint"]), duration=timedelta(hours=af.SILENCE_CHOICES[length]),
                          actor=by, now=data.utc_now(), reason=reason)
             st.session_state[FLASH_KEY] = (f"{markdown_literal(alert['fingerprint'])} silenced for {length} "
                                            f"by {markdown_literal(by)}.")
@@ -109,11 +111,11 @@ def history_section(window) -> None:
     summary = data.query_row("alert_detection_summary", start=window.start, end=window.end)
     text.metric_row([
         dict(label="Alerts fired", value=f"{int(summary.get('alerts') or 0):,}"),
-        dict(label="Median to detect", value=af.format_duration(summary.get("median_s")),
+        dict(label="Median to detect", value=format_duration(summary.get("median_s")),
              help="Median time from the moment an alert's condition began to the alert firing."),
-        dict(label="p95 to detect", value=af.format_duration(summary.get("p95_s")),
+        dict(label="p95 to detect", value=format_duration(summary.get("p95_s")),
              help="95 % of the alerts fired within this time of their condition beginning."),
-        dict(label="Slowest", value=af.format_duration(summary.get("max_s"))),
+        dict(label="Slowest", value=format_duration(summary.get("max_s"))),
     ])
     text.plotly_chart(af.time_to_detect_chart(history, (window.start, window.end)), key="alerts_ttd")
     if history.empty:

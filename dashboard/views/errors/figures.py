@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from core.error_policy import CATEGORIES, RECOVERY_ACTIONS
-from dashboard.figures import TimeRange, _bar_pad, apply_layout, empty_figure, time_axis
+from dashboard.components.charts import TimeRange, apply_layout, bar_pad, empty_figure, time_axis
 
 CATEGORY_COLORS = {
     "network": "#4C78A8",
@@ -19,6 +19,8 @@ CATEGORY_COLORS = {
     "unknown": "#9D9D9D",
 }
 NEEDS_PERSON = "needs a person"
+OUTCOME_COLORS = {"still_failing": "#c62828", "retrying": "#f9a825", "recovered": "#2e7d32"}
+OUTCOME_LABELS = {"still_failing": "still failing", "retrying": "retrying", "recovered": "recovered"}
 
 
 def failures_by_category_chart(failures: pd.DataFrame, *, bucket: str = "hour",
@@ -35,8 +37,37 @@ def failures_by_category_chart(failures: pd.DataFrame, *, bucket: str = "hour",
         fig.add_bar(x=rows["bucket"], y=rows["failed"], name=category,
                     marker_color=CATEGORY_COLORS.get(category))
     fig.update_yaxes(title_text="failed attempts", rangemode="tozero")
-    time_axis(fig, failures["bucket"], x_range, pad=_bar_pad(bucket))
+    time_axis(fig, failures["bucket"], x_range, pad=bar_pad(bucket))
     return apply_layout(fig, title, barmode="stack")
+
+
+def failures_by_type_chart(failures: pd.DataFrame, *, bucket: str = "hour",
+                           x_range: TimeRange | None = None) -> go.Figure:
+    """Stacked bars of failed events per bucket by event type (rows of
+    ``failures_by_bucket_and_type``)."""
+    title = f"Failed events per {bucket} by event type"
+    if failures.empty:
+        return empty_figure(title, "No failed events in this window")
+    fig = go.Figure()
+    for event_type, rows in failures.groupby("event_type", sort=True):
+        fig.add_bar(x=rows["bucket"], y=rows["failed"], name=event_type)
+    fig.update_yaxes(title_text="failed events", rangemode="tozero")
+    time_axis(fig, failures["bucket"], x_range, pad=bar_pad(bucket))
+    return apply_layout(fig, title, barmode="stack")
+
+
+def outcomes_chart(outcomes: pd.DataFrame) -> go.Figure:
+    """Per event type, events that failed at least once: still failing, retrying, recovered."""
+    title = "Failures: still failing vs recovered"
+    if outcomes.empty:
+        return empty_figure(title, "No failures in this window")
+    outcomes = outcomes.iloc[::-1]
+    fig = go.Figure()
+    for column, label in OUTCOME_LABELS.items():
+        fig.add_bar(y=outcomes["event_type"], x=outcomes[column], name=label, orientation="h",
+                    marker_color=OUTCOME_COLORS[column])
+    fig.update_xaxes(title_text="events")
+    return apply_layout(fig, title, barmode="stack", hovermode="y unified")
 
 
 def next_step(row: pd.Series, *, now: datetime | None = None) -> str:

@@ -1,7 +1,7 @@
 """Errors: what fails, by category and over time; each error group's category, recovery
 action, attempts (recovered ones included) and what happens next; Retry now for one event
 or a whole group: the plan (how many) first, then ``python -m jobs retry`` in the background
-through the dashboard's write gateway (dashboard/gateway.py), followed with its progress."""
+through the dashboard's writes (dashboard/writes.py), followed with its progress."""
 
 from urllib.parse import urlencode
 
@@ -9,45 +9,29 @@ import streamlit as st
 
 from core.errors import ConfigError
 from core.settings import get_settings
-from dashboard import data, figures, gateway, text
-from dashboard import error_figures as ef
-from dashboard.text import markdown_literal
-from dashboard.columns import utc_time
+from dashboard import data, writes
+from dashboard.components import text
+from dashboard.components.background_job import BackgroundJob
+from dashboard.components.columns import utc_time
+from dashboard.components.text import markdown_literal
+from dashboard.views.errors import figures as ef
 
 TOP_GROUPS = 25
 RETRY_MAX_EVENTS = 2000  # one Retry now re-delivers at most this many events of a group
-RUN_SLOT = "retry_run"  # the gateway's BackgroundRun this browser session started
-RESULT_KEY = "retry_result"
+# The run this browser session started under "retry_run", its outcome under "retry_result".
+RETRY = BackgroundJob("retry", slot="retry_run", result_key="retry_result")
 PLAN_KEY = "retry_plan"
-PROGRESS_EVERY_S = 1.0
-
-
-def collect_finished_retry() -> None:
-    """Keep the outcome of the retry this session started once it ended; drop cached data."""
-    run = gateway.remembered(RUN_SLOT)
-    if run is not None and run.finished:
-        st.session_state[RESULT_KEY] = run.outcome()
-        gateway.forget(RUN_SLOT)
-        data.refresh()
 
 
 def start_retry(event_ids: list[str]) -> None:
-    st.session_state.pop(RESULT_KEY, None)
     st.session_state.pop(PLAN_KEY, None)
     args = [arg for event_id in event_ids for arg in ("--event-id", event_id)]
-    try:
-        gateway.remember(RUN_SLOT, gateway.start("retry", *args, actor=gateway.actor()))
-    except ConfigError as exc:
-        st.session_state[RESULT_KEY] = exc
+    st.session_state[RETRY.result_key] = RETRY.start(*args)  # returns only when nothing was started
     st.rerun()
 
 
-@st.fragment(run_every=PROGRESS_EVERY_S)
-def retry_progress() -> None:
-    """Follows the running retry once a second until it ends, then redraws the page."""
-    run = gateway.remembered(RUN_SLOT)
-    if run is None or run.finished:
-        st.rerun()
+def retry_progress(run: writes.BackgroundRun) -> None:
+    """The running retry (``RETRY.follow`` draws this once a second until it ends)."""
     progress = ((run.record() or {}).get("progress") or {})
     done, total = int(progress.get("done") or 0), int(progress.get("total") or 0)
     st.progress(done / total if total else 0.0,
@@ -85,16 +69,13 @@ def replay_problem() -> str | None:
 
 def retry_section(groups) -> None:
     st.subheader("Retry now")
-    if gateway.remembered(RUN_SLOT) is not None:
-        retry_progress()
+    if RETRY.show(retry_progress, show_outcome):
         return
-    if RESULT_KEY in st.session_state:
-        show_outcome(st.session_state[RESULT_KEY])
     failing = groups[groups["still_failing"] > 0]
     if failing.empty:
         st.info("Nothing in this window is still failing.", icon=":material/check_circle:")
         return
-    problem = gateway.problem() or replay_problem()
+    problem = writes.problem() or replay_problem()
     if problem:
         st.warning(problem, icon=":material/block:")
     labels = {row["fingerprint"]: f"{row['category']} · {row['still_failing']:,} failing · {row['fingerprint'][:90]}"
@@ -127,7 +108,7 @@ def retry_section(groups) -> None:
                 st.rerun()
 
 
-collect_finished_retry()
+RETRY.collect_finished()
 window = data.current_window()
 st.title("Errors")
 
@@ -158,9 +139,9 @@ text.plotly_chart(ef.failures_by_category_chart(by_category, bucket=window.bucke
                   key="failures_by_category")
 failures = data.query_df("failures_by_bucket_and_type", start=window.start, end=window.end, bucket=window.bucket)
 left, right = st.columns(2)
-text.plotly_chart(figures.failures_by_type_chart(failures, bucket=window.bucket, x_range=(window.start, window.end)),
+text.plotly_chart(ef.failures_by_type_chart(failures, bucket=window.bucket, x_range=(window.start, window.end)),
                   where=left, key="failures_by_type")
-text.plotly_chart(figures.outcomes_chart(outcomes), where=right, key="outcomes")
+text.plotly_chart(ef.outcomes_chart(outcomes), where=right, key="outcomes")
 
 st.subheader("Error groups")
 st.caption("Failed attempts in the window grouped by message (ids, e-mail addresses and numbers replaced by "

@@ -8,9 +8,9 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.figures import TimeRange, apply_layout, empty_figure, time_axis
-from dashboard.metrics import format_duration
-from dashboard.text import markdown_literal
+from core.formatting import format_duration
+from dashboard.components.charts import TimeRange, apply_layout, empty_figure, time_axis
+from dashboard.components.text import markdown_literal
 
 SEVERITY_COLORS = {"critical": "#c62828", "warning": "#ef6c00", "info": "#1565c0"}
 SILENCE_CHOICES = {"1 hour": 1, "4 hours": 4, "12 hours": 12, "1 day": 24, "3 days": 72, "7 days": 168}

@@ -1,0 +1,1 @@
+"""Pieces every page shares: background jobs, charts, links, table columns and safe text."""

@@ -1,0 +1,1 @@
+"""The Errors page: what fails, error groups, and Retry now."""

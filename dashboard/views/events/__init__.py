@@ -1,0 +1,1 @@
+"""The Events page: the events explorer and one event's detail."""

@@ -1,0 +1,1 @@
+"""The Funnel page: registrations from created to completed, and who is affected."""

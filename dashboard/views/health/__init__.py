@@ -1,0 +1,1 @@
+"""The Health page: database growth, jobs, schedule, cleanup and health reports."""

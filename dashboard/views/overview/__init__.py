@@ -1,0 +1,1 @@
+"""The Overview page: are payments being processed right now."""

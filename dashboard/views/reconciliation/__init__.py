@@ -1,0 +1,1 @@
+"""The Reconciliation page: runs, the review queue, and the missed-events sweep."""
