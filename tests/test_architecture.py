@@ -194,3 +194,44 @@ def test_the_checks_catch_a_cycle_and_an_upward_import():
     assert layer_violations({**graph, "tracking.receiver": {"queries"}}) == ["tracking.receiver imports queries"]
     assert layer_violations({**graph, "jobs.runtime": {"devharness.database"}}) == [
         "jobs.runtime imports devharness.database"]
+
+
+# What every page loads for the sidebar's verdict and the background-job component, and the
+# jobs each page starts or calls on top (the Health page runs cleanup and shows the reports;
+# Reconciliation runs reconcile, resolves review items and sweeps; Alerts acts on alerts).
+EVERY_PAGE = {"jobs.alerting.rules", "jobs.health.verdict", "jobs.heartbeats", "jobs.runtime",
+              "jobs.schedule.timetable"}
+PAGE_JOBS = {
+    "overview": (), "events": (), "funnel": (), "errors": (),
+    "alerts": ("jobs.alerting",),
+    "health": ("jobs.cleanup.run", "jobs.cleanup.history", "jobs.health.snapshot", "jobs.health.report",
+               "jobs.health.report_data", "jobs.cli_support"),
+    "reconciliation": ("jobs.reconcile", "jobs.replay.sweep", "jobs.replay.redeliver",
+                       "jobs.replay.stripe_endpoints", "jobs.stripe_gateway"),
+}
+
+
+def pages(graph: dict[str, set[str]]) -> dict[str, str]:
+    return {module.split(".")[2]: module for module in graph
+            if module.startswith("dashboard.views.") and module.endswith(".page")}
+
+
+def jobs_loaded_beyond_need(graph: dict[str, set[str]], page: str, module: str) -> list[str]:
+    return sorted(m for m in reachable(graph, module) if m.startswith("jobs.") and m not in EVERY_PAGE
+                  and not any(m == allowed or m.startswith(allowed + ".") for allowed in PAGE_JOBS[page]))
+
+
+def test_every_page_is_listed():
+    assert set(pages(import_graph())) == set(PAGE_JOBS)
+
+
+@pytest.mark.parametrize("page", sorted(PAGE_JOBS))
+def test_a_page_loads_only_the_jobs_it_runs(page):
+    graph = import_graph()
+    assert jobs_loaded_beyond_need(graph, page, pages(graph)[page]) == []
+
+
+def test_the_page_check_catches_a_page_that_loads_the_scheduler():
+    graph = import_graph()
+    page = pages(graph)["overview"]
+    assert jobs_loaded_beyond_need({**graph, page: graph[page] | {"jobs.schedule.runner"}}, "overview", page)

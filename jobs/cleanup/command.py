@@ -40,17 +40,14 @@ from jobs.cleanup import history as cleanup_history
 from jobs.cleanup.decisions import key_mode
 from jobs.cleanup.events import DEFAULT_BATCH_SIZE, archive_events
 from jobs.cleanup.registrations import clean_registrations
-from jobs.cleanup.run import DEFAULT_EVENTS_DAYS, DEFAULT_PENDING_DAYS, CleanupReport, CleanupRun, Progress
+from jobs.cleanup.run import (DEFAULT_EVENTS_DAYS, DEFAULT_PENDING_DAYS, JOB, MIN_EVENTS_DAYS, CleanupReport,
+                              CleanupRun, Progress)
 from jobs.cli_support import terminal_progress, whole_number
 from jobs.runtime import JobRun, error_line, recorded_run
 
 HELP = ("archive old completed webhook events in batches and remove stale pending "
         "registrations that Stripe confirms were never paid")
-JOB = "cleanup"
 
-# Stripe can redeliver an event for 3 days and resend it by hand for up to 30; the handler's
-# duplicate check reads webhook_events, so younger events must stay there.
-MIN_EVENTS_DAYS = 30
 NO_STRIPE_KEY = ("STRIPE_API_KEY is not set: cleanup asks Stripe before removing any registration. "
                  "Set it, or pass --skip-registrations to archive webhook events only")
 

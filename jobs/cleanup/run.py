@@ -20,9 +20,13 @@ from jobs.health import snapshot as health_snapshot
 from jobs.runtime import error_line
 
 SQL = load_package("jobs.cleanup", "run.sql")
+JOB = "cleanup"  # its name in job_runs and its advisory lock
 
 DEFAULT_PENDING_DAYS = 7
 DEFAULT_EVENTS_DAYS = 90
+# Stripe can redeliver an event for 3 days and resend it by hand for up to 30; the handler's
+# duplicate check reads webhook_events, so younger events must stay there.
+MIN_EVENTS_DAYS = 30
 Progress = Callable[[str], None]
 
 

@@ -19,7 +19,7 @@ from dashboard.views.health import figures as hf
 from dashboard.views.health import reports as hr
 from dashboard.views.health.schedule_table import schedule_table
 from jobs.schedule.timetable import load_schedule_quietly
-from jobs.cleanup import command as cleanup
+from jobs.cleanup import run as cleanup
 from jobs.health.snapshot import human_bytes
 from queries import fetch_one
 
