@@ -26,10 +26,9 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 
 from devharness import ThrowawayDatabase
-from jobs.cleanup import command as cleanup
 from jobs.admin import migrate
+from jobs.cleanup import command as cleanup
 from jobs.cli_support import terminal_progress
-
 
 FILL_CHUNK = 50_000
 # Old events: a realistic checkout.session.completed payload (about 0.6 kB of JSON).

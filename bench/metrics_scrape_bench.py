@@ -41,7 +41,7 @@ def measure(url: str, *, runs: int) -> dict[str, float]:
         with engine.connect() as conn:
             for name in QUERIES:
                 params = {"now": now} if "now" in metrics.SQL[name].parameters else {}
-                timings[name] = median_ms(lambda: metrics.SQL.all(conn, name, **params), runs)
+                timings[name] = median_ms(lambda name=name, params=params: metrics.SQL.all(conn, name, **params), runs)
                 print(f"    {name}: {timings[name]:.1f} ms", flush=True)
         collector = metrics.MonitorCollector(engine, settings=settings)
         timings["collect() (whole scrape, verdict included)"] = median_ms(lambda: list(collector.collect()), runs)

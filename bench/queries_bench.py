@@ -41,7 +41,6 @@ from devharness import ThrowawayDatabase, events_held, median_ms
 from jobs.admin import demo_data, migrate
 from queries import QUERIES, Query, fetch_df
 
-
 DASHBOARD_TIMEOUT_MS = get_settings().MONITOR_STATEMENT_TIMEOUT_MS
 
 
@@ -155,7 +154,7 @@ def measure(url: str, *, now: datetime, window_days: int, runs: int,
                 continue
             params = parameters_for(name, overrides, sample)
             try:
-                timings[label] = median_ms(lambda: fetch_df(engine, name, **params), runs)
+                timings[label] = median_ms(lambda name=name, params=params: fetch_df(engine, name, **params), runs)
             except sa.exc.DBAPIError as error:
                 if not isinstance(error.orig, psycopg.errors.QueryCanceled):
                     raise

@@ -74,11 +74,11 @@ def main(args) -> int:
 
     assert psycopg.pq.__impl__ == "python", psycopg.pq.__impl__
     import sqlalchemy as sa
+    from receiver_load import SECRET
 
     from core.sql import Statements, parse
     from devharness import ThrowawayDatabase
     from local_stripe.objects import checkout_session_event
-    from receiver_load import SECRET
 
     sql = Statements()
     sql.add(parse((Path(__file__).parent / "receiver_profile.sql").read_text(encoding="utf-8"),

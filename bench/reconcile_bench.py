@@ -37,7 +37,6 @@ from jobs.admin import migrate
 from jobs.reconcile import reconciler as reconcile
 from jobs.stripe_gateway import DEFAULT_REQUESTS_PER_SECOND, StripeGateway
 
-
 API_KEY = "sk_test_reconcile_bench"
 WINDOW = timedelta(days=6, hours=12)  # all inside the default 7-day lookback
 

@@ -23,7 +23,9 @@ from core.db import create_jobs_engine
 from core.settings import get_settings
 from devharness import ThrowawayDatabase
 from jobs.admin import demo_data
-from jobs.health import report as health_report, report_data, snapshot as health_snapshot
+from jobs.health import report as health_report
+from jobs.health import report_data
+from jobs.health import snapshot as health_snapshot
 from queries import QUERIES
 
 

@@ -61,7 +61,7 @@ def cases(now: datetime, window: timedelta) -> list[tuple[str, object, str, dict
 def time_all(conn, measured: list, runs: int) -> dict[str, float]:
     found = {}
     for label, statements, name, params in measured:
-        found[label] = median_ms(lambda: statements.all(conn, name, **params), runs)
+        found[label] = median_ms(lambda statements=statements, name=name, params=params: statements.all(conn, name, **params), runs)
     return found
 
 

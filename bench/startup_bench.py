@@ -61,7 +61,7 @@ def main() -> None:
     print(f"{tree} ({args.runs} runs each, medians)")
     for label, jobs_argv in PROBES.items():
         argv = ["-m", *jobs_argv] if jobs_argv else ["-c", "import tracking.receiver"]
-        walls, cpus = zip(*(timed(argv, tree, env) for _ in range(args.runs)))
+        walls, cpus = zip(*(timed(argv, tree, env) for _ in range(args.runs)), strict=True)
         probe = COUNT.format(argv=jobs_argv or [], watched=WATCHED)
         out = subprocess.run([sys.executable, "-c", probe], cwd=tree, env=env, capture_output=True, text=True)
         loaded = next(line for line in reversed(out.stdout.splitlines()) if line.startswith("LOADED")).split()

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import multiprocessing as mp
+import os
 import resource
 import sys
 import time
@@ -31,8 +31,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from core.db import create_jobs_engine
-from devharness import ThrowawayDatabase
 from core.settings import DEFAULT_SWEEP_EVENT_TYPES, get_settings, sweep_event_types
+from devharness import ThrowawayDatabase
 from jobs.replay import sweep
 from jobs.stripe_gateway import DEFAULT_REQUESTS_PER_SECOND, StripeGateway
 

@@ -41,10 +41,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from devharness import ManagedProcess, ThrowawayDatabase, line_ready, running_together
-from devharness.http_sink import HttpSink
 # The benchmark beside this one: Python puts a script's own folder first on sys.path.
 from receiver_load import Sender, build_workload, insert_registrations, percentile, receiver_process
+
+from devharness import ManagedProcess, ThrowawayDatabase, line_ready, running_together
+from devharness.http_sink import HttpSink
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -27,8 +27,8 @@ from core.db import create_dashboard_engine
 from core.settings import get_settings
 from devharness import ThrowawayDatabase, events_held, median_ms
 from devharness.query_timing import add_database_options, load, print_medians
-from jobs.health import verdict
 from jobs.alerting.rules import RULES
+from jobs.health import verdict
 
 
 def measure_facts(conn, *, settings, now: datetime, runs: int) -> dict[str, float]:
@@ -37,14 +37,14 @@ def measure_facts(conn, *, settings, now: datetime, runs: int) -> dict[str, floa
     for name, rule in RULES.items():  # every rule watch evaluates; the verdict reuses some
         label = name if name in verdict.REUSED_RULES else f"{name} (watch only)"
         params = rule.params(settings, now)
-        timings[label] = median_ms(lambda: verdict.RULE_SQL.all(conn, rule.query, **params), runs)
+        timings[label] = median_ms(lambda rule=rule, params=params: verdict.RULE_SQL.all(conn, rule.query, **params), runs)
         print(f"    {label}: {timings[label]:.1f} ms", flush=True)
     recent_since = now - verdict.RECENT
     own = {"failure_rate_against_usual": dict(now=now, recent_since=recent_since,
                                               usual_since=recent_since - verdict.USUAL),
            "firing_alerts": {}, "missed_events_unrecovered": {}}
     for name, params in own.items():
-        timings[name] = median_ms(lambda: verdict.SQL.all(conn, name, **params), runs)
+        timings[name] = median_ms(lambda name=name, params=params: verdict.SQL.all(conn, name, **params), runs)
         print(f"    {name}: {timings[name]:.1f} ms", flush=True)
     timings["gather"] = median_ms(lambda: verdict.gather(conn, now=now, settings=settings), runs)
     print(f"    gather: {timings['gather']:.1f} ms", flush=True)

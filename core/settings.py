@@ -8,8 +8,8 @@ The README's configuration table is checked against this declaration by a test.
 from __future__ import annotations
 
 import ipaddress
-import re
 import os
+import re
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit

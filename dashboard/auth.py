@@ -75,7 +75,8 @@ def local_request_problem(headers: Mapping[str, str]) -> str | None:
             return f"this request came through a proxy ({name} header)"
     try:
         host_parts = urlsplit(f"//{host}")
-        host_name, host_port = host_parts.hostname, host_parts.port
+        host_name = host_parts.hostname
+        _ = host_parts.port  # reading it raises ValueError for a malformed port
     except ValueError:
         return "its Host header is malformed"
     if not _loopback_name(host_name):

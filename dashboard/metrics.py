@@ -30,7 +30,7 @@ class Kpi:
 
 def amounts_column(rows) -> list[str | None]:
     """``format_money`` of each row's ``amount_total`` and ``currency`` (query rows as a DataFrame)."""
-    return [format_money(amount, currency) for amount, currency in zip(rows["amount_total"], rows["currency"])]
+    return [format_money(amount, currency) for amount, currency in zip(rows["amount_total"], rows["currency"], strict=True)]
 
 
 def _zero_is_neutral(kpis: list[Kpi]) -> list[Kpi]:

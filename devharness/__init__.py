@@ -30,7 +30,13 @@ from devharness.database import ThrowawayDatabase, empty_tables, events_held, pr
 from devharness.env import patched_env
 from devharness.ports import listening_socket, refused_port, socket_url
 from devharness.process import (
-    ManagedProcess, ProcessFailed, http_ready, line_ready, port_ready, running_together, stop_together,
+    ManagedProcess,
+    ProcessFailed,
+    http_ready,
+    line_ready,
+    port_ready,
+    running_together,
+    stop_together,
 )
 from devharness.timing import median_ms
 

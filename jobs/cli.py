@@ -17,9 +17,9 @@ import importlib
 import importlib.util
 import json
 import sys
-from pathlib import Path
 from datetime import datetime, timezone
 from functools import cached_property
+from pathlib import Path
 
 from core.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ConfigError, JobBusy, JobFailed
 from core.runs import TRIGGERS

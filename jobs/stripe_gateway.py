@@ -33,8 +33,8 @@ import stripe
 from stripe._http_client import HTTPClient, new_default_http_client
 
 from core.errors import ConfigError, JobFailed
-from core.stripe_api import API_VERSION
 from core.settings import Settings, get_settings, live_key_destination_problem
+from core.stripe_api import API_VERSION
 
 LIST_PAGE_SIZE = 100  # Stripe's maximum page size: the fewest requests for a window
 DEFAULT_REQUESTS_PER_SECOND = 15.0  # well under the 25/s test-mode limit

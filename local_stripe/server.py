@@ -20,9 +20,17 @@ from urllib.parse import unquote, urlsplit
 from core.stripe_api import API_VERSION
 from local_stripe import params as P
 from local_stripe.errors import StripeHTTPError, api_error, invalid, rate_limited, resource_missing
-from local_stripe.fault_injection import (LIST_EVENTS, LIST_SESSIONS, LIST_WEBHOOK_ENDPOINTS, RETRIEVE_EVENT,
-                                          RETRIEVE_SESSION, RETRIEVE_WEBHOOK_ENDPOINT, UPDATE_WEBHOOK_ENDPOINT, Faults,
-                                          RateLimiter)
+from local_stripe.fault_injection import (
+    LIST_EVENTS,
+    LIST_SESSIONS,
+    LIST_WEBHOOK_ENDPOINTS,
+    RETRIEVE_EVENT,
+    RETRIEVE_SESSION,
+    RETRIEVE_WEBHOOK_ENDPOINT,
+    UPDATE_WEBHOOK_ENDPOINT,
+    Faults,
+    RateLimiter,
+)
 from local_stripe.store import StripeState
 
 _LIST_PATHS = {LIST_SESSIONS: "/v1/checkout/sessions", LIST_EVENTS: "/v1/events",

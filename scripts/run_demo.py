@@ -169,9 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     # of a shell without job control), which Python would otherwise keep ignoring.
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    from core.errors import MonitorError
-
     from core.embedded import embedded_running, stop_embedded
+    from core.errors import MonitorError
     from core.settings import get_settings
 
     data_dir = get_settings(DATABASE_URL=None).MONITOR_DATA_DIR

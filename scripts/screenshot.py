@@ -22,8 +22,16 @@ from pathlib import Path
 
 from devharness import ThrowawayDatabase, patched_env
 from devharness.browser import (
-    CHROMIUM, PLOTLY_SELECTOR, chromium_page, exception_texts, log_in, open_page, password_env, streamlit_server,
-    wait_for_count, wait_for_script,
+    CHROMIUM,
+    PLOTLY_SELECTOR,
+    chromium_page,
+    exception_texts,
+    log_in,
+    open_page,
+    password_env,
+    streamlit_server,
+    wait_for_count,
+    wait_for_script,
 )
 
 REPO = Path(__file__).resolve().parent.parent

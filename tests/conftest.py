@@ -21,8 +21,11 @@ from devharness import project_tables as list_project_tables
 
 REPO = Path(__file__).resolve().parent.parent
 
-# Server fixtures shared by many modules; a module may still import them by name as before.
-pytest_plugins = ["tests.support.stripe_server"]
+# Fixtures shared by many modules, available to every test without an import: the local
+# Stripe API (stripe_server), the dashboard logged out of its login (login_off), stale pending
+# registrations (mixed) and the demo's Stripe state (demo).
+pytest_plugins = ["tests.support.stripe_server", "tests.support.apptest", "tests.support.stale_registrations",
+                  "tests.support.demo"]
 
 
 @pytest.fixture(scope="session")

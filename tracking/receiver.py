@@ -53,8 +53,14 @@ from core.settings import get_settings
 from tracking.registrations import apply_event
 from tracking.signing import stripe_signature
 from tracking.tracker import (
-    RETRY_LATER, SKIP_DUPLICATE, SQL, AttemptSuperseded, EventTracker, FailureNotRecorded,
-    error_message, event_fields,
+    RETRY_LATER,
+    SKIP_DUPLICATE,
+    SQL,
+    AttemptSuperseded,
+    EventTracker,
+    FailureNotRecorded,
+    error_message,
+    event_fields,
 )
 
 log = logging.getLogger(__name__)

@@ -8,9 +8,17 @@ import time
 from typing import Any
 
 from core.sql import load_package
-from devharness.scenarios.steps import (SECRET, WEBHOOK_PATH, ScenarioResult, add_pending_registrations,
-                                        count_outcomes, jobs_command, paid_checkouts, receiver_process,
-                                        scratch_engine)
+from devharness.scenarios.steps import (
+    SECRET,
+    WEBHOOK_PATH,
+    ScenarioResult,
+    add_pending_registrations,
+    count_outcomes,
+    jobs_command,
+    paid_checkouts,
+    receiver_process,
+    scratch_engine,
+)
 
 SQL = load_package("devharness.scenarios", "steps.sql", "concurrent_jobs.sql")
 

@@ -6,8 +6,14 @@ from __future__ import annotations
 import time
 
 from core.sql import load_package
-from devharness.scenarios.steps import (ScenarioResult, run_line, run_to_end, scratch_engine, wait_for_watchers,
-                                        watch_processes)
+from devharness.scenarios.steps import (
+    ScenarioResult,
+    run_line,
+    run_to_end,
+    scratch_engine,
+    wait_for_watchers,
+    watch_processes,
+)
 
 SQL = load_package("devharness.scenarios", "steps.sql", "job_crash.sql")
 

@@ -13,11 +13,28 @@ from pathlib import Path
 from typing import Any
 
 from core.sql import load_package
-from devharness.scenarios.steps import (SECRET, WEBHOOK_PATH, ScenarioResult, add_lost_payments, add_missed_events,
-                                        add_pending_registrations, count_outcomes, deliver, jobs_command,
-                                        paid_checkouts, receiver_process, redeliver_until_done, run_line, run_to_end,
-                                        scratch_engine, start_local_stripe, stripe_env, wait_for_watchers, wait_until,
-                                        watch_processes)
+from devharness.scenarios.steps import (
+    SECRET,
+    WEBHOOK_PATH,
+    ScenarioResult,
+    add_lost_payments,
+    add_missed_events,
+    add_pending_registrations,
+    count_outcomes,
+    deliver,
+    jobs_command,
+    paid_checkouts,
+    receiver_process,
+    redeliver_until_done,
+    run_line,
+    run_to_end,
+    scratch_engine,
+    start_local_stripe,
+    stripe_env,
+    wait_for_watchers,
+    wait_until,
+    watch_processes,
+)
 
 SQL = load_package("devharness.scenarios", "steps.sql", "postgres_restarts.sql")
 

@@ -9,9 +9,17 @@ from typing import Callable, Mapping
 
 from core.sql import load_package
 from devharness.process import ManagedProcess
-from devharness.scenarios.steps import (ScenarioResult, add_pending_registrations, count_outcomes, deliver,
-                                        paid_checkouts, receiver_process, redeliver_until_done, scratch_engine,
-                                        wait_until)
+from devharness.scenarios.steps import (
+    ScenarioResult,
+    add_pending_registrations,
+    count_outcomes,
+    deliver,
+    paid_checkouts,
+    receiver_process,
+    redeliver_until_done,
+    scratch_engine,
+    wait_until,
+)
 
 SQL = load_package("devharness.scenarios", "steps.sql", "receiver_crash.sql")
 

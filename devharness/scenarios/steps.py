@@ -118,7 +118,7 @@ def redeliver_until_done(url: str, events: list[Mapping[str, Any]], *, deadline_
         while pending:
             statuses = list(pool.map(lambda e: deliver(url, e), pending))
             sent += len(pending)
-            pending = [e for e, status in zip(pending, statuses) if not 200 <= status < 300]
+            pending = [e for e, status in zip(pending, statuses, strict=True) if not 200 <= status < 300]
             if not pending:
                 break
             if time.monotonic() - started > deadline_s:

@@ -10,8 +10,16 @@ import uuid
 from typing import Any
 
 from core.sql import load_package
-from devharness.scenarios.steps import (ScenarioResult, add_lost_payments, add_missed_events, run_line, run_to_end,
-                                        scratch_engine, start_local_stripe, stripe_env)
+from devharness.scenarios.steps import (
+    ScenarioResult,
+    add_lost_payments,
+    add_missed_events,
+    run_line,
+    run_to_end,
+    scratch_engine,
+    start_local_stripe,
+    stripe_env,
+)
 
 SQL = load_package("devharness.scenarios", "steps.sql")
 

@@ -41,8 +41,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from core.errors import ConfigError, JobFailed
-from core.stripe_api import API_VERSION
 from core.sql import load_package
+from core.stripe_api import API_VERSION
 from jobs.cli_support import whole_number
 from jobs.reconcile.command import KIND_RULES
 from jobs.runtime import recorded_run

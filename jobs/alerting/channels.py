@@ -115,8 +115,14 @@ def slack_text(text: str) -> str:
 
 def slack_blocks(body: dict[str, Any]) -> list:
     """Block Kit: severity and summary, the numbers, a link to the dashboard page."""
-    from slack_sdk.models.blocks import (ActionsBlock, ButtonElement, ContextBlock, HeaderBlock,
-                                         PlainTextObject, SectionBlock)
+    from slack_sdk.models.blocks import (
+        ActionsBlock,
+        ButtonElement,
+        ContextBlock,
+        HeaderBlock,
+        PlainTextObject,
+        SectionBlock,
+    )
 
     resolved = body["status"] == "resolved"
     mark = "✅" if resolved else SEVERITY_MARK.get(body["severity"], "")

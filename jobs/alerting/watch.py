@@ -31,7 +31,8 @@ from sqlalchemy.engine import Engine
 from core.errors import EXIT_NEEDS_PERSON, EXIT_OK
 from core.settings import Settings, get_settings
 from jobs.alerting import channels as channel_module
-from jobs.alerting import lifecycle, notify as delivery, pagerduty
+from jobs.alerting import lifecycle, pagerduty
+from jobs.alerting import notify as delivery
 from jobs.alerting.channels import Channel
 from jobs.runtime import error_line, recorded_run
 

@@ -40,8 +40,15 @@ from jobs.cleanup import history as cleanup_history
 from jobs.cleanup.decisions import key_mode
 from jobs.cleanup.events import DEFAULT_BATCH_SIZE, archive_events
 from jobs.cleanup.registrations import clean_registrations
-from jobs.cleanup.run import (DEFAULT_EVENTS_DAYS, DEFAULT_PENDING_DAYS, JOB, MIN_EVENTS_DAYS, CleanupReport,
-                              CleanupRun, Progress)
+from jobs.cleanup.run import (
+    DEFAULT_EVENTS_DAYS,
+    DEFAULT_PENDING_DAYS,
+    JOB,
+    MIN_EVENTS_DAYS,
+    CleanupReport,
+    CleanupRun,
+    Progress,
+)
 from jobs.cli_support import terminal_progress, whole_number
 from jobs.runtime import JobRun, error_line, recorded_run
 

@@ -13,7 +13,6 @@ from datetime import datetime, timezone
 from core.sql import load_package
 from jobs.cleanup.run import CleanupRun
 
-
 SQL = load_package("jobs.cleanup", "events.sql")
 
 # Small enough that a batch commits in a fraction of a second (its WAL flush is what a

@@ -16,12 +16,11 @@ from typing import Any
 
 from core.errors import ConfigError, JobFailed, MonitorError
 from core.sql import load_package
-from jobs.cleanup.run import CleanupRun
 from jobs.cleanup.decisions import SESSION_SEARCH_BEFORE, Decision, SessionIndex, decide, other_mode, search_windows
+from jobs.cleanup.run import CleanupRun
 from jobs.reconcile.reconciler import check_registrations
 from jobs.runtime import error_line
 from jobs.stripe_gateway import StripeKeyRejected
-
 
 SQL = load_package("jobs.cleanup", "registrations.sql")
 

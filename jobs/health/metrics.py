@@ -29,8 +29,8 @@ from sqlalchemy.engine import Engine
 from core.settings import Settings
 from core.sql import load_package
 from jobs import heartbeats
-from jobs.health import verdict
 from jobs.alerting.rules import RULES, SEVERITIES
+from jobs.health import verdict
 from jobs.runtime import error_line
 
 HELP = "serve the monitor's state as Prometheus metrics at /metrics (every metric named webhook_monitor_*)"
@@ -64,7 +64,7 @@ def histogram(rows: list[dict]) -> tuple[list[tuple[str, float]], float, float]:
                 counts[i] += events
                 break
     buckets, running = [], 0.0
-    for bound, count in zip(DURATION_BUCKETS, counts):
+    for bound, count in zip(DURATION_BUCKETS, counts, strict=True):
         running += count
         buckets.append((repr(bound), running))
     buckets.append(("+Inf", total))

@@ -23,12 +23,12 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from sqlalchemy.engine import Engine
 
 from core import mail
-from core.errors import ConfigError, JobFailed
-from core.sql import load_package
 from core.checkout import format_money
+from core.errors import ConfigError, JobFailed
 from core.formatting import format_duration, format_percent
-from jobs.health import report_data
+from core.sql import load_package
 from jobs.cli_support import whole_number
+from jobs.health import report_data
 from jobs.health.snapshot import human_bytes
 from jobs.runtime import recorded_run
 

@@ -27,14 +27,14 @@ from sqlalchemy.engine import Engine
 from core.errors import ConfigError, JobBusy
 from core.settings import Settings, get_settings, sweep_event_types
 from core.sql import load_package
-from jobs.cleanup import command as cleanup
-from jobs.health import report as health_report, snapshot as health_snapshot
 from jobs import heartbeats
+from jobs.cleanup import command as cleanup
+from jobs.health import report as health_report
+from jobs.health import snapshot as health_snapshot
 from jobs.reconcile import reconciler as reconcile
 from jobs.replay import retry, sweep
 from jobs.runtime import error_line
-from jobs.schedule.timetable import (JOB_NAMES, MISFIRE_GRACE, Entry, latest_fire_time, load_schedule,
-                                     next_fire_times)
+from jobs.schedule.timetable import JOB_NAMES, MISFIRE_GRACE, Entry, latest_fire_time, load_schedule, next_fire_times
 from jobs.stripe_gateway import gateway_from_settings
 
 HELP = ("run the jobs on the schedule in MONITOR_SCHEDULE (by default reconciliation and "

@@ -4,7 +4,6 @@ path length, private data, and no permission change on folders the project did n
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
 import stat
 import subprocess

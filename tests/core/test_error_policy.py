@@ -13,9 +13,9 @@ import sqlalchemy as sa
 import stripe
 
 from core.error_policy import ALERT_LEVELS, CATEGORIES, POLICY, RECOVERY_ACTIONS, PayloadError, classify, plan
-from tests.support.stripe_server import API_KEY, stripe_server  # noqa: F401
-from tracking.registrations import EventValidationError, RegistrationNotFound, apply_event
 from local_stripe.objects import checkout_session_event
+from tests.support.stripe_server import API_KEY
+from tracking.registrations import EventValidationError, RegistrationNotFound, apply_event
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -133,7 +133,7 @@ def test_the_cause_decides_when_the_outer_error_is_generic(db):
     (403, stripe.PermissionError, False),
     (400, stripe.InvalidRequestError, False),
 ])
-def test_stripe_errors_from_the_local_server(stripe_server, status, error_type, retryable):  # noqa: F811
+def test_stripe_errors_from_the_local_server(stripe_server, status, error_type, retryable):
     client = stripe.StripeClient(API_KEY, base_addresses={"api": stripe_server.url}, max_network_retries=0)
     stripe_server.fail_next(1, status=status)
     exc = raised(lambda: client.v1.checkout.sessions.list())

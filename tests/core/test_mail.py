@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from core import mail
-from core.settings import get_settings
 from core.errors import ConfigError
+from core.settings import get_settings
 from devharness.smtp import SmtpServer, cert_authority
 
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-
 from pathlib import Path
 
 import pandas as pd
@@ -17,7 +16,7 @@ from dashboard import auth, data
 from dashboard.components.text import markdown_literal
 from dashboard.views.alerts import figures as af
 from jobs.alerting import actions, lifecycle
-from tests.support.apptest import login_off, open_dashboard  # noqa: F401 (fixture)
+from tests.support.apptest import open_dashboard
 from tests.support.factories import add_event
 
 

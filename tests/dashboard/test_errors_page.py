@@ -11,13 +11,12 @@ import pytest
 import sqlalchemy as sa
 
 from dashboard.views.errors import figures as ef
+from local_stripe.objects import checkout_session_event
 from queries import fetch_df
-from tests.support.apptest import login_off, open_dashboard  # noqa: F401
+from tests.support.apptest import open_dashboard
 from tests.tracking.test_receiver import SECRET, ServerThread, event_row
 from tracking.receiver import WEBHOOK_PATH, Receiver
-from local_stripe.objects import checkout_session_event
 from tracking.tracker import EventTracker
-
 
 
 def window() -> dict:

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from dashboard.views.events import explorer
 from queries import fetch_df, fetch_one
-from tests.support.apptest import login_off, open_dashboard  # noqa: F401
+from tests.support.apptest import open_dashboard
 from tests.support.factories import add_event
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)

@@ -7,8 +7,7 @@ import pandas as pd
 import pytest
 
 from dashboard.components.links import stripe_event_url
-from dashboard.views.events.explorer import (SEARCH_MAX_CHARS, clean_search, csv_bytes, listing_key, page_count,
-                                             rows_key)
+from dashboard.views.events.explorer import SEARCH_MAX_CHARS, clean_search, csv_bytes, listing_key, page_count, rows_key
 from dashboard.window import resolve_window
 
 

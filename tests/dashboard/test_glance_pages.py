@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 import pytest
 
-from tests.support.apptest import login_off, open_dashboard  # noqa: F401 (fixture)
+from tests.support.apptest import open_dashboard
 from tests.support.factories import add_event
 
 

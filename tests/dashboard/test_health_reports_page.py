@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from dashboard.views.health import reports
 from jobs.health import report as health_report
-from tests.support.apptest import login_off, open_dashboard  # noqa: F401 (fixture)
+from tests.support.apptest import open_dashboard
 from tests.support.report_week import END, NOW, build_week
 
 
@@ -20,7 +20,7 @@ def test_the_frame_sandboxes_the_report_and_escapes_it():
     assert "&quot;x()&quot;" in page  # the markup cannot leave the srcdoc attribute
 
 
-def test_health_page_lists_reports_and_shows_one(db, login_off):  # noqa: F811
+def test_health_page_lists_reports_and_shows_one(db, login_off):
     build_week(db)
     health_report.run(db, now=NOW, end=END.date(), recipients=["ops@example.org"], trigger="cli")
     health_report.run(db, now=NOW + timedelta(days=7), end=(END + timedelta(days=7)).date(), trigger="cli",
@@ -40,7 +40,7 @@ def test_health_page_lists_reports_and_shows_one(db, login_off):  # noqa: F811
     assert any("HEALTH REPORT, 16–22 Nov 2026" in code.value for code in at.code)
 
 
-def test_health_page_without_reports_says_how_to_make_one(db, login_off):  # noqa: F811
+def test_health_page_without_reports_says_how_to_make_one(db, login_off):
     at = open_dashboard("views/health/page.py")
     assert not at.exception
     assert any("No health report yet" in info.value for info in at.info)

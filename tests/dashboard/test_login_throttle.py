@@ -102,7 +102,7 @@ def test_an_attacker_elsewhere_does_not_lock_out_the_right_password(db, dashboar
 
 
 def test_old_failures_are_forgotten(db, dashboard_pool):
-    for i in range(3):
+    for _ in range(3):
         take(dashboard_pool, "203.0.113.7", NOW)
     assert take(dashboard_pool, "203.0.113.7", NOW) > 0
     later = NOW + timedelta(seconds=POLICY.forget_after_s + POLICY.client_first_wait_s + 1)

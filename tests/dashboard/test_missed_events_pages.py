@@ -9,7 +9,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from dashboard import metrics
-from tests.support.apptest import login_off, open_dashboard  # noqa: F401 (fixture)
+from tests.support.apptest import open_dashboard
 from tests.support.factories import add_event
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)

@@ -15,8 +15,8 @@ from streamlit.testing.v1 import AppTest
 from dashboard import auth
 from devharness import AsgiServerThread
 from local_stripe import checkout_session
-from tests.support.factories import add_registration
 from tests.dashboard.test_missed_events_pages import add_missed
+from tests.support.factories import add_registration
 from tracking.receiver import Receiver
 
 PAGE = str(Path(__file__).resolve().parents[2] / "dashboard" / "views" / "reconciliation" / "page.py")

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from dashboard.components.text import markdown_literal
 from devharness import empty_tables
 from devharness import project_tables as list_project_tables
-from tests.support.apptest import login_off, open_dashboard  # noqa: F401 (fixture)
+from tests.support.apptest import open_dashboard
 from tests.support.dashboard_samples import add_sample_history
 from tests.support.factories import add_event
 

@@ -9,8 +9,8 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pandas as pd
 import numpy as np
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 import streamlit as st
@@ -23,7 +23,6 @@ from jobs.reconcile import reconciler as reconcile
 from jobs.runtime import job_lock
 from jobs.stripe_gateway import gateway_from_settings
 from tests.support.factories import add_registration
-from tests.support.stripe_server import stripe_server  # noqa: F401
 
 PAGE = str(Path(__file__).resolve().parents[2] / "dashboard" / "views" / "reconciliation" / "page.py")
 

@@ -6,14 +6,20 @@ from __future__ import annotations
 import pytest
 
 from devharness import ThrowawayDatabase, patched_env
-from devharness.scenarios.alert_channels_down import (alert_webhook_down_during_incident,
-                                                      slack_and_email_down_during_incident)
+from devharness.scenarios.alert_channels_down import (
+    alert_webhook_down_during_incident,
+    slack_and_email_down_during_incident,
+)
 from devharness.scenarios.concurrent_jobs import two_retries
 from devharness.scenarios.job_crash import job_killed_mid_run
-from devharness.scenarios.postgres_restarts import (postgres_restarted_during_cleanup,
-                                                    postgres_restarted_during_reconcile,
-                                                    postgres_restarted_during_retry, postgres_restarted_during_sweep,
-                                                    postgres_restarted_under_receiver, postgres_restarted_under_watch)
+from devharness.scenarios.postgres_restarts import (
+    postgres_restarted_during_cleanup,
+    postgres_restarted_during_reconcile,
+    postgres_restarted_during_retry,
+    postgres_restarted_during_sweep,
+    postgres_restarted_under_receiver,
+    postgres_restarted_under_watch,
+)
 from devharness.scenarios.receiver_crash import receiver_killed_mid_burst
 from devharness.scenarios.stripe_outages import stripe_failing_during_reconcile, stripe_failing_during_sweep
 

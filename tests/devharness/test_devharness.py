@@ -15,8 +15,19 @@ import pytest
 import sqlalchemy as sa
 
 from devharness import (
-    ManagedProcess, ProcessFailed, ThrowawayDatabase, empty_tables, http_ready, line_ready,
-    listening_socket, patched_env, port_ready, refused_port, running_together, socket_url, stop_together,
+    ManagedProcess,
+    ProcessFailed,
+    ThrowawayDatabase,
+    empty_tables,
+    http_ready,
+    line_ready,
+    listening_socket,
+    patched_env,
+    port_ready,
+    refused_port,
+    running_together,
+    socket_url,
+    stop_together,
 )
 from devharness.http_sink import HttpSink
 from tests.conftest import REPO

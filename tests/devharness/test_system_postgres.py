@@ -19,7 +19,7 @@ from core.settings import get_settings
 from devharness import ThrowawayDatabase, patched_env
 from devharness.system_postgres import SystemPostgres, installed
 from queries import QUERIES
-from tests.support.apptest import login_off, open_dashboard  # noqa: F401 (fixture)
+from tests.support.apptest import open_dashboard
 from tests.support.factories import add_event
 
 pytestmark = pytest.mark.skipif(not installed(), reason="no PostgreSQL server package (apt-get install postgresql)")

@@ -17,7 +17,8 @@ from core.settings import DEFAULT_SWEEP_EVENT_TYPES, sweep_event_types
 from devharness.edge_function import FUNCTION, deno_binary, edge_function_process, edge_function_serve, function_url
 from devharness.scenarios.receiver_crash import receiver_killed_mid_burst
 from devharness.scenarios.steps import SECRET
-from jobs.replay import redeliver as delivery, sweep
+from jobs.replay import redeliver as delivery
+from jobs.replay import sweep
 from jobs.stripe_gateway import gateway_from_settings
 from local_stripe import checkout_session
 from local_stripe.objects import checkout_session_event

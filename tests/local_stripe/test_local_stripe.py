@@ -12,7 +12,7 @@ import pytest
 import stripe
 
 from local_stripe import LocalStripe, StripeState, checkout_session, event
-from tests.support.stripe_server import API_KEY, local_stripe_process, stripe_server  # noqa: F401
+from tests.support.stripe_server import API_KEY, local_stripe_process
 
 T0 = 1_735_689_600  # 2025-01-01T00:00:00Z
 

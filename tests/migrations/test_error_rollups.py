@@ -401,7 +401,7 @@ def test_failed_events_without_attempts_count_whatever_plan_stale_statistics_giv
         with db.begin() as conn:
             for table in tables:  # no analyze behind the test's back: the statistics stay stale
                 conn.execute(sa.text(f"ALTER TABLE {table} SET (autovacuum_enabled = false)"))
-            for n in range(2):
+            for _ in range(2):
                 add_event(conn, created_at=NOW - timedelta(days=3), status="completed")
             for n in range(300):
                 add_attempt(conn, f"evt_other{n:05d}", "charge.succeeded", 1, NOW - timedelta(days=3), "completed")

@@ -118,7 +118,7 @@ def assert_rollups_match(conn, rng: random.Random) -> None:
 def random_history(engine, rng: random.Random, *, events: int) -> None:
     ids = []
     with engine.begin() as conn:
-        for i in range(events):  # rows written directly, as an app or an import might
+        for _ in range(events):  # rows written directly, as an app or an import might
             status = rng.choice(STATUSES)
             message = rng.choice(MESSAGES) if status == "failed" or rng.random() < 0.1 else None
             ids.append(add_event(

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from core import checkout
 from queries import fetch_df, fetch_one
 from tests.support.factories import add_event, add_registration
-from tests.support.stripe_server import stripe_server  # noqa: F401  (fixture)
-from tests.jobs.cleanup.test_registrations import NOW as CLEANUP_NOW, mixed, run_cleanup  # noqa: F401  (fixture)
+from tests.support.stale_registrations import NOW as CLEANUP_NOW
+from tests.support.stale_registrations import run_cleanup
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
 PAID_TYPES = ["checkout.session.completed", "checkout.session.async_payment_succeeded"]

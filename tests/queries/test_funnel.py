@@ -1,9 +1,9 @@
 """The funnel queries on a hand-built dataset whose answers are written out here."""
 
-import sqlalchemy as sa
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import sqlalchemy as sa
 
 from queries import fetch_df, fetch_one
 from tests.support.factories import add_event, add_registration

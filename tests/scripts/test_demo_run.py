@@ -11,7 +11,6 @@ import shutil
 import signal
 import socket
 import sys
-import time
 import urllib.request
 
 import pytest

@@ -1,6 +1,6 @@
 """Run the dashboard's entry script in Streamlit's AppTest, the way a browser session would.
 
-    from tests.support.apptest import login_off, open_dashboard  # noqa: F401 (fixture)
+    from tests.support.apptest import open_dashboard
 
     def test_my_page(db, login_off):
         at = open_dashboard("views/reconciliation/page.py")

@@ -2,8 +2,8 @@
 
 Shared by every browser test (marker ``browser``)::
 
-    from tests.support.browser import (chromium_page, exception_texts, log_in, open_page,
-                                       password_env, streamlit_server)
+    from devharness.browser import exception_texts, log_in, open_page, password_env, streamlit_server
+    from tests.support.browser import chromium_page
 
     def test_something(db):                      # db: empty migrated test database
         with streamlit_server(env=password_env("pw")) as server, chromium_page() as page:
@@ -12,7 +12,7 @@ Shared by every browser test (marker ``browser``)::
             open_page(page, "Reconciliation")
             assert not exception_texts(page)
 
-The helpers live in ``devharness.browser`` (scripts use them too). The server runs as a
+The other helpers live in ``devharness.browser`` (scripts use them too). The server runs as a
 subprocess in the repository folder with the test process's environment (so DATABASE_URL
 points at the test database) plus ``env``. Chromium is ``/usr/bin/chromium`` (Playwright
 cannot download browsers here); without it the test is skipped with a reason, unless CI is
@@ -28,11 +28,7 @@ from typing import Iterator
 import pytest
 
 from devharness import browser
-from devharness.browser import (  # noqa: F401 (re-exported for the tests)
-    CHROMIUM, CHROMIUM_ARGS, EXCEPTION_SELECTOR, PLOTLY_SELECTOR, REPO, StreamlitServer,
-    exception_texts, log_in, open_page, password_env, streamlit_server, wait_for_count,
-    wait_for_script,
-)
+from devharness.browser import CHROMIUM
 
 
 def require_chromium() -> None:

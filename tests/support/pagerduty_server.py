@@ -10,8 +10,7 @@ from pathlib import Path
 
 from jsonschema import Draft202012Validator, FormatChecker
 
-from devharness.http_sink import HttpSink
-from devharness.http_sink import Received
+from devharness.http_sink import HttpSink, Received
 
 SCHEMA = json.loads((Path(__file__).with_name("pagerduty_events_v2.schema.json")).read_text())
 VALIDATOR = Draft202012Validator(SCHEMA, format_checker=FormatChecker())

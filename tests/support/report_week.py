@@ -86,7 +86,7 @@ def build_week(engine) -> None:
         _item(conn, old_run, "amount_mismatch", "manual_review", "warning", BEFORE + timedelta(days=1),
               amount=2500, currency="eur")
         dry = _reconciliation_run(conn, START + timedelta(days=2), mismatches=3, auto_fixed=3, manual=0, dry_run=True)
-        for i in range(3):
+        for _ in range(3):
             _item(conn, dry, "paid_but_pending", "auto_fixed", "warning", START + timedelta(days=2), dry_run=True)
 
         # Cleanup archived 40 events in the week; health snapshots show 0.5 MB of growth.

@@ -1,7 +1,6 @@
 """Pytest fixtures for the local Stripe API (``local_stripe``).
 
-Use from a test module with ``from tests.support.stripe_server import stripe_server  # noqa: F401``
-(or list ``"tests.support.stripe_server"`` in ``pytest_plugins``)::
+Every test can ask for them (tests/conftest.py lists this module in ``pytest_plugins``)::
 
     def test_something(stripe_server):
         session = stripe_server.add_session(status="complete", client_reference_id=reg_id)

@@ -278,7 +278,7 @@ def run_case(case: Case, target: Target, engine: sa.Engine) -> Played:
 def problems(case: Case, played: Played) -> list[str]:
     """How ``played`` differs from the case's expectations (empty: it conforms)."""
     found: list[str] = []
-    for number, (step, answers) in enumerate(zip(case.steps, played.answers), start=1):
+    for number, (step, answers) in enumerate(zip(case.steps, played.answers, strict=True), start=1):
         statuses = [status for status, _ in answers]
         if any(status not in step.answers for status in statuses):
             found.append(f"step {number}: answered {statuses}, expected one of {sorted(step.answers)}: {answers[:3]}")

@@ -15,7 +15,8 @@ from core import mail
 from core.settings import get_settings
 from devharness.http_sink import HttpSink
 from devharness.smtp import SmtpServer
-from jobs.alerting import lifecycle, notify as delivery
+from jobs.alerting import lifecycle
+from jobs.alerting import notify as delivery
 from jobs.alerting.channels import EmailChannel, WebhookChannel, email_content, headline
 from jobs.runtime import recorded_run
 

@@ -16,12 +16,11 @@ from datetime import datetime, timezone
 import pytest
 import sqlalchemy as sa
 
-from devharness import (AsgiServerThread, ManagedProcess, ProcessFailed, http_ready, listening_socket,
-                        socket_url)
+from devharness import AsgiServerThread, ManagedProcess, ProcessFailed, http_ready, listening_socket, socket_url
+from local_stripe.objects import checkout_session_event
 from tests.conftest import REPO
 from tests.support.factories import add_registration
 from tracking.receiver import MAX_BODY_BYTES, Receiver
-from local_stripe.objects import checkout_session_event
 
 SECRET = "whsec_test_receiver_secret"
 

@@ -17,10 +17,10 @@ import pytest
 import sqlalchemy as sa
 
 from devharness import AsgiServerThread
+from local_stripe.objects import checkout_session_event
 from tests.support.factories import add_registration
 from tests.tracking.test_receiver import SECRET, ServerThread, event_count, event_row, registration_row, sign
 from tracking.receiver import MAX_JSON_DEPTH, Receiver
-from local_stripe.objects import checkout_session_event
 
 NEW_SECRET, OLD_SECRET = "whsec_rotated_new", "whsec_rotated_old"
 

@@ -8,7 +8,8 @@ import logging
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.tracking.test_receiver import SECRET, ServerThread, sign
 from tracking.receiver import Receiver

@@ -14,12 +14,17 @@ import pytest
 import sqlalchemy as sa
 import stripe
 
+from local_stripe.objects import checkout_session_event
 from tests.conftest import REPO
 from tests.support.factories import add_registration
 from tracking.registrations import EventValidationError, RegistrationNotFound, apply_event
-from local_stripe.objects import checkout_session_event
 from tracking.tracker import (
-    AttemptSuperseded, DuplicateDelivery, EventInProgress, EventTracker, InvalidEvent, categorise,
+    AttemptSuperseded,
+    DuplicateDelivery,
+    EventInProgress,
+    EventTracker,
+    InvalidEvent,
+    categorise,
 )
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)

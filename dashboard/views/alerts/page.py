@@ -12,8 +12,8 @@ from datetime import timedelta
 import streamlit as st
 
 from core.errors import ConfigError, MonitorError
-from core.settings import get_settings
 from core.formatting import format_duration
+from core.settings import get_settings
 from dashboard import auth, data, writes
 from dashboard.components import text
 from dashboard.components.columns import row_id, utc_time

@@ -154,7 +154,7 @@ else:
     # Each group links to its failing events (the Events page lists them for the same window).
     groups_shown.insert(1, "failing_events", [
         "/events?" + urlencode({"group": fingerprint}) if still else None
-        for fingerprint, still in zip(groups_shown["fingerprint"], groups_shown["still_failing"])])
+        for fingerprint, still in zip(groups_shown["fingerprint"], groups_shown["still_failing"], strict=True)])
     text.dataframe(groups_shown, hide_index=True, key="error_groups",
                  column_config={
                      "failing_events": st.column_config.LinkColumn("Its events", display_text="failing events"),

@@ -148,7 +148,7 @@ def cleanup_chart(runs: pd.DataFrame) -> go.Figure:
         return empty_figure(title, "No cleanup has run for real yet")
     real = real.sort_values("started_at")
     # One bar group per run, evenly spaced however irregular the runs were.
-    runs_axis = [f"{moment:%Y-%m-%d %H:%M} #{run_id}" for moment, run_id in zip(real["started_at"], real["id"])]
+    runs_axis = [f"{moment:%Y-%m-%d %H:%M} #{run_id}" for moment, run_id in zip(real["started_at"], real["id"], strict=True)]
     fig = go.Figure()
     fig.add_bar(x=runs_axis, y=real["events_archived"], name="webhook events", marker_color="#1565c0")
     fig.add_bar(x=runs_axis, y=real["registrations_archived"], name="stale registrations",
@@ -176,7 +176,7 @@ def archived_registrations_table(removed: pd.DataFrame) -> pd.DataFrame:
     if removed.empty:
         return pd.DataFrame(columns=columns)
     stripe_status = [" / ".join(str(v) for v in pair if v is not None and not pd.isna(v)) or None
-                     for pair in zip(removed["stripe_session_status"], removed["stripe_payment_status"])]
+                     for pair in zip(removed["stripe_session_status"], removed["stripe_payment_status"], strict=True)]
     shown = removed.assign(amount=amounts_column(removed),
                            stripe_status=stripe_status,
                            archive_reason=removed["archive_reason"].map(_words))

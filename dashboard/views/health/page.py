@@ -18,9 +18,9 @@ from dashboard.components.text import markdown_literal
 from dashboard.views.health import figures as hf
 from dashboard.views.health import reports as hr
 from dashboard.views.health.schedule_table import schedule_table
-from jobs.schedule.timetable import load_schedule_quietly
 from jobs.cleanup import run as cleanup
 from jobs.health.snapshot import human_bytes
+from jobs.schedule.timetable import load_schedule_quietly
 from queries import fetch_one
 
 RECENT_RUNS = 200
@@ -95,7 +95,7 @@ cleanups = data.query_df("cleanup_history", limit=CLEANUP_RUNS)
 _, change = hf.size_change(sizes)
 # The size now, read live: a fresh install has no snapshot yet and still has a size.
 latest_size = data.query_row("database_size_now").get("database_size_bytes")
-rows = dict(zip(tables["table_name"], tables["row_estimate"])) if not tables.empty else {}
+rows = dict(zip(tables["table_name"], tables["row_estimate"], strict=True)) if not tables.empty else {}
 tiles = [dict(label="Database size", value=human_bytes(latest_size),
               delta=None if change is None else f"{'+' if change >= 0 else '-'}{human_bytes(abs(change))}",
               delta_color="inverse", help=f"Change over the {window.label}, from the health snapshots.")]

@@ -6,8 +6,18 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.components.charts import (LEGEND_BESIDE, STATUS_COLORS, STATUS_LABELS, STATUSES, TimeRange,
-                                         apply_layout, bar_pad, empty_figure, mark_partial_bucket, time_axis)
+from dashboard.components.charts import (
+    LEGEND_BESIDE,
+    STATUS_COLORS,
+    STATUS_LABELS,
+    STATUSES,
+    TimeRange,
+    apply_layout,
+    bar_pad,
+    empty_figure,
+    mark_partial_bucket,
+    time_axis,
+)
 
 UNFINISHED_LABEL = f"{STATUS_LABELS['pending']} or {STATUS_LABELS['processing']}"
 

@@ -94,7 +94,7 @@ def run_history_chart(history: pd.DataFrame) -> go.Figure:
     if history.empty:
         return empty_figure(title, NO_RUNS)
     history = history.sort_values(["started_at", "id"])
-    history = history.assign(run=[run_label(i, t) for i, t in zip(history["id"], history["started_at"])])
+    history = history.assign(run=[run_label(i, t) for i, t in zip(history["id"], history["started_at"], strict=True)])
     done = history[history["status"] == "completed"]
     failed = history[history["status"] == "failed"]
     fig = go.Figure()

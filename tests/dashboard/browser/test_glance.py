@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.support.browser import (chromium_page, exception_texts, log_in, password_env, streamlit_server,
-                                   wait_for_script)
+from devharness.browser import exception_texts, log_in, password_env, streamlit_server, wait_for_script
+from tests.support.browser import chromium_page
 from tests.support.factories import add_event
 
 pytestmark = pytest.mark.browser

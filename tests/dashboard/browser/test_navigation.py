@@ -5,10 +5,18 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tests.support.browser import (
-    EXCEPTION_SELECTOR, PLOTLY_SELECTOR, chromium_page, exception_texts, log_in, open_page,
-    password_env, streamlit_server, wait_for_count, wait_for_script,
+from devharness.browser import (
+    EXCEPTION_SELECTOR,
+    PLOTLY_SELECTOR,
+    exception_texts,
+    log_in,
+    open_page,
+    password_env,
+    streamlit_server,
+    wait_for_count,
+    wait_for_script,
 )
+from tests.support.browser import chromium_page
 from tests.support.dashboard_samples import add_sample_history
 
 pytestmark = pytest.mark.browser

@@ -4,13 +4,13 @@ e-mail and Checkout Session, the registration an event touched."""
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
 
 import pytest
 
-from tests.support.browser import (chromium_page, exception_texts, log_in, open_page, password_env,
-                                   streamlit_server, wait_for_script)
+from devharness.browser import exception_texts, log_in, open_page, password_env, streamlit_server, wait_for_script
+from tests.support.browser import chromium_page
 from tests.support.factories import add_event, add_registration
 
 pytestmark = pytest.mark.browser

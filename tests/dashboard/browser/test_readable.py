@@ -22,11 +22,21 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from devharness.browser import (
+    PLOTLY_SELECTOR,
+    REPO,
+    exception_texts,
+    log_in,
+    open_page,
+    password_env,
+    streamlit_server,
+    wait_for_count,
+    wait_for_script,
+)
 from jobs.admin import demo_data
-from tests.support.browser import (PLOTLY_SELECTOR, REPO, chromium_page, exception_texts, log_in, open_page,
-                                   password_env, streamlit_server, wait_for_count, wait_for_script)
+from tests.support.browser import chromium_page
+from tests.support.demo import local_stripe_process
 from tests.support.factories import add_event
-from tests.jobs.reconcile.test_on_demo_data import local_stripe_process
 
 pytestmark = pytest.mark.browser
 

@@ -8,18 +8,25 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from tests.support.browser import (
-    PLOTLY_SELECTOR, chromium_page, exception_texts, log_in, open_page, password_env,
-    streamlit_server, wait_for_count, wait_for_script,
+from devharness.browser import (
+    PLOTLY_SELECTOR,
+    exception_texts,
+    log_in,
+    open_page,
+    password_env,
+    streamlit_server,
+    wait_for_count,
+    wait_for_script,
 )
-from tests.jobs.reconcile.test_on_demo_data import demo, local_stripe_process  # noqa: F401
+from tests.support.browser import chromium_page
+from tests.support.demo import local_stripe_process
 
 pytestmark = pytest.mark.browser
 
 PASSWORD = "reconcile in the browser"
 
 
-def test_run_now_on_the_demo_shows_the_report(db, demo):  # noqa: F811
+def test_run_now_on_the_demo_shows_the_report(db, demo):
     with local_stripe_process(demo) as stripe_env, \
             streamlit_server(env={**password_env(PASSWORD), **stripe_env}) as server, \
             chromium_page() as page:

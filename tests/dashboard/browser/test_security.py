@@ -13,13 +13,20 @@ from typing import Iterator
 import pytest
 import streamlit
 
+from devharness.browser import (
+    PLOTLY_SELECTOR,
+    exception_texts,
+    open_page,
+    password_env,
+    streamlit_server,
+    wait_for_count,
+    wait_for_script,
+)
 from devharness.http_sink import HttpSink
 from jobs.reconcile import reconciler as reconcile
 from jobs.stripe_gateway import gateway_from_settings
-from tests.support.browser import (PLOTLY_SELECTOR, chromium_page, exception_texts, open_page, password_env,
-                                   streamlit_server, wait_for_count, wait_for_script)
+from tests.support.browser import chromium_page
 from tests.support.factories import add_event
-from tests.support.stripe_server import stripe_server  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -30,7 +37,7 @@ def test_dns_rebinding_is_refused_when_login_is_off(db):
     """A page on evil.example whose name resolves to 127.0.0.1 reaches the server, but is refused."""
     with streamlit_server(env=LOGIN_OFF) as server:
         port = server.url.rsplit(":", 1)[1]
-        with chromium_page(extra_args=(f"--host-resolver-rules=MAP evil.example 127.0.0.1",)) as page:
+        with chromium_page(extra_args=("--host-resolver-rules=MAP evil.example 127.0.0.1",)) as page:
             page.goto(f"http://evil.example:{port}/")
             wait_for_script(page)
             body = page.locator('[data-testid="stApp"]').inner_text()

@@ -19,7 +19,6 @@ from jobs.reconcile import reconciler as reconcile
 from jobs.stripe_gateway import gateway_from_settings
 from tests.conftest import REPO
 from tests.support.factories import add_event
-from tests.support.stripe_server import stripe_server  # noqa: F401
 
 # Close to the real clock: job runs record real durations from it.
 NOW = datetime.now(timezone.utc).replace(microsecond=0)

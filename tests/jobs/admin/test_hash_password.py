@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from core.passwords import verify_password
-from tests.support.browser import REPO
+from devharness.browser import REPO
 
 
 def hash_password_cli(*args, stdin):

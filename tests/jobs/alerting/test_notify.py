@@ -11,9 +11,10 @@ import sqlalchemy as sa
 import stripe
 
 from core.settings import get_settings
-from jobs.alerting import lifecycle, notify as delivery
-from jobs.alerting.channels import SlackChannel, WebhookChannel
 from devharness.http_sink import HttpSink
+from jobs.alerting import lifecycle
+from jobs.alerting import notify as delivery
+from jobs.alerting.channels import SlackChannel, WebhookChannel
 from tests.support.factories import add_event
 
 SECRET = "whsec_alert_test_secret"

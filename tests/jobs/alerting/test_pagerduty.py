@@ -11,11 +11,11 @@ import sqlalchemy as sa
 
 from core.settings import get_settings
 from devharness import patched_env
-from jobs.alerting import watch
-from jobs.alerting import actions, lifecycle, notify as delivery
+from devharness.http_sink import HttpSink
+from jobs.alerting import actions, lifecycle, watch
+from jobs.alerting import notify as delivery
 from jobs.alerting.channels import DeliveryError, WebhookChannel
 from jobs.alerting.pagerduty import PagerDutyChannel
-from devharness.http_sink import HttpSink
 from tests.support.factories import add_event
 from tests.support.pagerduty_server import pagerduty_server, schema_errors
 

@@ -157,7 +157,8 @@ def test_once_without_channels_warns_and_still_records_the_alert(db):
 
 
 def test_schedule_can_run_watch(db, monkeypatch):
-    from jobs.schedule import runner as schedule, timetable
+    from jobs.schedule import runner as schedule
+    from jobs.schedule import timetable
 
     with HttpSink() as sink:
         monkeypatch.setenv("MONITOR_ALERT_WEBHOOK_URL", sink.url)

@@ -13,8 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core.settings import get_settings
 from devharness import ManagedProcess, line_ready
-from jobs.health import metrics
 from jobs.alerting import lifecycle
+from jobs.health import metrics
 from tests.conftest import REPO
 from tests.support.factories import add_event, processes_alive
 

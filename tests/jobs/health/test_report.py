@@ -14,10 +14,11 @@ import sqlalchemy as sa
 
 from core.errors import JobFailed
 from core.settings import get_settings
-from jobs.health import report as health_report
-from jobs.schedule import runner as schedule, timetable
-from tests.support.report_week import END, NOW, START, build_week
 from devharness.smtp import SmtpServer, cert_authority
+from jobs.health import report as health_report
+from jobs.schedule import runner as schedule
+from jobs.schedule import timetable
+from tests.support.report_week import END, NOW, START, build_week
 
 SENDER = "Webhook monitor <monitor@example.org>"
 

@@ -7,38 +7,14 @@ import json
 import os
 import subprocess
 import sys
-from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
-from jobs.admin import demo_data
-from jobs.reconcile import reconciler as reconcile
 from jobs.reconcile.rules import KIND_RULES
-from tests.support.stripe_server import local_stripe_process as stripe_process
+from tests.support.demo import local_stripe_process
 
 REPO = Path(__file__).resolve().parents[3]
-DEMO_KEY = "sk_test_demo"
-
-
-@contextmanager
-def local_stripe_process(state_path: Path):
-    """``python -m local_stripe --state FILE`` until the block ends; yields its env."""
-    with stripe_process(state_path) as process:
-        yield {"STRIPE_API_BASE": process.ready_value.group(1), "STRIPE_API_KEY": DEMO_KEY}
-
-
-@pytest.fixture
-def demo(db, tmp_path):
-    """A small demo history in the test database and its Stripe state file."""
-    state = tmp_path / "demo-stripe-state.json"
-    demo_data.run(db, now=datetime.now(timezone.utc), days=8, events_per_day=60, seed=7,
-                  stripe_state_path=state, trigger="cli")
-    return state
-
-
 def test_demo_reconciles_with_every_mismatch_kind(db, demo):
     with local_stripe_process(demo) as stripe_env:
         result = subprocess.run([sys.executable, "-m", "jobs", "reconcile", "--json"], cwd=REPO,

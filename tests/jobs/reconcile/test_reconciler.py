@@ -11,14 +11,13 @@ import sqlalchemy as sa
 
 from core.errors import JobBusy
 from devharness import refused_port
+from jobs.cli import main as cli
 from jobs.reconcile import reconciler as reconcile
 from jobs.reconcile.rules import KIND_RULES
-from jobs.cli import main as cli
 from jobs.runtime import job_lock
 from jobs.stripe_gateway import StripeUnavailable, gateway_from_settings
 from local_stripe import checkout_session
 from tests.support.factories import add_registration
-from tests.support.stripe_server import stripe_server  # noqa: F401
 
 DAY = timedelta(days=1)
 

@@ -10,11 +10,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from jobs.reconcile import reconciler as reconcile, review
 from jobs.cli import main as cli
+from jobs.reconcile import reconciler as reconcile
+from jobs.reconcile import review
 from jobs.stripe_gateway import gateway_from_settings
 from tests.support.factories import add_registration
-from tests.support.stripe_server import stripe_server  # noqa: F401
 
 
 @pytest.fixture

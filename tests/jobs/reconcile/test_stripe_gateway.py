@@ -9,7 +9,6 @@ from core.errors import ConfigError, JobFailed
 from core.settings import get_settings
 from jobs.stripe_gateway import StripeKeyRejected, StripeUnavailable, gateway_from_settings
 from local_stripe import checkout_session
-from tests.support.stripe_server import stripe_server  # noqa: F401
 
 T0 = 1_735_689_600
 

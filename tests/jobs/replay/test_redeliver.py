@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from core.errors import ConfigError
 from core.settings import get_settings
 from jobs.replay.redeliver import Redeliverer, event_body, webhook_secrets
+from local_stripe.objects import checkout_session_event
 from tests.tracking.test_receiver import SECRET, ServerThread, event_row
 from tracking.receiver import WEBHOOK_PATH, Receiver
-from local_stripe.objects import checkout_session_event
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,12 @@ import sqlalchemy as sa
 from core.errors import EXIT_USAGE, JobFailed
 from core.settings import get_settings
 from devharness.http_sink import HttpSink
-from jobs.replay import retry
 from jobs.alerting import lifecycle
 from jobs.alerting.channels import WebhookChannel
+from jobs.replay import retry
 from jobs.replay.redeliver import Redeliverer
-from tests.tracking.test_receiver import SECRET
 from tests.jobs.replay.test_retry import cli, failed_event, make_due
+from tests.tracking.test_receiver import SECRET
 
 
 def test_a_failed_replay_records_and_alerts_the_host_only(db, down_port):

@@ -17,11 +17,11 @@ import sqlalchemy as sa
 from core.errors import EXIT_FAILED, EXIT_NEEDS_PERSON, EXIT_OK, JobFailed
 from jobs.replay import retry
 from jobs.replay.redeliver import Redeliverer
+from local_stripe.objects import checkout_session_event
 from tests.conftest import REPO
 from tests.support.factories import add_registration
 from tests.tracking.test_receiver import SECRET, ServerThread, event_row, registration_row
 from tracking.receiver import WEBHOOK_PATH, Receiver
-from local_stripe.objects import checkout_session_event
 from tracking.tracker import EventTracker
 
 

@@ -16,8 +16,8 @@ from core.stripe_api import API_VERSION
 from devharness import patched_env
 from devharness.http_sink import HttpSink
 from devharness.smtp import SmtpServer
-from jobs.replay import stripe_endpoints, sweep
 from jobs.alerting import watch
+from jobs.replay import stripe_endpoints, sweep
 from jobs.stripe_gateway import gateway_from_settings
 from local_stripe import LIST_WEBHOOK_ENDPOINTS, webhook_endpoint
 from tests.support.pagerduty_server import pagerduty_server

@@ -9,12 +9,12 @@ import pytest
 import sqlalchemy as sa
 
 from core.settings import DEFAULT_SWEEP_EVENT_TYPES, sweep_event_types
+from devharness import AsgiServerThread, refused_port
+from jobs.replay import redeliver as delivery
 from jobs.replay import sweep
 from jobs.stripe_gateway import gateway_from_settings
 from local_stripe import checkout_session
 from tests.support.factories import add_registration
-from devharness import AsgiServerThread, refused_port
-from jobs.replay import redeliver as delivery
 from tracking.receiver import Receiver
 
 SECRET = "whsec_test_sweep_replay"

@@ -11,8 +11,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from core.errors import ConfigError
 from core.settings import get_settings
-from jobs.schedule import runner as schedule, timetable
 from jobs.runtime import job_lock
+from jobs.schedule import runner as schedule
+from jobs.schedule import timetable
 
 UTC = timezone.utc
 
