@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 LOCK_OPTIONS := --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links
 
-.PHONY: run test install install-prod lock audit clean-venv deno-check
+.PHONY: run test lint install install-prod lock audit clean-venv deno-check
 
 # The Supabase Edge Function kit (integrations/supabase) runs under Deno, which comes from the
 # npm registry pinned by package-lock.json (`npm ci` puts it at node_modules/.bin/deno); the
@@ -66,6 +66,11 @@ run: $(STAMP)
 # The Deno checks run first, so pytest's summary is the last thing printed.
 test: $(STAMP) deno-check $(SUPABASE_CLI)
 	$(PY) -m pytest -n auto $(TEST_ARGS)
+
+# Ruff with the project's small rule set (pyproject.toml, [tool.ruff]): unused names, import
+# order, likely bugs. CI runs it before the tests; `ruff check --fix .` repairs most findings.
+lint: $(STAMP)
+	$(PY) -m ruff check --no-cache .
 
 # After changing the dependencies in pyproject.toml: pin them again (pip-tools).
 lock: $(STAMP)
