@@ -1,0 +1,1 @@
+"""The production artefacts: image files, compose, systemd units, Prometheus rules."""

@@ -1,0 +1,1 @@
+"""The Supabase Edge Function kit under Deno, and webhook conformance of every receiver."""

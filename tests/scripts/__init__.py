@@ -1,0 +1,1 @@
+"""The scripts: the demo launcher."""

@@ -1,0 +1,1 @@
+"""Helpers, fixtures and stand-ins the tests share."""

@@ -1,0 +1,1 @@
+"""The dashboard in Debian's Chromium under ``streamlit run`` (marker ``browser``)."""
