@@ -128,7 +128,7 @@ LIMIT :limit OFFSET :offset
 -- type are rollup keys); with one, from the matching rows, counted up to 1,001 (the page
 -- says "more than 1,000": a word found in most messages would otherwise count them all, and
 -- each match is a row read to check its time and text: 10,001 of them took 190 ms at 10M
--- events, 1,001 take a tenth of it; dashboard/explorer.py's SEARCH_COUNT_CAP).
+-- events, 1,001 take a tenth of it; dashboard/views/events/explorer.py's SEARCH_COUNT_CAP).
 SELECT CASE WHEN CAST(:search AS text) IS NULL THEN (
            SELECT coalesce(sum(events), 0)
            FROM webhook_window_counts(:start, :end)
