@@ -335,7 +335,7 @@ ROLLUP_TRIGGERS = ("webhook_events_rollup", "webhook_events_rollup_fold")
 
 
 def set_rollup_triggers(engine, *, enabled: bool) -> None:
-    """Turn the rollup maintenance triggers (migrations/0110_event_rollups.sql) on or off."""
+    """Turn the rollup maintenance triggers (migrations/functions/event_rollups.sql) on or off."""
     with engine.begin() as conn:
         for trigger in ROLLUP_TRIGGERS:
             conn.execute(sa.text(f"ALTER TABLE webhook_events {'ENABLE' if enabled else 'DISABLE'} TRIGGER {trigger}"))

@@ -3,7 +3,7 @@
 one transaction that is rolled back (nothing is written to the database).
 
     python bench/rollup_levels_bench.py --database-url URL --window-days 30 \\
-        --try migrations/0160_event_rollups_daily.sql
+        --try migrations/functions/event_rollups.sql
 
 Times, for the window of ``--window-days`` ending now: the Overview's ``event_kpis``,
 ``events_by_bucket`` (daily and hourly buckets) and ``event_types``, the Errors page's

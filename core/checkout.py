@@ -35,8 +35,9 @@ SQL = load_package("core", "checkout.sql")
 # (core.stripe_api.PAYMENT_STATUSES: every value Stripe sends, declared with the API version.)
 PAID_STATUSES = frozenset({"paid", "no_payment_required"})
 
-# kind -> (action, severity). The kinds and their actions are fixed by the design
-# (DESIGN.md, "Reconciliation semantics").
+# kind -> (action, severity). Only a registration still pending is fixed without a person
+# (Stripe's session then settles it: paid -> completed, expired -> expired); every other
+# disagreement waits for someone to review it.
 MISMATCH_KINDS: dict[str, tuple[str, str]] = {
     "paid_but_pending": ("auto_fixed", "info"),
     "expired_but_pending": ("auto_fixed", "info"),

@@ -2,7 +2,7 @@
 
 pgserver ships a real PostgreSQL 16 in a wheel; this module starts it with pgserver's
 binaries (initdb, pg_ctl) but on its own terms, because pgserver's ``get_server`` trusts
-other local users (DESIGN.md, "pgserver notes"):
+other local users (local logins need no password, so whoever reaches the socket is in):
 
 - the server listens on no TCP port, only on a Unix socket in a private folder (0700, owned
   by the server's user): the data folder when its path is short enough for a socket, else a

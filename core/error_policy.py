@@ -3,10 +3,11 @@ schedule per category, and the classifier that maps a failure to them.
 
 The tracker and the reference receiver classify with ``classify(exc)``; the SQL function
 ``webhook_event_fail`` takes the result (category, retryable, recovery action, alert level)
-and plans ``next_retry_at`` from the ``error_retry_policy`` table, which
-``migrations/0060_error_policy.sql`` fills with ``POLICY`` below (a test keeps the two, and
-the database's CHECKs, equal). Handlers in other languages pass a category (and whether a
-retry can help) to the same function and get the same plan. docs/tracking.md shows the table.
+and plans ``next_retry_at`` from the ``error_retry_policy`` view, which
+``migrations/functions/tracking.sql`` defines with the values of ``POLICY`` below (a test
+keeps the two, and the database's CHECKs, equal). Handlers in other languages pass a
+category (and whether a retry can help) to the same function and get the same plan.
+docs/tracking.md shows the table.
 
     result = classify(exc)          # walks exc, its __cause__ and __context__
     result.category, result.retryable, result.recovery_action, result.alert_level

@@ -274,7 +274,7 @@ class Settings(BaseSettings):
     def _sweep_event_types(cls, value: str) -> str:
         sweep_event_types(value)
         return value
-    # --- security (issue 10) ---------------------------------------------------------------
+    # --- security: who may log in (OIDC allow-list, login throttle behind a proxy) --------
     MONITOR_ALLOWED_EMAILS: str | None = Field(
         None,
         description="OIDC login: comma-separated addresses and @domain entries let in "
@@ -305,7 +305,7 @@ class Settings(BaseSettings):
         parse_networks(value)
         return value.strip()
 
-    # --- crash safety: taking over an event from a worker (tracking/, issue 17) -------------
+    # --- crash safety: taking over an event from a worker (tracking/) ----------------------
     MONITOR_RECLAIM_MINUTES: int = Field(
         5,
         ge=1,
@@ -316,7 +316,7 @@ class Settings(BaseSettings):
         "exceed MONITOR_STUCK_MINUTES.",
     )
 
-    # --- crash safety: a Stripe that does not answer (jobs/stripe_gateway.py, issue 17) -------
+    # --- crash safety: a Stripe that does not answer (jobs/stripe_gateway.py) --------------
     STRIPE_TIMEOUT_SECONDS: int = Field(
         20,
         ge=1,

@@ -9,8 +9,8 @@ statement fails at once when the parameters given are not exactly the ones it na
 misspelt parameter is an error instead of being silently ignored.
 
     from core.sql import load_package
-    SQL = load_package("jobs", "reconcile.sql")
-    row = SQL.one(conn, "registration_by_id", id=registration_id)
+    SQL = load_package("jobs.reconcile", "reconciler.sql")
+    row = SQL.one(conn, "registration_for_update", registration_id=registration_id)
 
 No pandas here: ``queries`` adds DataFrames for the dashboard on top of this module, and the
 receiver, the tracker and the jobs load their SQL without it.

@@ -1,6 +1,6 @@
 -- name: read_write_transaction
 -- The dashboard's sessions default to read-only; the throttle's one call writes (only
--- through the SECURITY DEFINER functions of migrations/0100_login_throttle.sql).
+-- through the SECURITY DEFINER functions of migrations/functions/login_throttle.sql).
 SET TRANSACTION READ WRITE
 
 -- name: take_turn

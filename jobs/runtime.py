@@ -20,7 +20,7 @@ lives on it, and so does the run's liveness lock (keyed by its ``job_runs`` id).
   ride restarts out (``watch``) says ``survives_restart=True``;
 - a run killed outright (SIGKILL, OOM, its machine lost) leaves its row 'running', but its
   liveness lock is freed with its session: the next start of any job closes such rows as
-  failed, with the reason "abandoned" (migrations/0140_job_run_liveness.sql).
+  failed, with the reason "abandoned" (:func:`close_abandoned_runs`).
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@
 -- for their session (whenever it was paid), or that an open manual-review item of
 -- reconciliation concerns: who, how much, the session, the newest paid event and the review
 -- item; oldest first, at most :limit rows; total is how many there are in all. The first
--- kind is the set kept by migrations/0150 and 0151, read in its index's order, so a page
--- costs the same however many people are affected and however long the history.
+-- kind is the set registrations_paid_unfinished (migrations/0179_baseline.sql; kept by the
+-- triggers of migrations/functions/paid_unfinished.sql), read in its index's order, so a
+-- page costs the same however many people are affected and however long the history.
 WITH open_items AS (
     SELECT DISTINCT ON (i.registration_id) i.registration_id, i.id, i.kind
     FROM reconciliation_items i

@@ -19,14 +19,14 @@ ORDER BY 1, 2
 
 -- name: error_fingerprints
 -- Error messages of events received in [start, end), grouped by their fingerprint
--- (public.error_fingerprint, migrations/0061: ids, e-mail addresses and numbers replaced by
--- placeholders, so "timeout after 3012 ms for evt_1" and "timeout after 95 ms for evt_2"
--- count as one error). Largest first,
--- at most :limit fingerprints; still_failing counts the events that are failed now.
--- The fingerprint is computed once, when the message is written (the generated column
--- error_fingerprint, migrations/0110_event_rollups.sql); counts come from the rollups (daily and hourly) and the window's
--- edges; first and last seen are index lookups; the example is the least message seen in
--- the window (the rollups keep one per hour, even after that event changed).
+-- (public.error_fingerprint, migrations/0179_baseline.sql: ids, e-mail addresses and
+-- numbers replaced by placeholders, so "timeout after 3012 ms for evt_1" and "timeout after
+-- 95 ms for evt_2" count as one error). Largest first, at most :limit fingerprints;
+-- still_failing counts the events that are failed now. The fingerprint is computed once,
+-- when the message is written (the generated column error_fingerprint,
+-- migrations/0179_baseline.sql); counts come from the rollups (daily and hourly) and the
+-- window's edges; first and last seen are index lookups; the example is the least message
+-- seen in the window (the rollups keep one per hour, even after that event changed).
 -- The rollup rows (64,000 hourly ones for 30 days at 10M events before the daily level) are
 -- first summed per fingerprint and event type in a hash table (a few hundred groups), and
 -- only those are sorted for the list of types: sorting every rollup row with its example for
@@ -84,7 +84,7 @@ ORDER BY still_failing DESC, recovered DESC, event_type
 -- and error category, counted by attempt: a failure a later retry recovered counts too.
 -- Events failed before attempts were kept (no attempts row) count once, at their failure.
 -- Counted by the hourly failure rollup and the window's edge hours (webhook_failure_window,
--- migrations/0130_error_rollups.sql): a count over the failed attempts, at a cost that
+-- migrations/functions/error_rollups.sql): a count over the failed attempts, at a cost that
 -- follows the window's length, not its traffic.
 SELECT date_trunc(:bucket, bucket, 'UTC') AS bucket,
        coalesce(nullif(error_category, ''), 'unknown') AS category,
@@ -101,7 +101,7 @@ ORDER BY 1, 2
 -- still failing; needs a person = failed with no automatic retry planned), the next planned
 -- retry, the recovery action of the still-failing events, first and last failure, an
 -- example. Most failed attempts first, at most :limit groups.
--- Read from the error rollups (migrations/0130_error_rollups.sql), not from every failed
+-- Read from the error rollups (migrations/functions/error_rollups.sql), not from every failed
 -- attempt of the window: failed attempts per hour × fingerprint × category, and each event ×
 -- fingerprint once, in the hour (whole days: the day) of its last failure, with what became
 -- of the event (those
@@ -198,9 +198,10 @@ LIMIT :limit
 -- name: error_group_failing_events
 -- The events of one error group (:fingerprint, as error_groups returns it) that are failed
 -- now, failed attempts in [start, end): what Retry now would re-deliver, oldest first, at
--- most :limit. Read from webhook_error_events (migrations/0130): the group's failed events
--- in the order they were received, an index range that stops at :limit; an event whose last
--- failure is after the window counts if one of its attempts failed inside it.
+-- most :limit. Read from webhook_error_events (migrations/0179_baseline.sql): the group's
+-- failed events in the order they were received, an index range that stops at :limit; an
+-- event whose last failure is after the window counts if one of its attempts failed inside
+-- it.
 SELECT e.stripe_event_id, e.event_type, e.error_category, e.recovery_action, e.next_retry_at,
        e.attempts, e.created_at
 FROM (

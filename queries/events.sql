@@ -4,7 +4,7 @@
 --   :statuses    text[] of processing statuses; an empty array means any status
 --   :event_types text[] of Stripe event types; an empty array means any type
 --   :search      null for no search, else text to find, case-insensitive
---                (migrations/0131_event_search_words.sql): an event id beginning with it,
+--                (migrations/functions/search.sql): an event id beginning with it,
 --                with or without its 'evt_' (b-tree ranges), or an error message
 --                containing it whose words begin
 --                with its words (a GIN index on the messages' words); a search without
@@ -15,24 +15,25 @@
 --                only the branch for that kind of search remains.
 
 -- name: events_page
--- One page of the events received in [start, end) that pass the filters, newest first:
--- at most :limit rows after skipping :offset. With a search that has words, the messages
--- are first looked for among the window's newest 2,000 messages that pass the filters
--- (walked newest first on migrations/0170's index of the rows with a message): when that
--- walk holds enough matches for the page (or every message of the window), the page comes
--- from it; otherwise from every candidate of the word index, sorted (the cost before 0170:
--- it follows the matches in the window). Either way the rows are the same: the walk is in
--- the page's own order, so its first matches are the first matches of all. Ids by their
--- beginning and searches without a word are separate branches, each cut at :limit +
--- :offset, and the page is taken from their union.
+-- One page of the events received in [start, end) that pass the filters, newest first: at
+-- most :limit rows after skipping :offset. With a search that has words, the messages are
+-- first looked for among the window's newest 2,000 messages that pass the filters (walked
+-- newest first on webhook_events_message_created_idx, the index of the rows with a message,
+-- in migrations/0179_baseline.sql): when that walk holds enough matches for the page (or
+-- every message of the window), the page comes from it; otherwise from every candidate of
+-- the word index, sorted (a cost that follows the matches in the window). Either way the
+-- rows are the same: the walk is in the page's own order, so its first matches are the
+-- first matches of all. Ids by their beginning and searches without a word are separate
+-- branches, each cut at :limit + :offset, and the page is taken from their union.
 WITH recent AS MATERIALIZED (
     SELECT stripe_event_id, event_type, processing_status, attempts, created_at, processed_at,
            processing_duration_ms, error_message, livemode, id
     FROM webhook_events
     WHERE webhook_search_words(:search) IS NOT NULL
       AND created_at >= :start AND created_at < :end
-      -- error_fingerprint is set exactly when error_message is not empty (migrations/0110):
-      -- this is the predicate of the index walked (0170)
+      -- error_fingerprint is set exactly when error_message is not empty (its generated
+      -- column, migrations/0179_baseline.sql): this is the predicate of the index walked
+      -- (webhook_events_message_created_idx)
       AND error_fingerprint IS NOT NULL
       AND (cardinality(CAST(:statuses AS text[])) = 0
            OR processing_status = ANY (CAST(:statuses AS text[])))
@@ -127,7 +128,7 @@ LIMIT :limit OFFSET :offset
 -- type are rollup keys); with one, from the matching rows, counted up to 1,001 (the page
 -- says "more than 1,000": a word found in most messages would otherwise count them all, and
 -- each match is a row read to check its time and text: 10,001 of them took 190 ms at 10M
--- events, 1,001 take a tenth of it; dashboard/explorer.py's SEARCH_COUNT_CAP).
+-- events, 1,001 take a tenth of it; dashboard/views/events/explorer.py's SEARCH_COUNT_CAP).
 SELECT CASE WHEN CAST(:search AS text) IS NULL THEN (
            SELECT coalesce(sum(events), 0)
            FROM webhook_window_counts(:start, :end)

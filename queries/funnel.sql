@@ -11,12 +11,12 @@
 
 -- name: funnel_by_bucket
 -- Registrations created in [start, end) per bucket (:bucket 'hour' or 'day', UTC) and how
--- many of them reached each step. Only buckets with registrations are returned.
--- Whole hours come from the registration rollups, the window's partial first and last hour
--- from the rows (registration_funnel_counts, migrations/0135): the cost follows the
--- window's length, not the number of registrations in it. "Paid" counts a paid event
--- recorded for the session whenever it arrived (a session's events come after its
--- registration).
+-- many of them reached each step. Only buckets with registrations are returned. Whole hours
+-- come from the registration rollups, the window's partial first and last hour from the
+-- rows (registration_funnel_counts, migrations/functions/registration_rollups.sql): the
+-- cost follows the window's length, not the number of registrations in it. "Paid" counts a
+-- paid event recorded for the session whenever it arrived (a session's events come after
+-- its registration).
 SELECT date_trunc(:bucket, bucket, 'UTC')                                 AS bucket,
        CAST(sum(registrations) AS bigint)                                 AS created,
        CAST(coalesce(sum(registrations) FILTER (WHERE has_session), 0) AS bigint) AS checkout_started,
@@ -28,12 +28,13 @@ HAVING sum(registrations) <> 0
 ORDER BY 1
 
 -- name: completion_times
--- Time from creation to completion, in seconds, of the registrations created in
--- [start, end) that are completed: how many, the median and the 95th percentile. The count
--- comes from the registration rollups (migrations/0135); the percentiles are exact
--- (percentile_cont over the rows) while the window holds at most 20,000 completed
--- registrations, and beyond that read from the completion-time histogram, within 2.5 % of
--- the exact value (the bin holding percentile_cont's lower rank, its geometric middle).
+-- Time from creation to completion, in seconds, of the registrations created in [start,
+-- end) that are completed: how many, the median and the 95th percentile. The count comes
+-- from the registration rollups (migrations/functions/registration_rollups.sql); the
+-- percentiles are exact (percentile_cont over the rows) while the window holds at most
+-- 20,000 completed registrations, and beyond that read from the completion-time histogram,
+-- within 2.5 % of the exact value (the bin holding percentile_cont's lower rank, its
+-- geometric middle).
 WITH histogram AS MATERIALIZED (
     SELECT bin, registrations,
            sum(registrations) OVER (ORDER BY bin) AS running,

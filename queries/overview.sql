@@ -2,12 +2,13 @@
 -- Headline numbers for events received in [start, end): counts per status, stuck events
 -- (still 'processing' since before :stuck_before), success rate over finished events
 -- (completed / (completed + failed); null when none finished), p95 processing time of
--- completed events, and the time of the newest event received at all (not only in the window).
--- Counts come from the rollups (whole UTC days from the daily level, the other whole hours
--- from the hourly one) plus the raw rows of the window's partial edge hours
--- (webhook_window_counts, migrations/0160), so they equal a count over webhook_events. The p95 is exact
--- (percentile_cont over the rows) up to 20,000 completed events in the window; beyond that
--- it is read from the duration histogram, within 2.5 % of the exact value.
+-- completed events, and the time of the newest event received at all (not only in the
+-- window). Counts come from the rollups (whole UTC days from the daily level, the other
+-- whole hours from the hourly one) plus the raw rows of the window's partial edge hours
+-- (webhook_window_counts, migrations/functions/event_rollups.sql), so they equal a count
+-- over webhook_events. The p95 is exact (percentile_cont over the rows) up to 20,000
+-- completed events in the window; beyond that it is read from the duration histogram,
+-- within 2.5 % of the exact value.
 WITH counts AS (
     SELECT coalesce(sum(events), 0)                                             AS events_received,
            coalesce(sum(events) FILTER (WHERE processing_status = 'completed'), 0)  AS completed,

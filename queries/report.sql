@@ -79,7 +79,7 @@ ORDER BY 1
 -- Registrations completed in [start, end) (by completed_at), per currency: how many and
 -- the amount in Stripe's minor units (null when none of them has an amount). Whole hours
 -- from the registration rollups, the partial edge hours from the rows
--- (registration_payment_window, migrations/0135).
+-- (registration_payment_window, migrations/functions/registration_rollups.sql).
 SELECT nullif(currency, '')                                              AS currency,
        registrations,
        CASE WHEN amounts > 0 THEN amount_total END                       AS amount_total

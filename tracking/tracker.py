@@ -1,5 +1,5 @@
 """The Python side of event tracking: a context manager over the SQL functions of
-``migrations/0010_tracking.sql``.
+``migrations/functions/tracking.sql``.
 
     tracker = EventTracker(create_jobs_engine())
     try:
@@ -310,7 +310,7 @@ class EventTracker:
         """Run the block for a claim whose decision is 'process' (see ``track``).
 
         The work runs on the connection that claimed the event in ``begin`` and holds its
-        liveness lock (migrations/0120; a claim made elsewhere takes it here with
+        liveness lock (migrations/functions/tracking.sql; a claim made elsewhere takes it here with
         ``webhook_event_hold``): if this process dies, PostgreSQL frees the lock and the next
         delivery takes the event over at once instead of after ``stale_after``. A 'process'
         claim from ``begin`` must be followed by ``attempt``, which returns its connection.

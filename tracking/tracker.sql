@@ -1,4 +1,4 @@
--- The tracking functions of migrations/0010_tracking.sql, as the Python tracker calls them.
+-- The tracking functions of migrations/functions/tracking.sql, as the Python tracker calls them.
 
 -- name: begin_event
 -- Record a delivery and get this caller's decision (process, skip_duplicate, retry_later).
@@ -34,11 +34,13 @@ SELECT to_regprocedure('public.webhook_event_begin(text, text, jsonb, timestampt
 
 -- name: lock_event
 -- Take the event's liveness lock for this session if free, before begin_event on the same
--- connection (migrations/0120): the attempt begin opens is then marked as holding it.
+-- connection (migrations/functions/tracking.sql): the attempt begin opens is then marked as
+-- holding it.
 SELECT public.webhook_event_lock(CAST(:stripe_event_id AS text))
 
 -- name: hold_event
--- Take the event's liveness lock on the connection doing the work (migrations/0120): a
+-- Take the event's liveness lock on the connection doing the work
+-- (migrations/functions/tracking.sql): a
 -- re-delivery takes the event over at once if this session ends. False: not held.
 SELECT public.webhook_event_hold(CAST(:stripe_event_id AS text), CAST(:attempt AS integer))
 

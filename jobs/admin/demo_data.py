@@ -11,7 +11,7 @@ What it writes, relative to ``now``:
 - ``registrations``: one per checkout, in the state its webhook left it (a failed
   ``checkout.session.completed`` leaves it ``pending``, as in real life), plus checkouts
   still open, stale pendings older than a week, and a group for every reconciliation
-  mismatch kind of the design within the last week.
+  mismatch kind (``core.checkout.MISMATCH_KINDS``) within the last week.
 - Stripe's side, for the local Stripe server (``python -m local_stripe --state FILE``): the
   Checkout Sessions of the last 30 days (and of every pending or failed registration),
   consistent with the registrations except for the deliberate mismatches, and the checkout
@@ -70,7 +70,7 @@ STRIPE_RECENT_EVENT_DAYS = 3
 # Bounds the state file even for benchmark-sized loads.
 MAX_STRIPE_SESSIONS = 50_000
 MAX_STRIPE_EVENTS = 20_000
-# Every reconciliation mismatch kind of the design; the demo holds a group of each.
+# Every reconciliation mismatch kind (core.checkout.MISMATCH_KINDS); the demo holds a group of each.
 MISMATCH_KINDS = tuple(KIND_RULES)
 
 SQL = load_package("jobs.admin", "demo_data.sql")

@@ -477,9 +477,9 @@ END
 $$
 
 -- name: pause_rollup_triggers
--- The rollup trigger (migrations/0110_event_rollups.sql) would append a change row per
+-- The rollup trigger (migrations/functions/event_rollups.sql) would append a change row per
 -- loaded row, and the error rollups' triggers on webhook_event_attempts
--- (migrations/0130_error_rollups.sql) would probe webhook_events for each attempt, a scan
+-- (migrations/functions/error_rollups.sql) would probe webhook_events for each attempt, a scan
 -- of the whole table while its indexes are set aside; rebuild_rollups recomputes all these
 -- rollups set-based after the load instead. Inside this transaction: no other writer sees
 -- the tables without them.
@@ -497,7 +497,7 @@ $$
 SELECT webhook_rollup_rebuild()
 
 -- name: pause_registration_rollup_triggers
--- The registration rollups' triggers (migrations/0135_registration_rollups.sql): one on
+-- The registration rollups' triggers (migrations/functions/registration_rollups.sql): one on
 -- registrations, three on the paid Checkout Session events of webhook_events, each a probe
 -- per loaded row; rebuild_registration_rollups computes the rollups set-based after the load
 -- instead. Inside this transaction: no other writer sees the tables without them.

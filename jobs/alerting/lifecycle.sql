@@ -1,4 +1,5 @@
--- The alert life cycle (jobs/alerting/lifecycle.py) and the notification outbox (delivery.py).
+-- The alert life cycle (jobs/alerting/lifecycle.py) and the notification outbox
+-- (jobs/alerting/notify.py).
 
 -- name: evaluation_lock
 -- One evaluation at a time across every watch process (held to the end of the transaction):

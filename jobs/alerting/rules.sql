@@ -5,11 +5,12 @@
 -- Failed checkout.session.* events received since :since, per event type: how many, how
 -- many no automatic retry will fix (error policy: next_retry_at unset), the next planned
 -- retry, when the first failure was committed, the five newest event ids and the latest
--- error. Read from webhook_events_failed_checkout_idx (migration 0165), whose predicate the
--- conditions below repeat: the event types by a skip over the index (one probe per type),
--- then per type the counts by an index-only range scan and the five newest rows by five
--- index probes, so no row is read per failed event (110-145 ms at 10M events before, 5-11 ms;
--- without the index, as on a database not yet migrated, it scans the table once per type).
+-- error. Read from webhook_events_failed_checkout_idx (migrations/0179_baseline.sql), whose
+-- predicate the conditions below repeat: the event types by a skip over the index (one
+-- probe per type), then per type the counts by an index-only range scan and the five newest
+-- rows by five index probes, so no row is read per failed event (110-145 ms at 10M events
+-- before, 5-11 ms; without the index, as on a database not yet migrated, it scans the table
+-- once per type).
 WITH RECURSIVE types AS (
     SELECT min(e.event_type) AS event_type
     FROM webhook_events e

@@ -1,10 +1,11 @@
 """``python -m jobs watch``: evaluate the alert rules and send notifications.
 
 Continuously: every MONITOR_ALERT_INTERVAL_S seconds, and at once when the database
-announces a failure-like change (``LISTEN monitor_alerts``; the triggers of migration 0070
-``NOTIFY`` on an event becoming failed, a new review item, a failed job run), so a failed
-payment event reaches people within a second or two, not at the next tick. After a lost
-connection (database restart) it reconnects with backoff and evaluates at once.
+announces a failure-like change (``LISTEN monitor_alerts``; the triggers of
+``migrations/functions/alerts.sql`` ``NOTIFY`` on an event becoming failed, a new review
+item, a failed job run), so a failed payment event reaches people within a second or two,
+not at the next tick. After a lost connection (database restart) it reconnects with backoff
+and evaluates at once.
 
 ``--once`` evaluates and delivers one time (for cron or ``schedule``) and exits 3 while any
 alert fires. Several watch processes may run: evaluations take turns under an advisory lock

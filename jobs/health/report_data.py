@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from core.formatting import format_duration
 from queries import QUERIES
 
-# The seed's success metric: 90 % or more of discrepancies resolved automatically.
+# The target the report holds reconciliation to: 90 % or more of discrepancies resolved automatically.
 AUTO_FIX_TARGET = 0.90
 TOP_ERROR_GROUPS = 5
 # Jobs the default schedule runs at least daily: a week without a success is worth a line.
@@ -29,7 +29,7 @@ P95_RISE_FACTOR = 1.5
 P95_FLOOR_MS = 500
 # A success rate this much lower than the week before's is called out.
 SUCCESS_DROP = 0.02
-# The seed's success metric: failures detected in under a minute.
+# The target the report holds alerting to: failures detected in under a minute.
 DETECT_TARGET_S = 60
 
 

@@ -5,8 +5,10 @@ past Stripe's retry window). This job lists the Checkout Sessions created in the
 ``lookback_days``, matches each to its registration (by ``stripe_checkout_session_id``,
 else by ``client_reference_id``), classifies every disagreement into one of the kinds of
 ``KIND_RULES``, fixes the two obvious ones itself and queues the rest for a person
-(``python -m jobs review``). Each run is one row of ``reconciliation_runs`` with the seed's
-five numbers; each mismatch one row of ``reconciliation_items``.
+(``python -m jobs review``). Each run is one row of ``reconciliation_runs`` with the five
+numbers of its report (Stripe payments found, local registrations found, mismatches
+detected, auto-fixed, needing manual review); each mismatch one row of
+``reconciliation_items``.
 
 Safety:
 

@@ -51,7 +51,8 @@ class RegistrationCheck:
 
 @dataclass
 class ReconcileReport:
-    """A run's outcome: the seed's five numbers plus what the run saw and did."""
+    """A run's outcome: the five report numbers (Stripe payments found, local registrations
+    found, mismatches detected, auto-fixed, needing manual review) plus what the run saw and did."""
 
     run_id: int | None = None
     status: str = "running"

@@ -14,7 +14,7 @@ from typing import Any, Iterable, Mapping
 from core import checkout
 from core.checkout import AUTO_FIX_KINDS, format_money, is_paid
 
-# kind -> (action, severity), as the design fixes them.
+# kind -> (action, severity), as core.checkout.MISMATCH_KINDS declares them.
 KIND_RULES: Mapping[str, tuple[str, str]] = checkout.MISMATCH_KINDS
 __all__ = ["AUTO_FIX_KINDS", "KIND_RULES", "Mismatch", "Registration", "assess", "find_mismatches",
            "index_registrations", "is_paid", "match_registration", "session_facts"]

@@ -7,10 +7,10 @@ path (jobs/replay/redeliver.py: the stored JSON, a fresh signature with the firs
 STRIPE_WEBHOOK_SECRET), so the app records the attempt, applies the event once, and plans
 the next retry itself if it fails again.
 
-- Only ``failed`` events are re-delivered, and ``processing`` ones whose worker is gone
-  (its attempt held the event's liveness lock, migrations/0120, and the lock is free: a
-  worker killed or a database restarted mid-attempt); never a completed one, nor one a live
-  worker is processing.
+- Only ``failed`` events are re-delivered, and ``processing`` ones whose worker is gone (its
+  attempt held the event's liveness lock, migrations/functions/tracking.sql, and the lock is
+  free: a worker killed or a database restarted mid-attempt); never a completed one, nor one
+  a live worker is processing.
 - Each event is claimed in the database for the run (``retry_claimed_until``), so several
   retry processes (the schedule's, a dashboard's Retry now, a person's) can overlap and still
   deliver each event once. That claim, not the job lock, is what makes overlapping runs

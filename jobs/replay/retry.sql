@@ -3,9 +3,9 @@
 
 -- name: due_events
 -- Failed events whose automatic retry is due, and 'processing' events whose worker is gone
--- (its attempt held the event's liveness lock, migrations/0120, and nobody holds it now: a
--- worker killed, or its database restarted, mid-attempt), not claimed by another retry run
--- and not tried by this one yet, oldest plan first.
+-- (its attempt held the event's liveness lock, migrations/functions/tracking.sql, and
+-- nobody holds it now: a worker killed, or its database restarted, mid-attempt), not
+-- claimed by another retry run and not tried by this one yet, oldest plan first.
 SELECT e.stripe_event_id, e.event_type, e.error_category, e.created_at, e.next_retry_at
 FROM webhook_events e
 WHERE (   (e.processing_status = 'failed' AND e.next_retry_at <= CAST(:now AS timestamptz))

@@ -112,7 +112,8 @@ def test_the_event_detail_finds_the_registration_by_recorded_id_then_session_the
 
 
 def test_the_kept_set_of_paid_unfinished_registrations_follows_every_change(db, dashboard_engine):
-    """migrations/0150 keeps the candidates of "who is affected"; after each change the set is
+    """The triggers of migrations/functions/paid_unfinished.sql keep the candidates of "who
+    is affected"; after each change the set is
     exactly the registrations not completed with a paid event for their session, and the
     list shows them."""
     def kept(conn):

@@ -1,4 +1,5 @@
-"""The events search served by indexes on any server (migrations/0131_event_search_words.sql):
+"""The events search served by indexes on any server (migrations/functions/search.sql and
+the indexes of migrations/0179_baseline.sql):
 ids by their beginning, messages by their words, symbols-only searches literally, and the
 search's count bounded at 1,000 with the page saying "more than"."""
 

@@ -1,6 +1,6 @@
 // Prints, as JSON, what webhook_monitor.ts's classifier makes of a PostgreSQL error with each
 // SQLSTATE given on the command line (postgres.js raises them as PostgresError with `code`);
-// tests/test_edge_rules.py compares it with core/error_policy.py's classifier.
+// tests/tracking/test_edge_rules.py compares it with core/error_policy.py's classifier.
 import { classify, isTransient } from "../../integrations/supabase/functions/_shared/webhook_monitor.ts";
 
 const verdicts = Object.fromEntries(Deno.args.map((code) => {

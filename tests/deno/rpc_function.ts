@@ -1,8 +1,9 @@
-// A function on the rpc mode: the monitor reaching the database through supabase-js `.rpc()`
-// (SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY), as an app without a direct connection would.
-// tests/test_edge_function_rpc.py serves it against a PostgREST stand-in. Its handler ignores
-// every event but two types, which fail as an app's handler would: `charge.failed` with a
-// PayloadError (validation), `charge.refunded` with a PostgREST serialization failure.
+// A function on the rpc mode: the monitor reaching the database through supabase-js
+// `.rpc()` (SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY), as an app without a direct connection
+// would. tests/integrations/test_edge_function_rpc.py serves it against a PostgREST
+// stand-in. Its handler ignores every event but two types, which fail as an app's handler
+// would: `charge.failed` with a PayloadError (validation), `charge.refunded` with a
+// PostgREST serialization failure.
 import { createClient } from "npm:@supabase/supabase-js@2.119.2";
 import { monitorStripeWebhook, PayloadError, rpcDatabase } from "../../integrations/supabase/functions/_shared/webhook_monitor.ts";
 

@@ -1,7 +1,7 @@
 // Unit tests of integrations/supabase/functions/_shared/webhook_monitor.ts under Deno: the
 // classifier on real errors (Stripe's SDK classes, fetch against a refused port and a server
 // that never answers), the depth check, and the request handler with a recording database
-// passed in (the real database is exercised by tests/test_webhook_conformance.py).
+// passed in (the real database is exercised by tests/integrations/test_webhook_conformance.py).
 import Stripe from "npm:stripe@23.2.0";
 import {
   type Claim,

@@ -1,4 +1,4 @@
-"""The error rollups (migrations/0130_error_rollups.sql): the Errors page's error groups,
+"""The error rollups (migrations/functions/error_rollups.sql): the Errors page's error groups,
 failed attempts per category and a group's failing events, read from rollups, equal what the
 former queries computed from every failed attempt of the window, through random histories
 (failed attempts and retries, events failed before attempts were kept, late updates of
@@ -85,7 +85,8 @@ GROUP_COLUMNS = ["fingerprint", "category", "failed_attempts", "events", "recove
 def reference_rows(conn, sql: str, params: dict) -> list:
     """The reference query's rows, planned without merge joins: PostgreSQL before 16.4 (the
     embedded server is 16.2) can drop rows from a Merge Right Anti Join, the plan its
-    NOT EXISTS over the attempts got when the statistics were stale (migrations/0175)."""
+    NOT EXISTS over the attempts got when the statistics were stale (the functions of
+    migrations/functions/error_rollups.sql run with enable_mergejoin off for the same reason)."""
     conn.execute(sa.text("SET LOCAL enable_mergejoin = off"))
     rows = conn.execute(sa.text(sql), params).mappings().all()
     conn.execute(sa.text("SET LOCAL enable_mergejoin = on"))  # the product's queries plan as they would
@@ -380,7 +381,8 @@ def test_truncating_the_attempts_leaves_only_failures_of_events_without_attempts
 def test_whole_days_are_utc_days_whatever_the_sessions_time_zone(db):
     """Every session in a zone with daylight saving (a server whose default zone is not UTC):
     windows across 8 March 2026 (New York's change) still read whole UTC days from the daily
-    rollups (migrations/0153; with `+ interval '1 day'` it counted 57 events for 52)."""
+    rollups (webhook_rollup_day_from in migrations/functions/event_rollups.sql; with
+    `+ interval '1 day'` it counted 57 events for 52)."""
     new_york = sa.create_engine(db.url, connect_args={"options": "-c timezone=America/New_York"})
     try:
         with new_york.connect() as conn:
@@ -395,7 +397,7 @@ def test_failed_events_without_attempts_count_whatever_plan_stale_statistics_giv
     failed events with their attempts on the stripe_event_id indexes (a Merge Right Anti
     Join); PostgreSQL before 16.4 then dropped failed events without attempts (the embedded
     server is 16.2). The window function and the rebuild run without merge joins
-    (migrations/0175): every such failure counts."""
+    (migrations/functions/error_rollups.sql): every such failure counts."""
     tables = ("webhook_events", "webhook_event_attempts")
     try:
         with db.begin() as conn:

@@ -1,9 +1,9 @@
-"""The registration rollups (migrations/0135_registration_rollups.sql) behind the Funnel page and
-the report's payments stay equal to the computation over the rows through random histories:
-registrations created, given a session later, completed, expired, failed, edited, archived by
-cleanup and deleted; paid Checkout Session events recorded before and after their registration,
-changed and archived; and the completion-time percentiles read from the histogram stay within
-their documented error."""
+"""The registration rollups (migrations/functions/registration_rollups.sql) behind the
+Funnel page and the report's payments stay equal to the computation over the rows through
+random histories: registrations created, given a session later, completed, expired, failed,
+edited, archived by cleanup and deleted; paid Checkout Session events recorded before and
+after their registration, changed and archived; and the completion-time percentiles read
+from the histogram stay within their documented error."""
 
 from __future__ import annotations
 

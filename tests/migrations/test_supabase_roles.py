@@ -1,6 +1,7 @@
-"""On a database set up as a Supabase project's (devharness.SupabaseServer), `jobs migrate` run
-as Supabase's `postgres` user leaves the API roles nothing of ours: checked over the catalog,
-so a function or table added later is covered without editing this file."""
+"""On a database set up as a Supabase project's (devharness.supabase.SupabaseServer),
+`jobs migrate` run as Supabase's `postgres` user leaves the API roles nothing of ours:
+checked over the catalog, so a function or table added later is covered without editing
+this file."""
 
 from __future__ import annotations
 

@@ -49,7 +49,8 @@ else:
 
 st.subheader("Who is affected")
 # Whenever they paid: someone who paid 40 days ago and has nothing is still affected. The
-# query reads a set kept by triggers (migrations/0150), so this costs the same at any size.
+# query reads a set kept by triggers (migrations/functions/paid_unfinished.sql), so this
+# costs the same at any size.
 affected_rows = data.query_df("affected_registrations", limit=AFFECTED_LIST_ROWS)
 if affected_rows.empty:
     st.success("Nobody paid without a completed registration, and no review item concerns a registration.",

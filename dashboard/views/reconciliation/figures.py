@@ -36,7 +36,7 @@ NO_RUNS = "No reconciliation runs yet"
 
 
 def five_numbers(run: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(label, value, help) for the seed's five report fields of a run row."""
+    """(label, value, help) for the five numbers of a run row's reconciliation report."""
     return [(label, f"{int(run.get(key) or 0):,}", help_text) for key, label, help_text in FIVE]
 
 

@@ -333,11 +333,12 @@ class Sessions {
 /**
  * The direct connection (SUPABASE_DB_URL, postgres.js). Each attempt runs on one session
  * that took the event's liveness lock before claiming it (webhook_event_lock,
- * migrations/0120) and keeps it until the outcome is recorded: if the isolate dies,
- * PostgreSQL frees the lock and the next delivery takes the event over at once. The handler
- * gets that session (`attempt.sql`) inside the transaction `webhook_event_complete` commits
- * in; should the session end mid-way, every further statement of the attempt fails with
- * `SessionLost` instead of running, uncommitted work and all, on a new connection.
+ * migrations/functions/tracking.sql) and keeps it until the outcome is recorded: if the
+ * isolate dies, PostgreSQL frees the lock and the next delivery takes the event over at
+ * once. The handler gets that session (`attempt.sql`) inside the transaction
+ * `webhook_event_complete` commits in; should the session end mid-way, every further
+ * statement of the attempt fails with `SessionLost` instead of running, uncommitted work
+ * and all, on a new connection.
  * `max`: sessions per isolate (each is one PostgreSQL connection).
  */
 export function directDatabase(
