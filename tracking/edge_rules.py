@@ -50,9 +50,23 @@ def render() -> str:
     return f"{HEADER}\nexport const RULES = {body} as const;\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    TARGET.write_text(render(), encoding="utf-8")
-    print(f"wrote {TARGET}", file=sys.stderr)
+def main(argv: list[str] | None = None, *, target: Path = TARGET) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tracking.edge_rules",
+                                     description=f"Write the Edge Function kit's error policy ({target.name}) "
+                                     "from core/error_policy.py.")
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 when the file differs from what would be written")
+    args = parser.parse_args(argv)
+    if args.check:
+        current = target.read_text(encoding="utf-8") if target.exists() else ""
+        if current != render():
+            print(f"{target} is out of date: run python -m tracking.edge_rules", file=sys.stderr)
+            return 1
+        return 0
+    target.write_text(render(), encoding="utf-8")
+    print(f"wrote {target}", file=sys.stderr)
     return 0
 
 

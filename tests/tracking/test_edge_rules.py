@@ -44,3 +44,17 @@ def test_both_classifiers_judge_every_sqlstate_alike():
         verdict = classify(_DriverError(code))
         python[code] = {"category": verdict.category, "retryable": verdict.retryable, "transient": verdict.transient}
     assert deno == python
+
+
+def test_check_says_when_the_kit_is_out_of_date_and_help_writes_nothing(capsys, tmp_path):
+    from tracking import edge_rules
+
+    copy = tmp_path / "error_policy.ts"
+    with pytest.raises(SystemExit):
+        edge_rules.main(["--help"], target=copy)
+    assert not copy.exists()
+    assert edge_rules.main(["--check"], target=edge_rules.TARGET) == 0  # the committed file is current
+    assert edge_rules.main(["--check"], target=copy) == 1
+    assert "out of date" in capsys.readouterr().err
+    assert edge_rules.main([], target=copy) == 0
+    assert copy.read_text(encoding="utf-8") == edge_rules.render()
