@@ -34,7 +34,7 @@ from devharness import events_held, median_ms
 from jobs.admin.migrate import _execute_script
 from queries import QUERIES
 
-VERDICT = load_package("jobs", "verdict.sql")
+VERDICT = load_package("jobs.health", "verdict.sql")
 RULES = load_package("jobs.alerting", "rules.sql")
 
 

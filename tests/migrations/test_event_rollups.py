@@ -360,7 +360,7 @@ def test_dashboard_counts_over_whole_and_partial_days_equal_raw_counts(db):
     from core.sql import load_package
     from queries import fetch_df
 
-    verdict_sql = load_package("jobs", "verdict.sql")
+    verdict_sql = load_package("jobs.health", "verdict.sql")
     rule_sql = load_package("jobs.alerting", "rules.sql")
     rng = random.Random(21)
     random_history(db, rng, events=300)
