@@ -18,17 +18,25 @@ SET LOCAL work_mem = '128MB'
 SET LOCAL maintenance_work_mem = '512MB'
 
 -- name: analyze_loaded
--- Fresh statistics right after the load, so the dashboard's first queries get good plans.
+-- Fresh statistics right after the load, so the dashboard's first queries get good plans:
+-- every table the load filled, the attempts and the error rollups included (without them the
+-- Errors page's first render after a load took seconds, its plans made without statistics).
 ANALYZE webhook_events, registrations, webhook_event_rollup, webhook_event_duration_rollup,
+        webhook_event_rollup_daily, webhook_event_duration_rollup_daily,
+        webhook_event_attempts, webhook_error_events, webhook_failure_rollup,
+        webhook_error_event_rollup, webhook_error_event_rollup_daily,
         registration_funnel_rollup, registration_completion_rollup, registration_payment_rollup,
-        checkout_paid_sessions, registration_completion_daily
+        checkout_paid_sessions, registration_completion_daily, registrations_paid_unfinished
 
 -- name: vacuum_loaded
 -- A bulk load leaves the visibility map empty, so index-only scans (the dashboard's window
 -- queries) would still visit every row until autovacuum came by. Outside a transaction.
 VACUUM (ANALYZE) webhook_events, registrations, webhook_event_rollup, webhook_event_duration_rollup,
+        webhook_event_rollup_daily, webhook_event_duration_rollup_daily,
+        webhook_event_attempts, webhook_error_events, webhook_failure_rollup,
+        webhook_error_event_rollup, webhook_error_event_rollup_daily,
         registration_funnel_rollup, registration_completion_rollup, registration_payment_rollup,
-        checkout_paid_sessions, registration_completion_daily
+        checkout_paid_sessions, registration_completion_daily, registrations_paid_unfinished
 
 -- name: create_uniform
 -- demo_u(seed, i, salt): a uniform number in [0, 1) for row i and purpose salt.
