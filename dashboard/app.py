@@ -17,9 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from core.errors import ConfigError  # noqa: E402
-from core.settings import get_settings  # noqa: E402
-from dashboard import auth, chrome, verdict_view  # noqa: E402
+from core.errors import ConfigError
+from core.settings import get_settings
+from dashboard import auth, chrome, verdict_view
 
 VIEWS = Path(__file__).parent / "views"
 

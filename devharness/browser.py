@@ -19,9 +19,12 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from devharness.process import ManagedProcess, http_ready, line_ready
+
+if TYPE_CHECKING:  # Playwright is imported when a browser starts, not when this module loads
+    from playwright.sync_api import Page
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -87,7 +90,7 @@ def streamlit_server(*, env: dict[str, str] | None = None, app: str = "dashboard
 
 @contextmanager
 def chromium_page(*, width: int = 1400, height: int = 1000, extra_args: tuple[str, ...] = (),
-                  downloads: bool = False, javascript: bool = True) -> Iterator["Page"]:  # noqa: F821
+                  downloads: bool = False, javascript: bool = True) -> Iterator[Page]:
     """A fresh Chromium page (new browser, so no cookies carry over between uses).
 
     ``extra_args`` are added to Chromium's command line (e.g. ``--host-resolver-rules``);

@@ -237,7 +237,7 @@ def _handler_for(server: LocalStripe):
 
         do_GET = do_POST = do_DELETE = _respond
 
-        def log_message(self, format, *args):  # noqa: A002 - signature from the base class
+        def log_message(self, format, *args):  # the base class names it so
             if server.verbose:
                 super().log_message(format, *args)
 

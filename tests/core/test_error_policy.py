@@ -23,7 +23,7 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 def raised(fn) -> BaseException:
     try:
         fn()
-    except BaseException as exc:  # noqa: BLE001 - the point is to catch it
+    except BaseException as exc:  # the point is to catch it
         return exc
     raise AssertionError("expected an exception")
 

@@ -127,7 +127,7 @@ def test_a_database_built_by_the_old_migrations_is_brought_to_the_same_schema(sc
         with squashed.begin() as conn:
             migrate._execute_script(conn, (migrate.FUNCTION_FILE_PROLOGUE if migration.repeatable else "")
                                     + migration.sql)
-    without_grants = lambda catalog: {part: {key: {**row, "acl": None} if "acl" in row else row  # noqa: E731
+    without_grants = lambda catalog: {part: {key: {**row, "acl": None} if "acl" in row else row
                                              for key, row in rows.items()} for part, rows in catalog.items()}
     rebuilt, old_schema = without_grants(schema_catalog(squashed_url)), without_grants(before)
     added = {"webhook_monitor_callable_by(regprocedure[],boolean)"}

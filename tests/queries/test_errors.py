@@ -38,7 +38,7 @@ def test_error_fingerprints_group_messages_that_differ_only_in_ids_and_numbers(f
     df = fetch_df(failures, "error_fingerprints", **WINDOW, limit=10)
     rows = [(r.fingerprint, r.events, r.still_failing, r.first_seen, r.last_seen, r.event_types)
             for r in df.itertuples()]
-    minute = lambda m: T0 + timedelta(minutes=m)  # noqa: E731
+    minute = lambda m: T0 + timedelta(minutes=m)
     assert rows == [
         ("registration <uuid> not found for session <id>", 2, 2, minute(20), minute(130), B),
         ("timeout after <n> ms for <id>", 2, 1, minute(10), minute(70), A),

@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import pytest
 
 from devharness import browser
 from devharness.browser import CHROMIUM
+
+if TYPE_CHECKING:  # Playwright is imported when a browser starts, not when this module loads
+    from playwright.sync_api import Page
 
 
 def require_chromium() -> None:
@@ -43,7 +46,7 @@ def require_chromium() -> None:
 
 @contextmanager
 def chromium_page(*, width: int = 1400, height: int = 1000, extra_args: tuple[str, ...] = (),
-                  downloads: bool = False, javascript: bool = True) -> Iterator["Page"]:  # noqa: F821
+                  downloads: bool = False, javascript: bool = True) -> Iterator[Page]:
     """A fresh Chromium page (new browser, so no cookies carry over between tests).
 
     ``extra_args`` are added to Chromium's command line (e.g. ``--host-resolver-rules``);

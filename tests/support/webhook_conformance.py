@@ -218,7 +218,7 @@ def wait_for(condition: Callable[[], Any], timeout_s: float = 20, what: str = "c
 
 
 def _deliver_step(target: Target, step: Step, body: bytes) -> list[tuple[int, dict]]:
-    send = lambda _=None: post(target.url, body, secret=SECRETS[step.secret], age_s=step.age_s,  # noqa: E731
+    send = lambda _=None: post(target.url, body, secret=SECRETS[step.secret], age_s=step.age_s,
                                source=step.source)
     if step.copies > 1:
         with ThreadPoolExecutor(step.copies) as pool:
