@@ -1,6 +1,7 @@
 import sys
 
-from jobs.cli import main, quiet_broken_pipe
+from jobs.cli import interruptible, main, quiet_broken_pipe
 
+interruptible()
 quiet_broken_pipe()
 sys.exit(main())

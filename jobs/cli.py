@@ -16,6 +16,7 @@ import ast
 import importlib
 import importlib.util
 import json
+import signal
 import sys
 from datetime import datetime, timezone
 from functools import cached_property
@@ -217,6 +218,13 @@ class _QuietStdout:
 
     def __getattr__(self, name):
         return getattr(self._stream, name)
+
+
+def interruptible() -> None:
+    """Ctrl+C (SIGINT) stops a command even when it was started with SIGINT ignored: a shell
+    starts background jobs of a script that way, and Python then keeps ignoring it, so an
+    interrupted load or cleanup would run on. Called by ``python -m jobs`` only."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def quiet_broken_pipe() -> None:
