@@ -23,9 +23,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 # Fixtures shared by many modules, available to every test without an import: the local
 # Stripe API (stripe_server), the dashboard logged out of its login (login_off), stale pending
-# registrations (mixed) and the demo's Stripe state (demo).
+# registrations (mixed), the demo's Stripe state (demo) and a month of events (month_of_events).
 pytest_plugins = ["tests.support.stripe_server", "tests.support.apptest", "tests.support.stale_registrations",
-                  "tests.support.demo"]
+                  "tests.support.demo", "tests.support.dashboard_samples"]
 
 
 @pytest.fixture(scope="session")

@@ -2,23 +2,12 @@
 follows the window chosen in the sidebar."""
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pandas as pd
 import pytest
 
 from tests.support.apptest import open_dashboard
-from tests.support.factories import add_event
-
-
-@pytest.fixture
-def month_of_events(db):
-    """An event every 6 hours over the last 30 days."""
-    now = datetime.now(timezone.utc)
-    with db.begin() as conn:
-        for i in range(4 * 30):
-            add_event(conn, created_at=now - timedelta(hours=6 * i, minutes=5), duration_ms=100)
-    return db
 
 
 def volume_chart(at) -> dict:

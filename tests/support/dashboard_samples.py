@@ -2,12 +2,15 @@
 their messages, retries that recovered, stuck events, registrations at every funnel step.
 
 Deterministic (seeded) and relative to ``now`` so every window of the dashboard has data.
+Also the ``month_of_events`` fixture (tests/conftest.py lists this module in ``pytest_plugins``).
 """
 
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+
+import pytest
 
 from tests.support.factories import add_event, add_registration
 
@@ -47,3 +50,13 @@ def add_sample_history(conn, now: datetime, *, days: int = 30, per_day: int = 24
     for minutes in (60, 70, 1):
         add_event(conn, created_at=now - timedelta(minutes=minutes), status="processing",
                   event_type="checkout.session.completed")
+
+
+@pytest.fixture
+def month_of_events(db):
+    """An event every 6 hours over the last 30 days."""
+    now = datetime.now(timezone.utc)
+    with db.begin() as conn:
+        for i in range(4 * 30):
+            add_event(conn, created_at=now - timedelta(hours=6 * i, minutes=5), duration_ms=100)
+    return db

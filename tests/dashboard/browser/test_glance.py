@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-
 import pytest
 
 from devharness.browser import exception_texts, log_in, password_env, streamlit_server, wait_for_script
 from tests.support.browser import chromium_page
-from tests.support.factories import add_event
 
 pytestmark = pytest.mark.browser
 
 PASSWORD = "at a glance"
-
-
-@pytest.fixture
-def month_of_events(db):
-    """An event every 6 hours over the last 30 days."""
-    now = datetime.now(timezone.utc)
-    with db.begin() as conn:
-        for i in range(4 * 30):
-            add_event(conn, created_at=now - timedelta(hours=6 * i, minutes=5), duration_ms=100)
-    return db
 
 
 def volume_bars(page) -> int:
