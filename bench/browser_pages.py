@@ -15,18 +15,20 @@ it through Playwright. Printed, in milliseconds, median of ``--rounds`` rounds:
 - for each window of the Overview, the click on it in the sidebar (cold as above, and warm).
 
 "Drawn" is the app idle and connected after the run the click caused, and every Plotly
-chart on the page with its SVG in place.
+chart on the page with its SVG in place. The time is taken on the page's own clock, from the
+click event to the end of the last run it caused or the last change to a chart, whichever is
+later (``devharness.browser.last_action_ms``): not the harness's polling and its wait for the
+app to settle, which come after.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from contextlib import ExitStack
 
 from devharness import ThrowawayDatabase, events_held, patched_env
-from devharness.browser import PLOTLY_SELECTOR, chromium_page, streamlit_server, wait_for_script
+from devharness.browser import PLOTLY_SELECTOR, chromium_page, last_action_ms, streamlit_server, wait_for_script
 from devharness.database import load_demo_history
 
 PAGES = ["Overview", "Events", "Errors", "Funnel", "Alerts", "Reconciliation", "Health"]
@@ -53,10 +55,9 @@ def wait_drawn(page) -> None:
 
 
 def timed_click(page, locator) -> float:
-    started = time.perf_counter()
     locator.click()
     wait_drawn(page)
-    return (time.perf_counter() - started) * 1000
+    return last_action_ms(page)
 
 
 def nav(page, title: str):
@@ -75,10 +76,9 @@ def refresh(page) -> None:
 
 def first_visit_ms() -> float:
     with streamlit_server(env={"MONITOR_AUTH": "none"}) as server, chromium_page() as page:
-        started = time.perf_counter()
         page.goto(server.url)
         wait_drawn(page)
-        return (time.perf_counter() - started) * 1000
+        return last_action_ms(page, since_navigation=True)
 
 
 def one_round(page) -> dict[tuple[str, str], float]:

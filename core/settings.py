@@ -10,6 +10,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -45,7 +47,7 @@ def default_data_dir() -> Path:
 class Settings(BaseSettings):
     """The project's configuration; field names are the environment variable names."""
 
-    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore")
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", frozen=True)
 
     DATABASE_URL: str | None = Field(
         None,
@@ -549,7 +551,39 @@ def _crontab_day(text: str, *, range_end: bool = False) -> int:
 
 
 def get_settings(**overrides) -> Settings:
-    """Read the settings from the environment now, raising ConfigError on a bad value."""
+    """Read the settings from the environment now, raising ConfigError on a bad value.
+
+    Settings depend only on the environment (and the user, for the default data folder), so
+    the validated object is kept per (environment, user, overrides): a page run asks for them
+    a dozen times, and validating them costs about 10 ms each time. A changed variable is a new
+    key, so the answer is always the environment's as it is now. The object is frozen, so no
+    caller can change what the next one gets.
+    """
+    try:
+        key = (tuple(sorted(os.environ.items())), os.geteuid() if hasattr(os, "geteuid") else None,
+               tuple(sorted(overrides.items())))
+        hash(key)
+    except TypeError:  # an unhashable override: build it afresh
+        return _validated(overrides)
+    with _SETTINGS_LOCK:
+        cached = _SETTINGS_CACHE.get(key)
+        if cached is not None:
+            _SETTINGS_CACHE.move_to_end(key)
+            return cached
+    settings = _validated(overrides)
+    with _SETTINGS_LOCK:
+        _SETTINGS_CACHE[key] = settings
+        while len(_SETTINGS_CACHE) > _SETTINGS_CACHE_SIZE:
+            _SETTINGS_CACHE.popitem(last=False)
+    return settings
+
+
+_SETTINGS_CACHE: OrderedDict[tuple, Settings] = OrderedDict()
+_SETTINGS_CACHE_SIZE = 32
+_SETTINGS_LOCK = threading.Lock()
+
+
+def _validated(overrides: dict) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:

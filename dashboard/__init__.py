@@ -1,1 +1,1 @@
-"""The Streamlit dashboard: ``streamlit run dashboard/app.py``."""
+"""The Streamlit dashboard: ``python -m dashboard`` (or ``streamlit run dashboard/app.py``)."""

@@ -1,6 +1,6 @@
 """The production entry point: the process to run is the first argument.
 
-    entrypoint.py dashboard [STREAMLIT OPTIONS]  the dashboard (streamlit run dashboard/app.py)
+    entrypoint.py dashboard [STREAMLIT OPTIONS]  the dashboard (python -m dashboard)
     entrypoint.py receiver [OPTIONS]             the reference receiver (python -m tracking.receiver)
     entrypoint.py schedule | watch | migrate | status | ...   any `python -m jobs` command
     entrypoint.py healthcheck [PROCESS]          exit 0 when the running process is healthy
@@ -67,7 +67,7 @@ def dashboard(args: list[str]) -> list[str]:
 
         raise ConfigError(f"MONITOR_AUTH=none (login off) is allowed only on a loopback address, and the "
                           f"dashboard would listen on {address}: set MONITOR_PASSWORD_HASH or OIDC instead")
-    return [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), *args]
+    return [sys.executable, "-m", "dashboard", *args]
 
 
 def receiver(args: list[str]) -> list[str]:

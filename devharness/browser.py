@@ -1,4 +1,4 @@
-"""The real dashboard under ``streamlit run``, driven by Debian's Chromium through Playwright.
+"""The real dashboard under ``python -m dashboard``, driven by Debian's Chromium through Playwright.
 
     with streamlit_server(env=password_env("pw")) as server, chromium_page() as page:
         page.goto(server.url)
@@ -74,11 +74,12 @@ _streamlit_healthy.__doc__ = "announces its URL and /_stcore/health answers"
 
 
 @contextmanager
-def streamlit_server(*, env: dict[str, str] | None = None, app: str = "dashboard/app.py",
+def streamlit_server(*, env: dict[str, str] | None = None, app: str | None = None,
                      timeout_s: float = 90) -> Iterator[StreamlitServer]:
-    """``streamlit run app`` on a loopback port of the kernel's choice; stopped on exit."""
+    """The dashboard as administrators start it (``python -m dashboard``), or ``streamlit run
+    app`` for another script, on a loopback port of the kernel's choice; stopped on exit."""
     command = [
-        sys.executable, "-m", "streamlit", "run", app,
+        sys.executable, *(["-m", "dashboard"] if app is None else ["-m", "streamlit", "run", app]),
         "--server.headless", "true", "--server.address", "127.0.0.1",
         "--server.port", "0", "--browser.gatherUsageStats", "false",
         "--server.fileWatcherType", "none",
@@ -117,18 +118,39 @@ def chromium_page(*, width: int = 1400, height: int = 1000, extra_args: tuple[st
 
 # Counts the app's script runs as the page sees them: each time the app's script state turns to
 # "running", and each time it turns back. Installed before the page's own scripts, so no run is missed.
+# It also keeps, on the page's own clock (performance.now(), 0 at navigation), when the last click
+# happened, when a run last ended and when a Plotly chart last changed: benches time an action from
+# these instead of from the harness's waiting, which polls and waits for the app to settle.
 RUN_COUNTER_SCRIPT = """
 (() => {
   window.__monitorRunsStarted = 0;
   window.__monitorRunsWaited = 0;
+  window.__monitorClickAt = 0;
+  window.__monitorIdleAt = 0;
+  window.__monitorChartAt = 0;
+  window.__monitorRunAt = 0;
   let last = null;
-  new MutationObserver(() => {
+  document.addEventListener("click", () => {
+    window.__monitorClickAt = performance.now();
+    window.__monitorRunAt = 0;
+  }, true);
+  new MutationObserver(records => {
     const app = document.querySelector('[data-testid="stApp"]');
     const state = app && app.getAttribute("data-test-script-state");
-    if (state === "running" && last !== "running") window.__monitorRunsStarted += 1;
+    if (state === "running" && last !== "running") {
+      window.__monitorRunsStarted += 1;
+      if (!window.__monitorRunAt) window.__monitorRunAt = performance.now();
+    }
+    if (state === "notRunning" && last === "running") window.__monitorIdleAt = performance.now();
     last = state;
-  }).observe(document, {subtree: true, attributes: true, childList: true,
-                        attributeFilter: ["data-test-script-state"]});
+    for (const record of records) {
+      const target = record.target;
+      if (target.closest && target.closest(".js-plotly-plot")) {
+        window.__monitorChartAt = performance.now();
+        break;
+      }
+    }
+  }).observe(document, {subtree: true, attributes: true, childList: true});
 })();
 """
 RUN_START_GRACE_MS = 3_000
@@ -163,6 +185,31 @@ def wait_for_script(page, *, timeout_ms: int = 30_000) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"the app did not settle within {timeout_ms} ms")
     page.evaluate("window.__monitorRunsWaited = window.__monitorRunsStarted")
+
+
+def last_action_ms(page, *, since_navigation: bool = False) -> float:
+    """How long the last click took, on the page's own clock: from the click to the end of the
+    last run it caused or the last change to a Plotly chart, whichever came later. Read after
+    ``wait_for_script``. ``since_navigation``: from the page's navigation instead (a first visit)."""
+    return page.evaluate(
+        """sinceNavigation => Math.max(window.__monitorIdleAt, window.__monitorChartAt)
+                               - (sinceNavigation ? 0 : window.__monitorClickAt)""",
+        since_navigation)
+
+
+def last_action_phases(page, *, since_navigation: bool = False) -> dict[str, float]:
+    """``last_action_ms`` in three parts, in milliseconds: ``to_run`` from the click (or the
+    navigation) until the first run started, ``running`` until the last run ended, and
+    ``drawing`` until the last chart change after that (0 when the charts were done first)."""
+    return page.evaluate(
+        """sinceNavigation => {
+             const start = sinceNavigation ? 0 : window.__monitorClickAt;
+             const run = window.__monitorRunAt || start;
+             const idle = window.__monitorIdleAt;
+             return {to_run: run - start, running: idle - run,
+                     drawing: Math.max(0, window.__monitorChartAt - idle)};
+           }""",
+        since_navigation)
 
 
 def log_in(page, password: str) -> None:

@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         # Its output goes to this terminal. Ctrl+C reaches it from the terminal; otherwise it is
         # stopped with SIGTERM, which it handles as cleanly (SIGINT may be ignored, see above).
         dashboard = ManagedProcess(
-            [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"),
+            [sys.executable, "-m", "dashboard",
              "--server.headless", "true", "--server.address", "127.0.0.1",
              "--server.port", str(args.port), "--browser.gatherUsageStats", "false"],
             name="the dashboard", cwd=REPO, env=env, capture=False, stop_timeout_s=10).start()

@@ -31,6 +31,29 @@ def test_settings_are_read_when_used(monkeypatch):
     assert get_settings().MONITOR_STUCK_MINUTES == 6
     monkeypatch.setenv("MONITOR_STUCK_MINUTES", "7")
     assert get_settings().MONITOR_STUCK_MINUTES == 7
+    monkeypatch.setenv("MONITOR_STUCK_MINUTES", "6")  # back to a value read before
+    assert get_settings().MONITOR_STUCK_MINUTES == 6
+    monkeypatch.delenv("MONITOR_STUCK_MINUTES")
+    assert get_settings().MONITOR_STUCK_MINUTES == Settings.model_fields["MONITOR_STUCK_MINUTES"].default
+    assert get_settings(MONITOR_STUCK_MINUTES=9).MONITOR_STUCK_MINUTES == 9
+
+
+def test_settings_read_again_are_the_same_object_and_cannot_be_changed(monkeypatch):
+    # A page asks for the settings a dozen times per run: the second ask costs no validation,
+    # and since every caller shares the object, none may change it for the others.
+    monkeypatch.setenv("MONITOR_STUCK_MINUTES", "8")
+    settings = get_settings()
+    assert get_settings() is settings
+    with pytest.raises(Exception, match="frozen"):
+        settings.MONITOR_STUCK_MINUTES = 1
+    assert get_settings().MONITOR_STUCK_MINUTES == 8
+
+
+def test_a_bad_value_is_refused_every_time_it_is_read(monkeypatch):
+    monkeypatch.setenv("MONITOR_STATEMENT_TIMEOUT_MS", "5")
+    for _ in range(2):
+        with pytest.raises(ConfigError, match="MONITOR_STATEMENT_TIMEOUT_MS"):
+            get_settings()
 
 
 def test_an_event_is_not_reported_stuck_while_its_worker_may_still_hold_it(monkeypatch):

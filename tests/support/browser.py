@@ -1,4 +1,4 @@
-"""Start the real dashboard with ``streamlit run`` and drive it with Debian's Chromium.
+"""Start the real dashboard with ``python -m dashboard`` and drive it with Debian's Chromium.
 
 Shared by every browser test (marker ``browser``)::
 

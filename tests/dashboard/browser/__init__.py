@@ -1,1 +1,1 @@
-"""The dashboard in Debian's Chromium under ``streamlit run`` (marker ``browser``)."""
+"""The dashboard in Debian's Chromium under ``python -m dashboard`` (marker ``browser``)."""
