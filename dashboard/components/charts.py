@@ -10,8 +10,11 @@ on every page.
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from datetime import datetime, timedelta
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -113,3 +116,62 @@ def empty_figure(title: str, message: str = NO_DATA) -> go.Figure:
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return apply_layout(fig, title)
+
+
+class FigureMemo:
+    """Built figures kept per builder and inputs, for every session of the server.
+
+    Building a Plotly figure costs 10–50 ms (Plotly validates every property it is given),
+    and a page of four charts pays it on every run: each click, each window switch, each
+    refresh, although the query results behind a chart change at most once a minute (the
+    cache's ttl). Kept here, a figure is built once per distinct input. Inputs are compared
+    by value (a DataFrame by its columns, types and a hash of every row in order), never by
+    identity: cached query results come back as copies.
+
+    ``finish`` runs once on a newly built figure before it is kept (the escaping of outside
+    text); a kept figure must not be changed by its callers (``st.plotly_chart`` copies it).
+    """
+
+    def __init__(self, max_entries: int = 128):
+        self.max_entries = max_entries
+        self._figures: OrderedDict[tuple, go.Figure] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def figure(self, builder: Callable[..., go.Figure], *args: Any,
+               finish: Callable[[go.Figure], go.Figure] = lambda fig: fig, **kwargs: Any) -> go.Figure:
+        try:
+            key = (builder.__module__, builder.__qualname__, finish.__module__, finish.__qualname__,
+                   _fingerprint(args), _fingerprint(kwargs))
+        except TypeError:  # an input that cannot be compared by value: build it every time
+            return finish(builder(*args, **kwargs))
+        with self._lock:
+            kept = self._figures.get(key)
+            if kept is not None:
+                self._figures.move_to_end(key)
+                return kept
+        fig = finish(builder(*args, **kwargs))
+        with self._lock:
+            self._figures[key] = fig
+            while len(self._figures) > self.max_entries:
+                self._figures.popitem(last=False)
+        return fig
+
+
+def _fingerprint(value: Any) -> Any:
+    """A hashable stand-in for ``value`` that is equal exactly when the values are
+    (TypeError for a value it cannot vouch for)."""
+    if isinstance(value, (pd.DataFrame, pd.Series)):
+        frame = value.to_frame() if isinstance(value, pd.Series) else value
+        rows = pd.util.hash_pandas_object(frame, index=True).to_numpy()
+        return ("frame", tuple(map(str, frame.columns)), tuple(map(str, frame.dtypes)), frame.shape,
+                hashlib.blake2b(rows.tobytes(), digest_size=16).hexdigest())
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, *(_fingerprint(item) for item in value))
+    if isinstance(value, dict):
+        return ("dict", *sorted((str(key), _fingerprint(item)) for key, item in value.items()))
+    if value is None or isinstance(value, (str, int, float, bool, datetime, timedelta, pd.Timestamp)):
+        return (type(value).__name__, repr(value))
+    raise TypeError(f"cannot compare {type(value).__name__} by value")
+
+
+FIGURES = FigureMemo()  # the dashboard's one memo (per server process, shared by sessions)

@@ -9,7 +9,7 @@ passes through one of these before it is drawn:
 - ``markdown_literal(value)`` inside any Markdown string (``st.markdown``, ``st.subheader``,
   ``st.error``, ...);
 - ``plotly_literal(value)`` for axis categories, legend names, hover text and hover data
-  (``customdata``), applied to every figure where it is drawn (``plotly_chart``);
+  (``customdata``), applied to every figure where it is drawn (``chart``);
 - ``markdown_literal(value)`` also for every tooltip (``help=``), which Streamlit renders as
   Markdown;
 - tables (``st.dataframe``) show cells as text already; ``dataframe()`` below defuses
@@ -146,12 +146,17 @@ def _is_row(value) -> bool:
     return not isinstance(value, (str, bytes)) and hasattr(value, "__iter__")
 
 
-def plotly_chart(fig, *, where=None, **kwargs):
-    """``st.plotly_chart`` for every chart the dashboard shows, its labels escaped;
-    ``where`` is a container (a column) to draw in."""
+def chart(builder, *args, key: str, where=None, **kwargs):
+    """``st.plotly_chart`` of ``builder(*args, **kwargs)``, a pure figure builder, for every chart
+    the dashboard shows, its labels escaped; ``where`` is a container (a column) to draw in.
+    The escaped figure is kept for every session while the builder's inputs stay the same
+    (``charts.FigureMemo``): a click that reads cached rows does not build its charts again."""
     import streamlit as st
 
-    return (where or st).plotly_chart(figure_literal(fig), **kwargs)
+    from dashboard.components.charts import FIGURES
+
+    fig = FIGURES.figure(builder, *args, finish=figure_literal, **kwargs)
+    return (where or st).plotly_chart(fig, key=key)
 
 
 def metric_row(tiles, *, where=None, border: bool = True):

@@ -147,3 +147,41 @@ def test_a_link_column_keeps_its_empty_cells_empty():
     # (the table's placeholder shows it as "–").
     assert list(filled["email"]) == ["a@example.com", "–"]
     assert filled["review"].iloc[0] == "/reconciliation?item=3" and pd.isna(filled["review"].iloc[1])
+
+
+def test_a_chart_drawn_again_from_the_same_rows_is_not_built_again_and_escaped_once():
+    from dashboard.components.charts import FigureMemo
+
+    built = []
+
+    def builder(frame, *, title):
+        built.append(title)
+        return go.Figure(go.Bar(x=list(frame["name"]), y=list(frame["n"]), name=title))
+
+    memo = FigureMemo(max_entries=2)
+    rows = pd.DataFrame({"name": ["<b>a</b>", "b"], "n": [1, 2]})
+    first = memo.figure(builder, rows, title="<i>t</i>", finish=figure_literal)
+    # Equal rows in a new frame (cached query results come back as copies): the kept figure,
+    # its labels escaped once, not twice.
+    again = memo.figure(builder, rows.copy(), title="<i>t</i>", finish=figure_literal)
+    assert again is first and built == ["<i>t</i>"]
+    assert list(again.data[0].x) == ["&lt;b&gt;a&lt;/b&gt;", "b"] and again.data[0].name == "&lt;i&gt;t&lt;/i&gt;"
+    # Any change of value is a new figure: a row's value, the rows' order, an argument.
+    changed = rows.assign(n=[1, 3])
+    assert memo.figure(builder, changed, title="<i>t</i>", finish=figure_literal) is not first
+    assert list(memo.figure(builder, rows.iloc[::-1], title="<i>t</i>").data[0].x) == ["b", "<b>a</b>"]
+    assert memo.figure(builder, rows, title="other").data[0].name == "other"
+    assert len(built) == 4
+    # At most max_entries figures are kept: the first is long gone, and is built again.
+    memo.figure(builder, rows, title="<i>t</i>", finish=figure_literal)
+    assert len(built) == 5
+
+
+def test_an_input_that_cannot_be_compared_by_value_is_built_every_time():
+    from dashboard.components.charts import FigureMemo
+
+    calls = []
+    memo = FigureMemo()
+    for _ in range(2):
+        memo.figure(lambda thing: calls.append(thing) or go.Figure(), object())
+    assert len(calls) == 2

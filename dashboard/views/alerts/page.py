@@ -117,7 +117,7 @@ def history_section(window) -> None:
              help="95 % of the alerts fired within this time of their condition beginning."),
         dict(label="Slowest", value=format_duration(summary.get("max_s"))),
     ])
-    text.plotly_chart(af.time_to_detect_chart(history, (window.start, window.end)), key="alerts_ttd")
+    text.chart(af.time_to_detect_chart, history, (window.start, window.end), key="alerts_ttd")
     if history.empty:
         st.caption(af.NO_ALERTS)
         return

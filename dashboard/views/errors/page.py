@@ -135,13 +135,13 @@ text.metric_row([
 
 by_category = data.query_df("failed_attempts_by_bucket_and_category", start=window.start, end=window.end,
                             bucket=window.bucket)
-text.plotly_chart(ef.failures_by_category_chart(by_category, bucket=window.bucket, x_range=(window.start, window.end)),
-                  key="failures_by_category")
+text.chart(ef.failures_by_category_chart, by_category, bucket=window.bucket, x_range=(window.start, window.end),
+           key="failures_by_category")
 failures = data.query_df("failures_by_bucket_and_type", start=window.start, end=window.end, bucket=window.bucket)
 left, right = st.columns(2)
-text.plotly_chart(ef.failures_by_type_chart(failures, bucket=window.bucket, x_range=(window.start, window.end)),
-                  where=left, key="failures_by_type")
-text.plotly_chart(ef.outcomes_chart(outcomes), where=right, key="outcomes")
+text.chart(ef.failures_by_type_chart, failures, bucket=window.bucket, x_range=(window.start, window.end),
+           where=left, key="failures_by_type")
+text.chart(ef.outcomes_chart, outcomes, where=right, key="outcomes")
 
 st.subheader("Error groups")
 st.caption("Failed attempts in the window grouped by message (ids, e-mail addresses and numbers replaced by "

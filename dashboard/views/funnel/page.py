@@ -43,9 +43,9 @@ else:
                   "reconciliation fixes or queues these."),
     ])
     left, right = st.columns(2)
-    text.plotly_chart(where=left, fig=figures.funnel_chart(totals), key="funnel")
-    text.plotly_chart(where=right, fig=figures.conversion_chart(by_bucket, bucket=window.bucket, x_range=(window.start, window.end)),
-                       key="conversion")
+    text.chart(figures.funnel_chart, totals, where=left, key="funnel")
+    text.chart(figures.conversion_chart, by_bucket, bucket=window.bucket, x_range=(window.start, window.end),
+               where=right, key="conversion")
 
 st.subheader("Who is affected")
 # Whenever they paid: someone who paid 40 days ago and has nothing is still affected. The

@@ -121,9 +121,9 @@ elif sizes.empty and growth.empty:
             f"{tables['taken_at'].iloc[0]:%Y-%m-%d %H:%M} UTC. {SNAPSHOT_HINT}", icon=":material/info:")
 if not (sizes.empty and growth.empty):
     left, right = st.columns(2)
-    text.plotly_chart(where=left, fig=hf.database_size_chart(sizes, x_range=span), key="database_size")
-    text.plotly_chart(where=right, fig=hf.table_size_chart(growth, x_range=span), key="table_sizes")
-    text.plotly_chart(hf.table_rows_chart(growth, x_range=span), key="table_rows")
+    text.chart(hf.database_size_chart, sizes, x_range=span, where=left, key="database_size")
+    text.chart(hf.table_size_chart, growth, x_range=span, where=right, key="table_sizes")
+    text.chart(hf.table_rows_chart, growth, x_range=span, key="table_rows")
 if not tables.empty:
     with st.expander(f"Tables at the latest snapshot ({tables['taken_at'].iloc[0]:%Y-%m-%d %H:%M} UTC)"):
         text.dataframe(tables.drop(columns=["taken_at", "database_size_bytes"]), hide_index=True, key="tables",
@@ -157,7 +157,7 @@ else:
     job_choice = st.selectbox("Runs of", ["every job", *summary["job"].tolist()], key="health_job_filter")
     history = data.query_df("job_history", start=window.start, end=window.end, limit=RECENT_RUNS,
                             job=None if job_choice == "every job" else job_choice)
-    text.plotly_chart(hf.job_duration_chart(history, x_range=span), key="job_durations")
+    text.chart(hf.job_duration_chart, history, x_range=span, key="job_durations")
     with st.expander(f"Latest {metrics.plural(min(len(history), RECENT_RUNS), 'run')} in the {window.label}",
                      expanded=job_choice != "every job"):
         text.dataframe(hf.job_runs_table(history), hide_index=True, key="job_history", column_config={
@@ -228,7 +228,7 @@ st.subheader("Cleanup")
 if cleanups.empty:
     st.info("Cleanup has not run yet.", icon=":material/info:")
 else:
-    text.plotly_chart(hf.cleanup_chart(cleanups), key="cleanup_runs")
+    text.chart(hf.cleanup_chart, cleanups, key="cleanup_runs")
     text.dataframe(hf.cleanup_table(cleanups), hide_index=True, key="cleanup_history", column_config={
         "id": row_id("Run"), "status": "Status", "trigger": "Started from",
         "started_at": utc_time("Started"),

@@ -90,8 +90,8 @@ statuses = pd.DataFrame({"processing_status": charts.STATUSES,
                          "events": [int(current.get(s) or 0) for s in charts.STATUSES]})
 
 span = (window.start, window.end)
-text.plotly_chart(figures.volume_chart(by_bucket, bucket=window.bucket, x_range=span), key="volume")
+text.chart(figures.volume_chart, by_bucket, bucket=window.bucket, x_range=span, key="volume")
 left, right = st.columns(2)
-text.plotly_chart(where=left, fig=figures.failure_rate_chart(by_bucket, bucket=window.bucket, x_range=span), key="failure_rate")
-text.plotly_chart(where=right, fig=figures.status_chart(statuses), key="statuses")
-text.plotly_chart(figures.event_types_chart(types), key="event_types")
+text.chart(figures.failure_rate_chart, by_bucket, bucket=window.bucket, x_range=span, where=left, key="failure_rate")
+text.chart(figures.status_chart, statuses, where=right, key="statuses")
+text.chart(figures.event_types_chart, types, key="event_types")

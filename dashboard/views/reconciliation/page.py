@@ -236,7 +236,7 @@ def review_section(settings) -> None:
 def history_section() -> None:
     st.subheader("History")
     history = data.query_df("reconciliation_run_history", limit=200)
-    text.plotly_chart(rf.run_history_chart(history), key="reconciliation_history")
+    text.chart(rf.run_history_chart, history, key="reconciliation_history")
     if not history.empty:
         with st.expander("Last run" if len(history) == 1 else f"Last {len(history)} runs"):
             text.dataframe(rf.history_table(history), hide_index=True, column_config=HISTORY_COLUMNS)
