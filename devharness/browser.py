@@ -91,29 +91,39 @@ def streamlit_server(*, env: dict[str, str] | None = None, app: str | None = Non
 
 @contextmanager
 def chromium_page(*, width: int = 1400, height: int = 1000, extra_args: tuple[str, ...] = (),
-                  downloads: bool = False, javascript: bool = True) -> Iterator[Page]:
+                  downloads: bool = False, javascript: bool = True, profile: Path | None = None) -> Iterator[Page]:
     """A fresh Chromium page (new browser, so no cookies carry over between uses).
 
     ``extra_args`` are added to Chromium's command line (e.g. ``--host-resolver-rules``);
     ``downloads`` lets the page save downloads (``page.expect_download()``);
-    ``javascript=False`` shows a page as a mail client would, running no script.
+    ``javascript=False`` shows a page as a mail client would, running no script;
+    ``profile``: a folder that keeps the browser's profile (its cache) from one use to the
+    next, as an administrator's own browser does.
     """
     if not CHROMIUM.exists():
         raise RuntimeError(f"{CHROMIUM} is missing (install it with: apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
+    options = dict(viewport={"width": width, "height": height}, accept_downloads=downloads,
+                   java_script_enabled=javascript)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, *extra_args])
+        if profile is None:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, *extra_args])
+            close = browser.close
+        else:
+            context = playwright.chromium.launch_persistent_context(
+                str(profile), executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, *extra_args], **options)
+            close = context.close
         try:
-            context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=downloads,
-                                          java_script_enabled=javascript)
+            if profile is None:
+                context = browser.new_context(**options)
             if javascript:
                 context.add_init_script(RUN_COUNTER_SCRIPT)
             page = context.new_page()
             page.set_default_timeout(30_000)
             yield page
         finally:
-            browser.close()
+            close()
 
 
 # Counts the app's script runs as the page sees them: each time the app's script state turns to
