@@ -156,6 +156,11 @@ class FigureMemo:
                 self._figures.popitem(last=False)
         return fig
 
+    def clear(self) -> None:
+        """Forget every kept figure (benches timing a page's first render)."""
+        with self._lock:
+            self._figures.clear()
+
 
 def _fingerprint(value: Any) -> Any:
     """A hashable stand-in for ``value`` that is equal exactly when the values are

@@ -185,3 +185,15 @@ def test_an_input_that_cannot_be_compared_by_value_is_built_every_time():
     for _ in range(2):
         memo.figure(lambda thing: calls.append(thing) or go.Figure(), object())
     assert len(calls) == 2
+
+
+def test_a_cleared_memo_builds_again():
+    from dashboard.components.charts import FigureMemo
+
+    calls = []
+    memo = FigureMemo()
+    rows = pd.DataFrame({"n": [1]})
+    memo.figure(lambda frame: calls.append(1) or go.Figure(), rows)
+    memo.clear()
+    memo.figure(lambda frame: calls.append(1) or go.Figure(), rows)
+    assert len(calls) == 2
