@@ -24,9 +24,10 @@ REPEATS = 5
 
 
 class WireCounter:
-    """Counts what psycopg sends, per thread, by kind: begin, commit, rollback, autocommit
-    (a statement outside a transaction: the pool's pre-ping of the connection it hands out
-    is one), statement (inside one)."""
+    """Counts what psycopg sends, per thread, by kind: ping (the pool's pre-ping of the
+    connection it hands out, SQLAlchemy's ``;`` on psycopg), begin, commit, rollback,
+    autocommit (a statement outside a transaction: it commits by itself), statement (inside
+    one)."""
 
     def __init__(self):
         self.local = threading.local()
@@ -50,7 +51,9 @@ class WireCounter:
             def wrapped(pgconn, command=None, *args, _original=original, **kwargs):
                 text = command if isinstance(command, bytes) else b""
                 word = text.lstrip().split(None, 1)[0].upper() if text.strip() else b""
-                if word in (b"BEGIN", b"COMMIT", b"ROLLBACK"):
+                if text.strip() == b";":
+                    counter.counts["ping"] += 1
+                elif word in (b"BEGIN", b"COMMIT", b"ROLLBACK"):
                     counter.counts[word.decode().lower()] += 1
                 elif pgconn.transaction_status == pq.TransactionStatus.IDLE:
                     counter.counts["autocommit"] += 1
@@ -127,15 +130,16 @@ def main(args) -> int:
         deliver(duplicate)
         scenarios = {"new event, handler ignores it": ignored, "paid checkout completes a registration": paid,
                      "duplicate of a completed event": lambda: duplicate, "validation failure": failing}
-        print(f"{'delivery':42} {'answer':15} {'trips':>5} {'BEGIN':>5} {'COMMIT':>6} {'ROLLBK':>6} "
+        print(f"{'delivery':42} {'answer':15} {'trips':>5} {'ping':>4} {'BEGIN':>5} {'COMMIT':>6} {'ROLLBK':>6} "
               f"{'autocommit':>10} {'in txn':>6} {'commits':>7}")
         for name, make in scenarios.items():
             runs = [deliver(make()) for _ in range(REPEATS)]
             counts, answer = runs[-1]
             trips = sum(counts.values())
-            commits = counts["commit"] + counts["autocommit"] - 1  # the pre-ping writes nothing
+            commits = counts["commit"] + counts["autocommit"]
             same = all(run == runs[-1][0] for run, _ in runs)
-            print(f"{name:42} {answer:15} {trips:5} {counts['begin']:5} {counts['commit']:6} {counts['rollback']:6} "
+            print(f"{name:42} {answer:15} {trips:5} {counts['ping']:4} {counts['begin']:5} {counts['commit']:6} "
+                  f"{counts['rollback']:6} "
                   f"{counts['autocommit']:10} {counts['statement']:6} {commits:7}{'' if same else '  (varied)'}")
 
         # Time in the SQL functions over a series of new events, from the statistics the

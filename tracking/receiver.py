@@ -59,6 +59,7 @@ from tracking.tracker import (
     AttemptSuperseded,
     EventTracker,
     FailureNotRecorded,
+    connection_lost,
     error_message,
     event_fields,
 )
@@ -150,8 +151,11 @@ class Receiver:
                     "come from Stripe and does not start. Set it to the endpoint's signing secret "
                     "(whsec_..., Stripe Dashboard > Developers > Webhooks, or `stripe listen`).")
             if self.engine is None:
+                # No pre-ping: it would cost every delivery a round trip. A pooled connection
+                # the server closed (a restart) fails the claim, which the tracker then makes
+                # again on a new connection (EventTracker.begin), and /healthz asks again.
                 self.engine = create_jobs_engine(settings, pool_size=self.pool_size, max_overflow=0,
-                                                 pool_timeout=30)
+                                                 pool_timeout=30, pool_pre_ping=False)
                 self._owns_engine = True
         if self.stale_after is None:
             # The fallback for a hung worker; a dead one is taken over at once (tracking.tracker).
@@ -241,11 +245,16 @@ class Receiver:
 
     def database_problem(self) -> str | None:
         """None when the database answers and has the tracking functions, else why not."""
-        try:
-            with self.engine.connect() as conn:
-                ready = SQL.execute(conn, "tracking_ready").scalar()
-        except sa.exc.DBAPIError as exc:
-            return connection_problem(self.engine.url, exc)
+        for last_try in (False, True):
+            try:
+                with self.engine.connect() as conn:
+                    ready = SQL.execute(conn, "tracking_ready").scalar()
+                break
+            except sa.exc.DBAPIError as exc:
+                # A pooled connection the server had closed says nothing about the database
+                # now (the pool is not pre-pinged): ask again, once, on a new one.
+                if last_try or not connection_lost(exc):
+                    return connection_problem(self.engine.url, exc)
         if not ready:
             return "the tracking functions are missing: run `python -m jobs migrate`"
         return None

@@ -33,6 +33,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, Mapping
 
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from core.error_policy import ATTEMPT_SOURCES, PayloadError, classify
 from core.sql import load_package
@@ -190,23 +191,36 @@ class EventTracker:
         # One round trip either way: with hold, lock and claim are one statement
         # (tracker.sql, claim_event), run outside a transaction so it commits by itself, which
         # also gives the lock back when the decision is not 'process'.
-        conn = self.engine.connect()
         params = dict(stripe_event_id=event_id, event_type=event_type, payload=payload,
                       stripe_created_at=created_at, livemode=livemode, stale_after=self.stale_after,
                       source=source, raw_payload=raw)
-        locked = False
-        try:
-            if hold:
-                row = autocommit(conn, "claim_event", params)[0]
-                locked = bool(row.locked)
-            else:
-                with conn.begin():
-                    row = SQL.execute(conn, "begin_event", **params).one()
-        except BaseException:
-            # The lock is a session's, not a transaction's: a claim that failed after taking it
-            # still holds it.
-            self._let_go(conn, event_id, hold)
-            raise
+        # An engine may hand out pooled connections unchecked (the receiver's has no pre-ping:
+        # one round trip less per delivery), so after a database restart the claim can meet a
+        # connection the server closed. It is claimed again, once, on a new one: a claim that
+        # never reached the server wrote nothing, and one that ran before its session died
+        # lost its lock with it, so the second claim takes the event over as any re-delivery
+        # would. Only the claim: past it, a lost connection fails the attempt as before.
+        for last_try in (False, True):
+            conn = self.engine.connect()
+            locked = sent = False
+            try:
+                if hold:
+                    row = autocommit(conn, "claim_event", params)[0]
+                    locked = bool(row.locked)
+                else:
+                    with conn.begin():
+                        row = SQL.execute(conn, "begin_event", **params).one()
+                        sent = True  # what fails from here is the COMMIT: it may have committed
+            except BaseException as exc:
+                # The lock is a session's, not a transaction's: a claim that failed after taking
+                # it still holds it.
+                self._let_go(conn, event_id, hold)
+                if last_try or sent or not connection_lost(exc):
+                    raise
+                log.info("event %s: the pooled connection was closed by the server (%s); claiming "
+                         "again on a new connection", event_id, error_message(exc))
+                continue
+            break
         claim = Claim(event_id, event_type, row.decision, row.attempt, row.previous_status)
         if claim.decision == PROCESS and locked:
             with self._claimed_lock:
@@ -371,6 +385,8 @@ class EventTracker:
     def release(self, conn: Connection, event_id: str) -> None:
         """Release the event's liveness lock held by ``conn``. If that fails the session is
         ended instead (which frees the lock), so a pooled connection never keeps it."""
+        if conn.invalidated:  # its session is closed, and the lock went with it
+            return
         try:
             if conn.in_transaction():
                 conn.rollback()
@@ -379,6 +395,12 @@ class EventTracker:
             log.warning("could not release the lock of event %s (%s); closing its connection",
                         event_id, error_message(exc))
             conn.invalidate()
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """True when ``exc`` says the connection was found closed (the server restarted, or ended
+    the session): SQLAlchemy has invalidated it, and a new one may succeed."""
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 def autocommit(conn: Connection, name: str, params: Mapping[str, Any]) -> list[Any]:

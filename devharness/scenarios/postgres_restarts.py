@@ -1,5 +1,5 @@
 """PostgreSQL restarted (the embedded server stopped, kept down, started again) under the
-receiver and under each job that writes: ``watch``, ``cleanup``, ``retry``, ``sweep`` and
+receiver (mid-burst, and while it sits idle) and under each job that writes: ``watch``, ``cleanup``, ``retry``, ``sweep`` and
 ``reconcile``. The restart comes mid-run, when the process certainly holds a session."""
 
 from __future__ import annotations
@@ -105,6 +105,42 @@ def postgres_restarted_under_receiver(database_url: str, data_dir: Path, *, even
                                         f"({workers} workers) during {events} deliveries", ids, registrations)
         result.recover_s = recover_s
         result.detail.update(answers_during_burst=dict(sorted(statuses.items())), redelivered=redelivered,
+                             leaked_locks=leaked_locks)
+        return result
+    finally:
+        engine.dispose()
+
+
+def postgres_restarted_between_deliveries(database_url: str, data_dir: Path, *, before: int = 12, after: int = 12,
+                                          concurrency: int = 4, down_s: float = 1.0) -> ScenarioResult:
+    """Restart PostgreSQL while a receiver (one worker) sits idle with connections in its
+    pool, then deliver new events at once: each must be answered 200 the first time. The
+    pool hands its connections out unchecked (no pre-ping) and the claim finds them closed,
+    so it is made again on a new connection (tracking.tracker: EventTracker.begin)."""
+    engine = scratch_engine(database_url)
+    registrations, batch, ids = paid_checkouts(before + after, "evt_pgidle_")
+    try:
+        add_pending_registrations(engine, registrations)
+        receiver, url = receiver_process(database_url, workers=1)
+        with receiver:
+            answered: dict[str, int] = {}
+
+            def send(event):
+                answered[event["id"]] = deliver(url, event)
+
+            with ThreadPoolExecutor(concurrency) as pool:  # leaves several connections in the pool
+                list(pool.map(send, batch[:before]))
+                restart_embedded(data_dir, down_s=down_s)
+                list(pool.map(send, batch[before:]))
+            first_after = Counter(answered[e["id"]] for e in batch[before:])
+            # Stripe repeats whatever was not answered 2xx, so a failure here still ends counted.
+            unanswered = [e for e in batch if not 200 <= answered[e["id"]] < 300]
+            _, redelivered = redeliver_until_done(url, unanswered, deadline_s=30)
+            leaked_locks = SQL.scalar(engine, "leaked_locks")
+        result = count_outcomes(engine, f"PostgreSQL restarted ({down_s:g} s down) between deliveries to an idle "
+                                        f"receiver, {after} new events then", ids, registrations)
+        result.detail.update(answers_before=dict(Counter(answered[e["id"]] for e in batch[:before])),
+                             first_answers_after=dict(first_after), redelivered=redelivered,
                              leaked_locks=leaked_locks)
         return result
     finally:

@@ -13,6 +13,7 @@ from devharness.scenarios.alert_channels_down import (
 from devharness.scenarios.concurrent_jobs import two_retries
 from devharness.scenarios.job_crash import job_killed_mid_run
 from devharness.scenarios.postgres_restarts import (
+    postgres_restarted_between_deliveries,
     postgres_restarted_during_cleanup,
     postgres_restarted_during_reconcile,
     postgres_restarted_during_retry,
@@ -72,6 +73,19 @@ def test_postgres_restarted_under_the_receiver_loses_no_delivery(private_embedde
     assert result.recover_s is not None and result.recover_s < 30
     assert result.detail["leaked_locks"] == 0
 
+
+def test_right_after_postgres_restarted_under_an_idle_receiver_every_delivery_succeeds_first_time(
+        private_embedded_database):
+    # The receiver's pool is not pre-pinged: the claims meet the connections the restart
+    # closed and are made again on new ones, so nothing is answered 503 or 500.
+    database = private_embedded_database
+    result = postgres_restarted_between_deliveries(database.url, database.data_dir, before=12, after=12,
+                                                   concurrency=4, down_s=1.0)
+    assert result.detail["answers_before"] == {200: 12}
+    assert result.detail["first_answers_after"] == {200: 12}, result.detail
+    assert result.detail["redelivered"] == 0
+    assert (result.lost, result.duplicated, result.stuck, result.after) == (0, 0, 0, 24), result
+    assert result.detail["leaked_locks"] == 0
 
 def test_postgres_restarted_under_retry_fails_the_run_leaves_no_claim_behind_and_the_next_run_finishes(
         private_embedded_database):

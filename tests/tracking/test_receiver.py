@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import logging
 import os
 import sys
 import threading
@@ -361,6 +362,48 @@ def test_with_the_database_down_deliveries_get_503_and_health_says_why(db):
             assert "127.0.0.1" not in json.dumps(answer) and "postgres" not in json.dumps(answer)
     finally:
         unreachable.dispose()
+
+
+def end_pooled_sessions(engine, admin, count: int) -> None:
+    """Fill ``engine``'s pool with ``count`` connections, then have the server end their
+    sessions (as a restart or a failover does) while they wait in the pool."""
+    conns = [engine.connect() for _ in range(count)]
+    pids = [conn.connection.driver_connection.info.backend_pid for conn in conns]
+    for conn in conns:
+        conn.close()
+    with admin.connect() as conn:
+        for pid in pids:  # waits up to 5 s for each session to be gone
+            assert conn.execute(sa.text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid}).scalar()
+
+
+def test_right_after_the_server_ended_the_pooled_sessions_a_delivery_succeeds_at_once(database_url, db, caplog):
+    # The receiver's own engine, as deployed (from DATABASE_URL): its pool hands connections
+    # out unchecked, so the claim meets a dead one and is made again on a new connection.
+    receiver = Receiver(webhook_secret=SECRET, pool_size=3)
+    with ServerThread(receiver) as server, caplog.at_level(logging.INFO, logger="tracking.tracker"):
+        end_pooled_sessions(receiver.engine, db, 3)
+        reg = registration(db)
+        event = checkout_session_event("checkout.session.completed", registration_id=reg)
+        status, answer = server.deliver(event)
+        assert (status, answer["status"], answer["attempt"]) == (200, "processed", 1)
+        assert "claiming again on a new connection" in caplog.text  # the dead connection was met
+        assert registration_row(db, reg)["processing_status"] == "completed"
+        row = event_row(db, event["id"])
+        assert (row["processing_status"], row["attempts"]) == ("completed", 1)
+
+        # A signed body that cannot be processed is claimed without the liveness lock: the same.
+        caplog.clear()
+        end_pooled_sessions(receiver.engine, db, 3)
+        status, answer = server.deliver(b"not json")
+        assert (status, answer["status"], answer["retry"]) == (200, "failed", False)
+        assert "claiming again on a new connection" in caplog.text
+
+        # A health check on a dead pooled connection asks again on a new one.
+        end_pooled_sessions(receiver.engine, db, 3)
+        assert server.request("GET", "/healthz") == (200, {"status": "ok"})
+        # And nothing is left holding an event's lock.
+        with db.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")).scalar() == 0
 
 
 # --- as deployed: uvicorn tracking.receiver:app ------------------------------------------
