@@ -91,49 +91,6 @@ def fetch(name: str, **params: Any) -> pd.DataFrame:
     return _cached_query(database_url(), name, params)
 
 
-PREFETCH_THREADS = 4  # within the engine's pool (5 connections, 5 more on overflow)
-
-
-def query_many(**requests: tuple[str, dict[str, Any]]) -> dict[str, pd.DataFrame]:
-    """Several named queries' rows at once, by the names given: ``query_many(plan=("failure_plan",
-    {}), groups=("error_groups", {...}))["groups"]``. The ones not cached yet run together, each
-    on its own connection (PostgreSQL runs each in its own process), so a page waits for the
-    slowest instead of their sum; then each is read as ``query_df`` reads it (a database
-    problem: st.error and stop the page)."""
-    _read_together(list(requests.values()))
-    return {key: query_df(name, **params) for key, (name, params) in requests.items()}
-
-
-def _read_together(requests: list[tuple[str, dict[str, Any]]]) -> None:
-    """Fill the cache with these queries' results, concurrently; errors are left for the
-    reads that follow, which show them in the page's words."""
-    if len(requests) < 2:
-        return
-    try:
-        url = database_url()
-    except DatabaseProblem:
-        return
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
-    from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
-
-    ctx = get_script_run_ctx()
-
-    def read(request: tuple[str, dict[str, Any]]) -> None:
-        if ctx is not None:  # the cache then counts the read as this session's, as it would inline
-            add_script_run_ctx(threading.current_thread(), ctx)
-        name, params = request
-        try:
-            _cached_query(url, name, params)
-        except DatabaseProblem:
-            pass
-
-    with ThreadPoolExecutor(max_workers=min(PREFETCH_THREADS, len(requests)),
-                            thread_name_prefix="dashboard-read") as pool:
-        list(pool.map(read, requests))
-
-
 def query_df(name: str, **params: Any) -> pd.DataFrame:
     """A named query's rows (cached); on a database problem: st.error and stop the page."""
     try:
@@ -144,11 +101,7 @@ def query_df(name: str, **params: Any) -> pd.DataFrame:
 
 def query_row(name: str, **params: Any) -> dict[str, Any]:
     """The first row of a named query as a dict ({} when it returned no row)."""
-    return first_row(query_df(name, **params))
-
-
-def first_row(df: pd.DataFrame) -> dict[str, Any]:
-    """A frame's first row as a dict, missing values as None ({} for no row)."""
+    df = query_df(name, **params)
     if df.empty:
         return {}
     return {key: (None if _is_missing(value) else value) for key, value in df.iloc[0].items()}

@@ -112,13 +112,9 @@ RETRY.collect_finished()
 window = data.current_window()
 st.title("Errors")
 
-span = dict(start=window.start, end=window.end)
-rows = data.query_many(plan=("failure_plan", {}), outcomes=("failure_outcomes", span),
-                       groups=("error_groups", dict(span, limit=TOP_GROUPS)),
-                       by_category=("failed_attempts_by_bucket_and_category", dict(span, bucket=window.bucket)),
-                       failures=("failures_by_bucket_and_type", dict(span, bucket=window.bucket)))
-plan = ef.plan_summary(rows["plan"])
-outcomes, groups = rows["outcomes"], rows["groups"]
+plan = ef.plan_summary(data.query_df("failure_plan"))
+outcomes = data.query_df("failure_outcomes", start=window.start, end=window.end)
+groups = data.query_df("error_groups", start=window.start, end=window.end, limit=TOP_GROUPS)
 if outcomes.empty and groups.empty and not any(plan.values()):
     st.success(f"No failed or retried events in the {window.label}.", icon=":material/check_circle:")
     st.stop()
@@ -137,10 +133,13 @@ text.metric_row([
               "Stripe error, or the retries are used up. Fix the cause, then Retry now."),
 ])
 
-text.chart(ef.failures_by_category_chart, rows["by_category"], bucket=window.bucket, x_range=(window.start, window.end),
+by_category = data.query_df("failed_attempts_by_bucket_and_category", start=window.start, end=window.end,
+                            bucket=window.bucket)
+text.chart(ef.failures_by_category_chart, by_category, bucket=window.bucket, x_range=(window.start, window.end),
            key="failures_by_category")
+failures = data.query_df("failures_by_bucket_and_type", start=window.start, end=window.end, bucket=window.bucket)
 left, right = st.columns(2)
-text.chart(ef.failures_by_type_chart, rows["failures"], bucket=window.bucket, x_range=(window.start, window.end),
+text.chart(ef.failures_by_type_chart, failures, bucket=window.bucket, x_range=(window.start, window.end),
            where=left, key="failures_by_type")
 text.chart(ef.outcomes_chart, outcomes, where=right, key="outcomes")
 

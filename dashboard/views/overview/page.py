@@ -25,20 +25,17 @@ except data.DatabaseProblem as exc:
 
 # The stuck threshold is a minute boundary so the cache key changes at most once a minute.
 stuck_before = now.replace(second=0, microsecond=0) - timedelta(minutes=stuck_minutes)
-# Read together (each on its own connection): the page waits for the slowest, not the sum.
+current = data.query_row("event_kpis", start=window.start, end=window.end, stuck_before=stuck_before)
+previous = data.query_row("event_kpis", start=window.previous.start, end=window.previous.end,
+                          stuck_before=stuck_before)
 # "Usually" means the last week at most: older traffic says little about today's rhythm,
 # and the gap query sorts every event it covers.
-rows = data.query_many(
-    current=("event_kpis", dict(start=window.start, end=window.end, stuck_before=stuck_before)),
-    previous=("event_kpis", dict(start=window.previous.start, end=window.previous.end, stuck_before=stuck_before)),
-    gaps=("event_gaps", dict(start=max(window.start, window.end - timedelta(days=7)), end=window.end)),
-    missed=("missed_events_open", {}), money=("missed_money_at_risk", {}),
-    types=("event_types", dict(start=window.start, end=window.end)))
-current, previous, gaps = (data.first_row(rows[key]) for key in ("current", "previous", "gaps"))
+gaps = data.query_row("event_gaps", start=max(window.start, window.end - timedelta(days=7)), end=window.end)
 
 # Events Stripe sent that never arrived (found by the sweep) matter most when nothing
 # arrives at all, so this comes before the empty state.
-missed = metrics.missed_events_alert(data.first_row(rows["missed"]), rows["money"].to_dict("records"), now)
+missed = metrics.missed_events_alert(data.query_row("missed_events_open"),
+                                     data.query_df("missed_money_at_risk").to_dict("records"), now)
 if missed:
     st.error(missed, icon=":material/report:")
 
@@ -88,7 +85,7 @@ if len(buckets) > 1:
     window = window.with_bucket(bucket)
 
 by_bucket = data.query_df("events_by_bucket", start=window.start, end=window.end, bucket=window.bucket)
-types = rows["types"]
+types = data.query_df("event_types", start=window.start, end=window.end)
 statuses = pd.DataFrame({"processing_status": charts.STATUSES,
                          "events": [int(current.get(s) or 0) for s in charts.STATUSES]})
 
