@@ -7,11 +7,10 @@ The README's configuration table is checked against this declaration by a test.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
-import threading
-from collections import OrderedDict
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -556,31 +555,20 @@ def get_settings(**overrides) -> Settings:
     Settings depend only on the environment (and the user, for the default data folder), so
     the validated object is kept per (environment, user, overrides): a page run asks for them
     a dozen times, and validating them costs about 10 ms each time. A changed variable is a new
-    key, so the answer is always the environment's as it is now. The object is frozen, so no
-    caller can change what the next one gets.
+    key, so the answer is always the environment's as it is now; a bad value raises every time
+    (an exception is not kept). The object is frozen, so no caller can change what the next
+    one gets.
     """
+    user = os.geteuid() if hasattr(os, "geteuid") else None
     try:
-        key = (tuple(sorted(os.environ.items())), os.geteuid() if hasattr(os, "geteuid") else None,
-               tuple(sorted(overrides.items())))
-        hash(key)
+        return _settings_for(tuple(sorted(os.environ.items())), user, tuple(sorted(overrides.items())))
     except TypeError:  # an unhashable override: build it afresh
         return _validated(overrides)
-    with _SETTINGS_LOCK:
-        cached = _SETTINGS_CACHE.get(key)
-        if cached is not None:
-            _SETTINGS_CACHE.move_to_end(key)
-            return cached
-    settings = _validated(overrides)
-    with _SETTINGS_LOCK:
-        _SETTINGS_CACHE[key] = settings
-        while len(_SETTINGS_CACHE) > _SETTINGS_CACHE_SIZE:
-            _SETTINGS_CACHE.popitem(last=False)
-    return settings
 
 
-_SETTINGS_CACHE: OrderedDict[tuple, Settings] = OrderedDict()
-_SETTINGS_CACHE_SIZE = 32
-_SETTINGS_LOCK = threading.Lock()
+@functools.lru_cache(maxsize=32)
+def _settings_for(environment: tuple, user: int | None, overrides: tuple) -> Settings:
+    return _validated(dict(overrides))
 
 
 def _validated(overrides: dict) -> Settings:

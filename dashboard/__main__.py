@@ -1,5 +1,5 @@
 """Serve the dashboard: ``python -m dashboard [STREAMLIT OPTIONS]``, the same as
-``streamlit run dashboard/app.py [STREAMLIT OPTIONS]`` with the pages' libraries loaded while
+``streamlit run dashboard/app.py [STREAMLIT OPTIONS]`` with the pages' libraries loaded before
 the server starts.
 
 Streamlit imports what a page needs only when the first visitor's run reaches it: pandas,
@@ -43,7 +43,7 @@ def imported_modules(folder: Path = DASHBOARD) -> list[str]:
                 continue
             for name in names:
                 seen.setdefault(name, None)
-    return [name for name in seen if name != "dashboard.__main__"]
+    return list(seen)
 
 
 class _WithoutRuntimeWarning(logging.Filter):

@@ -87,6 +87,7 @@ def test_right_after_postgres_restarted_under_an_idle_receiver_every_delivery_su
     assert (result.lost, result.duplicated, result.stuck, result.after) == (0, 0, 0, 24), result
     assert result.detail["leaked_locks"] == 0
 
+
 def test_postgres_restarted_under_retry_fails_the_run_leaves_no_claim_behind_and_the_next_run_finishes(
         private_embedded_database):
     # The outage outlasts the deliveries in flight, so the run gives back its claims while
