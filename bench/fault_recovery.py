@@ -3,7 +3,8 @@
     python bench/fault_recovery.py            # full size: 1,000 deliveries, 2 and 4 receiver workers
     python bench/fault_recovery.py --quick    # 200 deliveries, 2 workers, smaller cleanup and incident
 
-Besides the receiver and PostgreSQL restarts: Stripe (a local_stripe server) answering 500
+Besides the receiver and PostgreSQL restarts (under a burst of deliveries, and between
+deliveries to an idle receiver whose pooled connections the restart closed): Stripe (a local_stripe server) answering 500
 or 429, or not answering at all, under ``sweep`` and ``reconcile``, the alert webhook, Slack
 and the mail server down during an incident under two ``watch`` processes, two ``schedule``
 processes (about two minutes: cron times have minute resolution), two ``retry`` processes
@@ -35,6 +36,7 @@ from devharness.scenarios.alert_channels_down import (
 from devharness.scenarios.concurrent_jobs import two_retries, two_schedulers
 from devharness.scenarios.job_crash import job_killed_mid_run
 from devharness.scenarios.postgres_restarts import (
+    postgres_restarted_between_deliveries,
     postgres_restarted_during_cleanup,
     postgres_restarted_during_reconcile,
     postgres_restarted_during_retry,
@@ -127,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             run(postgres_restarted_under_receiver, data_dir=data_dir, events=events // 2, down_s=2.0, concurrency=32,
                 deadline_s=120)
+            # The receiver's pool is not pre-pinged: the first claims after a restart meet
+            # closed connections and are made again on new ones, each answered the first time.
+            run(postgres_restarted_between_deliveries, data_dir=data_dir, before=12 if quick else 32,
+                after=12 if quick else 32, concurrency=4 if quick else 8)
             run(postgres_restarted_under_watch, data_dir=data_dir, down_s=4.0, alerts=5 if quick else 20,
                 quiet=("log",))
             run(postgres_restarted_during_cleanup, data_dir=data_dir, events=20_000 if quick else 100_000,
