@@ -139,6 +139,35 @@ def test_retry_now_plans_first_then_redelivers_a_group_in_the_background(history
     assert tuple(run) == ("dashboard", "needs_review")  # the validation failure still needs a person
 
 
+def test_a_large_group_lists_a_few_events_one_by_one_and_plans_the_whole_group(db, receiver_url, login_off):
+    """The Event box offers the oldest EVENT_CHOICES events, not the whole group (its options
+    go to the browser on every render); Retry now for all of it still plans every event."""
+    from dashboard.views.errors.page import EVENT_CHOICES
+    from tests.support.factories import add_event
+
+    now = datetime.now(timezone.utc)
+    size = EVENT_CHOICES + 12
+    with db.begin() as conn:
+        for i in range(size):
+            add_event(conn, created_at=now - timedelta(minutes=30, seconds=-i), status="failed",
+                      error=f"ledger locked for {1000 + i} ms", error_category="database", duration_ms=10)
+    at = open_dashboard("views/errors/page.py")
+    assert not at.exception, at.exception
+    at.selectbox(key="retry_group").set_value("ledger locked for <n> ms").run()
+    assert len(at.selectbox(key="retry_event").options) == 1 + EVENT_CHOICES
+    at.button(key="retry_plan_button").click().run()
+    assert not at.exception, at.exception
+    assert any(f"Re-deliver **{size}** failed event(s)" in w.value and f"database {size}" in w.value
+               for w in at.warning), [w.value for w in at.warning]
+    # One event of the group: the plan is that event alone.
+    at.button(key="retry_cancelled").click().run()
+    oldest = at.selectbox(key="retry_event").options[1]
+    at.selectbox(key="retry_event").set_value(oldest).run()
+    at.button(key="retry_plan_button").click().run()
+    assert any("Re-deliver **1** failed event(s) to MONITOR_REPLAY_URL as Stripe would (database 1)" in w.value
+               for w in at.warning), [w.value for w in at.warning]
+
+
 def test_next_step_words():
     row = pd.Series({"still_failing": 2, "recovered": 0, "needs_person": 2, "next_retry_at": None})
     assert ef.next_step(row) == "needs a person"
