@@ -64,6 +64,55 @@ def test_failures_by_bucket_and_type(failures):
     assert rows == [(10, A, 2), (10, B, 1), (10, C, 1), (12, B, 1)]
 
 
+def test_failure_plan_counts_every_failed_event_by_category_whatever_its_age(db):
+    """Read from the rollups (how many failed) and the failed events' index (how many need a
+    person, the next retry): the same answers as counting the rows, before and after the
+    pending rollup changes are folded, and after events recover, change category or leave."""
+    import sqlalchemy as sa
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    soon, later = now + timedelta(minutes=5), now + timedelta(hours=2)
+    rows = [
+        # (age, status, category, next retry)
+        (timedelta(days=40), "failed", "network", later),
+        (timedelta(days=3), "failed", "network", soon),
+        (timedelta(minutes=1), "failed", "network", None),
+        (timedelta(days=9), "failed", "validation", None),
+        (timedelta(hours=2), "failed", None, None),        # no category: counted as unknown
+        (timedelta(hours=1), "failed", "unknown", later),
+        (timedelta(hours=1), "completed", "network", None),  # recovered: not counted
+        (timedelta(hours=1), "pending", "stripe", later),
+    ]
+    ids = []
+    with db.begin() as conn:
+        for age, status, category, retry_at in rows:
+            event_id = add_event(conn, created_at=now - age, status=status, error="boom", error_category=category,
+                                 duration_ms=10)
+            conn.execute(sa.text("UPDATE webhook_events SET next_retry_at = :at WHERE stripe_event_id = :id"),
+                         {"at": retry_at, "id": event_id})
+            ids.append(event_id)
+
+    def plan():
+        return [(r.category, r.retry_planned, r.needs_person, None if r.next_retry_at is None or
+                 r.next_retry_at != r.next_retry_at else r.next_retry_at.to_pydatetime())
+                for r in fetch_df(db, "failure_plan").itertuples()]
+
+    expected = [("network", 2, 1, soon), ("unknown", 1, 1, later), ("validation", 0, 1, None)]
+    assert plan() == expected
+    with db.begin() as conn:
+        conn.execute(sa.text("SELECT webhook_rollup_fold()"))
+    assert plan() == expected
+    with db.begin() as conn:
+        # The next network retry completes; the validation failure is re-categorised; the
+        # 40-day-old failure is deleted.
+        conn.execute(sa.text("UPDATE webhook_events SET processing_status = 'completed', next_retry_at = NULL "
+                             "WHERE stripe_event_id = :id"), {"id": ids[1]})
+        conn.execute(sa.text("UPDATE webhook_events SET error_category = 'stripe' WHERE stripe_event_id = :id"),
+                     {"id": ids[3]})
+        conn.execute(sa.text("DELETE FROM webhook_events WHERE stripe_event_id = :id"), {"id": ids[0]})
+    assert plan() == [("network", 0, 1, None), ("stripe", 0, 1, None), ("unknown", 1, 1, later)]
+
+
 @pytest.mark.parametrize("name, extra", [
     ("error_fingerprints", {"limit": 10}),
     ("failure_outcomes", {}),
