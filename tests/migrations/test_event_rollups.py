@@ -434,6 +434,44 @@ def test_whole_days_are_utc_days_whatever_the_sessions_time_zone(db):
         new_york.dispose()
 
 
+def test_window_bounds_round_as_date_trunc_in_utc_and_are_computed_once_per_query(db):
+    """The immutable UTC rounding the window functions' bounds use gives date_trunc(unit, t,
+    'UTC') for moments around New York's daylight-saving changes, in a New York session; and
+    the planner computes a window's bounds from the query's parameters, so no scan filters or
+    probes its rows with a rounding of its own (a 30-day window's daily rollups evaluated
+    them for every row)."""
+    new_york = sa.create_engine(db.url, connect_args={"options": "-c timezone=America/New_York"})
+    moments = [datetime(2026, 3, 8, 6, 59, 59, 999999, tzinfo=timezone.utc) + timedelta(minutes=37 * i)
+               for i in range(-40, 40)] + [datetime(2026, 11, 1, 5, 0, tzinfo=timezone.utc),
+                                           datetime(2026, 12, 31, 23, 59, 59, tzinfo=timezone.utc)]
+    try:
+        with new_york.connect() as conn:
+            for moment in moments:
+                ours = conn.execute(sa.text(
+                    "SELECT webhook_utc_hour(:t), webhook_utc_day(:t), webhook_rollup_full_from(:t), "
+                    "webhook_rollup_day_from(:t)"), {"t": moment}).one()
+                reference = conn.execute(sa.text(
+                    "SELECT date_trunc('hour', CAST(:t AS timestamptz), 'UTC'), "
+                    "date_trunc('day', CAST(:t AS timestamptz), 'UTC')"), {"t": moment}).one()
+                hour, day = (value.astimezone(timezone.utc) for value in reference)
+                full_from = moment if hour == moment else hour + timedelta(hours=1)
+                day_from = moment if day == moment else day + timedelta(hours=24)
+                assert tuple(v.astimezone(timezone.utc) for v in ours) == (hour, day, full_from, day_from), moment
+            for function in ("webhook_window_counts", "webhook_window_counts_hourly", "webhook_error_event_window",
+                             "webhook_duration_window", "registration_funnel_counts",
+                             "registration_completion_window", "registration_payment_window"):
+                plan = conn.execute(sa.text(
+                    f"EXPLAIN (VERBOSE) SELECT * FROM {function}(CAST(:start AS timestamptz), "
+                    "CAST(:end AS timestamptz))"),
+                    {"start": datetime(2026, 2, 3, 4, 5, tzinfo=timezone.utc),
+                     "end": datetime(2026, 3, 9, 10, 11, tzinfo=timezone.utc)}).scalars().all()
+                conditions = [line for line in plan if "Filter:" in line or "Cond:" in line]
+                assert conditions and not [line for line in conditions
+                                           if "date_trunc" in line or "webhook_utc" in line or "webhook_rollup" in line], (function, plan)
+    finally:
+        new_york.dispose()
+
+
 def test_the_event_rollups_are_empty_on_an_empty_database(dashboard_engine):
     from queries import fetch_df
 
