@@ -128,6 +128,10 @@ def assert_error_queries_match(conn, start, end, *, examples: bool = True) -> No
         got_ids = fetch_df(conn, "error_group_failing_events", **window, fingerprint=fingerprint, limit=10_000)
         assert set(got_ids["stripe_event_id"]) == want, (fingerprint, start, end)
         assert list(got_ids["created_at"]) == sorted(got_ids["created_at"])
+        # What Retry now offers: the same events, read without the events' rows.
+        choices = fetch_df(conn, "error_group_failing_event_choices", **window, fingerprint=fingerprint, limit=10_000)
+        assert set(choices["stripe_event_id"]) == want, (fingerprint, start, end)
+        assert list(choices["created_at"]) == sorted(choices["created_at"])
 
 
 def assert_state_equals_rebuild(conn) -> None:

@@ -86,7 +86,7 @@ def retry_section(groups) -> None:
     labels = {row["fingerprint"]: f"{row['category']} · {row['still_failing']:,} failing · {row['fingerprint'][:90]}"
               for _, row in failing.iterrows()}
     fingerprint = st.selectbox("Error group", list(labels), format_func=labels.get, key="retry_group")
-    events = data.query_df("error_group_failing_events", start=window.start, end=window.end,
+    events = data.query_df("error_group_failing_event_choices", start=window.start, end=window.end,
                            fingerprint=fingerprint, limit=EVENT_CHOICES)
     if events.empty:
         st.info("The events of this group are no longer failed.", icon=":material/check_circle:")
@@ -97,8 +97,8 @@ def retry_section(groups) -> None:
     left, right = st.columns([1, 4])
     if left.button("Retry now…", type="primary", icon=":material/replay:", key="retry_plan_button",
                    disabled=bool(problem)):
-        chosen = (data.query_df("error_group_failing_events", start=window.start, end=window.end,
-                                fingerprint=fingerprint, limit=RETRY_MAX_EVENTS)
+        chosen = (data.query_df("error_group_failing_event_choices", start=window.start, end=window.end,
+                                  fingerprint=fingerprint, limit=RETRY_MAX_EVENTS)
                   if one == ALL_OF_GROUP else events[events["stripe_event_id"] == one])
         st.session_state[PLAN_KEY] = {"event_ids": list(chosen["stripe_event_id"]),
                                       "categories": chosen["error_category"].value_counts().to_dict()}
