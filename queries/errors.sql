@@ -198,18 +198,15 @@ LIMIT :limit
 -- name: error_group_failing_events
 -- The events of one error group (:fingerprint, as error_groups returns it) that are failed
 -- now, failed attempts in [start, end): what Retry now would re-deliver, oldest first, at
--- most :limit. Read from webhook_error_events (migrations/0179_baseline.sql): the group's
--- failed events in the order they were received, an index range that stops at :limit; an
--- event whose last failure is after the window counts if one of its attempts failed inside
--- it.
+-- most :limit. The group's rows come from webhook_error_group_failing
+-- (migrations/functions/error_rollups.sql) in the order their events were received, an
+-- index range that stops at :limit; an event whose last failure is after the window counts
+-- if one of its attempts failed inside it.
 SELECT e.stripe_event_id, e.event_type, e.error_category, e.recovery_action, e.next_retry_at,
        e.attempts, e.created_at
 FROM (
     SELECT p.stripe_event_id, p.created_at
-    FROM webhook_error_events p
-    WHERE p.error_fingerprint = :fingerprint AND p.failing
-      AND p.last_failed >= :start AND p.first_failed < :end
-      AND (p.last_failed < :end OR webhook_error_failed_within(p.stripe_event_id, p.error_fingerprint, :start, :end))
+    FROM webhook_error_group_failing(:fingerprint, :start, :end) p
     ORDER BY p.created_at
     LIMIT :limit
 ) p
@@ -225,15 +222,12 @@ ORDER BY p.created_at
 -- The events of one error group that are failed now, failed attempts in [start, end), as
 -- Retry now offers and plans them: id, the group's category for the event (its highest
 -- among its failures in this group) and when it was received, oldest first, at most :limit.
--- error_group_failing_events without the probe of each event's row: read from
--- webhook_error_events alone (its 'failing' is the event's status, kept by the same
--- trigger), so a render never reads the events table's pages one by one, which on a cold
--- cache took 0.2-0.3 s for 50 events at 10M events.
+-- error_group_failing_events without the probe of each event's row: read from the group's
+-- webhook_error_events rows alone (their 'failing' is the event's status, kept by the
+-- events' trigger), so a render never reads the events table's pages one by one, which on
+-- a cold cache took 0.2-0.3 s for 50 events at 10M events.
 SELECT p.stripe_event_id, nullif(p.error_category, '') AS error_category, p.created_at
-FROM webhook_error_events p
-WHERE p.error_fingerprint = :fingerprint AND p.failing
-  AND p.last_failed >= :start AND p.first_failed < :end
-  AND (p.last_failed < :end OR webhook_error_failed_within(p.stripe_event_id, p.error_fingerprint, :start, :end))
+FROM webhook_error_group_failing(:fingerprint, :start, :end) p
 ORDER BY p.created_at
 LIMIT :limit
 

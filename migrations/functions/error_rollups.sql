@@ -397,6 +397,24 @@ SELECT EXISTS (SELECT 1 FROM public.webhook_event_attempts a
                  AND a.error_fingerprint = p_fingerprint AND a.finished_at >= p_start AND a.finished_at < p_end)
 $$;
 
+-- The rows of one error group whose event is failed now and has a failure in [start, end):
+-- what Retry now re-delivers (queries/errors.sql reads them oldest first). Inlined by the
+-- planner, so a caller's ORDER BY created_at LIMIT n walks webhook_error_events_failing_idx
+-- and stops at n.
+CREATE OR REPLACE FUNCTION public.webhook_error_group_failing(p_fingerprint text, p_start timestamptz,
+                                                             p_end timestamptz)
+RETURNS SETOF public.webhook_error_events
+LANGUAGE sql
+STABLE
+AS $$
+SELECT p.*
+FROM public.webhook_error_events p
+WHERE p.error_fingerprint = p_fingerprint AND p.failing
+  AND p.last_failed >= p_start AND p.first_failed < p_end
+  AND (p.last_failed < p_end
+       OR public.webhook_error_failed_within(p.stripe_event_id, p.error_fingerprint, p_start, p_end))
+$$;
+
 -- The events × fingerprints with a failure in [start, end), counted in
 -- webhook_error_event_rollup's shape: by the hour or day of their last failure, the whole
 -- days inside the window's whole hours from the daily rollup, the other whole hours from the
@@ -473,5 +491,6 @@ SELECT public.webhook_monitor_callable_by(ARRAY[
         'public.webhook_error_archive_maintain()',
         'public.webhook_failure_window(timestamptz, timestamptz)',
         'public.webhook_error_failed_within(text, text, timestamptz, timestamptz)',
-        'public.webhook_error_event_window(timestamptz, timestamptz)'
+        'public.webhook_error_event_window(timestamptz, timestamptz)',
+        'public.webhook_error_group_failing(text, timestamptz, timestamptz)'
 ]::regprocedure[]);
