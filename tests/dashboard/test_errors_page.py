@@ -117,6 +117,8 @@ def test_retry_now_plans_first_then_redelivers_a_group_in_the_background(history
     db = history["db"]
     at = open_dashboard("views/errors/page.py")  # through the app: login (off, local) gives the identity
     assert not at.exception, at.exception
+    # Nothing is offered for retry before a group is chosen.
+    assert at.selectbox(key="retry_group").value is None and not [b for b in at.button if b.key == "retry_plan_button"]
     assert "Error groups" in [h.value for h in at.subheader]
     groups = next(el.value for el in at.dataframe if "next" in el.value.columns)
     assert "needs a person" in set(groups["next"])
@@ -192,6 +194,7 @@ def test_without_a_replay_url_retry_now_says_what_to_set(history, login_off, mon
     monkeypatch.delenv("MONITOR_REPLAY_URL", raising=False)
     at = open_dashboard("views/errors/page.py")
     assert any("set MONITOR_REPLAY_URL" in w.value for w in at.warning)
+    at.selectbox(key="retry_group").set_value("TimeoutError: mailer timed out after <n> ms").run()
     assert at.button(key="retry_plan_button").disabled
 
 

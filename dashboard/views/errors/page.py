@@ -85,7 +85,13 @@ def retry_section(groups) -> None:
         st.warning(problem, icon=":material/block:")
     labels = {row["fingerprint"]: f"{row['category']} · {row['still_failing']:,} failing · {row['fingerprint'][:90]}"
               for _, row in failing.iterrows()}
-    fingerprint = st.selectbox("Error group", list(labels), format_func=labels.get, key="retry_group")
+    # No group until one is chosen: a render reads no group's events (at 10M events, listing
+    # the largest group's took 40-50 ms of every render of the page), and a retry is never
+    # one click away from a group nobody picked.
+    fingerprint = st.selectbox("Error group", list(labels), format_func=labels.get, key="retry_group", index=None,
+                               placeholder=f"Choose one of the {len(labels)} groups still failing")
+    if fingerprint is None:
+        return
     events = data.query_df("error_group_failing_event_choices", start=window.start, end=window.end,
                            fingerprint=fingerprint, limit=EVENT_CHOICES)
     if events.empty:
