@@ -104,7 +104,7 @@ def retry_section(groups) -> None:
     if left.button("Retry now…", type="primary", icon=":material/replay:", key="retry_plan_button",
                    disabled=bool(problem)):
         chosen = (data.query_df("error_group_failing_event_choices", start=window.start, end=window.end,
-                                  fingerprint=fingerprint, limit=RETRY_MAX_EVENTS)
+                                fingerprint=fingerprint, limit=RETRY_MAX_EVENTS)
                   if one == ALL_OF_GROUP else events[events["stripe_event_id"] == one])
         st.session_state[PLAN_KEY] = {"event_ids": list(chosen["stripe_event_id"]),
                                       "categories": chosen["error_category"].value_counts().to_dict()}
