@@ -97,6 +97,10 @@ class UnprocessablePayload(PayloadError):
 
 def json_depth_exceeds(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
     """True when the JSON text nests arrays/objects deeper than ``limit`` (strings ignored)."""
+    # Nothing can nest deeper than it has brackets: a Stripe event has a few dozen, and
+    # counting them takes 4 µs where the walk below takes 170 µs (a checkout session event).
+    if text.count("[") + text.count("{") <= limit:
+        return False
     depth = 0
     for match in _BRACKETS.finditer(_STRINGS.sub("", text)):
         if match.group() in "[{":

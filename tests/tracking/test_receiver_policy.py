@@ -21,7 +21,7 @@ from devharness import AsgiServerThread
 from local_stripe.objects import checkout_session_event
 from tests.support.factories import add_registration
 from tests.tracking.test_receiver import SECRET, ServerThread, event_count, event_row, registration_row, sign
-from tracking.receiver import MAX_JSON_DEPTH, Receiver
+from tracking.receiver import MAX_JSON_DEPTH, Receiver, json_depth_exceeds
 
 NEW_SECRET, OLD_SECRET = "whsec_rotated_new", "whsec_rotated_old"
 
@@ -116,6 +116,16 @@ def test_a_dropped_database_connection_is_answered_5xx_with_a_planned_retry(rece
     status, answer = receiver.deliver(event, secret=NEW_SECRET)
     assert (status, answer["status"], answer["attempt"]) == (200, "processed", 2)
     assert registration_row(db, reg)["processing_status"] == "completed"
+
+
+def test_nesting_depth_is_measured_not_guessed_from_the_number_of_brackets():
+    deep = lambda n: "[" * n + "]" * n
+    assert not json_depth_exceeds(deep(MAX_JSON_DEPTH))
+    assert json_depth_exceeds(deep(MAX_JSON_DEPTH + 1))
+    many_shallow = json.dumps({"data": [{"id": i, "tags": []} for i in range(200)]})
+    assert not json_depth_exceeds(many_shallow)
+    assert not json_depth_exceeds(json.dumps({"text": "[" * 500}))  # brackets in a string do not nest
+    assert json_depth_exceeds(many_shallow[:-1] + ', "x": ' + deep(MAX_JSON_DEPTH) + "}")
 
 
 def test_absurdly_nested_json_is_kept_and_answered_without_a_traceback(receiver, db):
