@@ -118,7 +118,8 @@ def test_retry_now_plans_first_then_redelivers_a_group_in_the_background(history
     at = open_dashboard("views/errors/page.py")  # through the app: login (off, local) gives the identity
     assert not at.exception, at.exception
     # Nothing is offered for retry before a group is chosen.
-    assert at.selectbox(key="retry_group").value is None and not [b for b in at.button if b.key == "retry_plan_button"]
+    assert at.selectbox(key="retry_group").value is None
+    assert not [b for b in at.button if b.key == "retry_plan_button"]
     assert "Error groups" in [h.value for h in at.subheader]
     groups = next(el.value for el in at.dataframe if "next" in el.value.columns)
     assert "needs a person" in set(groups["next"])
@@ -168,6 +169,10 @@ def test_a_large_group_lists_a_few_events_one_by_one_and_plans_the_whole_group(d
     at.button(key="retry_plan_button").click().run()
     assert any("Re-deliver **1** failed event(s) to MONITOR_REPLAY_URL as Stripe would (database 1)" in w.value
                for w in at.warning), [w.value for w in at.warning]
+    # Another choice after planning: the plan made for the first is not offered for it.
+    at.selectbox(key="retry_event").set_value(at.selectbox(key="retry_event").options[2]).run()
+    assert not any("Re-deliver" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert not [b for b in at.button if b.key == "retry_confirmed"]
 
 
 def test_next_step_words():

@@ -106,10 +106,12 @@ def retry_section(groups) -> None:
         chosen = (data.query_df("error_group_failing_event_choices", start=window.start, end=window.end,
                                 fingerprint=fingerprint, limit=RETRY_MAX_EVENTS)
                   if one == ALL_OF_GROUP else events[events["stripe_event_id"] == one])
-        st.session_state[PLAN_KEY] = {"event_ids": list(chosen["stripe_event_id"]),
+        st.session_state[PLAN_KEY] = {"for": (fingerprint, one), "event_ids": list(chosen["stripe_event_id"]),
                                       "categories": chosen["error_category"].value_counts().to_dict()}
     plan = st.session_state.get(PLAN_KEY)
-    if plan and plan["event_ids"]:
+    # A plan is confirmed only for the choice it was made for: after picking another group or
+    # event, Retry now plans again rather than offering to re-deliver what is no longer shown.
+    if plan and plan["for"] == (fingerprint, one) and plan["event_ids"]:
         planned, categories = plan["event_ids"], plan["categories"]
         with st.container(border=True):
             st.warning(f"Re-deliver **{len(planned):,}** failed event(s) to MONITOR_REPLAY_URL as Stripe would "
