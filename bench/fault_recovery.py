@@ -4,12 +4,12 @@
     python bench/fault_recovery.py --quick    # 200 deliveries, 2 workers, smaller cleanup and incident
 
 Besides the receiver and PostgreSQL restarts (under a burst of deliveries, and between
-deliveries to an idle receiver whose pooled connections the restart closed): Stripe (a local_stripe server) answering 500
-or 429, or not answering at all, under ``sweep`` and ``reconcile``, the alert webhook, Slack
-and the mail server down during an incident under two ``watch`` processes, two ``schedule``
-processes (about two minutes: cron times have minute resolution), two ``retry`` processes
-over the same events, a ``watch`` SIGKILLed, and PostgreSQL restarted under ``watch``,
-``sweep``, ``reconcile``, ``cleanup`` and ``retry``.
+deliveries to an idle receiver whose pooled connections the restart closed): Stripe (a
+local_stripe server) answering 500 or 429, or not answering at all, under ``sweep`` and
+``reconcile``, the alert webhook, Slack and the mail server down during an incident under
+two ``watch`` processes, two ``schedule`` processes (about two minutes: cron times have
+minute resolution), two ``retry`` processes over the same events, a ``watch`` SIGKILLed, and
+PostgreSQL restarted under ``watch``, ``sweep``, ``reconcile``, ``cleanup`` and ``retry``.
 
 Each scenario runs on a throwaway database (an embedded PostgreSQL in a temporary folder,
 or a scratch database on DATABASE_URL's server) with the reference receiver under uvicorn

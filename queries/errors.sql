@@ -249,6 +249,8 @@ WITH failed AS (
     GROUP BY 1
     HAVING sum(events) > 0
 ), planned AS MATERIALIZED (   -- each count once: both sums below read it
+    -- Two branches each: "no category" is NULL in the rows, and `IS NOT DISTINCT FROM` would
+    -- not be an index range.
     SELECT f.error_category,
            f.failed,
            CASE WHEN f.error_category = ''

@@ -1,6 +1,7 @@
 """PostgreSQL restarted (the embedded server stopped, kept down, started again) under the
-receiver (mid-burst, and while it sits idle) and under each job that writes: ``watch``, ``cleanup``, ``retry``, ``sweep`` and
-``reconcile``. The restart comes mid-run, when the process certainly holds a session."""
+receiver (mid-burst, and while it sits idle) and under each job that writes: ``watch``,
+``cleanup``, ``retry``, ``sweep`` and ``reconcile``. The restart comes mid-run, when the
+process certainly holds a session."""
 
 from __future__ import annotations
 
